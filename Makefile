@@ -1,0 +1,58 @@
+# The platform's commands. Needs only Python 3.11+, make and git: everything else is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTOS := $(shell find protos -name '*.proto')
+export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
+
+.PHONY: all venv protos run down status lint unit integration e2e contract test bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+gen/oms.pb: $(STAMP) $(PROTOS)
+	$(PY) -m omsctl protos
+
+protos: gen/oms.pb
+
+run: protos ## bring the whole platform up; Ctrl-C stops it
+	$(PY) -m omsctl up $(ARGS)
+
+down: $(STAMP)
+	$(PY) -m omsctl down
+
+status: $(STAMP)
+	$(PY) -m omsctl status
+
+lint: protos
+	$(VENV)/bin/ruff check services omsctl sandboxes tests
+	$(VENV)/bin/ruff format --check services omsctl sandboxes tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/buf lint
+
+unit: protos
+	$(PY) -m pytest -q tests/unit
+
+integration: protos
+	$(PY) -m pytest -q tests/integration
+
+e2e: protos
+	$(PY) -m pytest -q tests/e2e
+
+contract: protos
+	$(PY) -m pytest -q tests/contract
+
+test: lint protos
+	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e
+
+clean:
+	rm -rf gen .pytest_cache .mypy_cache .ruff_cache

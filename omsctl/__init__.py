@@ -1,0 +1,1 @@
+"""omsctl: the operator and developer CLI (`omsctl up`, `down`, `status`)."""

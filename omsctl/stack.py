@@ -1,0 +1,317 @@
+"""The local platform: infrastructure (given by URL or embedded), migrated databases, every service
+as its own process, and Envoy in front — started in order, health-checked, stopped in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from omsctl import embedded, envoy
+
+log = logging.getLogger("omsctl")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One platform service: how to run it, its default port, whether it owns a database, its peers."""
+
+    name: str
+    default_port: int
+    database: bool
+    peers: tuple[str, ...] = ()
+
+    @property
+    def module(self) -> str:
+        return f"services.{self.name}"
+
+
+# Order matters: a service starts after the peers it calls.
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("orders", 50051, database=True),
+    ServiceSpec("gateway", 50050, database=False, peers=("orders",)),
+)
+ENVOY_PORT = 8080
+ENVOY_ADMIN_PORT = 9901
+
+
+@dataclass
+class Infra:
+    """Postgres, Redis and NATS: from DATABASE_URL/REDIS_URL/NATS_URL when reachable, else embedded."""
+
+    home: Path
+    durable: bool = True
+    database_url: str = ""
+    redis_url: str = ""
+    nats_url: str = ""
+    started: list[Any] = field(default_factory=list)
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ if env is None else env)
+        logs = self.home / "logs"
+        self.database_url = self._given(env, "DATABASE_URL", 5432)
+        if not self.database_url:
+            pg = embedded.EmbeddedPostgres(self.home / "postgres", logs, durable=self.durable)
+            pg.start()
+            self.started.append(pg)
+            self.database_url = pg.url
+        self.redis_url = self._given(env, "REDIS_URL", 6379)
+        if not self.redis_url:
+            redis = embedded.EmbeddedRedis(self.home / "redis", logs, durable=self.durable)
+            redis.start()
+            self.started.append(redis)
+            self.redis_url = redis.url
+        self.nats_url = self._given(env, "NATS_URL", 4222)
+        if not self.nats_url:
+            nats = embedded.EmbeddedNats(self.home / "nats", logs)
+            nats.start()
+            self.started.append(nats)
+            self.nats_url = nats.url
+
+    @staticmethod
+    def _given(env: dict[str, str], name: str, default_port: int) -> str:
+        url = env.get(name, "").strip()
+        if not url:
+            return ""
+        parsed = urlparse(url)
+        try:
+            embedded.wait_for_port_on(parsed.hostname or "127.0.0.1", parsed.port or default_port, timeout=2)
+        except (OSError, TimeoutError):
+            log.warning("%s is set but %s is not reachable; starting an embedded server instead", name, url)
+            return ""
+        return url
+
+    def processes(self) -> list[embedded.Process]:
+        return [server.process for server in self.started if server.process is not None]
+
+    def stop(self) -> None:
+        for server in reversed(self.started):
+            server.stop()
+        self.started.clear()
+
+
+def database_url_for(server_url: str, database: str) -> str:
+    from services.kit.db import with_database
+
+    return with_database(server_url, database)
+
+
+async def create_databases(server_url: str, names: list[str]) -> None:
+    import asyncpg
+
+    from services.kit.db import plain_url
+
+    conn = await asyncpg.connect(plain_url(server_url))
+    try:
+        existing = {row["datname"] for row in await conn.fetch("SELECT datname FROM pg_database")}
+        for name in names:
+            if name not in existing:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Platform:
+    """Services and Envoy on top of an Infra."""
+
+    infra: Infra
+    home: Path
+    subject_prefix: str = "oms"
+    database_names: dict[str, str] = field(default_factory=dict)
+    fixed_ports: bool = True
+    processes: list[embedded.Process] = field(default_factory=list)
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+    def database_name(self, service: str) -> str:
+        return self.database_names.get(service, service)
+
+    def service_env(self, spec: ServiceSpec, ports: dict[str, int]) -> dict[str, str]:
+        extra = {
+            "PORT": str(ports[spec.name]),
+            "NATS_URL": self.infra.nats_url,
+            "REDIS_URL": self.infra.redis_url,
+            "OMS_SUBJECT_PREFIX": self.subject_prefix,
+        }
+        if spec.database:
+            extra["DATABASE_URL"] = database_url_for(self.infra.database_url, self.database_name(spec.name))
+        for peer in spec.peers:
+            extra[f"{peer.upper()}_SERVICE_ADDR"] = f"127.0.0.1:{ports[peer]}"
+        return embedded.python_env(ROOT, extra)
+
+    def start(self, timeout: float = 60.0) -> None:
+        logs = self.home / "logs"
+        with_db = [spec for spec in SERVICES if spec.database]
+        asyncio.run(create_databases(self.infra.database_url, [self.database_name(s.name) for s in with_db]))
+        ports = {
+            spec.name: embedded.free_port(spec.default_port if self.fixed_ports else None) for spec in SERVICES
+        }
+        migrations = [
+            embedded.spawn(
+                f"{spec.name}-migrate",
+                [embedded.python(), "-m", spec.module, "migrate"],
+                logs,
+                env=self.service_env(spec, ports),
+                cwd=ROOT,
+            )
+            for spec in with_db
+        ]
+        for migration in migrations:
+            if migration.popen.wait(timeout=timeout) != 0:
+                raise RuntimeError(f"{migration.name} failed; see {migration.log_path}")
+        for spec in SERVICES:
+            process = embedded.spawn(
+                spec.name,
+                [embedded.python(), "-m", spec.module],
+                logs,
+                env=self.service_env(spec, ports),
+                cwd=ROOT,
+                port=ports[spec.name],
+            )
+            self.processes.append(process)
+            self.endpoints[spec.name] = f"127.0.0.1:{ports[spec.name]}"
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            wait_for_health(process, deadline)
+        self._start_envoy(ports["gateway"], logs, deadline)
+
+    def _start_envoy(self, gateway_port: int, logs: Path, deadline: float) -> None:
+        listen = embedded.free_port(ENVOY_PORT if self.fixed_ports else None)
+        admin = embedded.free_port(ENVOY_ADMIN_PORT if self.fixed_ports else None)
+        config = envoy.render(
+            ROOT / "deploy" / "envoy" / "envoy.yaml",
+            listen_port=listen,
+            admin_port=admin,
+            gateway_host="127.0.0.1",
+            gateway_port=gateway_port,
+            descriptor=ROOT / "gen" / "oms.pb",
+        )
+        path = envoy.write(config, self.home / "envoy.yaml")
+        process = embedded.spawn(
+            "envoy",
+            [embedded.executable("envoy"), "-c", str(path), "--use-dynamic-base-id", "--log-level", "warn"],
+            logs,
+            port=listen,
+        )
+        self.processes.append(process)
+        embedded.wait_for_port(listen, max(1.0, deadline - time.monotonic()), process.popen)
+        wait_for_envoy_ready(admin, deadline)
+        self.endpoints["envoy"] = f"127.0.0.1:{listen}"
+        self.endpoints["envoy-admin"] = f"127.0.0.1:{admin}"
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+
+def wait_for_health(process: embedded.Process, deadline: float) -> None:
+    status = ""
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited with {process.popen.returncode}; see {process.log_path}")
+        status = health_status(f"127.0.0.1:{process.port}")
+        if status == "SERVING":
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{process.name} not healthy ({status or 'no answer'}); see {process.log_path}")
+
+
+def health_status(address: str, timeout: float = 1.0) -> str:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.RpcError as error:
+            return error.code().name
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def wait_for_envoy_ready(admin_port: int, deadline: float) -> None:
+    import urllib.request
+
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("envoy not ready")
+
+
+# --- the state file that `down` and `status` read ------------------------------------------------
+
+
+def state_path(home: Path) -> Path:
+    return home / "state.json"
+
+
+def write_state(home: Path, infra: Infra, platform: Platform) -> None:
+    processes = [*infra.processes(), *platform.processes]
+    state = {
+        "started_at": time.time(),
+        "omsctl_pid": os.getpid(),
+        "processes": [{"name": p.name, "pid": p.pid, "port": p.port, "log": str(p.log_path)} for p in processes],
+        "urls": {"DATABASE_URL": infra.database_url, "REDIS_URL": infra.redis_url, "NATS_URL": infra.nats_url},
+        "endpoints": platform.endpoints,
+    }
+    state_path(home).write_text(json.dumps(state, indent=2))
+
+
+def read_state(home: Path) -> dict[str, Any] | None:
+    path = state_path(home)
+    if not path.exists():
+        return None
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def stop_from_state(home: Path) -> list[str]:
+    """Stop what a (possibly killed) `omsctl up` left running, newest first."""
+    state = read_state(home)
+    if state is None:
+        return []
+    stopped = []
+    omsctl_pid = state.get("omsctl_pid")
+    if omsctl_pid and omsctl_pid != os.getpid() and _running(omsctl_pid):
+        os.kill(omsctl_pid, signal.SIGTERM)
+        for _ in range(300):
+            if not _running(omsctl_pid):
+                break
+            time.sleep(0.1)
+    for entry in reversed(state["processes"]):
+        if _running(entry["pid"]):
+            sig = signal.SIGINT if entry["name"] == "postgres" else signal.SIGTERM
+            embedded.stop_pid(entry["pid"], sig)
+            stopped.append(entry["name"])
+    state_path(home).unlink(missing_ok=True)
+    return stopped
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def reset(home: Path) -> None:
+    for name in ("postgres", "redis", "nats"):
+        shutil.rmtree(home / name, ignore_errors=True)

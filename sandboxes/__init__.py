@@ -1,0 +1,1 @@
+"""Simulators of outside systems (payments, carriers, channels, WMS); none is built yet."""

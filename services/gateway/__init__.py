@@ -1,0 +1,1 @@
+"""The gateway service: the one public gRPC entry point behind Envoy."""

@@ -1,0 +1,15 @@
+"""The routing table: which service owns each public gRPC service, by the env var naming its address.
+
+Adding a public RPC to an existing service needs no change here; a new public service needs one entry.
+"""
+
+from __future__ import annotations
+
+PUBLIC_SERVICES: dict[str, str] = {
+    "oms.orders.v1.OrdersService": "ORDERS_SERVICE_ADDR",
+}
+
+
+def public_proto_modules() -> None:
+    """Import the public contracts so reflection and the proxy can describe them."""
+    from oms.orders.v1 import orders_pb2  # noqa: F401

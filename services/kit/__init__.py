@@ -1,0 +1,1 @@
+"""The runtime every service is built from; nothing domain-specific lives here."""

@@ -1,0 +1,190 @@
+"""The JetStream consumer: durable pull, inbox dedupe in the handler's transaction, ack after commit.
+
+Transient failures are nak'ed with a growing delay; a message that cannot be decoded, that a handler
+rejects as permanent, or that keeps failing is terminated and recorded in `dead_letters`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import message_factory
+from google.protobuf import symbol_database as _symbol_database
+from google.protobuf.message import DecodeError, Message
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.kit import bus, tracing
+from services.kit.schema import dead_letters_table, inbox_table
+
+log = logging.getLogger(__name__)
+
+
+class PermanentError(Exception):
+    """Raised by a handler for an event that will never succeed: it goes to the dead letters at once."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    event_id: str
+    subject: str
+    event_type: str
+    deliveries: int
+
+
+Handler = Callable[[AsyncSession, Message, Envelope], Awaitable[None]]
+
+
+def decode(event_type: str, payload: bytes) -> Message:
+    descriptor = _symbol_database.Default().pool.FindMessageTypeByName(event_type)
+    message = message_factory.GetMessageClass(descriptor)()
+    message.ParseFromString(payload)
+    return message
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        name: str,
+        subject_prefix: str,
+        subject: str,
+        handler: Handler,
+        max_deliveries: int = 5,
+        backoff_seconds: Sequence[float] = (1.0, 5.0, 15.0, 60.0),
+        batch_size: int = 50,
+        ack_wait_seconds: float = 30.0,
+    ) -> None:
+        self.js = js
+        self.sessions = sessions
+        self.name = name
+        self.prefix = subject_prefix
+        self.subject = subject
+        self.handler = handler
+        self.max_deliveries = max_deliveries
+        self.backoff = list(backoff_seconds)
+        self.batch_size = batch_size
+        self.ack_wait = ack_wait_seconds
+        self.processed = 0
+        self.duplicates = 0
+
+    async def subscribe(self) -> Any:
+        stream = await bus.ensure_stream(self.js, self.prefix, bus.domain_of(self.subject))
+        return await self.js.pull_subscribe(
+            bus.full_subject(self.prefix, self.subject),
+            durable=self.name,
+            stream=stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self.ack_wait,
+                max_deliver=-1,
+            ),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        subscription = await self.subscribe()
+        while not stop.is_set():
+            try:
+                messages = await subscription.fetch(self.batch_size, timeout=1.0)
+            except NatsTimeout:
+                continue
+            except Exception:
+                log.exception("fetch failed for consumer %s", self.name)
+                await asyncio.sleep(1.0)
+                continue
+            for msg in messages:
+                await self.process(msg)
+
+    async def process(self, msg: Msg) -> None:
+        headers: Mapping[str, str] = msg.headers or {}
+        deliveries = msg.metadata.num_delivered if msg.metadata else 1
+        envelope = Envelope(
+            event_id=headers.get(bus.MSG_ID, ""),
+            subject=msg.subject,
+            event_type=headers.get(bus.EVENT_TYPE, ""),
+            deliveries=deliveries,
+        )
+        token = otel_context.attach(tracing.context_from_headers(headers))
+        try:
+            with tracing.tracer().start_as_current_span(f"consume {msg.subject}", kind=trace.SpanKind.CONSUMER):
+                await self._process(msg, envelope)
+        finally:
+            otel_context.detach(token)
+
+    async def _process(self, msg: Msg, envelope: Envelope) -> None:
+        if not envelope.event_id or not envelope.event_type:
+            await self._dead_letter(msg, envelope, "missing Nats-Msg-Id or Oms-Event-Type header")
+            return
+        try:
+            event = decode(envelope.event_type, msg.data)
+        except (KeyError, DecodeError) as error:
+            await self._dead_letter(msg, envelope, f"undecodable event: {error!r}")
+            return
+        try:
+            first_time = await self._handle_once(event, envelope)
+        except PermanentError as error:
+            await self._dead_letter(msg, envelope, f"rejected: {error}")
+            return
+        except Exception as error:
+            if envelope.deliveries >= self.max_deliveries:
+                log.exception("event %s failed %d times", envelope.event_id, envelope.deliveries)
+                await self._dead_letter(msg, envelope, f"failed {envelope.deliveries} times: {error!r}")
+            else:
+                delay = self.backoff[min(envelope.deliveries, len(self.backoff)) - 1]
+                log.warning("event %s failed (%r); redelivery in %.1fs", envelope.event_id, error, delay)
+                await msg.nak(delay=delay)
+            return
+        await msg.ack()
+        if first_time:
+            self.processed += 1
+        else:
+            self.duplicates += 1
+
+    async def _handle_once(self, event: Message, envelope: Envelope) -> bool:
+        async with self.sessions() as session, session.begin():
+            claimed = await session.execute(
+                insert(inbox_table)
+                .values(consumer=self.name, event_id=envelope.event_id, subject=envelope.subject)
+                .on_conflict_do_nothing()
+                .returning(inbox_table.c.event_id)
+            )
+            if claimed.first() is None:
+                return False
+            await self.handler(session, event, envelope)
+        return True
+
+    async def _dead_letter(self, msg: Msg, envelope: Envelope, error: str) -> None:
+        """Record first, then terminate: if the record cannot be written the message stays in the stream."""
+        try:
+            async with self.sessions() as session, session.begin():
+                await session.execute(
+                    insert(dead_letters_table).values(
+                        consumer=self.name,
+                        subject=envelope.subject,
+                        event_id=envelope.event_id,
+                        event_type=envelope.event_type,
+                        payload=msg.data,
+                        headers=dict(msg.headers or {}),
+                        error=error[:4000],
+                        deliveries=envelope.deliveries,
+                    )
+                )
+        except Exception:
+            log.exception("could not record dead letter for %s; leaving it for redelivery", envelope.event_id)
+            await msg.nak(delay=self.backoff[-1])
+            return
+        log.error("dead-lettered event %s: %s", envelope.event_id, error)
+        await msg.term()

@@ -1,0 +1,81 @@
+"""The async SQLAlchemy engine on asyncpg and the unit of work that rolls back unless committed."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from google.protobuf.message import Message
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from services.kit import outbox
+from services.kit.clock import Clock, SystemClock
+
+
+def async_url(url: str) -> str:
+    """Accept the plain postgres:// URLs operators write and pick the asyncpg driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql", "postgresql+asyncpg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def plain_url(url: str) -> str:
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def with_database(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class UnitOfWork:
+    """One transaction: changes and the events they cause commit together, or not at all."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock | None = None) -> None:
+        self._sessions = sessions
+        self.clock: Clock = clock or SystemClock()
+        self._events: list[dict[str, Any]] = []
+        self._committed = False
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        await self.session.begin()
+        self._events = []
+        self._committed = False
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if not self._committed:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    def publish(self, subject: str, event: Message) -> str:
+        """Queue an event for the outbox; it is written in this transaction and sent only after commit."""
+        row = outbox.event_row(subject, event, self.clock.now())
+        self._events.append(row)
+        return str(row["event_id"])
+
+    async def commit(self) -> None:
+        if self._events:
+            await self.session.execute(outbox.outbox_table.insert(), self._events)
+            self._events = []
+        await self.session.commit()
+        self._committed = True
+
+    async def rollback(self) -> None:
+        self._events = []
+        await self.session.rollback()

@@ -1,0 +1,183 @@
+"""The gRPC server every service runs: health, reflection, interceptors and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from services.kit import tracing
+from services.kit.errors import DomainError, to_status
+
+log = logging.getLogger(__name__)
+
+TRACE_ID_HEADER = "x-trace-id"
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    """Joins the caller's trace, answers with the trace id, logs each call, maps errors in one place."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        metadata = handler_call_details.invocation_metadata  # type: ignore[attr-defined]
+        if method.startswith("/grpc.health.") or method.startswith("/grpc.reflection."):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary(handler.stream_unary, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_stream(handler.stream_stream, method, metadata),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class _CallScope:
+    """The span, initial metadata, access log and error mapping around one call."""
+
+    def __init__(self, method: str, metadata: Any, context: grpc.aio.ServicerContext) -> None:
+        self.method = method
+        self.metadata = metadata
+        self.context = context
+        self.started = time.perf_counter()
+        self.code = grpc.StatusCode.OK
+
+    async def __aenter__(self) -> _CallScope:
+        self.token = otel_context.attach(tracing.context_from_metadata(self.metadata))
+        self.span_cm = tracing.tracer().start_as_current_span(self.method, kind=trace.SpanKind.SERVER)
+        self.span_cm.__enter__()
+        await self.context.send_initial_metadata(
+            [(TRACE_ID_HEADER, tracing.current_trace_id()), ("traceparent", tracing.current_traceparent())]
+        )
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            if exc is None:
+                return False
+            if isinstance(exc, grpc.aio.AbortError):
+                self.code = self.context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                return False
+            if isinstance(exc, asyncio.CancelledError):
+                self.code = grpc.StatusCode.CANCELLED
+                return False
+            if not isinstance(exc, Exception):
+                return False
+            self.code, message = to_status(exc)
+            if isinstance(exc, DomainError):
+                log.info("rejected %s: %s", self.method, message)
+            else:
+                log.exception("unhandled error in %s", self.method, exc_info=exc)
+            await self.context.abort(self.code, message)
+            return False
+        finally:
+            log.info(
+                "rpc %s",
+                self.method,
+                extra={"code": self.code.name, "ms": round((time.perf_counter() - self.started) * 1000, 2)},
+            )
+            self.span_cm.__exit__(None, None, None)
+            otel_context.detach(self.token)
+
+
+def _wrap_unary(behaviour: Any, method: str, metadata: Any) -> Any:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with _CallScope(method, metadata, context):
+            return await behaviour(request, context)
+
+    return wrapper
+
+
+def _wrap_stream(behaviour: Any, method: str, metadata: Any) -> Any:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with _CallScope(method, metadata, context):
+            async for item in behaviour(request, context):
+                yield item
+
+    return wrapper
+
+
+class GrpcServer:
+    """A grpc.aio server with the standard health service (per-service status) and reflection."""
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        service_names: Sequence[str],
+        register: Callable[[grpc.aio.Server], None],
+        grace_seconds: float = 5.0,
+        generic_handlers: Sequence[grpc.GenericRpcHandler] = (),
+        host: str = "0.0.0.0",
+    ) -> None:
+        self.service_names = list(service_names)
+        self.grace_seconds = grace_seconds
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[ObservabilityInterceptor()],
+            options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        )
+        register(self.server)
+        if generic_handlers:
+            self.server.add_generic_rpc_handlers(tuple(generic_handlers))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+
+    async def start(self) -> int:
+        await self.server.start()
+        await self.set_serving(True)
+        log.info("serving on port %d", self.port, extra={"services": self.service_names})
+        return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+
+    async def stop(self) -> None:
+        """Tell load balancers first, then let in-flight calls finish within the grace period."""
+        await self.set_serving(False)
+        await self.server.stop(self.grace_seconds)
+        log.info("stopped")
+
+
+async def wait_for_shutdown_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

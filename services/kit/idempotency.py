@@ -1,0 +1,50 @@
+"""Idempotency keys: a retried command returns the first result instead of acting twice.
+
+`claim` inserts the key inside the command's own transaction, so a concurrent duplicate waits on
+the unique index and then reads the committed response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.errors import InvalidArgument
+from services.kit.schema import idempotency_table
+
+
+def request_hash(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+async def claim(session: AsyncSession, scope: str, key: str, digest: str) -> bytes | None:
+    """None: this call owns the key and must act, then `complete`. Bytes: the first call's response."""
+    inserted = await session.execute(
+        insert(idempotency_table)
+        .values(scope=scope, key=key, request_hash=digest)
+        .on_conflict_do_nothing()
+        .returning(idempotency_table.c.key)
+    )
+    if inserted.first() is not None:
+        return None
+    row = (
+        await session.execute(
+            select(idempotency_table.c.request_hash, idempotency_table.c.response).where(
+                idempotency_table.c.scope == scope, idempotency_table.c.key == key
+            )
+        )
+    ).one()
+    if row.request_hash != digest:
+        raise InvalidArgument("idempotency_key", "was already used for a different request")
+    return bytes(row.response or b"")
+
+
+async def complete(session: AsyncSession, scope: str, key: str, response: bytes) -> None:
+    await session.execute(
+        update(idempotency_table)
+        .where(idempotency_table.c.scope == scope, idempotency_table.c.key == key)
+        .values(response=response)
+    )

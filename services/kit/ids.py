@@ -1,0 +1,18 @@
+"""Time-ordered ids (UUIDv7): sortable by creation time, index-friendly, unguessable enough."""
+
+from __future__ import annotations
+
+import uuid
+
+import uuid6
+
+
+def new_id() -> str:
+    return str(uuid6.uuid7())
+
+
+def is_id(value: str) -> bool:
+    try:
+        return uuid.UUID(value).version == 7
+    except (ValueError, AttributeError, TypeError):
+        return False
