@@ -7,6 +7,7 @@ Used by `omsctl up` and by the test fixtures, so both run the platform on the sa
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import socket
@@ -141,10 +142,16 @@ def spawn(
 POSTGRES_SYSTEM_USER = "pgserver"
 
 
-def _postgres_bin(name: str) -> str:
-    from pgserver._commands import POSTGRES_BIN_PATH
+def _postgres_install() -> Path:
+    """pgserver's PostgreSQL build, found without importing pgserver (its import has side effects)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the pgserver wheel is not installed; run `make venv`")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
-    return str(POSTGRES_BIN_PATH / name)
+
+def _postgres_bin(name: str) -> str:
+    return str(_postgres_install() / "bin" / name)
 
 
 def _run_as_user() -> str | None:
@@ -154,18 +161,17 @@ def _run_as_user() -> str | None:
     import pwd
     import stat
 
-    from pgserver._commands import POSTGRES_BIN_PATH
-
     try:
         pwd.getpwnam(POSTGRES_SYSTEM_USER)
     except KeyError:
         subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", POSTGRES_SYSTEM_USER], check=True)
-    readable = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
-    for folder in (POSTGRES_BIN_PATH.parent,):
-        for path in [folder, *folder.rglob("*")]:
-            mode = path.stat().st_mode
-            if mode & readable != readable:
-                path.chmod(mode | readable)
+    read, run = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
+    folder = _postgres_install()
+    for path in [folder, *folder.rglob("*")]:
+        mode = path.stat().st_mode
+        wanted = mode | read | (run if path.is_dir() or mode & stat.S_IXUSR else 0)
+        if wanted != mode:
+            path.chmod(wanted)
     return POSTGRES_SYSTEM_USER
 
 

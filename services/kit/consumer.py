@@ -96,17 +96,21 @@ class EventConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         subscription = await self.subscribe()
-        while not stop.is_set():
-            try:
-                messages = await subscription.fetch(self.batch_size, timeout=1.0)
-            except NatsTimeout:
-                continue
-            except Exception:
-                log.exception("fetch failed for consumer %s", self.name)
-                await asyncio.sleep(1.0)
-                continue
-            for msg in messages:
-                await self.process(msg)
+        try:
+            while not stop.is_set():
+                try:
+                    messages = await subscription.fetch(self.batch_size, timeout=1.0)
+                except NatsTimeout:
+                    continue
+                except Exception:
+                    log.exception("fetch failed for consumer %s", self.name)
+                    await asyncio.sleep(1.0)
+                    continue
+                for msg in messages:
+                    await self.process(msg)
+        finally:
+            # the durable consumer stays on the server; only this client's interest ends
+            await subscription.unsubscribe()
 
     async def process(self, msg: Msg) -> None:
         headers: Mapping[str, str] = msg.headers or {}

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from google.protobuf.message import Message
+from nats.aio.client import Client as NatsClient
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from services.kit import bus
+from services.kit.consumer import Envelope, EventConsumer, PermanentError
+from services.kit.db import make_sessionmaker
+from services.kit.schema import dead_letters_table, inbox_table
+from tests.integration.kit.helpers import sample_event
+
+
+@pytest.fixture
+async def effects(orders_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    async with orders_engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE effects (id serial PRIMARY KEY, event_id text NOT NULL)"))
+    yield orders_engine
+
+
+async def _record_effect(session: AsyncSession, event: Message, envelope: Envelope) -> None:
+    await session.execute(text("INSERT INTO effects (event_id) VALUES (:id)"), {"id": envelope.event_id})
+
+
+async def _count(engine: AsyncEngine, query: str) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(query))).scalar_one())
+
+
+async def _publish(nc: NatsClient, prefix: str, event_id: str, payload: bytes | None = None) -> None:
+    js = nc.jetstream()
+    await bus.ensure_stream(js, prefix, "orders")
+    await js.publish(
+        f"{prefix}.orders.created",
+        sample_event(1).SerializeToString() if payload is None else payload,
+        headers={bus.MSG_ID: event_id, bus.EVENT_TYPE: "oms.orders.v1.OrderCreated"},
+    )
+
+
+def _consumer(nc: NatsClient, engine: AsyncEngine, prefix: str, handler, **options) -> EventConsumer:  # type: ignore[no-untyped-def]
+    return EventConsumer(
+        nc.jetstream(),
+        make_sessionmaker(engine),
+        name="test-consumer",
+        subject_prefix=prefix,
+        subject="orders.created",
+        handler=handler,
+        **options,
+    )
+
+
+async def test_an_event_redelivered_after_a_lost_ack_is_handled_once(
+    effects: AsyncEngine, nc: NatsClient, subject_prefix: str
+) -> None:
+    consumer = _consumer(nc, effects, subject_prefix, _record_effect, ack_wait_seconds=1.0)
+    subscription = await consumer.subscribe()
+    await _publish(nc, subject_prefix, "evt-1")
+
+    [first] = await subscription.fetch(1, timeout=5)
+
+    async def lost_ack() -> None:
+        return None
+
+    first.ack = lost_ack  # the process dies after commit, before its ack reaches the server
+    await consumer.process(first)
+    [again] = await subscription.fetch(1, timeout=10)
+    assert again.metadata.num_delivered == 2
+    await consumer.process(again)
+
+    assert await _count(effects, "SELECT count(*) FROM effects") == 1
+    assert (consumer.processed, consumer.duplicates) == (1, 1)
+    with pytest.raises(Exception):  # acked: nothing more to deliver
+        await subscription.fetch(1, timeout=1.5)
+
+
+async def test_a_transient_failure_is_retried_and_rolled_back_work_leaves_no_trace(
+    effects: AsyncEngine, nc: NatsClient, subject_prefix: str
+) -> None:
+    calls = 0
+
+    async def flaky(session: AsyncSession, event: Message, envelope: Envelope) -> None:
+        nonlocal calls
+        calls += 1
+        await _record_effect(session, event, envelope)
+        if calls == 1:
+            raise ConnectionError("warehouse system timed out")
+
+    consumer = _consumer(nc, effects, subject_prefix, flaky, backoff_seconds=(0.2,))
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    await _publish(nc, subject_prefix, "evt-2")
+    await _until(lambda: consumer.processed == 1)
+    stop.set()
+    await task
+
+    assert calls == 2
+    assert await _count(effects, "SELECT count(*) FROM effects") == 1
+    assert await _count(effects, "SELECT count(*) FROM inbox") == 1
+
+
+async def test_poison_messages_are_terminated_and_recorded_as_dead_letters(
+    effects: AsyncEngine, nc: NatsClient, subject_prefix: str
+) -> None:
+    async def rejecting(session: AsyncSession, event: Message, envelope: Envelope) -> None:
+        if envelope.event_id == "evt-rejected":
+            raise PermanentError("order belongs to another merchant")
+
+    async def always_failing(session: AsyncSession, event: Message, envelope: Envelope) -> None:
+        raise RuntimeError("bug")
+
+    consumer = _consumer(nc, effects, subject_prefix, rejecting)
+    await _publish(nc, subject_prefix, "evt-garbage", payload=b"\xff\xff\xff not protobuf")
+    await _publish(nc, subject_prefix, "evt-rejected")
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    await _until_async(lambda: _count(effects, "SELECT count(*) FROM dead_letters"), 2)
+    stop.set()
+    await task
+
+    failing = EventConsumer(
+        nc.jetstream(), make_sessionmaker(effects), name="failing", subject_prefix=subject_prefix,
+        subject="orders.created", handler=always_failing, max_deliveries=3, backoff_seconds=(0.1,),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(failing.run(stop))
+    await _until_async(lambda: _count(effects, "SELECT count(*) FROM dead_letters WHERE consumer = 'failing'"), 2)
+    stop.set()
+    await task
+
+    async with effects.connect() as conn:
+        rows = (await conn.execute(select(dead_letters_table).order_by(dead_letters_table.c.id))).all()
+        inbox = await conn.scalar(select(func.count()).select_from(inbox_table))
+    by_event = {(row.consumer, row.event_id): row for row in rows}
+    assert "undecodable" in by_event[("test-consumer", "evt-garbage")].error
+    assert "another merchant" in by_event[("test-consumer", "evt-rejected")].error
+    assert by_event[("failing", "evt-rejected")].deliveries == 3
+    assert by_event[("failing", "evt-garbage")].payload == b"\xff\xff\xff not protobuf"
+    assert inbox == 0
+
+
+async def _until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def _until_async(read, expected: int, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await read() < expected:
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
