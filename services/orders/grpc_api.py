@@ -13,7 +13,7 @@ from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit.db import UnitOfWork
 from services.kit.errors import InvalidArgument
 from services.orders import handlers
-from services.orders.domain.model import Address, Channel, IngestOrder, Order, OrderLine
+from services.orders.domain.model import Address, Channel, IngestOrder, Order, OrderLine, is_currency_code
 
 SERVICE_NAME = orders_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name
 
@@ -98,12 +98,17 @@ def order_message(order: Order) -> orders_pb2.Order:
 
 
 def _order_currency(request: orders_pb2.IngestOrderRequest) -> str:
-    for line in request.lines:
-        if line.unit_price.currency_code:
-            return line.unit_price.currency_code
-    if request.shipping_fee.currency_code:
-        return request.shipping_fee.currency_code
-    raise InvalidArgument("lines[0].unit_price.currency_code", "is required")
+    """The order's currency is its first line's; every other amount must be in it."""
+    field, currency = "lines[0].unit_price.currency_code", ""
+    if request.lines:
+        currency = request.lines[0].unit_price.currency_code
+    elif request.shipping_fee.currency_code:
+        field, currency = "shipping_fee.currency_code", request.shipping_fee.currency_code
+    if not currency:
+        raise InvalidArgument(field, "is required")
+    if not is_currency_code(currency):
+        raise InvalidArgument(field, "must be an ISO 4217 code such as CNY")
+    return currency
 
 
 def _same_currency(field: str, money: common_pb2.Money, currency: str) -> None:

@@ -114,6 +114,10 @@ class OrderCreated:
     line_count: int
 
 
+def is_currency_code(code: str) -> bool:
+    return bool(_CURRENCY.match(code))
+
+
 def accept(command: IngestOrder, order_id: str, now: datetime) -> Order:
     """Validate a channel order and make it a new canonical order awaiting payment."""
     channel = _validate(command)
@@ -154,7 +158,7 @@ def _validate(command: IngestOrder) -> Channel:
         raise InvalidArgument("channel_order_id", "must be 1-64 letters, digits or . - _ : / #")
     if len(command.buyer_id) > 128:
         raise InvalidArgument("buyer_id", "must be at most 128 characters")
-    if not _CURRENCY.match(command.currency):
+    if not is_currency_code(command.currency):
         raise InvalidArgument("currency_code", "must be an ISO 4217 code such as CNY")
     if not command.lines:
         raise InvalidArgument("lines", "an order needs at least one line")

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oms.common.v1 import common_pb2
+from oms.orders.v1 import events_pb2, orders_pb2, orders_pb2_grpc
+from services.kit.db import UnitOfWork, make_sessionmaker
+from services.kit.grpc_server import GrpcServer
+from services.kit.schema import outbox_table
+from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
+from services.orders.store import order_lines_table, orders_table
+from tests.conftest import random_ref
+
+
+def order_request(channel_order_id: str, **overrides: object) -> orders_pb2.IngestOrderRequest:
+    request = orders_pb2.IngestOrderRequest(
+        channel=orders_pb2.CHANNEL_TAOBAO,
+        channel_order_id=channel_order_id,
+        buyer_id="buyer-1",
+        lines=[
+            orders_pb2.OrderLine(
+                sku="SKU-1", title="Tea", quantity=2, unit_price=common_pb2.Money(currency_code="CNY", amount_minor=4500)
+            ),
+            orders_pb2.OrderLine(
+                sku="SKU-2", title="Cup", quantity=1, unit_price=common_pb2.Money(currency_code="CNY", amount_minor=1999)
+            ),
+        ],
+        shipping_address=common_pb2.Address(
+            recipient_name="Han Meimei", phone="13900000000", country_code="CN", province="Zhejiang",
+            city="Hangzhou", district="Xihu", detail="18 Longjing Road",
+        ),
+        shipping_fee=common_pb2.Money(currency_code="CNY", amount_minor=800),
+    )
+    for name, value in overrides.items():
+        setattr(request, name, value)
+    return request
+
+
+@pytest.fixture
+async def stub(orders_engine: AsyncEngine) -> AsyncIterator[orders_pb2_grpc.OrdersServiceStub]:
+    sessions = make_sessionmaker(orders_engine)
+    servicer = OrdersServicer(lambda: UnitOfWork(sessions))
+    server = GrpcServer(
+        port=0,
+        service_names=[SERVICE_NAME],
+        register=lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
+        host="127.0.0.1",
+        grace_seconds=0.5,
+    )
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield orders_pb2_grpc.OrdersServiceStub(channel)
+    await server.stop()
+
+
+async def _counts(engine: AsyncEngine) -> tuple[int, int, int]:
+    async with engine.connect() as conn:
+        return tuple(  # type: ignore[return-value]
+            [int(await conn.scalar(select(func.count()).select_from(t)) or 0)
+             for t in (orders_table, order_lines_table, outbox_table)]
+        )
+
+
+async def test_an_ingested_order_is_stored_read_back_and_announced(
+    stub: orders_pb2_grpc.OrdersServiceStub, orders_engine: AsyncEngine
+) -> None:
+    reply = await stub.IngestOrder(order_request(random_ref("TB")))
+    assert reply.created
+    assert reply.order.status == orders_pb2.ORDER_STATUS_PENDING_PAYMENT
+    assert reply.order.total == common_pb2.Money(currency_code="CNY", amount_minor=2 * 4500 + 1999 + 800)
+
+    read = await stub.GetOrder(orders_pb2.GetOrderRequest(order_id=reply.order.order_id))
+    assert read.order == reply.order
+
+    async with orders_engine.connect() as conn:
+        row = (await conn.execute(select(outbox_table))).one()
+    assert row.subject == "orders.created"
+    event = events_pb2.OrderCreated.FromString(row.payload)
+    assert (event.order_id, event.event_id, event.line_count) == (reply.order.order_id, row.event_id, 2)
+
+
+async def test_a_repeated_channel_order_returns_the_first_order_and_writes_nothing(
+    stub: orders_pb2_grpc.OrdersServiceStub, orders_engine: AsyncEngine
+) -> None:
+    channel_order_id = random_ref("TB")
+    first = await stub.IngestOrder(order_request(channel_order_id))
+    again = await stub.IngestOrder(order_request(channel_order_id, buyer_id="someone-else"))
+    assert not again.created
+    assert again.order == first.order
+    assert await _counts(orders_engine) == (1, 2, 1)
+
+
+async def test_concurrent_deliveries_of_one_channel_order_make_one_order_and_one_event(
+    stub: orders_pb2_grpc.OrdersServiceStub, orders_engine: AsyncEngine
+) -> None:
+    channel_order_id = random_ref("JD")
+    replies = await asyncio.gather(*(stub.IngestOrder(order_request(channel_order_id)) for _ in range(20)))
+    assert sum(r.created for r in replies) == 1
+    assert len({r.order.order_id for r in replies}) == 1
+    assert await _counts(orders_engine) == (1, 2, 1)
+
+
+async def test_the_same_order_number_on_two_channels_is_two_orders(
+    stub: orders_pb2_grpc.OrdersServiceStub, orders_engine: AsyncEngine
+) -> None:
+    number = random_ref("X")
+    await stub.IngestOrder(order_request(number))
+    other = await stub.IngestOrder(order_request(number, channel=orders_pb2.CHANNEL_JD))
+    assert other.created
+    assert (await _counts(orders_engine))[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda r: r.ClearField("channel"), "channel"),
+        (lambda r: setattr(r, "channel", 99), "channel"),
+        (lambda r: setattr(r, "channel_order_id", ""), "channel_order_id"),
+        (lambda r: setattr(r, "channel_order_id", "bad id with spaces"), "channel_order_id"),
+        (lambda r: r.ClearField("lines"), "lines"),
+        (lambda r: setattr(r.lines[1], "quantity", 0), "lines[1].quantity"),
+        (lambda r: setattr(r.lines[0], "quantity", -3), "lines[0].quantity"),
+        (lambda r: setattr(r.lines[0], "sku", ""), "lines[0].sku"),
+        (lambda r: setattr(r.lines[1].unit_price, "amount_minor", -1), "lines[1].unit_price.amount_minor"),
+        (lambda r: setattr(r.lines[1].unit_price, "currency_code", "USD"), "lines[1].unit_price.currency_code"),
+        (lambda r: setattr(r.lines[0].unit_price, "currency_code", "yuan"), "lines[0].unit_price.currency_code"),
+        (lambda r: r.ClearField("shipping_address"), "shipping_address"),
+        (lambda r: setattr(r.shipping_address, "city", " "), "shipping_address.city"),
+        (lambda r: setattr(r.shipping_fee, "amount_minor", -5), "shipping_fee.amount_minor"),
+    ],
+)
+async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
+    stub: orders_pb2_grpc.OrdersServiceStub, orders_engine: AsyncEngine, mutate, field: str  # type: ignore[no-untyped-def]
+) -> None:
+    request = order_request(random_ref("BAD"))
+    mutate(request)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.IngestOrder(request)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith(f"{field}:")
+    assert await _counts(orders_engine) == (0, 0, 0)
+
+
+async def test_unknown_and_malformed_order_ids(stub: orders_pb2_grpc.OrdersServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.GetOrder(orders_pb2.GetOrderRequest(order_id="01900000-0000-7000-8000-000000000000"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as malformed:
+        await stub.GetOrder(orders_pb2.GetOrderRequest(order_id="'; DROP TABLE orders; --"))
+    assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert malformed.value.details().startswith("order_id:")
