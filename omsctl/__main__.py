@@ -1,9 +1,9 @@
 """omsctl — run and inspect the platform.
 
-  omsctl up [--fresh]   start everything (embedded Postgres/Redis/NATS unless URLs are given), Ctrl-C stops it
-  omsctl down           stop what `up` started, even if `up` itself was killed
-  omsctl status         what runs and its health
-  omsctl protos         generate gen/ from protos/
+omsctl up [--fresh]   start everything (embedded Postgres/Redis/NATS unless URLs are given), Ctrl-C stops it
+omsctl down           stop what `up` started, even if `up` itself was killed
+omsctl status         what runs and its health
+omsctl protos         generate gen/ from protos/
 """
 
 from __future__ import annotations
@@ -17,17 +17,29 @@ import sys
 import time
 from pathlib import Path
 
-from omsctl import stack
+from omsctl import embedded, stack
 
 DEMO_ORDER = {
     "channel": "CHANNEL_OWN_SHOP",
     "channelOrderId": "DEMO-1001",
     "buyerId": "buyer-42",
-    "lines": [{"sku": "SKU-TEA-250G", "title": "Longjing tea 250 g", "quantity": 2,
-               "unitPrice": {"currencyCode": "CNY", "amountMinor": "8800"}}],
-    "shippingAddress": {"recipientName": "Li Lei", "phone": "13800000000", "countryCode": "CN",
-                        "province": "Zhejiang", "city": "Hangzhou", "district": "Xihu",
-                        "detail": "1 Wensan Road"},
+    "lines": [
+        {
+            "sku": "SKU-TEA-250G",
+            "title": "Longjing tea 250 g",
+            "quantity": 2,
+            "unitPrice": {"currencyCode": "CNY", "amountMinor": "8800"},
+        }
+    ],
+    "shippingAddress": {
+        "recipientName": "Li Lei",
+        "phone": "13800000000",
+        "countryCode": "CN",
+        "province": "Zhejiang",
+        "city": "Hangzhou",
+        "district": "Xihu",
+        "detail": "1 Wensan Road",
+    },
     "shippingFee": {"currencyCode": "CNY", "amountMinor": "1000"},
 }
 
@@ -71,7 +83,10 @@ def up(fresh: bool) -> int:
             time.sleep(1.0)
             for process in platform.processes:
                 if process.popen.poll() is not None:
-                    print(f"{process.name} exited ({process.popen.returncode}); see {process.log_path}", flush=True)
+                    print(
+                        f"{process.name} exited ({process.popen.returncode}); see {process.log_path}",
+                        flush=True,
+                    )
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
         print("\nstopping …", flush=True)
@@ -93,7 +108,11 @@ def print_banner(infra: stack.Infra, platform: stack.Platform, seconds: float, o
     rows = [
         ("HTTP/JSON, gRPC, gRPC-Web (Envoy)", f"http://{edge}"),
         ("Envoy admin", f"http://{platform.endpoints['envoy-admin']}"),
-        *((f"{name} (gRPC)", address) for name, address in platform.endpoints.items() if not name.startswith("envoy")),
+        *(
+            (f"{name} (gRPC)", address)
+            for name, address in platform.endpoints.items()
+            if not name.startswith("envoy")
+        ),
         ("PostgreSQL", infra.database_url),
         ("Redis", infra.redis_url),
         ("NATS JetStream", infra.nats_url),
@@ -104,7 +123,7 @@ def print_banner(infra: stack.Infra, platform: stack.Platform, seconds: float, o
     lines += [f"  {label.ljust(width)}  {value}" for label, value in rows]
     lines += [
         "",
-        "Create an order (a repeat returns the same order with \"created\": false):",
+        'Create an order (a repeat returns the same order with "created": false):',
         f"  curl -s -X POST http://{edge}/v1/orders -H 'content-type: application/json' -d '{body}'",
         "",
         "Read it back (orderId from the answer above):",
@@ -113,7 +132,7 @@ def print_banner(infra: stack.Infra, platform: stack.Platform, seconds: float, o
         "Both in one line:",
         f"  curl -s http://{edge}/v1/orders/$(curl -s -X POST http://{edge}/v1/orders "
         f"-H 'content-type: application/json' -d '{body}' | python3 -c "
-        "'import json,sys; print(json.load(sys.stdin)[\"order\"][\"orderId\"])')",
+        '\'import json,sys; print(json.load(sys.stdin)["order"]["orderId"])\')',
         "",
         "gRPC without proto files (server reflection through Envoy):",
         f"  .venv/bin/grpcurl -plaintext {edge} list",
@@ -137,14 +156,15 @@ def status() -> int:
         return 1
     healthy = True
     for entry in state["processes"]:
-        alive = stack._running(entry["pid"])
+        alive = embedded.is_running(entry["pid"])
         health = ""
         if alive and entry["name"] in {spec.name for spec in stack.SERVICES}:
             health = stack.health_status(f"127.0.0.1:{entry['port']}")
         elif alive:
             health = "RUNNING"
         healthy &= alive and health in ("SERVING", "RUNNING")
-        print(f"  {entry['name']:<10} pid {entry['pid']:<8} port {entry['port']:<6} {health if alive else 'DEAD'}")
+        shown = health if alive else "DEAD"
+        print(f"  {entry['name']:<10} pid {entry['pid']:<8} port {entry['port']:<6} {shown}")
     for name, address in state["endpoints"].items():
         print(f"  endpoint {name:<12} {address}")
     return 0 if healthy else 1
@@ -152,7 +172,9 @@ def status() -> int:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    parser = argparse.ArgumentParser(prog="omsctl", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="omsctl", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="start the whole platform; Ctrl-C stops it")
     up_parser.add_argument("--fresh", action="store_true", help="start from empty databases and streams")

@@ -56,7 +56,7 @@ def executable(name: str) -> str:
 
 @dataclass
 class Process:
-    """A child process in its own session, so a terminal's Ctrl-C reaches only omsctl, which stops it in order."""
+    """A child in its own session: a terminal's Ctrl-C reaches only omsctl, which stops children in order."""
 
     name: str
     popen: subprocess.Popen[bytes]
@@ -84,14 +84,15 @@ def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None
         os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not is_running(pid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie has exited; only its parent has not read its status yet)."""
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)
         if waited == pid:
@@ -102,6 +103,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().split()[2] != "Z"
@@ -241,7 +244,9 @@ class EmbeddedPostgres:
         ]
         if not self.durable:
             argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        self.process = spawn("postgres", argv, self.log_dir, user=user, stop_signal=signal.SIGINT, port=self.port)
+        self.process = spawn(
+            "postgres", argv, self.log_dir, user=user, stop_signal=signal.SIGINT, port=self.port
+        )
         _wait_for_postgres(self.port, timeout, self.process)
 
     def stop(self) -> None:
@@ -256,8 +261,10 @@ def _wait_for_postgres(port: int, timeout: float, process: Process) -> None:
 
     async def ready() -> bool:
         try:
-            conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=2)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            conn = await asyncpg.connect(
+                host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=2
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         await conn.close()
         return True
@@ -330,7 +337,16 @@ class EmbeddedNats:
     def start(self, timeout: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
-        argv = [executable("nats-server"), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir)]
+        argv = [
+            executable("nats-server"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.data_dir),
+        ]
         self.process = spawn("nats", argv, self.log_dir, port=self.port)
         wait_for_port(self.port, timeout, self.process.popen)
 

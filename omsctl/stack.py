@@ -154,7 +154,8 @@ class Platform:
         with_db = [spec for spec in SERVICES if spec.database]
         asyncio.run(create_databases(self.infra.database_url, [self.database_name(s.name) for s in with_db]))
         ports = {
-            spec.name: embedded.free_port(spec.default_port if self.fixed_ports else None) for spec in SERVICES
+            spec.name: embedded.free_port(spec.default_port if self.fixed_ports else None)
+            for spec in SERVICES
         }
         migrations = [
             embedded.spawn(
@@ -219,7 +220,9 @@ def wait_for_health(process: embedded.Process, deadline: float) -> None:
     status = ""
     while time.monotonic() < deadline:
         if process.popen.poll() is not None:
-            raise RuntimeError(f"{process.name} exited with {process.popen.returncode}; see {process.log_path}")
+            raise RuntimeError(
+                f"{process.name} exited with {process.popen.returncode}; see {process.log_path}"
+            )
         status = health_status(f"127.0.0.1:{process.port}")
         if status == "SERVING":
             return
@@ -233,7 +236,9 @@ def health_status(address: str, timeout: float = 1.0) -> str:
 
     with grpc.insecure_channel(address) as channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
         except grpc.RpcError as error:
             return error.code().name
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
@@ -265,8 +270,14 @@ def write_state(home: Path, infra: Infra, platform: Platform) -> None:
     state = {
         "started_at": time.time(),
         "omsctl_pid": os.getpid(),
-        "processes": [{"name": p.name, "pid": p.pid, "port": p.port, "log": str(p.log_path)} for p in processes],
-        "urls": {"DATABASE_URL": infra.database_url, "REDIS_URL": infra.redis_url, "NATS_URL": infra.nats_url},
+        "processes": [
+            {"name": p.name, "pid": p.pid, "port": p.port, "log": str(p.log_path)} for p in processes
+        ],
+        "urls": {
+            "DATABASE_URL": infra.database_url,
+            "REDIS_URL": infra.redis_url,
+            "NATS_URL": infra.nats_url,
+        },
         "endpoints": platform.endpoints,
     }
     state_path(home).write_text(json.dumps(state, indent=2))
@@ -287,29 +298,20 @@ def stop_from_state(home: Path) -> list[str]:
         return []
     stopped = []
     omsctl_pid = state.get("omsctl_pid")
-    if omsctl_pid and omsctl_pid != os.getpid() and _running(omsctl_pid):
+    if omsctl_pid and omsctl_pid != os.getpid() and embedded.is_running(omsctl_pid):
         os.kill(omsctl_pid, signal.SIGTERM)
-        for _ in range(300):
-            if not _running(omsctl_pid):
+        for _ in range(600):
+            if not embedded.is_running(omsctl_pid):
+                stopped.append(f"omsctl up (pid {omsctl_pid}) and everything it started")
                 break
             time.sleep(0.1)
     for entry in reversed(state["processes"]):
-        if _running(entry["pid"]):
+        if embedded.is_running(entry["pid"]):
             sig = signal.SIGINT if entry["name"] == "postgres" else signal.SIGTERM
             embedded.stop_pid(entry["pid"], sig)
             stopped.append(entry["name"])
     state_path(home).unlink(missing_ok=True)
     return stopped
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 def reset(home: Path) -> None:

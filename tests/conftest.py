@@ -50,7 +50,9 @@ async def orders_template(infra: Infra) -> AsyncIterator[str]:
     conn = await _admin(infra)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
-    await asyncio.to_thread(upgrade, ROOT / "services" / "orders" / "migrations", with_database(infra.database_url, name))
+    await asyncio.to_thread(
+        upgrade, ROOT / "services" / "orders" / "migrations", with_database(infra.database_url, name)
+    )
     yield name
     conn = await _admin(infra)
     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

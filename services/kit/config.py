@@ -68,7 +68,9 @@ class CommonSettings:
     log_level: str
 
     @classmethod
-    def from_env(cls, service_name: str, default_port: int, env: Mapping[str, str] | None = None) -> CommonSettings:
+    def from_env(
+        cls, service_name: str, default_port: int, env: Mapping[str, str] | None = None
+    ) -> CommonSettings:
         env = os.environ if env is None else env
         return cls(
             service_name=service_name,

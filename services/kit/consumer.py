@@ -12,8 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import message_factory
-from google.protobuf import symbol_database as _symbol_database
+from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -46,7 +45,7 @@ Handler = Callable[[AsyncSession, Message, Envelope], Awaitable[None]]
 
 
 def decode(event_type: str, payload: bytes) -> Message:
-    descriptor = _symbol_database.Default().pool.FindMessageTypeByName(event_type)
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(event_type)
     message = message_factory.GetMessageClass(descriptor)()
     message.ParseFromString(payload)
     return message
@@ -123,7 +122,9 @@ class EventConsumer:
         )
         token = otel_context.attach(tracing.context_from_headers(headers))
         try:
-            with tracing.tracer().start_as_current_span(f"consume {msg.subject}", kind=trace.SpanKind.CONSUMER):
+            with tracing.tracer().start_as_current_span(
+                f"consume {msg.subject}", kind=trace.SpanKind.CONSUMER
+            ):
                 await self._process(msg, envelope)
         finally:
             otel_context.detach(token)

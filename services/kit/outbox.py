@@ -8,6 +8,7 @@ a crash), marks rows published, and backs off when NATS is unreachable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import zlib
 from datetime import datetime
@@ -119,7 +120,9 @@ class OutboxRelay:
             if sent < self.batch_size:
                 waiter = asyncio.create_task(self._wakeup.wait())
                 stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=self.poll_seconds, return_when="FIRST_COMPLETED")
+                await asyncio.wait(
+                    {waiter, stopper}, timeout=self.poll_seconds, return_when="FIRST_COMPLETED"
+                )
                 waiter.cancel()
                 stopper.cancel()
 
@@ -148,8 +151,14 @@ class OutboxRelay:
             await bus.ensure_stream(self.js, self.prefix, domain)
             self._streams.add(domain)
         results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
-        done = [row.id for row, result in zip(rows, results, strict=True) if not isinstance(result, BaseException)]
-        failed = [(row.id, result) for row, result in zip(rows, results, strict=True) if isinstance(result, BaseException)]
+        done = [
+            row.id for row, result in zip(rows, results, strict=True) if not isinstance(result, BaseException)
+        ]
+        failed = [
+            (row.id, result)
+            for row, result in zip(rows, results, strict=True)
+            if isinstance(result, BaseException)
+        ]
         async with self.engine.begin() as conn:
             if done:
                 await conn.execute(
@@ -195,7 +204,5 @@ async def lag_seconds(engine: AsyncEngine) -> float:
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -37,7 +37,10 @@ class Runtime:
         self.nc: NatsClient = await bus.connect(self.settings.nats_url, self.settings.service_name)
         self.js: JetStreamContext = self.nc.jetstream()
         self.relay = OutboxRelay(
-            self.engine, self.js, service=self.settings.service_name, subject_prefix=self.settings.subject_prefix
+            self.engine,
+            self.js,
+            service=self.settings.service_name,
+            subject_prefix=self.settings.subject_prefix,
         )
         self.spawn("outbox-relay", self.relay.run)
         return self
@@ -59,7 +62,7 @@ class Runtime:
     ) -> None:
         self.stop_event.set()
         if self._tasks:
-            done, pending = await asyncio.wait(self._tasks, timeout=10)
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
             for task in pending:
                 task.cancel()
         try:

@@ -1,4 +1,7 @@
-"""Run the orders service: `python -m services.orders` serves; `python -m services.orders migrate` migrates."""
+"""Run the orders service.
+
+`python -m services.orders` serves gRPC; `python -m services.orders migrate` migrates its database.
+"""
 
 from __future__ import annotations
 

@@ -22,13 +22,13 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
         self.uow = uow_factory
 
-    async def IngestOrder(  # noqa: N802
+    async def IngestOrder(
         self, request: orders_pb2.IngestOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.IngestOrderResponse:
         order, created = await handlers.ingest_order(self.uow(), ingest_command(request))
         return orders_pb2.IngestOrderResponse(order=order_message(order), created=created)
 
-    async def GetOrder(  # noqa: N802
+    async def GetOrder(
         self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.GetOrderResponse:
         order = await handlers.get_order(self.uow(), request.order_id)
@@ -69,13 +69,16 @@ def order_message(order: Order) -> orders_pb2.Order:
     address = order.shipping_address
     return orders_pb2.Order(
         order_id=order.order_id,
-        channel=orders_pb2.Channel.Value(f"CHANNEL_{order.channel.value}"),
+        channel=f"CHANNEL_{order.channel.value}",
         channel_order_id=order.channel_order_id,
-        status=orders_pb2.OrderStatus.Value(f"ORDER_STATUS_{order.status.value}"),
+        status=f"ORDER_STATUS_{order.status.value}",
         buyer_id=order.buyer_id,
         lines=[
             orders_pb2.OrderLine(
-                sku=line.sku, title=line.title, quantity=line.quantity, unit_price=money(line.unit_price_minor)
+                sku=line.sku,
+                title=line.title,
+                quantity=line.quantity,
+                unit_price=money(line.unit_price_minor),
             )
             for line in order.lines
         ],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from oms.common.v1 import common_pb2
-from oms.orders.v1 import events_pb2, orders_pb2
+from oms.orders.v1 import events_pb2
 from services.kit.db import UnitOfWork
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import is_id, new_id
@@ -43,9 +43,9 @@ async def get_order(uow: UnitOfWork, order_id: str) -> Order:
 def _order_created_message(event: OrderCreated) -> events_pb2.OrderCreated:
     return events_pb2.OrderCreated(
         order_id=event.order_id,
-        channel=orders_pb2.Channel.Value(f"CHANNEL_{event.channel.value}"),
+        channel=f"CHANNEL_{event.channel.value}",
         channel_order_id=event.channel_order_id,
-        status=orders_pb2.OrderStatus.Value(f"ORDER_STATUS_{event.status.value}"),
+        status=f"ORDER_STATUS_{event.status.value}",
         buyer_id=event.buyer_id,
         total=common_pb2.Money(currency_code=event.currency, amount_minor=event.total_minor),
         line_count=event.line_count,

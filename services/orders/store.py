@@ -84,12 +84,17 @@ class OrderRepository:
             return False
         await self.session.execute(
             order_lines_table.insert(),
-            [{"order_id": order.order_id, "line_no": n, **asdict(line)} for n, line in enumerate(order.lines)],
+            [
+                {"order_id": order.order_id, "line_no": n, **asdict(line)}
+                for n, line in enumerate(order.lines)
+            ],
         )
         return True
 
     async def get(self, order_id: str) -> Order | None:
-        row = (await self.session.execute(select(orders_table).where(orders_table.c.order_id == order_id))).first()
+        row = (
+            await self.session.execute(select(orders_table).where(orders_table.c.order_id == order_id))
+        ).first()
         return None if row is None else await self._load(row._mapping)
 
     async def get_by_channel(self, channel: Channel, channel_order_id: str) -> Order | None:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="session")
 def platform(infra: Infra) -> Iterator[Platform]:
-    """The whole platform as `make run` starts it (same code), on free ports with its own database and subjects."""
+    """The whole platform as `make run` starts it (same code), on free ports, own database and subjects."""
     home = Path(tempfile.mkdtemp(prefix="oms-e2e-"))
     running = Platform(
         infra,

@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from oms.common.v1 import common_pb2
@@ -29,17 +28,32 @@ def order_json(channel_order_id: str) -> dict[str, Any]:
         "channelOrderId": channel_order_id,
         "buyerId": "dy-buyer-7",
         "lines": [
-            {"sku": "SKU-MUG", "title": "Mug", "quantity": 3,
-             "unitPrice": {"currencyCode": "CNY", "amountMinor": "2550"}},
+            {
+                "sku": "SKU-MUG",
+                "title": "Mug",
+                "quantity": 3,
+                "unitPrice": {"currencyCode": "CNY", "amountMinor": "2550"},
+            },
         ],
-        "shippingAddress": {"recipientName": "Wang Fang", "phone": "13700000000", "countryCode": "CN",
-                            "province": "Guangdong", "city": "Shenzhen", "district": "Nanshan", "detail": "9 Keyuan Rd"},
+        "shippingAddress": {
+            "recipientName": "Wang Fang",
+            "phone": "13700000000",
+            "countryCode": "CN",
+            "province": "Guangdong",
+            "city": "Shenzhen",
+            "district": "Nanshan",
+            "detail": "9 Keyuan Rd",
+        },
         "shippingFee": {"currencyCode": "CNY", "amountMinor": "600"},
     }
 
 
 def http_call(
-    platform: Platform, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    platform: Platform,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     host, port = platform.endpoints["envoy"].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -106,10 +120,21 @@ async def test_native_grpc_through_envoy_creates_and_reads_with_the_same_trace_o
             orders_pb2.IngestOrderRequest(
                 channel=orders_pb2.CHANNEL_PINDUODUO,
                 channel_order_id=random_ref("PDD"),
-                lines=[orders_pb2.OrderLine(sku="SKU-9", quantity=1,
-                                            unit_price=common_pb2.Money(currency_code="CNY", amount_minor=990))],
-                shipping_address=common_pb2.Address(recipient_name="Zhao Lei", phone="13600000000", country_code="CN",
-                                                    province="Sichuan", city="Chengdu", detail="3 Tianfu Ave"),
+                lines=[
+                    orders_pb2.OrderLine(
+                        sku="SKU-9",
+                        quantity=1,
+                        unit_price=common_pb2.Money(currency_code="CNY", amount_minor=990),
+                    )
+                ],
+                shipping_address=common_pb2.Address(
+                    recipient_name="Zhao Lei",
+                    phone="13600000000",
+                    country_code="CN",
+                    province="Sichuan",
+                    city="Chengdu",
+                    detail="3 Tianfu Ave",
+                ),
             ),
             timeout=10,
         )
@@ -129,7 +154,11 @@ async def test_grpc_web_through_envoy(platform: Platform) -> None:
     message = orders_pb2.GetOrderRequest(order_id=order_id).SerializeToString()
     frame = b"\x00" + struct.pack(">I", len(message)) + message
     status, headers, raw = await asyncio.to_thread(
-        http_call, platform, "POST", "/oms.orders.v1.OrdersService/GetOrder", frame,
+        http_call,
+        platform,
+        "POST",
+        "/oms.orders.v1.OrdersService/GetOrder",
+        frame,
         {"content-type": "application/grpc-web+proto", "x-grpc-web": "1"},
     )
     assert status == 200
@@ -143,7 +172,9 @@ async def test_grpc_web_through_envoy(platform: Platform) -> None:
 async def test_reflection_through_envoy_lists_the_public_services(platform: Platform) -> None:
     async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        call = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+        call = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+        )
         names = {s.name async for reply in call for s in reply.list_services_response.service}
     assert "oms.orders.v1.OrdersService" in names
 
@@ -155,11 +186,21 @@ async def test_reflection_through_envoy_lists_the_public_services(platform: Plat
         (b'{"channel": "CHANNEL_JD", "lines": "not a list"}', None),
         (json.dumps({**order_json("X1"), "lines": []}).encode(), "lines"),
         (json.dumps({**order_json("X2"), "channel": "CHANNEL_UNSPECIFIED"}).encode(), "channel"),
-        (json.dumps({**order_json("X3"), "shippingAddress": {"city": "Hangzhou"}}).encode(),
-         "shipping_address.recipient_name"),
-        (json.dumps({**order_json("X4"), "lines": [{"sku": "A", "quantity": 0,
-                                                    "unitPrice": {"currencyCode": "CNY", "amountMinor": "1"}}]}).encode(),
-         "lines[0].quantity"),
+        (
+            json.dumps({**order_json("X3"), "shippingAddress": {"city": "Hangzhou"}}).encode(),
+            "shipping_address.recipient_name",
+        ),
+        (
+            json.dumps(
+                {
+                    **order_json("X4"),
+                    "lines": [
+                        {"sku": "A", "quantity": 0, "unitPrice": {"currencyCode": "CNY", "amountMinor": "1"}}
+                    ],
+                }
+            ).encode(),
+            "lines[0].quantity",
+        ),
     ],
 )
 async def test_bad_http_input_gets_400_naming_the_field_and_writes_nothing(
@@ -194,8 +235,12 @@ async def _stored(platform: Platform, channel_order_id: str) -> int:
 
     from services.kit.db import plain_url, with_database
 
-    conn = await asyncpg.connect(plain_url(with_database(platform.infra.database_url, platform.database_name("orders"))))
+    conn = await asyncpg.connect(
+        plain_url(with_database(platform.infra.database_url, platform.database_name("orders")))
+    )
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM orders WHERE channel_order_id = $1", channel_order_id))
+        return int(
+            await conn.fetchval("SELECT count(*) FROM orders WHERE channel_order_id = $1", channel_order_id)
+        )
     finally:
         await conn.close()

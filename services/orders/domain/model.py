@@ -194,4 +194,6 @@ def _validate_address(address: Address | None) -> None:
         if len(value) > 2000:
             raise InvalidArgument(f"shipping_address.{name}", "is too long")
     if not re.match(r"^[A-Z]{2}$", address.country_code):
-        raise InvalidArgument("shipping_address.country_code", "must be an ISO 3166-1 alpha-2 code such as CN")
+        raise InvalidArgument(
+            "shipping_address.country_code", "must be an ISO 3166-1 alpha-2 code such as CN"
+        )

@@ -11,7 +11,9 @@ from services.kit import bus
 
 def sample_event(n: int) -> events_pb2.OrderCreated:
     return events_pb2.OrderCreated(
-        order_id=f"order-{n}", channel_order_id=f"C{n}", total=common_pb2.Money(currency_code="CNY", amount_minor=n)
+        order_id=f"order-{n}",
+        channel_order_id=f"C{n}",
+        total=common_pb2.Money(currency_code="CNY", amount_minor=n),
     )
 
 

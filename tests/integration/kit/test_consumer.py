@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 from google.protobuf.message import Message
 from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeout
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -14,6 +15,7 @@ from services.kit.consumer import Envelope, EventConsumer, PermanentError
 from services.kit.db import make_sessionmaker
 from services.kit.schema import dead_letters_table, inbox_table
 from tests.integration.kit.helpers import sample_event
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ async def test_an_event_redelivered_after_a_lost_ack_is_handled_once(
 
     assert await _count(effects, "SELECT count(*) FROM effects") == 1
     assert (consumer.processed, consumer.duplicates) == (1, 1)
-    with pytest.raises(Exception):  # acked: nothing more to deliver
+    with pytest.raises(NatsTimeout):  # acked: nothing more to deliver
         await subscription.fetch(1, timeout=1.5)
 
 
@@ -94,7 +96,7 @@ async def test_a_transient_failure_is_retried_and_rolled_back_work_leaves_no_tra
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     await _publish(nc, subject_prefix, "evt-2")
-    await _until(lambda: consumer.processed == 1)
+    await eventually(lambda: consumer.processed == 1)
     stop.set()
     await task
 
@@ -118,17 +120,24 @@ async def test_poison_messages_are_terminated_and_recorded_as_dead_letters(
     await _publish(nc, subject_prefix, "evt-rejected")
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
-    await _until_async(lambda: _count(effects, "SELECT count(*) FROM dead_letters"), 2)
+    await eventually(lambda: _at_least(_count(effects, "SELECT count(*) FROM dead_letters"), 2))
     stop.set()
     await task
 
     failing = EventConsumer(
-        nc.jetstream(), make_sessionmaker(effects), name="failing", subject_prefix=subject_prefix,
-        subject="orders.created", handler=always_failing, max_deliveries=3, backoff_seconds=(0.1,),
+        nc.jetstream(),
+        make_sessionmaker(effects),
+        name="failing",
+        subject_prefix=subject_prefix,
+        subject="orders.created",
+        handler=always_failing,
+        max_deliveries=3,
+        backoff_seconds=(0.1,),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(failing.run(stop))
-    await _until_async(lambda: _count(effects, "SELECT count(*) FROM dead_letters WHERE consumer = 'failing'"), 2)
+    failed = "SELECT count(*) FROM dead_letters WHERE consumer = 'failing'"
+    await eventually(lambda: _at_least(_count(effects, failed), 2))
     stop.set()
     await task
 
@@ -143,17 +152,5 @@ async def test_poison_messages_are_terminated_and_recorded_as_dead_letters(
     assert inbox == 0
 
 
-async def _until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
-async def _until_async(read, expected: int, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while await read() < expected:
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
+async def _at_least(count: Awaitable[int], expected: int) -> bool:
+    return await count >= expected

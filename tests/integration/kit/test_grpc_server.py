@@ -14,7 +14,7 @@ SERVICE = "oms.orders.v1.OrdersService"
 
 
 class Exploding(orders_pb2_grpc.OrdersServiceServicer):
-    async def GetOrder(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def GetOrder(self, request, context):  # type: ignore[no-untyped-def]
         if request.order_id == "frozen":
             raise FailedPrecondition("order is frozen in EXCEPTION")
         raise KeyError("secret internal detail")

@@ -16,6 +16,7 @@ from services.kit.db import UnitOfWork, make_sessionmaker
 from services.kit.outbox import OutboxRelay, lag_seconds
 from services.kit.schema import outbox_table
 from tests.integration.kit.helpers import sample_event, stream_count, stream_messages
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -35,7 +36,9 @@ async def _drain(relay: OutboxRelay) -> None:
 async def _unpublished(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int(
-            await conn.scalar(select(func.count()).select_from(outbox_table).where(outbox_table.c.published_at.is_(None)))
+            await conn.scalar(
+                select(func.count()).select_from(outbox_table).where(outbox_table.c.published_at.is_(None))
+            )
             or 0
         )
 
@@ -51,7 +54,9 @@ async def test_relay_publishes_each_committed_event_once_and_none_for_rolled_bac
         uow.publish("orders.created", sample_event(200))
         await uow.rollback()
 
-    relay = OutboxRelay(orders_engine, nc.jetstream(), service="orders", subject_prefix=subject_prefix, batch_size=2)
+    relay = OutboxRelay(
+        orders_engine, nc.jetstream(), service="orders", subject_prefix=subject_prefix, batch_size=2
+    )
     await _drain(relay)
     await _drain(relay)
 
@@ -80,9 +85,17 @@ async def test_relay_killed_mid_batch_and_restarted_delivers_every_event_exactly
     orders_db: str, orders_engine: AsyncEngine, infra: Infra, nc: NatsClient, subject_prefix: str
 ) -> None:
     event_ids = await _commit_events(orders_engine, 1000)
-    crash = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("relay_crash.py")), orders_db, infra.nats_url, subject_prefix,
-         "250", "100"],
+    crash = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            str(Path(__file__).with_name("relay_crash.py")),
+            orders_db,
+            infra.nats_url,
+            subject_prefix,
+            "250",
+            "100",
+        ],
         env={**os.environ, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}"},
         capture_output=True,
         timeout=60,
@@ -110,7 +123,7 @@ async def test_only_one_relay_per_service_is_active_and_a_standby_takes_over(
     second = OutboxRelay(orders_engine, js, service="orders", subject_prefix=subject_prefix, poll_seconds=0.1)
     stop_first, stop_second = asyncio.Event(), asyncio.Event()
     first_task = asyncio.create_task(first.run(stop_first))
-    await _until(lambda: first.is_leader)
+    await eventually(lambda: first.is_leader)
     second_task = asyncio.create_task(second.run(stop_second))
     await asyncio.sleep(0.5)
     assert not second.is_leader
@@ -118,7 +131,7 @@ async def test_only_one_relay_per_service_is_active_and_a_standby_takes_over(
     stop_first.set()
     await first_task
     await _commit_events(orders_engine, 3)
-    await _until(lambda: second.published_total == 3, timeout=10)
+    await eventually(lambda: second.published_total == 3)
     assert second.is_leader
     stop_second.set()
     await second_task
@@ -128,20 +141,14 @@ async def test_only_one_relay_per_service_is_active_and_a_standby_takes_over(
 async def test_relay_wakes_on_commit_without_waiting_for_its_poll(
     orders_engine: AsyncEngine, nc: NatsClient, subject_prefix: str
 ) -> None:
-    relay = OutboxRelay(orders_engine, nc.jetstream(), service="orders", subject_prefix=subject_prefix, poll_seconds=60)
+    relay = OutboxRelay(
+        orders_engine, nc.jetstream(), service="orders", subject_prefix=subject_prefix, poll_seconds=60
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
-    await _until(lambda: relay.is_leader)
+    await eventually(lambda: relay.is_leader)
     await asyncio.sleep(0.2)
     await _commit_events(orders_engine, 1)
-    await _until(lambda: relay.published_total == 1, timeout=10)
+    await eventually(lambda: relay.published_total == 1)
     stop.set()
     await task
-
-
-async def _until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)

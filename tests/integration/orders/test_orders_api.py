@@ -25,15 +25,26 @@ def order_request(channel_order_id: str, **overrides: object) -> orders_pb2.Inge
         buyer_id="buyer-1",
         lines=[
             orders_pb2.OrderLine(
-                sku="SKU-1", title="Tea", quantity=2, unit_price=common_pb2.Money(currency_code="CNY", amount_minor=4500)
+                sku="SKU-1",
+                title="Tea",
+                quantity=2,
+                unit_price=common_pb2.Money(currency_code="CNY", amount_minor=4500),
             ),
             orders_pb2.OrderLine(
-                sku="SKU-2", title="Cup", quantity=1, unit_price=common_pb2.Money(currency_code="CNY", amount_minor=1999)
+                sku="SKU-2",
+                title="Cup",
+                quantity=1,
+                unit_price=common_pb2.Money(currency_code="CNY", amount_minor=1999),
             ),
         ],
         shipping_address=common_pb2.Address(
-            recipient_name="Han Meimei", phone="13900000000", country_code="CN", province="Zhejiang",
-            city="Hangzhou", district="Xihu", detail="18 Longjing Road",
+            recipient_name="Han Meimei",
+            phone="13900000000",
+            country_code="CN",
+            province="Zhejiang",
+            city="Hangzhou",
+            district="Xihu",
+            detail="18 Longjing Road",
         ),
         shipping_fee=common_pb2.Money(currency_code="CNY", amount_minor=800),
     )
@@ -62,8 +73,10 @@ async def stub(orders_engine: AsyncEngine) -> AsyncIterator[orders_pb2_grpc.Orde
 async def _counts(engine: AsyncEngine) -> tuple[int, int, int]:
     async with engine.connect() as conn:
         return tuple(  # type: ignore[return-value]
-            [int(await conn.scalar(select(func.count()).select_from(t)) or 0)
-             for t in (orders_table, order_lines_table, outbox_table)]
+            [
+                int(await conn.scalar(select(func.count()).select_from(t)) or 0)
+                for t in (orders_table, order_lines_table, outbox_table)
+            ]
         )
 
 
@@ -128,15 +141,24 @@ async def test_the_same_order_number_on_two_channels_is_two_orders(
         (lambda r: setattr(r.lines[0], "quantity", -3), "lines[0].quantity"),
         (lambda r: setattr(r.lines[0], "sku", ""), "lines[0].sku"),
         (lambda r: setattr(r.lines[1].unit_price, "amount_minor", -1), "lines[1].unit_price.amount_minor"),
-        (lambda r: setattr(r.lines[1].unit_price, "currency_code", "USD"), "lines[1].unit_price.currency_code"),
-        (lambda r: setattr(r.lines[0].unit_price, "currency_code", "yuan"), "lines[0].unit_price.currency_code"),
+        (
+            lambda r: setattr(r.lines[1].unit_price, "currency_code", "USD"),
+            "lines[1].unit_price.currency_code",
+        ),
+        (
+            lambda r: setattr(r.lines[0].unit_price, "currency_code", "yuan"),
+            "lines[0].unit_price.currency_code",
+        ),
         (lambda r: r.ClearField("shipping_address"), "shipping_address"),
         (lambda r: setattr(r.shipping_address, "city", " "), "shipping_address.city"),
         (lambda r: setattr(r.shipping_fee, "amount_minor", -5), "shipping_fee.amount_minor"),
     ],
 )
 async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
-    stub: orders_pb2_grpc.OrdersServiceStub, orders_engine: AsyncEngine, mutate, field: str  # type: ignore[no-untyped-def]
+    stub: orders_pb2_grpc.OrdersServiceStub,
+    orders_engine: AsyncEngine,
+    mutate,
+    field: str,  # type: ignore[no-untyped-def]
 ) -> None:
     request = order_request(random_ref("BAD"))
     mutate(request)

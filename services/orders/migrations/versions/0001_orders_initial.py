@@ -36,7 +36,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("channel", "channel_order_id", name="orders_channel_order_unique"),
-        sa.CheckConstraint("total_minor >= 0 AND shipping_fee_minor >= 0", name="orders_amounts_not_negative"),
+        sa.CheckConstraint(
+            "total_minor >= 0 AND shipping_fee_minor >= 0", name="orders_amounts_not_negative"
+        ),
     )
     op.create_table(
         "order_lines",

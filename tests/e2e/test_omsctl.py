@@ -1,0 +1,116 @@
+"""`make run` as a new user meets it: start, run the printed curl, restart with the data kept, stop
+leaving no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "omsctl", "up"],
+        cwd=ROOT,
+        env={**env, "OMS_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, _read_until_up(process.stdout, process)
+
+
+def _read_until_up(stream: IO[str] | None, process: subprocess.Popen[str], timeout: float = 90) -> list[str]:
+    assert stream is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            pytest.fail("omsctl up ended early:\n" + "".join(lines))
+        lines.append(line)
+        if line.startswith("Stop:"):
+            return lines
+    process.kill()
+    pytest.fail("omsctl up did not come up:\n" + "".join(lines))
+
+
+def _printed_command(lines: list[str], after: str) -> str:
+    index = next(i for i, line in enumerate(lines) if line.startswith(after))
+    return lines[index + 1].strip()
+
+
+def _pids(home: Path) -> list[int]:
+    state = json.loads((home / "state.json").read_text())
+    return [entry["pid"] for entry in state["processes"]]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_make_run_serves_the_printed_curl_keeps_data_across_restarts_and_leaves_nothing_behind(
+    env_without_urls: dict[str, str],
+) -> None:
+    home = Path(tempfile.mkdtemp(prefix="oms-up-"))
+    home.chmod(0o755)
+    env = {**env_without_urls, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}"}
+
+    first, banner = _start(home, env)
+    assert any("OMS platform is up in" in line for line in banner)
+    pids = _pids(home)
+    assert len(pids) == 6  # postgres, redis, nats, orders, gateway, envoy
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "omsctl", "status"],
+            cwd=ROOT,
+            env={**env, "OMS_HOME": str(home)},
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+
+    both = _printed_command(banner, "Both in one line:")
+    reply = subprocess.run(["bash", "-c", both], capture_output=True, text=True, timeout=30)
+    order = json.loads(reply.stdout)["order"]
+    assert order["channelOrderId"] == "DEMO-1001"
+
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=60) == 0
+    assert not [pid for pid in pids if _alive(pid)]
+
+    second, banner = _start(home, env)
+    get_line = _printed_command(banner, "Read it back").replace("<orderId>", order["orderId"])
+    reply = subprocess.run(["bash", "-c", get_line], capture_output=True, text=True, timeout=30)
+    assert json.loads(reply.stdout)["order"] == order
+    pids = _pids(home)
+
+    down = subprocess.run(
+        [sys.executable, "-m", "omsctl", "down"],
+        cwd=ROOT,
+        env={**env, "OMS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert down.returncode == 0, down.stdout
+    second.wait(timeout=30)
+    assert not [pid for pid in pids if _alive(pid)]
+    assert not (home / "state.json").exists()
