@@ -77,10 +77,16 @@ class _CallScope:
         self.token = otel_context.attach(tracing.context_from_metadata(self.metadata))
         self.span_cm = tracing.tracer().start_as_current_span(self.method, kind=trace.SpanKind.SERVER)
         self.span_cm.__enter__()
-        await self.context.send_initial_metadata(
-            [(TRACE_ID_HEADER, tracing.current_trace_id()), ("traceparent", tracing.current_traceparent())]
-        )
+        # failures carry the trace id in their trailers, whoever aborts the call
+        self.context.set_trailing_metadata(self.trace_metadata())
         return self
+
+    def trace_metadata(self) -> list[tuple[str, str]]:
+        return [(TRACE_ID_HEADER, tracing.current_trace_id()), ("traceparent", tracing.current_traceparent())]
+
+    async def answer_with_trace(self) -> None:
+        """Headers go out only with the answer: a call whose headers were sent can no longer be retried."""
+        await self.context.send_initial_metadata(self.trace_metadata())
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         try:
@@ -113,16 +119,22 @@ class _CallScope:
 
 def _wrap_unary(behaviour: Any, method: str, metadata: Any) -> Any:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _CallScope(method, metadata, context):
-            return await behaviour(request, context)
+        async with _CallScope(method, metadata, context) as scope:
+            response = await behaviour(request, context)
+            await scope.answer_with_trace()
+            return response
 
     return wrapper
 
 
 def _wrap_stream(behaviour: Any, method: str, metadata: Any) -> Any:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _CallScope(method, metadata, context):
+        async with _CallScope(method, metadata, context) as scope:
+            first = True
             async for item in behaviour(request, context):
+                if first:
+                    await scope.answer_with_trace()
+                    first = False
                 yield item
 
     return wrapper

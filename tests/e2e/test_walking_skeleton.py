@@ -215,10 +215,11 @@ async def test_bad_http_input_gets_400_naming_the_field_and_writes_nothing(
 
 
 async def test_unknown_order_is_404_and_a_malformed_id_is_400(platform: Platform) -> None:
-    status, _, raw = await asyncio.to_thread(
+    status, headers, raw = await asyncio.to_thread(
         http_call, platform, "GET", "/v1/orders/01900000-0000-7000-8000-000000000000"
     )
     assert status == 404 and json.loads(raw)["code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    assert len(headers["x-trace-id"]) == 32
     status, _, raw = await asyncio.to_thread(http_call, platform, "GET", "/v1/orders/not-an-id")
     assert status == 400 and json.loads(raw)["message"].startswith("order_id:")
 
