@@ -16,6 +16,7 @@ DEFAULT_DEADLINE_SECONDS = 5.0
 def service_config(deadline_seconds: float = DEFAULT_DEADLINE_SECONDS, max_attempts: int = 4) -> str:
     return json.dumps(
         {
+            "loadBalancingConfig": [{"round_robin": {}}],
             "methodConfig": [
                 {
                     "name": [{}],
@@ -28,7 +29,7 @@ def service_config(deadline_seconds: float = DEFAULT_DEADLINE_SECONDS, max_attem
                         "retryableStatusCodes": ["UNAVAILABLE"],
                     },
                 }
-            ]
+            ],
         }
     )
 

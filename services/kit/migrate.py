@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -37,6 +37,8 @@ def run_env(target_metadata: MetaData) -> None:
         return
 
     def migrate(connection: Connection) -> None:
+        # replicas starting together (a first install with 3 pods) migrate one at a time
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('oms-alembic'))"))
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():
             context.run_migrations()

@@ -1,0 +1,415 @@
+"""The Kubernetes manifests: every overlay renders, and what it renders runs the services the way their
+code expects. Rendering uses the small subset of kustomize the manifests use (below), in Python, so the
+test needs no kubectl; a kustomization using anything else fails here until the renderer learns it."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = ("dev", "prod")
+NAMESPACE = "oms"
+GRPC_PORTS = {"orders": 50051, "gateway": 50050}
+REQUIRED_ENV = {"orders": {"DATABASE_URL", "NATS_URL", "PORT"}, "gateway": {"ORDERS_SERVICE_ADDR", "PORT"}}
+RENDERED_FIELDS = {
+    "apiVersion",
+    "kind",
+    "namespace",
+    "resources",
+    "configMapGenerator",
+    "patches",
+    "images",
+    "replicas",
+}
+NAMED_LISTS = {"containers", "initContainers", "env", "volumes"}
+OLDEST_SUPPORTED_KUBERNETES = "1.30"
+
+Object = dict[str, Any]
+
+
+def documents(path: Path) -> list[Object]:
+    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+def kustomization(directory: Path) -> Object:
+    loaded: Object = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    return loaded
+
+
+def strategic_merge(target: Object, patch: Object) -> None:
+    for key, value in patch.items():
+        current = target.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            strategic_merge(current, value)
+        elif key in NAMED_LISTS and isinstance(current, list):
+            by_name = {item["name"]: item for item in current}
+            for item in value:
+                if item["name"] in by_name:
+                    strategic_merge(by_name[item["name"]], item)
+                else:
+                    current.append(item)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def find(objects: list[Object], kind: str, name: str) -> Object:
+    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def generate_config_maps(objects: list[Object], generators: list[Object]) -> None:
+    """Generated names keep no hash suffix here; kustomize rewrites every reference to them alike."""
+    for generator in generators:
+        data = dict(literal.split("=", 1) for literal in generator["literals"])
+        behavior = generator.get("behavior", "create")
+        if behavior == "create":
+            metadata = {"name": generator["name"]}
+            objects.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data})
+        elif behavior == "merge":
+            find(objects, "ConfigMap", generator["name"])["data"].update(data)
+        else:
+            find(objects, "ConfigMap", generator["name"])["data"] = data
+
+
+def pod_templates(objects: list[Object]) -> list[Object]:
+    return [o["spec"]["template"]["spec"] for o in objects if o["kind"] == "Deployment"]
+
+
+def set_images(objects: list[Object], images: list[Object]) -> None:
+    for pod in pod_templates(objects):
+        for container in containers(pod):
+            for image in images:
+                if container["image"].split(":")[0] == image["name"]:
+                    container["image"] = f"{image.get('newName', image['name'])}:{image['newTag']}"
+
+
+def render_directory(directory: Path) -> list[Object]:
+    spec = kustomization(directory)
+    unknown = set(spec) - RENDERED_FIELDS
+    assert not unknown, f"{directory}: the test's renderer does not know {sorted(unknown)}; teach it first"
+    objects: list[Object] = []
+    for entry in spec.get("resources", []):
+        path = directory / entry
+        objects.extend(render_directory(path) if path.is_dir() else documents(path))
+    generate_config_maps(objects, spec.get("configMapGenerator", []))
+    for patch in spec.get("patches", []):
+        for document in documents(directory / patch["path"]):
+            strategic_merge(find(objects, document["kind"], document["metadata"]["name"]), document)
+    set_images(objects, spec.get("images", []))
+    for replicas in spec.get("replicas", []):
+        find(objects, "Deployment", replicas["name"])["spec"]["replicas"] = replicas["count"]
+    if "namespace" in spec:
+        for item in objects:
+            if item["kind"] != "Namespace":
+                item["metadata"]["namespace"] = spec["namespace"]
+    return objects
+
+
+@functools.cache
+def _rendered(overlay: str) -> tuple[Object, ...]:
+    return tuple(render_directory(K8S / "overlays" / overlay))
+
+
+def render(overlay: str) -> list[Object]:
+    return copy.deepcopy(list(_rendered(overlay)))
+
+
+def of_kind(objects: list[Object], kind: str) -> dict[str, Object]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def containers(pod: Object) -> list[Object]:
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def main_container(deployment: Object) -> Object:
+    name = deployment["metadata"]["name"]
+    return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def env_value(container: Object, name: str) -> str:
+    return str(next(e["value"] for e in container["env"] if e["name"] == name))
+
+
+def envoy_config() -> Object:
+    loaded: Object = yaml.safe_load((ROOT / "deploy" / "envoy" / "envoy.yaml").read_text())
+    return loaded
+
+
+def kustomization_directories() -> list[Path]:
+    return sorted(path.parent for path in K8S.rglob("kustomization.yaml"))
+
+
+@pytest.mark.parametrize("directory", kustomization_directories(), ids=lambda p: str(p.relative_to(K8S)))
+def test_every_file_listed_in_each_kustomization_exists_and_parses(directory: Path) -> None:
+    spec = kustomization(directory)
+    for entry in spec.get("resources", []):
+        path = directory / entry
+        if path.is_dir():
+            assert (path / "kustomization.yaml").is_file(), f"{path} is not a kustomization"
+            continue
+        assert path.is_file(), f"{directory.name} lists {entry}, which does not exist"
+        for document in documents(path):
+            assert {"apiVersion", "kind", "metadata"} <= set(document), f"{entry} has a malformed object"
+    for patch in spec.get("patches", []):
+        assert (directory / patch["path"]).is_file(), f"{directory.name} patches with missing {patch['path']}"
+        assert documents(directory / patch["path"]), f"{patch['path']} is empty"
+
+
+def test_the_example_secret_is_never_applied_but_matches_what_orders_reads() -> None:
+    listed = {
+        entry for directory in kustomization_directories() for entry in kustomization(directory)["resources"]
+    }
+    assert "secrets.example.yaml" not in listed
+    secret = documents(K8S / "base" / "secrets.example.yaml")[0]
+    assert secret["kind"] == "Secret"
+    assert secret["metadata"]["namespace"] == NAMESPACE
+    for overlay in OVERLAYS:
+        assert not of_kind(render(overlay), "Secret"), f"{overlay} renders a Secret; secrets come out of band"
+        for pod in pod_templates(render(overlay)):
+            for container in containers(pod):
+                for env in container.get("env", []):
+                    reference = env.get("valueFrom", {}).get("secretKeyRef")
+                    if reference:
+                        assert reference["name"] == secret["metadata"]["name"]
+                        assert reference["key"] in secret["stringData"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_overlay_deploys_exactly_the_services_that_exist_today(overlay: str) -> None:
+    objects = render(overlay)
+    assert set(of_kind(objects, "Deployment")) == {"orders", "gateway", "envoy"}
+    assert set(of_kind(objects, "Service")) == {"orders", "gateway", "envoy"}
+    assert set(of_kind(objects, "PodDisruptionBudget")) == {"orders", "gateway", "envoy"}
+    assert set(of_kind(objects, "HorizontalPodAutoscaler")) == set(GRPC_PORTS)
+    assert set(of_kind(objects, "Namespace")) == {NAMESPACE}
+    for item in objects:
+        assert item["kind"] == "Namespace" or item["metadata"]["namespace"] == NAMESPACE
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_python_container_runs_one_pinned_platform_image_and_a_module_that_exists(overlay: str) -> None:
+    images = set()
+    for pod in pod_templates(render(overlay)):
+        for container in containers(pod):
+            command = container.get("command", [])
+            if command[:2] != ["python", "-m"] and "/app/" not in " ".join(command):
+                continue
+            images.add(container["image"])
+            if command[:2] == ["python", "-m"]:
+                module = ROOT.joinpath(*command[2].split("."))
+                assert (module / "__main__.py").is_file(), f"no module {command[2]}"
+    assert len(images) == 1, f"the Python services must share one image, got {images}"
+    assert re.fullmatch(r"[\w./-]+:[\w.-]+", images.pop()), "the platform image must carry a tag"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_grpc_deployment_has_native_grpc_probes_on_its_container_port(overlay: str) -> None:
+    deployments = of_kind(render(overlay), "Deployment")
+    for name, port in GRPC_PORTS.items():
+        container = main_container(deployments[name])
+        assert [p["containerPort"] for p in container["ports"]] == [port]
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"]["port"] == port, f"{name} {probe} is not a gRPC probe on {port}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_envoy_is_probed_on_its_public_listener_because_admin_is_loopback_only(overlay: str) -> None:
+    config = envoy_config()
+    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    listener = next(item for item in config["static_resources"]["listeners"] if item["name"] == "public")
+    port = listener["address"]["socket_address"]["port_value"]
+    container = main_container(of_kind(render(overlay), "Deployment")["envoy"])
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"]["port"] == port
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_has_resource_requests_and_limits(overlay: str) -> None:
+    for pod in pod_templates(render(overlay)):
+        for container in containers(pod):
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"].get(bound, {})), (
+                    f"{container['name']} has no cpu and memory {bound}"
+                )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_runs_as_non_root_with_no_capabilities_and_a_read_only_root(overlay: str) -> None:
+    for pod in pod_templates(render(overlay)):
+        assert pod["automountServiceAccountToken"] is False
+        for container in containers(pod):
+            effective = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
+            name = container["name"]
+            assert effective.get("runAsNonRoot") is True, f"{name} may run as root"
+            assert effective.get("allowPrivilegeEscalation") is False, f"{name} may escalate privileges"
+            assert effective.get("readOnlyRootFilesystem") is True, f"{name} can write its root filesystem"
+            assert effective.get("capabilities", {}).get("drop") == ["ALL"], f"{name} keeps capabilities"
+            assert effective.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_is_given_the_settings_its_code_requires(overlay: str) -> None:
+    deployments = of_kind(render(overlay), "Deployment")
+    for name, required in REQUIRED_ENV.items():
+        given = {env["name"] for env in main_container(deployments[name])["env"]}
+        assert required <= given, f"{name} lacks {sorted(required - given)}"
+        assert env_value(main_container(deployments[name]), "PORT") == str(GRPC_PORTS[name])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_config_map_reference_names_a_key_the_overlay_defines(overlay: str) -> None:
+    objects = render(overlay)
+    config_maps = of_kind(objects, "ConfigMap")
+    for pod in pod_templates(objects):
+        for container in containers(pod):
+            for env in container.get("env", []):
+                reference = env.get("valueFrom", {}).get("configMapKeyRef")
+                if reference:
+                    assert reference["key"] in config_maps[reference["name"]]["data"], env["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_selects_its_deployments_pods_on_the_design_port(overlay: str) -> None:
+    objects = render(overlay)
+    deployments = of_kind(objects, "Deployment")
+    for name, service in of_kind(objects, "Service").items():
+        deployment = deployments[name]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert service["spec"]["selector"].items() <= labels.items()
+        container_ports = {p["name"]: p["containerPort"] for p in main_container(deployment)["ports"]}
+        for port in service["spec"]["ports"]:
+            assert port["port"] == container_ports[port["targetPort"]]
+    for name, port in GRPC_PORTS.items():
+        assert [p["port"] for p in of_kind(objects, "Service")[name]["spec"]["ports"]] == [port]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_reaches_orders_through_the_orders_service(overlay: str) -> None:
+    objects = render(overlay)
+    gateway = main_container(of_kind(objects, "Deployment")["gateway"])
+    host, port = env_value(gateway, "ORDERS_SERVICE_ADDR").rsplit(":", 1)
+    orders = of_kind(objects, "Service")[host]
+    assert orders["spec"]["selector"]["app.kubernetes.io/name"] == "orders"
+    assert int(port) in {p["port"] for p in orders["spec"]["ports"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_envoys_gateway_cluster_resolves_to_every_gateway_pod(overlay: str) -> None:
+    cluster = next(c for c in envoy_config()["static_resources"]["clusters"] if c["name"] == "gateway")
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    address = endpoint["address"]["socket_address"]
+    service = of_kind(render(overlay), "Service")[address["address"]]
+    assert service["spec"]["selector"]["app.kubernetes.io/name"] == "gateway"
+    assert address["port_value"] in {p["port"] for p in service["spec"]["ports"]}
+    assert cluster["type"] == "STRICT_DNS" and service["spec"]["clusterIP"] == "None", (
+        "Envoy balances per request only when DNS returns the pods, i.e. with a headless Service"
+    )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_envoy_reads_the_config_and_descriptor_its_init_container_copies_from_the_image(overlay: str) -> None:
+    pod = of_kind(render(overlay), "Deployment")["envoy"]["spec"]["template"]["spec"]
+    (copier,) = pod["initContainers"]
+    *sources, target = copier["command"][1:]
+    for source in sources:
+        assert (ROOT / Path(source).relative_to("/app")).is_file(), f"the image has no {source}"
+    envoy = main_container(of_kind(render(overlay), "Deployment")["envoy"])
+    config_path = envoy["args"][envoy["args"].index("-c") + 1]
+    manager = envoy_config()["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    transcoder = next(
+        f for f in manager["typed_config"]["http_filters"] if f["name"].endswith("grpc_json_transcoder")
+    )
+    descriptor_path = transcoder["typed_config"]["proto_descriptor"]
+    copied = {str(Path(target) / Path(source).name) for source in sources}
+    assert {config_path, descriptor_path} <= copied
+
+    def volumes_at_target(container: Object) -> set[str]:
+        return {m["name"] for m in container["volumeMounts"] if Path(m["mountPath"]) == Path(target)}
+
+    assert volumes_at_target(copier) & volumes_at_target(envoy), "envoy does not see what was copied"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_outlive_their_prestop_sleep_and_shutdown_grace(overlay: str) -> None:
+    for name, deployment in of_kind(render(overlay), "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        container = main_container(deployment)
+        needed = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        if name in GRPC_PORTS:
+            needed += float(env_value(container, "SHUTDOWN_GRACE_SECONDS"))
+        assert pod["terminationGracePeriodSeconds"] > needed, f"{name} is killed before it can drain"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_orders_migrates_its_own_database_before_serving(overlay: str) -> None:
+    deployment = of_kind(render(overlay), "Deployment")["orders"]
+    (migrate,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert migrate["command"] == ["python", "-m", "services.orders", "migrate"]
+    assert migrate["image"] == main_container(deployment)["image"]
+
+    def database(container: Object) -> Object:
+        return next(e["valueFrom"] for e in container["env"] if e["name"] == "DATABASE_URL")
+
+    assert database(migrate) == database(main_container(deployment))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_autoscalers_and_disruption_budgets_target_their_deployments(overlay: str) -> None:
+    objects = render(overlay)
+    deployments = of_kind(objects, "Deployment")
+    for name, autoscaler in of_kind(objects, "HorizontalPodAutoscaler").items():
+        assert autoscaler["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
+        assert 1 <= autoscaler["spec"]["minReplicas"] <= autoscaler["spec"]["maxReplicas"]
+        assert autoscaler["spec"]["minReplicas"] == deployments[name]["spec"]["replicas"]
+    for name, budget in of_kind(objects, "PodDisruptionBudget").items():
+        assert budget["spec"]["selector"] == deployments[name]["spec"]["selector"]
+        assert "minAvailable" not in budget["spec"], "a minAvailable budget blocks drains of one replica"
+
+
+def test_dev_runs_one_replica_of_each_service() -> None:
+    objects = render("dev")
+    assert {name: d["spec"]["replicas"] for name, d in of_kind(objects, "Deployment").items()} == {
+        "orders": 1,
+        "gateway": 1,
+        "envoy": 1,
+    }
+    assert all(h["spec"]["maxReplicas"] == 1 for h in of_kind(objects, "HorizontalPodAutoscaler").values())
+
+
+def test_prod_runs_at_least_three_replicas_of_each_service_on_separate_nodes() -> None:
+    objects = render("prod")
+    for name, deployment in of_kind(objects, "Deployment").items():
+        assert deployment["spec"]["replicas"] >= 3, name
+        constraints = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        by_node = next(c for c in constraints if c["topologyKey"] == "kubernetes.io/hostname")
+        assert by_node["whenUnsatisfiable"] == "DoNotSchedule" and by_node["maxSkew"] == 1
+        assert by_node["labelSelector"] == deployment["spec"]["selector"]
+    for autoscaler in of_kind(objects, "HorizontalPodAutoscaler").values():
+        assert autoscaler["spec"]["minReplicas"] >= 3
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_rendered_object_is_valid_against_the_kubernetes_schema(overlay: str) -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    for item in [*render(overlay), *documents(K8S / "base" / "secrets.example.yaml")]:
+        try:
+            kubernetes_validate.validate(item, OLDEST_SUPPORTED_KUBERNETES, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            where = ".".join(str(part) for part in error.path)
+            pytest.fail(f"{item['kind']}/{item['metadata']['name']}: {where}: {error.message}")
