@@ -39,7 +39,8 @@ class ServiceSpec:
 # Order matters: a service starts after the peers it calls.
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("orders", 50051, database=True),
-    ServiceSpec("gateway", 50050, database=False, peers=("orders",)),
+    ServiceSpec("inventory", 50052, database=True),
+    ServiceSpec("gateway", 50050, database=False, peers=("orders", "inventory")),
 )
 ENVOY_PORT = 8080
 ENVOY_ADMIN_PORT = 9901

@@ -43,33 +43,59 @@ async def _admin(infra: Infra) -> asyncpg.Connection:
     return await asyncpg.connect(plain_url(infra.database_url))
 
 
-@pytest.fixture(scope="session")
-async def orders_template(infra: Infra) -> AsyncIterator[str]:
+async def _migrated_template(infra: Infra, service: str) -> str:
     """Migrated once per session; each test copies it, which is much faster than migrating."""
-    name = random_ref("tmpl_orders_")
+    name = random_ref(f"tmpl_{service}_")
     conn = await _admin(infra)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
-    await asyncio.to_thread(
-        upgrade, ROOT / "services" / "orders" / "migrations", with_database(infra.database_url, name)
-    )
-    yield name
+    migrations = ROOT / "services" / service / "migrations"
+    await asyncio.to_thread(upgrade, migrations, with_database(infra.database_url, name))
+    return name
+
+
+async def _copy_of(infra: Infra, template: str, service: str) -> str:
+    name = random_ref(f"t_{service}_")
+    conn = await _admin(infra)
+    await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await conn.close()
+    return name
+
+
+async def _drop(infra: Infra, name: str) -> None:
     conn = await _admin(infra)
     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def orders_template(infra: Infra) -> AsyncIterator[str]:
+    name = await _migrated_template(infra, "orders")
+    yield name
+    await _drop(infra, name)
+
+
+@pytest.fixture(scope="session")
+async def inventory_template(infra: Infra) -> AsyncIterator[str]:
+    name = await _migrated_template(infra, "inventory")
+    yield name
+    await _drop(infra, name)
 
 
 @pytest.fixture
 async def orders_db(infra: Infra, orders_template: str) -> AsyncIterator[str]:
     """A throwaway, migrated orders database; yields its URL."""
-    name = random_ref("t_orders_")
-    conn = await _admin(infra)
-    await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{orders_template}"')
-    await conn.close()
+    name = await _copy_of(infra, orders_template, "orders")
     yield with_database(infra.database_url, name)
-    conn = await _admin(infra)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
+    await _drop(infra, name)
+
+
+@pytest.fixture
+async def inventory_db(infra: Infra, inventory_template: str) -> AsyncIterator[str]:
+    """A throwaway, migrated inventory database; yields its URL."""
+    name = await _copy_of(infra, inventory_template, "inventory")
+    yield with_database(infra.database_url, name)
+    await _drop(infra, name)
 
 
 @pytest.fixture

@@ -1,1 +1,1 @@
-"""The inventory service: not built yet (see the open issues); this package only reserves its place."""
+"""The inventory service: stock per SKU × warehouse, reservations that never oversell, the ledger."""

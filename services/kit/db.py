@@ -71,10 +71,14 @@ class UnitOfWork:
         self._events.append(row)
         return str(row["event_id"])
 
-    async def commit(self) -> None:
+    async def flush_events(self) -> None:
+        """Write queued events now, e.g. before taking a hot row lock, so the lock is held briefly."""
         if self._events:
             await self.session.execute(outbox.outbox_table.insert(), self._events)
             self._events = []
+
+    async def commit(self) -> None:
+        await self.flush_events()
         await self.session.commit()
         self._committed = True
 

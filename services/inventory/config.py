@@ -1,0 +1,41 @@
+"""Inventory service settings, from the environment only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services.inventory.handlers import Policy
+from services.kit.config import CommonSettings, InvalidSetting, integer, number
+
+DEFAULT_PORT = 50052
+
+
+@dataclass(frozen=True)
+class Settings:
+    common: CommonSettings
+    policy: Policy
+    sweep_seconds: float
+    invariant_check_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        cap_percent = number(env, "RESERVATION_CAP_PERCENT", 95.0)
+        if not 0 < cap_percent <= 100:
+            raise InvalidSetting("setting RESERVATION_CAP_PERCENT must be in (0, 100]")
+        safety_percent = integer(env, "SAFETY_STOCK_PERCENT", 30)
+        if not 0 <= safety_percent <= 100:
+            raise InvalidSetting("setting SAFETY_STOCK_PERCENT must be in [0, 100]")
+        return cls(
+            common=CommonSettings.from_env("inventory", DEFAULT_PORT, env),
+            policy=Policy(
+                reservation_ttl=timedelta(seconds=integer(env, "RESERVATION_TTL_SECONDS", 900)),
+                cap_basis_points=round(cap_percent * 100),
+                safety_percent=safety_percent,
+            ),
+            sweep_seconds=number(env, "EXPIRY_SWEEP_SECONDS", 5.0),
+            invariant_check_seconds=number(env, "INVARIANT_CHECK_SECONDS", 600.0),
+        )

@@ -1,0 +1,1 @@
+"""The inventory domain: pure rules (no IO, no clock, no frameworks)."""
