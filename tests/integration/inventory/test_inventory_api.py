@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from oms.inventory.v1 import inventory_pb2 as pb
+from oms.inventory.v1 import inventory_pb2_grpc
+from services.inventory.grpc_api import SERVICE_NAME, InventoryServicer
+from services.kit.grpc_server import GrpcServer
+from tests.integration.inventory.conftest import Inventory
+
+
+@pytest.fixture
+async def stub(inventory: Inventory) -> AsyncIterator[inventory_pb2_grpc.InventoryServiceStub]:
+    servicer = InventoryServicer(inventory.uow, inventory.policy)
+    server = GrpcServer(
+        port=0,
+        service_names=[SERVICE_NAME],
+        register=lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, s),
+        host="127.0.0.1",
+        grace_seconds=0.5,
+    )
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield inventory_pb2_grpc.InventoryServiceStub(channel)
+    await server.stop()
+
+
+async def test_a_reservation_through_grpc_from_reference_data_to_commit(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    await stub.PutWarehouse(pb.PutWarehouseRequest(warehouse_id="WH-SH", name="Shanghai"))
+    await stub.PutSku(pb.PutSkuRequest(sku="SKU-1", title="Tea"))
+    receipt = await stub.RecordReceipt(
+        pb.RecordReceiptRequest(receipt_id="G1", warehouse_id="WH-SH", sku="SKU-1", quantity=40)
+    )
+    assert (receipt.stock.on_hand, receipt.stock.available) == (40, 38)
+
+    line = pb.ReservationLine(sku="SKU-1", warehouse_id="WH-SH", quantity=5)
+    reply = await stub.Reserve(pb.ReserveRequest(order_id="o-1", lines=[line]))
+    assert reply.reserved and reply.reservation.status == pb.RESERVATION_STATUS_ACTIVE
+    committed = await stub.CommitReservation(pb.CommitReservationRequest(order_id="o-1"))
+    assert committed.reservation.status == pb.RESERVATION_STATUS_COMMITTED
+
+    availability = await stub.GetAvailability(pb.GetAvailabilityRequest(skus=["SKU-1"]))
+    [sku] = availability.skus
+    assert (sku.pool_on_hand, sku.pool_available, sku.warehouses[0].reserved) == (35, 33, 0)
+    ledger = await stub.ListLedger(pb.ListLedgerRequest(sku="SKU-1", page=dict(page_size=2)))
+    assert [e.kind for e in ledger.entries] == ["commit", "reserve"] and ledger.page.next_page_token
+    rest = await stub.ListLedger(
+        pb.ListLedgerRequest(sku="SKU-1", page=dict(page_size=2, page_token=ledger.page.next_page_token))
+    )
+    assert [e.kind for e in rest.entries] == ["receipt"] and not rest.page.next_page_token
+    checked = await stub.CheckInvariants(pb.CheckInvariantsRequest())
+    assert (checked.rows_checked, list(checked.breaches)) == (1, [])
+
+
+async def test_grpc_errors_name_the_field_and_shortages_come_back_as_data(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    await stub.PutWarehouse(pb.PutWarehouseRequest(warehouse_id="WH-SH"))
+    await stub.PutSku(pb.PutSkuRequest(sku="SKU-1"))
+    line = pb.ReservationLine(sku="SKU-1", warehouse_id="WH-SH", quantity=1)
+    with pytest.raises(grpc.aio.AioRpcError) as duplicate:
+        await stub.Reserve(pb.ReserveRequest(order_id="o-2", lines=[line, line]))
+    assert duplicate.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert duplicate.value.details().startswith("lines[1]:")
+    with pytest.raises(grpc.aio.AioRpcError) as no_reason:
+        await stub.AdjustStock(
+            pb.AdjustStockRequest(adjustment_id="a", warehouse_id="WH-SH", sku="SKU-1", delta=1)
+        )
+    assert no_reason.value.details().startswith("reason:")
+    reply = await stub.Reserve(pb.ReserveRequest(order_id="o-3", lines=[line]))
+    assert not reply.reserved
+    assert [(s.sku, s.available, s.reason) for s in reply.shortages] == [("SKU-1", 0, "no_stock_record")]
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.GetReservation(pb.GetReservationRequest(order_id="o-3"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
