@@ -13,12 +13,19 @@ from typing import Any
 import pytest
 import yaml
 
+from omsctl.stack import SERVICES
+from services.gateway.routes import PUBLIC_SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
 NAMESPACE = "oms"
-GRPC_PORTS = {"orders": 50051, "gateway": 50050}
-REQUIRED_ENV = {"orders": {"DATABASE_URL", "NATS_URL", "PORT"}, "gateway": {"ORDERS_SERVICE_ADDR", "PORT"}}
+GRPC_PORTS = {spec.name: spec.default_port for spec in SERVICES}
+DATABASE_SERVICES = [spec.name for spec in SERVICES if spec.database]
+REQUIRED_ENV = {
+    **{name: {"DATABASE_URL", "NATS_URL", "PORT"} for name in DATABASE_SERVICES},
+    "gateway": {"PORT", *PUBLIC_SERVICES.values()},
+}
 RENDERED_FIELDS = {
     "apiVersion",
     "kind",
@@ -165,14 +172,16 @@ def test_every_file_listed_in_each_kustomization_exists_and_parses(directory: Pa
         assert documents(directory / patch["path"]), f"{patch['path']} is empty"
 
 
-def test_the_example_secret_is_never_applied_but_matches_what_orders_reads() -> None:
+def test_the_example_secrets_are_never_applied_but_match_what_the_services_read() -> None:
     listed = {
         entry for directory in kustomization_directories() for entry in kustomization(directory)["resources"]
     }
     assert "secrets.example.yaml" not in listed
-    secret = documents(K8S / "base" / "secrets.example.yaml")[0]
-    assert secret["kind"] == "Secret"
-    assert secret["metadata"]["namespace"] == NAMESPACE
+    secrets = {s["metadata"]["name"]: s for s in documents(K8S / "base" / "secrets.example.yaml")}
+    assert set(secrets) == {f"{name}-db" for name in DATABASE_SERVICES}
+    for secret in secrets.values():
+        assert secret["kind"] == "Secret"
+        assert secret["metadata"]["namespace"] == NAMESPACE
     for overlay in OVERLAYS:
         assert not of_kind(render(overlay), "Secret"), f"{overlay} renders a Secret; secrets come out of band"
         for pod in pod_templates(render(overlay)):
@@ -180,16 +189,16 @@ def test_the_example_secret_is_never_applied_but_matches_what_orders_reads() -> 
                 for env in container.get("env", []):
                     reference = env.get("valueFrom", {}).get("secretKeyRef")
                     if reference:
-                        assert reference["name"] == secret["metadata"]["name"]
-                        assert reference["key"] in secret["stringData"]
+                        assert reference["key"] in secrets[reference["name"]]["stringData"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_overlay_deploys_exactly_the_services_that_exist_today(overlay: str) -> None:
     objects = render(overlay)
-    assert set(of_kind(objects, "Deployment")) == {"orders", "gateway", "envoy"}
-    assert set(of_kind(objects, "Service")) == {"orders", "gateway", "envoy"}
-    assert set(of_kind(objects, "PodDisruptionBudget")) == {"orders", "gateway", "envoy"}
+    deployed = {*GRPC_PORTS, "envoy"}
+    assert set(of_kind(objects, "Deployment")) == deployed
+    assert set(of_kind(objects, "Service")) == deployed
+    assert set(of_kind(objects, "PodDisruptionBudget")) == deployed
     assert set(of_kind(objects, "HorizontalPodAutoscaler")) == set(GRPC_PORTS)
     assert set(of_kind(objects, "Namespace")) == {NAMESPACE}
     for item in objects:
@@ -296,13 +305,15 @@ def test_every_service_selects_its_deployments_pods_on_the_design_port(overlay: 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_gateway_reaches_orders_through_the_orders_service(overlay: str) -> None:
+def test_the_gateway_reaches_each_owning_service_through_its_kubernetes_service(overlay: str) -> None:
     objects = render(overlay)
     gateway = main_container(of_kind(objects, "Deployment")["gateway"])
-    host, port = env_value(gateway, "ORDERS_SERVICE_ADDR").rsplit(":", 1)
-    orders = of_kind(objects, "Service")[host]
-    assert orders["spec"]["selector"]["app.kubernetes.io/name"] == "orders"
-    assert int(port) in {p["port"] for p in orders["spec"]["ports"]}
+    for variable in PUBLIC_SERVICES.values():
+        owner = variable.removesuffix("_SERVICE_ADDR").lower()
+        host, port = env_value(gateway, variable).rsplit(":", 1)
+        service = of_kind(objects, "Service")[host]
+        assert service["spec"]["selector"]["app.kubernetes.io/name"] == owner
+        assert int(port) in {p["port"] for p in service["spec"]["ports"]}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -353,10 +364,11 @@ def test_pods_outlive_their_prestop_sleep_and_shutdown_grace(overlay: str) -> No
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_orders_migrates_its_own_database_before_serving(overlay: str) -> None:
-    deployment = of_kind(render(overlay), "Deployment")["orders"]
+@pytest.mark.parametrize("name", DATABASE_SERVICES)
+def test_each_service_migrates_its_own_database_before_serving(overlay: str, name: str) -> None:
+    deployment = of_kind(render(overlay), "Deployment")[name]
     (migrate,) = deployment["spec"]["template"]["spec"]["initContainers"]
-    assert migrate["command"] == ["python", "-m", "services.orders", "migrate"]
+    assert migrate["command"] == ["python", "-m", f"services.{name}", "migrate"]
     assert migrate["image"] == main_container(deployment)["image"]
 
     def database(container: Object) -> Object:
@@ -385,9 +397,7 @@ def test_autoscalers_and_disruption_budgets_target_their_deployments(overlay: st
 def test_dev_runs_one_replica_of_each_service() -> None:
     objects = render("dev")
     assert {name: d["spec"]["replicas"] for name, d in of_kind(objects, "Deployment").items()} == {
-        "orders": 1,
-        "gateway": 1,
-        "envoy": 1,
+        name: 1 for name in (*GRPC_PORTS, "envoy")
     }
     assert all(h["spec"]["maxReplicas"] == 1 for h in of_kind(objects, "HorizontalPodAutoscaler").values())
 
