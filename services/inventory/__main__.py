@@ -29,7 +29,7 @@ async def serve(settings: Settings) -> None:
     async with Runtime(settings.common) as runtime:
 
         def new_uow() -> UnitOfWork:
-            return UnitOfWork(runtime.sessions)
+            return UnitOfWork(runtime.engine)
 
         servicer = InventoryServicer(new_uow, settings.policy)
         runtime.spawn(

@@ -18,6 +18,7 @@ from services.inventory.domain.model import (
     Line,
     Movement,
     ReplenishmentStatus,
+    ReservationRecord,
     ReservationStatus,
     StockRow,
     StockSignal,
@@ -34,7 +35,6 @@ from services.inventory.store import (
     InventoryStore,
     ledger_table,
     replenishment_table,
-    reservations_table,
     skus_table,
     stock_row,
     warehouses_table,
@@ -76,7 +76,7 @@ class ReserveOutcome:
 async def put_warehouse(uow: UnitOfWork, warehouse_id: str, name: str) -> None:
     check_reference("warehouse_id", warehouse_id)
     async with uow:
-        await uow.session.execute(
+        await uow.conn.execute(
             insert(warehouses_table)
             .values(warehouse_id=warehouse_id, name=name or warehouse_id)
             .on_conflict_do_update(index_elements=["warehouse_id"], set_={"name": name or warehouse_id})
@@ -87,7 +87,7 @@ async def put_warehouse(uow: UnitOfWork, warehouse_id: str, name: str) -> None:
 async def put_sku(uow: UnitOfWork, sku: str, title: str) -> None:
     check_reference("sku", sku)
     async with uow:
-        await uow.session.execute(
+        await uow.conn.execute(
             insert(skus_table)
             .values(sku=sku, title=title or sku)
             .on_conflict_do_update(index_elements=["sku"], set_={"title": title or sku})
@@ -101,7 +101,7 @@ async def set_stock_policy(
     check_quantity("normal_level", normal_level, allow_zero=True)
     check_quantity("safety_level", safety_level, allow_zero=True)
     async with uow:
-        store = InventoryStore(uow.session)
+        store = InventoryStore(uow.conn)
         await _known(store, sku, warehouse_id)
         safety = safety_level or default_safety_level(normal_level, policy.safety_percent)
         [row] = await _apply_signals(
@@ -125,7 +125,7 @@ async def reserve(
     for attempt in (1, 2):
         uow: UnitOfWork = new_uow()
         async with uow:
-            store = InventoryStore(uow.session)
+            store = InventoryStore(uow.conn)
             now = uow.clock.now()
             reservation_id = new_id()
             expires_at = now + (ttl or policy.reservation_ttl)
@@ -164,28 +164,21 @@ async def reserve(
             if len(updated) == len(lines):
                 await _apply_signals(uow, store, updated)
                 await uow.commit()
-                row = await _reservation_row(uow, reservation_id)
-                return ReserveOutcome(True, row, lines)
+                record = ReservationRecord(
+                    reservation_id, order_id, ReservationStatus.ACTIVE.value, expires_at, now
+                )
+                return ReserveOutcome(True, record, lines)
         if attempt == 1 and await expire_reservations(new_uow(), policy, keys=[line.key for line in lines]):
             continue
         break
     return ReserveOutcome(False, shortages=await _shortages(new_uow(), policy, lines, requested))
 
 
-async def _reservation_row(uow: UnitOfWork, reservation_id: str) -> Any:
-    async with uow:
-        return (
-            await uow.session.execute(
-                select(reservations_table).where(reservations_table.c.reservation_id == reservation_id)
-            )
-        ).one()
-
-
 async def _shortages(
     uow: UnitOfWork, policy: Policy, lines: Sequence[Line], requested: list[Line]
 ) -> list[Shortage]:
     async with uow:
-        store = InventoryStore(uow.session)
+        store = InventoryStore(uow.conn)
         unknown_skus, unknown_warehouses = await store.unknown_references(
             (line.sku for line in lines), (line.warehouse_id for line in lines)
         )
@@ -218,7 +211,7 @@ async def commit_reservation(new_uow: Any, policy: Policy, order_id: str) -> tup
     check_reference("order_id", order_id)
     uow: UnitOfWork = new_uow()
     async with uow:
-        store = InventoryStore(uow.session)
+        store = InventoryStore(uow.conn)
         now = uow.clock.now()
         row = await store.set_status(
             order_id, ReservationStatus.ACTIVE, ReservationStatus.COMMITTED, now, unexpired_at=now
@@ -260,7 +253,7 @@ async def release_reservation(
     check_reference("order_id", order_id)
     uow: UnitOfWork = new_uow()
     async with uow:
-        store = InventoryStore(uow.session)
+        store = InventoryStore(uow.conn)
         now = uow.clock.now()
         row = await store.set_status(order_id, ReservationStatus.ACTIVE, ReservationStatus.RELEASED, now)
         if row is not None:
@@ -307,7 +300,7 @@ async def move_reservation(
         raise InvalidArgument("to_warehouse_id", "must differ from from_warehouse_id")
     uow: UnitOfWork = new_uow()
     async with uow:
-        store = InventoryStore(uow.session)
+        store = InventoryStore(uow.conn)
         now = uow.clock.now()
         row = await store.latest_reservation(order_id, for_update=True)
         if row is None:
@@ -346,7 +339,7 @@ async def move_reservation(
 async def get_reservation(uow: UnitOfWork, order_id: str) -> tuple[Any, tuple[Line, ...]]:
     check_reference("order_id", order_id)
     async with uow:
-        store = InventoryStore(uow.session)
+        store = InventoryStore(uow.conn)
         row = await store.latest_reservation(order_id)
         if row is None:
             raise NotFound(f"order {order_id} has no reservation")
@@ -356,7 +349,7 @@ async def get_reservation(uow: UnitOfWork, order_id: str) -> tuple[Any, tuple[Li
 async def expire_reservations(uow: UnitOfWork, policy: Policy, keys: Sequence[tuple[str, str]] = ()) -> int:
     """Release unpaid reservations past their TTL and announce them; the orders service cancels the orders."""
     async with uow:
-        store = InventoryStore(uow.session)
+        store = InventoryStore(uow.conn)
         now = uow.clock.now()
         due = await store.claim_expired(now, policy.sweep_batch, keys)
         if not due:
@@ -417,7 +410,7 @@ async def _levels(
     statement = _AVAILABILITY.bindparams(
         bindparam("skus", type_=ARRAY(Text)), bindparam("warehouses", type_=ARRAY(Text))
     )
-    rows = await uow.session.execute(
+    rows = await uow.conn.execute(
         statement, {"skus": list(skus), "warehouses": list(warehouses), "now": uow.clock.now()}
     )
     return {
@@ -443,7 +436,7 @@ async def availability(
         levels = await _levels(uow, policy, skus, warehouses)
         missing = set(skus) - {sku for sku, _ in levels}
         if missing:
-            unknown, _ = await InventoryStore(uow.session).unknown_references(missing, ())
+            unknown, _ = await InventoryStore(uow.conn).unknown_references(missing, ())
             for index, sku in enumerate(skus):
                 if sku in unknown:
                     raise InvalidArgument(f"skus[{index}]", f"unknown SKU {sku}")
@@ -563,8 +556,8 @@ async def _change_stock(
         check_reference("sku", sku)
     digest = idempotency.request_hash(json.dumps([warehouse_id, list(changes), order_id, reason]).encode())
     async with uow:
-        store = InventoryStore(uow.session)
-        first = await idempotency.claim(uow.session, scope, key, digest)
+        store = InventoryStore(uow.conn)
+        first = await idempotency.claim(uow.conn, scope, key, digest)
         if first is not None:
             return [StockRow(**row) for row in json.loads(first)]
         for sku, _ in changes:
@@ -602,7 +595,7 @@ async def _change_stock(
             reason=reason,
         )
         rows = await _apply_signals(uow, store, rows)
-        await idempotency.complete(uow.session, scope, key, json.dumps([asdict(r) for r in rows]).encode())
+        await idempotency.complete(uow.conn, scope, key, json.dumps([asdict(r) for r in rows]).encode())
         await uow.commit()
     return rows
 
@@ -617,7 +610,7 @@ async def record_stock_count(
     if version <= 0:
         raise InvalidArgument("version", "must be a positive, increasing number")
     async with uow:
-        store = InventoryStore(uow.session)
+        store = InventoryStore(uow.conn)
         await _known(store, sku, warehouse_id)
         await store.ensure_stock_row(sku, warehouse_id)
         current = await store.stock(sku, warehouse_id, for_update=True)
@@ -682,7 +675,7 @@ async def _apply_signals(uow: UnitOfWork, store: InventoryStore, rows: Sequence[
             )
             row = StockRow(**{**asdict(row), "sellable": False})
         elif signal is StockSignal.RECOVERED and await store.set_sellable(row.sku, row.warehouse_id, True):
-            await uow.session.execute(
+            await uow.conn.execute(
                 update(replenishment_table)
                 .where(
                     replenishment_table.c.sku == row.sku,
@@ -710,7 +703,7 @@ async def _apply_signals(uow: UnitOfWork, store: InventoryStore, rows: Sequence[
 
 async def _open_replenishment(uow: UnitOfWork, row: StockRow) -> str:
     now = uow.clock.now()
-    inserted = await uow.session.execute(
+    inserted = await uow.conn.execute(
         insert(replenishment_table)
         .values(
             replenishment_order_id=new_id(),
@@ -729,7 +722,7 @@ async def _open_replenishment(uow: UnitOfWork, row: StockRow) -> str:
     created = inserted.scalar()
     if created is not None:
         return str(created)
-    existing = await uow.session.scalar(
+    existing = await uow.conn.scalar(
         select(replenishment_table.c.replenishment_order_id).where(
             replenishment_table.c.sku == row.sku,
             replenishment_table.c.warehouse_id == row.warehouse_id,
@@ -757,7 +750,7 @@ async def list_replenishment_orders(
     if page_token:
         query = query.where(replenishment_table.c.replenishment_order_id < page_token)
     async with uow:
-        rows = list((await uow.session.execute(query)).all())
+        rows = list((await uow.conn.execute(query)).all())
     return rows[:size], rows[size - 1].replenishment_order_id if len(rows) > size else ""
 
 
@@ -766,7 +759,7 @@ async def update_replenishment_order(
 ) -> Any:
     async with uow:
         row = (
-            await uow.session.execute(
+            await uow.conn.execute(
                 select(replenishment_table)
                 .where(replenishment_table.c.replenishment_order_id == replenishment_order_id)
                 .with_for_update()
@@ -776,7 +769,7 @@ async def update_replenishment_order(
             raise NotFound(f"replenishment order {replenishment_order_id} not found")
         check_replenishment_transition(ReplenishmentStatus(row.status), status)
         updated = (
-            await uow.session.execute(
+            await uow.conn.execute(
                 update(replenishment_table)
                 .where(replenishment_table.c.replenishment_order_id == replenishment_order_id)
                 .values(status=status.value, note=note[:500] or row.note, updated_at=uow.clock.now())
@@ -809,7 +802,7 @@ async def list_ledger(
     if conditions:
         query = query.where(and_(*conditions))
     async with uow:
-        rows = list((await uow.session.execute(query)).all())
+        rows = list((await uow.conn.execute(query)).all())
     return rows[:size], str(rows[size - 1].entry_id) if len(rows) > size else ""
 
 
@@ -838,7 +831,7 @@ _INVARIANTS = text(
 async def check_invariants(uow: UnitOfWork) -> tuple[int, list[inventory_pb2.InvariantBreach]]:
     """Recompute every row from the ledger and the open reservations; publish an alert on any breach."""
     async with uow:
-        rows = (await uow.session.execute(_INVARIANTS)).all()
+        rows = (await uow.conn.execute(_INVARIANTS)).all()
         breaches = [
             inventory_pb2.InvariantBreach(
                 sku=row.sku,

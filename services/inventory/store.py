@@ -29,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory.domain.model import Line, Movement, ReservationStatus, StockRow
 from services.kit.tracing import current_trace_id
@@ -212,20 +212,20 @@ def stock_row(row: Any) -> StockRow:
 
 
 class InventoryStore:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
 
     # --- rows locked in (sku, warehouse) order -------------------------------------------------
 
     async def lock_rows(self, lines: Sequence[Line]) -> None:
         """One order's rows, locked in a fixed order so that overlapping orders never deadlock."""
         if len(lines) > 1:
-            await self.session.execute(_LOCK.bindparams(*_ARRAYS), _arrays(lines))
+            await self.conn.execute(_LOCK.bindparams(*_ARRAYS), _arrays(lines))
 
     async def reserve_rows(self, lines: Sequence[Line], cap_basis_points: int) -> list[StockRow]:
         """The one conditional statement that reserves; a row without room is simply not updated."""
         await self.lock_rows(lines)
-        result = await self.session.execute(
+        result = await self.conn.execute(
             _RESERVE.bindparams(*_ARRAYS), {**_arrays(lines), "cap": cap_basis_points}
         )
         return [stock_row(row) for row in result]
@@ -233,7 +233,7 @@ class InventoryStore:
     async def settle_rows(self, lines: Sequence[Line], *, deduct: bool) -> list[StockRow]:
         """Commit (deduct from on hand) or release (give back) reserved units."""
         await self.lock_rows(lines)
-        result = await self.session.execute(
+        result = await self.conn.execute(
             _SETTLE.bindparams(*_ARRAYS), {**_arrays(lines), "deduct": 1 if deduct else 0}
         )
         return [stock_row(row) for row in result]
@@ -244,11 +244,11 @@ class InventoryStore:
         )
         if for_update:
             query = query.with_for_update()
-        row = (await self.session.execute(query)).first()
+        row = (await self.conn.execute(query)).first()
         return None if row is None else stock_row(row)
 
     async def count_version(self, sku: str, warehouse_id: str) -> int:
-        version = await self.session.scalar(
+        version = await self.conn.scalar(
             select(stock_table.c.count_version).where(
                 stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id
             )
@@ -256,12 +256,12 @@ class InventoryStore:
         return int(version or 0)
 
     async def ensure_stock_row(self, sku: str, warehouse_id: str) -> None:
-        await self.session.execute(
+        await self.conn.execute(
             insert(stock_table).values(sku=sku, warehouse_id=warehouse_id).on_conflict_do_nothing()
         )
 
     async def change_on_hand(self, sku: str, warehouse_id: str, delta: int, **values: Any) -> StockRow:
-        result = await self.session.execute(
+        result = await self.conn.execute(
             update(stock_table)
             .where(stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id)
             .values(on_hand=stock_table.c.on_hand + delta, updated_at=func.now(), **values)
@@ -270,7 +270,7 @@ class InventoryStore:
         return stock_row(result.one())
 
     async def set_policy(self, sku: str, warehouse_id: str, normal_level: int, safety_level: int) -> StockRow:
-        result = await self.session.execute(
+        result = await self.conn.execute(
             insert(stock_table)
             .values(sku=sku, warehouse_id=warehouse_id, normal_level=normal_level, safety_level=safety_level)
             .on_conflict_do_update(
@@ -283,7 +283,7 @@ class InventoryStore:
 
     async def set_sellable(self, sku: str, warehouse_id: str, sellable: bool) -> bool:
         """Flip the flag; only the transaction that actually flips it gets True (no duplicate events)."""
-        result = await self.session.execute(
+        result = await self.conn.execute(
             update(stock_table)
             .where(
                 stock_table.c.sku == sku,
@@ -302,11 +302,11 @@ class InventoryStore:
     ) -> tuple[set[str], set[str]]:
         skus, warehouses = set(skus), set(warehouses)
         known_skus = set(
-            (await self.session.scalars(select(skus_table.c.sku).where(skus_table.c.sku.in_(skus)))).all()
+            (await self.conn.scalars(select(skus_table.c.sku).where(skus_table.c.sku.in_(skus)))).all()
         )
         known_warehouses = set(
             (
-                await self.session.scalars(
+                await self.conn.scalars(
                     select(warehouses_table.c.warehouse_id).where(
                         warehouses_table.c.warehouse_id.in_(warehouses)
                     )
@@ -321,7 +321,7 @@ class InventoryStore:
         self, reservation_id: str, order_id: str, lines: Sequence[Line], expires_at: datetime, now: datetime
     ) -> bool:
         """False when the order already holds a live (active or committed) reservation."""
-        inserted = await self.session.execute(
+        inserted = await self.conn.execute(
             insert(reservations_table)
             .values(
                 reservation_id=reservation_id,
@@ -338,7 +338,7 @@ class InventoryStore:
         )
         if inserted.first() is None:
             return False
-        await self.session.execute(
+        await self.conn.execute(
             reservation_lines_table.insert(),
             [
                 {
@@ -361,10 +361,10 @@ class InventoryStore:
         )
         if for_update:
             query = query.with_for_update()
-        return (await self.session.execute(query)).first()
+        return (await self.conn.execute(query)).first()
 
     async def lines_of(self, reservation_id: str) -> tuple[Line, ...]:
-        rows = await self.session.execute(
+        rows = await self.conn.execute(
             select(
                 reservation_lines_table.c.sku,
                 reservation_lines_table.c.warehouse_id,
@@ -389,7 +389,7 @@ class InventoryStore:
         )
         if unexpired_at is not None:
             query = query.where(reservations_table.c.expires_at > unexpired_at)
-        result = await self.session.execute(
+        result = await self.conn.execute(
             query.values(status=target.value, updated_at=now).returning(*reservations_table.c)
         )
         return result.first()
@@ -417,17 +417,17 @@ class InventoryStore:
                 )
                 .exists()
             )
-        return list((await self.session.execute(query)).all())
+        return list((await self.conn.execute(query)).all())
 
     async def mark(self, reservation_ids: Sequence[str], status: ReservationStatus, now: datetime) -> None:
-        await self.session.execute(
+        await self.conn.execute(
             update(reservations_table)
             .where(reservations_table.c.reservation_id.in_(reservation_ids))
             .values(status=status.value, updated_at=now)
         )
 
     async def move_line(self, reservation_id: str, sku: str, from_warehouse: str, to_warehouse: str) -> None:
-        await self.session.execute(
+        await self.conn.execute(
             update(reservation_lines_table)
             .where(
                 reservation_lines_table.c.reservation_id == reservation_id,
@@ -467,4 +467,4 @@ class InventoryStore:
             for sku, warehouse_id, on_hand_delta, reserved_delta in moves
         ]
         if rows:
-            await self.session.execute(ledger_table.insert(), rows)
+            await self.conn.execute(ledger_table.insert(), rows)

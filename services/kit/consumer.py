@@ -21,7 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kit import bus, tracing
 from services.kit.schema import dead_letters_table, inbox_table
@@ -41,7 +41,7 @@ class Envelope:
     deliveries: int
 
 
-Handler = Callable[[AsyncSession, Message, Envelope], Awaitable[None]]
+Handler = Callable[[AsyncConnection, Message, Envelope], Awaitable[None]]
 
 
 def decode(event_type: str, payload: bytes) -> Message:
@@ -55,7 +55,7 @@ class EventConsumer:
     def __init__(
         self,
         js: JetStreamContext,
-        sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         *,
         name: str,
         subject_prefix: str,
@@ -67,7 +67,7 @@ class EventConsumer:
         ack_wait_seconds: float = 30.0,
     ) -> None:
         self.js = js
-        self.sessions = sessions
+        self.engine = engine
         self.name = name
         self.prefix = subject_prefix
         self.subject = subject
@@ -159,8 +159,8 @@ class EventConsumer:
             self.duplicates += 1
 
     async def _handle_once(self, event: Message, envelope: Envelope) -> bool:
-        async with self.sessions() as session, session.begin():
-            claimed = await session.execute(
+        async with self.engine.begin() as conn:
+            claimed = await conn.execute(
                 insert(inbox_table)
                 .values(consumer=self.name, event_id=envelope.event_id, subject=envelope.subject)
                 .on_conflict_do_nothing()
@@ -168,14 +168,14 @@ class EventConsumer:
             )
             if claimed.first() is None:
                 return False
-            await self.handler(session, event, envelope)
+            await self.handler(conn, event, envelope)
         return True
 
     async def _dead_letter(self, msg: Msg, envelope: Envelope, error: str) -> None:
         """Record first, then terminate: if the record cannot be written the message stays in the stream."""
         try:
-            async with self.sessions() as session, session.begin():
-                await session.execute(
+            async with self.engine.begin() as conn:
+                await conn.execute(
                     insert(dead_letters_table).values(
                         consumer=self.name,
                         subject=envelope.subject,

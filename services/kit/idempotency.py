@@ -10,7 +10,7 @@ import hashlib
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kit.errors import InvalidArgument
 from services.kit.schema import idempotency_table
@@ -20,9 +20,9 @@ def request_hash(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-async def claim(session: AsyncSession, scope: str, key: str, digest: str) -> bytes | None:
+async def claim(conn: AsyncConnection, scope: str, key: str, digest: str) -> bytes | None:
     """None: this call owns the key and must act, then `complete`. Bytes: the first call's response."""
-    inserted = await session.execute(
+    inserted = await conn.execute(
         insert(idempotency_table)
         .values(scope=scope, key=key, request_hash=digest)
         .on_conflict_do_nothing()
@@ -31,7 +31,7 @@ async def claim(session: AsyncSession, scope: str, key: str, digest: str) -> byt
     if inserted.first() is not None:
         return None
     row = (
-        await session.execute(
+        await conn.execute(
             select(idempotency_table.c.request_hash, idempotency_table.c.response).where(
                 idempotency_table.c.scope == scope, idempotency_table.c.key == key
             )
@@ -42,8 +42,8 @@ async def claim(session: AsyncSession, scope: str, key: str, digest: str) -> byt
     return bytes(row.response or b"")
 
 
-async def complete(session: AsyncSession, scope: str, key: str, response: bytes) -> None:
-    await session.execute(
+async def complete(conn: AsyncConnection, scope: str, key: str, response: bytes) -> None:
+    await conn.execute(
         update(idempotency_table)
         .where(idempotency_table.c.scope == scope, idempotency_table.c.key == key)
         .values(response=response)

@@ -13,11 +13,11 @@ from types import TracebackType
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit import bus
 from services.kit.config import CommonSettings
-from services.kit.db import make_engine, make_sessionmaker
+from services.kit.db import make_engine
 from services.kit.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,6 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         self.engine: AsyncEngine = make_engine(self.settings.database_url)
-        self.sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
         self.nc: NatsClient = await bus.connect(self.settings.nats_url, self.settings.service_name)
         self.js: JetStreamContext = self.nc.jetstream()
         self.relay = OutboxRelay(

@@ -26,7 +26,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 async def serve(settings: Settings) -> None:
     async with Runtime(settings.common) as runtime:
-        servicer = OrdersServicer(lambda: UnitOfWork(runtime.sessions))
+        servicer = OrdersServicer(lambda: UnitOfWork(runtime.engine))
         server = GrpcServer(
             port=settings.common.port,
             service_names=[SERVICE_NAME],

@@ -17,7 +17,7 @@ async def ingest_order(uow: UnitOfWork, command: IngestOrder) -> tuple[Order, bo
     """Store a channel order once; a repeat delivery returns the stored order and created=False."""
     order = accept(command, new_id(), uow.clock.now())
     async with uow:
-        orders = OrderRepository(uow.session)
+        orders = OrderRepository(uow.conn)
         if await orders.add_if_absent(order):
             for event in order.events:
                 if isinstance(event, OrderCreated):
@@ -34,7 +34,7 @@ async def get_order(uow: UnitOfWork, order_id: str) -> Order:
     if not is_id(order_id):
         raise InvalidArgument("order_id", "must be an order id as returned by IngestOrder")
     async with uow:
-        order = await OrderRepository(uow.session).get(order_id)
+        order = await OrderRepository(uow.conn).get(order_id)
     if order is None:
         raise NotFound(f"order {order_id} not found")
     return order

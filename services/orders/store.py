@@ -19,7 +19,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.orders.domain.model import Address, Channel, Order, OrderLine, OrderStatus
 
@@ -56,12 +56,12 @@ order_lines_table = Table(
 
 
 class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
 
     async def add_if_absent(self, order: Order) -> bool:
         """Insert unless the channel order exists; the unique constraint answers, not a prior read."""
-        inserted = await self.session.execute(
+        inserted = await self.conn.execute(
             insert(orders_table)
             .values(
                 order_id=order.order_id,
@@ -82,7 +82,7 @@ class OrderRepository:
         )
         if inserted.first() is None:
             return False
-        await self.session.execute(
+        await self.conn.execute(
             order_lines_table.insert(),
             [
                 {"order_id": order.order_id, "line_no": n, **asdict(line)}
@@ -93,13 +93,13 @@ class OrderRepository:
 
     async def get(self, order_id: str) -> Order | None:
         row = (
-            await self.session.execute(select(orders_table).where(orders_table.c.order_id == order_id))
+            await self.conn.execute(select(orders_table).where(orders_table.c.order_id == order_id))
         ).first()
         return None if row is None else await self._load(row._mapping)
 
     async def get_by_channel(self, channel: Channel, channel_order_id: str) -> Order | None:
         row = (
-            await self.session.execute(
+            await self.conn.execute(
                 select(orders_table).where(
                     orders_table.c.channel == channel.value,
                     orders_table.c.channel_order_id == channel_order_id,
@@ -110,7 +110,7 @@ class OrderRepository:
 
     async def _load(self, row: Any) -> Order:
         lines = (
-            await self.session.execute(
+            await self.conn.execute(
                 select(
                     order_lines_table.c.sku,
                     order_lines_table.c.title,

@@ -15,6 +15,8 @@ from typing import IO
 
 import pytest
 
+from omsctl.stack import SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -76,7 +78,7 @@ def test_make_run_serves_the_printed_curl_keeps_data_across_restarts_and_leaves_
     first, banner = _start(home, env)
     assert any("OMS platform is up in" in line for line in banner)
     pids = _pids(home)
-    assert len(pids) == 6  # postgres, redis, nats, orders, gateway, envoy
+    assert len(pids) == 3 + len(SERVICES) + 1  # postgres, redis, nats, each service, envoy
     assert (
         subprocess.run(
             [sys.executable, "-m", "omsctl", "status"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from services.kit.errors import FailedPrecondition, InvalidArgument
@@ -59,6 +60,15 @@ class Line:
     @property
     def key(self) -> tuple[str, str]:
         return (self.sku, self.warehouse_id)
+
+
+@dataclass(frozen=True)
+class ReservationRecord:
+    reservation_id: str
+    order_id: str
+    status: str
+    expires_at: datetime
+    created_at: datetime
 
 
 @dataclass(frozen=True)

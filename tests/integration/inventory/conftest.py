@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.inventory import handlers
 from services.inventory.handlers import Policy
 from services.kit.clock import FixedClock
-from services.kit.db import UnitOfWork, make_engine, make_sessionmaker
+from services.kit.db import UnitOfWork, make_engine
 
 
 @dataclass
@@ -19,12 +19,11 @@ class Inventory:
     """Handlers on a throwaway database, with a clock the test moves."""
 
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
     clock: FixedClock
     policy: Policy
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, self.clock)
+        return UnitOfWork(self.engine, self.clock)
 
     async def stock(self, warehouse_id: str, *skus_and_units: tuple[str, int]) -> None:
         await handlers.put_warehouse(self.uow(), warehouse_id, warehouse_id)
@@ -58,9 +57,7 @@ class Inventory:
 def inventory_factory(policy: Policy) -> Callable[[str], AsyncIterator[Inventory]]:
     async def build(url: str) -> AsyncIterator[Inventory]:
         engine = make_engine(url, pool_size=60)
-        yield Inventory(
-            engine, make_sessionmaker(engine), FixedClock(datetime(2026, 11, 21, 8, tzinfo=UTC)), policy
-        )
+        yield Inventory(engine, FixedClock(datetime(2026, 11, 21, 8, tzinfo=UTC)), policy)
         await engine.dispose()
 
     return build

@@ -8,11 +8,10 @@ from google.protobuf.message import Message
 from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeout
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kit import bus
 from services.kit.consumer import Envelope, EventConsumer, PermanentError
-from services.kit.db import make_sessionmaker
 from services.kit.schema import dead_letters_table, inbox_table
 from tests.integration.kit.helpers import sample_event
 from tests.waiting import eventually
@@ -25,8 +24,8 @@ async def effects(orders_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
     yield orders_engine
 
 
-async def _record_effect(session: AsyncSession, event: Message, envelope: Envelope) -> None:
-    await session.execute(text("INSERT INTO effects (event_id) VALUES (:id)"), {"id": envelope.event_id})
+async def _record_effect(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
+    await conn.execute(text("INSERT INTO effects (event_id) VALUES (:id)"), {"id": envelope.event_id})
 
 
 async def _count(engine: AsyncEngine, query: str) -> int:
@@ -47,7 +46,7 @@ async def _publish(nc: NatsClient, prefix: str, event_id: str, payload: bytes | 
 def _consumer(nc: NatsClient, engine: AsyncEngine, prefix: str, handler, **options) -> EventConsumer:  # type: ignore[no-untyped-def]
     return EventConsumer(
         nc.jetstream(),
-        make_sessionmaker(engine),
+        engine,
         name="test-consumer",
         subject_prefix=prefix,
         subject="orders.created",
@@ -85,10 +84,10 @@ async def test_a_transient_failure_is_retried_and_rolled_back_work_leaves_no_tra
 ) -> None:
     calls = 0
 
-    async def flaky(session: AsyncSession, event: Message, envelope: Envelope) -> None:
+    async def flaky(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
         nonlocal calls
         calls += 1
-        await _record_effect(session, event, envelope)
+        await _record_effect(conn, event, envelope)
         if calls == 1:
             raise ConnectionError("warehouse system timed out")
 
@@ -108,11 +107,11 @@ async def test_a_transient_failure_is_retried_and_rolled_back_work_leaves_no_tra
 async def test_poison_messages_are_terminated_and_recorded_as_dead_letters(
     effects: AsyncEngine, nc: NatsClient, subject_prefix: str
 ) -> None:
-    async def rejecting(session: AsyncSession, event: Message, envelope: Envelope) -> None:
+    async def rejecting(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
         if envelope.event_id == "evt-rejected":
             raise PermanentError("order belongs to another merchant")
 
-    async def always_failing(session: AsyncSession, event: Message, envelope: Envelope) -> None:
+    async def always_failing(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
         raise RuntimeError("bug")
 
     consumer = _consumer(nc, effects, subject_prefix, rejecting)
@@ -126,7 +125,7 @@ async def test_poison_messages_are_terminated_and_recorded_as_dead_letters(
 
     failing = EventConsumer(
         nc.jetstream(),
-        make_sessionmaker(effects),
+        effects,
         name="failing",
         subject_prefix=subject_prefix,
         subject="orders.created",

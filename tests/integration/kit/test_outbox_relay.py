@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from omsctl.stack import Infra
 from services.kit import bus, tracing
-from services.kit.db import UnitOfWork, make_sessionmaker
+from services.kit.db import UnitOfWork
 from services.kit.outbox import OutboxRelay, lag_seconds
 from services.kit.schema import outbox_table
 from tests.integration.kit.helpers import sample_event, stream_count, stream_messages
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 async def _commit_events(engine: AsyncEngine, count: int) -> list[str]:
-    async with UnitOfWork(make_sessionmaker(engine)) as uow:
+    async with UnitOfWork(engine) as uow:
         ids = [uow.publish("orders.created", sample_event(n)) for n in range(count)]
         await uow.commit()
     return ids
@@ -47,10 +47,10 @@ async def test_relay_publishes_each_committed_event_once_and_none_for_rolled_bac
     orders_engine: AsyncEngine, nc: NatsClient, subject_prefix: str
 ) -> None:
     committed = await _commit_events(orders_engine, 5)
-    async with UnitOfWork(make_sessionmaker(orders_engine)) as uow:
+    async with UnitOfWork(orders_engine) as uow:
         for n in range(3):
             uow.publish("orders.created", sample_event(100 + n))
-    async with UnitOfWork(make_sessionmaker(orders_engine)) as uow:
+    async with UnitOfWork(orders_engine) as uow:
         uow.publish("orders.created", sample_event(200))
         await uow.rollback()
 

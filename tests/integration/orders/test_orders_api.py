@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import events_pb2, orders_pb2, orders_pb2_grpc
-from services.kit.db import UnitOfWork, make_sessionmaker
+from services.kit.db import UnitOfWork
 from services.kit.grpc_server import GrpcServer
 from services.kit.schema import outbox_table
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
@@ -55,8 +55,7 @@ def order_request(channel_order_id: str, **overrides: object) -> orders_pb2.Inge
 
 @pytest.fixture
 async def stub(orders_engine: AsyncEngine) -> AsyncIterator[orders_pb2_grpc.OrdersServiceStub]:
-    sessions = make_sessionmaker(orders_engine)
-    servicer = OrdersServicer(lambda: UnitOfWork(sessions))
+    servicer = OrdersServicer(lambda: UnitOfWork(orders_engine))
     server = GrpcServer(
         port=0,
         service_names=[SERVICE_NAME],
