@@ -17,10 +17,12 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import asyncpg
 import grpc
+import psutil
 
 from oms.inventory.v1 import inventory_pb2 as pb
 from oms.inventory.v1 import inventory_pb2_grpc
@@ -51,7 +53,9 @@ async def seed(url: str) -> None:
     try:
         warehouses = [f"WH{w}" for w in range(1, WAREHOUSES + 1)]
         skus = [f"SKU-{n:04d}" for n in range(SKUS)] + [f"HOT-{r}" for r in range(HOT_ROUNDS)]
-        await conn.executemany("INSERT INTO warehouses (warehouse_id, name) VALUES ($1, $2)", [(w, w) for w in warehouses])
+        await conn.executemany(
+            "INSERT INTO warehouses (warehouse_id, name) VALUES ($1, $2)", [(w, w) for w in warehouses]
+        )
         await conn.executemany("INSERT INTO skus (sku, title) VALUES ($1, $2)", [(s, s) for s in skus])
         rows = [(s, w, 1_000_000) for s in skus if s.startswith("SKU") for w in warehouses]
         rows += [(s, "WH1", HOT_UNITS) for s in skus if s.startswith("HOT")]
@@ -70,21 +74,25 @@ def mixed_lines(rng: random.Random) -> list[tuple[str, str, int]]:
     return [(f"SKU-{s:04d}", f"WH{rng.randint(1, WAREHOUSES)}", rng.randint(1, 3)) for s in skus]
 
 
-async def hot_sku(stubs: list[inventory_pb2_grpc.InventoryServiceStub]) -> tuple[int, float]:
-    successes, elapsed = 0, 0.0
+async def hot_sku(stubs: list[inventory_pb2_grpc.InventoryServiceStub]) -> tuple[int, float, float]:
+    """Returns units reserved, seconds until each round's stock was gone, seconds for all attempts."""
+    successes, selling, elapsed = 0, 0.0, 0.0
     for round_ in range(HOT_ROUNDS):
         line = pb.ReservationLine(sku=f"HOT-{round_}", warehouse_id="WH1", quantity=1)
 
-        async def buy(n: int, line: pb.ReservationLine = line, round_: int = round_) -> bool:
+        async def buy(n: int, line: pb.ReservationLine = line, round_: int = round_) -> float | None:
             stub = stubs[n % len(stubs)]
-            reply = await stub.Reserve(pb.ReserveRequest(order_id=f"hot-{round_}-{n}", lines=[line]), timeout=60)
-            return reply.reserved
+            reply = await stub.Reserve(
+                pb.ReserveRequest(order_id=f"hot-{round_}-{n}", lines=[line]), timeout=60
+            )
+            return time.perf_counter() if reply.reserved else None
 
         started = time.perf_counter()
-        results = await asyncio.gather(*(buy(n) for n in range(HOT_BUYERS)))
+        results = [r for r in await asyncio.gather(*(buy(n) for n in range(HOT_BUYERS))) if r is not None]
         elapsed += time.perf_counter() - started
-        successes += sum(results)
-    return successes, elapsed
+        selling += max(results) - started
+        successes += len(results)
+    return successes, selling, elapsed
 
 
 async def mixed(stubs: list[inventory_pb2_grpc.InventoryServiceStub]) -> tuple[int, list[float], float]:
@@ -100,7 +108,9 @@ async def mixed(stubs: list[inventory_pb2_grpc.InventoryServiceStub]) -> tuple[i
         while time.perf_counter() < deadline:
             lines = [pb.ReservationLine(sku=s, warehouse_id=w, quantity=q) for s, w, q in mixed_lines(rng)]
             started = time.perf_counter()
-            reply = await stub.Reserve(pb.ReserveRequest(order_id=f"mix-{n}-{count}", lines=lines), timeout=30)
+            reply = await stub.Reserve(
+                pb.ReserveRequest(order_id=f"mix-{n}-{count}", lines=lines), timeout=30
+            )
             latencies.append(time.perf_counter() - started)
             reserved += reply.reserved
             count += 1
@@ -143,20 +153,41 @@ async def oversold(url: str) -> int:
     return int(over) + max(0, int(hot) - HOT_UNITS * HOT_ROUNDS)
 
 
-async def run(url: str, address: str) -> None:
+def cpu_seconds(service_pid: int) -> Counter[str]:
+    """CPU used so far by the service process, Postgres, and this load generator."""
+    used: Counter[str] = Counter()
+    for process in psutil.process_iter(["name", "cmdline"]):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        if process.pid == service_pid:
+            used["service"] += times.user + times.system
+        elif process.info["name"] == "postgres":
+            used["postgres"] += times.user + times.system
+        elif process.pid == os.getpid():
+            used["client"] += times.user + times.system
+    return used
+
+
+async def run(url: str, address: str, service_pid: int) -> None:
     channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
     stubs = [inventory_pb2_grpc.InventoryServiceStub(channel) for channel in channels]
-    successes, hot_elapsed = await hot_sku(stubs)
+    successes, selling, hot_elapsed = await hot_sku(stubs)
     print(f"hot_sku_oversold: {await oversold(url)} units")
     print(f"hot_sku_reserved: {successes} of {HOT_UNITS * HOT_ROUNDS} units")
-    print(f"hot_sku_reservations_per_s: {successes / hot_elapsed:.0f} reservations/s")
+    print(f"hot_sku_reservations_per_s: {successes / selling:.0f} reservations/s")
     print(f"hot_sku_attempts_per_s: {HOT_BUYERS * HOT_ROUNDS / hot_elapsed:.0f} attempts/s")
+    cpu_before = cpu_seconds(service_pid)
     reserved, latencies, elapsed = await mixed(stubs)
+    cpu = cpu_seconds(service_pid) - cpu_before
     latencies.sort()
     service_rate = reserved / elapsed
     print(f"mixed_reservations_per_s: {service_rate:.0f} reservations/s")
     print(f"mixed_p50_ms: {statistics.median(latencies) * 1000:.1f} ms")
     print(f"mixed_p99_ms: {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms")
+    for name, seconds in cpu.items():
+        print(f"mixed_{name}_cpu_ms_per_reservation: {seconds * 1000 / max(reserved, 1):.2f} ms")
     for channel in channels:
         await channel.close()
     raw_rate = await raw(url)
@@ -178,17 +209,29 @@ def main() -> None:
         port = embedded.free_port()
         env = embedded.python_env(
             ROOT,
-            {"PORT": str(port), "DATABASE_URL": url, "NATS_URL": infra.nats_url, "RESERVATION_CAP_PERCENT": "100",
-             "LOG_LEVEL": "WARNING", "OMS_SUBJECT_PREFIX": "bench"},
+            {
+                "PORT": str(port),
+                "DATABASE_URL": url,
+                "NATS_URL": infra.nats_url,
+                "RESERVATION_CAP_PERCENT": "100",
+                "LOG_LEVEL": "WARNING",
+                "OMS_SUBJECT_PREFIX": "bench",
+            },
         )
-        service = embedded.spawn("inventory", [sys.executable, "-m", "services.inventory"], home / "logs", env=env,
-                                 cwd=ROOT, port=port)
+        service = embedded.spawn(
+            "inventory",
+            [sys.executable, "-m", "services.inventory"],
+            home / "logs",
+            env=env,
+            cwd=ROOT,
+            port=port,
+        )
         deadline = time.monotonic() + 30
         while health_status(f"127.0.0.1:{port}") != "SERVING":
             if time.monotonic() > deadline or service.popen.poll() is not None:
                 raise RuntimeError(f"inventory did not start; see {service.log_path}")
             time.sleep(0.1)
-        asyncio.run(run(url, f"127.0.0.1:{port}"))
+        asyncio.run(run(url, f"127.0.0.1:{port}", service.pid))
     finally:
         if service is not None:
             service.stop()

@@ -32,14 +32,16 @@ from services.inventory.domain.model import (
     reservation_lines,
 )
 from services.inventory.store import (
+    FastMiss,
     InventoryStore,
     ledger_table,
     replenishment_table,
+    reserve_fast,
     skus_table,
     stock_row,
     warehouses_table,
 )
-from services.kit import idempotency
+from services.kit import idempotency, outbox
 from services.kit.db import UnitOfWork
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.ids import new_id
@@ -122,6 +124,13 @@ async def reserve(
     lines = reservation_lines(requested)
     if ttl is not None and not timedelta(seconds=10) <= ttl <= timedelta(days=7):
         raise InvalidArgument("ttl_seconds", "must be between 10 seconds and 7 days")
+    fast = await _reserve_fast(new_uow(), policy, order_id, lines, ttl)
+    if isinstance(fast, ReserveOutcome):
+        return fast
+    if fast is FastMiss.SHORT and not await expire_reservations(
+        new_uow(), policy, keys=[line.key for line in lines]
+    ):
+        return ReserveOutcome(False, shortages=await _shortages(new_uow(), policy, lines, requested))
     for attempt in (1, 2):
         uow: UnitOfWork = new_uow()
         async with uow:
@@ -174,13 +183,54 @@ async def reserve(
     return ReserveOutcome(False, shortages=await _shortages(new_uow(), policy, lines, requested))
 
 
+async def _reserve_fast(
+    uow: UnitOfWork, policy: Policy, order_id: str, lines: tuple[Line, ...], ttl: timedelta | None
+) -> ReserveOutcome | FastMiss:
+    """The common case in one short transaction; otherwise why not (nothing was written)."""
+    now = uow.clock.now()
+    reservation_id = new_id()
+    expires_at = now + (ttl or policy.reservation_ttl)
+    event = outbox.event_row(
+        "inventory.reserved",
+        events_pb2.StockReserved(
+            order_id=order_id,
+            reservation_id=reservation_id,
+            lines=messages.lines(lines),
+            expires_at=messages.timestamp(expires_at),
+        ),
+        now,
+    )
+    reserved = await reserve_fast(
+        uow.engine,
+        reservation_id=reservation_id,
+        order_id=order_id,
+        lines=lines,
+        expires_at=expires_at,
+        now=now,
+        cap_basis_points=policy.cap_basis_points,
+        event=event,
+        accept=lambda rows: all(low_stock_signal(row) is None for row in rows),
+    )
+    if isinstance(reserved, FastMiss):
+        return reserved
+    record = ReservationRecord(reservation_id, order_id, ReservationStatus.ACTIVE.value, expires_at, now)
+    return ReserveOutcome(True, record, lines)
+
+
 async def _shortages(
     uow: UnitOfWork, policy: Policy, lines: Sequence[Line], requested: list[Line]
 ) -> list[Shortage]:
     async with uow:
         store = InventoryStore(uow.conn)
-        unknown_skus, unknown_warehouses = await store.unknown_references(
-            (line.sku for line in lines), (line.warehouse_id for line in lines)
+        skus, warehouses = [line.sku for line in lines], [line.warehouse_id for line in lines]
+        levels = await _levels(uow, policy, skus, warehouses)
+        missing = [line for line in lines if line.key not in levels]
+        unknown_skus, unknown_warehouses = (
+            await store.unknown_references(
+                (line.sku for line in missing), (line.warehouse_id for line in missing)
+            )
+            if missing
+            else (set(), set())
         )
         for index, line in enumerate(requested):
             if line.sku in unknown_skus:
@@ -189,9 +239,6 @@ async def _shortages(
                 raise InvalidArgument(
                     f"lines[{index}].warehouse_id", f"unknown warehouse {line.warehouse_id}"
                 )
-        levels = await _levels(
-            uow, policy, [line.sku for line in lines], [line.warehouse_id for line in lines]
-        )
     shortages = []
     for line in lines:
         level = levels.get(line.key)

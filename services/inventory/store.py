@@ -6,8 +6,9 @@ order — never check-then-write, never SKIP LOCKED on a stock row, never a netw
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -29,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.inventory.domain.model import Line, Movement, ReservationStatus, StockRow
 from services.kit.tracing import current_trace_id
@@ -468,3 +469,114 @@ class InventoryStore:
         ]
         if rows:
             await self.conn.execute(ledger_table.insert(), rows)
+
+
+# --- the reserve fast path -------------------------------------------------------------------------
+# The common case of a reservation (new order, enough stock, no safety level crossed) in four round
+# trips on the driver connection: BEGIN; one statement writing the reservation, its lines, its ledger
+# entries and its outbox event; the conditional stock update (after locking the rows in order when
+# there are several); COMMIT. Anything else rolls back and says why (FastMiss); the caller answers a
+# shortage at once, and takes the general path for repeats and safety stock.
+
+_FAST_INSERT = """
+WITH wanted AS (
+    SELECT * FROM unnest($5::text[], $6::text[], $7::bigint[]) AS w(sku, warehouse_id, quantity)),
+reservation AS (
+    INSERT INTO reservations (reservation_id, order_id, status, expires_at, created_at, updated_at)
+    VALUES ($1, $2, 'ACTIVE', $3, $4, $4)
+    ON CONFLICT (order_id) WHERE status IN ('ACTIVE', 'COMMITTED') DO NOTHING
+    RETURNING reservation_id),
+lines AS (
+    INSERT INTO reservation_lines (reservation_id, sku, warehouse_id, quantity)
+    SELECT r.reservation_id, w.sku, w.warehouse_id, w.quantity FROM reservation AS r, wanted AS w),
+entries AS (
+    INSERT INTO ledger (at, sku, warehouse_id, kind, on_hand_delta, reserved_delta, order_id, trace_id)
+    SELECT $4, w.sku, w.warehouse_id, 'reserve', 0, w.quantity, $2, $8 FROM reservation, wanted AS w),
+event AS (
+    INSERT INTO outbox (event_id, subject, event_type, payload, traceparent, occurred_at)
+    SELECT $9, $10, $11, $12, $13, $4 FROM reservation)
+SELECT count(*) FROM reservation
+"""
+
+_FAST_LOCK = """
+SELECT 1 FROM stock AS s
+  JOIN unnest($1::text[], $2::text[]) AS w(sku, warehouse_id) USING (sku, warehouse_id)
+ ORDER BY s.sku, s.warehouse_id
+   FOR UPDATE OF s
+"""
+
+_FAST_RESERVE = """
+UPDATE stock AS s
+   SET reserved = s.reserved + w.quantity, updated_at = now()
+  FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(sku, warehouse_id, quantity)
+ WHERE s.sku = w.sku AND s.warehouse_id = w.warehouse_id
+   AND s.sellable
+   AND s.reserved + w.quantity <= (s.on_hand * $4) / 10000
+RETURNING s.sku, s.warehouse_id, s.on_hand, s.reserved, s.safety_level, s.normal_level, s.sellable
+"""
+
+
+class FastMiss(StrEnum):
+    """Why the fast path stepped aside: a live reservation, short stock, or a safety level crossed."""
+
+    EXISTS = "exists"
+    SHORT = "short"
+    SIGNAL = "signal"
+
+
+async def reserve_fast(
+    engine: AsyncEngine,
+    *,
+    reservation_id: str,
+    order_id: str,
+    lines: Sequence[Line],
+    expires_at: datetime,
+    now: datetime,
+    cap_basis_points: int,
+    event: dict[str, Any],
+    accept: Callable[[list[StockRow]], bool],
+) -> list[StockRow] | FastMiss:
+    skus = [line.sku for line in lines]
+    warehouses = [line.warehouse_id for line in lines]
+    quantities = [line.quantity for line in lines]
+    async with engine.connect() as conn:
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        transaction = driver.transaction()
+        await transaction.start()
+        try:
+            written = await driver.fetchval(
+                _FAST_INSERT,
+                reservation_id,
+                order_id,
+                expires_at,
+                now,
+                skus,
+                warehouses,
+                quantities,
+                current_trace_id(),
+                event["event_id"],
+                event["subject"],
+                event["event_type"],
+                event["payload"],
+                event["traceparent"],
+            )
+            rows: list[StockRow] = []
+            if written:
+                if len(lines) > 1:
+                    await driver.execute(_FAST_LOCK, skus, warehouses)
+                rows = [
+                    StockRow(**row)
+                    for row in await driver.fetch(
+                        _FAST_RESERVE, skus, warehouses, quantities, cap_basis_points
+                    )
+                ]
+            if written and len(rows) == len(lines) and accept(rows):
+                await transaction.commit()
+                return rows
+            await transaction.rollback()
+            if not written:
+                return FastMiss.EXISTS
+            return FastMiss.SHORT if len(rows) < len(lines) else FastMiss.SIGNAL
+        except BaseException:
+            await transaction.rollback()
+            raise

@@ -49,6 +49,10 @@ class UnitOfWork:
         self._events: list[dict[str, Any]] = []
         self._committed = False
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     async def __aenter__(self) -> UnitOfWork:
         self.conn: AsyncConnection = await self._engine.connect()
         await self.conn.begin()
