@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e contract test bench clean
+.PHONY: all venv protos run down status lint unit integration e2e contract test bench bench-inventory clean
 
 all: test
 
@@ -34,8 +34,8 @@ status: $(STAMP)
 	$(PY) -m omsctl status
 
 lint: protos
-	$(VENV)/bin/ruff check services omsctl sandboxes tests
-	$(VENV)/bin/ruff format --check services omsctl sandboxes tests
+	$(VENV)/bin/ruff check services omsctl sandboxes tests bench
+	$(VENV)/bin/ruff format --check services omsctl sandboxes tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/buf lint
 
@@ -53,6 +53,11 @@ contract: protos
 
 test: lint protos
 	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e
+
+bench: bench-inventory
+
+bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
+	$(PY) -m bench.inventory
 
 clean:
 	rm -rf gen .pytest_cache .mypy_cache .ruff_cache

@@ -7,10 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.inventory.handlers import Policy
-from services.kit.config import CommonSettings, InvalidSetting, integer, number
+from services.inventory.handlers import POOL_SCOPE, Policy
+from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional
 
 DEFAULT_PORT = 50052
+
+
+def _scope(env: Mapping[str, str]) -> str:
+    scope = optional(env, "LOW_STOCK_SCOPE", "warehouse")
+    if scope not in ("warehouse", POOL_SCOPE):
+        raise InvalidSetting("setting LOW_STOCK_SCOPE must be 'warehouse' or 'pool'")
+    return scope
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class Settings:
                 reservation_ttl=timedelta(seconds=integer(env, "RESERVATION_TTL_SECONDS", 900)),
                 cap_basis_points=round(cap_percent * 100),
                 safety_percent=safety_percent,
+                low_stock_scope=_scope(env),
             ),
             sweep_seconds=number(env, "EXPIRY_SWEEP_SECONDS", 5.0),
             invariant_check_seconds=number(env, "INVARIANT_CHECK_SECONDS", 600.0),

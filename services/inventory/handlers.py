@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +46,8 @@ from services.kit.db import UnitOfWork
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.ids import new_id
 
+POOL_SCOPE = "pool"
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -53,6 +55,8 @@ class Policy:
     cap_basis_points: int = 9_500
     safety_percent: int = 30
     sweep_batch: int = 200
+    # "warehouse": each SKU × warehouse row against its own safety level; "pool": a SKU's sums
+    low_stock_scope: str = "warehouse"
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ async def set_stock_policy(
         await _known(store, sku, warehouse_id)
         safety = safety_level or default_safety_level(normal_level, policy.safety_percent)
         [row] = await _apply_signals(
-            uow, store, [await store.set_policy(sku, warehouse_id, normal_level, safety)]
+            policy, uow, store, [await store.set_policy(sku, warehouse_id, normal_level, safety)]
         )
         await uow.commit()
     return row
@@ -124,7 +128,11 @@ async def reserve(
     lines = reservation_lines(requested)
     if ttl is not None and not timedelta(seconds=10) <= ttl <= timedelta(days=7):
         raise InvalidArgument("ttl_seconds", "must be between 10 seconds and 7 days")
-    fast = await _reserve_fast(new_uow(), policy, order_id, lines, ttl)
+    fast = (
+        await _reserve_fast(new_uow(), policy, order_id, lines, ttl)
+        if policy.low_stock_scope != POOL_SCOPE
+        else FastMiss.SIGNAL
+    )
     if isinstance(fast, ReserveOutcome):
         return fast
     if fast is FastMiss.SHORT and not await expire_reservations(
@@ -171,7 +179,7 @@ async def reserve(
             await uow.flush_events()
             updated = await store.reserve_rows(lines, policy.cap_basis_points)
             if len(updated) == len(lines):
-                await _apply_signals(uow, store, updated)
+                await _apply_signals(policy, uow, store, updated)
                 await uow.commit()
                 record = ReservationRecord(
                     reservation_id, order_id, ReservationStatus.ACTIVE.value, expires_at, now
@@ -322,7 +330,7 @@ async def release_reservation(
                     reason=reason[:500],
                 ),
             )
-            await _apply_signals(uow, store, stock)
+            await _apply_signals(policy, uow, store, stock)
             await uow.commit()
             return row, lines
         latest = await store.latest_reservation(order_id)
@@ -377,7 +385,7 @@ async def move_reservation(
         await store.record(
             Movement.MOVE_IN, now, [(sku, to_warehouse, 0, moving.quantity)], order_id=order_id
         )
-        await _apply_signals(uow, store, [*reserved, *released])
+        await _apply_signals(policy, uow, store, [*reserved, *released])
         await uow.commit()
         new_lines = tuple(sorted(target if line == moving else line for line in lines))
     return row, new_lines, None
@@ -426,7 +434,7 @@ async def expire_reservations(uow: UnitOfWork, policy: Policy, keys: Sequence[tu
             sorted(Line(sku, warehouse, quantity) for (sku, warehouse), quantity in totals.items()),
             deduct=False,
         )
-        await _apply_signals(uow, store, stock)
+        await _apply_signals(policy, uow, store, stock)
         await uow.commit()
     return len(due)
 
@@ -641,7 +649,7 @@ async def _change_stock(
             reference=key,
             reason=reason,
         )
-        rows = await _apply_signals(uow, store, rows)
+        rows = await _apply_signals(policy, uow, store, rows)
         await idempotency.complete(uow.conn, scope, key, json.dumps([asdict(r) for r in rows]).encode())
         await uow.commit()
     return rows
@@ -687,7 +695,7 @@ async def record_stock_count(
                 reason="WMS count",
             ),
         )
-        [row] = await _apply_signals(uow, store, [row])
+        [row] = await _apply_signals(policy, uow, store, [row])
         await uow.commit()
     return True, row
 
@@ -703,8 +711,17 @@ async def _known(store: InventoryStore, sku: str, warehouse_id: str) -> None:
 # --- safety stock ----------------------------------------------------------------------------------
 
 
-async def _apply_signals(uow: UnitOfWork, store: InventoryStore, rows: Sequence[StockRow]) -> list[StockRow]:
-    """Rows crossing their safety level flip sellable, with an event and a replenishment work order."""
+async def _apply_signals(
+    policy: Policy, uow: UnitOfWork, store: InventoryStore, rows: Sequence[StockRow]
+) -> list[StockRow]:
+    """Rows crossing their safety level flip sellable, with an event and a replenishment work order.
+
+    In pool scope the sums over all of a SKU's warehouses decide, and all its rows flip together.
+    """
+    if policy.low_stock_scope == POOL_SCOPE:
+        pools = [await store.pool_row(sku) for sku in sorted({row.sku for row in rows})]
+        await _apply_signals(replace(policy, low_stock_scope="warehouse"), uow, store, pools)
+        return [await store.stock(row.sku, row.warehouse_id) or row for row in rows]
     result = []
     for row in rows:
         signal = low_stock_signal(row)

@@ -139,6 +139,8 @@ replenishment_table = Table(
     ),
 )
 
+POOL = ""  # the warehouse id that stands for all of a SKU's warehouses
+
 STOCK_COLUMNS = (
     stock_table.c.sku,
     stock_table.c.warehouse_id,
@@ -282,15 +284,37 @@ class InventoryStore:
         )
         return stock_row(result.one())
 
+    async def pool_row(self, sku: str) -> StockRow:
+        """A SKU across all its warehouses, as one row (warehouse_id POOL) for pool-scope safety stock."""
+        row = (
+            await self.conn.execute(
+                select(
+                    func.coalesce(func.sum(stock_table.c.on_hand), 0).label("on_hand"),
+                    func.coalesce(func.sum(stock_table.c.reserved), 0).label("reserved"),
+                    func.coalesce(func.sum(stock_table.c.safety_level), 0).label("safety_level"),
+                    func.coalesce(func.sum(stock_table.c.normal_level), 0).label("normal_level"),
+                    func.coalesce(func.bool_and(stock_table.c.sellable), True).label("sellable"),
+                ).where(stock_table.c.sku == sku)
+            )
+        ).one()
+        return StockRow(
+            sku,
+            POOL,
+            int(row.on_hand),
+            int(row.reserved),
+            int(row.safety_level),
+            int(row.normal_level),
+            row.sellable,
+        )
+
     async def set_sellable(self, sku: str, warehouse_id: str, sellable: bool) -> bool:
-        """Flip the flag; only the transaction that actually flips it gets True (no duplicate events)."""
+        """Flip the flag (every row of the SKU for POOL); only a transaction that flips a row gets True."""
+        scope = [stock_table.c.sku == sku]
+        if warehouse_id != POOL:
+            scope.append(stock_table.c.warehouse_id == warehouse_id)
         result = await self.conn.execute(
             update(stock_table)
-            .where(
-                stock_table.c.sku == sku,
-                stock_table.c.warehouse_id == warehouse_id,
-                stock_table.c.sellable.is_not(sellable),
-            )
+            .where(*scope, stock_table.c.sellable.is_not(sellable))
             .values(sellable=sellable)
             .returning(stock_table.c.sku)
         )

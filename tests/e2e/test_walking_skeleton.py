@@ -245,3 +245,44 @@ async def _stored(platform: Platform, channel_order_id: str) -> int:
         )
     finally:
         await conn.close()
+
+
+async def test_inventory_through_envoy_receives_reserves_and_answers_availability_as_json(
+    platform: Platform,
+) -> None:
+    warehouse, sku = random_ref("WH"), random_ref("SKU")
+
+    async def call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        status, _, raw = await asyncio.to_thread(
+            http_call, platform, method, path, None if body is None else json.dumps(body).encode()
+        )
+        assert status == 200, raw
+        return dict(json.loads(raw))
+
+    await call("PUT", f"/v1/inventory/warehouses/{warehouse}", {"name": "Hangzhou DC"})
+    await call("PUT", f"/v1/inventory/skus/{sku}", {"title": "Longjing tea"})
+    await call(
+        "POST",
+        "/v1/inventory/receipts",
+        {"receiptId": random_ref("G"), "warehouseId": warehouse, "sku": sku, "quantity": "20"},
+    )
+    reserved = await call(
+        "POST",
+        "/v1/inventory/reservations",
+        {"orderId": random_ref("O"), "lines": [{"sku": sku, "warehouseId": warehouse, "quantity": "5"}]},
+    )
+    assert reserved["reserved"] is True
+    assert reserved["reservation"]["status"] == "RESERVATION_STATUS_ACTIVE"
+    availability = await call("POST", "/v1/inventory/availability:query", {"skus": [sku]})
+    [entry] = availability["skus"]
+    assert (entry["poolOnHand"], entry["poolAvailable"]) == ("20", "14")
+    status, _, raw = await asyncio.to_thread(
+        http_call,
+        platform,
+        "POST",
+        "/v1/inventory/reservations",
+        json.dumps(
+            {"orderId": "o", "lines": [{"sku": sku, "warehouseId": warehouse, "quantity": "0"}]}
+        ).encode(),
+    )
+    assert status == 400 and json.loads(raw)["message"].startswith("lines[0].quantity:")

@@ -7,8 +7,9 @@ from sqlalchemy import text
 
 from services.inventory import handlers
 from services.inventory.domain.model import Line, ReplenishmentStatus
+from services.inventory.handlers import Policy
 from services.kit.errors import FailedPrecondition, InvalidArgument
-from tests.integration.inventory.conftest import Inventory
+from tests.integration.inventory.conftest import Inventory, inventory_factory
 
 
 async def test_a_wms_count_sets_on_hand_keeps_reservations_and_an_older_version_changes_nothing(
@@ -203,3 +204,23 @@ async def test_the_ledger_explains_every_number_after_a_random_workload_and_the_
     _, breaches = await handlers.check_invariants(inventory.uow())
     assert [(b.sku, b.warehouse_id, b.on_hand - b.ledger_on_hand) for b in breaches] == [("B", "BJ", 1)]
     assert (await inventory.outbox_subjects())[-1] == "inventory.invariant_breached"
+
+
+async def test_in_pool_scope_the_skus_sums_decide_and_all_its_warehouses_flip_together(
+    inventory_db: str,
+) -> None:
+    async for inventory in inventory_factory(Policy(low_stock_scope="pool"))(inventory_db):
+        await inventory.stock("SH", ("TEA", 10))
+        await inventory.stock("BJ", ("TEA", 10))
+        for warehouse in ("SH", "BJ"):
+            await handlers.set_stock_policy(inventory.uow(), inventory.policy, warehouse, "TEA", 10, 0)
+        await handlers.reserve(inventory.uow, inventory.policy, "o-1", [Line("TEA", "SH", 9)])
+        assert await inventory.row("TEA", "SH") == (10, 9, True)  # 1 left here, but 11 in the pool ≥ 6
+        await handlers.reserve(inventory.uow, inventory.policy, "o-2", [Line("TEA", "BJ", 6)])
+        assert [await inventory.row("TEA", w) for w in ("SH", "BJ")] == [(10, 9, False), (10, 6, False)]
+        [order], _ = await handlers.list_replenishment_orders(inventory.uow(), None, "TEA", 0, "")
+        assert (order.warehouse_id, order.status) == ("", "OPEN")
+        await handlers.release_reservation(inventory.uow, inventory.policy, "o-2", "cancelled")
+        assert [(await inventory.row("TEA", w))[2] for w in ("SH", "BJ")] == [True, True]
+        subjects = await inventory.outbox_subjects()
+        assert subjects.count("inventory.low_stock") == 1 and subjects.count("inventory.back_in_stock") == 1
