@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +13,8 @@ from services.inventory import handlers
 from services.inventory.domain.model import Line
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.integration.inventory.conftest import Inventory
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def test_racing_buyers_for_the_last_units_never_reserve_more_than_the_cap_allows(
@@ -27,6 +32,32 @@ async def test_racing_buyers_for_the_last_units_never_reserve_more_than_the_cap_
     assert await inventory.scalar("SELECT count(*) FROM reservations") == 19
     _, breaches = await handlers.check_invariants(inventory.uow())
     assert breaches == []
+
+
+async def test_buyers_in_separate_processes_racing_for_the_last_units_never_oversell(
+    inventory: Inventory, inventory_db: str
+) -> None:
+    await inventory.stock("SH", ("LAST", 40))  # 95 % cap: 38 units may be reserved
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}"}
+    buyers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).with_name("buyers.py")),
+            inventory_db,
+            f"p{n}",
+            "20",
+            "LAST",
+            "SH",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for n in range(4)
+    ]
+    outputs = [await buyer.communicate() for buyer in buyers]
+    assert [buyer.returncode for buyer in buyers] == [0, 0, 0, 0]
+    assert sum(int(out.decode()) for out, _ in outputs) == 38
+    assert await inventory.row("LAST", "SH") == (40, 38, True)
+    assert (await handlers.check_invariants(inventory.uow()))[1] == []
 
 
 async def test_multi_line_orders_racing_on_overlapping_skus_neither_deadlock_nor_oversell(
