@@ -77,16 +77,17 @@ class _CallScope:
         self.token = otel_context.attach(tracing.context_from_metadata(self.metadata))
         self.span_cm = tracing.tracer().start_as_current_span(self.method, kind=trace.SpanKind.SERVER)
         self.span_cm.__enter__()
+        self.trace_metadata = (
+            (TRACE_ID_HEADER, tracing.current_trace_id()),
+            ("traceparent", tracing.current_traceparent()),
+        )
         # failures carry the trace id in their trailers, whoever aborts the call
-        self.context.set_trailing_metadata(self.trace_metadata())
+        self.context.set_trailing_metadata(self.trace_metadata)
         return self
-
-    def trace_metadata(self) -> list[tuple[str, str]]:
-        return [(TRACE_ID_HEADER, tracing.current_trace_id()), ("traceparent", tracing.current_traceparent())]
 
     async def answer_with_trace(self) -> None:
         """Headers go out only with the answer: a call whose headers were sent can no longer be retried."""
-        await self.context.send_initial_metadata(self.trace_metadata())
+        await self.context.send_initial_metadata(self.trace_metadata)
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         try:
@@ -108,11 +109,9 @@ class _CallScope:
             await self.context.abort(self.code, message)
             return False
         finally:
-            log.info(
-                "rpc %s",
-                self.method,
-                extra={"code": self.code.name, "ms": round((time.perf_counter() - self.started) * 1000, 2)},
-            )
+            if log.isEnabledFor(logging.INFO):
+                elapsed_ms = round((time.perf_counter() - self.started) * 1000, 2)
+                log.info("rpc %s", self.method, extra={"code": self.code.name, "ms": elapsed_ms})
             self.span_cm.__exit__(None, None, None)
             otel_context.detach(self.token)
 

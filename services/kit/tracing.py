@@ -23,10 +23,18 @@ def setup_tracing(service_name: str) -> None:
         return
     trace.set_tracer_provider(TracerProvider(resource=Resource.create({"service.name": service_name})))
     _configured = True
+    global _tracer
+    _tracer = trace.get_tracer("oms")
+
+
+_tracer: trace.Tracer | None = None
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer("oms")
+    global _tracer
+    if _tracer is None or not _configured:
+        _tracer = trace.get_tracer("oms")
+    return _tracer
 
 
 def _as_text_map(pairs: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
