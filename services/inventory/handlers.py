@@ -217,9 +217,8 @@ async def _reserve_fast(
         now=now,
         cap_basis_points=policy.cap_basis_points,
         event=event,
-        accept=lambda rows: all(low_stock_signal(row) is None for row in rows),
     )
-    if isinstance(reserved, FastMiss):
+    if reserved is not None:
         return reserved
     record = ReservationRecord(reservation_id, order_id, ReservationStatus.ACTIVE.value, expires_at, now)
     return ReserveOutcome(True, record, lines)

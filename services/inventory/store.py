@@ -6,7 +6,7 @@ order — never check-then-write, never SKIP LOCKED on a stock row, never a netw
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -496,20 +496,42 @@ class InventoryStore:
 
 
 # --- the reserve fast path -------------------------------------------------------------------------
-# The common case of a reservation (new order, enough stock, no safety level crossed) in four round
-# trips on the driver connection: BEGIN; one statement writing the reservation, its lines, its ledger
-# entries and its outbox event; the conditional stock update (after locking the rows in order when
-# there are several); COMMIT. Anything else rolls back and says why (FastMiss); the caller answers a
-# shortage at once, and takes the general path for repeats and safety stock.
+# The common case of a reservation (a new order, enough stock, no safety level crossed) is ONE
+# statement, so one round trip and its own transaction: it locks the order's stock rows in
+# (sku, warehouse) order, checks every line against the cap (and that no safety level would be
+# crossed), and only if all pass inserts the reservation; only if that insert did not meet a live
+# reservation of the order does it update stock and write the lines, the ledger entries and the
+# outbox event. The stock UPDATE repeats the conditions, so it can never take more than the cap
+# even on its own. Whatever did not happen is reported (FastMiss) and nothing was written; the
+# caller answers a shortage at once and takes the general path for repeats and safety stock.
 
-_FAST_INSERT = """
+_FAST_RESERVE = """
 WITH wanted AS (
     SELECT * FROM unnest($5::text[], $6::text[], $7::bigint[]) AS w(sku, warehouse_id, quantity)),
+locked AS (
+    SELECT s.sku, s.warehouse_id, s.on_hand, s.reserved, s.safety_level, s.sellable
+      FROM stock AS s JOIN wanted AS w USING (sku, warehouse_id)
+     ORDER BY s.sku, s.warehouse_id
+       FOR UPDATE OF s),
+checked AS (
+    SELECT count(*) FILTER (WHERE l.sellable AND l.reserved + w.quantity <= (l.on_hand * $14) / 10000)
+               AS fits,
+           count(*) FILTER (WHERE l.safety_level > 0 AND l.on_hand - l.reserved - w.quantity < l.safety_level)
+               AS crossing
+      FROM locked AS l JOIN wanted AS w USING (sku, warehouse_id)),
 reservation AS (
     INSERT INTO reservations (reservation_id, order_id, status, expires_at, created_at, updated_at)
-    VALUES ($1, $2, 'ACTIVE', $3, $4, $4)
+    SELECT $1, $2, 'ACTIVE', $3, $4, $4 FROM checked
+     WHERE checked.fits = cardinality($5::text[]) AND checked.crossing = 0
     ON CONFLICT (order_id) WHERE status IN ('ACTIVE', 'COMMITTED') DO NOTHING
     RETURNING reservation_id),
+reserved AS (
+    UPDATE stock AS s
+       SET reserved = s.reserved + w.quantity, updated_at = now()
+      FROM wanted AS w, reservation AS r
+     WHERE s.sku = w.sku AND s.warehouse_id = w.warehouse_id
+       AND s.sellable AND s.reserved + w.quantity <= (s.on_hand * $14) / 10000
+    RETURNING s.sku),
 lines AS (
     INSERT INTO reservation_lines (reservation_id, sku, warehouse_id, quantity)
     SELECT r.reservation_id, w.sku, w.warehouse_id, w.quantity FROM reservation AS r, wanted AS w),
@@ -519,24 +541,10 @@ entries AS (
 event AS (
     INSERT INTO outbox (event_id, subject, event_type, payload, traceparent, occurred_at)
     SELECT $9, $10, $11, $12, $13, $4 FROM reservation)
-SELECT count(*) FROM reservation
-"""
-
-_FAST_LOCK = """
-SELECT 1 FROM stock AS s
-  JOIN unnest($1::text[], $2::text[]) AS w(sku, warehouse_id) USING (sku, warehouse_id)
- ORDER BY s.sku, s.warehouse_id
-   FOR UPDATE OF s
-"""
-
-_FAST_RESERVE = """
-UPDATE stock AS s
-   SET reserved = s.reserved + w.quantity, updated_at = now()
-  FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(sku, warehouse_id, quantity)
- WHERE s.sku = w.sku AND s.warehouse_id = w.warehouse_id
-   AND s.sellable
-   AND s.reserved + w.quantity <= (s.on_hand * $4) / 10000
-RETURNING s.sku, s.warehouse_id, s.on_hand, s.reserved, s.safety_level, s.normal_level, s.sellable
+SELECT (SELECT fits FROM checked) AS fits,
+       (SELECT crossing FROM checked) AS crossing,
+       (SELECT count(*) FROM reservation) AS inserted,
+       (SELECT count(*) FROM reserved) AS updated
 """
 
 
@@ -558,49 +566,33 @@ async def reserve_fast(
     now: datetime,
     cap_basis_points: int,
     event: dict[str, Any],
-    accept: Callable[[list[StockRow]], bool],
-) -> list[StockRow] | FastMiss:
-    skus = [line.sku for line in lines]
-    warehouses = [line.warehouse_id for line in lines]
-    quantities = [line.quantity for line in lines]
+) -> FastMiss | None:
+    """None: reserved (and committed). Otherwise why not; nothing was written."""
     async with engine.connect() as conn:
         driver: Any = (await conn.get_raw_connection()).driver_connection
-        transaction = driver.transaction()
-        await transaction.start()
-        try:
-            written = await driver.fetchval(
-                _FAST_INSERT,
-                reservation_id,
-                order_id,
-                expires_at,
-                now,
-                skus,
-                warehouses,
-                quantities,
-                current_trace_id(),
-                event["event_id"],
-                event["subject"],
-                event["event_type"],
-                event["payload"],
-                event["traceparent"],
-            )
-            rows: list[StockRow] = []
-            if written:
-                if len(lines) > 1:
-                    await driver.execute(_FAST_LOCK, skus, warehouses)
-                rows = [
-                    StockRow(**row)
-                    for row in await driver.fetch(
-                        _FAST_RESERVE, skus, warehouses, quantities, cap_basis_points
-                    )
-                ]
-            if written and len(rows) == len(lines) and accept(rows):
-                await transaction.commit()
-                return rows
-            await transaction.rollback()
-            if not written:
-                return FastMiss.EXISTS
-            return FastMiss.SHORT if len(rows) < len(lines) else FastMiss.SIGNAL
-        except BaseException:
-            await transaction.rollback()
-            raise
+        outcome = await driver.fetchrow(
+            _FAST_RESERVE,
+            reservation_id,
+            order_id,
+            expires_at,
+            now,
+            [line.sku for line in lines],
+            [line.warehouse_id for line in lines],
+            [line.quantity for line in lines],
+            current_trace_id(),
+            event["event_id"],
+            event["subject"],
+            event["event_type"],
+            event["payload"],
+            event["traceparent"],
+            cap_basis_points,
+        )
+    if outcome["fits"] < len(lines):
+        return FastMiss.SHORT
+    if outcome["crossing"]:
+        return FastMiss.SIGNAL
+    if not outcome["inserted"]:
+        return FastMiss.EXISTS
+    if outcome["updated"] != len(lines):
+        raise RuntimeError("reservation written without its stock update")  # cannot happen: rows are locked
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,6 +75,20 @@ def test_make_run_serves_the_printed_curl_keeps_data_across_restarts_and_leaves_
     home = Path(tempfile.mkdtemp(prefix="oms-up-"))
     home.chmod(0o755)
     env = {**env_without_urls, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}"}
+    try:
+        _up_restart_and_down(home, env)
+    finally:  # a failed assertion must not leave a platform running
+        subprocess.run(
+            [sys.executable, "-m", "omsctl", "down"],
+            cwd=ROOT,
+            env={**env, "OMS_HOME": str(home)},
+            capture_output=True,
+            timeout=120,
+        )
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _up_restart_and_down(home: Path, env: dict[str, str]) -> None:
 
     first, banner = _start(home, env)
     assert any("OMS platform is up in" in line for line in banner)
