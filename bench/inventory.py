@@ -38,6 +38,8 @@ HOT_BUYERS = 500
 HOT_ROUNDS = 5
 MIXED_CLIENTS = 64
 MIXED_SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+# replicas of the service on one port (SO_REUSEPORT), as Kubernetes would run several pods
+REPLICAS = int(os.environ.get("BENCH_REPLICAS", "1"))
 
 _RAW_RESERVE = """
     UPDATE stock AS s SET reserved = s.reserved + w.quantity, updated_at = now()
@@ -153,7 +155,7 @@ async def oversold(url: str) -> int:
     return int(over) + max(0, int(hot) - HOT_UNITS * HOT_ROUNDS)
 
 
-def cpu_seconds(service_pid: int) -> Counter[str]:
+def cpu_seconds(service_pids: list[int]) -> Counter[str]:
     """CPU used so far by the service process and by this load generator."""
     used: Counter[str] = Counter()
     for process in psutil.process_iter(["name", "cmdline"]):
@@ -161,14 +163,14 @@ def cpu_seconds(service_pid: int) -> Counter[str]:
             times = process.cpu_times()
         except psutil.Error:
             continue
-        if process.pid == service_pid:
+        if process.pid in service_pids:
             used["service"] += times.user + times.system
         elif process.pid == os.getpid():
             used["client"] += times.user + times.system
     return used
 
 
-async def run(url: str, address: str, service_pid: int) -> None:
+async def run(url: str, address: str, service_pids: list[int]) -> None:
     channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
     stubs = [inventory_pb2_grpc.InventoryServiceStub(channel) for channel in channels]
     successes, selling, hot_elapsed = await hot_sku(stubs)
@@ -176,9 +178,9 @@ async def run(url: str, address: str, service_pid: int) -> None:
     print(f"hot_sku_reserved: {successes} of {HOT_UNITS * HOT_ROUNDS} units")
     print(f"hot_sku_reservations_per_s: {successes / selling:.0f} reservations/s")
     print(f"hot_sku_attempts_per_s: {HOT_BUYERS * HOT_ROUNDS / hot_elapsed:.0f} attempts/s")
-    cpu_before = cpu_seconds(service_pid)
+    cpu_before = cpu_seconds(service_pids)
     reserved, latencies, elapsed = await mixed(stubs)
-    cpu = cpu_seconds(service_pid) - cpu_before
+    cpu = cpu_seconds(service_pids) - cpu_before
     latencies.sort()
     service_rate = reserved / elapsed
     print(f"mixed_reservations_per_s: {service_rate:.0f} reservations/s")
@@ -197,7 +199,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="oms-bench-"))
     home.chmod(0o755)
     infra = Infra(home, durable=False)
-    service = None
+    replicas: list[embedded.Process] = []
     try:
         infra.start()
         url = with_database(infra.database_url, "bench_inventory")
@@ -216,23 +218,25 @@ def main() -> None:
                 "OMS_SUBJECT_PREFIX": "bench",
             },
         )
-        service = embedded.spawn(
-            "inventory",
-            [sys.executable, "-m", "services.inventory"],
-            home / "logs",
-            env=env,
-            cwd=ROOT,
-            port=port,
-        )
-        deadline = time.monotonic() + 30
-        while health_status(f"127.0.0.1:{port}") != "SERVING":
-            if time.monotonic() > deadline or service.popen.poll() is not None:
-                raise RuntimeError(f"inventory did not start; see {service.log_path}")
-            time.sleep(0.1)
-        asyncio.run(run(url, f"127.0.0.1:{port}", service.pid))
+        for n in range(REPLICAS):
+            replica = embedded.spawn(
+                f"inventory-{n}",
+                [sys.executable, "-m", "services.inventory"],
+                home / "logs",
+                env=env,
+                cwd=ROOT,
+                port=port,
+            )
+            replicas.append(replica)
+            deadline = time.monotonic() + 30
+            while health_status(f"127.0.0.1:{port}") != "SERVING":
+                if time.monotonic() > deadline or replica.popen.poll() is not None:
+                    raise RuntimeError(f"inventory did not start; see {replica.log_path}")
+                time.sleep(0.1)
+        asyncio.run(run(url, f"127.0.0.1:{port}", [replica.pid for replica in replicas]))
     finally:
-        if service is not None:
-            service.stop()
+        for replica in replicas:
+            replica.stop()
         infra.stop()
         shutil.rmtree(home, ignore_errors=True)
 
