@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from services.kit.errors import InvalidArgument
+from services.routing.domain.defaults import default_rules
+from services.routing.domain.geography import PROVINCES, normalise
+from services.routing.domain.model import (
+    COLD_CHAIN,
+    Coverage,
+    ExpectedDecision,
+    ParkReason,
+    RouteLine,
+    RouteRequest,
+    RuleSet,
+    check_expected,
+    plan,
+)
+
+RULES = default_rules()
+WAREHOUSES = [w.warehouse_id for w in RULES.warehouses]
+HANGZHOU = normalise("浙江省", "杭州市")
+
+
+def everywhere(sku: str, units: int = 10) -> dict[tuple[str, str], int]:
+    return {(sku, w): units for w in WAREHOUSES}
+
+
+def request(place=HANGZHOU, *lines: RouteLine, priority: str = "standard") -> RouteRequest:  # type: ignore[no-untyped-def]
+    return RouteRequest("o-1", place, lines or (RouteLine("TEA", 1),), priority)
+
+
+def without_zhejiang_at_shanghai(rules: RuleSet) -> RuleSet:
+    coverage = tuple(
+        replace(c, regions=tuple(r for r in c.regions if r != "Zhejiang")) if c.warehouse_id == "WH-SH" else c
+        for c in rules.coverage
+    )
+    return replace(rules, version=rules.version + 1, coverage=coverage)
+
+
+def test_the_default_data_knows_all_31_province_level_regions_and_their_capitals() -> None:
+    assert len(PROVINCES) == 31
+    for province in PROVINCES:
+        assert normalise(province.chinese, province.capital).province == province.name
+    assert normalise("新疆维吾尔自治区", "乌鲁木齐市").city == "Urumqi"
+    with pytest.raises(InvalidArgument) as refused:
+        normalise("Atlantis", "Poseidonia")
+    assert refused.value.field == "address.province"
+
+
+def test_hangzhou_ships_from_shanghai_and_the_explanation_says_why() -> None:
+    decision = plan(request(), RULES, everywhere("TEA"), {})
+    assert [s.warehouse_id for s in decision.shipments] == ["WH-SH"]
+    assert decision.explanation[0].startswith(
+        "Shanghai chosen: next-day coverage for Hangzhou, Zhejiang, 1 day"
+    )
+    assert any(line.startswith("Chengdu lost:") for line in decision.explanation)
+
+
+def test_the_zhejiang_incident_fails_its_dry_run_and_the_fixed_table_passes() -> None:
+    case = ExpectedDecision("Hangzhou → Shanghai", HANGZHOU, (RouteLine("X", 1),), expect_warehouse="WH-SH")
+    broken = check_expected(without_zhejiang_at_shanghai(RULES), case)
+    assert not broken.passed and broken.actual_warehouses != ("WH-SH",)
+    assert "expected WH-SH" in broken.detail
+    assert check_expected(RULES, case).passed
+
+
+def test_remote_regions_go_by_ems_and_east_china_by_sf_economy() -> None:
+    urumqi = check_expected(
+        RULES,
+        ExpectedDecision(
+            "Urumqi → EMS", normalise("新疆", "乌鲁木齐"), (RouteLine("X", 1),), expect_carrier="EMS"
+        ),
+    )
+    assert urumqi.passed, urumqi.detail
+    decision = plan(request(normalise("Jiangsu", "Suzhou")), RULES, everywhere("TEA"), {})
+    assert (decision.shipments[0].carrier, decision.shipments[0].service) == ("SF", "economy")
+
+
+def test_an_order_splits_only_when_no_single_warehouse_can_fill_it() -> None:
+    lines = (RouteLine("TEA", 3), RouteLine("CUP", 2))
+    stock = {("TEA", "WH-SH"): 3, ("CUP", "WH-WH"): 2, ("CUP", "WH-BJ"): 1}
+    split = plan(request(HANGZHOU, *lines), RULES, stock, {})
+    assert split.split and sorted(s.warehouse_id for s in split.shipments) == ["WH-SH", "WH-WH"]
+    stock[("CUP", "WH-SH")] = 2
+    whole = plan(request(HANGZHOU, *lines), RULES, stock, {})
+    assert [s.warehouse_id for s in whole.shipments] == ["WH-SH"]
+
+
+def test_a_small_shipment_does_not_stop_a_split_that_is_the_only_way() -> None:
+    lines = (RouteLine("TEA", 1, unit_value_minor=50_000), RouteLine("PIN", 1, unit_value_minor=300))
+    stock = {("TEA", "WH-SH"): 1, ("PIN", "WH-WH"): 1}
+    decision = plan(request(HANGZHOU, *lines), replace(RULES, min_shipment_value_minor=1_000), stock, {})
+    assert sorted((s.warehouse_id, s.value_minor) for s in decision.shipments) == [
+        ("WH-SH", 50_000),
+        ("WH-WH", 300),
+    ]
+
+
+def test_capacity_closure_and_missing_stock_exclude_warehouses_with_reasons() -> None:
+    stock = everywhere("TEA")
+    stock[("TEA", "WH-WH")] = 0  # not sellable below safety stock: inventory reports 0 available
+    rules = replace(
+        RULES,
+        warehouses=tuple(
+            replace(w, open=False) if w.warehouse_id == "WH-GZ" else w for w in RULES.warehouses
+        ),
+    )
+    decision = plan(request(), rules, stock, {"WH-SH": 8000})
+    verdicts = {v.warehouse_id: v.reason for v in decision.verdicts}
+    assert verdicts["WH-SH"] == "at its daily capacity of 8000 orders"
+    assert verdicts["WH-GZ"] == "closed"
+    assert verdicts["WH-WH"].startswith("lacks stock of TEA (has 0, needs 1)")
+    assert decision.shipments[0].warehouse_id not in ("WH-SH", "WH-GZ", "WH-WH")
+
+
+def test_cold_chain_goods_never_leave_a_warehouse_or_travel_with_a_carrier_without_cold_chain() -> None:
+    fish = RouteLine("FISH", 1, goods_type=COLD_CHAIN)
+    for place in (HANGZHOU, normalise("Beijing", ""), normalise("Sichuan", "Chengdu")):
+        decision = plan(request(place, fish), RULES, everywhere("FISH"), {})
+        cold = {w.warehouse_id for w in RULES.warehouses if w.cold_chain}
+        assert decision.shipments and all(
+            s.warehouse_id in cold and s.carrier == "SF-COLD" for s in decision.shipments
+        )
+    parked = plan(request(normalise("Xinjiang", "Urumqi"), fish), RULES, everywhere("FISH"), {})
+    assert parked.parked is ParkReason.COLD_CHAIN_IMPOSSIBLE and not parked.shipments
+
+
+def test_unroutable_orders_are_parked_with_the_reason() -> None:
+    assert plan(request(), RULES, {}, {}).parked is ParkReason.OUT_OF_STOCK
+    nowhere = replace(
+        RULES,
+        coverage=tuple(
+            c for c in RULES.coverage if c.warehouse_id == "WH-GZ" and "Zhejiang" not in c.regions
+        ),
+    )
+    assert plan(request(), nowhere, everywhere("TEA"), {}).parked is ParkReason.NO_COVERAGE
+
+
+def test_a_city_entry_in_coverage_counts_for_that_city_only() -> None:
+    rules = without_zhejiang_at_shanghai(RULES)
+    rules = replace(
+        rules, coverage=(*rules.coverage, Coverage("WH-SH", RULES.coverage[1].tier, ("Zhejiang/Hangzhou",)))
+    )
+    assert plan(request(), rules, everywhere("TEA"), {}).shipments[0].warehouse_id == "WH-SH"
+    ningbo = plan(request(normalise("Zhejiang", "Ningbo")), rules, everywhere("TEA"), {})
+    assert ningbo.shipments[0].warehouse_id != "WH-SH"
+
+
+def test_the_same_inputs_always_give_the_same_decision() -> None:
+    lines = (RouteLine("TEA", 2), RouteLine("CUP", 1))
+    stock = {("TEA", "WH-SH"): 1, ("TEA", "WH-WH"): 5, ("CUP", "WH-BJ"): 3, ("CUP", "WH-WH"): 1}
+    first = plan(request(HANGZHOU, *lines), RULES, stock, {})
+    assert all(
+        plan(request(HANGZHOU, *lines), RULES, dict(reversed(stock.items())), {}) == first for _ in range(5)
+    )
+
+
+def test_expedited_orders_weigh_delivery_days() -> None:
+    decision = plan(request(HANGZHOU, priority="expedited"), RULES, everywhere("TEA"), {})
+    assert (decision.shipments[0].carrier, decision.shipments[0].service) == ("SF", "express")
