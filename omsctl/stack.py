@@ -40,7 +40,8 @@ class ServiceSpec:
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("orders", 50051, database=True),
     ServiceSpec("inventory", 50052, database=True),
-    ServiceSpec("gateway", 50050, database=False, peers=("orders", "inventory")),
+    ServiceSpec("routing", 50053, database=True, peers=("inventory",)),
+    ServiceSpec("gateway", 50050, database=False, peers=("orders", "inventory", "routing")),
 )
 ENVOY_PORT = 8080
 ENVOY_ADMIN_PORT = 9901

@@ -82,6 +82,21 @@ async def inventory_template(infra: Infra) -> AsyncIterator[str]:
     await _drop(infra, name)
 
 
+@pytest.fixture(scope="session")
+async def routing_template(infra: Infra) -> AsyncIterator[str]:
+    name = await _migrated_template(infra, "routing")
+    yield name
+    await _drop(infra, name)
+
+
+@pytest.fixture
+async def routing_db(infra: Infra, routing_template: str) -> AsyncIterator[str]:
+    """A throwaway, migrated routing database; yields its URL."""
+    name = await _copy_of(infra, routing_template, "routing")
+    yield with_database(infra.database_url, name)
+    await _drop(infra, name)
+
+
 @pytest.fixture
 async def orders_db(infra: Infra, orders_template: str) -> AsyncIterator[str]:
     """A throwaway, migrated orders database; yields its URL."""

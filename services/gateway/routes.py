@@ -8,6 +8,7 @@ from __future__ import annotations
 PUBLIC_SERVICES: dict[str, str] = {
     "oms.orders.v1.OrdersService": "ORDERS_SERVICE_ADDR",
     "oms.inventory.v1.InventoryService": "INVENTORY_SERVICE_ADDR",
+    "oms.routing.v1.RoutingService": "ROUTING_SERVICE_ADDR",
 }
 
 
@@ -15,3 +16,4 @@ def public_proto_modules() -> None:
     """Import the public contracts so reflection and the proxy can describe them."""
     from oms.inventory.v1 import inventory_pb2  # noqa: F401
     from oms.orders.v1 import orders_pb2  # noqa: F401
+    from oms.routing.v1 import routing_pb2  # noqa: F401

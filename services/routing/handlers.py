@@ -1,0 +1,520 @@
+"""Routing use cases: plan, explain, rule sets (draft, dry run, activate), parked orders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from oms.routing.v1 import events_pb2, routing_pb2
+from services.kit.db import UnitOfWork
+from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.kit.ids import new_id
+from services.routing.domain.defaults import default_rules
+from services.routing.domain.documents import case_from_document, case_to_document, from_document, to_document
+from services.routing.domain.geography import normalise
+from services.routing.domain.model import (
+    COLD_CHAIN,
+    CaseResult,
+    Decision,
+    ExpectedDecision,
+    RouteLine,
+    RouteRequest,
+    RuleSet,
+    check_expected,
+    plan,
+)
+from services.routing.store import (
+    decisions_table,
+    expected_decisions_table,
+    parked_orders_table,
+    rule_sets_table,
+    warehouse_load_table,
+)
+
+MAX_LINES = 200
+PRIORITIES = ("standard", "expedited", "member")
+GOODS_TYPES = ("normal", COLD_CHAIN)
+
+
+class StockSource(Protocol):
+    """Live availability per (sku, warehouse); raises InvalidArgument naming `skus[i]` for unknown SKUs."""
+
+    async def availability(
+        self, skus: Sequence[str], warehouses: Sequence[str]
+    ) -> dict[tuple[str, str], int]: ...
+
+
+class RuleSetCache:
+    """The active rule set, kept in memory: dropped on activation here and on `rules_activated` elsewhere."""
+
+    def __init__(self, max_age_seconds: float = 60.0) -> None:
+        self.max_age = max_age_seconds
+        self._rules: RuleSet | None = None
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        self._rules = None
+
+    async def active(self, uow: UnitOfWork) -> RuleSet:
+        rules = self._rules
+        if rules is not None and time.monotonic() - self._loaded_at < self.max_age:
+            return rules
+        async with self._lock:
+            if self._rules is None or time.monotonic() - self._loaded_at >= self.max_age:
+                async with uow:
+                    row = (
+                        await uow.conn.execute(
+                            select(rule_sets_table).where(rule_sets_table.c.status == "active")
+                        )
+                    ).first()
+                if row is None:
+                    raise FailedPrecondition("no rule set is active")
+                self._rules = from_document(row.version, row.document)
+                self._loaded_at = time.monotonic()
+            assert self._rules is not None
+            return self._rules
+
+
+@dataclass(frozen=True)
+class PlanCommand:
+    order_id: str
+    province: str
+    city: str
+    lines: tuple[RouteLine, ...]
+    priority: str = "standard"
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    decision_id: str
+    decided_at: datetime
+    order_id: str
+    rule_set_version: int
+    result: dict[str, Any]
+
+
+def validate(command: PlanCommand) -> RouteRequest:
+    if not command.order_id or len(command.order_id) > 64:
+        raise InvalidArgument("order_id", "is required (at most 64 characters)")
+    place = normalise(command.province, command.city)
+    if not command.lines:
+        raise InvalidArgument("lines", "an order needs at least one line")
+    if len(command.lines) > MAX_LINES:
+        raise InvalidArgument("lines", f"at most {MAX_LINES} lines")
+    seen: set[str] = set()
+    for index, line in enumerate(command.lines):
+        if not line.sku or len(line.sku) > 64:
+            raise InvalidArgument(f"lines[{index}].sku", "is required (at most 64 characters)")
+        if line.sku in seen:
+            raise InvalidArgument(f"lines[{index}].sku", "duplicates an earlier line")
+        seen.add(line.sku)
+        if not 1 <= line.quantity <= 1_000_000:
+            raise InvalidArgument(f"lines[{index}].quantity", "must be between 1 and 1000000")
+        if not 0 <= line.unit_weight_g <= 1_000_000:
+            raise InvalidArgument(f"lines[{index}].unit_weight_g", "must be between 0 and 1000000")
+        if line.goods_type not in GOODS_TYPES:
+            raise InvalidArgument(f"lines[{index}].goods_type", f"must be one of {', '.join(GOODS_TYPES)}")
+        if line.unit_value_minor < 0:
+            raise InvalidArgument(f"lines[{index}].unit_value_minor", "must not be negative")
+    if command.priority not in PRIORITIES:
+        raise InvalidArgument("priority", f"must be one of {', '.join(PRIORITIES)}")
+    return RouteRequest(command.order_id, place, command.lines, command.priority)
+
+
+def _inputs(request: RouteRequest, stock: dict[tuple[str, str], int], load: dict[str, int]) -> dict[str, Any]:
+    return {
+        "request": {
+            "order_id": request.order_id,
+            "province": request.destination.province,
+            "city": request.destination.city,
+            "lines": [asdict(line) for line in request.lines],
+            "priority": request.priority,
+        },
+        "stock": sorted([sku, warehouse, units] for (sku, warehouse), units in stock.items()),
+        "load": load,
+    }
+
+
+def replay(inputs: dict[str, Any], rules: RuleSet) -> Decision:
+    """Decide again from a logged decision's inputs: with its own rule set this reproduces the decision."""
+    raw = inputs["request"]
+    request = RouteRequest(
+        raw["order_id"],
+        normalise(raw["province"], raw["city"]),
+        tuple(RouteLine(**line) for line in raw["lines"]),
+        raw["priority"],
+    )
+    stock = {(sku, warehouse): units for sku, warehouse, units in inputs["stock"]}
+    return plan(request, rules, stock, inputs["load"])
+
+
+def result_document(decision: Decision) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(json.dumps(asdict(decision), ensure_ascii=False))
+    return document
+
+
+async def plan_fulfilment(
+    new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, stock_source: StockSource, command: PlanCommand
+) -> StoredDecision:
+    """Idempotent for a planned order (its decision is returned); a parked order is decided again."""
+    request = validate(command)
+    latest = await _latest(new_uow(), request.order_id)
+    if latest is not None and not latest.result["parked"]:
+        return latest
+    rules = await cache.active(new_uow())
+    skus = [line.sku for line in request.lines]
+    stock = await _availability(stock_source, skus, [w.warehouse_id for w in rules.warehouses])
+    uow = new_uow()
+    async with uow:
+        today = uow.clock.now().date()
+        load = {
+            row.warehouse_id: row.orders
+            for row in await uow.conn.execute(
+                select(warehouse_load_table.c.warehouse_id, warehouse_load_table.c.orders).where(
+                    warehouse_load_table.c.day == today
+                )
+            )
+        }
+        decision = plan(request, rules, stock, load)
+        stored = await _record(uow, request, decision, _inputs(request, stock, load))
+        await uow.commit()
+    return stored
+
+
+async def _availability(
+    source: StockSource, skus: list[str], warehouses: list[str]
+) -> dict[tuple[str, str], int]:
+    try:
+        return await source.availability(skus, warehouses)
+    except InvalidArgument as error:
+        if error.field.startswith("skus["):
+            index = int(error.field[5:].split("]")[0])
+            raise InvalidArgument(f"lines[{index}].sku", error.problem) from None
+        raise
+
+
+async def _record(
+    uow: UnitOfWork, request: RouteRequest, decision: Decision, inputs: dict[str, Any]
+) -> StoredDecision:
+    now = uow.clock.now()
+    decision_id = new_id()
+    result = result_document(decision)
+    await uow.conn.execute(
+        decisions_table.insert().values(
+            decision_id=decision_id,
+            order_id=request.order_id,
+            decided_at=now,
+            rule_set_version=decision.ruleset_version,
+            parked_reason=decision.parked.value if decision.parked else "",
+            inputs=inputs,
+            result=result,
+        )
+    )
+    if decision.parked:
+        await uow.conn.execute(
+            insert(parked_orders_table)
+            .values(
+                order_id=request.order_id,
+                request=inputs["request"],
+                skus=[line.sku for line in request.lines],
+                reason=decision.parked.value,
+                detail=decision.park_detail,
+                parked_at=now,
+            )
+            .on_conflict_do_update(
+                index_elements=["order_id"],
+                set_={
+                    "reason": decision.parked.value,
+                    "detail": decision.park_detail,
+                    "attempts": parked_orders_table.c.attempts + 1,
+                    "retry_due": None,
+                },
+            )
+        )
+        uow.publish(
+            "routing.parked",
+            events_pb2.OrderParked(
+                order_id=request.order_id,
+                decision_id=decision_id,
+                reason=decision.parked.value,
+                detail=decision.park_detail,
+            ),
+        )
+    else:
+        await uow.conn.execute(
+            delete(parked_orders_table).where(parked_orders_table.c.order_id == request.order_id)
+        )
+        for shipment in decision.shipments:
+            await uow.conn.execute(
+                insert(warehouse_load_table)
+                .values(day=now.date(), warehouse_id=shipment.warehouse_id, orders=1)
+                .on_conflict_do_update(
+                    index_elements=["day", "warehouse_id"], set_={"orders": warehouse_load_table.c.orders + 1}
+                )
+            )
+        from services.routing import messages
+
+        uow.publish(
+            "routing.planned",
+            events_pb2.FulfilmentPlanned(
+                order_id=request.order_id,
+                decision_id=decision_id,
+                rule_set_version=decision.ruleset_version,
+                shipments=[messages.shipment(s) for s in result["shipments"]],
+            ),
+        )
+    return StoredDecision(decision_id, now, request.order_id, decision.ruleset_version, result)
+
+
+async def _latest(uow: UnitOfWork, order_id: str) -> StoredDecision | None:
+    async with uow:
+        row = (
+            await uow.conn.execute(
+                select(decisions_table)
+                .where(decisions_table.c.order_id == order_id)
+                .order_by(decisions_table.c.decided_at.desc())
+                .limit(1)
+            )
+        ).first()
+    if row is None:
+        return None
+    return StoredDecision(row.decision_id, row.decided_at, row.order_id, row.rule_set_version, row.result)
+
+
+async def explain_decision(uow: UnitOfWork, order_id: str) -> StoredDecision:
+    if not order_id:
+        raise InvalidArgument("order_id", "is required")
+    stored = await _latest(uow, order_id)
+    if stored is None:
+        raise NotFound(f"no routing decision for order {order_id}")
+    return stored
+
+
+# --- rule sets -------------------------------------------------------------------------------------
+
+
+async def ensure_default_rules(uow: UnitOfWork) -> None:
+    """A new installation starts with the default rule set active."""
+    async with uow:
+        await uow.conn.execute(
+            insert(rule_sets_table)
+            .values(
+                version=1,
+                status="active",
+                document=to_document(default_rules()),
+                note="default rule set",
+                created_at=uow.clock.now(),
+                activated_at=uow.clock.now(),
+            )
+            .on_conflict_do_nothing()
+        )
+        await uow.commit()
+
+
+async def get_rule_set(uow: UnitOfWork, version: int) -> Any:
+    query = select(rule_sets_table)
+    query = (
+        query.where(rule_sets_table.c.status == "active")
+        if version == 0
+        else query.where(rule_sets_table.c.version == version)
+    )
+    async with uow:
+        row = (await uow.conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"rule set {version or 'active'} not found")
+    return row
+
+
+async def save_draft(uow: UnitOfWork, document_json: str, note: str) -> Any:
+    try:
+        document = json.loads(document_json)
+    except json.JSONDecodeError as error:
+        raise InvalidArgument("document_json", f"is not JSON: {error.msg} at {error.pos}") from None
+    from_document(0, document)
+    async with uow:
+        version = (
+            int(await uow.conn.scalar(select(func.coalesce(func.max(rule_sets_table.c.version), 0))) or 0) + 1
+        )
+        row = (
+            await uow.conn.execute(
+                rule_sets_table.insert()
+                .values(
+                    version=version,
+                    status="draft",
+                    document=document,
+                    note=note[:500],
+                    created_at=uow.clock.now(),
+                )
+                .returning(*rule_sets_table.c)
+            )
+        ).one()
+        await uow.commit()
+    return row
+
+
+async def put_expected_decisions(uow: UnitOfWork, cases: list[ExpectedDecision]) -> int:
+    names = [case.name for case in cases]
+    if len(set(names)) != len(names) or not all(names):
+        raise InvalidArgument("cases", "every case needs a unique, non-empty name")
+    async with uow:
+        await uow.conn.execute(delete(expected_decisions_table))
+        if cases:
+            await uow.conn.execute(
+                expected_decisions_table.insert(),
+                [{"name": case.name, "document": case_to_document(case)} for case in cases],
+            )
+        await uow.commit()
+    return len(cases)
+
+
+@dataclass(frozen=True)
+class DryRun:
+    cases: list[CaseResult]
+    replayed: int
+    changed: list[routing_pb2.ChangedDecision]
+
+    @property
+    def passed(self) -> bool:
+        return all(case.passed for case in self.cases)
+
+
+async def dry_run(uow: UnitOfWork, version: int, last_decisions: int) -> DryRun:
+    """The expected decisions, and the last N real decisions replayed: which would change, and how."""
+    row = await get_rule_set(uow, version)
+    rules = from_document(row.version, row.document)
+    async with uow:
+        cases = [
+            case_from_document(r.document) for r in await uow.conn.execute(select(expected_decisions_table))
+        ]
+        recent = (
+            await uow.conn.execute(
+                select(decisions_table.c.order_id, decisions_table.c.inputs, decisions_table.c.result)
+                .order_by(decisions_table.c.decided_at.desc())
+                .limit(last_decisions or 100)
+            )
+        ).all()
+    changed = []
+    for past in recent:
+        again = result_document(replay(past.inputs, rules))
+        before = [s["warehouse_id"] for s in past.result["shipments"]]
+        after = [s["warehouse_id"] for s in again["shipments"]]
+        if before != after or past.result["parked"] != again["parked"]:
+            changed.append(
+                routing_pb2.ChangedDecision(
+                    order_id=past.order_id,
+                    before_warehouse_ids=before,
+                    after_warehouse_ids=after,
+                    before_parked_reason=past.result["parked"] or "",
+                    after_parked_reason=again["parked"] or "",
+                )
+            )
+    return DryRun([check_expected(rules, case) for case in cases], len(recent), changed)
+
+
+async def activate(
+    new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, version: int
+) -> tuple[Any, DryRun]:
+    """Refused when the rule set breaks an expected decision; otherwise it replaces the active one."""
+    result = await dry_run(new_uow(), version, 100)
+    if not result.passed:
+        failed = [case for case in result.cases if not case.passed]
+        raise FailedPrecondition(
+            f"rule set {version} breaks {len(failed)} expected decision(s): "
+            + "; ".join(f"{case.case.name}: {case.detail}" for case in failed)
+        )
+    uow = new_uow()
+    async with uow:
+        row = (
+            await uow.conn.execute(
+                select(rule_sets_table).where(rule_sets_table.c.version == version).with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"rule set {version} not found")
+        if row.status != "draft":
+            raise FailedPrecondition(f"rule set {version} is {row.status}; only a draft can be activated")
+        previous = await uow.conn.scalar(
+            update(rule_sets_table)
+            .where(rule_sets_table.c.status == "active")
+            .values(status="retired")
+            .returning(rule_sets_table.c.version)
+        )
+        activated = (
+            await uow.conn.execute(
+                update(rule_sets_table)
+                .where(rule_sets_table.c.version == version)
+                .values(status="active", activated_at=uow.clock.now())
+                .returning(*rule_sets_table.c)
+            )
+        ).one()
+        uow.publish(
+            "routing.rules_activated",
+            events_pb2.RuleSetActivated(version=version, previous_version=previous or 0),
+        )
+        await uow.commit()
+    cache.invalidate()
+    return activated, result
+
+
+# --- parked orders ---------------------------------------------------------------------------------
+
+
+async def list_parked(uow: UnitOfWork, page_size: int, page_token: str) -> tuple[list[Any], str]:
+    size = min(page_size or 100, 1000)
+    query = select(parked_orders_table).order_by(parked_orders_table.c.order_id).limit(size + 1)
+    if page_token:
+        query = query.where(parked_orders_table.c.order_id > page_token)
+    async with uow:
+        rows = list((await uow.conn.execute(query)).all())
+    return rows[:size], rows[size - 1].order_id if len(rows) > size else ""
+
+
+async def mark_parked_due(conn: Any, sku: str, now: datetime) -> int:
+    """Stock arrived: parked orders waiting for the SKU become due; the job retries them outside this txn."""
+    result = await conn.execute(
+        update(parked_orders_table)
+        .where(parked_orders_table.c.skus.contains([sku]), parked_orders_table.c.reason == "out_of_stock")
+        .values(retry_due=now)
+    )
+    return int(result.rowcount or 0)
+
+
+async def retry_parked(
+    new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, stock_source: StockSource, limit: int = 50
+) -> int:
+    uow = new_uow()
+    async with uow:
+        due = (
+            await uow.conn.execute(
+                select(parked_orders_table.c.request)
+                .where(parked_orders_table.c.retry_due.is_not(None))
+                .order_by(parked_orders_table.c.retry_due)
+                .limit(limit)
+            )
+        ).all()
+    planned = 0
+    for row in due:
+        raw = row.request
+        stored = await plan_fulfilment(
+            new_uow,
+            cache,
+            stock_source,
+            PlanCommand(
+                raw["order_id"],
+                raw["province"],
+                raw["city"],
+                tuple(RouteLine(**line) for line in raw["lines"]),
+                raw["priority"],
+            ),
+        )
+        planned += not stored.result["parked"]
+    return planned

@@ -1,0 +1,6 @@
+"""Alembic environment for the routing database."""
+
+from services.kit.migrate import run_env
+from services.routing.store import metadata
+
+run_env(metadata)

@@ -1,0 +1,32 @@
+"""Rule sets, expected decisions, decision log, parked orders, warehouse load, kit tables.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-21
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from services.kit.schema import create_kit_tables, drop_kit_tables
+from services.routing.store import metadata
+
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# The first revision creates the tables as store.py declares them today; later revisions must
+# spell out their changes instead of reading store.py.
+TABLES = ("rule_sets", "expected_decisions", "decisions", "parked_orders", "warehouse_load")
+
+
+def upgrade() -> None:
+    create_kit_tables(op)
+    metadata.create_all(op.get_bind(), tables=[metadata.tables[name] for name in TABLES])
+
+
+def downgrade() -> None:
+    metadata.drop_all(op.get_bind(), tables=[metadata.tables[name] for name in reversed(TABLES)])
+    drop_kit_tables(op)

@@ -1,0 +1,263 @@
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oms.common.v1 import common_pb2
+from oms.inventory.v1 import inventory_pb2_grpc
+from oms.routing.v1 import routing_pb2 as pb
+from oms.routing.v1 import routing_pb2_grpc
+from services.inventory import handlers as stock
+from services.inventory.grpc_api import InventoryServicer
+from services.inventory.handlers import Policy
+from services.kit import grpc_client
+from services.kit.db import UnitOfWork, make_engine
+from services.kit.grpc_server import GrpcServer
+from services.routing import handlers
+from services.routing.domain.defaults import WAREHOUSES, default_rules
+from services.routing.domain.documents import from_document, to_document
+from services.routing.grpc_api import RoutingServicer
+from services.routing.inventory_client import InventoryStock
+
+
+@dataclass
+class Stack:
+    routing: routing_pb2_grpc.RoutingServiceStub
+    routing_engine: AsyncEngine
+    inventory_engine: AsyncEngine
+    cache: handlers.RuleSetCache
+    stock: InventoryStock
+
+    def inventory_uow(self) -> UnitOfWork:
+        return UnitOfWork(self.inventory_engine)
+
+    def routing_uow(self) -> UnitOfWork:
+        return UnitOfWork(self.routing_engine)
+
+    async def receive(self, warehouse: str, sku: str, units: int) -> None:
+        await stock.record_receipt(
+            self.inventory_uow(), Policy(), f"g-{warehouse}-{sku}-{units}", warehouse, sku, units
+        )
+
+    async def subjects(self) -> list[str]:
+        async with self.routing_engine.connect() as conn:
+            return list((await conn.execute(text("SELECT subject FROM outbox ORDER BY id"))).scalars())
+
+
+@pytest.fixture
+async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
+    inventory_engine, routing_engine = make_engine(inventory_db), make_engine(routing_db)
+    inventory_server = GrpcServer(
+        port=0,
+        service_names=["inv"],
+        host="127.0.0.1",
+        grace_seconds=0.1,
+        register=lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
+            InventoryServicer(lambda: UnitOfWork(inventory_engine), Policy()), s
+        ),
+    )
+    await inventory_server.start()
+    channel = grpc_client.channel(f"127.0.0.1:{inventory_server.port}")
+    built = Stack(None, routing_engine, inventory_engine, handlers.RuleSetCache(), InventoryStock(channel))  # type: ignore[arg-type]
+    for warehouse in WAREHOUSES:
+        await stock.put_warehouse(built.inventory_uow(), warehouse.warehouse_id, warehouse.name)
+    for sku in ("TEA", "CUP", "FISH"):
+        await stock.put_sku(built.inventory_uow(), sku, sku)
+    await handlers.ensure_default_rules(built.routing_uow())
+    routing_server = GrpcServer(
+        port=0,
+        service_names=["routing"],
+        host="127.0.0.1",
+        grace_seconds=0.1,
+        register=lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(
+            RoutingServicer(built.routing_uow, built.cache, built.stock), s
+        ),
+    )
+    await routing_server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{routing_server.port}") as routing_channel:
+        built.routing = routing_pb2_grpc.RoutingServiceStub(routing_channel)
+        yield built
+    await routing_server.stop()
+    await inventory_server.stop()
+    await channel.close()
+    await inventory_engine.dispose()
+    await routing_engine.dispose()
+
+
+def order(
+    order_id: str, province: str = "浙江省", city: str = "杭州市", *lines: pb.RouteLine
+) -> pb.PlanFulfilmentRequest:
+    return pb.PlanFulfilmentRequest(
+        order_id=order_id,
+        address=common_pb2.Address(
+            province=province, city=city, detail="1 Road", recipient_name="A", phone="1"
+        ),
+        lines=lines or [pb.RouteLine(sku="TEA", quantity=1, unit_weight_g=300)],
+    )
+
+
+async def test_hangzhou_is_planned_from_shanghai_explained_logged_and_announced(stack: Stack) -> None:
+    for warehouse in ("WH-SH", "WH-CD"):
+        await stack.receive(warehouse, "TEA", 50)
+    reply = await stack.routing.PlanFulfilment(order("o-1"))
+    decision = reply.decision
+    assert [s.warehouse_id for s in decision.shipments] == ["WH-SH"]
+    assert (decision.shipments[0].carrier, decision.province, decision.city) == ("SF", "Zhejiang", "Hangzhou")
+    assert decision.explanation[0].startswith("Shanghai chosen: next-day coverage for Hangzhou, Zhejiang")
+    assert any(line.startswith("Chengdu lost:") for line in decision.explanation)
+    assert any(
+        line.startswith("Beijing excluded: lacks stock of TEA (has 0") for line in decision.explanation
+    )
+
+    again = await stack.routing.PlanFulfilment(order("o-1"))
+    assert again.decision.decision_id == decision.decision_id
+    explained = await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-1"))
+    assert explained.decision == decision
+    assert await stack.subjects() == ["routing.planned"]
+
+
+async def test_a_warehouse_below_safety_stock_is_not_a_candidate(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-WH", "TEA", 10)
+    await stock.set_stock_policy(
+        stack.inventory_uow(), Policy(), "WH-SH", "TEA", normal_level=40, safety_level=0
+    )
+    decision = (await stack.routing.PlanFulfilment(order("o-2"))).decision
+    assert [s.warehouse_id for s in decision.shipments] == ["WH-WH"]
+    assert any(
+        line.startswith("Shanghai excluded: lacks stock of TEA (has 0") for line in decision.explanation
+    )
+
+
+async def test_the_zhejiang_incident_is_caught_by_the_dry_run_and_activation_is_refused(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-CD", "TEA", 10)
+    await stack.routing.PlanFulfilment(order("o-3"))
+    await stack.routing.PutExpectedDecisions(
+        pb.PutExpectedDecisionsRequest(
+            cases=[
+                pb.ExpectedDecision(
+                    name="Hangzhou → Shanghai",
+                    province="浙江",
+                    city="杭州",
+                    lines=[pb.RouteLine(sku="X", quantity=1)],
+                    expect_warehouse_id="WH-SH",
+                ),
+                pb.ExpectedDecision(
+                    name="Urumqi → EMS",
+                    province="新疆",
+                    city="乌鲁木齐",
+                    lines=[pb.RouteLine(sku="X", quantity=1)],
+                    expect_carrier="EMS",
+                ),
+            ]
+        )
+    )
+    rules = default_rules()
+    broken = replace(
+        rules,
+        coverage=tuple(
+            replace(c, regions=tuple(r for r in c.regions if r != "Zhejiang"))
+            if c.warehouse_id == "WH-SH"
+            else c
+            for c in rules.coverage
+        ),
+    )
+    draft = await stack.routing.SaveDraftRuleSet(
+        pb.SaveDraftRuleSetRequest(document_json=json.dumps(to_document(broken)), note="new coverage table")
+    )
+    version = draft.rule_set.version
+    dry = await stack.routing.DryRunRuleSet(pb.DryRunRuleSetRequest(version=version))
+    assert not dry.passed
+    assert [(c.name, c.passed) for c in dry.cases] == [("Hangzhou → Shanghai", False), ("Urumqi → EMS", True)]
+    assert [(c.order_id, list(c.before_warehouse_ids), list(c.after_warehouse_ids)) for c in dry.changed] == [
+        ("o-3", ["WH-SH"], ["WH-CD"])
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.routing.ActivateRuleSet(pb.ActivateRuleSetRequest(version=version))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "Hangzhou → Shanghai" in refused.value.details()
+
+    fixed = await stack.routing.SaveDraftRuleSet(
+        pb.SaveDraftRuleSetRequest(document_json=json.dumps(to_document(rules)), note="coverage fixed")
+    )
+    activated = await stack.routing.ActivateRuleSet(pb.ActivateRuleSetRequest(version=fixed.rule_set.version))
+    assert activated.rule_set.status == "active" and activated.dry_run.passed
+    current = await stack.routing.GetRuleSet(pb.GetRuleSetRequest(version=0))
+    assert current.rule_set.version == fixed.rule_set.version
+    assert "routing.rules_activated" in await stack.subjects()
+
+
+async def test_a_parked_order_is_planned_when_stock_arrives(stack: Stack) -> None:
+    decision = (await stack.routing.PlanFulfilment(order("o-4"))).decision
+    assert decision.parked_reason == "out_of_stock" and not decision.shipments
+    parked = await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())
+    assert [(o.order_id, o.reason) for o in parked.orders] == [("o-4", "out_of_stock")]
+    assert await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock) == 0  # nothing is due yet
+
+    await stack.receive("WH-WH", "TEA", 5)
+    async with stack.routing_engine.begin() as conn:
+        assert await handlers.mark_parked_due(conn, "TEA", datetime.now(UTC)) == 1
+    assert await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
+    planned = (await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-4"))).decision
+    assert [s.warehouse_id for s in planned.shipments] == ["WH-WH"]
+    assert not (await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())).orders
+    assert await stack.subjects() == ["routing.parked", "routing.planned"]
+
+
+async def test_decisions_are_reproducible_from_the_log(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 5)
+    await stack.receive("WH-BJ", "CUP", 3)
+    await stack.routing.PlanFulfilment(
+        order("o-5", "江苏", "苏州", pb.RouteLine(sku="TEA", quantity=1), pb.RouteLine(sku="CUP", quantity=2))
+    )
+    async with stack.routing_engine.connect() as conn:
+        logged = (
+            await conn.execute(
+                text(
+                    "SELECT d.inputs, d.result, r.document, r.version FROM decisions d "
+                    "JOIN rule_sets r ON r.version = d.rule_set_version"
+                )
+            )
+        ).one()
+    again = handlers.result_document(
+        handlers.replay(logged.inputs, from_document(logged.version, logged.document))
+    )
+    assert again == logged.result
+    assert len(logged.result["shipments"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (order("o-6", "Atlantis", "X"), "address.province"),
+        (
+            pb.PlanFulfilmentRequest(
+                order_id="o-6", address=common_pb2.Address(province="浙江", city="杭州")
+            ),
+            "lines",
+        ),
+        (order("o-6", "浙江", "杭州", pb.RouteLine(sku="NOPE", quantity=1)), "lines[0].sku"),
+        (order("o-6", "浙江", "杭州", pb.RouteLine(sku="TEA", quantity=0)), "lines[0].quantity"),
+        (
+            order("o-6", "浙江", "杭州", pb.RouteLine(sku="TEA", quantity=1, goods_type="plutonium")),
+            "lines[0].goods_type",
+        ),
+        (pb.PlanFulfilmentRequest(order_id="o-6", lines=[pb.RouteLine(sku="TEA", quantity=1)]), "address"),
+    ],
+)
+async def test_bad_orders_are_refused_naming_the_field(
+    stack: Stack, request_: pb.PlanFulfilmentRequest, field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.routing.PlanFulfilment(request_)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith(f"{field}:")
+    assert await stack.subjects() == []
