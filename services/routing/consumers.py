@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from oms.inventory.v1 import events_pb2 as inventory_events  # noqa: F401 - the events decoded here
 from services.kit.consumer import Envelope
 from services.routing import handlers
 

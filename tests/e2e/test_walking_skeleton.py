@@ -286,3 +286,39 @@ async def test_inventory_through_envoy_receives_reserves_and_answers_availabilit
         ).encode(),
     )
     assert status == 400 and json.loads(raw)["message"].startswith("lines[0].quantity:")
+
+
+async def test_an_order_parked_for_stock_is_planned_by_itself_when_the_stock_arrives(
+    platform: Platform,
+) -> None:
+    sku, order_id = random_ref("SKU"), random_ref("O")
+
+    async def call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        status, _, raw = await asyncio.to_thread(
+            http_call, platform, method, path, None if body is None else json.dumps(body).encode()
+        )
+        assert status == 200, raw
+        return dict(json.loads(raw))
+
+    await call("PUT", "/v1/inventory/warehouses/WH-WH", {"name": "Wuhan"})
+    await call("PUT", f"/v1/inventory/skus/{sku}", {"title": "Tea"})
+    plan = {
+        "orderId": order_id,
+        "address": {"province": "浙江省", "city": "杭州市"},
+        "lines": [{"sku": sku, "quantity": "2"}],
+    }
+    parked = await call("POST", "/v1/routing/plans", plan)
+    assert parked["decision"]["parkedReason"] == "out_of_stock"
+
+    await call(
+        "POST",
+        "/v1/inventory/receipts",
+        {"receiptId": random_ref("G"), "warehouseId": "WH-WH", "sku": sku, "quantity": "10"},
+    )
+    for _ in range(100):  # inventory's outbox → NATS → routing's consumer → its retry job
+        decision = (await call("GET", f"/v1/routing/decisions/{order_id}"))["decision"]
+        if not decision["parkedReason"]:
+            break
+        await asyncio.sleep(0.1)
+    assert [s["warehouseId"] for s in decision["shipments"]] == ["WH-WH"]
+    assert decision["explanation"][0].startswith("Wuhan chosen")
