@@ -7,10 +7,10 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from oms.routing.v1 import events_pb2, routing_pb2
@@ -60,9 +60,25 @@ class RuleSetCache:
         self._rules: RuleSet | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
+        self._load: dict[str, int] = {}
+        self._load_day: date | None = None
+        self._load_at = 0.0
 
     def invalidate(self) -> None:
         self._rules = None
+
+    async def load(self, uow: UnitOfWork) -> dict[str, int]:
+        """Orders planned today per warehouse, re-read at most once a second (capacity is a soft limit)."""
+        today = uow.clock.now().date()
+        if self._load_day != today or time.monotonic() - self._load_at > 1.0:
+            rows = await uow.conn.execute(
+                select(warehouse_load_table.c.warehouse_id, warehouse_load_table.c.orders).where(
+                    warehouse_load_table.c.day == today
+                )
+            )
+            self._load = {row.warehouse_id: row.orders for row in rows}
+            self._load_day, self._load_at = today, time.monotonic()
+        return dict(self._load)
 
     async def active(self, uow: UnitOfWork) -> RuleSet:
         rules = self._rules
@@ -165,27 +181,25 @@ def result_document(decision: Decision) -> dict[str, Any]:
 async def plan_fulfilment(
     new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, stock_source: StockSource, command: PlanCommand
 ) -> StoredDecision:
-    """Idempotent for a planned order (its decision is returned); a parked order is decided again."""
+    """Idempotent for a planned order (its decision is returned); a parked order is decided again.
+
+    The repeat is detected by the unique index on planned decisions when the new one is written,
+    not by a read first: the common case (a new order) pays one transaction, not two.
+    """
     request = validate(command)
-    latest = await _latest(new_uow(), request.order_id)
-    if latest is not None and not latest.result["parked"]:
-        return latest
     rules = await cache.active(new_uow())
     skus = [line.sku for line in request.lines]
     stock = await _availability(stock_source, skus, [w.warehouse_id for w in rules.warehouses])
     uow = new_uow()
     async with uow:
-        today = uow.clock.now().date()
-        load = {
-            row.warehouse_id: row.orders
-            for row in await uow.conn.execute(
-                select(warehouse_load_table.c.warehouse_id, warehouse_load_table.c.orders).where(
-                    warehouse_load_table.c.day == today
-                )
-            )
-        }
+        load = await cache.load(uow)
         decision = plan(request, rules, stock, load)
         stored = await _record(uow, request, decision, _inputs(request, stock, load))
+        if stored is None:
+            await uow.rollback()
+            existing = await _latest(new_uow(), request.order_id)
+            assert existing is not None, "a planned decision conflicted and cannot vanish"
+            return existing
         await uow.commit()
     return stored
 
@@ -204,12 +218,14 @@ async def _availability(
 
 async def _record(
     uow: UnitOfWork, request: RouteRequest, decision: Decision, inputs: dict[str, Any]
-) -> StoredDecision:
+) -> StoredDecision | None:
+    """Write the decision and its consequences; None when the order already has a planned decision."""
     now = uow.clock.now()
     decision_id = new_id()
     result = result_document(decision)
-    await uow.conn.execute(
-        decisions_table.insert().values(
+    written = await uow.conn.execute(
+        insert(decisions_table)
+        .values(
             decision_id=decision_id,
             order_id=request.order_id,
             decided_at=now,
@@ -218,7 +234,11 @@ async def _record(
             inputs=inputs,
             result=result,
         )
+        .on_conflict_do_nothing(index_elements=["order_id"], index_where=text("parked_reason = ''"))
+        .returning(decisions_table.c.decision_id)
     )
+    if written.first() is None:
+        return None
     if decision.parked:
         await uow.conn.execute(
             insert(parked_orders_table)

@@ -49,6 +49,9 @@ decisions_table = Table(
     Column("inputs", JSONB, nullable=False),
     Column("result", JSONB, nullable=False),
     Index("decisions_by_order", "order_id", "decided_at"),
+    Index(
+        "decisions_one_plan_per_order", "order_id", unique=True, postgresql_where=text("parked_reason = ''")
+    ),
     Index("decisions_recent", "decided_at"),
 )
 

@@ -1,0 +1,87 @@
+"""What every benchmark needs: embedded servers, migrated databases, service processes, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from omsctl import embedded
+from omsctl.stack import ROOT, Infra, create_databases, health_status
+from services.kit.db import with_database
+from services.kit.migrate import upgrade
+
+
+class Bench:
+    def __init__(self, home: Path, infra: Infra) -> None:
+        self.home = home
+        self.infra = infra
+        self.processes: list[embedded.Process] = []
+
+    def database(self, service: str) -> str:
+        name = f"bench_{service}"
+        url = with_database(self.infra.database_url, name)
+        asyncio.run(create_databases(self.infra.database_url, [name]))
+        upgrade(ROOT / "services" / service / "migrations", url)
+        return url
+
+    def start(self, service: str, env: dict[str, str], replicas: int = 1) -> str:
+        """Start the service (on one port, SO_REUSEPORT, when replicated); returns its address."""
+        port = embedded.free_port()
+        full_env = embedded.python_env(
+            ROOT,
+            {
+                "PORT": str(port),
+                "NATS_URL": self.infra.nats_url,
+                "LOG_LEVEL": "WARNING",
+                "OMS_SUBJECT_PREFIX": "bench",
+                **env,
+            },
+        )
+        for n in range(replicas):
+            process = embedded.spawn(
+                f"{service}-{n}",
+                [sys.executable, "-m", f"services.{service}"],
+                self.home / "logs",
+                env=full_env,
+                cwd=ROOT,
+                port=port,
+            )
+            self.processes.append(process)
+            deadline = time.monotonic() + 30
+            while health_status(f"127.0.0.1:{port}") != "SERVING":
+                if time.monotonic() > deadline or process.popen.poll() is not None:
+                    raise RuntimeError(f"{service} did not start; see {process.log_path}")
+                time.sleep(0.1)
+        return f"127.0.0.1:{port}"
+
+
+@contextmanager
+def bench_stack() -> Iterator[Bench]:
+    home = Path(tempfile.mkdtemp(prefix="oms-bench-"))
+    home.chmod(0o755)
+    infra = Infra(home, durable=False)
+    bench = Bench(home, infra)
+    try:
+        infra.start()
+        yield bench
+    finally:
+        for process in reversed(bench.processes):
+            process.stop()
+        infra.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,102 @@
+"""Routing benchmark (`make bench-routing`): the real routing and inventory processes, live availability
+calls on every plan, 64 concurrent clients, single-line and 5-line orders."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+
+import asyncpg
+import grpc
+
+from bench.common import bench_stack, median, percentile
+from oms.common.v1 import common_pb2
+from oms.routing.v1 import routing_pb2 as pb
+from oms.routing.v1 import routing_pb2_grpc
+from services.kit.db import plain_url
+from services.routing.domain.defaults import WAREHOUSES
+from services.routing.domain.geography import MAJOR_CITIES, PROVINCES
+
+SKUS = 1_000
+CLIENTS = 64
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+DESTINATIONS = [(p.chinese, p.capital) for p in PROVINCES if not p.remote] + [
+    (c[2], c[0]) for c in MAJOR_CITIES
+]
+
+
+async def seed_inventory(url: str) -> None:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        warehouses = [w.warehouse_id for w in WAREHOUSES]
+        skus = [f"SKU-{n:04d}" for n in range(SKUS)]
+        await conn.executemany(
+            "INSERT INTO warehouses (warehouse_id, name) VALUES ($1, $2)", [(w, w) for w in warehouses]
+        )
+        await conn.executemany("INSERT INTO skus (sku, title) VALUES ($1, $2)", [(s, s) for s in skus])
+        rng = random.Random(3)
+        rows = [(s, w, rng.choice([0, 50, 1000])) for s in skus for w in warehouses]
+        await conn.copy_records_to_table("stock", records=rows, columns=["sku", "warehouse_id", "on_hand"])
+        await conn.executemany(
+            "INSERT INTO ledger (at, sku, warehouse_id, kind, on_hand_delta, reserved_delta, reference) "
+            "VALUES (now(), $1, $2, 'receipt', $3, 0, 'bench-seed')",
+            rows,
+        )
+    finally:
+        await conn.close()
+
+
+async def load(address: str, lines_per_order: int, label: str) -> tuple[float, list[float]]:
+    channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
+    stubs = [routing_pb2_grpc.RoutingServiceStub(channel) for channel in channels]
+    latencies: list[float] = []
+    deadline = time.perf_counter() + SECONDS
+
+    async def client(n: int) -> None:
+        rng = random.Random(n)
+        count = 0
+        while time.perf_counter() < deadline:
+            province, city = rng.choice(DESTINATIONS)
+            request = pb.PlanFulfilmentRequest(
+                order_id=f"{label}-{n}-{count}",
+                address=common_pb2.Address(province=province, city=city),
+                lines=[
+                    pb.RouteLine(sku=f"SKU-{s:04d}", quantity=rng.randint(1, 3), unit_weight_g=400)
+                    for s in rng.sample(range(SKUS), lines_per_order)
+                ],
+            )
+            started = time.perf_counter()
+            await stubs[n % len(stubs)].PlanFulfilment(request, timeout=30)
+            latencies.append(time.perf_counter() - started)
+            count += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(CLIENTS)))
+    elapsed = time.perf_counter() - started
+    for channel in channels:
+        await channel.close()
+    return len(latencies) / elapsed, latencies
+
+
+def main() -> None:
+    with bench_stack() as bench:
+        inventory_url = bench.database("inventory")
+        asyncio.run(seed_inventory(inventory_url))
+        inventory = bench.start("inventory", {"DATABASE_URL": inventory_url})
+        routing = bench.start(
+            "routing", {"DATABASE_URL": bench.database("routing"), "INVENTORY_SERVICE_ADDR": inventory}
+        )
+        rate, latencies = asyncio.run(load(routing, 1, "one"))
+        print(f"plans_per_s: {rate:.0f} plans/s")
+        print(f"plan_p50_ms: {median(latencies) * 1000:.1f} ms")
+        print(f"plan_p99_ms: {percentile(latencies, 0.99) * 1000:.1f} ms")
+        rate, latencies = asyncio.run(load(routing, 5, "five"))
+        print(f"plans_5line_per_s: {rate:.0f} plans/s")
+        print(f"plan_5line_p50_ms: {median(latencies) * 1000:.1f} ms")
+        print(f"plan_5line_p99_ms: {percentile(latencies, 0.99) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
