@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from omsctl import embedded
 from omsctl.stack import ROOT, Infra, create_databases, health_status
 from services.kit.db import with_database
@@ -76,6 +78,21 @@ def bench_stack() -> Iterator[Bench]:
             process.stop()
         infra.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU used so far by named groups of processes (user + system)."""
+    used: dict[str, float] = {}
+    for name, group in pids.items():
+        total = 0.0
+        for pid in group:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        used[name] = total
+    return used
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -11,7 +11,7 @@ import time
 import asyncpg
 import grpc
 
-from bench.common import bench_stack, median, percentile
+from bench.common import bench_stack, cpu_seconds, median, percentile
 from oms.common.v1 import common_pb2
 from oms.routing.v1 import routing_pb2 as pb
 from oms.routing.v1 import routing_pb2_grpc
@@ -88,10 +88,20 @@ def main() -> None:
         routing = bench.start(
             "routing", {"DATABASE_URL": bench.database("routing"), "INVENTORY_SERVICE_ADDR": inventory}
         )
+        groups = {
+            "routing": [p.pid for p in bench.processes if p.name.startswith("routing")],
+            "inventory": [p.pid for p in bench.processes if p.name.startswith("inventory")],
+            "client": [os.getpid()],
+        }
+        before = cpu_seconds(groups)
         rate, latencies = asyncio.run(load(routing, 1, "one"))
+        spent = {name: seconds - before[name] for name, seconds in cpu_seconds(groups).items()}
+        plans = len(latencies)
         print(f"plans_per_s: {rate:.0f} plans/s")
         print(f"plan_p50_ms: {median(latencies) * 1000:.1f} ms")
         print(f"plan_p99_ms: {percentile(latencies, 0.99) * 1000:.1f} ms")
+        for name, seconds in spent.items():
+            print(f"plan_{name}_cpu_ms_per_plan: {seconds * 1000 / max(plans, 1):.2f} ms")
         rate, latencies = asyncio.run(load(routing, 5, "five"))
         print(f"plans_5line_per_s: {rate:.0f} plans/s")
         print(f"plan_5line_p50_ms: {median(latencies) * 1000:.1f} ms")

@@ -35,10 +35,10 @@ from services.inventory.store import (
     FastMiss,
     InventoryStore,
     ledger_table,
+    read_levels,
     replenishment_table,
     reserve_fast,
     skus_table,
-    stock_row,
     warehouses_table,
 )
 from services.kit import idempotency, outbox
@@ -440,38 +440,15 @@ async def expire_reservations(uow: UnitOfWork, policy: Policy, keys: Sequence[tu
 
 # --- availability ----------------------------------------------------------------------------------
 
-_AVAILABILITY = text(
-    """
-    SELECT s.sku, s.warehouse_id, s.on_hand, s.reserved, s.safety_level, s.normal_level, s.sellable,
-           COALESCE(x.units, 0) AS expired_units
-      FROM stock AS s
- LEFT JOIN (SELECT line.sku, line.warehouse_id, sum(line.quantity)::bigint AS units
-              FROM reservations AS r JOIN reservation_lines AS line USING (reservation_id)
-             WHERE r.status = 'ACTIVE' AND r.expires_at <= :now AND line.sku = ANY(:skus)
-          GROUP BY line.sku, line.warehouse_id) AS x USING (sku, warehouse_id)
-     WHERE s.sku = ANY(:skus) AND (cardinality(:warehouses) = 0 OR s.warehouse_id = ANY(:warehouses))
-  ORDER BY s.sku, s.warehouse_id
-    """
-)
-
 
 async def _levels(
     uow: UnitOfWork, policy: Policy, skus: Sequence[str], warehouses: Sequence[str]
 ) -> dict[tuple[str, str], inventory_pb2.StockLevel]:
     """Expired reservations stop counting here at once, before the sweeper releases them."""
-    from sqlalchemy import ARRAY, Text, bindparam
-
-    statement = _AVAILABILITY.bindparams(
-        bindparam("skus", type_=ARRAY(Text)), bindparam("warehouses", type_=ARRAY(Text))
-    )
-    rows = await uow.conn.execute(
-        statement, {"skus": list(skus), "warehouses": list(warehouses), "now": uow.clock.now()}
-    )
+    rows = await read_levels(uow.engine, skus, warehouses, uow.clock.now())
     return {
-        (row.sku, row.warehouse_id): messages.stock_level(
-            stock_row(row), policy.cap_basis_points, row.expired_units
-        )
-        for row in rows
+        (row.sku, row.warehouse_id): messages.stock_level(row, policy.cap_basis_points, expired)
+        for row, expired in rows
     }
 
 

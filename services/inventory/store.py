@@ -596,3 +596,42 @@ async def reserve_fast(
     if outcome["updated"] != len(lines):
         raise RuntimeError("reservation written without its stock update")  # cannot happen: rows are locked
     return None
+
+
+# --- availability, on every order's routing: one prepared statement on the driver -------------------
+
+_LEVELS = """
+SELECT s.sku, s.warehouse_id, s.on_hand, s.reserved, s.safety_level, s.normal_level, s.sellable,
+       COALESCE(x.units, 0) AS expired_units
+  FROM stock AS s
+  LEFT JOIN (SELECT line.sku, line.warehouse_id, sum(line.quantity)::bigint AS units
+               FROM reservations AS r JOIN reservation_lines AS line USING (reservation_id)
+              WHERE r.status = 'ACTIVE' AND r.expires_at <= $3 AND line.sku = ANY($1::text[])
+              GROUP BY line.sku, line.warehouse_id) AS x USING (sku, warehouse_id)
+ WHERE s.sku = ANY($1::text[]) AND (cardinality($2::text[]) = 0 OR s.warehouse_id = ANY($2::text[]))
+ ORDER BY s.sku, s.warehouse_id
+"""
+
+
+async def read_levels(
+    engine: AsyncEngine, skus: Sequence[str], warehouses: Sequence[str], now: datetime
+) -> list[tuple[StockRow, int]]:
+    """Stock rows with the units of their expired-but-not-yet-swept reservations."""
+    async with engine.connect() as conn:
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        rows = await driver.fetch(_LEVELS, list(skus), list(warehouses), now)
+    return [
+        (
+            StockRow(
+                row["sku"],
+                row["warehouse_id"],
+                row["on_hand"],
+                row["reserved"],
+                row["safety_level"],
+                row["normal_level"],
+                row["sellable"],
+            ),
+            row["expired_units"],
+        )
+        for row in rows
+    ]
