@@ -108,6 +108,25 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         row, result = await handlers.activate(self.uow, self.cache, request.version)
         return pb.ActivateRuleSetResponse(rule_set=messages.rule_set(row), dry_run=messages.dry_run(result))
 
+    async def SetShadowRuleSet(
+        self, request: pb.SetShadowRuleSetRequest, context: Ctx
+    ) -> pb.SetShadowRuleSetResponse:
+        if request.version < 0:
+            raise InvalidArgument("version", "must not be negative")
+        return pb.SetShadowRuleSetResponse(
+            version=await handlers.set_shadow(self.uow(), self.cache, request.version)
+        )
+
+    async def GetShadowReport(
+        self, request: pb.GetShadowReportRequest, context: Ctx
+    ) -> pb.GetShadowReportResponse:
+        if request.limit < 0:
+            raise InvalidArgument("limit", "must not be negative")
+        version, compared, differences = await handlers.shadow_report(self.uow(), request.limit)
+        return pb.GetShadowReportResponse(
+            shadow_version=version, decisions_compared=compared, differences=differences
+        )
+
     async def ListParkedOrders(
         self, request: pb.ListParkedOrdersRequest, context: Ctx
     ) -> pb.ListParkedOrdersResponse:

@@ -58,6 +58,7 @@ class RuleSetCache:
     def __init__(self, max_age_seconds: float = 60.0) -> None:
         self.max_age = max_age_seconds
         self._rules: RuleSet | None = None
+        self._shadow: RuleSet | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
         self._load: dict[str, int] = {}
@@ -87,17 +88,26 @@ class RuleSetCache:
         async with self._lock:
             if self._rules is None or time.monotonic() - self._loaded_at >= self.max_age:
                 async with uow:
-                    row = (
+                    rows = (
                         await uow.conn.execute(
-                            select(rule_sets_table).where(rule_sets_table.c.status == "active")
+                            select(rule_sets_table).where(
+                                (rule_sets_table.c.status == "active") | rule_sets_table.c.shadow
+                            )
                         )
-                    ).first()
-                if row is None:
+                    ).all()
+                active = next((row for row in rows if row.status == "active"), None)
+                if active is None:
                     raise FailedPrecondition("no rule set is active")
-                self._rules = from_document(row.version, row.document)
+                shadow = next((row for row in rows if row.shadow), None)
+                self._rules = from_document(active.version, active.document)
+                self._shadow = None if shadow is None else from_document(shadow.version, shadow.document)
                 self._loaded_at = time.monotonic()
             assert self._rules is not None
             return self._rules
+
+    async def shadow(self, uow: UnitOfWork) -> RuleSet | None:
+        await self.active(uow)
+        return self._shadow
 
 
 @dataclass(frozen=True)
@@ -188,13 +198,18 @@ async def plan_fulfilment(
     """
     request = validate(command)
     rules = await cache.active(new_uow())
+    shadow_rules = await cache.shadow(new_uow())
+    warehouses = {w.warehouse_id for w in rules.warehouses}
+    if shadow_rules is not None:
+        warehouses |= {w.warehouse_id for w in shadow_rules.warehouses}
     skus = [line.sku for line in request.lines]
-    stock = await _availability(stock_source, skus, [w.warehouse_id for w in rules.warehouses])
+    stock = await _availability(stock_source, skus, sorted(warehouses))
     uow = new_uow()
     async with uow:
         load = await cache.load(uow)
         decision = plan(request, rules, stock, load)
-        stored = await _record(uow, request, decision, _inputs(request, stock, load))
+        shadow = None if shadow_rules is None else plan(request, shadow_rules, stock, load)
+        stored = await _record(uow, request, decision, _inputs(request, stock, load), shadow)
         if stored is None:
             await uow.rollback()
             existing = await _latest(new_uow(), request.order_id)
@@ -216,8 +231,16 @@ async def _availability(
         raise
 
 
+def _outcome(decision: Decision) -> tuple[Any, ...]:
+    return (decision.parked, tuple((s.warehouse_id, s.carrier, s.lines) for s in decision.shipments))
+
+
 async def _record(
-    uow: UnitOfWork, request: RouteRequest, decision: Decision, inputs: dict[str, Any]
+    uow: UnitOfWork,
+    request: RouteRequest,
+    decision: Decision,
+    inputs: dict[str, Any],
+    shadow: Decision | None,
 ) -> StoredDecision | None:
     """Write the decision and its consequences; None when the order already has a planned decision."""
     now = uow.clock.now()
@@ -233,6 +256,9 @@ async def _record(
             parked_reason=decision.parked.value if decision.parked else "",
             inputs=inputs,
             result=result,
+            shadow_version=None if shadow is None else shadow.ruleset_version,
+            shadow_result=None if shadow is None else result_document(shadow),
+            shadow_differs=shadow is not None and _outcome(shadow) != _outcome(decision),
         )
         .on_conflict_do_nothing(index_elements=["order_id"], index_where=text("parked_reason = ''"))
         .returning(decisions_table.c.decision_id)
@@ -483,6 +509,60 @@ async def activate(
         await uow.commit()
     cache.invalidate()
     return activated, result
+
+
+async def set_shadow(uow: UnitOfWork, cache: RuleSetCache, version: int) -> int:
+    """Decide every order with this rule set too (0: stop); the active rule set still acts."""
+    async with uow:
+        await uow.conn.execute(update(rule_sets_table).where(rule_sets_table.c.shadow).values(shadow=False))
+        if version:
+            status = await uow.conn.scalar(
+                update(rule_sets_table)
+                .where(rule_sets_table.c.version == version)
+                .values(shadow=True)
+                .returning(rule_sets_table.c.status)
+            )
+            if status is None:
+                raise NotFound(f"rule set {version} not found")
+            if status == "active":
+                raise FailedPrecondition(f"rule set {version} is already active; shadow a draft")
+        await uow.commit()
+    cache.invalidate()
+    return version
+
+
+async def shadow_report(uow: UnitOfWork, limit: int) -> tuple[int, int, list[routing_pb2.ChangedDecision]]:
+    async with uow:
+        version = int(
+            await uow.conn.scalar(select(rule_sets_table.c.version).where(rule_sets_table.c.shadow)) or 0
+        )
+        compared = int(
+            await uow.conn.scalar(
+                select(func.count())
+                .select_from(decisions_table)
+                .where(decisions_table.c.shadow_version == version)
+            )
+            or 0
+        )
+        rows = (
+            await uow.conn.execute(
+                select(decisions_table.c.order_id, decisions_table.c.result, decisions_table.c.shadow_result)
+                .where(decisions_table.c.shadow_version == version, decisions_table.c.shadow_differs)
+                .order_by(decisions_table.c.decided_at.desc())
+                .limit(limit or 100)
+            )
+        ).all()
+    differences = [
+        routing_pb2.ChangedDecision(
+            order_id=row.order_id,
+            before_warehouse_ids=[s["warehouse_id"] for s in row.result["shipments"]],
+            after_warehouse_ids=[s["warehouse_id"] for s in row.shadow_result["shipments"]],
+            before_parked_reason=row.result["parked"] or "",
+            after_parked_reason=row.shadow_result["parked"] or "",
+        )
+        for row in rows
+    ]
+    return version, compared, differences
 
 
 # --- parked orders ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -29,6 +30,8 @@ rule_sets_table = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("activated_at", DateTime(timezone=True)),
     Index("rule_sets_one_active", "status", unique=True, postgresql_where=text("status = 'active'")),
+    Column("shadow", Boolean, nullable=False, server_default="false"),
+    Index("rule_sets_one_shadow", "shadow", unique=True, postgresql_where=text("shadow")),
 )
 
 expected_decisions_table = Table(
@@ -48,6 +51,10 @@ decisions_table = Table(
     Column("parked_reason", String(32), nullable=False, server_default=""),
     Column("inputs", JSONB, nullable=False),
     Column("result", JSONB, nullable=False),
+    # what the shadow rule set (if one was running) decided instead, and whether that differs
+    Column("shadow_version", BigInteger),
+    Column("shadow_result", JSONB),
+    Column("shadow_differs", Boolean, nullable=False, server_default="false"),
     Index("decisions_by_order", "order_id", "decided_at"),
     Index(
         "decisions_one_plan_per_order", "order_id", unique=True, postgresql_where=text("parked_reason = ''")

@@ -261,3 +261,36 @@ async def test_bad_orders_are_refused_naming_the_field(
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details().startswith(f"{field}:")
     assert await stack.subjects() == []
+
+
+async def test_a_shadow_rule_set_decides_alongside_and_only_reports_its_differences(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 20)
+    await stack.receive("WH-WH", "TEA", 20)
+    rules = default_rules()
+    without_shanghai = replace(
+        rules,
+        warehouses=tuple(
+            replace(w, open=False) if w.warehouse_id == "WH-SH" else w for w in rules.warehouses
+        ),
+    )
+    draft = await stack.routing.SaveDraftRuleSet(
+        pb.SaveDraftRuleSetRequest(
+            document_json=json.dumps(to_document(without_shanghai)), note="Shanghai closed for stocktaking"
+        )
+    )
+    await stack.routing.SetShadowRuleSet(pb.SetShadowRuleSetRequest(version=draft.rule_set.version))
+
+    hangzhou = (await stack.routing.PlanFulfilment(order("s-1"))).decision
+    wuhan = (await stack.routing.PlanFulfilment(order("s-2", "湖北", "武汉"))).decision
+    assert [s.warehouse_id for s in hangzhou.shipments] == ["WH-SH"]  # the active rule set acts
+    assert [s.warehouse_id for s in wuhan.shipments] == ["WH-WH"]
+    report = await stack.routing.GetShadowReport(pb.GetShadowReportRequest())
+    assert (report.shadow_version, report.decisions_compared) == (draft.rule_set.version, 2)
+    assert [
+        (d.order_id, list(d.before_warehouse_ids), list(d.after_warehouse_ids)) for d in report.differences
+    ] == [("s-1", ["WH-SH"], ["WH-WH"])]
+
+    await stack.routing.SetShadowRuleSet(pb.SetShadowRuleSetRequest(version=0))
+    with pytest.raises(grpc.aio.AioRpcError) as active:
+        await stack.routing.SetShadowRuleSet(pb.SetShadowRuleSetRequest(version=1))
+    assert active.value.code() == grpc.StatusCode.FAILED_PRECONDITION
