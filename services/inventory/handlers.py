@@ -139,7 +139,11 @@ async def reserve(
         new_uow(), policy, keys=[line.key for line in lines]
     ):
         return ReserveOutcome(False, shortages=await _shortages(new_uow(), policy, lines, requested))
+    stale: list[tuple[str, str]] = []
     for attempt in (1, 2):
+        if stale:  # released here, outside any open transaction: one pooled connection per request
+            await expire_reservations(new_uow(), policy, keys=stale)
+            stale = []
         uow: UnitOfWork = new_uow()
         async with uow:
             store = InventoryStore(uow.conn)
@@ -155,8 +159,7 @@ async def reserve(
                     and existing.expires_at <= now
                     and attempt == 1
                 ):
-                    await uow.rollback()
-                    await expire_reservations(new_uow(), policy, keys=[line.key for line in existing_lines])
+                    stale = [line.key for line in existing_lines]
                     continue
                 if existing_lines != lines:
                     raise FailedPrecondition(f"order {order_id} already holds a different reservation")
@@ -373,20 +376,23 @@ async def move_reservation(
         await store.lock_rows(sorted([moving, target]))
         reserved = await store.reserve_rows([target], policy.cap_basis_points)
         if not reserved:
-            await uow.rollback()
-            shortages = await _shortages(new_uow(), policy, [target], [target])
-            return row, lines, shortages[0] if shortages else None
-        released = await store.settle_rows([moving], deduct=False)
-        await store.move_line(row.reservation_id, sku, from_warehouse, to_warehouse)
-        await store.record(
-            Movement.MOVE_OUT, now, [(sku, from_warehouse, 0, -moving.quantity)], order_id=order_id
-        )
-        await store.record(
-            Movement.MOVE_IN, now, [(sku, to_warehouse, 0, moving.quantity)], order_id=order_id
-        )
-        await _apply_signals(policy, uow, store, [*reserved, *released])
-        await uow.commit()
-        new_lines = tuple(sorted(target if line == moving else line for line in lines))
+            short = True
+        else:
+            short = False
+            released = await store.settle_rows([moving], deduct=False)
+            await store.move_line(row.reservation_id, sku, from_warehouse, to_warehouse)
+            await store.record(
+                Movement.MOVE_OUT, now, [(sku, from_warehouse, 0, -moving.quantity)], order_id=order_id
+            )
+            await store.record(
+                Movement.MOVE_IN, now, [(sku, to_warehouse, 0, moving.quantity)], order_id=order_id
+            )
+            await _apply_signals(policy, uow, store, [*reserved, *released])
+            await uow.commit()
+            new_lines = tuple(sorted(target if line == moving else line for line in lines))
+    if short:
+        shortages = await _shortages(new_uow(), policy, [target], [target])
+        return row, lines, shortages[0] if shortages else None
     return row, new_lines, None
 
 
@@ -445,7 +451,7 @@ async def _levels(
     uow: UnitOfWork, policy: Policy, skus: Sequence[str], warehouses: Sequence[str]
 ) -> dict[tuple[str, str], inventory_pb2.StockLevel]:
     """Expired reservations stop counting here at once, before the sweeper releases them."""
-    rows = await read_levels(uow.engine, skus, warehouses, uow.clock.now())
+    rows = await read_levels(uow.conn, skus, warehouses, uow.clock.now())
     return {
         (row.sku, row.warehouse_id): messages.stock_level(row, policy.cap_basis_points, expired)
         for row, expired in rows

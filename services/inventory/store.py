@@ -614,12 +614,12 @@ SELECT s.sku, s.warehouse_id, s.on_hand, s.reserved, s.safety_level, s.normal_le
 
 
 async def read_levels(
-    engine: AsyncEngine, skus: Sequence[str], warehouses: Sequence[str], now: datetime
+    conn: AsyncConnection, skus: Sequence[str], warehouses: Sequence[str], now: datetime
 ) -> list[tuple[StockRow, int]]:
-    """Stock rows with the units of their expired-but-not-yet-swept reservations."""
-    async with engine.connect() as conn:
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-        rows = await driver.fetch(_LEVELS, list(skus), list(warehouses), now)
+    """Stock rows with the units of their expired-but-not-yet-swept reservations, on the caller's
+    connection (a second one from the pool per request would starve the pool under load)."""
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    rows = await driver.fetch(_LEVELS, list(skus), list(warehouses), now)
     return [
         (
             StockRow(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import sqlalchemy.exc
 
 
 class DomainError(Exception):
@@ -59,4 +60,7 @@ class Unavailable(DomainError):
 def to_status(error: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(error, DomainError):
         return error.code, error.message
+    if isinstance(error, sqlalchemy.exc.TimeoutError):
+        # every pooled connection is busy: the caller may retry (clients retry UNAVAILABLE)
+        return grpc.StatusCode.UNAVAILABLE, "busy, retry"
     return grpc.StatusCode.INTERNAL, "internal error"

@@ -210,12 +210,14 @@ async def plan_fulfilment(
         decision = plan(request, rules, stock, load)
         shadow = None if shadow_rules is None else plan(request, shadow_rules, stock, load)
         stored = await _record(uow, request, decision, _inputs(request, stock, load), shadow)
-        if stored is None:
-            await uow.rollback()
-            existing = await _latest(new_uow(), request.order_id)
-            assert existing is not None, "a planned decision conflicted and cannot vanish"
-            return existing
-        await uow.commit()
+        if stored is not None:
+            await uow.commit()
+    if (
+        stored is None
+    ):  # already planned: read it after this transaction rolled back and let go of its connection
+        existing = await _latest(new_uow(), request.order_id)
+        assert existing is not None, "a planned decision conflicted and cannot vanish"
+        return existing
     return stored
 
 

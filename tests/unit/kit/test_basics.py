@@ -78,3 +78,14 @@ def test_log_lines_are_json_with_the_trace_id() -> None:
         line = json.loads(formatter.format(record))
         assert line["trace_id"] == tracing.current_trace_id()
     assert (line["msg"], line["service"], line["order_id"]) == ("stored order-1", "orders", "order-1")
+
+
+def test_an_exhausted_connection_pool_is_a_retryable_unavailable_and_bugs_stay_opaque() -> None:
+    import grpc
+    import sqlalchemy.exc
+
+    from services.kit.errors import NotFound, to_status
+
+    assert to_status(sqlalchemy.exc.TimeoutError("QueuePool limit reached"))[0] == grpc.StatusCode.UNAVAILABLE
+    assert to_status(NotFound("order 7 not found")) == (grpc.StatusCode.NOT_FOUND, "order 7 not found")
+    assert to_status(KeyError("secret")) == (grpc.StatusCode.INTERNAL, "internal error")
