@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import psutil
 
 from omsctl import embedded
 from omsctl.stack import ROOT, Infra, create_databases, health_status
-from services.kit.db import with_database
+from services.kit.db import plain_url, with_database
 from services.kit.migrate import upgrade
 
 
@@ -78,6 +79,27 @@ def bench_stack() -> Iterator[Bench]:
             process.stop()
         infra.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+async def seed_stock(url: str, rows: list[tuple[str, str, int]]) -> None:
+    """Warehouses, SKUs and on-hand stock straight into the inventory database, with ledger entries
+    so that the books balance as if every unit had been received."""
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        warehouses = sorted({w for _, w, _ in rows})
+        skus = sorted({s for s, _, _ in rows})
+        await conn.executemany(
+            "INSERT INTO warehouses (warehouse_id, name) VALUES ($1, $2)", [(w, w) for w in warehouses]
+        )
+        await conn.executemany("INSERT INTO skus (sku, title) VALUES ($1, $2)", [(s, s) for s in skus])
+        await conn.copy_records_to_table("stock", records=rows, columns=["sku", "warehouse_id", "on_hand"])
+        await conn.executemany(
+            "INSERT INTO ledger (at, sku, warehouse_id, kind, on_hand_delta, reserved_delta, reference) "
+            "VALUES (now(), $1, $2, 'receipt', $3, 0, 'bench-seed')",
+            rows,
+        )
+    finally:
+        await conn.close()
 
 
 def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:

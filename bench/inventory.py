@@ -12,24 +12,15 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
-import statistics
-import sys
-import tempfile
 import time
-from collections import Counter
-from pathlib import Path
 
 import asyncpg
 import grpc
-import psutil
 
+from bench.common import bench_stack, cpu_seconds, median, percentile, seed_stock
 from oms.inventory.v1 import inventory_pb2 as pb
 from oms.inventory.v1 import inventory_pb2_grpc
-from omsctl import embedded
-from omsctl.stack import ROOT, Infra, create_databases, health_status
-from services.kit.db import plain_url, with_database
-from services.kit.migrate import upgrade
+from services.kit.db import plain_url
 
 SKUS = 1_000
 WAREHOUSES = 5
@@ -50,25 +41,10 @@ _RAW_RESERVE = """
 """
 
 
-async def seed(url: str) -> None:
-    conn = await asyncpg.connect(plain_url(url))
-    try:
-        warehouses = [f"WH{w}" for w in range(1, WAREHOUSES + 1)]
-        skus = [f"SKU-{n:04d}" for n in range(SKUS)] + [f"HOT-{r}" for r in range(HOT_ROUNDS)]
-        await conn.executemany(
-            "INSERT INTO warehouses (warehouse_id, name) VALUES ($1, $2)", [(w, w) for w in warehouses]
-        )
-        await conn.executemany("INSERT INTO skus (sku, title) VALUES ($1, $2)", [(s, s) for s in skus])
-        rows = [(s, w, 1_000_000) for s in skus if s.startswith("SKU") for w in warehouses]
-        rows += [(s, "WH1", HOT_UNITS) for s in skus if s.startswith("HOT")]
-        await conn.copy_records_to_table("stock", records=rows, columns=["sku", "warehouse_id", "on_hand"])
-        await conn.executemany(
-            "INSERT INTO ledger (at, sku, warehouse_id, kind, on_hand_delta, reserved_delta, reference) "
-            "VALUES (now(), $1, $2, 'receipt', $3, 0, 'bench-seed')",
-            rows,
-        )
-    finally:
-        await conn.close()
+def stock_rows() -> list[tuple[str, str, int]]:
+    warehouses = [f"WH{w}" for w in range(1, WAREHOUSES + 1)]
+    rows = [(f"SKU-{n:04d}", w, 1_000_000) for n in range(SKUS) for w in warehouses]
+    return rows + [(f"HOT-{r}", "WH1", HOT_UNITS) for r in range(HOT_ROUNDS)]
 
 
 def mixed_lines(rng: random.Random) -> list[tuple[str, str, int]]:
@@ -155,21 +131,6 @@ async def oversold(url: str) -> int:
     return int(over) + max(0, int(hot) - HOT_UNITS * HOT_ROUNDS)
 
 
-def cpu_seconds(service_pids: list[int]) -> Counter[str]:
-    """CPU used so far by the service process and by this load generator."""
-    used: Counter[str] = Counter()
-    for process in psutil.process_iter(["name", "cmdline"]):
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            continue
-        if process.pid in service_pids:
-            used["service"] += times.user + times.system
-        elif process.pid == os.getpid():
-            used["client"] += times.user + times.system
-    return used
-
-
 async def run(url: str, address: str, service_pids: list[int]) -> None:
     channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
     stubs = [inventory_pb2_grpc.InventoryServiceStub(channel) for channel in channels]
@@ -178,14 +139,14 @@ async def run(url: str, address: str, service_pids: list[int]) -> None:
     print(f"hot_sku_reserved: {successes} of {HOT_UNITS * HOT_ROUNDS} units")
     print(f"hot_sku_reservations_per_s: {successes / selling:.0f} reservations/s")
     print(f"hot_sku_attempts_per_s: {HOT_BUYERS * HOT_ROUNDS / hot_elapsed:.0f} attempts/s")
-    cpu_before = cpu_seconds(service_pids)
+    groups = {"service": service_pids, "client": [os.getpid()]}
+    cpu_before = cpu_seconds(groups)
     reserved, latencies, elapsed = await mixed(stubs)
-    cpu = cpu_seconds(service_pids) - cpu_before
-    latencies.sort()
+    cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_seconds(groups).items()}
     service_rate = reserved / elapsed
     print(f"mixed_reservations_per_s: {service_rate:.0f} reservations/s")
-    print(f"mixed_p50_ms: {statistics.median(latencies) * 1000:.1f} ms")
-    print(f"mixed_p99_ms: {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms")
+    print(f"mixed_p50_ms: {median(latencies) * 1000:.1f} ms")
+    print(f"mixed_p99_ms: {percentile(latencies, 0.99) * 1000:.1f} ms")
     for name, seconds in cpu.items():
         print(f"mixed_{name}_cpu_ms_per_reservation: {seconds * 1000 / max(reserved, 1):.2f} ms")
     for channel in channels:
@@ -196,49 +157,11 @@ async def run(url: str, address: str, service_pids: list[int]) -> None:
 
 
 def main() -> None:
-    home = Path(tempfile.mkdtemp(prefix="oms-bench-"))
-    home.chmod(0o755)
-    infra = Infra(home, durable=False)
-    replicas: list[embedded.Process] = []
-    try:
-        infra.start()
-        url = with_database(infra.database_url, "bench_inventory")
-        asyncio.run(create_databases(infra.database_url, ["bench_inventory"]))
-        upgrade(ROOT / "services" / "inventory" / "migrations", url)
-        asyncio.run(seed(url))
-        port = embedded.free_port()
-        env = embedded.python_env(
-            ROOT,
-            {
-                "PORT": str(port),
-                "DATABASE_URL": url,
-                "NATS_URL": infra.nats_url,
-                "RESERVATION_CAP_PERCENT": "100",
-                "LOG_LEVEL": "WARNING",
-                "OMS_SUBJECT_PREFIX": "bench",
-            },
-        )
-        for n in range(REPLICAS):
-            replica = embedded.spawn(
-                f"inventory-{n}",
-                [sys.executable, "-m", "services.inventory"],
-                home / "logs",
-                env=env,
-                cwd=ROOT,
-                port=port,
-            )
-            replicas.append(replica)
-            deadline = time.monotonic() + 30
-            while health_status(f"127.0.0.1:{port}") != "SERVING":
-                if time.monotonic() > deadline or replica.popen.poll() is not None:
-                    raise RuntimeError(f"inventory did not start; see {replica.log_path}")
-                time.sleep(0.1)
-        asyncio.run(run(url, f"127.0.0.1:{port}", [replica.pid for replica in replicas]))
-    finally:
-        for replica in replicas:
-            replica.stop()
-        infra.stop()
-        shutil.rmtree(home, ignore_errors=True)
+    with bench_stack() as bench:
+        url = bench.database("inventory")
+        asyncio.run(seed_stock(url, stock_rows()))
+        address = bench.start("inventory", {"DATABASE_URL": url, "RESERVATION_CAP_PERCENT": "100"}, REPLICAS)
+        asyncio.run(run(url, address, [p.pid for p in bench.processes]))
 
 
 if __name__ == "__main__":

@@ -8,14 +8,12 @@ import os
 import random
 import time
 
-import asyncpg
 import grpc
 
-from bench.common import bench_stack, cpu_seconds, median, percentile
+from bench.common import bench_stack, cpu_seconds, median, percentile, seed_stock
 from oms.common.v1 import common_pb2
 from oms.routing.v1 import routing_pb2 as pb
 from oms.routing.v1 import routing_pb2_grpc
-from services.kit.db import plain_url
 from services.routing.domain.defaults import WAREHOUSES
 from services.routing.domain.geography import MAJOR_CITIES, PROVINCES
 
@@ -27,25 +25,11 @@ DESTINATIONS = [(p.chinese, p.capital) for p in PROVINCES if not p.remote] + [
 ]
 
 
-async def seed_inventory(url: str) -> None:
-    conn = await asyncpg.connect(plain_url(url))
-    try:
-        warehouses = [w.warehouse_id for w in WAREHOUSES]
-        skus = [f"SKU-{n:04d}" for n in range(SKUS)]
-        await conn.executemany(
-            "INSERT INTO warehouses (warehouse_id, name) VALUES ($1, $2)", [(w, w) for w in warehouses]
-        )
-        await conn.executemany("INSERT INTO skus (sku, title) VALUES ($1, $2)", [(s, s) for s in skus])
-        rng = random.Random(3)
-        rows = [(s, w, rng.choice([0, 50, 1000])) for s in skus for w in warehouses]
-        await conn.copy_records_to_table("stock", records=rows, columns=["sku", "warehouse_id", "on_hand"])
-        await conn.executemany(
-            "INSERT INTO ledger (at, sku, warehouse_id, kind, on_hand_delta, reserved_delta, reference) "
-            "VALUES (now(), $1, $2, 'receipt', $3, 0, 'bench-seed')",
-            rows,
-        )
-    finally:
-        await conn.close()
+def stock_rows() -> list[tuple[str, str, int]]:
+    rng = random.Random(3)
+    return [
+        (f"SKU-{n:04d}", w.warehouse_id, rng.choice([0, 50, 1000])) for n in range(SKUS) for w in WAREHOUSES
+    ]
 
 
 async def load(address: str, lines_per_order: int, label: str) -> tuple[float, list[float]]:
@@ -83,7 +67,7 @@ async def load(address: str, lines_per_order: int, label: str) -> tuple[float, l
 def main() -> None:
     with bench_stack() as bench:
         inventory_url = bench.database("inventory")
-        asyncio.run(seed_inventory(inventory_url))
+        asyncio.run(seed_stock(inventory_url, stock_rows()))
         inventory = bench.start("inventory", {"DATABASE_URL": inventory_url})
         routing = bench.start(
             "routing", {"DATABASE_URL": bench.database("routing"), "INVENTORY_SERVICE_ADDR": inventory}

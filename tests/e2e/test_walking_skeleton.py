@@ -7,7 +7,7 @@ import asyncio
 import http.client
 import json
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import grpc
@@ -63,6 +63,17 @@ def http_call(
         return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
     finally:
         conn.close()
+
+
+async def json_call(
+    platform: Platform, method: str, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A JSON call through Envoy that must succeed; returns the answer."""
+    status, _, raw = await asyncio.to_thread(
+        http_call, platform, method, path, None if body is None else json.dumps(body).encode()
+    )
+    assert status == 200, raw
+    return dict(json.loads(raw))
 
 
 @pytest.fixture
@@ -252,12 +263,8 @@ async def test_inventory_through_envoy_receives_reserves_and_answers_availabilit
 ) -> None:
     warehouse, sku = random_ref("WH"), random_ref("SKU")
 
-    async def call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        status, _, raw = await asyncio.to_thread(
-            http_call, platform, method, path, None if body is None else json.dumps(body).encode()
-        )
-        assert status == 200, raw
-        return dict(json.loads(raw))
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> Awaitable[dict[str, Any]]:
+        return json_call(platform, method, path, body)
 
     await call("PUT", f"/v1/inventory/warehouses/{warehouse}", {"name": "Hangzhou DC"})
     await call("PUT", f"/v1/inventory/skus/{sku}", {"title": "Longjing tea"})
@@ -293,12 +300,8 @@ async def test_an_order_parked_for_stock_is_planned_by_itself_when_the_stock_arr
 ) -> None:
     sku, order_id = random_ref("SKU"), random_ref("O")
 
-    async def call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        status, _, raw = await asyncio.to_thread(
-            http_call, platform, method, path, None if body is None else json.dumps(body).encode()
-        )
-        assert status == 200, raw
-        return dict(json.loads(raw))
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> Awaitable[dict[str, Any]]:
+        return json_call(platform, method, path, body)
 
     await call("PUT", "/v1/inventory/warehouses/WH-WH", {"name": "Wuhan"})
     await call("PUT", f"/v1/inventory/skus/{sku}", {"title": "Tea"})
