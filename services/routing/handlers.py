@@ -504,6 +504,8 @@ async def activate(
                 .returning(*rule_sets_table.c)
             )
         ).one()
+        # a new rule set may route what the old one could not (coverage, cold chain): try the parked again
+        await uow.conn.execute(update(parked_orders_table).values(retry_due=uow.clock.now()))
         uow.publish(
             "routing.rules_activated",
             events_pb2.RuleSetActivated(version=version, previous_version=previous or 0),

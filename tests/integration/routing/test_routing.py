@@ -188,11 +188,20 @@ async def test_the_zhejiang_incident_is_caught_by_the_dry_run_and_activation_is_
     fixed = await stack.routing.SaveDraftRuleSet(
         pb.SaveDraftRuleSetRequest(document_json=json.dumps(to_document(rules)), note="coverage fixed")
     )
+    parked = await stack.routing.PlanFulfilment(
+        order("o-cold", "新疆", "乌鲁木齐", pb.RouteLine(sku="TEA", quantity=1, goods_type="cold_chain"))
+    )
+    assert parked.decision.parked_reason == "cold_chain_impossible"
     activated = await stack.routing.ActivateRuleSet(pb.ActivateRuleSetRequest(version=fixed.rule_set.version))
     assert activated.rule_set.status == "active" and activated.dry_run.passed
     current = await stack.routing.GetRuleSet(pb.GetRuleSetRequest(version=0))
     assert current.rule_set.version == fixed.rule_set.version
     assert "routing.rules_activated" in await stack.subjects()
+    async with stack.routing_engine.connect() as conn:  # activation makes every parked order due again
+        due = (
+            await conn.execute(text("SELECT order_id FROM parked_orders WHERE retry_due IS NOT NULL"))
+        ).scalars()
+        assert list(due) == ["o-cold"]
 
 
 async def test_a_parked_order_is_planned_when_stock_arrives(stack: Stack) -> None:
