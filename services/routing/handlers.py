@@ -17,6 +17,7 @@ from oms.routing.v1 import events_pb2, routing_pb2
 from services.kit.db import UnitOfWork
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.ids import new_id
+from services.routing import messages
 from services.routing.domain.defaults import default_rules
 from services.routing.domain.documents import case_from_document, case_to_document, from_document, to_document
 from services.routing.domain.geography import normalise
@@ -309,8 +310,6 @@ async def _record(
                     index_elements=["day", "warehouse_id"], set_={"orders": warehouse_load_table.c.orders + 1}
                 )
             )
-        from services.routing import messages
-
         uow.publish(
             "routing.planned",
             events_pb2.FulfilmentPlanned(
