@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from oms.routing.v1 import events_pb2, routing_pb2
@@ -234,6 +234,28 @@ async def _availability(
         raise
 
 
+# Built once: constructing statements per call cost more CPU than running them.
+_INSERT_DECISION = (
+    insert(decisions_table)
+    .on_conflict_do_nothing(index_elements=["order_id"], index_where=text("parked_reason = ''"))
+    .returning(decisions_table.c.decision_id)
+)
+_park = insert(parked_orders_table)
+_PARK = _park.on_conflict_do_update(
+    index_elements=["order_id"],
+    set_={
+        "reason": _park.excluded.reason,
+        "detail": _park.excluded.detail,
+        "attempts": parked_orders_table.c.attempts + 1,
+        "retry_due": None,
+    },
+)
+_UNPARK = delete(parked_orders_table).where(parked_orders_table.c.order_id == bindparam("order_id"))
+_COUNT_LOAD = insert(warehouse_load_table).on_conflict_do_update(
+    index_elements=["day", "warehouse_id"], set_={"orders": warehouse_load_table.c.orders + 1}
+)
+
+
 def _outcome(decision: Decision) -> tuple[Any, ...]:
     return (decision.parked, tuple((s.warehouse_id, s.carrier, s.lines) for s in decision.shipments))
 
@@ -250,44 +272,33 @@ async def _record(
     decision_id = new_id()
     result = result_document(decision)
     written = await uow.conn.execute(
-        insert(decisions_table)
-        .values(
-            decision_id=decision_id,
-            order_id=request.order_id,
-            decided_at=now,
-            rule_set_version=decision.ruleset_version,
-            parked_reason=decision.parked.value if decision.parked else "",
-            inputs=inputs,
-            result=result,
-            shadow_version=None if shadow is None else shadow.ruleset_version,
-            shadow_result=None if shadow is None else result_document(shadow),
-            shadow_differs=shadow is not None and _outcome(shadow) != _outcome(decision),
-        )
-        .on_conflict_do_nothing(index_elements=["order_id"], index_where=text("parked_reason = ''"))
-        .returning(decisions_table.c.decision_id)
+        _INSERT_DECISION,
+        {
+            "decision_id": decision_id,
+            "order_id": request.order_id,
+            "decided_at": now,
+            "rule_set_version": decision.ruleset_version,
+            "parked_reason": decision.parked.value if decision.parked else "",
+            "inputs": inputs,
+            "result": result,
+            "shadow_version": None if shadow is None else shadow.ruleset_version,
+            "shadow_result": None if shadow is None else result_document(shadow),
+            "shadow_differs": shadow is not None and _outcome(shadow) != _outcome(decision),
+        },
     )
     if written.first() is None:
         return None
     if decision.parked:
         await uow.conn.execute(
-            insert(parked_orders_table)
-            .values(
-                order_id=request.order_id,
-                request=inputs["request"],
-                skus=[line.sku for line in request.lines],
-                reason=decision.parked.value,
-                detail=decision.park_detail,
-                parked_at=now,
-            )
-            .on_conflict_do_update(
-                index_elements=["order_id"],
-                set_={
-                    "reason": decision.parked.value,
-                    "detail": decision.park_detail,
-                    "attempts": parked_orders_table.c.attempts + 1,
-                    "retry_due": None,
-                },
-            )
+            _PARK,
+            {
+                "order_id": request.order_id,
+                "request": inputs["request"],
+                "skus": [line.sku for line in request.lines],
+                "reason": decision.parked.value,
+                "detail": decision.park_detail,
+                "parked_at": now,
+            },
         )
         uow.publish(
             "routing.parked",
@@ -299,17 +310,11 @@ async def _record(
             ),
         )
     else:
+        await uow.conn.execute(_UNPARK, {"order_id": request.order_id})
         await uow.conn.execute(
-            delete(parked_orders_table).where(parked_orders_table.c.order_id == request.order_id)
+            _COUNT_LOAD,
+            [{"day": now.date(), "warehouse_id": s.warehouse_id, "orders": 1} for s in decision.shipments],
         )
-        for shipment in decision.shipments:
-            await uow.conn.execute(
-                insert(warehouse_load_table)
-                .values(day=now.date(), warehouse_id=shipment.warehouse_id, orders=1)
-                .on_conflict_do_update(
-                    index_elements=["day", "warehouse_id"], set_={"orders": warehouse_load_table.c.orders + 1}
-                )
-            )
         uow.publish(
             "routing.planned",
             events_pb2.FulfilmentPlanned(
