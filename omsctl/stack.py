@@ -87,8 +87,10 @@ class Infra:
             return ""
         parsed = urlparse(url)
         try:
-            embedded.wait_for_port_on(parsed.hostname or "127.0.0.1", parsed.port or default_port, timeout=2)
-        except (OSError, TimeoutError):
+            embedded.wait_for_port(
+                parsed.port or default_port, timeout=2, host=parsed.hostname or "127.0.0.1"
+            )
+        except TimeoutError:
             log.warning("%s is set but %s is not reachable; starting an embedded server instead", name, url)
             return ""
         return url

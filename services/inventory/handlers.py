@@ -108,7 +108,7 @@ async def set_stock_policy(
     check_quantity("safety_level", safety_level, allow_zero=True)
     async with uow:
         store = InventoryStore(uow.conn)
-        await _known(store, sku, warehouse_id)
+        await _known(store, [sku], warehouse_id)
         safety = safety_level or default_safety_level(normal_level, policy.safety_percent)
         [row] = await _apply_signals(
             policy, uow, store, [await store.set_policy(sku, warehouse_id, normal_level, safety)]
@@ -597,14 +597,11 @@ async def _change_stock(
         first = await idempotency.claim(uow.conn, scope, key, digest)
         if first is not None:
             return [StockRow(**row) for row in json.loads(first)]
-        for sku, _ in changes:
-            await _known(store, sku, warehouse_id)
-            await store.ensure_stock_row(sku, warehouse_id)
+        await _known(store, [sku for sku, _ in changes], warehouse_id)
         now = uow.clock.now()
         rows = []
         for sku, delta in changes:
-            current = await store.stock(sku, warehouse_id, for_update=True)
-            assert current is not None
+            current, _ = await store.lock_stock(sku, warehouse_id)
             if current.on_hand + delta < current.reserved:
                 raise FailedPrecondition(
                     f"{sku} at {warehouse_id}: on hand would fall to {current.on_hand + delta}, below the "
@@ -648,13 +645,9 @@ async def record_stock_count(
         raise InvalidArgument("version", "must be a positive, increasing number")
     async with uow:
         store = InventoryStore(uow.conn)
-        await _known(store, sku, warehouse_id)
-        await store.ensure_stock_row(sku, warehouse_id)
-        current = await store.stock(sku, warehouse_id, for_update=True)
-        assert current is not None
-        decision = decide_count(
-            await store.count_version(sku, warehouse_id), current.on_hand, current.reserved, version, on_hand
-        )
+        await _known(store, [sku], warehouse_id)
+        current, current_version = await store.lock_stock(sku, warehouse_id)
+        decision = decide_count(current_version, current.on_hand, current.reserved, version, on_hand)
         if not decision.apply:
             return False, current
         row = await store.change_on_hand(sku, warehouse_id, decision.delta, count_version=version)
@@ -682,10 +675,10 @@ async def record_stock_count(
     return True, row
 
 
-async def _known(store: InventoryStore, sku: str, warehouse_id: str) -> None:
-    unknown_skus, unknown_warehouses = await store.unknown_references([sku], [warehouse_id])
+async def _known(store: InventoryStore, skus: list[str], warehouse_id: str) -> None:
+    unknown_skus, unknown_warehouses = await store.unknown_references(skus, [warehouse_id])
     if unknown_skus:
-        raise InvalidArgument("sku", f"unknown SKU {sku}")
+        raise InvalidArgument("sku", f"unknown SKU {sorted(unknown_skus)[0]}")
     if unknown_warehouses:
         raise InvalidArgument("warehouse_id", f"unknown warehouse {warehouse_id}")
 

@@ -241,27 +241,29 @@ class InventoryStore:
         )
         return [stock_row(row) for row in result]
 
-    async def stock(self, sku: str, warehouse_id: str, *, for_update: bool = False) -> StockRow | None:
-        query = select(*STOCK_COLUMNS, stock_table.c.count_version).where(
-            stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id
-        )
-        if for_update:
-            query = query.with_for_update()
-        row = (await self.conn.execute(query)).first()
+    async def stock(self, sku: str, warehouse_id: str) -> StockRow | None:
+        row = (
+            await self.conn.execute(
+                select(*STOCK_COLUMNS).where(
+                    stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id
+                )
+            )
+        ).first()
         return None if row is None else stock_row(row)
 
-    async def count_version(self, sku: str, warehouse_id: str) -> int:
-        version = await self.conn.scalar(
-            select(stock_table.c.count_version).where(
-                stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id
-            )
-        )
-        return int(version or 0)
-
-    async def ensure_stock_row(self, sku: str, warehouse_id: str) -> None:
+    async def lock_stock(self, sku: str, warehouse_id: str) -> tuple[StockRow, int]:
+        """The row (created empty if missing) locked for this transaction, with its WMS count version."""
         await self.conn.execute(
             insert(stock_table).values(sku=sku, warehouse_id=warehouse_id).on_conflict_do_nothing()
         )
+        row = (
+            await self.conn.execute(
+                select(*STOCK_COLUMNS, stock_table.c.count_version)
+                .where(stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id)
+                .with_for_update()
+            )
+        ).one()
+        return stock_row(row), row.count_version
 
     async def change_on_hand(self, sku: str, warehouse_id: str, delta: int, **values: Any) -> StockRow:
         result = await self.conn.execute(

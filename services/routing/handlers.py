@@ -22,7 +22,6 @@ from services.routing.domain.defaults import default_rules
 from services.routing.domain.documents import case_from_document, case_to_document, from_document, to_document
 from services.routing.domain.geography import normalise
 from services.routing.domain.model import (
-    COLD_CHAIN,
     CaseResult,
     Decision,
     ExpectedDecision,
@@ -31,6 +30,7 @@ from services.routing.domain.model import (
     RuleSet,
     check_expected,
     plan,
+    route_request,
 )
 from services.routing.store import (
     decisions_table,
@@ -39,10 +39,6 @@ from services.routing.store import (
     rule_sets_table,
     warehouse_load_table,
 )
-
-MAX_LINES = 200
-PRIORITIES = ("standard", "expedited", "member")
-GOODS_TYPES = ("normal", COLD_CHAIN)
 
 
 class StockSource(Protocol):
@@ -130,31 +126,7 @@ class StoredDecision:
 
 
 def validate(command: PlanCommand) -> RouteRequest:
-    if not command.order_id or len(command.order_id) > 64:
-        raise InvalidArgument("order_id", "is required (at most 64 characters)")
-    place = normalise(command.province, command.city)
-    if not command.lines:
-        raise InvalidArgument("lines", "an order needs at least one line")
-    if len(command.lines) > MAX_LINES:
-        raise InvalidArgument("lines", f"at most {MAX_LINES} lines")
-    seen: set[str] = set()
-    for index, line in enumerate(command.lines):
-        if not line.sku or len(line.sku) > 64:
-            raise InvalidArgument(f"lines[{index}].sku", "is required (at most 64 characters)")
-        if line.sku in seen:
-            raise InvalidArgument(f"lines[{index}].sku", "duplicates an earlier line")
-        seen.add(line.sku)
-        if not 1 <= line.quantity <= 1_000_000:
-            raise InvalidArgument(f"lines[{index}].quantity", "must be between 1 and 1000000")
-        if not 0 <= line.unit_weight_g <= 1_000_000:
-            raise InvalidArgument(f"lines[{index}].unit_weight_g", "must be between 0 and 1000000")
-        if line.goods_type not in GOODS_TYPES:
-            raise InvalidArgument(f"lines[{index}].goods_type", f"must be one of {', '.join(GOODS_TYPES)}")
-        if line.unit_value_minor < 0:
-            raise InvalidArgument(f"lines[{index}].unit_value_minor", "must not be negative")
-    if command.priority not in PRIORITIES:
-        raise InvalidArgument("priority", f"must be one of {', '.join(PRIORITIES)}")
-    return RouteRequest(command.order_id, place, command.lines, command.priority)
+    return route_request(command.order_id, command.province, command.city, command.lines, command.priority)
 
 
 def _inputs(request: RouteRequest, stock: dict[tuple[str, str], int], load: dict[str, int]) -> dict[str, Any]:

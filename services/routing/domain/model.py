@@ -15,9 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from services.routing.domain.geography import BY_NAME, Place
+from services.kit.errors import InvalidArgument
+from services.routing.domain.geography import BY_NAME, Place, normalise
 
 COLD_CHAIN = "cold_chain"
+MAX_LINES = 200
+PRIORITIES = ("standard", "expedited", "member")
+GOODS_TYPES = ("normal", COLD_CHAIN)
 
 
 class Tier(StrEnum):
@@ -214,6 +218,37 @@ class Decision:
     @property
     def split(self) -> bool:
         return len(self.shipments) > 1
+
+
+def route_request(
+    order_id: str, province: str, city: str, lines: tuple[RouteLine, ...], priority: str
+) -> RouteRequest:
+    """An order as routing accepts it: a known province, 1-200 distinct lines, known goods types."""
+    if not order_id or len(order_id) > 64:
+        raise InvalidArgument("order_id", "is required (at most 64 characters)")
+    place = normalise(province, city)
+    if not lines:
+        raise InvalidArgument("lines", "an order needs at least one line")
+    if len(lines) > MAX_LINES:
+        raise InvalidArgument("lines", f"at most {MAX_LINES} lines")
+    seen: set[str] = set()
+    for index, line in enumerate(lines):
+        if not line.sku or len(line.sku) > 64:
+            raise InvalidArgument(f"lines[{index}].sku", "is required (at most 64 characters)")
+        if line.sku in seen:
+            raise InvalidArgument(f"lines[{index}].sku", "duplicates an earlier line")
+        seen.add(line.sku)
+        if not 1 <= line.quantity <= 1_000_000:
+            raise InvalidArgument(f"lines[{index}].quantity", "must be between 1 and 1000000")
+        if not 0 <= line.unit_weight_g <= 1_000_000:
+            raise InvalidArgument(f"lines[{index}].unit_weight_g", "must be between 0 and 1000000")
+        if line.goods_type not in GOODS_TYPES:
+            raise InvalidArgument(f"lines[{index}].goods_type", f"must be one of {', '.join(GOODS_TYPES)}")
+        if line.unit_value_minor < 0:
+            raise InvalidArgument(f"lines[{index}].unit_value_minor", "must not be negative")
+    if priority not in PRIORITIES:
+        raise InvalidArgument("priority", f"must be one of {', '.join(PRIORITIES)}")
+    return RouteRequest(order_id, place, lines, priority)
 
 
 def yuan(minor: int) -> str:
