@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from omsctl import embedded, envoy
+from services.kit.db import with_database
 
 log = logging.getLogger("omsctl")
 
@@ -104,12 +105,6 @@ class Infra:
         self.started.clear()
 
 
-def database_url_for(server_url: str, database: str) -> str:
-    from services.kit.db import with_database
-
-    return with_database(server_url, database)
-
-
 async def create_databases(server_url: str, names: list[str]) -> None:
     import asyncpg
 
@@ -148,7 +143,7 @@ class Platform:
             "OMS_SUBJECT_PREFIX": self.subject_prefix,
         }
         if spec.database:
-            extra["DATABASE_URL"] = database_url_for(self.infra.database_url, self.database_name(spec.name))
+            extra["DATABASE_URL"] = with_database(self.infra.database_url, self.database_name(spec.name))
         for peer in spec.peers:
             extra[f"{peer.upper()}_SERVICE_ADDR"] = f"127.0.0.1:{ports[peer]}"
         return embedded.python_env(ROOT, extra)
