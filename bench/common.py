@@ -27,8 +27,8 @@ class Bench:
         self.infra = infra
         self.processes: list[embedded.Process] = []
 
-    def database(self, service: str) -> str:
-        name = f"bench_{service}"
+    def database(self, service: str, suffix: str = "") -> str:
+        name = f"bench_{service}{suffix}"
         url = with_database(self.infra.database_url, name)
         asyncio.run(create_databases(self.infra.database_url, [name]))
         upgrade(ROOT / "services" / service / "migrations", url)

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from omsctl import embedded, envoy
 from services.kit.db import with_database
+from services.kit.sealing import KeyRing
 
 log = logging.getLogger("omsctl")
 
@@ -31,6 +32,8 @@ class ServiceSpec:
     default_port: int
     database: bool
     peers: tuple[str, ...] = ()
+    # sealing keys for personal data (PII_KEYS, PII_ACTIVE_KEY, PII_HASH_KEY)
+    pii: bool = False
 
     @property
     def module(self) -> str:
@@ -39,7 +42,7 @@ class ServiceSpec:
 
 # Order matters: a service starts after the peers it calls.
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("orders", 50051, database=True),
+    ServiceSpec("orders", 50051, database=True, peers=("routing", "inventory"), pii=True),
     ServiceSpec("inventory", 50052, database=True),
     ServiceSpec("routing", 50053, database=True, peers=("inventory",)),
     ServiceSpec("gateway", 50050, database=False, peers=("orders", "inventory", "routing")),
@@ -146,6 +149,8 @@ class Platform:
             extra["DATABASE_URL"] = with_database(self.infra.database_url, self.database_name(spec.name))
         for peer in spec.peers:
             extra[f"{peer.upper()}_SERVICE_ADDR"] = f"127.0.0.1:{ports[peer]}"
+        if spec.pii:
+            extra.update(pii_settings(self.home))
         return embedded.python_env(ROOT, extra)
 
     def start(self, timeout: float = 60.0) -> None:
@@ -316,3 +321,25 @@ def stop_from_state(home: Path) -> list[str]:
 def reset(home: Path) -> None:
     for name in ("postgres", "redis", "nats"):
         shutil.rmtree(home / name, ignore_errors=True)
+    (home / "pii-keys.json").unlink(missing_ok=True)
+
+
+PII_SETTINGS = ("PII_KEYS", "PII_ACTIVE_KEY", "PII_HASH_KEY")
+
+
+def pii_settings(home: Path) -> dict[str, str]:
+    """The sealing keys: from the environment when given, else development keys minted once per
+    home and kept beside the data (so data sealed by one run opens in the next; `--fresh` wipes both)."""
+    if all(os.environ.get(name) for name in PII_SETTINGS):
+        return {name: os.environ[name] for name in PII_SETTINGS}
+    path = home / "pii-keys.json"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        minted = {
+            "PII_KEYS": f"dev1:{KeyRing.generate_key()}",
+            "PII_ACTIVE_KEY": "dev1",
+            "PII_HASH_KEY": KeyRing.generate_key(),
+        }
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(minted))
+    return dict(json.loads(path.read_text()))

@@ -49,6 +49,14 @@ class UnitOfWork:
         self._events: list[dict[str, Any]] = []
         self._committed = False
 
+    @classmethod
+    def joined(cls, conn: AsyncConnection, clock: Clock | None = None) -> UnitOfWork:
+        """A unit of work inside a transaction someone else owns (a consumer's inbox transaction):
+        call `flush_events` before the owner commits; never enter or commit it."""
+        uow = cls(conn.engine, clock)
+        uow.conn = conn
+        return uow
+
     @property
     def engine(self) -> AsyncEngine:
         return self._engine

@@ -1,6 +1,7 @@
 """Run the orders service.
 
-`python -m services.orders` serves gRPC; `python -m services.orders migrate` migrates its database.
+`python -m services.orders` serves gRPC and runs the process manager, the payment retries, the
+daily drift report and the key-rotation re-sealing; `python -m services.orders migrate` migrates.
 """
 
 from __future__ import annotations
@@ -8,21 +9,74 @@ from __future__ import annotations
 from pathlib import Path
 
 from oms.orders.v1 import orders_pb2_grpc
-from services.kit import app
+from services.kit import app, grpc_client
+from services.kit.consumer import EventConsumer
 from services.kit.db import UnitOfWork
 from services.kit.runtime import Runtime
+from services.orders import consumers, handlers, jobs
 from services.orders.config import Settings
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
+from services.orders.orchestrator import Orchestrator
+from services.orders.peers import Peers
+
+
+def policy_of(settings: Settings) -> handlers.Policy:
+    return handlers.Policy(
+        keys=settings.keys,
+        rules=settings.rules,
+        payment_tolerance=settings.payment_tolerance,
+        retry_attempts=settings.retry_attempts,
+        retry_delay=settings.retry_delay,
+    )
 
 
 async def serve(settings: Settings) -> None:
     async with Runtime(settings.common) as runtime:
-        servicer = OrdersServicer(lambda: UnitOfWork(runtime.engine))
+
+        def new_uow() -> UnitOfWork:
+            return UnitOfWork(runtime.engine)
+
+        policy = policy_of(settings)
+        routing = grpc_client.channel(settings.routing_address)
+        inventory = grpc_client.channel(settings.inventory_address)
+        peers = Peers(routing, inventory, settings.reservation_ttl_seconds)
+        orchestrator = Orchestrator(new_uow, policy, peers, lease=settings.step_lease)
+        runtime.spawn("orchestrator", orchestrator.run)
+        consumer = EventConsumer(
+            runtime.js,
+            runtime.engine,
+            name="orders-inventory-reservation_expired",
+            subject_prefix=settings.common.subject_prefix,
+            subject="inventory.reservation_expired",
+            handler=consumers.on_reservation_expired(policy, orchestrator.poke),
+        )
+        runtime.spawn("reservation-expired", consumer.run)
+        runtime.spawn(
+            "payment-retries",
+            lambda stop: jobs.every(
+                1.0, stop, lambda: jobs.retry_payments(new_uow, policy, orchestrator.poke), "payment retries"
+            ),
+        )
+        runtime.spawn(
+            "drift-report",
+            lambda stop: jobs.daily(
+                settings.drift_report_at,
+                stop,
+                lambda: jobs.drift_report(new_uow),
+                lambda: new_uow().clock.now(),
+            ),
+        )
+        runtime.spawn(
+            "reseal", lambda stop: jobs.every(60.0, stop, lambda: jobs.reseal(new_uow, policy), "reseal")
+        )
+        servicer = OrdersServicer(new_uow, policy, orchestrator)
         await app.serve_until_signalled(
             settings.common,
             [SERVICE_NAME],
             lambda server: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, server),
         )
+        await routing.close()
+        await inventory.close()
 
 
 def main() -> None:

@@ -3,19 +3,72 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time, timedelta, timezone
+from pathlib import Path
 
-from services.kit.config import CommonSettings
+from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional, required
+from services.kit.sealing import KeyRing, KeyRingError
+from services.orders.domain import anchor
 
 DEFAULT_PORT = 50051
+_CLOCK = re.compile(r"^(\d{2}):(\d{2})([+-])(\d{2}):(\d{2})$")
 
 
 @dataclass(frozen=True)
 class Settings:
     common: CommonSettings
+    routing_address: str
+    inventory_address: str
+    keys: KeyRing
+    rules: anchor.RuleBook
+    rules_file: Path
+    payment_tolerance: timedelta
+    retry_attempts: int
+    retry_delay: timedelta
+    step_lease: timedelta
+    reservation_ttl_seconds: int
+    drift_report_at: time
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        return cls(common=CommonSettings.from_env("orders", DEFAULT_PORT, env))
+        try:
+            keys = KeyRing.from_settings(
+                required(env, "PII_KEYS"), required(env, "PII_ACTIVE_KEY"), required(env, "PII_HASH_KEY")
+            )
+        except KeyRingError as error:
+            raise InvalidSetting(f"PII_KEYS/PII_ACTIVE_KEY/PII_HASH_KEY: {error}") from None
+        rules_file = Path(optional(env, "STATUS_RULES_FILE", str(anchor.DEFAULT_RULES_PATH)))
+        try:
+            rules = anchor.load_rules(rules_file.read_text())
+        except (OSError, anchor.InvalidRules) as error:
+            raise InvalidSetting(f"STATUS_RULES_FILE {rules_file}: {error}") from None
+        return cls(
+            common=CommonSettings.from_env("orders", DEFAULT_PORT, env),
+            routing_address=required(env, "ROUTING_SERVICE_ADDR"),
+            inventory_address=required(env, "INVENTORY_SERVICE_ADDR"),
+            keys=keys,
+            rules=rules,
+            rules_file=rules_file,
+            payment_tolerance=timedelta(seconds=number(env, "PAYMENT_TIME_TOLERANCE_SECONDS", 600)),
+            retry_attempts=integer(env, "RETRY_ATTEMPTS", 3),
+            retry_delay=timedelta(seconds=number(env, "RETRY_DELAY_SECONDS", 5)),
+            step_lease=timedelta(seconds=number(env, "STEP_LEASE_SECONDS", 30)),
+            reservation_ttl_seconds=integer(env, "RESERVATION_TTL_SECONDS", 0),
+            drift_report_at=parse_clock(optional(env, "DRIFT_REPORT_AT", "02:00+08:00")),
+        )
+
+
+def parse_clock(text: str) -> time:
+    """`02:00+08:00` → 02:00 in UTC+8, as a timezone-aware time."""
+    match = _CLOCK.match(text.strip())
+    if not match:
+        raise InvalidSetting(f"DRIFT_REPORT_AT must look like 02:00+08:00, not {text!r}")
+    hour, minute, sign, off_h, off_m = match.groups()
+    offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == "-" else 1)
+    if int(hour) > 23 or int(minute) > 59 or offset > timedelta(hours=14):
+        raise InvalidSetting(f"DRIFT_REPORT_AT is not a valid time: {text!r}")
+    return time(int(hour), int(minute), tzinfo=timezone(offset))

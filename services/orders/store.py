@@ -1,29 +1,54 @@
-"""Orders' tables and repository (SQLAlchemy Core on asyncpg)."""
+"""Orders' tables and repositories (SQLAlchemy Core on asyncpg).
+
+Personal data is sealed here, on the way into the database, and opened on the way out: the rest of
+the service only ever sees the plain `Address`, and the tables only ever hold ciphertext.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
-    ForeignKey,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    UniqueConstraint,
+    and_,
+    func,
+    or_,
     select,
+    text,
+    update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.orders.domain.model import Address, Channel, Order, OrderLine, OrderStatus
+from services.kit.sealing import KeyRing
+from services.orders.domain.lifecycle import OrderStatus
+from services.orders.domain.masking import normalise_phone
+from services.orders.domain.model import (
+    Address,
+    Channel,
+    Discount,
+    DiscountKind,
+    Order,
+    OrderLine,
+    StatusChanged,
+)
+from services.orders.domain.money import LineShare
+from services.orders.domain.timeline import Entry
 
 metadata = MetaData()
+TZ = DateTime(timezone=True)
 
 orders_table = Table(
     "orders",
@@ -37,101 +62,574 @@ orders_table = Table(
     Column("shipping_fee_minor", BigInteger, nullable=False),
     Column("total_minor", BigInteger, nullable=False),
     Column("shipping_address", JSONB, nullable=False),
-    Column("placed_at", DateTime(timezone=True), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("channel", "channel_order_id", name="orders_channel_order_unique"),
+    Column("placed_at", TZ, nullable=False),
+    Column("created_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    Column("discounts", JSONB, nullable=False),
+    Column("channel_status", String(64), nullable=False),
+    Column("channel_modified_at", TZ),
+    Column("paid_at", TZ),
+    Column("buyer_note", Text, nullable=False),
+    Column("resume_status", String(32)),
+    Column("status_reason", Text, nullable=False),
+    Column("status_changed_at", TZ),
+    Column("warehouses", ARRAY(String(64)), nullable=False),
+    Column("waybill_no", String(64), nullable=False),
+    Column("scanned_out_at", TZ),
+    Column("version", Integer, nullable=False),
+    Column("pii_sealed", Text),
+    Column("phone_hash", String(64)),
+    Column("stock_state", String(16), nullable=False),
+    Column("step", String(16)),
+    Column("step_due_at", TZ),
+    Column("step_attempts", Integer, nullable=False),
+    Column("step_error", Text, nullable=False),
+    Column("step_dead", Boolean, nullable=False),
 )
 
 order_lines_table = Table(
     "order_lines",
     metadata,
-    Column("order_id", String(36), ForeignKey("orders.order_id", ondelete="CASCADE"), primary_key=True),
+    Column("order_id", String(36), primary_key=True),
     Column("line_no", Integer, primary_key=True),
     Column("sku", String(64), nullable=False),
     Column("title", Text, nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("unit_price_minor", BigInteger, nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("goods_minor", BigInteger, nullable=False),
+    Column("promotion_minor", BigInteger, nullable=False),
+    Column("coupon_minor", BigInteger, nullable=False),
+    Column("points_minor", BigInteger, nullable=False),
+    Column("shipping_minor", BigInteger, nullable=False),
+    Column("paid_minor", BigInteger, nullable=False),
+)
+
+channel_payloads_table = Table(
+    "channel_payloads",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("sealed", Text, nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("received_at", TZ, nullable=False),
+)
+
+timeline_table = Table(
+    "order_timeline",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True),
+    Column("order_id", String(36), nullable=False),
+    Column("at", TZ, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor_type", String(16), nullable=False),
+    Column("actor_id", String(128), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("from_status", String(32)),
+    Column("to_status", String(32)),
+    Column("detail", Text, nullable=False),
+    Column("trace_id", String(32), nullable=False),
+)
+
+payments_table = Table(
+    "payments",
+    metadata,
+    Column("payment_id", String(36), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("transaction_id", String(64), nullable=False),
+    Column("merchant_order_no", String(64), nullable=False),
+    Column("order_id", String(36)),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("paid_at", TZ, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", TZ),
+    Column("received_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+)
+
+source_reports_table = Table(
+    "source_reports",
+    metadata,
+    Column("report_id", BigInteger, primary_key=True),
+    Column("order_id", String(36), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("fields", JSONB, nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("rules_version", Integer, nullable=False),
+    Column("reported_at", TZ, nullable=False),
+    Column("received_at", TZ, nullable=False),
+)
+
+source_status_table = Table(
+    "source_status",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("source", String(32), primary_key=True),
+    Column("raw_status", Text, nullable=False),
+    Column("means", ARRAY(String(32)), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("reported_at", TZ, nullable=False),
+    Column("received_at", TZ, nullable=False),
+)
+
+quarantine_table = Table(
+    "quarantine",
+    metadata,
+    Column("quarantine_id", String(36), primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("channel_order_id", String(128), nullable=False),
+    Column("error_field", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("sealed_payload", Text, nullable=False),
+    Column("received_at", TZ, nullable=False),
+)
+
+drift_reports_table = Table(
+    "drift_reports",
+    metadata,
+    Column("report_id", String(36), primary_key=True),
+    Column("generated_at", TZ, nullable=False),
+    Column("drift_count", Integer, nullable=False),
+    Column("per_source", JSONB, nullable=False),
+    Column("drifts", JSONB, nullable=False),
+)
+
+_PII_FIELDS = ("recipient_name", "phone", "detail", "postal_code")
+_PLAIN_ADDRESS_FIELDS = ("country_code", "province", "city", "district")
+_BUCKETS = ("goods", "promotion", "coupon", "points", "shipping")
+
+# One round trip for a whole batch of new orders: the orders, their lines, timelines, raw payloads
+# and events. The unique constraint on (channel, channel order id) decides inside the statement
+# which are new; children join on the orders actually inserted, so a repeat writes nothing.
+_INSERT_NEW = text(
+    """
+WITH o AS (
+  INSERT INTO orders (order_id, channel, channel_order_id, buyer_id, currency, status,
+    shipping_fee_minor, total_minor, shipping_address, placed_at, created_at, updated_at, discounts,
+    channel_status, channel_modified_at, paid_at, buyer_note, status_reason, status_changed_at,
+    warehouses, waybill_no, version, pii_sealed, phone_hash, stock_state, step, step_due_at,
+    step_attempts, step_error, step_dead)
+  SELECT x.order_id, x.channel, x.channel_order_id, x.buyer_id, x.currency, x.status,
+    x.shipping_fee_minor, x.total_minor, x.shipping_address, x.placed_at, x.created_at, x.created_at,
+    x.discounts, x.channel_status, x.channel_modified_at, x.paid_at, x.buyer_note, x.status_reason,
+    x.created_at, '{}', '', 1, x.pii_sealed, x.phone_hash, 'NONE', x.step,
+    CASE WHEN x.step IS NULL THEN NULL ELSE x.created_at END, 0, '', false
+  FROM jsonb_to_recordset(CAST(:orders AS jsonb)) AS x(order_id text, channel text, channel_order_id text,
+    buyer_id text, currency text, status text, shipping_fee_minor bigint, total_minor bigint,
+    shipping_address jsonb, placed_at timestamptz, created_at timestamptz, discounts jsonb,
+    channel_status text, channel_modified_at timestamptz, paid_at timestamptz, buyer_note text,
+    status_reason text, pii_sealed text, phone_hash text, step text)
+  ON CONFLICT ON CONSTRAINT orders_channel_order_unique DO NOTHING
+  RETURNING order_id
+), l AS (
+  INSERT INTO order_lines (order_id, line_no, sku, title, quantity, unit_price_minor, discount_minor,
+    goods_minor, promotion_minor, coupon_minor, points_minor, shipping_minor, paid_minor)
+  SELECT x.order_id, x.line_no, x.sku, x.title, x.quantity, x.unit_price_minor, x.discount_minor,
+    x.goods_minor, x.promotion_minor, x.coupon_minor, x.points_minor, x.shipping_minor, x.paid_minor
+  FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS x(order_id text, line_no int, sku text, title text,
+    quantity int, unit_price_minor bigint, discount_minor bigint, goods_minor bigint, promotion_minor bigint,
+    coupon_minor bigint, points_minor bigint, shipping_minor bigint, paid_minor bigint)
+  JOIN o ON o.order_id = x.order_id
+), t AS (
+  INSERT INTO order_timeline (order_id, at, kind, actor_type, actor_id, source, from_status, to_status,
+    detail, trace_id)
+  SELECT x.order_id, x.at, x.kind, x.actor_type, x.actor_id, x.source, x.from_status, x.to_status,
+    x.detail, x.trace_id
+  FROM jsonb_to_recordset(CAST(:timeline AS jsonb)) AS x(order_id text, at timestamptz, kind text,
+    actor_type text, actor_id text, source text, from_status text, to_status text, detail text,
+    trace_id text, position int)
+  JOIN o ON o.order_id = x.order_id
+  ORDER BY x.position
+), p AS (
+  INSERT INTO channel_payloads (order_id, sealed, size_bytes, received_at)
+  SELECT x.order_id, x.sealed, x.size_bytes, x.received_at
+  FROM jsonb_to_recordset(CAST(:payloads AS jsonb)) AS x(order_id text, sealed text, size_bytes int,
+    received_at timestamptz)
+  JOIN o ON o.order_id = x.order_id
+), e AS (
+  INSERT INTO outbox (event_id, subject, event_type, payload, traceparent, occurred_at)
+  SELECT x.event_id, x.subject, x.event_type, decode(x.payload, 'base64'), x.traceparent, x.occurred_at
+  FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS x(order_id text, event_id text, subject text,
+    event_type text, payload text, traceparent text, occurred_at timestamptz, position int)
+  JOIN o ON o.order_id = x.order_id
+  ORDER BY x.position
+)
+SELECT order_id FROM o
+"""
 )
 
 
+@dataclass
+class Stored:
+    """An order with the process manager's bookkeeping around it."""
+
+    order: Order
+    stock_state: str = "NONE"
+    step: str | None = None
+    step_attempts: int = 0
+    step_dead: bool = False
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def timeline_rows(order_id: str, entries: list[Entry], at: datetime, trace_id: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order_id,
+            "at": at,
+            "kind": entry.kind,
+            "actor_type": entry.actor.type.value,
+            "actor_id": entry.actor.id[:128],
+            "source": entry.source[:64],
+            "from_status": entry.from_status.value if entry.from_status else None,
+            "to_status": entry.to_status.value if entry.to_status else None,
+            "detail": entry.detail,
+            "trace_id": trace_id,
+        }
+        for entry in entries
+    ]
+
+
 class OrderRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, keys: KeyRing) -> None:
         self.conn = conn
+        self.keys = keys
 
-    async def add_if_absent(self, order: Order) -> bool:
-        """Insert unless the channel order exists; the unique constraint answers, not a prior read."""
-        inserted = await self.conn.execute(
-            insert(orders_table)
+    # ---- writing ------------------------------------------------------------------------------
+
+    async def add_new(
+        self, new: list[tuple[Order, list[dict[str, Any]], list[dict[str, Any]], str | None, bytes]]
+    ) -> set[str]:
+        """Insert (order, timeline rows, event rows, first step, raw payload) for each new order;
+        returns the ids actually inserted (the others' channel orders were already stored)."""
+        orders: list[dict[str, Any]] = []
+        lines: list[dict[str, Any]] = []
+        timeline: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        payloads: list[dict[str, Any]] = []
+        for order, order_timeline, order_events, step, raw in new:
+            plain, sealed, phone_hash = self._seal_address(order.order_id, order.shipping_address)
+            orders.append(
+                {
+                    "order_id": order.order_id,
+                    "channel": order.channel.value,
+                    "channel_order_id": order.channel_order_id,
+                    "buyer_id": order.buyer_id,
+                    "currency": order.currency,
+                    "status": order.status.value,
+                    "shipping_fee_minor": order.shipping_fee_minor,
+                    "total_minor": order.payable_minor,
+                    "shipping_address": plain,
+                    "placed_at": order.placed_at,
+                    "created_at": order.created_at,
+                    "discounts": _discounts_json(order.discounts),
+                    "channel_status": order.channel_status,
+                    "channel_modified_at": order.channel_modified_at,
+                    "paid_at": order.paid_at,
+                    "buyer_note": order.buyer_note,
+                    "status_reason": order.status_reason,
+                    "pii_sealed": sealed,
+                    "phone_hash": phone_hash,
+                    "step": step,
+                }
+            )
+            lines += _lines_json(order)
+            # positions keep each order's history and events in the order they happened
+            timeline += [{**row, "position": len(timeline) + n} for n, row in enumerate(order_timeline)]
+            events += [
+                {**event, "payload": base64.b64encode(event["payload"]).decode(), "position": len(events) + n}
+                for n, event in enumerate(order_events)
+            ]
+            if raw:
+                payloads.append(
+                    {
+                        "order_id": order.order_id,
+                        "sealed": self.keys.seal(raw, order.order_id),
+                        "size_bytes": len(raw),
+                        "received_at": order.created_at,
+                    }
+                )
+        rows = await self.conn.execute(
+            _INSERT_NEW,
+            {
+                "orders": dumps(orders),
+                "lines": dumps(lines),
+                "timeline": dumps(timeline),
+                "payloads": dumps(payloads),
+                "events": dumps(events),
+            },
+        )
+        return {row.order_id for row in rows}
+
+    async def save(self, stored: Stored, expected_version: int) -> None:
+        """Write back a loaded order; the version check refuses a write based on a stale read."""
+        order = stored.order
+        plain, sealed, phone_hash = self._seal_address(order.order_id, order.shipping_address)
+        result = await self.conn.execute(
+            update(orders_table)
+            .where(orders_table.c.order_id == order.order_id, orders_table.c.version == expected_version)
             .values(
-                order_id=order.order_id,
-                channel=order.channel.value,
-                channel_order_id=order.channel_order_id,
-                buyer_id=order.buyer_id,
-                currency=order.currency,
                 status=order.status.value,
-                shipping_fee_minor=order.shipping_fee_minor,
-                total_minor=order.total_minor,
-                shipping_address=asdict(order.shipping_address),
-                placed_at=order.placed_at,
-                created_at=order.created_at,
+                shipping_address=plain,
+                pii_sealed=sealed,
+                phone_hash=phone_hash,
                 updated_at=order.updated_at,
+                channel_status=order.channel_status,
+                channel_modified_at=order.channel_modified_at,
+                paid_at=order.paid_at,
+                buyer_note=order.buyer_note,
+                resume_status=order.resume_status.value if order.resume_status else None,
+                status_reason=order.status_reason,
+                status_changed_at=func.coalesce(_changed_at(order), orders_table.c.status_changed_at),
+                warehouses=list(order.warehouses),
+                waybill_no=order.waybill_no,
+                scanned_out_at=order.scanned_out_at,
+                version=expected_version + 1,
+                stock_state=stored.stock_state,
             )
-            .on_conflict_do_nothing(constraint="orders_channel_order_unique")
-            .returning(orders_table.c.order_id)
+            .returning(orders_table.c.version)
         )
-        if inserted.first() is None:
-            return False
+        if result.first() is None:
+            raise ConcurrentChange(order.order_id)
+        order.version = expected_version + 1
+
+    async def add_timeline(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.conn.execute(timeline_table.insert(), rows)
+
+    async def set_step(
+        self, order_id: str, step: str | None, due_at: datetime | None, attempts: int = 0, error: str = ""
+    ) -> None:
         await self.conn.execute(
-            order_lines_table.insert(),
-            [
-                {"order_id": order.order_id, "line_no": n, **asdict(line)}
-                for n, line in enumerate(order.lines)
-            ],
+            update(orders_table)
+            .where(orders_table.c.order_id == order_id)
+            .values(step=step, step_due_at=due_at, step_attempts=attempts, step_error=error, step_dead=False)
         )
-        return True
 
-    async def get(self, order_id: str) -> Order | None:
-        row = (
-            await self.conn.execute(select(orders_table).where(orders_table.c.order_id == order_id))
-        ).first()
-        return None if row is None else await self._load(row._mapping)
+    async def step_failed(self, order_id: str, error: str, due_at: datetime | None, dead: bool) -> None:
+        await self.conn.execute(
+            update(orders_table)
+            .where(orders_table.c.order_id == order_id)
+            .values(step_error=error[:2000], step_due_at=due_at, step_dead=dead)
+        )
 
-    async def get_by_channel(self, channel: Channel, channel_order_id: str) -> Order | None:
-        row = (
-            await self.conn.execute(
-                select(orders_table).where(
-                    orders_table.c.channel == channel.value,
-                    orders_table.c.channel_order_id == channel_order_id,
+    async def claim_due_steps(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        """Take due steps for this worker until the lease ends; a worker that dies mid-step loses its
+        lease and any worker picks the step up again (the recovery of a crash between two steps)."""
+        due = (
+            select(orders_table.c.order_id)
+            .where(
+                orders_table.c.step.is_not(None),
+                orders_table.c.step_dead.is_(False),
+                orders_table.c.step_due_at <= now,
+            )
+            .order_by(orders_table.c.step_due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        rows = await self.conn.execute(
+            update(orders_table)
+            .where(orders_table.c.order_id.in_(due))
+            .values(step_due_at=lease_until, step_attempts=orders_table.c.step_attempts + 1)
+            .returning(orders_table.c.order_id, orders_table.c.step)
+        )
+        return [(row.order_id, row.step) for row in rows]
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    async def get(self, order_id: str, lock: bool = False) -> Stored | None:
+        return await self._one(orders_table.c.order_id == order_id, lock)
+
+    async def get_by_channel(
+        self, channel: Channel, channel_order_id: str, lock: bool = False
+    ) -> Stored | None:
+        return await self._one(
+            and_(
+                orders_table.c.channel == channel.value, orders_table.c.channel_order_id == channel_order_id
+            ),
+            lock,
+        )
+
+    async def _one(self, where: Any, lock: bool) -> Stored | None:
+        query = _with_lines(select(orders_table)).where(where)
+        if lock:
+            query = query.with_for_update(of=orders_table)
+        row = (await self.conn.execute(query)).first()
+        return None if row is None else self.stored_from_row(row._mapping)
+
+    async def list(self, where: list[Any], after: tuple[datetime, str] | None, limit: int) -> list[Stored]:
+        query = _with_lines(select(orders_table)).where(*where)
+        if after is not None:
+            created_at, order_id = after
+            query = query.where(
+                or_(
+                    orders_table.c.created_at < created_at,
+                    and_(orders_table.c.created_at == created_at, orders_table.c.order_id < order_id),
                 )
             )
-        ).first()
-        return None if row is None else await self._load(row._mapping)
+        query = query.order_by(orders_table.c.created_at.desc(), orders_table.c.order_id.desc()).limit(limit)
+        return [self.stored_from_row(row._mapping) for row in await self.conn.execute(query)]
 
-    async def _load(self, row: Any) -> Order:
-        lines = (
+    async def raw_payload(self, order_id: str) -> bytes | None:
+        sealed = (
             await self.conn.execute(
-                select(
-                    order_lines_table.c.sku,
-                    order_lines_table.c.title,
-                    order_lines_table.c.quantity,
-                    order_lines_table.c.unit_price_minor,
-                )
-                .where(order_lines_table.c.order_id == row["order_id"])
-                .order_by(order_lines_table.c.line_no)
+                select(channel_payloads_table.c.sealed).where(channel_payloads_table.c.order_id == order_id)
             )
-        ).all()
-        return Order(
+        ).scalar()
+        return None if sealed is None else self.keys.open(sealed, order_id)
+
+    def phone_hash(self, phone: str) -> str:
+        return self.keys.lookup_hash(normalise_phone(phone))
+
+    def stored_from_row(self, row: Any) -> Stored:
+        order = Order(
             order_id=row["order_id"],
             channel=Channel(row["channel"]),
             channel_order_id=row["channel_order_id"],
             buyer_id=row["buyer_id"],
             currency=row["currency"],
-            lines=tuple(OrderLine(**line._mapping) for line in lines),
-            shipping_address=Address(**row["shipping_address"]),
+            lines=tuple(
+                OrderLine(
+                    line["sku"],
+                    line["title"],
+                    line["quantity"],
+                    line["unit_price_minor"],
+                    line["discount_minor"],
+                )
+                for line in row["lines"]
+            ),
+            shares=tuple(
+                LineShare(*(line[f"{bucket}_minor"] for bucket in _BUCKETS)) for line in row["lines"]
+            ),
+            discounts=tuple(
+                Discount(DiscountKind(item["kind"]), item["amount_minor"], item.get("reference", ""))
+                for item in row["discounts"]
+            ),
+            shipping_address=self._open_address(row["order_id"], row["shipping_address"], row["pii_sealed"]),
             shipping_fee_minor=row["shipping_fee_minor"],
             placed_at=row["placed_at"],
             status=OrderStatus(row["status"]),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            channel_status=row["channel_status"],
+            channel_modified_at=row["channel_modified_at"],
+            paid_at=row["paid_at"],
+            buyer_note=row["buyer_note"],
+            resume_status=OrderStatus(row["resume_status"]) if row["resume_status"] else None,
+            status_reason=row["status_reason"],
+            warehouses=tuple(row["warehouses"]),
+            waybill_no=row["waybill_no"],
+            scanned_out_at=row["scanned_out_at"],
+            version=row["version"],
         )
+        return Stored(
+            order=order,
+            stock_state=row["stock_state"],
+            step=None if row["step_dead"] else row["step"],
+            step_attempts=row["step_attempts"],
+            step_dead=row["step_dead"],
+        )
+
+    # ---- personal data ------------------------------------------------------------------------
+
+    def _seal_address(self, order_id: str, address: Address) -> tuple[dict[str, str], str, str]:
+        plain = {name: getattr(address, name) for name in _PLAIN_ADDRESS_FIELDS}
+        private = {name: getattr(address, name) for name in _PII_FIELDS}
+        sealed = self.keys.seal(dumps(private).encode(), order_id)
+        return plain, sealed, self.phone_hash(address.phone)
+
+    def _open_address(self, order_id: str, plain: dict[str, str], sealed: str | None) -> Address:
+        if sealed is None:  # written before sealing existed; the re-seal job moves it
+            return Address(**plain)
+        private = json.loads(self.keys.open(sealed, order_id))
+        return Address(**plain, **private)
+
+
+class ConcurrentChange(Exception):
+    """Someone else changed the order between our read and our write; read again and retry."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} changed concurrently")
+        self.order_id = order_id
+
+
+def _changed_at(order: Order) -> datetime | None:
+    return order.updated_at if any(isinstance(e, StatusChanged) for e in order.events) else None
+
+
+_LINE_FIELDS = (
+    "sku",
+    "title",
+    "quantity",
+    "unit_price_minor",
+    "discount_minor",
+    "goods_minor",
+    "promotion_minor",
+    "coupon_minor",
+    "points_minor",
+    "shipping_minor",
+)
+
+
+def _with_lines(query: Any) -> Any:
+    """The order row with its lines as one JSON array: one statement per read, not 1 + lines."""
+    line = func.jsonb_build_object(
+        *[item for name in _LINE_FIELDS for item in (name, order_lines_table.c[name])]
+    )
+    lines = (
+        select(
+            func.coalesce(
+                func.jsonb_agg(aggregate_order_by(line, order_lines_table.c.line_no)), text("'[]'::jsonb")
+            )
+        )
+        .where(order_lines_table.c.order_id == orders_table.c.order_id)
+        .scalar_subquery()
+        .label("lines")
+    )
+    return query.add_columns(lines)
+
+
+def _lines_json(order: Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order.order_id,
+            "line_no": number,
+            "sku": line.sku,
+            "title": line.title,
+            "quantity": line.quantity,
+            "unit_price_minor": line.unit_price_minor,
+            "discount_minor": line.discount_minor,
+            "goods_minor": share.goods_minor,
+            "promotion_minor": share.promotion_minor,
+            "coupon_minor": share.coupon_minor,
+            "points_minor": share.points_minor,
+            "shipping_minor": share.shipping_minor,
+            "paid_minor": share.paid_minor,
+        }
+        for number, (line, share) in enumerate(zip(order.lines, order.shares, strict=True))
+    ]
+
+
+def _discounts_json(discounts: tuple[Discount, ...]) -> list[dict[str, Any]]:
+    return [
+        {"kind": discount.kind.value, "amount_minor": discount.amount_minor, "reference": discount.reference}
+        for discount in discounts
+    ]
+
+
+async def insert_quarantine(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    await conn.execute(insert(quarantine_table).values(**row))

@@ -13,7 +13,7 @@ from google.protobuf import descriptor_pb2
 
 from omsctl import envoy
 from services.gateway.routes import PUBLIC_SERVICES
-from services.orders import handlers as orders_handlers
+from services.orders import messages as orders_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sysconfig.get_path("scripts"))
@@ -83,4 +83,6 @@ def test_the_events_catalogue_lists_exactly_the_event_messages() -> None:
         domain = message.split(".")[1]
         assert subject.startswith(f"oms.{domain}."), f"{subject} is not on its domain's stream"
         assert f"### `{message}`" in catalogue, f"{message} has no field table"
-    assert f"oms.{orders_handlers.CREATED_SUBJECT}" in {subject for subject, _ in rows}
+    listed = {subject for subject, _ in rows}
+    for subject in orders_messages.SUBJECTS:
+        assert f"oms.{subject}" in listed, f"oms.{subject} is published but not catalogued"

@@ -108,7 +108,11 @@ async def test_http_post_through_envoy_creates_an_order_get_returns_it_and_the_e
 
     status, _, raw = await asyncio.to_thread(http_call, platform, "GET", f"/v1/orders/{order['orderId']}")
     assert status == 200
-    assert json.loads(raw)["order"] == order
+    read = json.loads(raw)["order"]
+    # the process manager may already have moved it on (no stock here: held as unroutable)
+    assert {key: read[key] for key in ("orderId", "total", "lines")} == {
+        key: order[key] for key in ("orderId", "total", "lines")
+    }
 
     msg = await event_for(created_events, order["orderId"])
     assert tracing.trace_id_of(msg.headers["traceparent"]) == trace_id
@@ -119,7 +123,12 @@ async def test_http_post_through_envoy_creates_an_order_get_returns_it_and_the_e
 
     status, _, raw = await asyncio.to_thread(http_call, platform, "POST", "/v1/orders", body)
     assert status == 200
-    assert json.loads(raw) == {"order": order, "created": False}
+    again = json.loads(raw)
+    assert (again["created"], again["outcome"], again["order"]["orderId"]) == (
+        False,
+        "INGEST_OUTCOME_UNCHANGED",
+        order["orderId"],
+    )
 
 
 async def test_native_grpc_through_envoy_creates_and_reads_with_the_same_trace_on_the_event(
@@ -152,7 +161,7 @@ async def test_native_grpc_through_envoy_creates_and_reads_with_the_same_trace_o
         trace_id = dict(await call.initial_metadata())["x-trace-id"]
         reply = await call
         read = await stub.GetOrder(orders_pb2.GetOrderRequest(order_id=reply.order.order_id), timeout=10)
-    assert read.order == reply.order
+    assert (read.order.order_id, read.order.total) == (reply.order.order_id, reply.order.total)
     msg = await event_for(created_events, reply.order.order_id)
     assert tracing.trace_id_of(msg.headers["traceparent"]) == trace_id
 

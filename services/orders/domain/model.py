@@ -1,19 +1,29 @@
-"""The canonical order and the rules for accepting one from a channel."""
+"""The canonical order: accepting one from a channel, revising it, and moving it through its life."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
 from services.kit.errors import InvalidArgument
+from services.orders.domain import lifecycle
+from services.orders.domain.lifecycle import CANCELLABLE, PAUSED, OrderStatus
+from services.orders.domain.money import LineShare, split_order
+
+__all__ = ["OrderStatus"]
 
 MAX_LINES = 500
 MAX_QUANTITY = 100_000
 MAX_UNIT_PRICE_MINOR = 10**12
+MAX_ADDRESS_FIELD = 2000
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _REFERENCE = re.compile(r"^[\w.\-:/#]{1,64}$")
+# Until picking starts the warehouse can still ship to a corrected address.
+ADDRESS_EDITABLE = frozenset(
+    {OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.ALLOCATED, OrderStatus.ON_HOLD}
+)
 
 
 class Channel(StrEnum):
@@ -27,20 +37,10 @@ class Channel(StrEnum):
     POS = "POS"
 
 
-class OrderStatus(StrEnum):
-    PENDING_PAYMENT = "PENDING_PAYMENT"
-    PAID = "PAID"
-    ALLOCATED = "ALLOCATED"
-    PICKING = "PICKING"
-    PACKED = "PACKED"
-    SHIPPED = "SHIPPED"
-    DELIVERED = "DELIVERED"
-    COMPLETED = "COMPLETED"
-    CANCELLED = "CANCELLED"
-    ON_HOLD = "ON_HOLD"
-    EXCEPTION = "EXCEPTION"
-    PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
-    REFUNDED = "REFUNDED"
+class DiscountKind(StrEnum):
+    PROMOTION = "PROMOTION"
+    COUPON = "COUPON"
+    POINTS = "POINTS"
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,19 @@ class OrderLine:
     title: str
     quantity: int
     unit_price_minor: int
+    # The channel's own item-level discount; order-level discounts are apportioned on top.
+    discount_minor: int = 0
 
     @property
     def amount_minor(self) -> int:
-        return self.quantity * self.unit_price_minor
+        return self.quantity * self.unit_price_minor - self.discount_minor
+
+
+@dataclass(frozen=True)
+class Discount:
+    kind: DiscountKind
+    amount_minor: int
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,75 @@ class IngestOrder:
     shipping_address: Address | None
     shipping_fee_minor: int
     placed_at: datetime | None
+    discounts: tuple[Discount, ...] = ()
+    # The channel's own status code, stored as received; `paid_at`/`cancelled` are what it means.
+    channel_status: str = ""
+    paid_at: datetime | None = None
+    cancelled: bool = False
+    # Later versions of the same channel order carry a later modified time.
+    channel_modified_at: datetime | None = None
+    buyer_note: str = ""
+
+
+# ---- domain events: recorded on the order, turned into timeline entries and NATS events -------
+
+
+@dataclass(frozen=True)
+class OrderCreated:
+    status: OrderStatus
+
+
+@dataclass(frozen=True)
+class OrderUpdated:
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    previous: OrderStatus
+    status: OrderStatus
+    reason: str
+
+
+@dataclass(frozen=True)
+class OrderPaid:
+    paid_at: datetime
+    amount_minor: int
+    transaction_id: str
+
+
+@dataclass(frozen=True)
+class OrderAllocated:
+    warehouses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OrderCancelled:
+    reason: str
+    was_paid: bool
+
+
+@dataclass(frozen=True)
+class OrderHeld:
+    reason: str
+
+
+@dataclass(frozen=True)
+class OrderReleased:
+    status: OrderStatus
+
+
+@dataclass(frozen=True)
+class OrderFrozen:
+    reason: str
+    attempted: OrderStatus | None
+
+
+@dataclass(frozen=True)
+class AlertRaised:
+    kind: str
+    severity: str
+    message: str
 
 
 @dataclass
@@ -89,29 +167,186 @@ class Order:
     buyer_id: str
     currency: str
     lines: tuple[OrderLine, ...]
+    shares: tuple[LineShare, ...]
+    discounts: tuple[Discount, ...]
     shipping_address: Address
     shipping_fee_minor: int
     placed_at: datetime
     status: OrderStatus
     created_at: datetime
     updated_at: datetime
+    channel_status: str = ""
+    channel_modified_at: datetime | None = None
+    paid_at: datetime | None = None
+    buyer_note: str = ""
+    resume_status: OrderStatus | None = None
+    status_reason: str = ""
+    warehouses: tuple[str, ...] = ()
+    waybill_no: str = ""
+    scanned_out_at: datetime | None = None
+    version: int = 1
     events: list[object] = field(default_factory=list, compare=False, repr=False)
 
     @property
+    def goods_minor(self) -> int:
+        return sum(line.amount_minor for line in self.lines)
+
+    @property
+    def discount_minor(self) -> int:
+        return sum(discount.amount_minor for discount in self.discounts)
+
+    @property
+    def payable_minor(self) -> int:
+        return self.goods_minor - self.discount_minor + self.shipping_fee_minor
+
+    @property
     def total_minor(self) -> int:
-        return sum(line.amount_minor for line in self.lines) + self.shipping_fee_minor
+        return self.payable_minor
+
+    @property
+    def is_paid(self) -> bool:
+        return self.paid_at is not None
+
+    # ---- moving through the lifecycle ---------------------------------------------------------
+
+    def move_to(self, target: OrderStatus, reason: str, now: datetime) -> bool:
+        """Apply a legal transition; an illegal one freezes the order instead and returns False."""
+        if self.status is target and target is not OrderStatus.PARTIALLY_REFUNDED:
+            return True
+        if not lifecycle.is_legal(self.status, target):
+            self.freeze(f"illegal transition {self.status.value} → {target.value}: {reason}", now, target)
+            return False
+        self._set_status(target, reason, now)
+        return True
+
+    def pay(self, paid_at: datetime, amount_minor: int, transaction_id: str, now: datetime) -> bool:
+        if self.is_paid:
+            return True
+        if self.status is not OrderStatus.PENDING_PAYMENT and self.status not in PAUSED:
+            self.freeze(
+                f"payment {transaction_id} for an order in {self.status.value}", now, OrderStatus.PAID
+            )
+            return False
+        self.paid_at = paid_at
+        self.events.append(OrderPaid(paid_at, amount_minor, transaction_id))
+        if self.status in PAUSED:
+            # a paid order that is held stays held; it resumes as paid
+            self.resume_status = OrderStatus.PAID
+            self.updated_at = now
+            return True
+        return self.move_to(OrderStatus.PAID, f"payment {transaction_id}", now)
+
+    def allocate(self, warehouses: tuple[str, ...], now: datetime) -> bool:
+        self.warehouses = warehouses
+        if self.move_to(OrderStatus.ALLOCATED, "stock committed at " + ", ".join(warehouses), now):
+            self.events.append(OrderAllocated(warehouses))
+            return True
+        return False
+
+    def hold(self, reason: str, now: datetime) -> None:
+        if self.status is OrderStatus.ON_HOLD:
+            raise lifecycle.IllegalTransition(self.status, OrderStatus.ON_HOLD)
+        lifecycle.check(self.status, OrderStatus.ON_HOLD)
+        self.resume_status = self.status
+        self._set_status(OrderStatus.ON_HOLD, reason, now)
+        self.events.append(OrderHeld(reason))
+
+    def release(self, reason: str, now: datetime) -> OrderStatus:
+        if self.status not in PAUSED:
+            raise lifecycle.IllegalTransition(self.status, self.resume_status or OrderStatus.PENDING_PAYMENT)
+        target = lifecycle.release_target(self.resume_status)
+        if target is OrderStatus.PENDING_PAYMENT and self.is_paid:
+            target = OrderStatus.PAID
+        self.resume_status = None
+        self._set_status(target, reason, now)
+        self.events.append(OrderReleased(target))
+        return target
+
+    def cancel(self, reason: str, now: datetime) -> None:
+        if self.status is OrderStatus.CANCELLED:
+            return
+        if self.status not in CANCELLABLE:
+            raise lifecycle.IllegalTransition(self.status, OrderStatus.CANCELLED)
+        self.resume_status = None
+        self._set_status(OrderStatus.CANCELLED, reason, now)
+        self.events.append(OrderCancelled(reason, self.is_paid))
+
+    def freeze(self, reason: str, now: datetime, attempted: OrderStatus | None = None) -> None:
+        """Stop the order where it is: EXCEPTION, the attempt recorded, an alert raised."""
+        if self.status is not OrderStatus.EXCEPTION:
+            if self.status not in PAUSED:
+                self.resume_status = self.status
+            self._set_status(OrderStatus.EXCEPTION, reason, now)
+        else:
+            self.status_reason = reason
+            self.updated_at = now
+        self.events.append(OrderFrozen(reason, attempted))
+        self.events.append(AlertRaised("order_exception", "high", f"order {self.order_id}: {reason}"))
+
+    def record_proof(self, waybill_no: str, scanned_out_at: datetime | None, now: datetime) -> list[str]:
+        """Keep a waybill number and a scan-out time; both are needed before SHIPPED."""
+        changed = []
+        if waybill_no and waybill_no != self.waybill_no:
+            self.waybill_no = waybill_no
+            changed.append("waybill_no")
+        if scanned_out_at is not None and self.scanned_out_at is None:
+            self.scanned_out_at = scanned_out_at
+            changed.append("scanned_out_at")
+        if changed:
+            self.updated_at = now
+        return changed
+
+    @property
+    def has_shipping_proof(self) -> bool:
+        return bool(self.waybill_no) and self.scanned_out_at is not None
+
+    def _set_status(self, target: OrderStatus, reason: str, now: datetime) -> None:
+        previous = self.status
+        self.status = target
+        self.status_reason = reason
+        self.updated_at = now
+        self.events.append(StatusChanged(previous, target, reason))
+
+    # ---- a newer version of the channel order --------------------------------------------------
+
+    def revise(self, command: IngestOrder, now: datetime) -> bool:
+        """Apply a later version of the channel order: what may still change does; returns whether
+        it was newer. Lines and money are fixed at acceptance (refunds are computed from them)."""
+        if not _is_newer(command.channel_modified_at, self.channel_modified_at):
+            return False
+        changed: list[str] = []
+        if command.channel_status and command.channel_status != self.channel_status:
+            self.channel_status = command.channel_status
+            changed.append("channel_status")
+        if command.buyer_note != self.buyer_note:
+            self.buyer_note = command.buyer_note
+            changed.append("buyer_note")
+        if (
+            command.shipping_address is not None
+            and command.shipping_address != self.shipping_address
+            and self.status in ADDRESS_EDITABLE
+        ):
+            _validate_address(command.shipping_address)
+            self.shipping_address = command.shipping_address
+            changed.append("shipping_address")
+        self.channel_modified_at = command.channel_modified_at
+        self.updated_at = now
+        if changed:
+            self.events.append(OrderUpdated(tuple(changed)))
+        if command.cancelled and self.status is not OrderStatus.CANCELLED:
+            if self.status in CANCELLABLE:
+                self.cancel(f"cancelled on {self.channel.value}", now)
+            else:
+                self.freeze(f"{self.channel.value} cancelled an order already {self.status.value}", now)
+        elif command.paid_at is not None and not self.is_paid:
+            self.pay(
+                command.paid_at, self.payable_minor, f"{self.channel.value}:{self.channel_order_id}", now
+            )
+        return True
 
 
-@dataclass(frozen=True)
-class OrderCreated:
-    order_id: str
-    channel: Channel
-    channel_order_id: str
-    status: OrderStatus
-    buyer_id: str
-    currency: str
-    total_minor: int
-    line_count: int
+def _is_newer(incoming: datetime | None, stored: datetime | None) -> bool:
+    return incoming is not None and (stored is None or incoming > stored)
 
 
 def is_currency_code(code: str) -> bool:
@@ -119,9 +354,19 @@ def is_currency_code(code: str) -> bool:
 
 
 def accept(command: IngestOrder, order_id: str, now: datetime) -> Order:
-    """Validate a channel order and make it a new canonical order awaiting payment."""
+    """Validate a channel order and make it a canonical order; money is apportioned here, once."""
     channel = _validate(command)
     assert command.shipping_address is not None
+    discounts = {kind: 0 for kind in DiscountKind}
+    for discount in command.discounts:
+        discounts[discount.kind] += discount.amount_minor
+    shares = split_order(
+        [line.amount_minor for line in command.lines],
+        discounts[DiscountKind.PROMOTION],
+        discounts[DiscountKind.COUPON],
+        discounts[DiscountKind.POINTS],
+        command.shipping_fee_minor,
+    )
     order = Order(
         order_id=order_id,
         channel=channel,
@@ -129,26 +374,28 @@ def accept(command: IngestOrder, order_id: str, now: datetime) -> Order:
         buyer_id=command.buyer_id,
         currency=command.currency,
         lines=command.lines,
+        shares=tuple(shares),
+        discounts=command.discounts,
         shipping_address=command.shipping_address,
         shipping_fee_minor=command.shipping_fee_minor,
         placed_at=command.placed_at or now,
         status=OrderStatus.PENDING_PAYMENT,
         created_at=now,
         updated_at=now,
+        channel_status=command.channel_status,
+        channel_modified_at=command.channel_modified_at or command.placed_at,
+        buyer_note=command.buyer_note,
     )
-    order.events.append(
-        OrderCreated(
-            order_id=order.order_id,
-            channel=order.channel,
-            channel_order_id=order.channel_order_id,
-            status=order.status,
-            buyer_id=order.buyer_id,
-            currency=order.currency,
-            total_minor=order.total_minor,
-            line_count=len(order.lines),
-        )
-    )
+    order.events.append(OrderCreated(order.status))
+    if command.cancelled:
+        order.cancel(f"cancelled on {channel.value} before it reached us", now)
+    elif command.paid_at is not None:
+        order.pay(command.paid_at, order.payable_minor, f"{channel.value}:{command.channel_order_id}", now)
     return order
+
+
+def without_events(order: Order) -> Order:
+    return replace(order, events=[])
 
 
 def _validate(command: IngestOrder) -> Channel:
@@ -168,6 +415,18 @@ def _validate(command: IngestOrder) -> Channel:
         _validate_line(index, line)
     if not 0 <= command.shipping_fee_minor <= MAX_UNIT_PRICE_MINOR:
         raise InvalidArgument("shipping_fee.amount_minor", "must be between 0 and 10^12")
+    for index, discount in enumerate(command.discounts):
+        if not 0 <= discount.amount_minor <= MAX_UNIT_PRICE_MINOR:
+            raise InvalidArgument(f"discounts[{index}].amount.amount_minor", "must be between 0 and 10^12")
+        if len(discount.reference) > 128:
+            raise InvalidArgument(f"discounts[{index}].reference", "must be at most 128 characters")
+    goods = sum(line.amount_minor for line in command.lines)
+    if sum(discount.amount_minor for discount in command.discounts) > goods:
+        raise InvalidArgument("discounts", f"together exceed the goods amount {goods}")
+    if len(command.buyer_note) > 2000:
+        raise InvalidArgument("buyer_note", "must be at most 2000 characters")
+    if len(command.channel_status) > 64:
+        raise InvalidArgument("channel_status", "must be at most 64 characters")
     _validate_address(command.shipping_address)
     return command.channel
 
@@ -182,6 +441,8 @@ def _validate_line(index: int, line: OrderLine) -> None:
         raise InvalidArgument(f"{where}.quantity", f"must be between 1 and {MAX_QUANTITY}")
     if not 0 <= line.unit_price_minor <= MAX_UNIT_PRICE_MINOR:
         raise InvalidArgument(f"{where}.unit_price.amount_minor", "must be between 0 and 10^12")
+    if not 0 <= line.discount_minor <= line.quantity * line.unit_price_minor:
+        raise InvalidArgument(f"{where}.discount.amount_minor", "must be between 0 and the line's price")
 
 
 def _validate_address(address: Address | None) -> None:
@@ -191,8 +452,11 @@ def _validate_address(address: Address | None) -> None:
         value = getattr(address, name)
         if not value.strip():
             raise InvalidArgument(f"shipping_address.{name}", "is required")
-        if len(value) > 2000:
-            raise InvalidArgument(f"shipping_address.{name}", "is too long")
+    for name in ("recipient_name", "phone", "province", "city", "district", "detail", "postal_code"):
+        if len(getattr(address, name)) > MAX_ADDRESS_FIELD:
+            raise InvalidArgument(
+                f"shipping_address.{name}", f"must be at most {MAX_ADDRESS_FIELD} characters"
+            )
     if not re.match(r"^[A-Z]{2}$", address.country_code):
         raise InvalidArgument(
             "shipping_address.country_code", "must be an ISO 3166-1 alpha-2 code such as CN"

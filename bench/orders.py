@@ -1,0 +1,250 @@
+"""Orders benchmark (`make bench-orders`): the real orders, routing and inventory processes.
+
+1. Single-order ingest, 64 concurrent clients, while the process manager reserves behind it.
+2. Batch ingest of 100,000 orders (BENCH_BATCH_ORDERS) in batches of 500.
+3. SQL statements per order, counted on a SQLAlchemy engine in this process: the ingest of one
+   order, and the process manager's steps that reserve it at the live inventory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+
+import grpc
+from sqlalchemy import event
+
+from bench.common import bench_stack, cpu_seconds, median, percentile, seed_stock
+from oms.common.v1 import common_pb2
+from oms.orders.v1 import orders_pb2, orders_pb2_grpc
+from services.kit import grpc_client
+from services.kit.db import UnitOfWork, make_engine
+from services.kit.sealing import KeyRing
+from services.orders import handlers
+from services.orders.domain import anchor
+from services.orders.domain.model import Address, Channel, IngestOrder, OrderLine
+from services.orders.domain.timeline import Actor
+from services.orders.orchestrator import Orchestrator
+from services.orders.peers import Peers
+from services.routing.domain.defaults import WAREHOUSES
+
+SKUS = 200
+CLIENTS = 64
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+BATCH_ORDERS = int(os.environ.get("BENCH_BATCH_ORDERS", "100000"))
+BATCH_SIZE = 500
+PROVINCES = [
+    ("Zhejiang", "Hangzhou"),
+    ("Shanghai", "Shanghai"),
+    ("Guangdong", "Shenzhen"),
+    ("Beijing", "Beijing"),
+]
+
+
+def money(amount: int) -> common_pb2.Money:
+    return common_pb2.Money(currency_code="CNY", amount_minor=amount)
+
+
+def order_request(ref: str, rng: random.Random) -> orders_pb2.IngestOrderRequest:
+    province, city = rng.choice(PROVINCES)
+    return orders_pb2.IngestOrderRequest(
+        channel=orders_pb2.CHANNEL_OWN_SHOP,
+        channel_order_id=ref,
+        buyer_id=f"buyer-{rng.randint(1, 10_000)}",
+        lines=[
+            orders_pb2.OrderLine(
+                sku=f"SKU-{rng.randrange(SKUS):04d}",
+                title="Item",
+                quantity=1,
+                unit_price=money(rng.randint(500, 9900)),
+            )
+            for _ in range(rng.randint(1, 3))
+        ],
+        discounts=[orders_pb2.Discount(kind=orders_pb2.DISCOUNT_KIND_COUPON, amount=money(300))],
+        shipping_address=common_pb2.Address(
+            recipient_name="李雷",
+            phone=f"138{rng.randint(0, 99_999_999):08d}",
+            country_code="CN",
+            province=province,
+            city=city,
+            district="Central",
+            detail="1 Bench Road",
+        ),
+        shipping_fee=money(800),
+    )
+
+
+async def single(address: str) -> tuple[float, list[float]]:
+    channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
+    stubs = [orders_pb2_grpc.OrdersServiceStub(channel) for channel in channels]
+    latencies: list[float] = []
+    deadline = time.perf_counter() + SECONDS
+
+    async def client(n: int) -> None:
+        rng = random.Random(n)
+        count = 0
+        while time.perf_counter() < deadline:
+            request = order_request(f"single-{n}-{count}", rng)
+            started = time.perf_counter()
+            await stubs[n % len(stubs)].IngestOrder(request, timeout=30)
+            latencies.append(time.perf_counter() - started)
+            count += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(CLIENTS)))
+    elapsed = time.perf_counter() - started
+    for channel in channels:
+        await channel.close()
+    return len(latencies) / elapsed, latencies
+
+
+async def batches(address: str) -> float:
+    rng = random.Random(7)
+    requests = [
+        orders_pb2.IngestOrdersRequest(
+            items=[
+                orders_pb2.IngestItem(order=order_request(f"batch-{b}-{i}", rng))
+                for i in range(min(BATCH_SIZE, BATCH_ORDERS - b * BATCH_SIZE))
+            ]
+        )
+        for b in range((BATCH_ORDERS + BATCH_SIZE - 1) // BATCH_SIZE)
+    ]
+    queue = list(reversed(requests))
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+    async with grpc.aio.insecure_channel(address, options=options) as channel:
+        stub = orders_pb2_grpc.OrdersServiceStub(channel)
+        created = 0
+
+        async def caller() -> None:
+            nonlocal created
+            while queue:
+                reply = await stub.IngestOrders(queue.pop(), timeout=120)
+                created += reply.created
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(2)))
+        elapsed = time.perf_counter() - started
+    if created != BATCH_ORDERS:
+        raise RuntimeError(f"batch ingest created {created} of {BATCH_ORDERS}")
+    return BATCH_ORDERS / elapsed
+
+
+def command(ref: str, rng: random.Random) -> IngestOrder:
+    province, city = rng.choice(PROVINCES)
+    return IngestOrder(
+        channel=Channel.OWN_SHOP,
+        channel_order_id=ref,
+        buyer_id="buyer",
+        currency="CNY",
+        lines=tuple(OrderLine(f"SKU-{rng.randrange(SKUS):04d}", "Item", 1, 1000) for _ in range(2)),
+        shipping_address=Address("李雷", "13800000000", "CN", province, city, "Central", "1 Bench Road"),
+        shipping_fee_minor=800,
+        placed_at=None,
+    )
+
+
+async def statements(
+    url: str, routing: str, inventory: str, keys: KeyRing, orders: int = 200
+) -> dict[str, float]:
+    """Count the statements the orders service's own code sends for `orders` orders."""
+    engine = make_engine(url)
+    counts = {"statements": 0, "transactions": 0}
+
+    def on_execute(*_: object) -> None:
+        counts["statements"] += 1
+
+    def on_begin(*_: object) -> None:
+        counts["transactions"] += 1
+
+    event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
+    event.listen(engine.sync_engine, "begin", on_begin)
+    policy = handlers.Policy(keys=keys, rules=anchor.load_rules(anchor.DEFAULT_RULES_PATH.read_text()))
+    rng = random.Random(11)
+    figures: dict[str, float] = {}
+
+    def take() -> tuple[int, int]:
+        result = (counts["statements"], counts["transactions"])
+        counts["statements"] = counts["transactions"] = 0
+        return result
+
+    for n in range(orders):
+        await handlers.ingest(
+            UnitOfWork(engine), policy, [command(f"count-{n}", rng)], Actor.service("bench")
+        )
+    figures["single"], figures["single_tx"] = (value / orders for value in take())
+    await handlers.ingest(
+        UnitOfWork(engine),
+        policy,
+        [command(f"count-b-{n}", rng) for n in range(BATCH_SIZE)],
+        Actor.service("bench"),
+    )
+    figures["batch"], figures["batch_tx"] = (value / BATCH_SIZE for value in take())
+    routing_channel, inventory_channel = grpc_client.channel(routing), grpc_client.channel(inventory)
+    orchestrator = Orchestrator(
+        lambda: UnitOfWork(engine), policy, Peers(routing_channel, inventory_channel, 0)
+    )
+    take()
+    while await orchestrator.run_due():
+        pass
+    figures["steps"], figures["steps_tx"] = (value / (orders + BATCH_SIZE) for value in take())
+    await routing_channel.close()
+    await inventory_channel.close()
+    await engine.dispose()
+    return figures
+
+
+def main() -> None:
+    keys = {
+        "PII_KEYS": f"b1:{KeyRing.generate_key()}",
+        "PII_ACTIVE_KEY": "b1",
+        "PII_HASH_KEY": KeyRing.generate_key(),
+    }
+    ring = KeyRing.from_settings(keys["PII_KEYS"], keys["PII_ACTIVE_KEY"], keys["PII_HASH_KEY"])
+    with bench_stack() as bench:
+        inventory_url = bench.database("inventory")
+        asyncio.run(
+            seed_stock(
+                inventory_url,
+                [(f"SKU-{n:04d}", w.warehouse_id, 1_000_000) for n in range(SKUS) for w in WAREHOUSES],
+            )
+        )
+        inventory = bench.start("inventory", {"DATABASE_URL": inventory_url})
+        routing = bench.start(
+            "routing", {"DATABASE_URL": bench.database("routing"), "INVENTORY_SERVICE_ADDR": inventory}
+        )
+        orders_url = bench.database("orders")
+        orders = bench.start(
+            "orders",
+            {
+                "DATABASE_URL": orders_url,
+                "ROUTING_SERVICE_ADDR": routing,
+                "INVENTORY_SERVICE_ADDR": inventory,
+                **keys,
+            },
+        )
+        groups = {
+            name: [p.pid for p in bench.processes if p.name.startswith(name)]
+            for name in ("orders", "routing", "inventory")
+        }
+        before = cpu_seconds(groups)
+        rate, latencies = asyncio.run(single(orders))
+        spent = {name: seconds - before[name] for name, seconds in cpu_seconds(groups).items()}
+        print(f"single_orders_per_s: {rate:.0f} orders/s")
+        print(f"single_p50_ms: {median(latencies) * 1000:.1f} ms")
+        print(f"single_p99_ms: {percentile(latencies, 0.99) * 1000:.1f} ms")
+        for name, seconds in spent.items():
+            print(f"single_{name}_cpu_ms_per_order: {seconds * 1000 / max(len(latencies), 1):.2f} ms")
+        print(f"batch_orders_per_s: {asyncio.run(batches(orders)):.0f} orders/s")
+        counted = asyncio.run(statements(bench.database("orders", "_counted"), routing, inventory, ring))
+        per_order = counted["single"] + counted["steps"]
+        print(f"sql_statements_per_order: {per_order:.1f} statements")
+        print(f"sql_statements_ingest_single: {counted['single']:.2f} statements")
+        print(f"sql_statements_ingest_batch: {counted['batch']:.3f} statements")
+        print(f"sql_statements_orchestration: {counted['steps']:.2f} statements")
+        print(f"sql_transactions_per_order: {counted['single_tx'] + counted['steps_tx']:.1f} transactions")
+
+
+if __name__ == "__main__":
+    main()

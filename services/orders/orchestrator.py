@@ -1,0 +1,221 @@
+"""The process manager: drives each order through routing and inventory, one leased step at a time.
+
+A step is claimed by moving its due time one lease ahead (committed at once), then the peers are
+called with no transaction open, then the result is applied under the order's row lock. A worker
+that dies anywhere in between simply lets its lease run out; any worker then runs the step again,
+and because plans and reservations are keyed by the order id, running it twice does no harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.kit import tracing
+from services.kit.db import UnitOfWork
+from services.kit.errors import DomainError
+from services.orders import handlers
+from services.orders.domain.lifecycle import OrderStatus
+from services.orders.domain.model import AlertRaised, Order
+from services.orders.domain.orchestration import Step, StockState, next_step
+from services.orders.domain.timeline import Actor, Entry
+from services.orders.peers import Peers, Plan, StockGone
+from services.orders.store import OrderRepository, Stored, timeline_rows
+
+log = logging.getLogger(__name__)
+ACTOR = Actor.service("orders")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the peers said, to be applied to the order."""
+
+    stock: StockState
+    warehouses: tuple[str, ...] = ()
+    parked: str = ""  # routing could not plan it
+    short: bool = False  # inventory refused the planned reservation
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        new_uow: Callable[[], UnitOfWork],
+        policy: handlers.Policy,
+        peers: Peers,
+        lease: timedelta = timedelta(seconds=30),
+        batch: int = 32,
+        concurrency: int = 16,
+    ) -> None:
+        self.new_uow = new_uow
+        self.policy = policy
+        self.peers = peers
+        self.lease = lease
+        self.batch = batch
+        self.wake = asyncio.Event()
+        self.semaphore = asyncio.Semaphore(concurrency)
+        # a test hook: raise here to simulate a crash after the peers answered, before applying
+        self.before_apply: Callable[[str, Result], None] | None = None
+
+    def poke(self, changes: handlers.Changes | None = None) -> None:
+        if changes is None or changes.due_steps:
+            self.wake.set()
+
+    async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                worked = await self.run_due()
+            except Exception:
+                log.exception("orchestration round failed")
+                worked = 0
+            if worked:
+                continue
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(stop, self.wake), timeout=idle_seconds)
+
+    async def run_due(self) -> int:
+        """Claim due steps and run them concurrently; returns how many were run."""
+        uow = self.new_uow()
+        async with uow:
+            now = uow.clock.now()
+            claimed = await OrderRepository(uow.conn, self.policy.keys).claim_due_steps(
+                now, now + self.lease, self.batch
+            )
+            await uow.commit()
+        if claimed:
+            await asyncio.gather(*(self._guarded(order_id) for order_id, _ in claimed))
+        return len(claimed)
+
+    async def _guarded(self, order_id: str) -> None:
+        async with self.semaphore:
+            with tracing.tracer().start_as_current_span("orders.step"):
+                try:
+                    await self.run_step(order_id)
+                except Exception as error:
+                    await self._failed(order_id, error)
+
+    async def run_step(self, order_id: str) -> None:
+        uow = self.new_uow()
+        async with uow:
+            stored = await OrderRepository(uow.conn, self.policy.keys).get(order_id)
+        if stored is None:
+            return
+        step = next_step(stored.order, StockState(stored.stock_state))
+        if step is None:
+            await self._apply(order_id, None)
+            return
+        result = await self._call_peers(step, stored)
+        if self.before_apply is not None:
+            self.before_apply(order_id, result)
+        await self._apply(order_id, result)
+
+    async def _call_peers(self, step: Step, stored: Stored) -> Result:
+        order = stored.order
+        if step is Step.RELEASE:
+            await self.peers.release(order, order.status_reason or "order cancelled")
+            return Result(StockState.RELEASED)
+        if step is Step.COMMIT:
+            try:
+                return Result(StockState.COMMITTED, await self.peers.commit(order.order_id))
+            except StockGone:
+                pass  # the reservation expired before the payment: reserve again, below
+        plan = await self.peers.plan(order)
+        if plan.parked_reason:
+            return Result(StockState.NONE, parked=f"{plan.parked_reason}: {plan.parked_detail}".strip(": "))
+        return await self._reserve(order, plan)
+
+    async def _reserve(self, order: Order, plan: Plan) -> Result:
+        if not await self.peers.reserve(order.order_id, plan):
+            return Result(StockState.NONE, plan.warehouses, short=True)
+        if order.is_paid:
+            try:
+                return Result(StockState.COMMITTED, await self.peers.commit(order.order_id))
+            except StockGone:
+                return Result(StockState.NONE, plan.warehouses, short=True)
+        return Result(StockState.RESERVED, plan.warehouses)
+
+    async def _apply(self, order_id: str, result: Result | None) -> None:
+        changes = handlers.Changes()
+        uow = self.new_uow()
+        async with uow:
+            now = uow.clock.now()
+            repo = OrderRepository(uow.conn, self.policy.keys)
+            stored = await repo.get(order_id, lock=True)
+            if stored is None:
+                return
+            order = stored.order
+            version = order.version
+            extra: list[Entry] = []
+            if result is not None:
+                extra = _apply_result(stored, result, now)
+            await repo.set_step(order_id, None, None)
+            stored.step = None
+            await handlers._save(uow, repo, stored, version, ACTOR, "orders", changes, extra)
+            await uow.commit()
+        self.poke(changes)
+
+    async def _failed(self, order_id: str, error: Exception) -> None:
+        """Retry after a pause; after the last attempt the step is dead-lettered and alerted."""
+        message = f"{type(error).__name__}: {error}"
+        uow = self.new_uow()
+        async with uow:
+            now = uow.clock.now()
+            repo = OrderRepository(uow.conn, self.policy.keys)
+            stored = await repo.get(order_id, lock=True)
+            if stored is None:
+                return
+            dead = stored.step_attempts >= self.policy.retry_attempts
+            await repo.step_failed(order_id, message, None if dead else now + self.policy.retry_delay, dead)
+            rows = [Entry("step_failed", ACTOR, "orders", f"attempt {stored.step_attempts}: {message}")]
+            if dead:
+                stored.order.events.append(
+                    AlertRaised("order_step_dead", "high", f"{stored.step or 'step'} failed: {message}")
+                )
+                rows.append(Entry("dead_letter", ACTOR, "orders", "step moved to the dead-letter list"))
+            timeline = handlers.record(uow, repo, stored.order, ACTOR, "orders")
+            timeline += timeline_rows(order_id, rows, now, tracing.current_trace_id())
+            await repo.add_timeline(timeline)
+            await uow.commit()
+        level = logging.ERROR if not isinstance(error, DomainError) else logging.WARNING
+        log.log(level, "step for order %s failed: %s", order_id, message)
+
+
+def _apply_result(stored: Stored, result: Result, now: datetime) -> list[Entry]:
+    order = stored.order
+    notes: list[Entry] = []
+    # what inventory now holds is a fact whatever happened to the order meanwhile; a cancelled
+    # order that got a reservation in between is released by its next step
+    stored.stock_state = result.stock.value
+    if result.stock is StockState.RESERVED:
+        order.warehouses = result.warehouses
+        notes.append(
+            Entry("reserved", ACTOR, "inventory", "stock reserved at " + ", ".join(result.warehouses))
+        )
+    elif result.stock is StockState.RELEASED:
+        notes.append(Entry("stock_released", ACTOR, "inventory", "stock given back"))
+    elif result.stock is StockState.COMMITTED:
+        if order.status is OrderStatus.PAID:
+            order.allocate(result.warehouses, now)
+        else:
+            order.warehouses = result.warehouses
+    elif result.parked or result.short:
+        why = result.parked or "out of stock at the planned warehouses"
+        if order.is_paid and order.status is OrderStatus.PAID:
+            order.freeze(f"paid, out of stock ({why})", now)
+            order.events.append(AlertRaised("paid_out_of_stock", "critical", f"paid, out of stock: {why}"))
+        elif order.status in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID):
+            order.hold(f"unroutable: {why}", now)
+    return notes
+
+
+async def _first(stop: asyncio.Event, wake: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

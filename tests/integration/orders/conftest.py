@@ -1,0 +1,165 @@
+"""The orders service with live inventory and routing servers on port 0, and real Postgres."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oms.inventory.v1 import inventory_pb2_grpc
+from oms.orders.v1 import orders_pb2_grpc
+from oms.routing.v1 import routing_pb2_grpc
+from services.inventory import handlers as stock
+from services.inventory.grpc_api import InventoryServicer
+from services.inventory.handlers import Policy as StockPolicy
+from services.kit import grpc_client
+from services.kit.clock import FixedClock
+from services.kit.db import UnitOfWork, make_engine
+from services.kit.grpc_server import GrpcServer
+from services.kit.sealing import KeyRing
+from services.orders import handlers
+from services.orders.domain import anchor
+from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
+from services.orders.orchestrator import Orchestrator
+from services.orders.peers import Peers
+from services.routing import handlers as routing_handlers
+from services.routing.domain.defaults import WAREHOUSES
+from services.routing.grpc_api import RoutingServicer
+from services.routing.inventory_client import InventoryStock
+
+START = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+
+
+def test_keys() -> KeyRing:
+    return KeyRing(keys={"k1": os.urandom(32)}, active_key_id="k1", hash_key=os.urandom(32))
+
+
+def test_policy(keys: KeyRing | None = None) -> handlers.Policy:
+    from datetime import timedelta
+
+    return handlers.Policy(
+        keys=keys or test_keys(),
+        rules=anchor.load_rules(anchor.DEFAULT_RULES_PATH.read_text()),
+        retry_delay=timedelta(seconds=5),
+    )
+
+
+@dataclass
+class Stack:
+    orders: orders_pb2_grpc.OrdersServiceStub
+    engine: AsyncEngine
+    inventory_engine: AsyncEngine
+    clock: FixedClock
+    policy: handlers.Policy
+    orchestrator: Orchestrator
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.clock)
+
+    def inventory_uow(self) -> UnitOfWork:
+        return UnitOfWork(self.inventory_engine, self.clock)
+
+    async def receive(self, warehouse: str, sku: str, units: int) -> None:
+        await stock.record_receipt(
+            self.inventory_uow(), StockPolicy(), f"g-{warehouse}-{sku}-{units}", warehouse, sku, units
+        )
+
+    async def drive(self) -> None:
+        """Run every due orchestration step until none is left."""
+        while await self.orchestrator.run_due():
+            pass
+
+    async def scalar(self, sql: str, **params: object) -> object:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(text(sql), params)).scalar()
+
+    async def column(self, sql: str, **params: object) -> list[object]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(text(sql), params)).scalars())
+
+    async def stock_of(self, warehouse: str, sku: str) -> tuple[int, int]:
+        async with self.inventory_engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT on_hand, reserved FROM stock WHERE warehouse_id = :w AND sku = :s"),
+                    {"w": warehouse, "s": sku},
+                )
+            ).first()
+        return (row.on_hand, row.reserved) if row else (0, 0)
+
+
+@pytest.fixture
+async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
+    clock = FixedClock(START)
+    orders_engine, inventory_engine, routing_engine = (
+        make_engine(orders_db),
+        make_engine(inventory_db),
+        make_engine(routing_db),
+    )
+    inventory_server = GrpcServer(
+        port=0,
+        service_names=["inv"],
+        host="127.0.0.1",
+        grace_seconds=0.1,
+        register=lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
+            InventoryServicer(lambda: UnitOfWork(inventory_engine, clock), StockPolicy()), s
+        ),
+    )
+    await inventory_server.start()
+    inventory_channel = grpc_client.channel(f"127.0.0.1:{inventory_server.port}")
+    for warehouse in WAREHOUSES:
+        await stock.put_warehouse(UnitOfWork(inventory_engine), warehouse.warehouse_id, warehouse.name)
+    for sku in ("TEA", "CUP"):
+        await stock.put_sku(UnitOfWork(inventory_engine), sku, sku)
+    await routing_handlers.ensure_default_rules(UnitOfWork(routing_engine))
+    cache = routing_handlers.RuleSetCache()
+    routing_server = GrpcServer(
+        port=0,
+        service_names=["routing"],
+        host="127.0.0.1",
+        grace_seconds=0.1,
+        register=lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(
+            RoutingServicer(
+                lambda: UnitOfWork(routing_engine, clock), cache, InventoryStock(inventory_channel)
+            ),
+            s,
+        ),
+    )
+    await routing_server.start()
+    routing_channel = grpc_client.channel(f"127.0.0.1:{routing_server.port}")
+    policy = test_policy()
+
+    def new_uow() -> UnitOfWork:
+        return UnitOfWork(orders_engine, clock)
+
+    orchestrator = Orchestrator(new_uow, policy, Peers(routing_channel, inventory_channel, 0))
+    servicer = OrdersServicer(new_uow, policy, orchestrator)
+    orders_server = GrpcServer(
+        port=0,
+        service_names=[SERVICE_NAME],
+        host="127.0.0.1",
+        grace_seconds=0.1,
+        register=lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
+    )
+    await orders_server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{orders_server.port}") as channel:
+        yield Stack(
+            orders_pb2_grpc.OrdersServiceStub(channel),
+            orders_engine,
+            inventory_engine,
+            clock,
+            policy,
+            orchestrator,
+        )
+    for server in (orders_server, routing_server, inventory_server):
+        await server.stop()
+    await routing_channel.close()
+    await inventory_channel.close()
+    for engine in (orders_engine, inventory_engine, routing_engine):
+        await engine.dispose()

@@ -1,0 +1,405 @@
+"""The order center end to end inside one process: real Postgres, inventory and routing over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from oms.common.v1 import common_pb2
+from oms.orders.v1 import orders_pb2
+from tests.conftest import random_ref
+from tests.integration.orders.conftest import Stack
+
+CNY = "CNY"
+
+
+def money(amount: int) -> common_pb2.Money:
+    return common_pb2.Money(currency_code=CNY, amount_minor=amount)
+
+
+def stamp(at: object) -> Timestamp:
+    result = Timestamp()
+    result.FromDatetime(at)  # type: ignore[arg-type]
+    return result
+
+
+def canonical(ref: str, **overrides: object) -> orders_pb2.IngestOrderRequest:
+    request = orders_pb2.IngestOrderRequest(
+        channel=orders_pb2.CHANNEL_OWN_SHOP,
+        channel_order_id=ref,
+        buyer_id="buyer-7",
+        lines=[
+            orders_pb2.OrderLine(sku="TEA", title="Tea", quantity=2, unit_price=money(4500)),
+            orders_pb2.OrderLine(sku="CUP", title="Cup", quantity=1, unit_price=money(1999)),
+        ],
+        discounts=[
+            orders_pb2.Discount(kind=orders_pb2.DISCOUNT_KIND_COUPON, amount=money(1000), reference="C-10"),
+            orders_pb2.Discount(kind=orders_pb2.DISCOUNT_KIND_POINTS, amount=money(333)),
+        ],
+        shipping_address=common_pb2.Address(
+            recipient_name="韩梅梅",
+            phone="13912345678",
+            country_code="CN",
+            province="Zhejiang",
+            city="Hangzhou",
+            district="Xihu",
+            detail="18 Longjing Road, Building 3",
+        ),
+        shipping_fee=money(800),
+    )
+    for name, value in overrides.items():
+        if isinstance(value, Timestamp):
+            getattr(request, name).CopyFrom(value)
+        else:
+            setattr(request, name, value)
+    return request
+
+
+async def ingest(stack: Stack, ref: str, **overrides: object) -> orders_pb2.Order:
+    reply = await stack.orders.IngestOrder(canonical(ref, **overrides))
+    return reply.order
+
+
+async def pay(
+    stack: Stack, order: orders_pb2.Order, transaction: str, **overrides: object
+) -> orders_pb2.Payment:
+    request = orders_pb2.ReportPaymentRequest(
+        provider="wechat_pay",
+        transaction_id=transaction,
+        merchant_order_no=order.order_id,
+        amount=order.total,
+        paid_at=stamp(stack.clock.now()),
+        status=orders_pb2.PAYMENT_STATUS_SUCCESS,
+    )
+    for name, value in overrides.items():
+        if isinstance(value, (Timestamp, common_pb2.Money)):
+            getattr(request, name).CopyFrom(value)
+        else:
+            setattr(request, name, value)
+    return (await stack.orders.ReportPayment(request)).payment
+
+
+async def status(stack: Stack, order_id: str) -> str:
+    reply = await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order_id))
+    return orders_pb2.OrderStatus.Name(reply.order.status).removeprefix("ORDER_STATUS_")
+
+
+async def kinds(stack: Stack, order_id: str) -> list[str]:
+    reply = await stack.orders.GetTimeline(orders_pb2.GetTimelineRequest(order_id=order_id))
+    return [entry.kind for entry in reply.entries]
+
+
+async def test_an_order_is_reserved_at_ingest_and_allocated_once_paid(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    order = await ingest(stack, random_ref("own"))
+    assert order.total.amount_minor == 2 * 4500 + 1999 - 1000 - 333 + 800
+    paid_parts = [line.amounts.paid.amount_minor for line in order.lines]
+    assert sum(paid_parts) == order.total.amount_minor
+    assert order.masked and order.shipping_address.phone == "139****5678"
+    await stack.drive()
+    assert await status(stack, order.order_id) == "PENDING_PAYMENT"
+    assert await stack.stock_of("WH-SH", "TEA") == (10, 2)
+
+    payment = await pay(stack, order, random_ref("wx"))
+    assert orders_pb2.PaymentState.Name(payment.state) == "PAYMENT_STATE_APPLIED"
+    await stack.drive()
+    assert await status(stack, order.order_id) == "ALLOCATED"
+    assert await stack.stock_of("WH-SH", "TEA") == (8, 0)
+    history = await kinds(stack, order.order_id)
+    assert history[0] == "created" and "paid" in history and "allocated" in history
+    subjects = await stack.column("SELECT subject FROM outbox ORDER BY id")
+    for subject in ("orders.created", "orders.paid", "orders.allocated", "orders.status_changed"):
+        assert subject in subjects
+
+
+async def test_a_repeated_payment_notification_gets_the_first_answer_and_changes_nothing(
+    stack: Stack,
+) -> None:
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    order = await ingest(stack, random_ref("own"))
+    transaction = random_ref("wx")
+    first = await pay(stack, order, transaction)
+    again = await stack.orders.ReportPayment(
+        orders_pb2.ReportPaymentRequest(
+            provider="wechat_pay",
+            transaction_id=transaction,
+            merchant_order_no=order.order_id,
+            amount=order.total,
+            paid_at=stamp(stack.clock.now()),
+            status=orders_pb2.PAYMENT_STATUS_SUCCESS,
+        )
+    )
+    assert again.duplicate and again.payment.payment_id == first.payment_id
+    assert await stack.scalar("SELECT count(*) FROM payments") == 1
+    assert await stack.scalar("SELECT count(*) FROM outbox WHERE subject = 'orders.paid'") == 1
+
+
+async def test_an_18_minute_skewed_payment_is_parked_alerted_and_visible_never_lost(stack: Stack) -> None:
+    order = await ingest(stack, random_ref("own"))
+    skewed = stamp(stack.clock.now() - timedelta(minutes=18))
+    payment = await pay(stack, order, random_ref("wx"), paid_at=skewed)
+    assert orders_pb2.PaymentState.Name(payment.state) == "PAYMENT_STATE_PARKED"
+    assert "-18.0 min" in payment.reason
+    assert await status(stack, order.order_id) == "PENDING_PAYMENT"
+    parked = await stack.orders.ListPayments(
+        orders_pb2.ListPaymentsRequest(state=orders_pb2.PAYMENT_STATE_PARKED)
+    )
+    assert [p.payment_id for p in parked.payments] == [payment.payment_id]
+    assert await stack.scalar("SELECT count(*) FROM outbox WHERE subject = 'alerts.raised'") == 1
+    assert "payment_parked" in await kinds(stack, order.order_id)
+
+    reviewed = await stack.orders.ReviewPayment(
+        orders_pb2.ReviewPaymentRequest(
+            payment_id=payment.payment_id, accept=True, note="server clock was slow"
+        )
+    )
+    assert orders_pb2.PaymentState.Name(reviewed.payment.state) == "PAYMENT_STATE_APPLIED"
+    assert await status(stack, order.order_id) == "PAID"
+
+
+async def test_a_payment_of_the_wrong_amount_goes_to_review(stack: Stack) -> None:
+    order = await ingest(stack, random_ref("own"))
+    payment = await pay(stack, order, random_ref("wx"), amount=money(order.total.amount_minor - 1))
+    assert orders_pb2.PaymentState.Name(payment.state) == "PAYMENT_STATE_PARKED"
+    assert "differs from the payable" in payment.reason
+    assert await status(stack, order.order_id) == "PENDING_PAYMENT"
+
+
+@pytest.mark.parametrize("provider_status", ["PAYMENT_STATUS_FAILED", "PAYMENT_STATUS_CLOSED"])
+async def test_failed_and_closed_notifications_are_recorded_not_ignored(
+    stack: Stack, provider_status: str
+) -> None:
+    order = await ingest(stack, random_ref("own"))
+    payment = await pay(
+        stack, order, random_ref("wx"), status=orders_pb2.PaymentStatus.Value(provider_status)
+    )
+    assert orders_pb2.PaymentState.Name(payment.state) == "PAYMENT_STATE_APPLIED"
+    assert await status(stack, order.order_id) == "PENDING_PAYMENT"
+    assert "payment_applied" in await kinds(stack, order.order_id)
+
+
+async def test_an_illegal_transition_freezes_the_order_and_raises_an_alert(stack: Stack) -> None:
+    order = await ingest(stack, random_ref("own"))
+    fields = struct_pb2.Struct()
+    fields.update({"tracking": {"node": "SIGNED"}, "waybill_no": "SF1"})
+    reply = await stack.orders.ReportSourceStatus(
+        orders_pb2.ReportSourceStatusRequest(source="CARRIER", order_id=order.order_id, fields=fields)
+    )
+    assert reply.rule, "a carrier delivery rule should match"
+    assert await status(stack, order.order_id) == "EXCEPTION"
+    assert "exception" in await kinds(stack, order.order_id)
+    assert await stack.scalar("SELECT count(*) FROM outbox WHERE subject = 'orders.exception'") == 1
+    assert await stack.scalar("SELECT count(*) FROM outbox WHERE subject = 'alerts.raised'") >= 1  # type: ignore[operator]
+
+
+async def test_shipped_needs_both_the_waybill_and_the_scan_out(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    order = await ingest(stack, random_ref("own"))
+    await stack.drive()
+    await pay(stack, order, random_ref("wx"))
+    await stack.drive()
+
+    async def wms(**values: object) -> orders_pb2.ReportSourceStatusResponse:
+        fields = struct_pb2.Struct()
+        fields.update(values)
+        return await stack.orders.ReportSourceStatus(
+            orders_pb2.ReportSourceStatusRequest(source="WMS", order_id=order.order_id, fields=fields)
+        )
+
+    await wms(status="PICKING")
+    assert await status(stack, order.order_id) == "PICKING"
+    await wms(status="PACKED")
+    assert await status(stack, order.order_id) == "PACKED"
+    waybill_only = await wms(status="PACKED", packaged_time=1732240000, logistics_no="SF1234567890")
+    assert await status(stack, order.order_id) == "PACKED"
+    assert waybill_only.order.waybill_no == "SF1234567890"
+    assert "waiting_for_proof" in await kinds(stack, order.order_id)
+    await wms(status="OUTBOUND", scan_out_time=1732243600, logistics_no="SF1234567890")
+    assert await status(stack, order.order_id) == "SHIPPED"
+
+
+async def test_cancel_releases_the_reservation_and_a_second_cancel_changes_nothing(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    order = await ingest(stack, random_ref("own"))
+    await stack.drive()
+    assert await stack.stock_of("WH-SH", "TEA") == (10, 2)
+    await stack.orders.CancelOrder(
+        orders_pb2.CancelOrderRequest(order_id=order.order_id, reason="buyer asked")
+    )
+    await stack.drive()
+    assert await stack.stock_of("WH-SH", "TEA") == (10, 0)
+    await stack.orders.CancelOrder(orders_pb2.CancelOrderRequest(order_id=order.order_id))
+    assert await stack.scalar("SELECT count(*) FROM outbox WHERE subject = 'orders.cancelled'") == 1
+
+
+async def test_hold_and_release_return_the_order_to_where_it_was(stack: Stack) -> None:
+    order = await ingest(stack, random_ref("own"))
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stack.orders.HoldOrder(orders_pb2.HoldOrderRequest(order_id=order.order_id))
+    assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "reason" in (
+        missing.value.details() or ""
+    )
+    held = await stack.orders.HoldOrder(
+        orders_pb2.HoldOrderRequest(order_id=order.order_id, reason="risk review")
+    )
+    assert held.order.status == orders_pb2.ORDER_STATUS_ON_HOLD
+    with pytest.raises(grpc.aio.AioRpcError) as twice:
+        await stack.orders.HoldOrder(orders_pb2.HoldOrderRequest(order_id=order.order_id, reason="again"))
+    assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    released = await stack.orders.ReleaseOrder(orders_pb2.ReleaseOrderRequest(order_id=order.order_id))
+    assert released.order.status == orders_pb2.ORDER_STATUS_PENDING_PAYMENT
+
+
+async def test_an_unroutable_order_is_held_with_the_reason(stack: Stack) -> None:
+    order = await ingest(stack, random_ref("own"))  # no stock anywhere
+    await stack.drive()
+    reply = await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order.order_id))
+    assert reply.order.status == orders_pb2.ORDER_STATUS_ON_HOLD
+    assert "unroutable" in reply.order.status_reason
+
+
+async def test_paid_with_no_stock_left_is_an_exception_with_an_alert(stack: Stack) -> None:
+    order = await ingest(stack, random_ref("own"), paid_at=stamp(stack.clock.now()))
+    await stack.drive()
+    reply = await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order.order_id))
+    assert reply.order.status == orders_pb2.ORDER_STATUS_EXCEPTION
+    assert "paid, out of stock" in reply.order.status_reason
+    payloads = await stack.column("SELECT subject FROM outbox WHERE subject = 'alerts.raised'")
+    assert payloads
+
+
+async def test_a_crash_between_reservation_and_status_update_recovers_once(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    order = await ingest(stack, random_ref("own"), paid_at=stamp(stack.clock.now()))
+
+    def crash(order_id: str, result: object) -> None:
+        raise SystemExit("the process died here")
+
+    stack.orchestrator.before_apply = crash
+    with pytest.raises(SystemExit):
+        await stack.orchestrator.run_step(order.order_id)
+    stack.orchestrator.before_apply = None
+    assert await status(stack, order.order_id) == "PAID"
+    assert await stack.stock_of("WH-SH", "TEA") == (8, 0), "inventory committed before the crash"
+    # the claimed step's lease runs out; the recovery picks the order up and finishes it
+    await stack.scalar("UPDATE orders SET step_due_at = now() - interval '1 second' RETURNING 1")
+    stack.clock.advance(timedelta(minutes=1))
+    await stack.drive()
+    assert await status(stack, order.order_id) == "ALLOCATED"
+    assert await stack.stock_of("WH-SH", "TEA") == (8, 0)
+    assert await stack.scalar("SELECT count(*) FROM outbox WHERE subject = 'orders.allocated'") == 1
+
+
+async def test_reservation_expiry_cancels_the_unpaid_order(stack: Stack) -> None:
+    from services.orders import handlers
+
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    order = await ingest(stack, random_ref("own"))
+    await stack.drive()
+    async with stack.engine.begin() as conn:
+        from services.kit.db import UnitOfWork
+
+        uow = UnitOfWork.joined(conn, stack.clock)
+        await handlers.reservation_expired(uow, stack.policy, order.order_id)
+        await uow.flush_events()
+    assert await status(stack, order.order_id) == "CANCELLED"
+    assert (
+        await stack.scalar("SELECT stock_state FROM orders WHERE order_id = :o", o=order.order_id)
+        == "RELEASED"
+    )
+    await stack.drive()
+    assert await stack.scalar("SELECT step FROM orders WHERE order_id = :o", o=order.order_id) is None
+
+
+async def test_concurrent_ingests_of_one_channel_order_make_one_order(stack: Stack) -> None:
+    ref = random_ref("own")
+    replies = await asyncio.gather(*(stack.orders.IngestOrder(canonical(ref)) for _ in range(8)))
+    assert len({reply.order.order_id for reply in replies}) == 1
+    assert sum(reply.created for reply in replies) == 1
+    assert await stack.scalar("SELECT count(*) FROM orders") == 1
+    assert await stack.scalar("SELECT count(*) FROM outbox WHERE subject = 'orders.created'") == 1
+
+
+async def test_a_newer_channel_version_updates_and_an_older_one_is_ignored(stack: Stack) -> None:
+    ref = random_ref("own")
+    t0 = stack.clock.now()
+    first = await ingest(stack, ref, channel_modified_at=stamp(t0), buyer_note="v1")
+    newer = await stack.orders.IngestOrder(
+        canonical(ref, channel_modified_at=stamp(t0 + timedelta(minutes=5)), buyer_note="v2")
+    )
+    assert newer.outcome == orders_pb2.INGEST_OUTCOME_UPDATED and newer.order.buyer_note == "v2"
+    older = await stack.orders.IngestOrder(
+        canonical(ref, channel_modified_at=stamp(t0 + timedelta(minutes=1)), buyer_note="old")
+    )
+    assert older.outcome == orders_pb2.INGEST_OUTCOME_STALE and older.order.buyer_note == "v2"
+    same = await stack.orders.IngestOrder(
+        canonical(ref, channel_modified_at=stamp(t0 + timedelta(minutes=5)), buyer_note="v2")
+    )
+    assert same.outcome == orders_pb2.INGEST_OUTCOME_UNCHANGED
+    assert newer.order.order_id == first.order_id
+    assert await stack.scalar("SELECT count(*) FROM outbox WHERE subject = 'orders.updated'") == 1
+
+
+async def test_a_batch_reports_each_order_separately_and_quarantines_malformed_payloads(stack: Stack) -> None:
+    good = [orders_pb2.IngestItem(order=canonical(random_ref("own"))) for _ in range(3)]
+    bad_payload = struct_pb2.Struct()
+    bad_payload.update({"tid": "123", "status": "NOT_A_STATUS"})
+    bad = orders_pb2.IngestItem(
+        channel_order=orders_pb2.IngestChannelOrderRequest(
+            channel=orders_pb2.CHANNEL_TAOBAO, payload=bad_payload
+        )
+    )
+    repeat = orders_pb2.IngestItem(order=good[0].order)
+    reply = await stack.orders.IngestOrders(orders_pb2.IngestOrdersRequest(items=[*good, bad, repeat]))
+    outcomes = [orders_pb2.IngestOutcome.Name(result.outcome) for result in reply.results]
+    assert outcomes == ["INGEST_OUTCOME_CREATED"] * 3 + [
+        "INGEST_OUTCOME_REJECTED",
+        "INGEST_OUTCOME_UNCHANGED",
+    ]
+    assert reply.results[3].error_field
+    assert reply.results[4].order_id == reply.results[0].order_id
+    quarantine = await stack.orders.ListQuarantine(orders_pb2.ListQuarantineRequest())
+    assert len(quarantine.payloads) == 1 and quarantine.payloads[0].reason
+    assert await stack.scalar("SELECT count(*) FROM orders") == 3
+
+
+async def test_a_drift_report_finds_a_planted_disagreement(stack: Stack) -> None:
+    order = await ingest(stack, random_ref("own"))
+    fields = struct_pb2.Struct()
+    fields.update({"status": "TRADE_FINISHED"})
+    await stack.orders.ReportSourceStatus(
+        orders_pb2.ReportSourceStatusRequest(source="TAOBAO", order_id=order.order_id, fields=fields)
+    )
+    report = await stack.orders.GetDriftReport(orders_pb2.GetDriftReportRequest())
+    assert [(d.order_id, d.source) for d in report.drifts] == [(order.order_id, "TAOBAO")]
+    assert report.drifts[0].source_status == "TRADE_FINISHED"
+    assert report.per_source["TAOBAO"] == 1
+
+
+async def test_personal_data_is_sealed_at_rest_and_shown_only_to_allowed_roles(stack: Stack) -> None:
+    order = await ingest(stack, random_ref("own"))
+    raw = await stack.scalar(
+        "SELECT pii_sealed || shipping_address::text FROM orders WHERE order_id = :o", o=order.order_id
+    )
+    assert "13912345678" not in str(raw) and "韩梅梅" not in str(raw)
+    masked = await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order.order_id))
+    assert masked.order.shipping_address.recipient_name == "韩**"
+    shown = await stack.orders.GetOrder(
+        orders_pb2.GetOrderRequest(order_id=order.order_id), metadata=(("x-oms-roles", "warehouse"),)
+    )
+    assert shown.order.shipping_address.phone == "13912345678" and not shown.order.masked
+    by_phone = await stack.orders.ListOrders(
+        orders_pb2.ListOrdersRequest(filter=orders_pb2.OrderFilter(buyer_phone="+86 139-1234-5678"))
+    )
+    assert [o.order_id for o in by_phone.orders] == [order.order_id]
