@@ -222,19 +222,21 @@ async def _save(
     source: str,
     changes: Changes,
     extra: list[Entry] | None = None,
+    step_done: bool = False,
 ) -> None:
-    """Write back a changed order with its events and timeline, and schedule its next step."""
+    """Write back a changed order with its events and timeline, and schedule its next step: one
+    statement. `step_done` says the process manager finished the order's current step."""
     order = stored.order
-    await repo.save(stored, version)
-    rows = record(uow, repo, order, actor, source)
+    now = uow.clock.now()
+    trace_id = tracing.current_trace_id()
+    rows = timeline_rows(order.order_id, entries_for(order.events, actor, source), now, trace_id)
     if extra:
-        rows += timeline_rows(order.order_id, extra, uow.clock.now(), tracing.current_trace_id())
-    await repo.add_timeline(rows)
+        rows += timeline_rows(order.order_id, extra, now, trace_id)
+    events = [outbox.event_row(subject, message, now) for subject, message in event_messages(order)]
     step = orchestration.next_step(order, orchestration.StockState(stored.stock_state))
     wanted = step.value if step else None
-    if wanted != stored.step:
-        await repo.set_step(order.order_id, wanted, uow.clock.now() if wanted else None)
-        stored.step = wanted
+    schedule = (wanted, now if wanted else None) if step_done or wanted != stored.step else None
+    await repo.save(stored, version, rows, events, schedule)
     if wanted:
         changes.due_steps.add(order.order_id)
     order.events.clear()

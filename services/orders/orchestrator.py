@@ -87,23 +87,24 @@ class Orchestrator:
             )
             await uow.commit()
         if claimed:
-            await asyncio.gather(*(self._guarded(order_id) for order_id, _ in claimed))
+            await asyncio.gather(*(self._guarded(stored) for stored in claimed))
         return len(claimed)
 
-    async def _guarded(self, order_id: str) -> None:
+    async def _guarded(self, stored: Stored) -> None:
         async with self.semaphore:
             with tracing.tracer().start_as_current_span("orders.step"):
                 try:
-                    await self.run_step(order_id)
+                    await self.run_step(stored.order.order_id, stored)
                 except Exception as error:
-                    await self._failed(order_id, error)
+                    await self._failed(stored.order.order_id, error)
 
-    async def run_step(self, order_id: str) -> None:
-        uow = self.new_uow()
-        async with uow:
-            stored = await OrderRepository(uow.conn, self.policy.keys).get(order_id)
+    async def run_step(self, order_id: str, stored: Stored | None = None) -> None:
         if stored is None:
-            return
+            uow = self.new_uow()
+            async with uow:
+                stored = await OrderRepository(uow.conn, self.policy.keys).get(order_id)
+            if stored is None:
+                return
         step = next_step(stored.order, StockState(stored.stock_state))
         if step is None:
             await self._apply(order_id, None)
@@ -152,9 +153,7 @@ class Orchestrator:
             extra: list[Entry] = []
             if result is not None:
                 extra = _apply_result(stored, result, now)
-            await repo.set_step(order_id, None, None)
-            stored.step = None
-            await handlers._save(uow, repo, stored, version, ACTOR, "orders", changes, extra)
+            await handlers._save(uow, repo, stored, version, ACTOR, "orders", changes, extra, step_done=True)
             await uow.commit()
         self.poke(changes)
 

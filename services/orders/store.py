@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     func,
     or_,
     select,
@@ -262,6 +263,45 @@ SELECT order_id FROM o
 )
 
 
+# Writing back a changed order: the row (if nobody changed it since it was read), its timeline and
+# its events, in one round trip.
+_SAVE = text(
+    """
+WITH u AS (
+  UPDATE orders SET status = :status, shipping_address = CAST(:shipping_address AS jsonb),
+    pii_sealed = :pii_sealed, phone_hash = :phone_hash, updated_at = :updated_at,
+    channel_status = :channel_status, channel_modified_at = :channel_modified_at, paid_at = :paid_at,
+    buyer_note = :buyer_note, resume_status = :resume_status, status_reason = :status_reason,
+    status_changed_at = COALESCE(CAST(:status_changed_at AS timestamptz), status_changed_at),
+    warehouses = CAST(:warehouses AS varchar(64)[]), waybill_no = :waybill_no,
+    scanned_out_at = :scanned_out_at, version = version + 1, stock_state = :stock_state,
+    step = CASE WHEN :set_step THEN CAST(:step AS varchar(16)) ELSE step END,
+    step_due_at = CASE WHEN :set_step THEN CAST(:step_due_at AS timestamptz) ELSE step_due_at END,
+    step_attempts = CASE WHEN :set_step THEN 0 ELSE step_attempts END,
+    step_error = CASE WHEN :set_step THEN '' ELSE step_error END,
+    step_dead = CASE WHEN :set_step THEN false ELSE step_dead END
+  WHERE order_id = :order_id AND version = :expected_version
+  RETURNING order_id
+), t AS (
+  INSERT INTO order_timeline (order_id, at, kind, actor_type, actor_id, source, from_status, to_status,
+    detail, trace_id)
+  SELECT u.order_id, x.at, x.kind, x.actor_type, x.actor_id, x.source, x.from_status, x.to_status,
+    x.detail, x.trace_id
+  FROM u, jsonb_to_recordset(CAST(:timeline AS jsonb)) AS x(at timestamptz, kind text, actor_type text,
+    actor_id text, source text, from_status text, to_status text, detail text, trace_id text, position int)
+  ORDER BY x.position
+), e AS (
+  INSERT INTO outbox (event_id, subject, event_type, payload, traceparent, occurred_at)
+  SELECT x.event_id, x.subject, x.event_type, decode(x.payload, 'base64'), x.traceparent, x.occurred_at
+  FROM u, jsonb_to_recordset(CAST(:events AS jsonb)) AS x(event_id text, subject text, event_type text,
+    payload text, traceparent text, occurred_at timestamptz, position int)
+  ORDER BY x.position
+)
+SELECT order_id FROM u
+"""
+)
+
+
 @dataclass
 class Stored:
     """An order with the process manager's bookkeeping around it."""
@@ -372,50 +412,64 @@ class OrderRepository:
         )
         return {row.order_id for row in rows}
 
-    async def save(self, stored: Stored, expected_version: int) -> None:
-        """Write back a loaded order; the version check refuses a write based on a stale read."""
+    async def save(
+        self,
+        stored: Stored,
+        expected_version: int,
+        timeline: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+        step: tuple[str | None, datetime | None] | None = None,
+    ) -> None:
+        """Write back a loaded order with its timeline and events in one statement; `step` (next
+        step, due time) replaces the process manager's step. The version check refuses a write
+        based on a stale read."""
         order = stored.order
         plain, sealed, phone_hash = self._seal_address(order.order_id, order.shipping_address)
-        result = await self.conn.execute(
-            update(orders_table)
-            .where(orders_table.c.order_id == order.order_id, orders_table.c.version == expected_version)
-            .values(
-                status=order.status.value,
-                shipping_address=plain,
-                pii_sealed=sealed,
-                phone_hash=phone_hash,
-                updated_at=order.updated_at,
-                channel_status=order.channel_status,
-                channel_modified_at=order.channel_modified_at,
-                paid_at=order.paid_at,
-                buyer_note=order.buyer_note,
-                resume_status=order.resume_status.value if order.resume_status else None,
-                status_reason=order.status_reason,
-                status_changed_at=func.coalesce(_changed_at(order), orders_table.c.status_changed_at),
-                warehouses=list(order.warehouses),
-                waybill_no=order.waybill_no,
-                scanned_out_at=order.scanned_out_at,
-                version=expected_version + 1,
-                stock_state=stored.stock_state,
+        next_step, due_at = step if step is not None else (None, None)
+        row = (
+            await self.conn.execute(
+                _SAVE,
+                {
+                    "order_id": order.order_id,
+                    "expected_version": expected_version,
+                    "status": order.status.value,
+                    "shipping_address": dumps(plain),
+                    "pii_sealed": sealed,
+                    "phone_hash": phone_hash,
+                    "updated_at": order.updated_at,
+                    "channel_status": order.channel_status,
+                    "channel_modified_at": order.channel_modified_at,
+                    "paid_at": order.paid_at,
+                    "buyer_note": order.buyer_note,
+                    "resume_status": order.resume_status.value if order.resume_status else None,
+                    "status_reason": order.status_reason,
+                    "status_changed_at": _changed_at(order),
+                    "warehouses": list(order.warehouses),
+                    "waybill_no": order.waybill_no,
+                    "scanned_out_at": order.scanned_out_at,
+                    "stock_state": stored.stock_state,
+                    "set_step": step is not None,
+                    "step": next_step,
+                    "step_due_at": due_at,
+                    "timeline": dumps([{**row, "position": n} for n, row in enumerate(timeline)]),
+                    "events": dumps(
+                        [
+                            {**event, "payload": base64.b64encode(event["payload"]).decode(), "position": n}
+                            for n, event in enumerate(events)
+                        ]
+                    ),
+                },
             )
-            .returning(orders_table.c.version)
-        )
-        if result.first() is None:
+        ).first()
+        if row is None:
             raise ConcurrentChange(order.order_id)
         order.version = expected_version + 1
+        if step is not None:
+            stored.step = next_step
 
     async def add_timeline(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             await self.conn.execute(timeline_table.insert(), rows)
-
-    async def set_step(
-        self, order_id: str, step: str | None, due_at: datetime | None, attempts: int = 0, error: str = ""
-    ) -> None:
-        await self.conn.execute(
-            update(orders_table)
-            .where(orders_table.c.order_id == order_id)
-            .values(step=step, step_due_at=due_at, step_attempts=attempts, step_error=error, step_dead=False)
-        )
 
     async def step_failed(self, order_id: str, error: str, due_at: datetime | None, dead: bool) -> None:
         await self.conn.execute(
@@ -424,51 +478,27 @@ class OrderRepository:
             .values(step_error=error[:2000], step_due_at=due_at, step_dead=dead)
         )
 
-    async def claim_due_steps(
-        self, now: datetime, lease_until: datetime, limit: int
-    ) -> list[tuple[str, str]]:
-        """Take due steps for this worker until the lease ends; a worker that dies mid-step loses its
-        lease and any worker picks the step up again (the recovery of a crash between two steps)."""
-        due = (
-            select(orders_table.c.order_id)
-            .where(
-                orders_table.c.step.is_not(None),
-                orders_table.c.step_dead.is_(False),
-                orders_table.c.step_due_at <= now,
-            )
-            .order_by(orders_table.c.step_due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        rows = await self.conn.execute(
-            update(orders_table)
-            .where(orders_table.c.order_id.in_(due))
-            .values(step_due_at=lease_until, step_attempts=orders_table.c.step_attempts + 1)
-            .returning(orders_table.c.order_id, orders_table.c.step)
-        )
-        return [(row.order_id, row.step) for row in rows]
+    async def claim_due_steps(self, now: datetime, lease_until: datetime, limit: int) -> list[Stored]:
+        """Take due steps for this worker until the lease ends, with the orders themselves; a worker
+        that dies mid-step loses its lease and any worker picks the step up again (the recovery of
+        a crash between two steps)."""
+        rows = await self.conn.execute(_CLAIM, {"now": now, "lease_until": lease_until, "limit": limit})
+        return [self.stored_from_row(row._mapping) for row in rows]
 
     # ---- reading ------------------------------------------------------------------------------
 
     async def get(self, order_id: str, lock: bool = False) -> Stored | None:
-        return await self._one(orders_table.c.order_id == order_id, lock)
+        query = _BY_ID_LOCKED if lock else _BY_ID
+        row = (await self.conn.execute(query, {"order_id": order_id})).first()
+        return None if row is None else self.stored_from_row(row._mapping)
 
     async def get_by_channel(
         self, channel: Channel, channel_order_id: str, lock: bool = False
     ) -> Stored | None:
-        return await self._one(
-            and_(
-                orders_table.c.channel == channel.value, orders_table.c.channel_order_id == channel_order_id
-            ),
-            lock,
-        )
-
-    async def _one(self, where: Any, lock: bool) -> Stored | None:
-        query = _with_lines(select(orders_table)).where(where)
-        if lock:
-            query = query.with_for_update(of=orders_table)
-        row = (await self.conn.execute(query)).first()
+        query = _BY_CHANNEL_LOCKED if lock else _BY_CHANNEL
+        row = (
+            await self.conn.execute(query, {"channel": channel.value, "channel_order_id": channel_order_id})
+        ).first()
         return None if row is None else self.stored_from_row(row._mapping)
 
     async def list(self, where: list[Any], after: tuple[datetime, str] | None, limit: int) -> list[Stored]:
@@ -585,12 +615,12 @@ _LINE_FIELDS = (
 )
 
 
-def _with_lines(query: Any) -> Any:
-    """The order row with its lines as one JSON array: one statement per read, not 1 + lines."""
+def _lines_of_order() -> Any:
+    """The order's lines as one JSON array: one statement per read, not 1 + lines."""
     line = func.jsonb_build_object(
         *[item for name in _LINE_FIELDS for item in (name, order_lines_table.c[name])]
     )
-    lines = (
+    return (
         select(
             func.coalesce(
                 func.jsonb_agg(aggregate_order_by(line, order_lines_table.c.line_no)), text("'[]'::jsonb")
@@ -600,7 +630,40 @@ def _with_lines(query: Any) -> Any:
         .scalar_subquery()
         .label("lines")
     )
-    return query.add_columns(lines)
+
+
+_LINES = _lines_of_order()
+
+
+def _with_lines(query: Any) -> Any:
+    return query.add_columns(_LINES)
+
+
+_BY_ID = _with_lines(select(orders_table)).where(orders_table.c.order_id == bindparam("order_id"))
+_BY_ID_LOCKED = _BY_ID.with_for_update(of=orders_table)
+_BY_CHANNEL = _with_lines(select(orders_table)).where(
+    orders_table.c.channel == bindparam("channel"),
+    orders_table.c.channel_order_id == bindparam("channel_order_id"),
+)
+_BY_CHANNEL_LOCKED = _BY_CHANNEL.with_for_update(of=orders_table)
+_DUE = (
+    select(orders_table.c.order_id)
+    .where(
+        orders_table.c.step.is_not(None),
+        orders_table.c.step_dead.is_(False),
+        orders_table.c.step_due_at <= bindparam("now"),
+    )
+    .order_by(orders_table.c.step_due_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_CLAIM = (
+    update(orders_table)
+    .where(orders_table.c.order_id.in_(_DUE))
+    .values(step_due_at=bindparam("lease_until"), step_attempts=orders_table.c.step_attempts + 1)
+    .returning(*orders_table.c, _LINES)
+)
 
 
 def _lines_json(order: Order) -> list[dict[str, Any]]:
