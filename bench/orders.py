@@ -100,12 +100,12 @@ async def single(address: str) -> tuple[float, list[float]]:
     return len(latencies) / elapsed, latencies
 
 
-async def batches(address: str) -> float:
+async def batches(address: str, label: str) -> float:
     rng = random.Random(7)
     requests = [
         orders_pb2.IngestOrdersRequest(
             items=[
-                orders_pb2.IngestItem(order=order_request(f"batch-{b}-{i}", rng))
+                orders_pb2.IngestItem(order=order_request(f"{label}-{b}-{i}", rng))
                 for i in range(min(BATCH_SIZE, BATCH_ORDERS - b * BATCH_SIZE))
             ]
         )

@@ -40,8 +40,12 @@ async def serve(settings: Settings) -> None:
         routing = grpc_client.channel(settings.routing_address)
         inventory = grpc_client.channel(settings.inventory_address)
         peers = Peers(routing, inventory, settings.reservation_ttl_seconds)
-        orchestrator = Orchestrator(new_uow, policy, peers, lease=settings.step_lease)
-        runtime.spawn("orchestrator", orchestrator.run)
+        concurrency = settings.process_manager_concurrency
+        orchestrator = Orchestrator(
+            new_uow, policy, peers, lease=settings.step_lease, concurrency=max(concurrency, 1)
+        )
+        if concurrency > 0:  # 0: this replica only takes requests; worker replicas drive the orders
+            runtime.spawn("orchestrator", orchestrator.run)
         consumer = EventConsumer(
             runtime.js,
             runtime.engine,

@@ -29,6 +29,7 @@ class Settings:
     retry_attempts: int
     retry_delay: timedelta
     step_lease: timedelta
+    process_manager_concurrency: int
     reservation_ttl_seconds: int
     drift_report_at: time
 
@@ -57,6 +58,7 @@ class Settings:
             retry_attempts=integer(env, "RETRY_ATTEMPTS", 3),
             retry_delay=timedelta(seconds=number(env, "RETRY_DELAY_SECONDS", 5)),
             step_lease=timedelta(seconds=number(env, "STEP_LEASE_SECONDS", 30)),
+            process_manager_concurrency=integer(env, "PROCESS_MANAGER_CONCURRENCY", 16),
             reservation_ttl_seconds=integer(env, "RESERVATION_TTL_SECONDS", 0),
             drift_report_at=parse_clock(optional(env, "DRIFT_REPORT_AT", "02:00+08:00")),
         )
