@@ -236,7 +236,23 @@ def main() -> None:
         print(f"single_p99_ms: {percentile(latencies, 0.99) * 1000:.1f} ms")
         for name, seconds in spent.items():
             print(f"single_{name}_cpu_ms_per_order: {seconds * 1000 / max(len(latencies), 1):.2f} ms")
-        print(f"batch_orders_per_s: {asyncio.run(batches(orders)):.0f} orders/s")
+        print(f"batch_orders_per_s: {asyncio.run(batches(orders, 'batch')):.0f} orders/s")
+        # the same two loads on a replica that only takes requests (PROCESS_MANAGER_CONCURRENCY=0):
+        # what the ingest path costs by itself, with the process manager's work left for later
+        ingest_only = bench.start(
+            "orders",
+            {
+                "DATABASE_URL": bench.database("orders", "_ingest"),
+                "ROUTING_SERVICE_ADDR": routing,
+                "INVENTORY_SERVICE_ADDR": inventory,
+                "PROCESS_MANAGER_CONCURRENCY": "0",
+                **keys,
+            },
+        )
+        rate, latencies = asyncio.run(single(ingest_only))
+        print(f"ingest_only_single_orders_per_s: {rate:.0f} orders/s")
+        print(f"ingest_only_single_p99_ms: {percentile(latencies, 0.99) * 1000:.1f} ms")
+        print(f"ingest_only_batch_orders_per_s: {asyncio.run(batches(ingest_only, 'only')):.0f} orders/s")
         counted = asyncio.run(statements(bench.database("orders", "_counted"), routing, inventory, ring))
         per_order = counted["single"] + counted["steps"]
         print(f"sql_statements_per_order: {per_order:.1f} statements")

@@ -6,6 +6,7 @@ Who is calling arrives in metadata set by the gateway (`x-oms-principal`, `x-oms
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -497,9 +498,32 @@ def ingest_command(request: orders_pb2.IngestOrderRequest) -> IngestCommand:
 
 
 def channel_payload(request: orders_pb2.IngestChannelOrderRequest) -> handlers.ChannelPayload:
+    if request.HasField("payload") and request.payload_json:
+        raise InvalidArgument("payload_json", "send payload or payload_json, not both")
+    if request.payload_json:
+        try:
+            payload = json.loads(request.payload_json)
+        except ValueError as error:
+            raise InvalidArgument("payload_json", f"is not JSON: {error}") from None
+        if not isinstance(payload, dict):
+            raise InvalidArgument("payload_json", "must be a JSON object")
+        return handlers.ChannelPayload(_channel(request.channel), payload)
     if not request.HasField("payload"):
         raise InvalidArgument("payload", "is required: the channel's order as a JSON object")
-    return handlers.ChannelPayload(_channel(request.channel), json_format.MessageToDict(request.payload))
+    return handlers.ChannelPayload(
+        _channel(request.channel), _whole_numbers(json_format.MessageToDict(request.payload))
+    )
+
+
+def _whole_numbers(value: Any) -> Any:
+    """Struct carries every number as a double; a channel's ids and counts are integers again."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
 
 
 def notification(request: orders_pb2.ReportPaymentRequest) -> pay.PaymentNotification:
