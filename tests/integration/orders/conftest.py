@@ -36,15 +36,15 @@ from services.routing.inventory_client import InventoryStock
 START = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 
 
-def test_keys() -> KeyRing:
+def make_keys() -> KeyRing:
     return KeyRing(keys={"k1": os.urandom(32)}, active_key_id="k1", hash_key=os.urandom(32))
 
 
-def test_policy(keys: KeyRing | None = None) -> handlers.Policy:
+def make_policy(keys: KeyRing | None = None) -> handlers.Policy:
     from datetime import timedelta
 
     return handlers.Policy(
-        keys=keys or test_keys(),
+        keys=keys or make_keys(),
         rules=anchor.load_rules(anchor.DEFAULT_RULES_PATH.read_text()),
         retry_delay=timedelta(seconds=5),
     )
@@ -133,7 +133,7 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
     )
     await routing_server.start()
     routing_channel = grpc_client.channel(f"127.0.0.1:{routing_server.port}")
-    policy = test_policy()
+    policy = make_policy()
 
     def new_uow() -> UnitOfWork:
         return UnitOfWork(orders_engine, clock)

@@ -16,7 +16,7 @@ from services.kit.schema import outbox_table
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.store import order_lines_table, orders_table
 from tests.conftest import random_ref
-from tests.integration.orders.conftest import test_policy
+from tests.integration.orders.conftest import make_policy
 
 
 def order_request(channel_order_id: str, **overrides: object) -> orders_pb2.IngestOrderRequest:
@@ -56,7 +56,7 @@ def order_request(channel_order_id: str, **overrides: object) -> orders_pb2.Inge
 
 @pytest.fixture
 async def stub(orders_engine: AsyncEngine) -> AsyncIterator[orders_pb2_grpc.OrdersServiceStub]:
-    servicer = OrdersServicer(lambda: UnitOfWork(orders_engine), test_policy())
+    servicer = OrdersServicer(lambda: UnitOfWork(orders_engine), make_policy())
     server = GrpcServer(
         port=0,
         service_names=[SERVICE_NAME],
