@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 GEN = ROOT / "gen"
 DESCRIPTOR_SET = GEN / "oms.pb"
-GOOGLE_API_FILES = ("annotations.proto", "http.proto")
+GOOGLE_API_FILES = ("annotations.proto", "http.proto", "httpbody.proto")
 
 
 def _googleapis_root() -> Path:

@@ -35,6 +35,7 @@ from services.orders.domain.model import IngestOrder as IngestCommand
 from services.orders.domain.timeline import Actor, ActorType
 from services.orders.messages import status_value, timestamp
 from services.orders.orchestrator import Orchestrator
+from services.orders.scope import EVERYTHING, Scope, check_channel
 from services.orders.store import Stored
 
 SERVICE_NAME = orders_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name
@@ -82,6 +83,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     async def _ingest_one(
         self, item: IngestCommand | handlers.ChannelPayload, context: grpc.aio.ServicerContext
     ) -> handlers.Ingested:
+        check_channel(scope_of(context), item.channel)
         results, changes = await handlers.ingest(self.uow(), self.policy, [item], actor_of(context))
         self._poke(changes)
         result = results[0]
@@ -104,6 +106,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
                 items.append(channel_payload(item.channel_order))
             else:
                 raise InvalidArgument(f"items[{index}]", "needs an order or a channel_order")
+            check_channel(scope_of(context), items[-1].channel, f"items[{index}].channel")
         results, changes = await handlers.ingest(self.uow(), self.policy, items, actor_of(context))
         self._poke(changes)
         counts = {outcome: 0 for outcome in handlers.Outcome}
@@ -133,14 +136,18 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     async def GetOrder(
         self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.GetOrderResponse:
-        stored = await handlers.get_order(self.uow(), self.policy.keys, request.order_id)
+        stored = await handlers.get_order(self.uow(), self.policy.keys, request.order_id, scope_of(context))
         return orders_pb2.GetOrderResponse(order=stored_message(stored, _reveal(context)))
 
     async def GetOrderByChannel(
         self, request: orders_pb2.GetOrderByChannelRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.GetOrderByChannelResponse:
         stored = await handlers.get_order_by_channel(
-            self.uow(), self.policy.keys, _channel(request.channel), request.channel_order_id
+            self.uow(),
+            self.policy.keys,
+            _channel(request.channel),
+            request.channel_order_id,
+            scope_of(context),
         )
         return orders_pb2.GetOrderByChannelResponse(order=stored_message(stored, _reveal(context)))
 
@@ -150,7 +157,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         found, token = await queries.list_orders(
             self.uow(),
             self.policy.keys,
-            order_filter(request.filter),
+            order_filter(request.filter, scope_of(context)),
             request.page.page_size,
             request.page.page_token,
         )
@@ -164,7 +171,8 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self, request: orders_pb2.ExportOrdersRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orders_pb2.ExportOrdersResponse]:
         reveal = _reveal(context)
-        async for chunk in queries.export_orders(self.uow, self.policy.keys, order_filter(request.filter)):
+        found = order_filter(request.filter, scope_of(context))
+        async for chunk in queries.export_orders(self.uow, self.policy.keys, found):
             yield orders_pb2.ExportOrdersResponse(orders=[stored_message(stored, reveal) for stored in chunk])
 
     async def GetOrderStats(
@@ -200,7 +208,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     async def GetTimeline(
         self, request: orders_pb2.GetTimelineRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.GetTimelineResponse:
-        handlers.check_order_id(request.order_id)
+        await handlers.get_order(self.uow(), self.policy.keys, request.order_id, scope_of(context))
         entries = await queries.timeline(self.uow(), request.order_id)
         return orders_pb2.GetTimelineResponse(
             entries=[
@@ -226,7 +234,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self, request: orders_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.CancelOrderResponse:
         order, changes = await handlers.cancel_order(
-            self.uow(), self.policy, request.order_id, request.reason, actor_of(context)
+            self.uow(), self.policy, request.order_id, request.reason, actor_of(context), scope_of(context)
         )
         self._poke(changes)
         return orders_pb2.CancelOrderResponse(order=order_message(order, _reveal(context)))
@@ -235,7 +243,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self, request: orders_pb2.HoldOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.HoldOrderResponse:
         order, _ = await handlers.hold_order(
-            self.uow(), self.policy, request.order_id, request.reason, actor_of(context)
+            self.uow(), self.policy, request.order_id, request.reason, actor_of(context), scope_of(context)
         )
         return orders_pb2.HoldOrderResponse(order=order_message(order, _reveal(context)))
 
@@ -243,7 +251,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self, request: orders_pb2.ReleaseOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.ReleaseOrderResponse:
         order, changes = await handlers.release_order(
-            self.uow(), self.policy, request.order_id, request.reason, actor_of(context)
+            self.uow(), self.policy, request.order_id, request.reason, actor_of(context), scope_of(context)
         )
         self._poke(changes)
         return orders_pb2.ReleaseOrderResponse(order=order_message(order, _reveal(context)))
@@ -338,7 +346,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             reported_at=_optional_time(request, "reported_at"),
         )
         order, observation, changed, changes = await handlers.report_source_status(
-            self.uow(), self.policy, report
+            self.uow(), self.policy, report, scope_of(context)
         )
         self._poke(changes)
         return orders_pb2.ReportSourceStatusResponse(
@@ -392,6 +400,14 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             generated_at=timestamp(report.generated_at),
         )
 
+    async def AssignCustomers(
+        self, request: orders_pb2.AssignCustomersRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.AssignCustomersResponse:
+        assigned = await handlers.assign_customers(
+            self.uow(), request.agent_id, list(request.buyer_ids), request.replace
+        )
+        return orders_pb2.AssignCustomersResponse(buyer_ids=assigned)
+
     async def ListQuarantine(
         self, request: orders_pb2.ListQuarantineRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.ListQuarantineResponse:
@@ -433,6 +449,15 @@ def actor_of(context: grpc.aio.ServicerContext) -> Actor:
     kind = metadata.get("x-oms-actor-type", "").strip().lower()
     actor_type = ActorType(kind) if kind in ActorType._value2member_map_ else ActorType.SERVICE
     return Actor(actor_type, principal or "unidentified")
+
+
+def scope_of(context: grpc.aio.ServicerContext) -> Scope:
+    metadata = _metadata(context)
+    return Scope(
+        customer_id=metadata.get("x-oms-scope-customer", "").strip(),
+        agent_id=metadata.get("x-oms-scope-agent", "").strip(),
+        channel=metadata.get("x-oms-scope-channel", "").strip().upper(),
+    )
 
 
 def roles_of(context: grpc.aio.ServicerContext) -> list[str]:
@@ -547,7 +572,7 @@ def notification(request: orders_pb2.ReportPaymentRequest) -> pay.PaymentNotific
     )
 
 
-def order_filter(message: orders_pb2.OrderFilter) -> queries.OrderFilter:
+def order_filter(message: orders_pb2.OrderFilter, scope: Scope | None = None) -> queries.OrderFilter:
     statuses: list[OrderStatus] = []
     for index, value in enumerate(message.statuses):
         if value == orders_pb2.ORDER_STATUS_UNSPECIFIED or value not in orders_pb2.OrderStatus.values():
@@ -567,6 +592,7 @@ def order_filter(message: orders_pb2.OrderFilter) -> queries.OrderFilter:
         warehouse_id=message.warehouse_id,
         buyer_id=message.buyer_id,
         buyer_phone=message.buyer_phone,
+        scope=scope or EVERYTHING,
     )
 
 

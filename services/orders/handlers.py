@@ -27,9 +27,11 @@ from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import AlertRaised, Channel, IngestOrder, Order, accept
 from services.orders.domain.timeline import Actor, Entry, entries_for
 from services.orders.messages import alert, event_messages
+from services.orders.scope import EVERYTHING, Scope, check_visible
 from services.orders.store import (
     OrderRepository,
     Stored,
+    customer_assignments_table,
     insert_quarantine,
     orders_table,
     payments_table,
@@ -245,18 +247,19 @@ async def _save(
 # ---- reads -------------------------------------------------------------------------------------
 
 
-async def get_order(uow: UnitOfWork, keys: KeyRing, order_id: str) -> Stored:
+async def get_order(uow: UnitOfWork, keys: KeyRing, order_id: str, scope: Scope = EVERYTHING) -> Stored:
     if not is_id(order_id):
         raise InvalidArgument("order_id", "must be an order id as returned by IngestOrder")
     async with uow:
         stored = await OrderRepository(uow.conn, keys).get(order_id)
-    if stored is None:
-        raise NotFound(f"order {order_id} not found")
+        if stored is None:
+            raise NotFound(f"order {order_id} not found")
+        await check_visible(uow.conn, scope, stored.order)
     return stored
 
 
 async def get_order_by_channel(
-    uow: UnitOfWork, keys: KeyRing, channel: Channel | None, channel_order_id: str
+    uow: UnitOfWork, keys: KeyRing, channel: Channel | None, channel_order_id: str, scope: Scope = EVERYTHING
 ) -> Stored:
     if channel is None:
         raise InvalidArgument("channel", "is required")
@@ -264,8 +267,9 @@ async def get_order_by_channel(
         raise InvalidArgument("channel_order_id", "is required (at most 64 characters)")
     async with uow:
         stored = await OrderRepository(uow.conn, keys).get_by_channel(channel, channel_order_id)
-    if stored is None:
-        raise NotFound(f"{channel.value} order {channel_order_id} not found")
+        if stored is None:
+            raise NotFound(f"{channel.value} order {channel_order_id} not found")
+        await check_visible(uow.conn, scope, stored.order)
     return stored
 
 
@@ -278,6 +282,7 @@ async def _change(
     order_id: str,
     actor: Actor,
     change: Callable[[Order, datetime], object],
+    scope: Scope = EVERYTHING,
 ) -> tuple[Order, Changes]:
     if not is_id(order_id):
         raise InvalidArgument("order_id", "must be an order id as returned by IngestOrder")
@@ -287,6 +292,7 @@ async def _change(
         stored = await repo.get(order_id, lock=True)
         if stored is None:
             raise NotFound(f"order {order_id} not found")
+        await check_visible(uow.conn, scope, stored.order)
         version = stored.order.version
         try:
             change(stored.order, uow.clock.now())
@@ -307,26 +313,26 @@ def _reason(reason: str, default: str) -> str:
 
 
 async def cancel_order(
-    uow: UnitOfWork, policy: Policy, order_id: str, reason: str, actor: Actor
+    uow: UnitOfWork, policy: Policy, order_id: str, reason: str, actor: Actor, scope: Scope = EVERYTHING
 ) -> tuple[Order, Changes]:
     text = _reason(reason, "cancelled by " + actor.id)
-    return await _change(uow, policy, order_id, actor, lambda order, now: order.cancel(text, now))
+    return await _change(uow, policy, order_id, actor, lambda order, now: order.cancel(text, now), scope)
 
 
 async def hold_order(
-    uow: UnitOfWork, policy: Policy, order_id: str, reason: str, actor: Actor
+    uow: UnitOfWork, policy: Policy, order_id: str, reason: str, actor: Actor, scope: Scope = EVERYTHING
 ) -> tuple[Order, Changes]:
     if not reason.strip():
         raise InvalidArgument("reason", "is required: say what the review is for")
     text = _reason(reason, "")
-    return await _change(uow, policy, order_id, actor, lambda order, now: order.hold(text, now))
+    return await _change(uow, policy, order_id, actor, lambda order, now: order.hold(text, now), scope)
 
 
 async def release_order(
-    uow: UnitOfWork, policy: Policy, order_id: str, reason: str, actor: Actor
+    uow: UnitOfWork, policy: Policy, order_id: str, reason: str, actor: Actor, scope: Scope = EVERYTHING
 ) -> tuple[Order, Changes]:
     text = _reason(reason, "released by " + actor.id)
-    return await _change(uow, policy, order_id, actor, lambda order, now: order.release(text, now))
+    return await _change(uow, policy, order_id, actor, lambda order, now: order.release(text, now), scope)
 
 
 # ---- payments ----------------------------------------------------------------------------------
@@ -599,7 +605,7 @@ class SourceReport:
 
 
 async def report_source_status(
-    uow: UnitOfWork, policy: Policy, report: SourceReport
+    uow: UnitOfWork, policy: Policy, report: SourceReport, scope: Scope = EVERYTHING
 ) -> tuple[Order, anchor.Observation | None, bool, Changes]:
     source = report.source.strip().upper()
     if not source or len(source) > 32:
@@ -613,6 +619,7 @@ async def report_source_status(
         reported_at = report.reported_at or now
         repo = OrderRepository(uow.conn, policy.keys)
         stored = await _report_target(repo, report)
+        await check_visible(uow.conn, scope, stored.order)
         order = stored.order
         version = order.version
         await uow.conn.execute(
@@ -769,3 +776,32 @@ async def reservation_expired(uow: UnitOfWork, policy: Policy, order_id: str) ->
     extra = [Entry("stock_released", actor, "inventory", "the reservation expired")]
     await _save(uow, repo, stored, version, actor, "inventory", changes, extra)
     return changes
+
+
+async def assign_customers(uow: UnitOfWork, agent_id: str, buyer_ids: list[str], replace: bool) -> list[str]:
+    agent = agent_id.strip()
+    if not agent or len(agent) > 128:
+        raise InvalidArgument("agent_id", "is required (at most 128 characters)")
+    if len(buyer_ids) > 10_000:
+        raise InvalidArgument("buyer_ids", "at most 10000 per call")
+    for index, buyer in enumerate(buyer_ids):
+        if not buyer.strip() or len(buyer) > 128:
+            raise InvalidArgument(f"buyer_ids[{index}]", "must be 1-128 characters")
+    table = customer_assignments_table
+    async with uow:
+        if replace:
+            await uow.conn.execute(table.delete().where(table.c.agent_id == agent))
+        if buyer_ids:
+            await uow.conn.execute(
+                insert(table).on_conflict_do_nothing(),
+                [
+                    {"agent_id": agent, "buyer_id": b, "assigned_at": uow.clock.now()}
+                    for b in dict.fromkeys(buyer_ids)
+                ],
+            )
+        rows = await uow.conn.execute(
+            select(table.c.buyer_id).where(table.c.agent_id == agent).order_by(table.c.buyer_id)
+        )
+        assigned = [row.buyer_id for row in rows]
+        await uow.commit()
+    return assigned

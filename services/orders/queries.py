@@ -41,6 +41,7 @@ from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import Channel
 from services.orders.domain.payments import PaymentState
 from services.orders.handlers import PaymentRecord, payment_record
+from services.orders.scope import EVERYTHING, Scope, scope_conditions
 from services.orders.store import (
     OrderRepository,
     Stored,
@@ -107,6 +108,8 @@ class OrderFilter:
     warehouse_id: str = ""
     buyer_id: str = ""
     buyer_phone: str = ""
+    # row-level scope of the caller (set by the gateway, never by the caller's own filter)
+    scope: Scope = EVERYTHING
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,7 @@ def _order_conditions(filter: OrderFilter, repo: OrderRepository) -> list[Column
         conditions.append(o.buyer_id == filter.buyer_id)
     if filter.buyer_phone.strip():
         conditions.append(o.phone_hash == repo.phone_hash(filter.buyer_phone))
+    conditions += scope_conditions(filter.scope)
     return conditions
 
 

@@ -188,6 +188,14 @@ quarantine_table = Table(
     Column("received_at", TZ, nullable=False),
 )
 
+customer_assignments_table = Table(
+    "customer_assignments",
+    metadata,
+    Column("agent_id", String(128), primary_key=True),
+    Column("buyer_id", String(128), primary_key=True),
+    Column("assigned_at", TZ, nullable=False),
+)
+
 drift_reports_table = Table(
     "drift_reports",
     metadata,
