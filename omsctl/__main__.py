@@ -4,6 +4,9 @@ omsctl up [--fresh]   start everything (embedded Postgres/Redis/NATS unless URLs
 omsctl down           stop what `up` started, even if `up` itself was killed
 omsctl status         what runs and its health
 omsctl protos         generate gen/ from protos/
+omsctl token --sub S --role R [--role R2] [--customer C] [--channel CH]
+                      mint a development bearer token with the local stack's JWT key
+omsctl trace TRACE_ID what each service logged, the order timeline and the audit log recorded for one trace
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from omsctl import embedded, stack
+from omsctl import embedded, stack, tokens
 
 DEMO_ORDER = {
     "channel": "CHANNEL_OWN_SHOP",
@@ -121,21 +124,27 @@ def print_banner(infra: stack.Infra, platform: stack.Platform, seconds: float, o
     width = max(len(label) for label, _ in rows)
     lines = [f"\nOMS platform is up in {seconds:.1f} s\n"]
     lines += [f"  {label.ljust(width)}  {value}" for label, value in rows]
+    token = tokens.mint(stack.edge_settings(oms_home), "demo-ops", ["ops"], 12 * 3600)
+    auth = f"-H 'authorization: Bearer {token}'"
     lines += [
         "",
+        "A demo token (role ops, 12 h); mint others with",
+        "`.venv/bin/python -m omsctl token --sub me --role admin`:",
+        f"  export OMS_TOKEN={token}",
+        "",
         'Create an order (a repeat returns the same order with "created": false):',
-        f"  curl -s -X POST http://{edge}/v1/orders -H 'content-type: application/json' -d '{body}'",
+        f"  curl -s -X POST http://{edge}/v1/orders {auth} -H 'content-type: application/json' -d '{body}'",
         "",
         "Read it back (orderId from the answer above):",
-        f"  curl -s http://{edge}/v1/orders/<orderId>",
+        f"  curl -s {auth} http://{edge}/v1/orders/<orderId>",
         "",
         "Both in one line:",
-        f"  curl -s http://{edge}/v1/orders/$(curl -s -X POST http://{edge}/v1/orders "
+        f"  curl -s {auth} http://{edge}/v1/orders/$(curl -s -X POST http://{edge}/v1/orders {auth} "
         f"-H 'content-type: application/json' -d '{body}' | python3 -c "
         '\'import json,sys; print(json.load(sys.stdin)["order"]["orderId"])\')',
         "",
         "gRPC without proto files (server reflection through Envoy):",
-        f"  .venv/bin/grpcurl -plaintext {edge} list",
+        f"  .venv/bin/grpcurl -plaintext -H 'authorization: Bearer {token}' {edge} list",
         "",
         "Events: JetStream subject oms.orders.created on " + infra.nats_url,
         "Stop: Ctrl-C here, or `make down` from another terminal.",
@@ -181,7 +190,18 @@ def main() -> None:
     commands.add_parser("down", help="stop what `up` started")
     commands.add_parser("status", help="show what runs and its health")
     commands.add_parser("protos", help="generate gen/ from protos/")
+    tokens.add_arguments(commands)
+    trace_parser = commands.add_parser(
+        "trace", help="gather one trace id's logs, timeline entries and audit records"
+    )
+    trace_parser.add_argument("trace_id")
     args = parser.parse_args()
+    if args.command == "token":
+        sys.exit(tokens.run(args, {**stack.edge_settings(home()), **os.environ}))
+    if args.command == "trace":
+        from omsctl.tracing import show
+
+        sys.exit(show(home(), args.trace_id))
     if args.command == "up":
         sys.exit(up(args.fresh))
     if args.command == "down":

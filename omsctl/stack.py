@@ -34,6 +34,8 @@ class ServiceSpec:
     peers: tuple[str, ...] = ()
     # sealing keys for personal data (PII_KEYS, PII_ACTIVE_KEY, PII_HASH_KEY)
     pii: bool = False
+    # the edge's credentials: JWT keys, API keys, service accounts, webhook secrets
+    edge: bool = False
 
     @property
     def module(self) -> str:
@@ -45,7 +47,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("orders", 50051, database=True, peers=("routing", "inventory"), pii=True),
     ServiceSpec("inventory", 50052, database=True),
     ServiceSpec("routing", 50053, database=True, peers=("inventory",)),
-    ServiceSpec("gateway", 50050, database=False, peers=("orders", "inventory", "routing")),
+    ServiceSpec("gateway", 50050, database=True, peers=("orders", "inventory", "routing"), edge=True),
 )
 ENVOY_PORT = 8080
 ENVOY_ADMIN_PORT = 9901
@@ -151,6 +153,8 @@ class Platform:
             extra[f"{peer.upper()}_SERVICE_ADDR"] = f"127.0.0.1:{ports[peer]}"
         if spec.pii:
             extra.update(pii_settings(self.home))
+        if spec.edge:
+            extra.update(edge_settings(self.home))
         return embedded.python_env(ROOT, extra)
 
     def start(self, timeout: float = 60.0) -> None:
@@ -283,6 +287,11 @@ def write_state(home: Path, infra: Infra, platform: Platform) -> None:
             "NATS_URL": infra.nats_url,
         },
         "endpoints": platform.endpoints,
+        "databases": {
+            spec.name: with_database(infra.database_url, platform.database_name(spec.name))
+            for spec in SERVICES
+            if spec.database
+        },
     }
     state_path(home).write_text(json.dumps(state, indent=2))
 
@@ -322,6 +331,7 @@ def reset(home: Path) -> None:
     for name in ("postgres", "redis", "nats"):
         shutil.rmtree(home / name, ignore_errors=True)
     (home / "pii-keys.json").unlink(missing_ok=True)
+    (home / "edge-keys.json").unlink(missing_ok=True)
 
 
 PII_SETTINGS = ("PII_KEYS", "PII_ACTIVE_KEY", "PII_HASH_KEY")
@@ -339,6 +349,64 @@ def pii_settings(home: Path) -> dict[str, str]:
             "PII_KEYS": f"dev1:{KeyRing.generate_key()}",
             "PII_ACTIVE_KEY": "dev1",
             "PII_HASH_KEY": KeyRing.generate_key(),
+        }
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(minted))
+    return dict(json.loads(path.read_text()))
+
+
+EDGE_SETTINGS = ("JWT_KEYS", "JWT_ACTIVE_KID", "API_KEYS", "SERVICE_ACCOUNTS", "WEBHOOK_SECRETS")
+DEMO_SENDERS = (
+    "wechat_pay",
+    "alipay",
+    "sf",
+    "zto",
+    "taobao",
+    "jd",
+    "shopee",
+    "douyin",
+    "pinduoduo",
+    "own_shop",
+)
+
+
+def edge_settings(home: Path) -> dict[str, str]:
+    """The gateway's credentials: from the environment when JWT_KEYS is given, else development ones
+    minted once per home (a demo channel key, a demo service account, a secret per webhook sender).
+    The plain demo secrets are kept beside them so `omsctl token` and the tests can use them."""
+    if os.environ.get("JWT_KEYS"):
+        return {name: os.environ[name] for name in EDGE_SETTINGS if os.environ.get(name)}
+    path = home / "edge-keys.json"
+    if not path.exists():
+        from services.gateway.auth import hash_secret
+
+        home.mkdir(parents=True, exist_ok=True)
+        channel_secret, service_secret = KeyRing.generate_key(), KeyRing.generate_key()
+        minted = {
+            "JWT_KEYS": f"dev1:{KeyRing.generate_key()}",
+            "JWT_ACTIVE_KID": "dev1",
+            "API_KEYS": json.dumps(
+                [
+                    {
+                        "key_id": "demo-taobao",
+                        "secret": channel_secret,
+                        "roles": ["channel"],
+                        "channel": "TAOBAO",
+                    }
+                ]
+            ),
+            "SERVICE_ACCOUNTS": json.dumps(
+                [
+                    {
+                        "client_id": "demo-service",
+                        "secret_hash": hash_secret(service_secret),
+                        "roles": ["service"],
+                    }
+                ]
+            ),
+            "WEBHOOK_SECRETS": json.dumps({sender: KeyRing.generate_key() for sender in DEMO_SENDERS}),
+            "DEMO_CHANNEL_KEY_SECRET": channel_secret,
+            "DEMO_SERVICE_SECRET": service_secret,
         }
         path.touch(mode=0o600)
         path.write_text(json.dumps(minted))

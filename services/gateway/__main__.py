@@ -1,44 +1,141 @@
-"""Run the gateway: `python -m services.gateway`."""
+"""Run the gateway: `python -m services.gateway` serves; `python -m services.gateway migrate` migrates.
+
+Every public RPC passes the gate (authentication, policy, rate limits, audit) and is then forwarded
+to its owning service or served here (tokens, uploads, webhooks, reveal, audit log, alert feed).
+"""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+from pathlib import Path
 
+import redis.asyncio as aioredis
+from google.protobuf.message import Message
+from nats.aio.msg import Msg
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from oms.alerts.v1 import events_pb2 as alert_events
+from services.gateway import alerts, jobs
 from services.gateway.config import Settings
-from services.gateway.proxy import ProxyHandler
+from services.gateway.gate import Gate
+from services.gateway.grpc_api import SERVICE_NAME, GatewayApi
+from services.gateway.limits import LocalTokenBucket, RateLimiter, RedisTokenBucket
+from services.gateway.proxy import Dispatcher
 from services.gateway.routes import public_proto_modules
-from services.kit import grpc_client
-from services.kit.config import settings_or_exit
+from services.gateway.uploads import UploadStore
+from services.kit import app, grpc_client
+from services.kit.consumer import Envelope, EventConsumer
+from services.kit.db import UnitOfWork
 from services.kit.grpc_server import GrpcServer, wait_for_shutdown_signal
-from services.kit.logs import configure_logging
-from services.kit.tracing import setup_tracing
+from services.kit.runtime import Runtime
+
+ORDERS = "oms.orders.v1.OrdersService"
 
 
 async def serve(settings: Settings) -> None:
     public_proto_modules()
-    channels = {service: grpc_client.channel(address) for service, address in settings.upstreams.items()}
-    server = GrpcServer(
-        port=settings.port,
-        service_names=list(settings.upstreams),
-        register=lambda _server: None,
-        generic_handlers=[ProxyHandler(channels, settings.upstream_deadline_seconds)],
-        grace_seconds=settings.grace_seconds,
-    )
-    await server.start()
-    try:
-        await wait_for_shutdown_signal()
-    finally:
-        await server.stop()
-        for channel in channels.values():
-            await channel.close()
+    async with Runtime(settings.common) as runtime:
+
+        def new_uow() -> UnitOfWork:
+            return UnitOfWork(runtime.engine)
+
+        # a blocking pool: under a burst, callers wait for a connection instead of failing
+        redis = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=64,
+                timeout=1.0,
+                socket_timeout=1.0,
+                socket_connect_timeout=1.0,
+            )
+        )
+        limiter = RateLimiter(RedisTokenBucket(redis), LocalTokenBucket())
+        gate = Gate(
+            settings.jwt,
+            settings.api_keys,
+            settings.signature_window_seconds,
+            redis,
+            limiter,
+            settings.limits,
+            new_uow,
+        )
+        uploads = UploadStore(
+            redis,
+            ttl_seconds=settings.upload_ttl_seconds,
+            max_total_bytes=settings.upload_max_bytes,
+            max_open_per_owner=settings.uploads_per_principal,
+        )
+        channels = {service: grpc_client.channel(address) for service, address in settings.upstreams.items()}
+        hub = alerts.AlertHub()
+        api = GatewayApi(
+            gate,
+            settings.jwt,
+            settings.service_accounts,
+            uploads,
+            channels[ORDERS],
+            new_uow,
+            hub,
+            settings.webhook_secrets,
+            settings.signature_window_seconds,
+        )
+        # every replica feeds its own watchers; deliveries happen once, from a shared durable consumer
+        prefix = settings.common.subject_prefix
+
+        async def to_hub(msg: Msg) -> None:
+            with contextlib.suppress(Exception):  # a malformed alert must not stop the feed
+                hub.publish(alert_events.AlertRaised.FromString(msg.data))
+
+        await runtime.nc.subscribe(f"{prefix}.alerts.>", cb=to_hub)
+        deliveries = alerts.Dispatcher(
+            alerts.sinks_from_settings(settings.alert_env), alerts.Deduper(redis), alerts.AlertHub()
+        )
+
+        async def deliver(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
+            await deliveries.handle(event)  # type: ignore[arg-type]
+
+        consumer = EventConsumer(
+            runtime.js,
+            runtime.engine,
+            name="gateway-alerts",
+            subject_prefix=prefix,
+            subject="alerts.raised",
+            handler=deliver,
+        )
+        runtime.spawn("alert-deliveries", consumer.run)
+        runtime.spawn(
+            "audit-purge",
+            lambda stop: _every(3600, stop, lambda: jobs.purge_old_audit(new_uow, settings.audit_retention)),
+        )
+        runtime.spawn("upload-sweep", lambda stop: _every(60, stop, lambda: jobs.sweep_uploads(uploads)))
+        dispatcher = Dispatcher(
+            gate, channels, SERVICE_NAME, api.methods(), settings.upstream_deadline_seconds
+        )
+        server = GrpcServer(
+            port=settings.common.port,
+            service_names=[*settings.upstreams, SERVICE_NAME],
+            register=lambda _server: None,
+            generic_handlers=[dispatcher],
+            grace_seconds=settings.common.grace_seconds,
+        )
+        await server.start()
+        try:
+            await wait_for_shutdown_signal()
+        finally:
+            hub.close()
+            await server.stop()
+            for channel in channels.values():
+                await channel.close()
+            await redis.aclose()
+
+
+async def _every(seconds: float, stop: object, work: object) -> None:
+    from services.orders.jobs import every
+
+    await every(seconds, stop, work, "gateway job")  # type: ignore[arg-type]
 
 
 def main() -> None:
-    configure_logging("gateway")
-    settings = settings_or_exit(Settings.from_env)
-    configure_logging("gateway", settings.log_level)
-    setup_tracing("gateway")
-    asyncio.run(serve(settings))
+    app.run("gateway", Path(__file__).parent / "migrations", Settings.from_env, serve)
 
 
 if __name__ == "__main__":

@@ -2,31 +2,116 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
+from services.gateway import auth
+from services.gateway.limits import Limit, parse_limits
 from services.gateway.routes import PUBLIC_SERVICES
-from services.kit.config import integer, number, optional, required
+from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional, required
 
 DEFAULT_PORT = 50050
+DEFAULT_LIMITS = (
+    "read=50/s:100,write=20/s:40,upload=20/s:200,auth=5/s:10,"
+    "role:admin.read=500/s:1000,role:service.write=1000/s:2000,role:service.read=1000/s:2000"
+)
 
 
 @dataclass(frozen=True)
 class Settings:
-    port: int
+    common: CommonSettings
+    redis_url: str
     upstreams: dict[str, str]
     upstream_deadline_seconds: float
-    grace_seconds: float
-    log_level: str
+    jwt: auth.JwtSettings
+    api_keys: dict[str, auth.ApiKey]
+    service_accounts: dict[str, auth.ServiceAccount]
+    webhook_secrets: dict[str, bytes]
+    signature_window_seconds: int
+    limits: dict[str, Limit]
+    upload_ttl_seconds: int
+    upload_max_bytes: int
+    uploads_per_principal: int
+    audit_retention: timedelta
+    alert_env: Mapping[str, str]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        try:
+            limits = parse_limits(optional(env, "RATE_LIMITS", DEFAULT_LIMITS))
+        except ValueError as error:
+            raise InvalidSetting(f"RATE_LIMITS: {error}") from None
+        retention_days = integer(env, "AUDIT_RETENTION_DAYS", 365)
+        if retention_days < 180:
+            raise InvalidSetting("AUDIT_RETENTION_DAYS must be at least 180 (six months)")
         return cls(
-            port=integer(env, "PORT", DEFAULT_PORT),
+            common=CommonSettings.from_env("gateway", DEFAULT_PORT, env),
+            redis_url=required(env, "REDIS_URL"),
             upstreams={service: required(env, variable) for service, variable in PUBLIC_SERVICES.items()},
             upstream_deadline_seconds=number(env, "UPSTREAM_DEADLINE_SECONDS", 10.0),
-            grace_seconds=number(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
-            log_level=optional(env, "LOG_LEVEL", "INFO"),
+            jwt=_jwt(env),
+            api_keys=_api_keys(env),
+            service_accounts=_service_accounts(env),
+            webhook_secrets=_webhook_secrets(env),
+            signature_window_seconds=integer(env, "SIGNATURE_WINDOW_SECONDS", 300),
+            limits=limits,
+            upload_ttl_seconds=integer(env, "UPLOAD_TTL_SECONDS", 3600),
+            upload_max_bytes=integer(env, "UPLOAD_MAX_BYTES", 64 << 20),
+            uploads_per_principal=integer(env, "UPLOADS_PER_PRINCIPAL", 4),
+            audit_retention=timedelta(days=retention_days),
+            alert_env=dict(env),
         )
+
+
+def _jwt(env: Mapping[str, str]) -> auth.JwtSettings:
+    try:
+        return auth.JwtSettings.from_settings(env)
+    except ValueError as error:
+        raise InvalidSetting(str(error)) from None
+
+
+def _api_keys(env: Mapping[str, str]) -> dict[str, auth.ApiKey]:
+    try:
+        return auth.parse_api_keys(optional(env, "API_KEYS", ""))
+    except ValueError as error:
+        raise InvalidSetting(f"API_KEYS: {error}") from None
+
+
+def _service_accounts(env: Mapping[str, str]) -> dict[str, auth.ServiceAccount]:
+    """SERVICE_ACCOUNTS: JSON [{"client_id", "secret_hash" (pbkdf2$…), "roles": [...]}]."""
+    text = optional(env, "SERVICE_ACCOUNTS", "")
+    if not text:
+        return {}
+    try:
+        entries = json.loads(text)
+        accounts = [
+            auth.ServiceAccount(entry["client_id"], entry["secret_hash"], frozenset(entry.get("roles", [])))
+            for entry in entries
+        ]
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidSetting(f"SERVICE_ACCOUNTS: {type(error).__name__} in an entry") from None
+    return {account.client_id: account for account in accounts}
+
+
+def _webhook_secrets(env: Mapping[str, str]) -> dict[str, bytes]:
+    """WEBHOOK_SECRETS: JSON {"wechat_pay": "<base64>", "sf": "<base64>", "taobao": "<base64>"}."""
+    text = optional(env, "WEBHOOK_SECRETS", "")
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+        secrets = {
+            str(sender).lower(): base64.b64decode(value, validate=True) for sender, value in raw.items()
+        }
+    except (ValueError, AttributeError, binascii.Error):
+        raise InvalidSetting("WEBHOOK_SECRETS must be a JSON object of sender → base64 secret") from None
+    short = [sender for sender, secret in secrets.items() if len(secret) < 32]
+    if short:
+        raise InvalidSetting(f"WEBHOOK_SECRETS: the secrets of {', '.join(short)} are shorter than 32 bytes")
+    return secrets

@@ -1,50 +1,214 @@
-"""Forwards public RPCs to their owning service as raw bytes, keeping the caller's deadline and trace."""
+"""One generic handler for every public method: the gate first, then the owning service or the gateway.
+
+Forwarded calls stay raw bytes (the gateway never re-encodes a request), so the HMAC over the
+request body checks exactly what the caller sent. Adding an RPC to a service needs only a policy
+entry: the handler finds the method's shape in the descriptor pool.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pool
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
+
+from services.gateway.gate import Caller, Gate, Refused, trailing
+from services.gateway.policy import rule_for
+from services.kit import tracing
+from services.kit.errors import DomainError, to_status
 
 log = logging.getLogger(__name__)
 
-FORWARDED_METADATA = frozenset({"x-request-id", "idempotency-key", "grpc-accept-encoding"})
+Local = Callable[..., Any]
 
 
-class ProxyHandler(grpc.GenericRpcHandler):
-    def __init__(self, upstreams: dict[str, grpc.aio.Channel], default_deadline_seconds: float) -> None:
+@dataclass(frozen=True)
+class LocalMethod:
+    """A method the gateway serves itself; `handler(request, context, caller)`."""
+
+    handler: Local
+    # the audit wants the request's ids after the call (mutating methods); reveals audit themselves
+    audits_itself: bool = False
+
+
+class Dispatcher(grpc.GenericRpcHandler):
+    def __init__(
+        self,
+        gate: Gate,
+        upstreams: dict[str, grpc.aio.Channel],
+        local_service: str,
+        local: dict[str, LocalMethod],
+        default_deadline_seconds: float,
+    ) -> None:
+        self.gate = gate
         self.upstreams = upstreams
+        self.local_service = local_service
+        self.local = local
         self.default_deadline = default_deadline_seconds
         self.pool = descriptor_pool.Default()
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         method: str = handler_call_details.method  # type: ignore[attr-defined]
         service_name, _, method_name = method.lstrip("/").partition("/")
-        channel = self.upstreams.get(service_name)
-        if channel is None:
+        if service_name != self.local_service and service_name not in self.upstreams:
             return None
         try:
             descriptor = self.pool.FindMethodByName(f"{service_name}.{method_name}")
         except KeyError:
             return None
-        if descriptor.client_streaming or descriptor.server_streaming:
-            log.warning("streaming method %s is not proxied", method)
-            return None
-        return grpc.unary_unary_rpc_method_handler(self._forwarder(channel, method))
+        metadata = {
+            key: value
+            for key, value in handler_call_details.invocation_metadata or ()  # type: ignore[attr-defined]
+            if isinstance(value, str)
+        }
+        if service_name == self.local_service:
+            return self._local(method, descriptor, metadata)
+        return self._forward(method, descriptor, metadata, self.upstreams[service_name])
 
-    def _forwarder(self, channel: grpc.aio.Channel, method: str) -> Any:
-        call = channel.unary_unary(method)
+    # ---- admission shared by every kind of call -----------------------------------------------
 
-        async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def _admit(
+        self, method: str, metadata: dict[str, str], body: bytes, context: grpc.aio.ServicerContext
+    ) -> Caller:
+        rule = rule_for(method)
+        try:
+            if rule is None:
+                raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not a public method")
+            return await self.gate.admit(method, rule, metadata, body, context.peer() or "")
+        except Refused as refused:
+            context.set_trailing_metadata(trailing(refused.retry_after))
+            await context.abort(refused.code, refused.message)
+            raise
+
+    async def _audited(self, method: str, caller: Caller, request: bytes, call: Awaitable[bytes]) -> bytes:
+        rule = rule_for(method)
+        if rule is None or not rule.mutating:
+            return await call
+        try:
+            response = await call
+        except grpc.aio.AioRpcError as error:
+            await self.gate.audit(caller, method, error.code(), self.gate.targets(method, request, None))
+            raise
+        except DomainError as error:
+            code, _ = to_status(error)
+            await self.gate.audit(caller, method, code, self.gate.targets(method, request, None), str(error))
+            raise
+        await self.gate.audit(
+            caller, method, grpc.StatusCode.OK, self.gate.targets(method, request, response)
+        )
+        return response
+
+    # ---- forwarded -----------------------------------------------------------------------------
+
+    def _forward(
+        self, method: str, descriptor: Any, metadata: dict[str, str], channel: grpc.aio.Channel
+    ) -> grpc.RpcMethodHandler:
+        dispatcher = self
+
+        def deadline(context: grpc.aio.ServicerContext) -> float:
             remaining = context.time_remaining()
-            timeout = self.default_deadline if remaining is None else min(remaining, self.default_deadline)
-            metadata = [(k, v) for k, v in context.invocation_metadata() or () if k in FORWARDED_METADATA]
-            try:
-                return await call(request, timeout=timeout, metadata=metadata)  # type: ignore[no-any-return]
-            except grpc.aio.AioRpcError as error:
-                await context.abort(error.code(), error.details() or "")
-                raise
+            return (
+                dispatcher.default_deadline
+                if remaining is None
+                else min(remaining, dispatcher.default_deadline)
+            )
 
-        return forward
+        async def upstream_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError) -> None:
+            await context.abort(error.code(), error.details() or "")
+
+        if not descriptor.client_streaming and not descriptor.server_streaming:
+            call = channel.unary_unary(method)
+
+            async def unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+                caller = await dispatcher._admit(method, metadata, request, context)
+                outgoing = Gate.upstream_metadata(caller, metadata)
+                try:
+                    return await dispatcher._audited(
+                        method, caller, request, call(request, timeout=deadline(context), metadata=outgoing)
+                    )
+                except grpc.aio.AioRpcError as error:
+                    await upstream_error(context, error)
+                    raise
+
+            return grpc.unary_unary_rpc_method_handler(unary)
+
+        if descriptor.server_streaming and not descriptor.client_streaming:
+            stream = channel.unary_stream(method)
+
+            async def server_stream(
+                request: bytes, context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[bytes]:
+                caller = await dispatcher._admit(method, metadata, request, context)
+                outgoing = Gate.upstream_metadata(caller, metadata) + tracing.outgoing_metadata()
+                try:
+                    async for item in stream(request, timeout=deadline(context) * 30, metadata=outgoing):
+                        yield item
+                except grpc.aio.AioRpcError as error:
+                    await upstream_error(context, error)
+
+            return grpc.unary_stream_rpc_method_handler(server_stream)
+
+        log.warning("client-streaming method %s is not forwarded", method)
+        return grpc.unary_unary_rpc_method_handler(_unimplemented)
+
+    # ---- served here ---------------------------------------------------------------------------
+
+    def _local(self, method: str, descriptor: Any, metadata: dict[str, str]) -> grpc.RpcMethodHandler | None:
+        entry = self.local.get(descriptor.name)
+        if entry is None:
+            return None
+        request_class = message_factory.GetMessageClass(descriptor.input_type)
+        dispatcher = self
+
+        def parse(data: bytes) -> Message:
+            message: Message = request_class()
+            try:
+                message.ParseFromString(data)
+            except DecodeError:
+                raise DomainError("the request is not a valid message") from None
+            return message
+
+        if descriptor.client_streaming:
+
+            async def client_stream(
+                requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+            ) -> bytes:
+                caller = await dispatcher._admit(method, metadata, b"", context)
+                parsed = (parse(item) async for item in requests)
+                response: Message = await entry.handler(parsed, context, caller)
+                return response.SerializeToString()
+
+            return grpc.stream_unary_rpc_method_handler(client_stream)
+
+        if descriptor.server_streaming:
+
+            async def server_stream(
+                request: bytes, context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[bytes]:
+                caller = await dispatcher._admit(method, metadata, request, context)
+                async for item in entry.handler(parse(request), context, caller):
+                    yield item.SerializeToString()
+
+            return grpc.unary_stream_rpc_method_handler(server_stream)
+
+        async def unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            caller = await dispatcher._admit(method, metadata, request, context)
+
+            async def run() -> bytes:
+                response: Message = await entry.handler(parse(request), context, caller)
+                return response.SerializeToString()
+
+            if entry.audits_itself:
+                return await run()
+            return await dispatcher._audited(method, caller, request, run())
+
+        return grpc.unary_unary_rpc_method_handler(unary)
+
+
+async def _unimplemented(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "client streaming is not forwarded")
+    raise AssertionError("unreachable")

@@ -12,8 +12,14 @@ PUBLIC_SERVICES: dict[str, str] = {
 }
 
 
+# what Envoy transcodes: every forwarded service and the gateway's own
+GATEWAY_SERVICE = "oms.gateway.v1.GatewayService"
+EDGE_SERVICES = (*PUBLIC_SERVICES, GATEWAY_SERVICE)
+
+
 def public_proto_modules() -> None:
     """Import the public contracts so reflection and the proxy can describe them."""
+    from oms.gateway.v1 import gateway_pb2  # noqa: F401
     from oms.inventory.v1 import inventory_pb2  # noqa: F401
     from oms.orders.v1 import orders_pb2  # noqa: F401
     from oms.routing.v1 import routing_pb2  # noqa: F401

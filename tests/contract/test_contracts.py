@@ -12,7 +12,7 @@ from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from omsctl import envoy
-from services.gateway.routes import PUBLIC_SERVICES
+from services.gateway.routes import EDGE_SERVICES, PUBLIC_SERVICES
 from services.orders import messages as orders_messages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def test_every_public_service_is_transcoded_and_every_rpc_has_an_http_route() ->
     )
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     transcoder = next(f for f in manager["http_filters"] if f["name"] == envoy.TRANSCODER)
-    assert set(transcoder["typed_config"]["services"]) == set(PUBLIC_SERVICES)
+    assert set(transcoder["typed_config"]["services"]) == set(EDGE_SERVICES)
     services = {
         f"{file.package}.{service.name}": service
         for file in descriptor_set().file

@@ -178,10 +178,11 @@ def test_the_example_secrets_are_never_applied_but_match_what_the_services_read(
     }
     assert "secrets.example.yaml" not in listed
     secrets = {s["metadata"]["name"]: s for s in documents(K8S / "base" / "secrets.example.yaml")}
-    pii_services = {spec.name for spec in SERVICES if spec.pii}
-    assert set(secrets) == {f"{name}-db" for name in DATABASE_SERVICES} | {
-        f"{name}-pii" for name in pii_services
-    }
+    assert set(secrets) == (
+        {f"{name}-db" for name in DATABASE_SERVICES}
+        | {f"{spec.name}-pii" for spec in SERVICES if spec.pii}
+        | {f"{spec.name}-auth" for spec in SERVICES if spec.edge}
+    )
     for secret in secrets.values():
         assert secret["kind"] == "Secret"
         assert secret["metadata"]["namespace"] == NAMESPACE

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from omsctl.stack import Infra, Platform
+from omsctl import tokens
+from omsctl.stack import Infra, Platform, edge_settings
 from tests.conftest import random_ref
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +22,7 @@ def platform(infra: Infra) -> Iterator[Platform]:
         infra,
         home,
         subject_prefix=random_ref("e2e"),
-        database_names={"orders": random_ref("e2e_orders_")},
+        database_names={"orders": random_ref("e2e_orders_"), "gateway": random_ref("e2e_gateway_")},
         fixed_ports=False,
     )
     try:
@@ -30,3 +31,12 @@ def platform(infra: Infra) -> Iterator[Platform]:
     finally:
         running.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def bearer(platform: Platform, *roles: str, sub: str = "e2e-user", ttl: int = 3600, **claims: str) -> str:
+    """A token signed with the running platform's development key (as `omsctl token` mints)."""
+    return tokens.mint(edge_settings(platform.home), sub, list(roles or ("ops",)), ttl, **claims)
+
+
+def auth_metadata(platform: Platform, *roles: str, **claims: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {bearer(platform, *roles, **claims)}"),)

@@ -20,6 +20,7 @@ from oms.orders.v1 import events_pb2, orders_pb2, orders_pb2_grpc
 from omsctl.stack import Platform
 from services.kit import bus, tracing
 from tests.conftest import random_ref
+from tests.e2e.conftest import auth_metadata, bearer
 
 
 def order_json(channel_order_id: str) -> dict[str, Any]:
@@ -58,7 +59,12 @@ def http_call(
     host, port = platform.endpoints["envoy"].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
-        conn.request(method, path, body=body, headers={"content-type": "application/json", **(headers or {})})
+        sent = {
+            "content-type": "application/json",
+            "authorization": f"Bearer {bearer(platform)}",
+            **(headers or {}),
+        }
+        conn.request(method, path, body=body, headers={k: v for k, v in sent.items() if v})
         reply = conn.getresponse()
         return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
     finally:
@@ -157,10 +163,15 @@ async def test_native_grpc_through_envoy_creates_and_reads_with_the_same_trace_o
                 ),
             ),
             timeout=10,
+            metadata=auth_metadata(platform),
         )
         trace_id = dict(await call.initial_metadata())["x-trace-id"]
         reply = await call
-        read = await stub.GetOrder(orders_pb2.GetOrderRequest(order_id=reply.order.order_id), timeout=10)
+        read = await stub.GetOrder(
+            orders_pb2.GetOrderRequest(order_id=reply.order.order_id),
+            timeout=10,
+            metadata=auth_metadata(platform),
+        )
     assert (read.order.order_id, read.order.total) == (reply.order.order_id, reply.order.total)
     msg = await event_for(created_events, reply.order.order_id)
     assert tracing.trace_id_of(msg.headers["traceparent"]) == trace_id

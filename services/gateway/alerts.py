@@ -1,0 +1,565 @@
+"""The gateway's alerts feed: an in-process fan-out hub for the WatchAlerts stream, and the outbound
+delivery adapters (log, generic webhook, WeCom robot, DingTalk robot, e-mail) with cross-replica
+de-duplication in Redis and per-sink retries.
+
+HTTP and SMTP use the standard library only (run in a worker thread) so the gateway gains no dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import weakref
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any, Protocol, Self
+
+from oms.alerts.v1 import events_pb2
+
+logger = logging.getLogger(__name__)
+
+# Robot APIs cap message sizes (WeCom markdown: 4096 bytes); a runaway message must not make delivery fail.
+MAX_MESSAGE_CHARS = 1500
+
+
+def severity_name(severity: int) -> str:
+    """LOW / MEDIUM / HIGH / CRITICAL; a value this build does not know (a newer producer) still prints."""
+    try:
+        return events_pb2.Severity.Name(severity).removeprefix("SEVERITY_")
+    except ValueError:
+        return str(severity)
+
+
+def _occurred_at(alert: events_pb2.AlertRaised) -> str:
+    # An unset timestamp would print as 1970-01-01, which reads like a real (and alarming) time.
+    return alert.occurred_at.ToJsonString() if alert.HasField("occurred_at") else ""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def alert_fields(alert: events_pb2.AlertRaised) -> dict[str, str]:
+    """The alert as plain JSON-able fields, severity by name."""
+    return {
+        "event_id": alert.event_id,
+        "occurred_at": _occurred_at(alert),
+        "kind": alert.kind,
+        "severity": severity_name(alert.severity),
+        "source": alert.source,
+        "order_id": alert.order_id,
+        "message": alert.message,
+        "dedupe_key": alert.dedupe_key,
+    }
+
+
+# --------------------------------------------------------------------------------------------- fan-out hub
+
+
+class Subscription:
+    """One WatchAlerts stream's view of the hub: an async iterator of alerts, closed with `aclose()`.
+
+    It is registered when created (not on first iteration, as an async generator would be), so nothing
+    published between `subscribe()` and the first `await` is lost. The hub holds it weakly, so a stream
+    that is dropped without being closed stops receiving as soon as it is garbage.
+    """
+
+    def __init__(self, hub: AlertHub, min_severity: int, queue_size: int) -> None:
+        self._hub = hub
+        self.min_severity = min_severity
+        self._queue: deque[events_pb2.AlertRaised] = deque(maxlen=queue_size)
+        self._ready = asyncio.Event()
+        self._closed = False
+        self.dropped = 0
+
+    def _offer(self, alert: events_pb2.AlertRaised) -> int:
+        """Queue the alert if it passes the filter; returns how many old alerts were dropped for it."""
+        if self._closed or alert.severity < self.min_severity:
+            return 0
+        # A full bounded deque discards from the left on append: the oldest alert goes, publish never waits.
+        lost = 1 if len(self._queue) == self._queue.maxlen else 0
+        self._queue.append(alert)
+        self.dropped += lost
+        self._ready.set()
+        return lost
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> events_pb2.AlertRaised:
+        while not self._queue:
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        return self._queue.popleft()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop receiving (the reader is done); alerts already queued are discarded, a waiting read ends."""
+        self._queue.clear()
+        self._finish()
+
+    def _finish(self) -> None:
+        # Takes no new alerts; the reader still gets what is queued, then the iteration ends.
+        self._closed = True
+        self._hub._subscribers.discard(self)
+        self._ready.set()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.close()
+
+
+class AlertHub:
+    """In-process fan-out for the server-streaming WatchAlerts RPC: every subscriber gets every alert
+    published after it subscribed (plus the last N for a late joiner), optionally filtered by minimum
+    severity. Single event loop; `publish` is synchronous and never blocks."""
+
+    def __init__(self, replay: int = 100, queue_size: int = 1000) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.queue_size = queue_size
+        self._recent: deque[events_pb2.AlertRaised] = deque(maxlen=max(replay, 0))
+        self._subscribers: weakref.WeakSet[Subscription] = weakref.WeakSet()
+        self.published = 0
+        self.dropped = 0  # over all subscribers: how many alerts slow streams lost
+
+    def publish(self, alert: events_pb2.AlertRaised) -> None:
+        """Deliver to every current subscriber; a slow subscriber's queue drops its oldest alert."""
+        self.published += 1
+        self._recent.append(alert)
+        for subscription in list(self._subscribers):
+            self.dropped += subscription._offer(alert)
+
+    def subscribe(self, min_severity: int = 0, replay: bool = True) -> Subscription:
+        """Alerts with severity >= min_severity; with replay, first the recent ones that pass the filter."""
+        subscription = Subscription(self, min_severity, self.queue_size)
+        if replay:
+            for alert in self._recent:
+                subscription._offer(alert)
+            # Replay is history, not loss: older replayed alerts pushed out by a small queue are not counted.
+            subscription.dropped = 0
+        self._subscribers.add(subscription)
+        return subscription
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def close(self) -> None:
+        """End every stream (server shutdown): each reader gets what is already queued, then stops."""
+        for subscription in list(self._subscribers):
+            subscription._finish()
+
+
+# ----------------------------------------------------------------------------------------- de-duplication
+
+
+class Deduper:
+    """At most one delivery per (channel, dedupe_key) within a window, across replicas: Redis SET NX EX."""
+
+    def __init__(
+        self, redis: Any, prefix: str = "oms:alert", window_seconds: int = 600, timeout_seconds: float = 1.0
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.window_seconds = window_seconds
+        # Bounded so a hung or retrying Redis client delays an alert by at most this, then we fail open.
+        self.timeout_seconds = timeout_seconds
+
+    def _key(self, channel: str, dedupe_key: str) -> str:
+        return f"{self.prefix}:dedupe:{channel}:{dedupe_key}"
+
+    async def first(self, channel: str, dedupe_key: str) -> bool:
+        """True the first time in the window. If Redis fails → True: better a duplicate than a lost alert."""
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                claimed = await self.redis.set(
+                    self._key(channel, dedupe_key), "1", nx=True, ex=self.window_seconds
+                )
+        except Exception as error:  # any Redis or network failure: fail open
+            logger.warning(
+                "alert dedupe unavailable, delivering anyway",
+                extra={"channel": channel, "dedupe_key": dedupe_key, "error": repr(error)},
+            )
+            return True
+        return bool(claimed)
+
+    async def release(self, channel: str, dedupe_key: str) -> None:
+        """Give the window back after a delivery finally failed, so the next occurrence is tried again."""
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                await self.redis.delete(self._key(channel, dedupe_key))
+        except Exception as error:
+            logger.warning(
+                "alert dedupe release failed",
+                extra={"channel": channel, "dedupe_key": dedupe_key, "error": repr(error)},
+            )
+
+
+# ------------------------------------------------------------------------------------------------- sinks
+
+
+class Sink(Protocol):
+    name: str
+
+    async def send(self, alert: events_pb2.AlertRaised) -> None: ...
+
+
+class DeliveryError(RuntimeError):
+    """A channel refused or failed to take an alert (the message never contains the channel's URL,
+    whose query string is a credential for WeCom and DingTalk robots)."""
+
+
+class LogSink:
+    """Writes one JSON line per alert; the channel that works everywhere, including locally."""
+
+    def __init__(self, name: str = "log") -> None:
+        self.name = name
+
+    async def send(self, alert: events_pb2.AlertRaised) -> None:
+        logger.warning(json.dumps({"alert": alert_fields(alert)}, ensure_ascii=False, sort_keys=True))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirected POST is either silently turned into a GET (body lost) or sent somewhere we did not
+    # configure; neither is a delivery, so a 3xx surfaces as an error instead.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _checked_url(url: str, setting: str = "url") -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{setting} must be an http(s) URL")
+    return url
+
+
+class WebhookSink:
+    """Generic JSON POST of the alert; any non-2xx answer (or no answer within `timeout`) is a failure."""
+
+    def __init__(self, url: str, name: str = "webhook", timeout: float = 5.0) -> None:
+        self.url = _checked_url(url, f"{name} URL")
+        self.name = name
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        # The URL stays out of reprs and logs: robot URLs carry their access token.
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    def payload(self, alert: events_pb2.AlertRaised) -> dict[str, Any]:
+        fields = alert_fields(alert)
+        return {
+            k: fields[k] for k in ("kind", "severity", "source", "order_id", "message", "occurred_at")
+        } | {"event_id": alert.event_id}
+
+    def target(self) -> str:
+        return self.url
+
+    def check_answer(self, body: bytes) -> None:
+        """Hook for channels that report errors inside a 200 answer."""
+
+    async def send(self, alert: events_pb2.AlertRaised) -> None:
+        body = json.dumps(self.payload(alert), ensure_ascii=False).encode()
+        await asyncio.to_thread(self._post, self.target(), body)
+
+    def _post(self, url: str, body: bytes) -> None:
+        request = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/json; charset=utf-8"}
+        )
+        try:
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                status, answer = response.status, response.read(64 * 1024)
+        except urllib.error.HTTPError as error:
+            raise DeliveryError(f"{self.name}: HTTP {error.code}") from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise DeliveryError(f"{self.name}: {reason}") from None
+        if not 200 <= status < 300:
+            raise DeliveryError(f"{self.name}: HTTP {status}")
+        self.check_answer(answer)
+
+
+class _RobotSink(WebhookSink):
+    def check_answer(self, body: bytes) -> None:
+        # WeCom and DingTalk robots answer 200 with {"errcode": n, "errmsg": ...}: a bad token, a bad
+        # signature or the per-minute rate limit only show up here, and must count as failures (and retry).
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return
+        if isinstance(answer, dict) and answer.get("errcode", 0) != 0:
+            raise DeliveryError(f"{self.name}: errcode {answer.get('errcode')}: {answer.get('errmsg', '')}")
+
+
+def _markdown_lines(alert: events_pb2.AlertRaised) -> list[str]:
+    lines = [f"> source: {alert.source}"]
+    if alert.order_id:
+        lines.append(f"> order: {alert.order_id}")
+    if alert.HasField("occurred_at"):
+        lines.append(f"> at: {_occurred_at(alert)}")
+    lines.append("")
+    lines.append(_clip(alert.message))
+    return lines
+
+
+# WeCom markdown knows three font colours; the stronger the severity the warmer the colour.
+_WECOM_COLOURS = {1: "comment", 2: "info", 3: "warning", 4: "warning"}
+
+
+class WeComSink(_RobotSink):
+    """WeCom (企业微信) group robot, markdown message."""
+
+    def __init__(self, url: str, name: str = "wecom", timeout: float = 5.0) -> None:
+        super().__init__(url, name, timeout)
+
+    def payload(self, alert: events_pb2.AlertRaised) -> dict[str, Any]:
+        colour = _WECOM_COLOURS.get(alert.severity, "comment")
+        head = f'**<font color="{colour}">[{severity_name(alert.severity)}]</font> {alert.kind}**'
+        return {"msgtype": "markdown", "markdown": {"content": "\n".join([head, *_markdown_lines(alert)])}}
+
+
+class DingTalkSink(_RobotSink):
+    """DingTalk (钉钉) group robot, markdown message; with a secret, every request is signed (the robot's
+    「加签」 security setting): query parameters timestamp (ms) and
+    sign = base64(HMAC-SHA256(key=secret, msg=f"{timestamp}\\n{secret}"))."""
+
+    def __init__(
+        self,
+        url: str,
+        secret: str = "",
+        name: str = "dingtalk",
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(url, name, timeout)
+        self.secret = secret
+        self.clock = clock
+
+    def payload(self, alert: events_pb2.AlertRaised) -> dict[str, Any]:
+        title = f"[{severity_name(alert.severity)}] {alert.kind}"
+        text = "\n".join([f"#### {title}", *_markdown_lines(alert)])
+        return {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
+
+    def target(self) -> str:
+        if not self.secret:
+            return self.url
+        # Signed per request: DingTalk rejects a timestamp more than an hour from its clock.
+        timestamp, sign = dingtalk_signature(self.secret, int(self.clock() * 1000))
+        parts = urllib.parse.urlsplit(self.url)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        query += [("timestamp", timestamp), ("sign", sign)]
+        # urlencode quotes with quote_plus, exactly the encoding DingTalk documents for the sign.
+        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def dingtalk_signature(secret: str, timestamp_ms: int) -> tuple[str, str]:
+    """(timestamp, sign) before URL-encoding, per DingTalk's custom-robot signing scheme."""
+    timestamp = str(timestamp_ms)
+    digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
+    return timestamp, base64.b64encode(digest).decode()
+
+
+@dataclass
+class EmailSink:
+    """Plain-text e-mail over SMTP (stdlib smtplib in a worker thread)."""
+
+    host: str
+    port: int
+    sender: str
+    recipients: Sequence[str]
+    starttls: bool = False
+    username: str = ""
+    password: str = field(default="", repr=False)
+    timeout: float = 10.0
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    name: str = "email"
+
+    def message(self, alert: events_pb2.AlertRaised) -> EmailMessage:
+        message = EmailMessage()
+        message["Subject"] = f"[OMS {severity_name(alert.severity)}] {alert.kind}"
+        message["From"] = self.sender
+        message["To"] = ", ".join(self.recipients)
+        fields = alert_fields(alert)
+        lines = [f"{key}: {value}" for key, value in fields.items() if key != "message"]
+        message.set_content("\n".join([fields["message"], "", *lines]) + "\n")
+        return message
+
+    async def send(self, alert: events_pb2.AlertRaised) -> None:
+        await asyncio.to_thread(self._send, self.message(alert))
+
+    def _send(self, message: EmailMessage) -> None:
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls(context=self.ssl_context or ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self.password)
+            smtp.send_message(message, from_addr=self.sender, to_addrs=list(self.recipients))
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+SINK_NAMES = ("log", "webhook", "wecom", "dingtalk", "email")
+
+
+def _needed(env: Mapping[str, str], sink: str, setting: str) -> str:
+    value = env.get(setting, "").strip()
+    if not value:
+        raise ValueError(f"alert sink {sink!r} needs setting {setting}")
+    return value
+
+
+def _needed_url(env: Mapping[str, str], sink: str, setting: str) -> str:
+    return _checked_url(_needed(env, sink, setting), setting)
+
+
+def _flag(env: Mapping[str, str], setting: str) -> bool:
+    raw = env.get(setting, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"setting {setting} must be true or false, got {raw!r}")
+
+
+def sinks_from_settings(env: Mapping[str, str]) -> list[Sink]:
+    """The sinks named in ALERT_SINKS (default "log"), each from its own settings."""
+    names = [name.strip().lower() for name in env.get("ALERT_SINKS", "log").split(",") if name.strip()]
+    sinks: list[Sink] = []
+    for name in dict.fromkeys(names):  # listed twice would mean delivered twice
+        if name == "log":
+            sinks.append(LogSink())
+        elif name == "webhook":
+            sinks.append(
+                WebhookSink(_checked_url(_needed(env, name, "ALERT_WEBHOOK_URL"), "ALERT_WEBHOOK_URL"))
+            )
+        elif name == "wecom":
+            sinks.append(WeComSink(_checked_url(_needed(env, name, "ALERT_WECOM_URL"), "ALERT_WECOM_URL")))
+        elif name == "dingtalk":
+            url = _checked_url(_needed(env, name, "ALERT_DINGTALK_URL"), "ALERT_DINGTALK_URL")
+            sinks.append(DingTalkSink(url, secret=env.get("ALERT_DINGTALK_SECRET", "").strip()))
+        elif name == "email":
+            port_text = env.get("SMTP_PORT", "").strip() or "25"
+            if not port_text.isdigit():
+                raise ValueError(f"setting SMTP_PORT must be a port number, got {port_text!r}")
+            recipients = [r.strip() for r in _needed(env, name, "SMTP_TO").split(",") if r.strip()]
+            if not recipients:
+                raise ValueError(f"alert sink {name!r} needs setting SMTP_TO")
+            sinks.append(
+                EmailSink(
+                    host=_needed(env, name, "SMTP_HOST"),
+                    port=int(port_text),
+                    sender=_needed(env, name, "SMTP_FROM"),
+                    recipients=recipients,
+                    starttls=_flag(env, "SMTP_STARTTLS"),
+                    username=env.get("SMTP_USERNAME", "").strip(),
+                    password=env.get("SMTP_PASSWORD", ""),
+                )
+            )
+        else:
+            raise ValueError(f"ALERT_SINKS names unknown sink {name!r} (known: {', '.join(SINK_NAMES)})")
+    return sinks
+
+
+# ---------------------------------------------------------------------------------------------- dispatch
+
+DEFAULT_BACKOFF = (0.5, 1.0, 2.0)
+
+
+class Dispatcher:
+    """Deliver one alert to every sink once (dedupe per sink), with retries per sink (3 attempts by default,
+    waiting backoff[i] before retry i+1); a failing sink never blocks the others; failures are logged and
+    counted."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        deduper: Deduper | None,
+        hub: AlertHub,
+        attempts: int = 3,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        names = [sink.name for sink in sinks]
+        if len(set(names)) != len(names):
+            # The name is the dedupe channel: two sinks sharing one would suppress each other.
+            raise ValueError(f"alert sink names must be unique, got {names}")
+        self.sinks = list(sinks)
+        self.deduper = deduper
+        self.hub = hub
+        self.attempts = attempts
+        self.backoff = tuple(backoff) or (0.0,)
+        self.sleep = sleep
+        self.delivered: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.suppressed: Counter[str] = Counter()
+        self.retried: Counter[str] = Counter()
+
+    async def handle(self, alert: events_pb2.AlertRaised) -> None:
+        """Publish to the live feed first (operators watching see it at once), then deliver to all sinks
+        concurrently; returns when every sink has succeeded, been deduplicated or given up."""
+        self.hub.publish(alert)
+        await asyncio.gather(*(self._deliver(sink, alert) for sink in self.sinks))
+
+    async def _deliver(self, sink: Sink, alert: events_pb2.AlertRaised) -> None:
+        # Without a dedupe key the event id still de-duplicates the bus's at-least-once redeliveries.
+        key = alert.dedupe_key or alert.event_id
+        claimed = bool(key) and self.deduper is not None
+        if claimed and self.deduper is not None and not await self.deduper.first(sink.name, key):
+            self.suppressed[sink.name] += 1
+            return
+        delivered = False
+        try:
+            delivered = await self._attempt(sink, alert)
+        finally:
+            # Failed for good or cancelled mid-way: give the window back so the next occurrence (or the
+            # bus's redelivery to another replica) is tried on this channel instead of being suppressed.
+            if claimed and not delivered and self.deduper is not None:
+                await self.deduper.release(sink.name, key)
+
+    async def _attempt(self, sink: Sink, alert: events_pb2.AlertRaised) -> bool:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                await sink.send(alert)
+            except Exception as error:
+                if attempt < self.attempts:
+                    self.retried[sink.name] += 1
+                    await self.sleep(self.backoff[min(attempt - 1, len(self.backoff) - 1)])
+                    continue
+                self.failed[sink.name] += 1
+                logger.error(
+                    "alert delivery failed",
+                    extra={
+                        "sink": sink.name,
+                        "event_id": alert.event_id,
+                        "kind": alert.kind,
+                        "attempts": attempt,
+                        "error": str(error) or repr(error),
+                    },
+                )
+                return False
+            self.delivered[sink.name] += 1
+            return True
+        return False

@@ -1,0 +1,253 @@
+"""The gate every public call passes: authenticate, authorise, rate-limit, and audit.
+
+The caller's own `x-oms-*` metadata is never forwarded: the gateway sets who is calling, their
+roles and their row scope itself, and the owning services trust only that.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import redis.asyncio as aioredis
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
+
+from services.gateway import auth
+from services.gateway.limits import RateLimiter, limit_for
+from services.gateway.policy import Klass, Rule, allowed
+from services.gateway.store import AuditRecord, add_audit
+from services.kit import tracing
+from services.kit.db import UnitOfWork
+from services.kit.grpc_server import TRACE_ID_HEADER
+from services.kit.ids import new_id
+
+log = logging.getLogger(__name__)
+
+FORWARDED_METADATA = frozenset({"x-request-id", "idempotency-key", "grpc-accept-encoding"})
+# staff roles see every row; anyone else with a scoped role is limited to their rows
+UNSCOPED_ROLES = frozenset({"ops", "supervisor", "admin", "service", "finance", "risk", "warehouse"})
+TARGET_FIELDS = ("channel_order_id", "merchant_order_no", "transaction_id")
+
+
+class Refused(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: auth.Principal
+    source_ip: str
+    request_id: str
+
+
+class Gate:
+    def __init__(
+        self,
+        jwt: auth.JwtSettings,
+        api_keys: Mapping[str, auth.ApiKey],
+        signature_window_seconds: int,
+        redis: aioredis.Redis,
+        limiter: RateLimiter,
+        limits: Mapping[str, Any],
+        new_uow: Callable[[], UnitOfWork],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.jwt = jwt
+        self.api_keys = api_keys
+        self.window = signature_window_seconds
+        self.redis = redis
+        self.limiter = limiter
+        self.limits = limits
+        self.new_uow = new_uow
+        self.wall = wall
+        self.pool = descriptor_pool.Default()
+
+    # ---- admission ----------------------------------------------------------------------------
+
+    async def admit(
+        self, method: str, rule: Rule, metadata: Mapping[str, str], body: bytes, peer: str
+    ) -> Caller:
+        principal = await self.authenticate(method, metadata, body) if not rule.public else _anonymous()
+        if not allowed(rule, principal.roles):
+            raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not allowed for this caller")
+        if (
+            "customer" in principal.roles
+            and not principal.customer_id
+            and not principal.roles & UNSCOPED_ROLES
+        ):
+            raise Refused(grpc.StatusCode.PERMISSION_DENIED, "a customer token must name its customer")
+        await self._limit(method, rule, principal)
+        return Caller(principal, _source_ip(metadata, peer), metadata.get("x-request-id", ""))
+
+    async def authenticate(self, method: str, metadata: Mapping[str, str], body: bytes) -> auth.Principal:
+        try:
+            header = metadata.get("authorization", "")
+            if header:
+                scheme, _, token = header.partition(" ")
+                if scheme.lower() != "bearer" or not token:
+                    raise auth.AuthError("authorization is not a bearer token")
+                return auth.verify_jwt(token.strip(), self.jwt, self.wall())
+            if "x-oms-key-id" in metadata:
+                return await auth.verify_signature(
+                    self.api_keys,
+                    metadata.get("x-oms-key-id", ""),
+                    metadata.get("x-oms-timestamp", ""),
+                    metadata.get("x-oms-nonce", ""),
+                    metadata.get("x-oms-signature", ""),
+                    method,
+                    body,
+                    self.wall(),
+                    self.window,
+                    self._claim_nonce,
+                )
+            raise auth.AuthError("no credentials")
+        except auth.AuthError as error:
+            log.info("refused %s: %s", method, error)
+            raise Refused(grpc.StatusCode.UNAUTHENTICATED, "authentication required") from None
+
+    async def _claim_nonce(self, key_id: str, nonce: str, ttl_seconds: int) -> bool:
+        """Redis SET NX: the first use of a nonce wins on every replica. Without Redis a replay cannot
+        be ruled out, so signed calls are refused (retryable) rather than let through."""
+        try:
+            claimed = await self.redis.set(
+                f"oms:nonce:{key_id}:{nonce}", b"1", nx=True, ex=max(ttl_seconds, 1)
+            )
+        except Exception:
+            log.warning("nonce store unavailable; refusing signed call")
+            raise Refused(grpc.StatusCode.UNAVAILABLE, "try again shortly") from None
+        return bool(claimed)
+
+    async def _limit(self, method: str, rule: Rule, principal: auth.Principal) -> None:
+        klass = rule.klass.value
+        limit = limit_for(
+            self.limits, klass, principal.roles, principal.token_id if principal.kind == "integration" else ""
+        )
+        subject = principal.subject if principal.subject else "anonymous"
+        costly = rule.mutating and rule.klass in (Klass.WRITE, Klass.UPLOAD)
+        decision = await self.limiter.check(f"{subject}:{klass}", limit, self.wall(), costly)
+        if not decision.allowed:
+            raise Refused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"rate limit for {klass} calls reached; retry after {decision.retry_after_seconds:.1f}s",
+                decision.retry_after_seconds,
+            )
+
+    # ---- what the owning service is told -----------------------------------------------------
+
+    @staticmethod
+    def upstream_metadata(
+        caller: Caller, metadata: Mapping[str, str], reveal: bool = False
+    ) -> list[tuple[str, str]]:
+        principal = caller.principal
+        out = [(key, value) for key, value in metadata.items() if key in FORWARDED_METADATA]
+        actor_type = "user" if principal.kind == "user" else ("channel" if principal.channel else "service")
+        out += [
+            ("x-oms-principal", principal.subject),
+            ("x-oms-actor-type", actor_type),
+            ("x-oms-roles", ",".join(sorted(principal.roles))),
+        ]
+        if not principal.roles & UNSCOPED_ROLES:
+            if "customer" in principal.roles:
+                out.append(("x-oms-scope-customer", principal.customer_id))
+            elif "cs_agent" in principal.roles:
+                out.append(("x-oms-scope-agent", principal.subject))
+        if principal.channel:
+            out.append(("x-oms-scope-channel", principal.channel.upper()))
+        if reveal:
+            out.append(("x-oms-reveal", "audited"))
+        return out
+
+    # ---- audit ---------------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        caller: Caller,
+        method: str,
+        result: grpc.StatusCode,
+        targets: list[str],
+        detail: str = "",
+    ) -> None:
+        """Written before the caller gets its answer; if it cannot be written the call fails."""
+        principal = caller.principal
+        record = AuditRecord(
+            audit_id=new_id(),
+            at=datetime.now(UTC),
+            principal=principal.subject or "anonymous",
+            principal_kind=principal.kind,
+            roles=tuple(sorted(principal.roles)),
+            source_ip=caller.source_ip,
+            method=method.lstrip("/"),
+            target_ids=tuple(dict.fromkeys(target for target in targets if target)),
+            result=result.name,
+            trace_id=tracing.current_trace_id(),
+            detail=detail,
+        )
+        uow = self.new_uow()
+        async with uow:
+            await add_audit(uow.conn, record)
+            await uow.commit()
+
+    def targets(self, method: str, request: bytes, response: bytes | None) -> list[str]:
+        """The ids a call touched: `*_id` fields of the request (and the order id of the answer)."""
+        service, _, name = method.lstrip("/").partition("/")
+        try:
+            descriptor = self.pool.FindMethodByName(f"{service}.{name}")
+        except KeyError:
+            return []
+        found = _ids(_parse(descriptor.input_type, request))
+        if response is not None:
+            reply = _parse(descriptor.output_type, response)
+            order: Any = getattr(reply, "order", None) if reply is not None else None
+            if isinstance(order, Message) and "order_id" in order.DESCRIPTOR.fields_by_name:
+                found.append(str(getattr(order, "order_id")))  # noqa: B009
+        return found
+
+
+def trailing(retry_after: float = 0.0) -> tuple[tuple[str, str], ...]:
+    pairs = [(TRACE_ID_HEADER, tracing.current_trace_id())]
+    if retry_after:
+        pairs.append(("retry-after", str(max(1, math.ceil(retry_after)))))
+    return tuple(pairs)
+
+
+def _parse(descriptor: Any, data: bytes) -> Message | None:
+    try:
+        message: Message = message_factory.GetMessageClass(descriptor)()
+        message.ParseFromString(data)
+        return message
+    except (DecodeError, TypeError):
+        return None
+
+
+def _ids(message: Message | None) -> list[str]:
+    if message is None:
+        return []
+    found = []
+    for field, value in message.ListFields():
+        if isinstance(value, str) and (field.name.endswith("_id") or field.name in TARGET_FIELDS):
+            found.append(value)
+    return found
+
+
+def _source_ip(metadata: Mapping[str, str], peer: str) -> str:
+    forwarded = metadata.get("x-forwarded-for", "") or metadata.get("x-envoy-external-address", "")
+    if forwarded:
+        return forwarded.split(",")[0].strip()
+    # "ipv4:127.0.0.1:54321" / "ipv6:[::1]:54321"
+    kind, _, rest = peer.partition(":")
+    return rest.rsplit(":", 1)[0].strip("[]") if kind in ("ipv4", "ipv6") else peer
+
+
+def _anonymous() -> auth.Principal:
+    return auth.Principal(subject="", kind="anonymous", roles=frozenset())

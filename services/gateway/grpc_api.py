@@ -1,0 +1,454 @@
+"""What the gateway serves itself: tokens, chunked uploads, webhooks, reveal, the audit log, alerts.
+
+Each handler gets the request, the call context and the admitted caller (see `gate.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from oms.common.v1 import common_pb2
+from oms.gateway.v1 import gateway_pb2
+from oms.orders.v1 import orders_pb2, orders_pb2_grpc
+from services.gateway import auth
+from services.gateway.alerts import AlertHub
+from services.gateway.gate import Caller, Gate
+from services.gateway.proxy import LocalMethod
+from services.gateway.store import first_receipt, keep_receipt, list_audit
+from services.gateway.uploads import UploadError, UploadState, UploadStore
+from services.gateway.webhooks import WebhookError, carrier_report, payment_report
+from services.kit.db import UnitOfWork
+from services.kit.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unauthenticated,
+)
+
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+TARGETS = {
+    gateway_pb2.UPLOAD_TARGET_ORDERS_BATCH: "orders.batch",
+    gateway_pb2.UPLOAD_TARGET_CHANNEL_ORDER: "orders.one",
+}
+TARGET_ENUMS = {name: value for value, name in TARGETS.items()}
+STATUSES = {
+    "open": gateway_pb2.UPLOAD_STATUS_OPEN,
+    "verified": gateway_pb2.UPLOAD_STATUS_VERIFIED,
+    "complete": gateway_pb2.UPLOAD_STATUS_COMPLETE,
+    "failed": gateway_pb2.UPLOAD_STATUS_FAILED,
+}
+BATCH = 500
+
+
+class GatewayApi:
+    def __init__(
+        self,
+        gate: Gate,
+        jwt: auth.JwtSettings,
+        accounts: dict[str, auth.ServiceAccount],
+        uploads: UploadStore,
+        orders: grpc.aio.Channel,
+        new_uow: Callable[[], UnitOfWork],
+        hub: AlertHub,
+        webhook_secrets: dict[str, bytes],
+        signature_window_seconds: int,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.gate = gate
+        self.jwt = jwt
+        self.accounts = accounts
+        self.uploads = uploads
+        self.orders = orders_pb2_grpc.OrdersServiceStub(orders)
+        self.new_uow = new_uow
+        self.hub = hub
+        self.webhook_secrets = webhook_secrets
+        self.window = signature_window_seconds
+        self.wall = wall
+
+    def methods(self) -> dict[str, LocalMethod]:
+        return {
+            "IssueToken": LocalMethod(self.issue_token),
+            "BeginUpload": LocalMethod(self.begin_upload),
+            "PutChunk": LocalMethod(self.put_chunk),
+            "GetUpload": LocalMethod(self.get_upload),
+            "CompleteUpload": LocalMethod(self.complete_upload),
+            "UploadStream": LocalMethod(self.upload_stream),
+            "ReceivePaymentWebhook": LocalMethod(self.payment_webhook),
+            "ReceiveCarrierWebhook": LocalMethod(self.carrier_webhook),
+            "ReceiveChannelWebhook": LocalMethod(self.channel_webhook),
+            "RevealOrder": LocalMethod(self.reveal_order, audits_itself=True),
+            "ListAuditRecords": LocalMethod(self.list_audit_records),
+            "WatchAlerts": LocalMethod(self.watch_alerts),
+        }
+
+    # ---- tokens -------------------------------------------------------------------------------
+
+    async def issue_token(
+        self, request: gateway_pb2.IssueTokenRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.IssueTokenResponse:
+        try:
+            account = auth.authenticate_client(self.accounts, request.client_id, request.client_secret)
+        except auth.AuthError:
+            raise Unauthenticated("authentication required") from None
+        ttl = 3600
+        token = auth.issue_token(self.jwt, account.client_id, account.roles, self.wall(), ttl, kind="service")
+        return gateway_pb2.IssueTokenResponse(access_token=token, token_type="Bearer", expires_in=ttl)
+
+    # ---- chunked uploads ----------------------------------------------------------------------
+
+    async def begin_upload(
+        self, request: gateway_pb2.BeginUploadRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.BeginUploadResponse:
+        state = await self._begin(request, caller)
+        return gateway_pb2.BeginUploadResponse(upload=upload_message(state))
+
+    async def _begin(self, request: gateway_pb2.BeginUploadRequest, caller: Caller) -> UploadState:
+        target = TARGETS.get(request.target)
+        if target is None:
+            raise InvalidArgument(
+                "target", "must be UPLOAD_TARGET_ORDERS_BATCH or UPLOAD_TARGET_CHANNEL_ORDER"
+            )
+        return await _upload_call(
+            self.uploads.begin(
+                _owner(caller),
+                target,
+                request.total_bytes,
+                request.sha256.lower(),
+                request.chunk_bytes,
+                self.wall(),
+                request.upload_id or None,
+            )
+        )
+
+    async def put_chunk(
+        self, request: gateway_pb2.PutChunkRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.PutChunkResponse:
+        state = await _upload_call(
+            self.uploads.put_chunk(
+                _owner(caller), request.upload_id, request.index, request.data, self.wall()
+            )
+        )
+        return gateway_pb2.PutChunkResponse(upload=upload_message(state))
+
+    async def get_upload(
+        self, request: gateway_pb2.GetUploadRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.GetUploadResponse:
+        state = await _upload_call(self.uploads.status(_owner(caller), request.upload_id))
+        return gateway_pb2.GetUploadResponse(upload=upload_message(state))
+
+    async def complete_upload(
+        self, request: gateway_pb2.CompleteUploadRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.CompleteUploadResponse:
+        state, results = await self._complete(request.upload_id, caller, context)
+        return gateway_pb2.CompleteUploadResponse(upload=upload_message(state), orders=results)
+
+    async def upload_stream(
+        self, requests: AsyncIterator[gateway_pb2.UploadStreamRequest], context: Any, caller: Caller
+    ) -> gateway_pb2.UploadStreamResponse:
+        state: UploadState | None = None
+        index = 0
+        async for part in requests:
+            which = part.WhichOneof("part")
+            if which == "header":
+                if state is not None:
+                    raise InvalidArgument("header", "comes once, first")
+                state = await self._begin(part.header, caller)
+                index = min(state.missing, default=state.total_chunks)
+            elif which == "chunk":
+                if state is None:
+                    raise InvalidArgument("header", "must come before the chunks")
+                while index < state.total_chunks and index in state.received:
+                    index += 1
+                state = await _upload_call(
+                    self.uploads.put_chunk(_owner(caller), state.upload_id, index, part.chunk, self.wall())
+                )
+                index += 1
+        if state is None:
+            raise InvalidArgument("header", "is required")
+        final, results = await self._complete(state.upload_id, caller, context)
+        return gateway_pb2.UploadStreamResponse(upload=upload_message(final), orders=results)
+
+    async def _complete(
+        self, upload_id: str, caller: Caller, context: Any
+    ) -> tuple[UploadState, orders_pb2.IngestOrdersResponse]:
+        owner = _owner(caller)
+        state = await _upload_call(self.uploads.status(owner, upload_id))
+        if state.status == "complete":
+            return state, orders_pb2.IngestOrdersResponse.FromString(state.result)
+        payload = await _upload_call(self.uploads.assemble(owner, upload_id))
+        items = _ingest_items(state.target, payload)
+        results = orders_pb2.IngestOrdersResponse()
+        metadata = Gate.upstream_metadata(caller, {})
+        for start in range(0, len(items), BATCH):
+            reply = await self.orders.IngestOrders(
+                orders_pb2.IngestOrdersRequest(items=items[start : start + BATCH]),
+                metadata=metadata,
+                timeout=120,
+            )
+            for result in reply.results:
+                result.index += start
+                results.results.append(result)
+            results.created += reply.created
+            results.unchanged += reply.unchanged
+            results.updated += reply.updated
+            results.stale += reply.stale
+            results.rejected += reply.rejected
+        finished = await _upload_call(self.uploads.finish(owner, upload_id, results.SerializeToString()))
+        return finished, results
+
+    # ---- webhooks -----------------------------------------------------------------------------
+
+    def _verify(self, kind: str, sender: str, body: bytes, context: Any) -> None:
+        """HMAC-SHA256 over `<timestamp>\\n<raw body>` with the sender's secret, in a time window."""
+        metadata = {
+            key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)
+        }
+        secret = self.webhook_secrets.get(sender)
+        timestamp = metadata.get("x-oms-webhook-timestamp", "")
+        signature = metadata.get("x-oms-webhook-signature", "")
+        if secret is None or not timestamp.isdigit() or abs(self.wall() - int(timestamp)) > self.window:
+            raise Unauthenticated("authentication required")
+        expected = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+            raise Unauthenticated("authentication required")
+
+    async def _webhook(
+        self, kind: str, sender: str, body: bytes, context: Any, forward: Callable[[Caller], Any]
+    ) -> gateway_pb2.WebhookResult:
+        sender = sender.strip().lower()
+        if not sender or len(sender) > 32:
+            raise InvalidArgument("sender", "is required (at most 32 characters)")
+        self._verify(kind, sender, body, context)
+        digest = hashlib.sha256(body).hexdigest()
+        uow = self.new_uow()
+        async with uow:
+            first = await first_receipt(uow.conn, kind, sender, digest)
+        if first is not None:
+            result = gateway_pb2.WebhookResult.FromString(first)
+            result.duplicate = True
+            return result
+        principal = auth.Principal(
+            subject=f"webhook:{sender}",
+            kind="integration",
+            roles=frozenset({"service"}),
+            channel=sender.upper() if kind == "channel" else "",
+            provider=sender,
+        )
+        caller = Caller(principal, "", "")
+        try:
+            reference = await forward(caller)
+        except WebhookError as error:
+            raise InvalidArgument(error.field, error.problem) from None
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+                field, _, problem = (error.details() or "").partition(": ")
+                raise InvalidArgument(field or "body", problem or "refused") from None
+            raise
+        result = gateway_pb2.WebhookResult(accepted=True, message="accepted", reference=reference)
+        uow = self.new_uow()
+        async with uow:
+            stored = await keep_receipt(
+                uow.conn, kind, sender, digest, result.SerializeToString(), datetime.now(UTC)
+            )
+            await uow.commit()
+        return gateway_pb2.WebhookResult.FromString(stored)
+
+    async def payment_webhook(
+        self, request: gateway_pb2.ReceivePaymentWebhookRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.ReceivePaymentWebhookResponse:
+        body = request.body.data
+
+        async def forward(as_caller: Caller) -> str:
+            report = payment_report(request.sender.strip().lower(), body)
+            reply = await self.orders.ReportPayment(
+                report, metadata=Gate.upstream_metadata(as_caller, {}), timeout=10
+            )
+            return str(reply.payment.payment_id)
+
+        result = await self._webhook("payment", request.sender, body, context, forward)
+        return gateway_pb2.ReceivePaymentWebhookResponse(result=result)
+
+    async def carrier_webhook(
+        self, request: gateway_pb2.ReceiveCarrierWebhookRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.ReceiveCarrierWebhookResponse:
+        body = request.body.data
+
+        async def forward(as_caller: Caller) -> str:
+            report = carrier_report(request.sender.strip().lower(), body)
+            reply = await self.orders.ReportSourceStatus(
+                report, metadata=Gate.upstream_metadata(as_caller, {}), timeout=10
+            )
+            return str(reply.order.order_id)
+
+        result = await self._webhook("carrier", request.sender, body, context, forward)
+        return gateway_pb2.ReceiveCarrierWebhookResponse(result=result)
+
+    async def channel_webhook(
+        self, request: gateway_pb2.ReceiveChannelWebhookRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.ReceiveChannelWebhookResponse:
+        body = request.body.data
+        sender = request.sender.strip().lower()
+
+        async def forward(as_caller: Caller) -> str:
+            if not _is_channel(sender):
+                raise WebhookError("sender", f"{sender} is not a sales channel")
+            channel = f"CHANNEL_{sender.upper()}"
+            reply = await self.orders.IngestChannelOrder(
+                orders_pb2.IngestChannelOrderRequest(
+                    channel=channel, payload_json=body.decode("utf-8", "replace")
+                ),
+                metadata=Gate.upstream_metadata(as_caller, {}),
+                timeout=10,
+            )
+            return str(reply.order.order_id)
+
+        result = await self._webhook("channel", sender, body, context, forward)
+        return gateway_pb2.ReceiveChannelWebhookResponse(result=result)
+
+    # ---- reveal, audit, alerts ----------------------------------------------------------------
+
+    async def reveal_order(
+        self, request: gateway_pb2.RevealOrderRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.RevealOrderResponse:
+        reason = request.reason.strip()
+        if not reason or len(reason) > 500:
+            raise InvalidArgument(
+                "reason", "is required: say why personal data is needed (at most 500 characters)"
+            )
+        method = f"{SERVICE_NAME}/RevealOrder"
+        metadata = Gate.upstream_metadata(caller, {}, reveal=True)
+        try:
+            reply = await self.orders.GetOrder(
+                orders_pb2.GetOrderRequest(order_id=request.order_id), metadata=metadata, timeout=10
+            )
+        except grpc.aio.AioRpcError as error:
+            await self.gate.audit(
+                caller, method, error.code(), [request.order_id], f"reveal refused: {reason}"
+            )
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(error.details() or "order not found") from None
+            if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                field, _, problem = (error.details() or "").partition(": ")
+                raise InvalidArgument(field, problem) from None
+            raise
+        await self.gate.audit(caller, method, grpc.StatusCode.OK, [request.order_id], f"reveal: {reason}")
+        return gateway_pb2.RevealOrderResponse(order=reply.order)
+
+    async def list_audit_records(
+        self, request: gateway_pb2.ListAuditRecordsRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.ListAuditRecordsResponse:
+        uow = self.new_uow()
+        async with uow:
+            records, token = await list_audit(
+                uow.conn,
+                request.principal,
+                request.method,
+                request.target_id,
+                request.trace_id,
+                request.page.page_size,
+                request.page.page_token,
+            )
+        return gateway_pb2.ListAuditRecordsResponse(
+            records=[
+                gateway_pb2.AuditRecord(
+                    audit_id=record.audit_id,
+                    at=_stamp(record.at),
+                    principal=record.principal,
+                    roles=list(record.roles),
+                    source_ip=record.source_ip,
+                    method=record.method,
+                    target_ids=list(record.target_ids),
+                    result=record.result,
+                    trace_id=record.trace_id,
+                    detail=record.detail,
+                )
+                for record in records
+            ],
+            page=common_pb2.PageResponse(next_page_token=token),
+        )
+
+    async def watch_alerts(
+        self, request: gateway_pb2.WatchAlertsRequest, context: Any, caller: Caller
+    ) -> AsyncIterator[gateway_pb2.WatchAlertsResponse]:
+        async with self.hub.subscribe(min_severity=int(request.min_severity)) as alerts:
+            async for alert in alerts:
+                yield gateway_pb2.WatchAlertsResponse(alert=alert)
+
+
+def upload_message(state: UploadState) -> gateway_pb2.Upload:
+    expires = Timestamp()
+    expires.FromDatetime(datetime.fromtimestamp(state.expires_at, UTC))
+    return gateway_pb2.Upload(
+        upload_id=state.upload_id,
+        target=TARGET_ENUMS.get(state.target, 0),  # type: ignore[arg-type]
+        total_bytes=state.total_bytes,
+        sha256=state.sha256,
+        chunk_bytes=state.chunk_bytes,
+        total_chunks=state.total_chunks,
+        missing_chunks=state.missing,
+        status=STATUSES.get(state.status, 0),  # type: ignore[arg-type]
+        expires_at=expires,
+    )
+
+
+def _ingest_items(target: str, payload: bytes) -> list[orders_pb2.IngestItem]:
+    """`{"channel": "CHANNEL_SHOPEE", "orders": [...]}` or `{"channel": …, "order": {...}}`."""
+    try:
+        document = json.loads(payload)
+    except ValueError as error:
+        raise InvalidArgument("payload", f"is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise InvalidArgument("payload", "must be a JSON object with channel and orders")
+    channel_name = str(document.get("channel", ""))
+    if channel_name not in orders_pb2.Channel.keys() or channel_name == "CHANNEL_UNSPECIFIED":  # noqa: SIM118
+        raise InvalidArgument("payload.channel", "must be a channel such as CHANNEL_SHOPEE")
+    orders = document.get("orders") if target == "orders.batch" else [document.get("order")]
+    if not isinstance(orders, list) or not orders:
+        raise InvalidArgument("payload.orders", "must be a non-empty list of channel orders")
+    return [
+        orders_pb2.IngestItem(
+            channel_order=orders_pb2.IngestChannelOrderRequest(
+                channel=channel_name,  # type: ignore[arg-type]
+                payload_json=json.dumps(order, ensure_ascii=False),
+            )
+        )
+        for order in orders
+    ]
+
+
+async def _upload_call(call: Any) -> Any:
+    try:
+        return await call
+    except UploadError as error:
+        if error.code == "not_found":
+            raise NotFound(f"upload not found ({error.problem})") from None
+        if error.code == "resource_exhausted":
+            raise ResourceExhausted(f"{error.field}: {error.problem}") from None
+        if error.code == "failed_precondition":
+            raise FailedPrecondition(f"{error.field}: {error.problem}") from None
+        raise InvalidArgument(error.field, error.problem) from None
+
+
+def _owner(caller: Caller) -> str:
+    return caller.principal.subject or "anonymous"
+
+
+def _is_channel(sender: str) -> bool:
+    name = f"CHANNEL_{sender.upper()}"
+    return name in orders_pb2.Channel.keys() and name != "CHANNEL_UNSPECIFIED"  # noqa: SIM118
+
+
+def _stamp(at: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(at.astimezone(UTC))
+    return stamp

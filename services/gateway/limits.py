@@ -1,0 +1,227 @@
+"""Rate limits for the gateway: a cluster-wide token bucket in Redis, a per-replica fallback, and the
+`RATE_LIMITS` setting's parser.
+
+Time is always passed in (seconds, float) rather than read from Redis `TIME` or the local clock, so the
+rules are testable without sleeping and the Redis and local buckets behave identically. Replicas' clocks
+may disagree a little; the bucket never moves its timestamp backwards, so a replica that is behind can
+neither refill nor un-spend tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import redis.asyncio
+import redis.exceptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limit:
+    rate_per_second: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if not (self.rate_per_second > 0 and math.isfinite(self.rate_per_second)):
+            raise ValueError(f"rate_per_second must be a positive number, not {self.rate_per_second}")
+        if self.burst < 1:
+            raise ValueError(f"burst must be at least 1, not {self.burst}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after_seconds: float
+    remaining: int
+
+
+def _check_cost(limit: Limit, cost: int) -> None:
+    # a cost above the burst could never be paid; refusing forever would hide a configuration error
+    if not 1 <= cost <= limit.burst:
+        raise ValueError(f"cost must be between 1 and the burst ({limit.burst}), not {cost}")
+
+
+def _retry_after(tokens: float, limit: Limit, cost: int) -> float:
+    """Seconds until `cost` tokens are back (one token for the usual cost of 1), rounded up to 1 ms."""
+    return math.ceil((cost - tokens) / limit.rate_per_second * 1000) / 1000
+
+
+def _idle_ttl_ms(limit: Limit) -> int:
+    # a full refill takes burst/rate; after twice that an idle key is indistinguishable from a fresh one
+    return max(1, math.ceil(2 * limit.burst / limit.rate_per_second * 1000))
+
+
+# KEYS[1] bucket; ARGV rate, burst, now, cost, ttl_ms. Returns {allowed (0/1), tokens left as a string}:
+# Lua numbers come back to the client truncated to integers, the string keeps the fraction.
+_TAKE_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+if now > ts then
+  tokens = math.min(burst, tokens + (now - ts) * rate)
+  ts = now
+end
+local allowed = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', ts))
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {allowed, string.format('%.17g', tokens)}
+"""
+
+
+class RedisTokenBucket:
+    """One bucket per key shared by every replica; refill, take and expiry happen in one atomic script."""
+
+    def __init__(self, redis: redis.asyncio.Redis, prefix: str = "oms:rl") -> None:
+        self._prefix = prefix
+        # register_script runs EVALSHA and loads the script on NOSCRIPT, e.g. after a Redis restart
+        self._take = redis.register_script(_TAKE_LUA)
+
+    async def take(self, key: str, limit: Limit, now: float, cost: int = 1) -> Decision:
+        _check_cost(limit, cost)
+        allowed, left = await self._take(
+            keys=[f"{self._prefix}:{key}"],
+            args=[repr(limit.rate_per_second), limit.burst, repr(now), cost, _idle_ttl_ms(limit)],
+        )
+        tokens = float(left)
+        if allowed:
+            return Decision(True, 0.0, math.floor(tokens))
+        return Decision(False, _retry_after(tokens, limit, cost), math.floor(tokens))
+
+
+class LocalTokenBucket:
+    """The in-process fallback with the Redis bucket's semantics; the least recently used keys are
+    forgotten past `max_keys` (a forgotten key starts full, which is what an idle key would be anyway)."""
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str, limit: Limit, now: float, cost: int = 1) -> Decision:
+        _check_cost(limit, cost)
+        tokens, ts = self._buckets.pop(key, (float(limit.burst), now))
+        if now > ts:
+            tokens = min(float(limit.burst), tokens + (now - ts) * limit.rate_per_second)
+            ts = now
+        allowed = tokens >= cost
+        if allowed:
+            tokens -= cost
+        self._buckets[key] = (tokens, ts)
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        if allowed:
+            return Decision(True, 0.0, math.floor(tokens))
+        return Decision(False, _retry_after(tokens, limit, cost), math.floor(tokens))
+
+
+_REFUSED_WHILE_REDIS_DOWN = Decision(False, 1.0, 0)
+_WARN_EVERY_SECONDS = 10.0
+
+
+class RateLimiter:
+    """Redis first; when Redis is unavailable, reads fail open to the local limiter and costly writes fail
+    closed.
+
+    Reads falling open keeps the platform browsable through a Redis outage, limited per replica; costly
+    writes (ingest, uploads) falling closed protects the services behind the gateway, whose capacity the
+    cluster-wide limit exists for. After a failure Redis is skipped for `redis_retry_seconds`, so an outage
+    costs one timeout per interval rather than one per request.
+    """
+
+    def __init__(
+        self,
+        redis_bucket: RedisTokenBucket,
+        local: LocalTokenBucket,
+        redis_timeout_seconds: float = 0.05,
+        redis_retry_seconds: float = 1.0,
+    ) -> None:
+        self._redis = redis_bucket
+        self._local = local
+        self._timeout = redis_timeout_seconds
+        self._retry = redis_retry_seconds
+        self._skip_redis_until = -math.inf
+        self._last_warning = -math.inf
+
+    async def check(self, key: str, limit: Limit, now: float, costly: bool) -> Decision:
+        if now >= self._skip_redis_until:
+            try:
+                return await asyncio.wait_for(self._redis.take(key, limit, now), self._timeout)
+            except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
+                # OSError covers the builtin ConnectionError; TimeoutError is what wait_for raises
+                self._skip_redis_until = now + self._retry
+                self._warn(now, error)
+        if costly:
+            return _REFUSED_WHILE_REDIS_DOWN
+        return self._local.take(key, limit, now)
+
+    def _warn(self, now: float, error: BaseException) -> None:
+        if now - self._last_warning >= _WARN_EVERY_SECONDS:
+            self._last_warning = now
+            log.warning(
+                "rate limiter: Redis unavailable (%s), reads use the per-replica limit, costly writes are "
+                "refused",
+                type(error).__name__,
+            )
+
+
+_PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+_ENTRY = re.compile(
+    r"(?P<name>(?:(?:role|key):[^\s=]+\.)?[A-Za-z_][A-Za-z0-9_-]*)"
+    r"=(?P<count>\d+(?:\.\d+)?)/(?P<period>[smh]):(?P<burst>\d+)"
+)
+
+
+def parse_limits(text: str) -> dict[str, Limit]:
+    """`read=50/s:100,role:admin.read=500/s:1000,key:tb-1.write=100/s:200` → {name: Limit}, names as written.
+
+    A name is a method class, `role:<role>.<class>` or `key:<key id>.<class>`; the rate is per second,
+    minute or hour; the number after the colon is the burst.
+    """
+    limits: dict[str, Limit] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        match = _ENTRY.fullmatch(entry)
+        if match is None:
+            raise ValueError(f"bad rate limit {entry!r}: expected <name>=<count>/<s|m|h>:<burst>")
+        name = match["name"]
+        if name in limits:
+            raise ValueError(f"bad rate limit {entry!r}: {name!r} is given twice")
+        try:
+            limits[name] = Limit(float(match["count"]) / _PERIODS[match["period"]], int(match["burst"]))
+        except ValueError as error:
+            raise ValueError(f"bad rate limit {entry!r}: {error}") from None
+    return limits
+
+
+def limit_for(limits: Mapping[str, Limit], method_class: str, roles: Iterable[str], key_id: str) -> Limit:
+    """The key's own limit, else the most generous of its roles' limits, else the method class default."""
+    specific = limits.get(f"key:{key_id}.{method_class}")
+    if specific is not None:
+        return specific
+    by_role = [limits[name] for name in (f"role:{role}.{method_class}" for role in roles) if name in limits]
+    if by_role:
+        return max(by_role, key=lambda limit: (limit.rate_per_second, limit.burst))
+    try:
+        return limits[method_class]
+    except KeyError:
+        raise KeyError(f"no rate limit configured for method class {method_class!r}") from None

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from omsctl.stack import Infra
+from services.gateway.limits import Decision, Limit, LocalTokenBucket, RateLimiter, RedisTokenBucket
+
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture
+def bucket(redis: Redis, key_prefix: str) -> RedisTokenBucket:
+    return RedisTokenBucket(redis, prefix=key_prefix)
+
+
+@pytest.fixture
+async def unreachable_redis() -> AsyncIterator[Redis]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.05)
+    yield client
+    await client.aclose()
+
+
+async def test_a_burst_is_allowed_then_refused_until_a_token_is_back(bucket: RedisTokenBucket) -> None:
+    limit = Limit(rate_per_second=10, burst=5)
+
+    decisions = [await bucket.take("k", limit, NOW) for _ in range(6)]
+
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0]
+    assert decisions[-1].retry_after_seconds == pytest.approx(0.1)
+    assert decisions[0].retry_after_seconds == 0
+
+
+async def test_tokens_refill_with_the_time_passed_in_but_never_beyond_the_burst(
+    bucket: RedisTokenBucket,
+) -> None:
+    limit = Limit(rate_per_second=10, burst=5)
+    for _ in range(5):
+        await bucket.take("k", limit, NOW)
+
+    later = [await bucket.take("k", limit, NOW + 0.25) for _ in range(3)]
+    much_later = [await bucket.take("k", limit, NOW + 100) for _ in range(6)]
+
+    assert [d.allowed for d in later] == [True, True, False]
+    assert later[-1].retry_after_seconds == pytest.approx(0.05)
+    assert [d.allowed for d in much_later] == [True] * 5 + [False]
+
+
+async def test_a_replica_whose_clock_is_behind_neither_refills_nor_gives_tokens_back(
+    bucket: RedisTokenBucket,
+) -> None:
+    limit = Limit(rate_per_second=10, burst=2)
+    await bucket.take("k", limit, NOW)
+    await bucket.take("k", limit, NOW)
+
+    behind = await bucket.take("k", limit, NOW - 5)
+    after = [await bucket.take("k", limit, NOW + 0.15) for _ in range(2)]  # 1.5 tokens back
+
+    assert not behind.allowed
+    assert [d.allowed for d in after] == [True, False]
+
+
+async def test_two_replicas_share_one_bucket(infra: Infra, redis: Redis, key_prefix: str) -> None:
+    other_client = Redis.from_url(infra.redis_url)
+    replicas = [RedisTokenBucket(redis, prefix=key_prefix), RedisTokenBucket(other_client, prefix=key_prefix)]
+    limit = Limit(rate_per_second=1, burst=4)
+    try:
+        decisions = [await replicas[i % 2].take("shared", limit, NOW) for i in range(6)]
+    finally:
+        await other_client.aclose()
+
+    assert [d.allowed for d in decisions] == [True] * 4 + [False] * 2
+
+
+async def test_two_hundred_concurrent_takes_never_exceed_the_burst(infra: Infra, key_prefix: str) -> None:
+    # a blocking pool queues callers beyond its size instead of failing, as a busy gateway needs
+    client = Redis.from_pool(BlockingConnectionPool.from_url(infra.redis_url, max_connections=50))
+    bucket = RedisTokenBucket(client, prefix=key_prefix)
+    limit = Limit(rate_per_second=0.001, burst=20)
+
+    try:
+        decisions = await asyncio.gather(*(bucket.take("hot", limit, NOW) for _ in range(200)))
+    finally:
+        await client.aclose()
+
+    assert sum(d.allowed for d in decisions) == 20
+    assert sorted(d.remaining for d in decisions if d.allowed) == list(range(20))
+
+
+async def test_a_costly_take_spends_several_tokens_and_waits_for_all_of_them(
+    bucket: RedisTokenBucket,
+) -> None:
+    limit = Limit(rate_per_second=2, burst=10)
+
+    first = await bucket.take("k", limit, NOW, cost=4)
+    second = await bucket.take("k", limit, NOW, cost=4)
+    third = await bucket.take("k", limit, NOW, cost=4)
+    cheap = await bucket.take("k", limit, NOW)
+
+    assert (first.allowed, first.remaining) == (True, 6)
+    assert (second.allowed, second.remaining) == (True, 2)
+    assert third == Decision(allowed=False, retry_after_seconds=1.0, remaining=2)
+    assert cheap.allowed
+
+
+async def test_a_cost_above_the_burst_is_a_configuration_error(bucket: RedisTokenBucket) -> None:
+    with pytest.raises(ValueError, match="cost"):
+        await bucket.take("k", Limit(rate_per_second=1, burst=3), NOW, cost=4)
+
+
+async def test_an_idle_bucket_key_expires_after_twice_the_refill_time(
+    bucket: RedisTokenBucket, redis: Redis, key_prefix: str
+) -> None:
+    await bucket.take("idle", Limit(rate_per_second=100, burst=2), NOW)  # full again after 20 ms
+    ttl = await redis.pttl(f"{key_prefix}:idle")
+
+    await asyncio.sleep(0.1)
+
+    assert 0 < ttl <= 40
+    assert await redis.exists(f"{key_prefix}:idle") == 0
+
+
+async def test_the_limiter_uses_the_shared_bucket_while_redis_is_up(
+    bucket: RedisTokenBucket,
+) -> None:
+    replicas = [RateLimiter(bucket, LocalTokenBucket()), RateLimiter(bucket, LocalTokenBucket())]
+    limit = Limit(rate_per_second=1, burst=3)
+
+    decisions = [await replicas[i % 2].check("k", limit, NOW, costly=False) for i in range(4)]
+
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+
+
+async def test_without_redis_reads_are_limited_per_replica_and_costly_writes_refused(
+    unreachable_redis: Redis, key_prefix: str
+) -> None:
+    limiter = RateLimiter(RedisTokenBucket(unreachable_redis, prefix=key_prefix), LocalTokenBucket())
+    limit = Limit(rate_per_second=1, burst=3)
+
+    reads = [await limiter.check("reader", limit, NOW, costly=False) for _ in range(4)]
+    write = await limiter.check("writer", limit, NOW, costly=True)
+
+    assert [d.allowed for d in reads] == [True, True, True, False]
+    assert write == Decision(allowed=False, retry_after_seconds=1.0, remaining=0)
