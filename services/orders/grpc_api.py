@@ -465,7 +465,9 @@ def roles_of(context: grpc.aio.ServicerContext) -> list[str]:
 
 
 def _reveal(context: grpc.aio.ServicerContext) -> bool:
-    return masking.may_see_pii(roles_of(context))
+    """Unmasked for roles that may see personal data, or for the gateway's audited reveal (the gateway
+    drops callers' own x-oms-* metadata, so only it can set this)."""
+    return masking.may_see_pii(roles_of(context)) or _metadata(context).get("x-oms-reveal") == "audited"
 
 
 # ---- proto → domain ------------------------------------------------------------------------------

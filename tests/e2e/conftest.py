@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ import pytest
 
 from omsctl import tokens
 from omsctl.stack import Infra, Platform, edge_settings
+from services.gateway.config import DEFAULT_LIMITS
 from tests.conftest import random_ref
 
 pytestmark = pytest.mark.e2e
@@ -25,10 +27,18 @@ def platform(infra: Infra) -> Iterator[Platform]:
         database_names={"orders": random_ref("e2e_orders_"), "gateway": random_ref("e2e_gateway_")},
         fixed_ports=False,
     )
+    # a deliberately tight limit for one test role, so the limiter's 429 can be seen quickly
+    limits = DEFAULT_LIMITS + ",role:tight.read=1/s:3"
+    previous = os.environ.get("RATE_LIMITS")
+    os.environ["RATE_LIMITS"] = limits
     try:
         running.start()
         yield running
     finally:
+        if previous is None:
+            os.environ.pop("RATE_LIMITS", None)
+        else:
+            os.environ["RATE_LIMITS"] = previous
         running.stop()
         shutil.rmtree(home, ignore_errors=True)
 

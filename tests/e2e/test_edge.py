@@ -1,0 +1,416 @@
+"""The edge as callers meet it: Envoy + gateway with real Redis, Postgres and NATS.
+
+Tokens, signed integration calls, row scope, rate limits, chunked uploads of a payload too large
+for one request, signed webhooks, and one trace id followed into the timeline, the event and the
+audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from typing import Any
+
+import grpc
+import jwt
+import pytest
+
+from oms.common.v1 import common_pb2
+from oms.orders.v1 import orders_pb2, orders_pb2_grpc
+from omsctl.stack import Platform, edge_settings
+from services.gateway import auth
+from services.kit import bus, tracing
+from tests.conftest import random_ref
+from tests.e2e.conftest import bearer
+from tests.e2e.test_walking_skeleton import http_call, order_json
+from tests.fixtures.channels.builders import big_shopee_payload, load
+
+CHUNK = 512 * 1024
+
+
+async def call(
+    platform: Platform, method: str, path: str, body: Any = None, token: str | None = None, **headers: str
+) -> tuple[int, dict[str, str], Any]:
+    sent = {"authorization": f"Bearer {token}" if token else "", **headers}
+    raw = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    status, answer_headers, answer = await asyncio.to_thread(http_call, platform, method, path, raw, sent)
+    try:
+        parsed = json.loads(answer) if answer else None
+    except ValueError:
+        parsed = answer
+    return status, answer_headers, parsed
+
+
+def shopee_order(order_sn: str) -> dict[str, Any]:
+    order = copy.deepcopy(load("shopee", "paid"))
+    order["order_sn"] = order_sn
+    return order
+
+
+# ---- authentication -----------------------------------------------------------------------------
+
+
+async def test_bad_tokens_are_refused_alike_and_a_good_one_passes(platform: Platform) -> None:
+    env = edge_settings(platform.home)
+    settings = auth.JwtSettings.from_settings(env)
+    now = int(time.time())
+    claims = {"sub": "mallory", "roles": ["admin"], "iss": settings.issuer, "aud": settings.audience}
+    secret = base64.b64decode(env["JWT_KEYS"].split(":", 1)[1])
+    forged = {
+        "alg=none": jwt.encode(
+            {**claims, "iat": now, "exp": now + 600}, key="", algorithm="none", headers={"kid": "dev1"}
+        ),
+        "expired": jwt.encode(
+            {**claims, "iat": now - 7200, "exp": now - 3600}, secret, "HS256", headers={"kid": "dev1"}
+        ),
+        "wrong audience": jwt.encode(
+            {**claims, "aud": "someone-else", "iat": now, "exp": now + 600},
+            secret,
+            "HS256",
+            headers={"kid": "dev1"},
+        ),
+        "wrong key": jwt.encode(
+            {**claims, "iat": now, "exp": now + 600},
+            secrets.token_bytes(32),
+            "HS256",
+            headers={"kid": "dev1"},
+        ),
+    }
+    answers = set()
+    for name, token in forged.items():
+        status, _, body = await call(platform, "GET", "/v1/orders", token=token)
+        assert status == 401, name
+        answers.add(json.dumps(body, sort_keys=True))
+    status, _, body = await call(platform, "GET", "/v1/orders")
+    assert status == 401
+    answers.add(json.dumps(body, sort_keys=True))
+    assert len(answers) == 1, "no answer may tell an attacker which check failed"
+    status, _, _ = await call(platform, "GET", "/v1/orders", token=bearer(platform, "ops"))
+    assert status == 200
+
+
+async def test_a_service_account_exchanges_its_credentials_for_a_token(platform: Platform) -> None:
+    env = edge_settings(platform.home)
+    status, _, body = await call(
+        platform,
+        "POST",
+        "/v1/tokens",
+        {"clientId": "demo-service", "clientSecret": env["DEMO_SERVICE_SECRET"]},
+    )
+    assert status == 200 and body["tokenType"] == "Bearer"
+    status, _, _ = await call(platform, "GET", "/v1/orders", token=body["accessToken"])
+    assert status == 200
+    status, _, _ = await call(
+        platform, "POST", "/v1/tokens", {"clientId": "demo-service", "clientSecret": "guess"}
+    )
+    assert status == 401
+
+
+async def test_a_signed_integration_call_works_once_and_its_replay_is_refused(platform: Platform) -> None:
+    env = edge_settings(platform.home)
+    secret = base64.b64decode(env["DEMO_CHANNEL_KEY_SECRET"])
+    request = orders_pb2.IngestOrderRequest(**_taobao_order(random_ref("TB")))
+    body = request.SerializeToString()
+    method = "/oms.orders.v1.OrdersService/IngestOrder"
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(12)
+    signed = (
+        ("x-oms-key-id", "demo-taobao"),
+        ("x-oms-timestamp", timestamp),
+        ("x-oms-nonce", nonce),
+        ("x-oms-signature", auth.sign(secret, method, timestamp, nonce, body)),
+    )
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        stub = orders_pb2_grpc.OrdersServiceStub(channel)
+        reply = await stub.IngestOrder(request, metadata=signed, timeout=10)
+        assert reply.created and reply.order.channel == orders_pb2.CHANNEL_TAOBAO
+        with pytest.raises(grpc.aio.AioRpcError) as replayed:
+            await stub.IngestOrder(request, metadata=signed, timeout=10)
+        assert replayed.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        other = orders_pb2.IngestOrderRequest(**_taobao_order(random_ref("TB")))
+        other.channel = orders_pb2.CHANNEL_JD
+        other_body = other.SerializeToString()
+        nonce = secrets.token_hex(12)
+        with pytest.raises(grpc.aio.AioRpcError) as wrong_channel:
+            await stub.IngestOrder(
+                other,
+                metadata=(
+                    ("x-oms-key-id", "demo-taobao"),
+                    ("x-oms-timestamp", timestamp),
+                    ("x-oms-nonce", nonce),
+                    ("x-oms-signature", auth.sign(secret, method, timestamp, nonce, other_body)),
+                ),
+                timeout=10,
+            )
+        assert wrong_channel.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def _taobao_order(ref: str) -> dict[str, Any]:
+    return {
+        "channel": orders_pb2.CHANNEL_TAOBAO,
+        "channel_order_id": ref,
+        "buyer_id": "tb-buyer",
+        "lines": [
+            orders_pb2.OrderLine(
+                sku="TEA", quantity=1, unit_price=common_pb2.Money(currency_code="CNY", amount_minor=990)
+            )
+        ],
+        "shipping_address": common_pb2.Address(
+            recipient_name="Li",
+            phone="13800000000",
+            country_code="CN",
+            province="Zhejiang",
+            city="Hangzhou",
+            detail="1",
+        ),
+    }
+
+
+# ---- authorisation and scope --------------------------------------------------------------------
+
+
+async def test_an_agent_cannot_tell_another_agents_customer_order_from_an_unknown_id(
+    platform: Platform,
+) -> None:
+    agent, mine, theirs = random_ref("agent"), random_ref("cust"), random_ref("cust")
+    ops = bearer(platform, "ops")
+    created = {}
+    for buyer in (mine, theirs):
+        body = order_json(random_ref("OWN"))
+        body["buyerId"] = buyer
+        status, _, answer = await call(platform, "POST", "/v1/orders", body, token=ops)
+        assert status == 200, answer
+        created[buyer] = answer["order"]["orderId"]
+    status, _, _ = await call(
+        platform,
+        "POST",
+        f"/v1/agents/{agent}/customers",
+        {"buyerIds": [mine]},
+        token=bearer(platform, "admin"),
+    )
+    assert status == 200
+    agent_token = bearer(platform, "cs_agent", sub=agent)
+    status, _, own = await call(platform, "GET", f"/v1/orders/{created[mine]}", token=agent_token)
+    assert status == 200 and own["order"]["orderId"] == created[mine]
+    assert own["order"]["masked"] is True
+    other = await call(platform, "GET", f"/v1/orders/{created[theirs]}", token=agent_token)
+    unknown_id = "01a20000-0000-7000-8000-000000000000"
+    unknown = await call(platform, "GET", f"/v1/orders/{unknown_id}", token=agent_token)
+    assert other[0] == unknown[0] == 404
+    assert json.dumps(other[2]).replace(created[theirs], "<id>") == json.dumps(unknown[2]).replace(
+        unknown_id, "<id>"
+    )
+    status, _, _ = await call(platform, "POST", "/v1/order-dead-letters/step:x/replay", {}, token=agent_token)
+    assert status == 403
+    status, _, revealed = await call(
+        platform,
+        "POST",
+        f"/v1/orders/{created[mine]}/reveal",
+        {"reason": "customer called back"},
+        token=agent_token,
+    )
+    assert status == 200 and revealed["order"]["masked"] is False
+    status, _, audit = await call(
+        platform, "GET", f"/v1/audit-records?targetId={created[mine]}", token=bearer(platform, "admin")
+    )
+    assert any(r["method"].endswith("/RevealOrder") and r["principal"] == agent for r in audit["records"])
+
+
+async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(platform: Platform) -> None:
+    token = bearer(platform, "ops", "tight")
+    statuses = []
+    for _ in range(6):
+        status, headers, _ = await call(platform, "GET", "/v1/order-stats", token=token)
+        statuses.append(status)
+        if status == 429:
+            retry_after = float(headers["retry-after"])
+            break
+    assert 429 in statuses, statuses
+    assert retry_after >= 1
+    await asyncio.sleep(retry_after)
+    status, _, _ = await call(platform, "GET", "/v1/order-stats", token=token)
+    assert status == 200
+
+
+# ---- large payloads -----------------------------------------------------------------------------
+
+
+async def test_a_2_1_mb_push_is_refused_whole_and_accepted_in_chunks_out_of_order_resumed(
+    platform: Platform,
+) -> None:
+    big = big_shopee_payload(2_200_000)
+    big["order_sn"] = random_ref("SPBIG")
+    orders = [big, *(shopee_order(random_ref("SP")) for _ in range(3))]
+    ops = bearer(platform, "ops")
+    status, _, _ = await call(
+        platform,
+        "POST",
+        "/v1/channel-orders",
+        {"channel": "CHANNEL_SHOPEE", "payloadJson": json.dumps(big)},
+        token=ops,
+    )
+    assert status == 413
+    payload = json.dumps({"channel": "CHANNEL_SHOPEE", "orders": orders}).encode()
+    assert len(payload) > 2_100_000
+    chunks = [payload[i : i + CHUNK] for i in range(0, len(payload), CHUNK)]
+    upload_id = random_ref("up")
+    status, _, begun = await call(
+        platform,
+        "POST",
+        "/v1/uploads",
+        {
+            "uploadId": upload_id,
+            "target": "UPLOAD_TARGET_ORDERS_BATCH",
+            "totalBytes": str(len(payload)),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "chunkBytes": CHUNK,
+        },
+        token=ops,
+    )
+    assert status == 200, begun
+    order = list(reversed(range(len(chunks))))
+    first_half, second_half = order[: len(order) // 2], order[len(order) // 2 :]
+    for index in [*first_half, first_half[0]]:  # out of order, and one chunk sent twice
+        status, _, _ = await call(
+            platform,
+            "POST",
+            f"/v1/uploads/{upload_id}/chunks/{index}",
+            {"data": base64.b64encode(chunks[index]).decode()},
+            token=ops,
+        )
+        assert status == 200
+    # the client "disconnects" and asks what is missing before resuming
+    status, _, state = await call(platform, "GET", f"/v1/uploads/{upload_id}", token=ops)
+    assert sorted(state["upload"]["missingChunks"]) == sorted(second_half)
+    for index in second_half:
+        status, _, _ = await call(
+            platform,
+            "POST",
+            f"/v1/uploads/{upload_id}/chunks/{index}",
+            {"data": base64.b64encode(chunks[index]).decode()},
+            token=ops,
+        )
+        assert status == 200
+    status, _, done = await call(platform, "POST", f"/v1/uploads/{upload_id}/complete", {}, token=ops)
+    assert status == 200, done
+    assert done["orders"]["created"] == 4 and done["upload"]["status"] == "UPLOAD_STATUS_COMPLETE"
+    status, _, again = await call(platform, "POST", f"/v1/uploads/{upload_id}/complete", {}, token=ops)
+    assert again["orders"] == done["orders"]
+    for sent in orders:
+        status, _, _ = await call(
+            platform, "GET", f"/v1/channel-orders/CHANNEL_SHOPEE/{sent['order_sn']}", token=ops
+        )
+        assert status == 200, sent["order_sn"]
+
+
+async def test_a_tampered_chunk_fails_the_checksum_and_nothing_is_ingested(platform: Platform) -> None:
+    ref = random_ref("SPT")
+    payload = json.dumps({"channel": "CHANNEL_SHOPEE", "orders": [shopee_order(ref)]}).encode()
+    ops = bearer(platform, "ops")
+    upload_id = random_ref("up")
+    status, _, _ = await call(
+        platform,
+        "POST",
+        "/v1/uploads",
+        {
+            "uploadId": upload_id,
+            "target": "UPLOAD_TARGET_ORDERS_BATCH",
+            "totalBytes": str(len(payload)),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "chunkBytes": len(payload),
+        },
+        token=ops,
+    )
+    assert status == 200
+    tampered = payload.replace(b'"paid"', b'"PAID"') if b'"paid"' in payload else payload[:-2] + b" }"
+    tampered = tampered[: len(payload)].ljust(len(payload), b" ")
+    assert tampered != payload
+    await call(
+        platform,
+        "POST",
+        f"/v1/uploads/{upload_id}/chunks/0",
+        {"data": base64.b64encode(tampered).decode()},
+        token=ops,
+    )
+    status, _, body = await call(platform, "POST", f"/v1/uploads/{upload_id}/complete", {}, token=ops)
+    assert status == 400 and "checksum" in body["message"]
+    status, _, _ = await call(platform, "GET", f"/v1/channel-orders/CHANNEL_SHOPEE/{ref}", token=ops)
+    assert status == 404
+
+
+# ---- webhooks and trace ids ---------------------------------------------------------------------
+
+
+async def test_a_signed_payment_webhook_is_forwarded_once_and_its_retry_gets_the_first_answer(
+    platform: Platform,
+) -> None:
+    ops = bearer(platform, "ops")
+    status, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    assert status == 200
+    order = created["order"]
+    body = json.dumps(
+        {
+            "transaction_id": random_ref("wx"),
+            "out_trade_no": order["orderId"],
+            "trade_state": "SUCCESS",
+            "amount": {"total": int(order["total"]["amountMinor"]), "currency": "CNY"},
+            "success_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        }
+    ).encode()
+    secret = base64.b64decode(json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])["wechat_pay"])
+    timestamp = str(int(time.time()))
+    signature = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+    headers = {"x-oms-webhook-timestamp": timestamp, "x-oms-webhook-signature": signature}
+    first = await call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **headers)
+    assert first[0] == 200 and first[2]["result"]["accepted"] is True
+    again = await call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **headers)
+    assert again[2]["result"]["duplicate"] is True
+    assert again[2]["result"]["reference"] == first[2]["result"]["reference"]
+    forged = await call(
+        platform,
+        "POST",
+        "/v1/webhooks/payments/wechat_pay",
+        body,
+        **{**headers, "x-oms-webhook-signature": "0" * 64},
+    )
+    assert forged[0] == 401
+    _, _, read = await call(platform, "GET", f"/v1/orders/{order['orderId']}", token=ops)
+    assert read["order"]["paidAt"]
+
+
+async def test_one_trace_id_reaches_the_timeline_the_event_and_the_audit_record(platform: Platform) -> None:
+    nc = await bus.connect(platform.infra.nats_url, "e2e-trace")
+    seen: asyncio.Queue[Any] = asyncio.Queue()
+    await nc.subscribe(f"{platform.subject_prefix}.orders.created", cb=seen.put)
+    trace_id = secrets.token_hex(16)
+    traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    status, headers, created = await call(
+        platform,
+        "POST",
+        "/v1/orders",
+        order_json(random_ref("OWN")),
+        token=bearer(platform, "ops"),
+        traceparent=traceparent,
+    )
+    assert status == 200 and headers["x-trace-id"] == trace_id and headers.get("x-request-id")
+    order_id = created["order"]["orderId"]
+    status, _, timeline = await call(
+        platform, "GET", f"/v1/orders/{order_id}/timeline", token=bearer(platform, "ops")
+    )
+    assert timeline["entries"][0]["traceId"] == trace_id
+    while True:
+        msg = await asyncio.wait_for(seen.get(), 10)
+        if order_id.encode() in msg.data:
+            break
+    assert tracing.trace_id_of(msg.headers["traceparent"]) == trace_id
+    await nc.close()
+    status, _, audit = await call(
+        platform, "GET", f"/v1/audit-records?traceId={trace_id}", token=bearer(platform, "admin")
+    )
+    assert [record["method"] for record in audit["records"]] == ["oms.orders.v1.OrdersService/IngestOrder"]
+    assert order_id in audit["records"][0]["targetIds"] and audit["records"][0]["result"] == "OK"
