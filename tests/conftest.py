@@ -121,3 +121,18 @@ def subject_prefix() -> str:
 @pytest.fixture
 def env_without_urls() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "NATS_URL")}
+
+
+@pytest.fixture(scope="session")
+async def gateway_template(infra: Infra) -> AsyncIterator[str]:
+    name = await _migrated_template(infra, "gateway")
+    yield name
+    await _drop(infra, name)
+
+
+@pytest.fixture
+async def gateway_db(infra: Infra, gateway_template: str) -> AsyncIterator[str]:
+    """A throwaway, migrated gateway database; yields its URL."""
+    name = await _copy_of(infra, gateway_template, "gateway")
+    yield with_database(infra.database_url, name)
+    await _drop(infra, name)

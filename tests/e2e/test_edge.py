@@ -22,12 +22,13 @@ import jwt
 import pytest
 
 from oms.common.v1 import common_pb2
+from oms.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from omsctl.stack import Platform, edge_settings
 from services.gateway import auth
 from services.kit import bus, tracing
 from tests.conftest import random_ref
-from tests.e2e.conftest import bearer
+from tests.e2e.conftest import auth_metadata, bearer
 from tests.e2e.test_walking_skeleton import http_call, order_json
 from tests.fixtures.channels.builders import big_shopee_payload, load
 
@@ -414,3 +415,62 @@ async def test_one_trace_id_reaches_the_timeline_the_event_and_the_audit_record(
     )
     assert [record["method"] for record in audit["records"]] == ["oms.orders.v1.OrdersService/IngestOrder"]
     assert order_id in audit["records"][0]["targetIds"] and audit["records"][0]["result"] == "OK"
+
+
+async def test_the_console_watches_alerts_live(platform: Platform) -> None:
+    ops = bearer(platform, "ops")
+    _, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    order = created["order"]
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        watch = gateway_pb2_grpc.GatewayServiceStub(channel).WatchAlerts(
+            gateway_pb2.WatchAlertsRequest(), metadata=auth_metadata(platform, "ops"), timeout=20
+        )
+        await asyncio.sleep(0.5)
+        # a payment of the wrong amount is parked and raises an alert
+        status, _, _ = await call(
+            platform,
+            "POST",
+            "/v1/payment-notifications",
+            {
+                "provider": "wechat_pay",
+                "transactionId": random_ref("wx"),
+                "merchantOrderNo": order["orderId"],
+                "amount": {"currencyCode": "CNY", "amountMinor": "1"},
+                "paidAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "status": "PAYMENT_STATUS_SUCCESS",
+            },
+            token=bearer(platform, "finance"),
+        )
+        assert status == 200
+        async for item in watch:
+            if item.alert.order_id == order["orderId"]:
+                assert item.alert.kind == "payment_parked"
+                break
+        watch.cancel()
+
+
+async def test_a_client_stream_uploads_a_large_push_in_one_call(platform: Platform) -> None:
+    orders = [shopee_order(random_ref("SPS")) for _ in range(2)]
+    big = big_shopee_payload(1_500_000)
+    big["order_sn"] = random_ref("SPSB")
+    orders.append(big)
+    payload = json.dumps({"channel": "CHANNEL_SHOPEE", "orders": orders}).encode()
+
+    def parts() -> Any:
+        yield gateway_pb2.UploadStreamRequest(
+            header=gateway_pb2.BeginUploadRequest(
+                target=gateway_pb2.UPLOAD_TARGET_ORDERS_BATCH,
+                total_bytes=len(payload),
+                sha256=hashlib.sha256(payload).hexdigest(),
+                chunk_bytes=CHUNK,
+            )
+        )
+        for start in range(0, len(payload), CHUNK):
+            yield gateway_pb2.UploadStreamRequest(chunk=payload[start : start + CHUNK])
+
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        reply = await gateway_pb2_grpc.GatewayServiceStub(channel).UploadStream(
+            parts(), metadata=auth_metadata(platform, "ops"), timeout=60
+        )
+    assert reply.orders.created == 3
+    assert reply.upload.status == gateway_pb2.UPLOAD_STATUS_COMPLETE

@@ -1,0 +1,68 @@
+"""The audit log in the gateway's own Postgres database: append-only, kept at least 180 days."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.gateway.store import AuditRecord, add_audit, list_audit, purge_audit
+from services.kit.db import make_engine
+from services.kit.ids import new_id
+
+
+@pytest.fixture
+async def engine(gateway_db: str) -> AsyncIterator[AsyncEngine]:
+    created = make_engine(gateway_db)
+    yield created
+    await created.dispose()
+
+
+def record(at: datetime, principal: str = "agent-1", trace_id: str = "a" * 32) -> AuditRecord:
+    return AuditRecord(
+        new_id(), at, principal, "user", ("cs_agent",), "10.0.0.1", "m/Reveal", ("o-1",), "OK", trace_id, ""
+    )
+
+
+async def test_records_cannot_be_changed_or_deleted_while_young(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await add_audit(conn, record(datetime.now(UTC)))
+    for sql in ("UPDATE audit_log SET principal = 'someone-else'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError):
+            async with engine.begin() as conn:
+                await conn.execute(text(sql))
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM audit_log")) == 1
+
+
+async def test_the_purge_removes_only_records_past_the_retention_and_never_younger_than_180_days(
+    engine: AsyncEngine,
+) -> None:
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        for age in (10, 179, 200, 400):
+            await add_audit(conn, record(now - timedelta(days=age), principal=f"aged-{age}"))
+    async with engine.begin() as conn:
+        # a retention below the floor is raised to 180 days
+        assert await purge_audit(conn, now, timedelta(days=30)) == 2
+    async with engine.connect() as conn:
+        left = set((await conn.execute(text("SELECT principal FROM audit_log"))).scalars())
+    assert left == {"aged-10", "aged-179"}
+
+
+async def test_the_log_pages_newest_first_and_filters_by_trace(engine: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        for n in range(5):
+            await add_audit(conn, record(now - timedelta(minutes=n), trace_id=("b" if n == 2 else "c") * 32))
+    async with engine.connect() as conn:
+        first, token = await list_audit(conn, "", "", "", "", 3, "")
+        second, end = await list_audit(conn, "", "", "", "", 3, token)
+        traced, _ = await list_audit(conn, "", "", "", "b" * 32, 0, "")
+    assert [r.at for r in first + second] == sorted((r.at for r in first + second), reverse=True)
+    assert len(first) + len(second) == 5 and end == ""
+    assert len(traced) == 1

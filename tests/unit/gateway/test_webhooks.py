@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oms.orders.v1 import orders_pb2
+from services.gateway.webhooks import WebhookError, carrier_report, payment_report
+
+
+def wechat(**changes: object) -> bytes:
+    body: dict[str, object] = {
+        "transaction_id": "4200001",
+        "out_trade_no": "order-1",
+        "trade_state": "SUCCESS",
+        "amount": {"total": 11799, "currency": "CNY"},
+        "success_time": "2026-11-22T10:00:00+08:00",
+    }
+    body.update(changes)
+    return json.dumps(body).encode()
+
+
+def test_a_wechat_notification_becomes_a_payment_report_in_utc() -> None:
+    report = payment_report("wechat_pay", wechat())
+    assert (report.transaction_id, report.merchant_order_no, report.amount.amount_minor) == (
+        "4200001",
+        "order-1",
+        11799,
+    )
+    assert report.status == orders_pb2.PAYMENT_STATUS_SUCCESS
+    assert report.paid_at.ToDatetime().isoformat() == "2026-11-22T02:00:00"
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [
+        ("CLOSED", orders_pb2.PAYMENT_STATUS_CLOSED),
+        ("PAYERROR", orders_pb2.PAYMENT_STATUS_FAILED),
+        ("REFUND", orders_pb2.PAYMENT_STATUS_REFUND),
+    ],
+)
+def test_every_wechat_state_is_mapped_not_ignored(state: str, status: int) -> None:
+    assert payment_report("wechat_pay", wechat(trade_state=state)).status == status
+
+
+def test_an_alipay_notification_reads_yuan_amounts() -> None:
+    body = json.dumps(
+        {
+            "trade_no": "2026112222001",
+            "out_trade_no": "order-2",
+            "trade_status": "TRADE_SUCCESS",
+            "total_amount": "117.99",
+            "gmt_payment": "2026-11-22T10:00:00+08:00",
+        }
+    ).encode()
+    report = payment_report("alipay", body)
+    assert (report.amount.amount_minor, report.status) == (11799, orders_pb2.PAYMENT_STATUS_SUCCESS)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"not json", "body"),
+        (b"[]", "body"),
+        (wechat(trade_state="WHATEVER"), "body.trade_state"),
+        (wechat(amount={"total": "12"}), "body.amount.total"),
+        (wechat(success_time="2026-11-22 10:00:00"), "body.success_time"),
+        (wechat(transaction_id=""), "body.transaction_id"),
+    ],
+)
+def test_malformed_notifications_name_the_field(body: bytes, field: str) -> None:
+    with pytest.raises(WebhookError) as refused:
+        payment_report("wechat_pay", body)
+    assert refused.value.field == field
+
+
+def test_a_carrier_push_becomes_a_carrier_source_report() -> None:
+    body = json.dumps(
+        {
+            "waybill_no": "SF1",
+            "channel": "taobao",
+            "channel_order_id": "TB-1",
+            "node": "signed",
+            "time": "2026-11-22T10:00:00Z",
+        }
+    ).encode()
+    report = carrier_report("sf", body)
+    assert report.source == "CARRIER" and report.channel == orders_pb2.CHANNEL_TAOBAO
+    assert report.fields["tracking"]["node"] == "SIGNED" and report.fields["waybill_no"] == "SF1"
