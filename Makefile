@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e contract test bench bench-inventory bench-routing bench-orders clean
+.PHONY: all venv protos run down status lint unit integration e2e contract test bench bench-inventory bench-routing bench-orders bench-gateway clean
 
 all: test
 
@@ -54,7 +54,7 @@ contract: protos
 test: lint protos
 	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e
 
-bench: bench-inventory bench-routing bench-orders
+bench: bench-inventory bench-routing bench-orders bench-gateway
 
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
@@ -64,6 +64,9 @@ bench-routing: protos ## plans/s and latency with live inventory calls; prints `
 
 bench-orders: protos ## ingest single/batch with routing and inventory live, SQL per order; prints `name: value unit`
 	$(PY) -m bench.orders
+
+bench-gateway: protos ## GetOrder through Envoy + gateway vs. direct, chunked upload MB/s; prints `name: value unit`
+	$(PY) -m bench.gateway
 
 clean:
 	rm -rf gen .pytest_cache .mypy_cache .ruff_cache

@@ -65,7 +65,10 @@ async def serve(settings: Settings) -> None:
             max_total_bytes=settings.upload_max_bytes,
             max_open_per_owner=settings.uploads_per_principal,
         )
-        channels = {service: grpc_client.channel(address) for service, address in settings.upstreams.items()}
+        channels = {
+            service: grpc_client.channel(address, trace_interceptor=False)
+            for service, address in settings.upstreams.items()
+        }
         hub = alerts.AlertHub()
         api = GatewayApi(
             gate,

@@ -166,7 +166,8 @@ class Gate:
             out.append(("x-oms-scope-channel", principal.channel.upper()))
         if reveal:
             out.append(("x-oms-reveal", "audited"))
-        return out
+        # the trace goes along in the metadata itself (the proxy's channels carry no interceptor)
+        return out + tracing.outgoing_metadata()
 
     # ---- audit ---------------------------------------------------------------------------------
 

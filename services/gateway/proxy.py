@@ -18,7 +18,6 @@ from google.protobuf.message import DecodeError, Message
 
 from services.gateway.gate import Caller, Gate, Refused, trailing
 from services.gateway.policy import rule_for
-from services.kit import tracing
 from services.kit.errors import DomainError, to_status
 
 log = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ class Dispatcher(grpc.GenericRpcHandler):
                 request: bytes, context: grpc.aio.ServicerContext
             ) -> AsyncIterator[bytes]:
                 caller = await dispatcher._admit(method, metadata, request, context)
-                outgoing = Gate.upstream_metadata(caller, metadata) + tracing.outgoing_metadata()
+                outgoing = Gate.upstream_metadata(caller, metadata)
                 try:
                     async for item in stream(request, timeout=deadline(context) * 30, metadata=outgoing):
                         yield item
