@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import hashlib
 import hmac
+import io
 import json
 import secrets
 import time
@@ -24,7 +26,8 @@ import pytest
 from oms.common.v1 import common_pb2
 from oms.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
-from omsctl.stack import Platform, edge_settings
+from omsctl.stack import Platform, edge_settings, write_state
+from omsctl.tracing import show
 from services.gateway import auth
 from services.kit import bus, tracing
 from tests.conftest import random_ref
@@ -415,6 +418,15 @@ async def test_one_trace_id_reaches_the_timeline_the_event_and_the_audit_record(
     )
     assert [record["method"] for record in audit["records"]] == ["oms.orders.v1.OrdersService/IngestOrder"]
     assert order_id in audit["records"][0]["targetIds"] and audit["records"][0]["result"] == "OK"
+    # `omsctl trace` gathers the same trace from the logs and both databases
+    write_state(platform.home, platform.infra, platform)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert await asyncio.to_thread(show, platform.home, trace_id) == 0
+    lines = printed.getvalue().splitlines()
+    assert any(line.startswith("[gateway]") for line in lines)
+    assert any('"source": "orders db"' in line and order_id in line for line in lines)
+    assert any('"source": "gateway db"' in line for line in lines)
 
 
 async def test_the_console_watches_alerts_live(platform: Platform) -> None:
