@@ -105,11 +105,8 @@ async def serve(settings: Settings) -> None:
             handler=deliver,
         )
         runtime.spawn("alert-deliveries", consumer.run)
-        runtime.spawn(
-            "audit-purge",
-            lambda stop: _every(3600, stop, lambda: jobs.purge_old_audit(new_uow, settings.audit_retention)),
-        )
-        runtime.spawn("upload-sweep", lambda stop: _every(60, stop, lambda: jobs.sweep_uploads(uploads)))
+        runtime.every("audit purge", 3600, lambda: jobs.purge_old_audit(new_uow, settings.audit_retention))
+        runtime.every("upload sweep", 60, lambda: jobs.sweep_uploads(uploads))
         dispatcher = Dispatcher(
             gate, channels, SERVICE_NAME, api.methods(), settings.upstream_deadline_seconds
         )
@@ -129,12 +126,6 @@ async def serve(settings: Settings) -> None:
             for channel in channels.values():
                 await channel.close()
             await redis.aclose()
-
-
-async def _every(seconds: float, stop: object, work: object) -> None:
-    from services.orders.jobs import every
-
-    await every(seconds, stop, work, "gateway job")  # type: ignore[arg-type]
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ then leaving the runtime stops background work, drains NATS and closes the pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -55,6 +56,21 @@ class Runtime:
                     await asyncio.sleep(1.0)
 
         self._tasks.append(asyncio.create_task(guarded(), name=name))
+
+    def every(self, name: str, seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+        """Run `work` now and then every `seconds` until shutdown; a failed round is logged and the
+        next one runs on time."""
+
+        async def rounds(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                try:
+                    await work()
+                except Exception:
+                    log.exception("%s failed", name)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+        self.spawn(name, rounds)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

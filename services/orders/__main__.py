@@ -55,12 +55,7 @@ async def serve(settings: Settings) -> None:
             handler=consumers.on_reservation_expired(policy, orchestrator.poke),
         )
         runtime.spawn("reservation-expired", consumer.run)
-        runtime.spawn(
-            "payment-retries",
-            lambda stop: jobs.every(
-                1.0, stop, lambda: jobs.retry_payments(new_uow, policy, orchestrator.poke), "payment retries"
-            ),
-        )
+        runtime.every("payment retries", 1.0, lambda: jobs.retry_payments(new_uow, policy, orchestrator.poke))
         runtime.spawn(
             "drift-report",
             lambda stop: jobs.daily(
@@ -70,9 +65,7 @@ async def serve(settings: Settings) -> None:
                 lambda: new_uow().clock.now(),
             ),
         )
-        runtime.spawn(
-            "reseal", lambda stop: jobs.every(60.0, stop, lambda: jobs.reseal(new_uow, policy), "reseal")
-        )
+        runtime.every("reseal", 60.0, lambda: jobs.reseal(new_uow, policy))
         servicer = OrdersServicer(new_uow, policy, orchestrator)
         await app.serve_until_signalled(
             settings.common,

@@ -19,18 +19,6 @@ from services.orders.store import dumps, orders_table
 log = logging.getLogger(__name__)
 
 
-async def every(
-    seconds: float, stop: asyncio.Event, work: Callable[[], Awaitable[object]], name: str
-) -> None:
-    while not stop.is_set():
-        try:
-            await work()
-        except Exception:
-            log.exception("%s failed", name)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
 async def retry_payments(
     new_uow: Callable[[], UnitOfWork], policy: handlers.Policy, poke: Callable[[handlers.Changes], None]
 ) -> int:
