@@ -39,6 +39,7 @@ SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_na
 TARGETS = {
     gateway_pb2.UPLOAD_TARGET_ORDERS_BATCH: "orders.batch",
     gateway_pb2.UPLOAD_TARGET_CHANNEL_ORDER: "orders.one",
+    gateway_pb2.UPLOAD_TARGET_PAYMENT_STATEMENT: "payments.statement",
 }
 TARGET_ENUMS = {name: value for value, name in TARGETS.items()}
 STATUSES = {
@@ -150,7 +151,8 @@ class GatewayApi:
         self, request: gateway_pb2.CompleteUploadRequest, context: Any, caller: Caller
     ) -> gateway_pb2.CompleteUploadResponse:
         state, results = await self._complete(request.upload_id, caller, context)
-        return gateway_pb2.CompleteUploadResponse(upload=upload_message(state), orders=results)
+        results.upload.CopyFrom(upload_message(state))
+        return results
 
     async def upload_stream(
         self, requests: AsyncIterator[gateway_pb2.UploadStreamRequest], context: Any, caller: Caller
@@ -176,19 +178,34 @@ class GatewayApi:
         if state is None:
             raise InvalidArgument("header", "is required")
         final, results = await self._complete(state.upload_id, caller, context)
-        return gateway_pb2.UploadStreamResponse(upload=upload_message(final), orders=results)
+        return gateway_pb2.UploadStreamResponse(
+            upload=upload_message(final), orders=results.orders, statement=results.statement
+        )
 
     async def _complete(
         self, upload_id: str, caller: Caller, context: Any
-    ) -> tuple[UploadState, orders_pb2.IngestOrdersResponse]:
+    ) -> tuple[UploadState, gateway_pb2.CompleteUploadResponse]:
+        """Verify, hand over, keep the target's answer: a repeated complete returns that first answer."""
         owner = _owner(caller)
         state = await _upload_call(self.uploads.status(owner, upload_id))
         if state.status == "complete":
-            return state, orders_pb2.IngestOrdersResponse.FromString(state.result)
+            return state, gateway_pb2.CompleteUploadResponse.FromString(state.result)
         payload = await _upload_call(self.uploads.assemble(owner, upload_id))
-        items = _ingest_items(state.target, payload)
-        results = orders_pb2.IngestOrdersResponse()
         metadata = Gate.upstream_metadata(caller, {})
+        answer = gateway_pb2.CompleteUploadResponse()
+        if state.target == "payments.statement":
+            answer.statement.CopyFrom(
+                await self.orders.ImportStatement(_statement_request(payload), metadata=metadata, timeout=300)
+            )
+        else:
+            answer.orders.CopyFrom(await self._ingest(_ingest_items(state.target, payload), metadata))
+        finished = await _upload_call(self.uploads.finish(owner, upload_id, answer.SerializeToString()))
+        return finished, answer
+
+    async def _ingest(
+        self, items: list[orders_pb2.IngestItem], metadata: list[tuple[str, str]]
+    ) -> orders_pb2.IngestOrdersResponse:
+        results = orders_pb2.IngestOrdersResponse()
         for start in range(0, len(items), BATCH):
             reply = await self.orders.IngestOrders(
                 orders_pb2.IngestOrdersRequest(items=items[start : start + BATCH]),
@@ -203,8 +220,7 @@ class GatewayApi:
             results.updated += reply.updated
             results.stale += reply.stale
             results.rejected += reply.rejected
-        finished = await _upload_call(self.uploads.finish(owner, upload_id, results.SerializeToString()))
-        return finished, results
+        return results
 
     # ---- webhooks -----------------------------------------------------------------------------
 
@@ -398,6 +414,22 @@ def upload_message(state: UploadState) -> gateway_pb2.Upload:
         missing_chunks=state.missing,
         status=STATUSES.get(state.status, 0),  # type: ignore[arg-type]
         expires_at=expires,
+    )
+
+
+def _statement_request(payload: bytes) -> orders_pb2.ImportStatementRequest:
+    """`{"provider": "wechat_pay", "statement_id": "…", "csv": "…", "currency_code": "CNY"}`."""
+    try:
+        document = json.loads(payload)
+    except ValueError as error:
+        raise InvalidArgument("payload", f"is not JSON: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("csv"), str):
+        raise InvalidArgument("payload.csv", "is required: the statement as CSV text")
+    return orders_pb2.ImportStatementRequest(
+        provider=str(document.get("provider", "")),
+        statement_id=str(document.get("statement_id", "")),
+        csv=document["csv"],
+        currency_code=str(document.get("currency_code", "")),
     )
 
 

@@ -76,6 +76,8 @@ POLICY: dict[str, Rule] = {
     f"{ORDERS}/ReportPayment": _w(PAYMENT_REPORTERS),
     f"{ORDERS}/ListPayments": _r(FINANCE | {"risk"}),
     f"{ORDERS}/ReviewPayment": _w(FINANCE),
+    f"{ORDERS}/ImportStatement": _w(FINANCE, Klass.UPLOAD),
+    f"{ORDERS}/RepairFromStatement": _w(FINANCE),
     f"{ORDERS}/ListDeadLetters": _r(STAFF | {"finance"}),
     f"{ORDERS}/ReplayDeadLetter": _w(STAFF),
     f"{ORDERS}/ReportSourceStatus": _w(SOURCE_REPORTERS),

@@ -18,8 +18,8 @@ from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit.db import UnitOfWork
 from services.kit.errors import InvalidArgument
-from services.orders import handlers, queries
-from services.orders.domain import masking
+from services.orders import handlers, queries, statements
+from services.orders.domain import masking, reconciliation
 from services.orders.domain import payments as pay
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import (
@@ -289,6 +289,37 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         )
         self._poke(changes)
         return orders_pb2.ReviewPaymentResponse(payment=payment_message(record))
+
+    async def ImportStatement(
+        self, request: orders_pb2.ImportStatementRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.ImportStatementResponse:
+        currency = request.currency_code or "CNY"
+        if request.rows:
+            rows = [
+                reconciliation.Row(
+                    transaction_id=row.transaction_id,
+                    merchant_order_no=row.merchant_order_no,
+                    currency=row.amount.currency_code or currency,
+                    amount_minor=row.amount.amount_minor,
+                    paid_at=row.paid_at.ToDatetime(tzinfo=UTC),
+                )
+                for row in request.rows
+            ]
+        else:
+            rows = reconciliation.parse_csv(request.csv, currency)
+        _, report = await statements.import_statement(
+            self.uow(), request.provider, request.statement_id, rows
+        )
+        return statement_message(report)
+
+    async def RepairFromStatement(
+        self, request: orders_pb2.RepairFromStatementRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.RepairFromStatementResponse:
+        record, changes = await statements.repair(
+            self.uow, self.policy, request.statement_id, request.transaction_id, request.order_id
+        )
+        self._poke(changes)
+        return orders_pb2.RepairFromStatementResponse(payment=payment_message(record))
 
     async def ListDeadLetters(
         self, request: orders_pb2.ListDeadLettersRequest, context: grpc.aio.ServicerContext
@@ -739,4 +770,35 @@ def payment_message(record: handlers.PaymentRecord) -> orders_pb2.Payment:
         reason=record.reason,
         attempts=record.attempts,
         received_at=timestamp(record.received_at),
+    )
+
+
+def statement_message(report: dict[str, Any]) -> orders_pb2.ImportStatementResponse:
+    def item(found: dict[str, Any]) -> orders_pb2.ReconciliationItem:
+        message = orders_pb2.ReconciliationItem(
+            kind=found["kind"],
+            order_id=found["order_id"],
+            payment_id=found["payment_id"],
+            candidate_order_ids=found["candidates"],
+            detail=found["detail"],
+        )
+        row = found["row"]
+        if row is not None:
+            message.row.CopyFrom(
+                orders_pb2.StatementRow(
+                    transaction_id=row["transaction_id"],
+                    merchant_order_no=row["merchant_order_no"],
+                    amount=common_pb2.Money(currency_code=row["currency"], amount_minor=row["amount_minor"]),
+                    paid_at=timestamp(datetime.fromisoformat(row["paid_at"])),
+                )
+            )
+        return message
+
+    return orders_pb2.ImportStatementResponse(
+        statement_id=report["statement_id"],
+        rows=report["rows"],
+        matched=report["matched"],
+        paid_not_recorded=[item(found) for found in report["paid_not_recorded"]],
+        recorded_not_paid=[item(found) for found in report["recorded_not_paid"]],
+        amount_mismatches=[item(found) for found in report["amount_mismatches"]],
     )

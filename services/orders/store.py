@@ -188,6 +188,26 @@ quarantine_table = Table(
     Column("received_at", TZ, nullable=False),
 )
 
+statements_table = Table(
+    "payment_statements",
+    metadata,
+    Column("statement_id", String(64), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("imported_at", TZ, nullable=False),
+    Column("report", JSONB, nullable=False),
+)
+
+statement_rows_table = Table(
+    "payment_statement_rows",
+    metadata,
+    Column("statement_id", String(64), primary_key=True),
+    Column("transaction_id", String(64), primary_key=True),
+    Column("merchant_order_no", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("paid_at", TZ, nullable=False),
+)
+
 customer_assignments_table = Table(
     "customer_assignments",
     metadata,

@@ -486,3 +486,50 @@ async def test_a_client_stream_uploads_a_large_push_in_one_call(platform: Platfo
         )
     assert reply.orders.created == 3
     assert reply.upload.status == gateway_pb2.UPLOAD_STATUS_COMPLETE
+
+
+async def test_a_payment_statement_is_uploaded_in_chunks_and_reconciled(platform: Platform) -> None:
+    ops, finance = bearer(platform, "ops"), bearer(platform, "finance")
+    _, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    order = created["order"]
+    amount = int(order["total"]["amountMinor"]) / 100
+    paid_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    line = f"{random_ref('wx')},{order['orderId']},{amount:.2f},{paid_at}"
+    csv = f"transaction_id,merchant_order_no,amount,paid_at\n{line}\n"
+    payload = json.dumps({"provider": "wechat_pay", "csv": csv}).encode()
+    upload_id = random_ref("st")
+    status, _, _ = await call(
+        platform,
+        "POST",
+        "/v1/uploads",
+        {
+            "uploadId": upload_id,
+            "target": "UPLOAD_TARGET_PAYMENT_STATEMENT",
+            "totalBytes": str(len(payload)),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "chunkBytes": 64,
+        },
+        token=finance,
+    )
+    assert status == 200
+    for index, start in reversed(list(enumerate(range(0, len(payload), 64)))):
+        status, _, _ = await call(
+            platform,
+            "POST",
+            f"/v1/uploads/{upload_id}/chunks/{index}",
+            {"data": base64.b64encode(payload[start : start + 64]).decode()},
+            token=finance,
+        )
+        assert status == 200
+    status, _, done = await call(platform, "POST", f"/v1/uploads/{upload_id}/complete", {}, token=finance)
+    assert status == 200, done
+    unrecorded = done["statement"]["paidNotRecorded"]
+    assert [item["orderId"] for item in unrecorded] == [order["orderId"]]
+    status, _, repaired = await call(
+        platform,
+        "POST",
+        f"/v1/payment-statements/{done['statement']['statementId']}/repairs",
+        {"transactionId": unrecorded[0]["row"]["transactionId"]},
+        token=finance,
+    )
+    assert status == 200 and repaired["payment"]["state"] == "PAYMENT_STATE_APPLIED"
