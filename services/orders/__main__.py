@@ -55,6 +55,15 @@ async def serve(settings: Settings) -> None:
             handler=consumers.on_reservation_expired(policy, orchestrator.poke),
         )
         runtime.spawn("reservation-expired", consumer.run)
+        planned = EventConsumer(
+            runtime.js,
+            runtime.engine,
+            name="orders-routing-planned",
+            subject_prefix=settings.common.subject_prefix,
+            subject="routing.planned",
+            handler=consumers.on_route_found(policy, orchestrator.poke),
+        )
+        runtime.spawn("route-found", planned.run)
         runtime.every("payment retries", 1.0, lambda: jobs.retry_payments(new_uow, policy, orchestrator.poke))
         runtime.spawn(
             "drift-report",

@@ -805,3 +805,23 @@ async def assign_customers(uow: UnitOfWork, agent_id: str, buyer_ids: list[str],
         assigned = [row.buyer_id for row in rows]
         await uow.commit()
     return assigned
+
+
+UNROUTABLE = "unroutable: "
+
+
+async def route_found(uow: UnitOfWork, policy: Policy, order_id: str) -> Changes:
+    """Routing planned an order it had parked (stock arrived): an order held only because it could
+    not be routed resumes, and the process manager reserves it. Runs in the consumer's transaction."""
+    changes = Changes()
+    repo = OrderRepository(uow.conn, policy.keys)
+    stored = await repo.get(order_id, lock=True) if is_id(order_id) else None
+    if stored is None:
+        return changes
+    order = stored.order
+    if order.status is not OrderStatus.ON_HOLD or not order.status_reason.startswith(UNROUTABLE):
+        return changes
+    version = order.version
+    order.release("routing found a warehouse", uow.clock.now())
+    await _save(uow, repo, stored, version, Actor.service("routing"), "routing", changes)
+    return changes

@@ -207,7 +207,7 @@ def _apply_result(stored: Stored, result: Result, now: datetime) -> list[Entry]:
             order.freeze(f"paid, out of stock ({why})", now)
             order.events.append(AlertRaised("paid_out_of_stock", "critical", f"paid, out of stock: {why}"))
         elif order.status in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID):
-            order.hold(f"unroutable: {why}", now)
+            order.hold(f"{handlers.UNROUTABLE}{why}", now)
     return notes
 
 

@@ -267,6 +267,24 @@ async def test_an_unroutable_order_is_held_with_the_reason(stack: Stack) -> None
     assert "unroutable" in reply.order.status_reason
 
 
+async def test_an_unroutable_hold_resumes_when_routing_finds_a_warehouse(stack: Stack) -> None:
+    from services.kit.db import UnitOfWork
+    from services.orders import handlers
+
+    order = await ingest(stack, random_ref("own"))
+    await stack.drive()
+    assert await status(stack, order.order_id) == "ON_HOLD"
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    async with stack.engine.begin() as conn:  # what the consumer of oms.routing.planned does
+        uow = UnitOfWork.joined(conn, stack.clock)
+        await handlers.route_found(uow, stack.policy, order.order_id)
+        await uow.flush_events()
+    assert await status(stack, order.order_id) == "PENDING_PAYMENT"
+    await stack.drive()
+    assert await stack.stock_of("WH-SH", "TEA") == (10, 2)
+
+
 async def test_paid_with_no_stock_left_is_an_exception_with_an_alert(stack: Stack) -> None:
     order = await ingest(stack, random_ref("own"), paid_at=stamp(stack.clock.now()))
     await stack.drive()
