@@ -87,8 +87,11 @@ class Gate:
             and not principal.roles & UNSCOPED_ROLES
         ):
             raise Refused(grpc.StatusCode.PERMISSION_DENIED, "a customer token must name its customer")
-        await self._limit(method, rule, principal)
-        return Caller(principal, _source_ip(metadata, peer), metadata.get("x-request-id", ""))
+        source_ip = _source_ip(metadata, peer)
+        # anonymous calls (token exchange, signed webhooks) are limited per source address, so one
+        # noisy sender cannot use up everyone's bucket
+        await self._limit(method, rule, principal, principal.subject or f"ip:{source_ip}")
+        return Caller(principal, source_ip, metadata.get("x-request-id", ""))
 
     async def authenticate(self, method: str, metadata: Mapping[str, str], body: bytes) -> auth.Principal:
         try:
@@ -128,12 +131,11 @@ class Gate:
             raise Refused(grpc.StatusCode.UNAVAILABLE, "try again shortly") from None
         return bool(claimed)
 
-    async def _limit(self, method: str, rule: Rule, principal: auth.Principal) -> None:
+    async def _limit(self, method: str, rule: Rule, principal: auth.Principal, subject: str) -> None:
         klass = rule.klass.value
         limit = limit_for(
             self.limits, klass, principal.roles, principal.token_id if principal.kind == "integration" else ""
         )
-        subject = principal.subject if principal.subject else "anonymous"
         costly = rule.mutating and rule.klass in (Klass.WRITE, Klass.UPLOAD)
         decision = await self.limiter.check(f"{subject}:{klass}", limit, self.wall(), costly)
         if not decision.allowed:
