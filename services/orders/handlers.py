@@ -209,13 +209,13 @@ async def _revise_existing(
     if current is not None and incoming < current:
         return Ingested(index, Outcome.STALE, order, order.channel, order.channel_order_id, pending_step=step)
     order.revise(command, uow.clock.now())
-    await _save(uow, repo, stored, version, actor, order.channel.value, changes)
+    await save_order(uow, repo, stored, version, actor, order.channel.value, changes)
     return Ingested(
         index, Outcome.UPDATED, order, order.channel, order.channel_order_id, pending_step=stored.step or ""
     )
 
 
-async def _save(
+async def save_order(
     uow: UnitOfWork,
     repo: OrderRepository,
     stored: Stored,
@@ -298,7 +298,7 @@ async def _change(
             change(stored.order, uow.clock.now())
         except lifecycle.IllegalTransition as error:
             raise FailedPrecondition(str(error)) from None
-        await _save(
+        await save_order(
             uow, repo, stored, version, actor, "console" if actor.type == "user" else actor.id, changes
         )
         await uow.commit()
@@ -360,7 +360,7 @@ async def report_payment(
         now = uow.clock.now()
         payment_id = new_id()
         inserted = (
-            await uow.conn.execute(_insert_payment(payment_id, notification, now, policy.retry_delay))
+            await uow.conn.execute(insert_payment(payment_id, notification, now, policy.retry_delay))
         ).first()
         await uow.commit()
     if inserted is None:
@@ -369,7 +369,7 @@ async def report_payment(
     return record_, False, changes
 
 
-def _insert_payment(
+def insert_payment(
     payment_id: str, notification: pay.PaymentNotification, now: datetime, delay: timedelta
 ) -> Any:
     return (
@@ -487,7 +487,7 @@ async def _apply_payment(
         extra.append(
             Entry(f"payment_{state.value.lower()}", actor, notification.provider, f"{summary}: {reason}")
         )
-        await _save(uow, repo, stored, version, actor, notification.provider, changes, extra)
+        await save_order(uow, repo, stored, version, actor, notification.provider, changes, extra)
     else:
         uow.publish(
             "alerts.raised",
@@ -640,7 +640,7 @@ async def report_source_status(
         if observation is not None:
             await _upsert_source_status(uow, order.order_id, source, observation, reported_at, now)
             extra += _apply_observation(order, observation, reported_at, now, actor)
-        await _save(uow, repo, stored, version, actor, source, changes, extra)
+        await save_order(uow, repo, stored, version, actor, source, changes, extra)
         await uow.commit()
     return order, observation, order.status is not before, changes
 
@@ -774,7 +774,7 @@ async def reservation_expired(uow: UnitOfWork, policy: Policy, order_id: str) ->
             AlertRaised("reservation_expired", "low", "unpaid order cancelled: reservation expired")
         )
     extra = [Entry("stock_released", actor, "inventory", "the reservation expired")]
-    await _save(uow, repo, stored, version, actor, "inventory", changes, extra)
+    await save_order(uow, repo, stored, version, actor, "inventory", changes, extra)
     return changes
 
 
@@ -823,5 +823,5 @@ async def route_found(uow: UnitOfWork, policy: Policy, order_id: str) -> Changes
         return changes
     version = order.version
     order.release("routing found a warehouse", uow.clock.now())
-    await _save(uow, repo, stored, version, Actor.service("routing"), "routing", changes)
+    await save_order(uow, repo, stored, version, Actor.service("routing"), "routing", changes)
     return changes

@@ -153,7 +153,9 @@ class Orchestrator:
             extra: list[Entry] = []
             if result is not None:
                 extra = _apply_result(stored, result, now)
-            await handlers._save(uow, repo, stored, version, ACTOR, "orders", changes, extra, step_done=True)
+            await handlers.save_order(
+                uow, repo, stored, version, ACTOR, "orders", changes, extra, step_done=True
+            )
             await uow.commit()
         self.poke(changes)
 

@@ -141,7 +141,7 @@ async def repair(
     async with uow:
         inserted = (
             await uow.conn.execute(
-                handlers._insert_payment(payment_id, notification, uow.clock.now(), policy.retry_delay)
+                handlers.insert_payment(payment_id, notification, uow.clock.now(), policy.retry_delay)
             )
         ).first()
         await uow.commit()
