@@ -486,6 +486,13 @@ async def test_a_client_stream_uploads_a_large_push_in_one_call(platform: Platfo
         )
     assert reply.orders.created == 3
     assert reply.upload.status == gateway_pb2.UPLOAD_STATUS_COMPLETE
+    status, _, audit = await call(
+        platform,
+        "GET",
+        f"/v1/audit-records?targetId={reply.upload.upload_id}",
+        token=bearer(platform, "admin"),
+    )
+    assert [record["method"] for record in audit["records"]] == ["oms.gateway.v1.GatewayService/UploadStream"]
 
 
 async def test_a_payment_statement_is_uploaded_in_chunks_and_reconciled(platform: Platform) -> None:
