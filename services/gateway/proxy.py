@@ -178,7 +178,15 @@ class Dispatcher(grpc.GenericRpcHandler):
             ) -> bytes:
                 caller = await dispatcher._admit(method, metadata, b"", context)
                 parsed = (parse(item) async for item in requests)
-                response: Message = await entry.handler(parsed, context, caller)
+                try:
+                    response: Message = await entry.handler(parsed, context, caller)
+                except DomainError as error:
+                    code, _ = to_status(error)
+                    await dispatcher.gate.audit(caller, method, code, [], str(error))
+                    raise
+                upload = getattr(response, "upload", None)
+                targets = [upload.upload_id] if upload is not None else []
+                await dispatcher.gate.audit(caller, method, grpc.StatusCode.OK, targets)
                 return response.SerializeToString()
 
             return grpc.stream_unary_rpc_method_handler(client_stream)

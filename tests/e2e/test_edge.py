@@ -492,6 +492,7 @@ async def test_a_client_stream_uploads_a_large_push_in_one_call(platform: Platfo
         f"/v1/audit-records?targetId={reply.upload.upload_id}",
         token=bearer(platform, "admin"),
     )
+    assert status == 200, audit
     assert [record["method"] for record in audit["records"]] == ["oms.gateway.v1.GatewayService/UploadStream"]
 
 
