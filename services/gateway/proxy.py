@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError, Message
 
 from services.gateway.gate import Caller, Gate, Refused, trailing
 from services.gateway.policy import rule_for
-from services.kit.errors import DomainError, to_status
+from services.kit.errors import DomainError, InvalidArgument, to_status
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,21 @@ class Dispatcher(grpc.GenericRpcHandler):
         async def upstream_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError) -> None:
             await context.abort(error.code(), error.details() or "")
 
+        request_class = message_factory.GetMessageClass(descriptor.input_type)
+
+        def well_formed(request: bytes) -> None:
+            """Garbage is refused here with INVALID_ARGUMENT instead of reaching the service."""
+            try:
+                request_class().ParseFromString(request)
+            except DecodeError:
+                raise InvalidArgument("request", "is not a valid message of this method") from None
+
         if not descriptor.client_streaming and not descriptor.server_streaming:
             call = channel.unary_unary(method)
 
             async def unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
                 caller = await dispatcher._admit(method, metadata, request, context)
+                well_formed(request)
                 outgoing = Gate.upstream_metadata(caller, metadata)
                 try:
                     return await dispatcher._audited(
@@ -142,6 +152,7 @@ class Dispatcher(grpc.GenericRpcHandler):
                 request: bytes, context: grpc.aio.ServicerContext
             ) -> AsyncIterator[bytes]:
                 caller = await dispatcher._admit(method, metadata, request, context)
+                well_formed(request)
                 outgoing = Gate.upstream_metadata(caller, metadata)
                 try:
                     async for item in stream(request, timeout=deadline(context) * 30, metadata=outgoing):
@@ -168,7 +179,7 @@ class Dispatcher(grpc.GenericRpcHandler):
             try:
                 message.ParseFromString(data)
             except DecodeError:
-                raise DomainError("the request is not a valid message") from None
+                raise InvalidArgument("request", "is not a valid message of this method") from None
             return message
 
         if descriptor.client_streaming:

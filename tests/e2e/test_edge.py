@@ -541,3 +541,18 @@ async def test_a_payment_statement_is_uploaded_in_chunks_and_reconciled(platform
         token=finance,
     )
     assert status == 200 and repaired["payment"]["state"] == "PAYMENT_STATE_APPLIED"
+
+
+@pytest.mark.parametrize(
+    "method", ["/oms.orders.v1.OrdersService/GetOrder", "/oms.gateway.v1.GatewayService/GetUpload"]
+)
+async def test_garbage_bytes_are_refused_as_invalid_and_break_nothing(
+    platform: Platform, method: str
+) -> None:
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        raw = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await raw(b"\xff\xff\xff\xff", metadata=auth_metadata(platform, "ops"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status, _, _ = await call(platform, "GET", "/v1/order-stats", token=bearer(platform, "ops"))
+    assert status == 200
