@@ -170,7 +170,9 @@ class Orchestrator:
             if stored is None:
                 return
             dead = stored.step_attempts >= self.policy.retry_attempts
-            await repo.step_failed(order_id, message, None if dead else now + self.policy.retry_delay, dead)
+            await repo.step_failed(
+                order_id, message, None if dead else now + self.policy.retry_delay, dead, now
+            )
             rows = [Entry("step_failed", ACTOR, "orders", f"attempt {stored.step_attempts}: {message}")]
             if dead:
                 stored.order.events.append(

@@ -603,7 +603,7 @@ async def list_dead_letters(
             o.order_id.label("order_id"),
             o.step_error.label("error"),
             o.step_attempts.label("attempts"),
-            o.updated_at.label("failed_at"),
+            func.coalesce(o.step_failed_at, o.updated_at).label("failed_at"),
         ).where(o.step_dead.is_(True)),
     ).subquery("letters")
     d = letters.c

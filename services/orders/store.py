@@ -86,6 +86,7 @@ orders_table = Table(
     Column("step_attempts", Integer, nullable=False),
     Column("step_error", Text, nullable=False),
     Column("step_dead", Boolean, nullable=False),
+    Column("step_failed_at", TZ),
 )
 
 order_lines_table = Table(
@@ -499,11 +500,13 @@ class OrderRepository:
         if rows:
             await self.conn.execute(timeline_table.insert(), rows)
 
-    async def step_failed(self, order_id: str, error: str, due_at: datetime | None, dead: bool) -> None:
+    async def step_failed(
+        self, order_id: str, error: str, due_at: datetime | None, dead: bool, now: datetime
+    ) -> None:
         await self.conn.execute(
             update(orders_table)
             .where(orders_table.c.order_id == order_id)
-            .values(step_error=error[:2000], step_due_at=due_at, step_dead=dead)
+            .values(step_error=error[:2000], step_due_at=due_at, step_dead=dead, step_failed_at=now)
         )
 
     async def claim_due_steps(self, now: datetime, lease_until: datetime, limit: int) -> list[Stored]:

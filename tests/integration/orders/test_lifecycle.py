@@ -421,3 +421,35 @@ async def test_personal_data_is_sealed_at_rest_and_shown_only_to_allowed_roles(s
         orders_pb2.ListOrdersRequest(filter=orders_pb2.OrderFilter(buyer_phone="+86 139-1234-5678"))
     )
     assert [o.order_id for o in by_phone.orders] == [order.order_id]
+
+
+async def test_a_step_that_keeps_failing_is_dead_lettered_alerted_and_replayable(stack: Stack) -> None:
+    from omsctl.embedded import free_port
+    from services.kit import grpc_client
+    from services.kit.db import UnitOfWork
+    from services.orders.orchestrator import Orchestrator
+    from services.orders.peers import Peers
+
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    order = await ingest(stack, random_ref("own"))
+    nowhere = grpc_client.channel(f"127.0.0.1:{free_port()}", deadline_seconds=0.5)
+    broken = Orchestrator(
+        lambda: UnitOfWork(stack.engine, stack.clock), stack.policy, Peers(nowhere, nowhere, 0)
+    )
+    for _ in range(stack.policy.retry_attempts):
+        assert await broken.run_due() == 1
+        stack.clock.advance(stack.policy.retry_delay + timedelta(seconds=1))
+    assert await broken.run_due() == 0
+    await nowhere.close()
+    letters = await stack.orders.ListDeadLetters(orders_pb2.ListDeadLettersRequest())
+    assert [letter.dead_letter_id for letter in letters.dead_letters] == [f"step:{order.order_id}"]
+    assert letters.dead_letters[0].attempts == stack.policy.retry_attempts
+    assert "order_step_dead" in str(
+        await stack.column("SELECT payload FROM outbox WHERE subject = 'alerts.raised'")
+    )
+    replayed = await stack.orders.ReplayDeadLetter(
+        orders_pb2.ReplayDeadLetterRequest(dead_letter_id=f"step:{order.order_id}")
+    )
+    assert replayed.succeeded
+    assert await stack.stock_of("WH-SH", "TEA") == (10, 2)
