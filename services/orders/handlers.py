@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.kit import outbox, tracing
@@ -725,7 +725,7 @@ async def replay_step(uow: UnitOfWork, order_id: str) -> None:
         result = await uow.conn.execute(
             update(orders_table)
             .where(and_(orders_table.c.order_id == order_id, orders_table.c.step_dead.is_(True)))
-            .values(step_dead=False, step_attempts=0, step_due_at=func.now())
+            .values(step_dead=False, step_attempts=0, step_due_at=uow.clock.now())
             .returning(orders_table.c.order_id)
         )
         if result.first() is None:
