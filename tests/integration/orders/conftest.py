@@ -33,8 +33,6 @@ from services.routing.domain.defaults import WAREHOUSES
 from services.routing.grpc_api import RoutingServicer
 from services.routing.inventory_client import InventoryStock
 
-START = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
-
 
 def make_keys() -> KeyRing:
     return KeyRing(keys={"k1": os.urandom(32)}, active_key_id="k1", hash_key=os.urandom(32))
@@ -96,7 +94,8 @@ class Stack:
 
 @pytest.fixture
 async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
-    clock = FixedClock(START)
+    # starts at the real time: the peers and Postgres also read the wall clock in places
+    clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
     orders_engine, inventory_engine, routing_engine = (
         make_engine(orders_db),
         make_engine(inventory_db),

@@ -310,7 +310,9 @@ async def test_a_crash_between_reservation_and_status_update_recovers_once(stack
     assert await status(stack, order.order_id) == "PAID"
     assert await stack.stock_of("WH-SH", "TEA") == (8, 0), "inventory committed before the crash"
     # the claimed step's lease runs out; the recovery picks the order up and finishes it
-    await stack.scalar("UPDATE orders SET step_due_at = now() - interval '1 second' RETURNING 1")
+    await stack.scalar(
+        "UPDATE orders SET step_due_at = :due RETURNING 1", due=stack.clock.now() - timedelta(seconds=1)
+    )
     stack.clock.advance(timedelta(minutes=1))
     await stack.drive()
     assert await status(stack, order.order_id) == "ALLOCATED"
