@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from oms.common.v1 import common_pb2
 from oms.gateway.v1 import gateway_pb2
@@ -34,6 +33,7 @@ from services.kit.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
+from services.kit.timestamps import timestamp
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 TARGETS = {
@@ -378,7 +378,7 @@ class GatewayApi:
             records=[
                 gateway_pb2.AuditRecord(
                     audit_id=record.audit_id,
-                    at=_stamp(record.at),
+                    at=timestamp(record.at),
                     principal=record.principal,
                     roles=list(record.roles),
                     source_ip=record.source_ip,
@@ -402,8 +402,6 @@ class GatewayApi:
 
 
 def upload_message(state: UploadState) -> gateway_pb2.Upload:
-    expires = Timestamp()
-    expires.FromDatetime(datetime.fromtimestamp(state.expires_at, UTC))
     return gateway_pb2.Upload(
         upload_id=state.upload_id,
         target=TARGET_ENUMS.get(state.target, 0),  # type: ignore[arg-type]
@@ -413,7 +411,7 @@ def upload_message(state: UploadState) -> gateway_pb2.Upload:
         total_chunks=state.total_chunks,
         missing_chunks=state.missing,
         status=STATUSES.get(state.status, 0),  # type: ignore[arg-type]
-        expires_at=expires,
+        expires_at=timestamp(datetime.fromtimestamp(state.expires_at, UTC)),
     )
 
 
@@ -478,9 +476,3 @@ def _owner(caller: Caller) -> str:
 def _is_channel(sender: str) -> bool:
     name = f"CHANNEL_{sender.upper()}"
     return name in orders_pb2.Channel.keys() and name != "CHANNEL_UNSPECIFIED"  # noqa: SIM118
-
-
-def _stamp(at: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(at.astimezone(UTC))
-    return stamp

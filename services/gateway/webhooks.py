@@ -7,7 +7,7 @@ Carriers: a tracking node push. Channels send their own order payloads, ingested
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2
+from services.kit.timestamps import timestamp
 
 WECHAT_STATES = {
     "SUCCESS": "PAYMENT_STATUS_SUCCESS",
@@ -65,9 +66,7 @@ def _time(value: object, field: str) -> Timestamp:
         raise WebhookError(field, "must be an RFC 3339 time such as 2026-11-22T10:00:00+08:00") from None
     if moment.tzinfo is None:
         raise WebhookError(field, "needs a time zone offset")
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
+    return timestamp(moment)
 
 
 def payment_report(sender: str, body: bytes) -> orders_pb2.ReportPaymentRequest:

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from oms.inventory.v1 import inventory_pb2
 from services.inventory.domain.model import Line, StockRow, reservable
-
-
-def timestamp(at: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(at.astimezone(UTC))
-    return stamp
+from services.kit.timestamps import timestamp
 
 
 def lines(values: tuple[Line, ...] | list[Line]) -> list[inventory_pb2.ReservationLine]:

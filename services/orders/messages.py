@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from oms.alerts.v1 import events_pb2 as alert_events
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import events_pb2
+from services.kit.timestamps import timestamp
 from services.orders.domain import model
 from services.orders.domain.lifecycle import OrderStatus
 
@@ -30,12 +28,6 @@ SEVERITIES = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 
 def status_value(status: OrderStatus | None) -> str:
     return f"ORDER_STATUS_{status.value}" if status else "ORDER_STATUS_UNSPECIFIED"
-
-
-def timestamp(at: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(at.astimezone(UTC))
-    return stamp
 
 
 def event_messages(order: model.Order) -> list[tuple[str, Message]]:

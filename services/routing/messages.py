@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from oms.common.v1 import common_pb2
 from oms.routing.v1 import routing_pb2 as pb
+from services.kit.timestamps import timestamp as kit_timestamp
 
 
 def timestamp(at: datetime | None) -> Timestamp | None:
-    if at is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(at.astimezone(UTC))
-    return stamp
+    return None if at is None else kit_timestamp(at)
 
 
 def money(minor: int) -> common_pb2.Money:
