@@ -49,9 +49,19 @@ class Dispatcher(grpc.GenericRpcHandler):
         self.local = local
         self.default_deadline = default_deadline_seconds
         self.pool = descriptor_pool.Default()
+        # one handler per public method, built on its first call (the set of methods is finite)
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         method: str = handler_call_details.method  # type: ignore[attr-defined]
+        handler = self.handlers.get(method)
+        if handler is None:
+            handler = self._build(method)
+            if handler is not None:
+                self.handlers[method] = handler
+        return handler
+
+    def _build(self, method: str) -> grpc.RpcMethodHandler | None:
         service_name, _, method_name = method.lstrip("/").partition("/")
         if service_name != self.local_service and service_name not in self.upstreams:
             return None
@@ -59,25 +69,23 @@ class Dispatcher(grpc.GenericRpcHandler):
             descriptor = self.pool.FindMethodByName(f"{service_name}.{method_name}")
         except KeyError:
             return None
-        metadata = {
-            key: value
-            for key, value in handler_call_details.invocation_metadata or ()  # type: ignore[attr-defined]
-            if isinstance(value, str)
-        }
         if service_name == self.local_service:
-            return self._local(method, descriptor, metadata)
-        return self._forward(method, descriptor, metadata, self.upstreams[service_name])
+            return self._local(method, descriptor)
+        return self._forward(method, descriptor, self.upstreams[service_name])
 
     # ---- admission shared by every kind of call -----------------------------------------------
 
     async def _admit(
-        self, method: str, metadata: dict[str, str], body: bytes, context: grpc.aio.ServicerContext
-    ) -> Caller:
+        self, method: str, body: bytes, context: grpc.aio.ServicerContext
+    ) -> tuple[Caller, dict[str, str]]:
+        metadata = {
+            key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)
+        }
         rule = rule_for(method)
         try:
             if rule is None:
                 raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not a public method")
-            return await self.gate.admit(method, rule, metadata, body, context.peer() or "")
+            return await self.gate.admit(method, rule, metadata, body, context.peer() or ""), metadata
         except Refused as refused:
             context.set_trailing_metadata(trailing(refused.retry_after))
             await context.abort(refused.code, refused.message)
@@ -103,9 +111,7 @@ class Dispatcher(grpc.GenericRpcHandler):
 
     # ---- forwarded -----------------------------------------------------------------------------
 
-    def _forward(
-        self, method: str, descriptor: Any, metadata: dict[str, str], channel: grpc.aio.Channel
-    ) -> grpc.RpcMethodHandler:
+    def _forward(self, method: str, descriptor: Any, channel: grpc.aio.Channel) -> grpc.RpcMethodHandler:
         dispatcher = self
 
         def deadline(context: grpc.aio.ServicerContext) -> float:
@@ -132,7 +138,7 @@ class Dispatcher(grpc.GenericRpcHandler):
             call = channel.unary_unary(method)
 
             async def unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-                caller = await dispatcher._admit(method, metadata, request, context)
+                caller, metadata = await dispatcher._admit(method, request, context)
                 well_formed(request)
                 outgoing = Gate.upstream_metadata(caller, metadata)
                 try:
@@ -151,7 +157,7 @@ class Dispatcher(grpc.GenericRpcHandler):
             async def server_stream(
                 request: bytes, context: grpc.aio.ServicerContext
             ) -> AsyncIterator[bytes]:
-                caller = await dispatcher._admit(method, metadata, request, context)
+                caller, metadata = await dispatcher._admit(method, request, context)
                 well_formed(request)
                 outgoing = Gate.upstream_metadata(caller, metadata)
                 try:
@@ -167,7 +173,7 @@ class Dispatcher(grpc.GenericRpcHandler):
 
     # ---- served here ---------------------------------------------------------------------------
 
-    def _local(self, method: str, descriptor: Any, metadata: dict[str, str]) -> grpc.RpcMethodHandler | None:
+    def _local(self, method: str, descriptor: Any) -> grpc.RpcMethodHandler | None:
         entry = self.local.get(descriptor.name)
         if entry is None:
             return None
@@ -187,7 +193,7 @@ class Dispatcher(grpc.GenericRpcHandler):
             async def client_stream(
                 requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
             ) -> bytes:
-                caller = await dispatcher._admit(method, metadata, b"", context)
+                caller, _ = await dispatcher._admit(method, b"", context)
                 parsed = (parse(item) async for item in requests)
                 try:
                     response: Message = await entry.handler(parsed, context, caller)
@@ -207,14 +213,14 @@ class Dispatcher(grpc.GenericRpcHandler):
             async def server_stream(
                 request: bytes, context: grpc.aio.ServicerContext
             ) -> AsyncIterator[bytes]:
-                caller = await dispatcher._admit(method, metadata, request, context)
+                caller, _ = await dispatcher._admit(method, request, context)
                 async for item in entry.handler(parse(request), context, caller):
                     yield item.SerializeToString()
 
             return grpc.unary_stream_rpc_method_handler(server_stream)
 
         async def unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-            caller = await dispatcher._admit(method, metadata, request, context)
+            caller, _ = await dispatcher._admit(method, request, context)
 
             async def run() -> bytes:
                 response: Message = await entry.handler(parse(request), context, caller)
