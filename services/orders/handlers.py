@@ -87,15 +87,18 @@ class Changes:
     due_steps: set[str] = field(default_factory=set)
 
 
-def record(
-    uow: UnitOfWork, repo: OrderRepository, order: Order, actor: Actor, source: str
-) -> list[dict[str, Any]]:
-    """Queue the order's events for the outbox; return its timeline rows."""
-    for subject, message in event_messages(order):
-        uow.publish(subject, message)
-    return timeline_rows(
-        order.order_id, entries_for(order.events, actor, source), uow.clock.now(), tracing.current_trace_id()
-    )
+def history(
+    order: Order, actor: Actor, source: str, now: datetime, extra: Sequence[Entry] = ()
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What the order's recorded domain events leave behind: timeline rows (then the `extra`
+    entries) and outbox rows, each marked with the order id."""
+    entries = [*entries_for(order.events, actor, source), *extra]
+    timeline = timeline_rows(order.order_id, entries, now, tracing.current_trace_id())
+    events = [
+        {**outbox.event_row(subject, message, now), "order_id": order.order_id}
+        for subject, message in event_messages(order)
+    ]
+    return timeline, events
 
 
 # ---- ingest ------------------------------------------------------------------------------------
@@ -140,17 +143,7 @@ async def ingest(
             await insert_quarantine(uow.conn, row)
         new_rows = []
         for _, order, _, raw in accepted:
-            timeline = timeline_rows(
-                order.order_id,
-                entries_for(order.events, actor, order.channel.value),
-                now,
-                tracing.current_trace_id(),
-            )
-            events = []
-            for subject, message in event_messages(order):
-                row = outbox.event_row(subject, message, now)
-                row["order_id"] = order.order_id
-                events.append(row)
+            timeline, events = history(order, actor, order.channel.value, now)
             step = orchestration.next_step(order, orchestration.StockState.NONE)
             new_rows.append((order, timeline, events, step.value if step else None, raw))
         inserted = await repo.add_new(new_rows) if new_rows else set()
@@ -230,11 +223,7 @@ async def save_order(
     statement. `step_done` says the process manager finished the order's current step."""
     order = stored.order
     now = uow.clock.now()
-    trace_id = tracing.current_trace_id()
-    rows = timeline_rows(order.order_id, entries_for(order.events, actor, source), now, trace_id)
-    if extra:
-        rows += timeline_rows(order.order_id, extra, now, trace_id)
-    events = [outbox.event_row(subject, message, now) for subject, message in event_messages(order)]
+    rows, events = history(order, actor, source, now, extra or ())
     step = orchestration.next_step(order, orchestration.StockState(stored.stock_state))
     wanted = step.value if step else None
     schedule = (wanted, now if wanted else None) if step_done or wanted != stored.step else None

@@ -24,7 +24,7 @@ from services.orders.domain.model import AlertRaised, Order
 from services.orders.domain.orchestration import Step, StockState, next_step
 from services.orders.domain.timeline import Actor, Entry
 from services.orders.peers import Peers, Plan, StockGone
-from services.orders.store import OrderRepository, Stored, timeline_rows
+from services.orders.store import OrderRepository, Stored
 
 log = logging.getLogger(__name__)
 ACTOR = Actor.service("orders")
@@ -179,9 +179,9 @@ class Orchestrator:
                     AlertRaised("order_step_dead", "high", f"{stored.step or 'step'} failed: {message}")
                 )
                 rows.append(Entry("dead_letter", ACTOR, "orders", "step moved to the dead-letter list"))
-            timeline = handlers.record(uow, repo, stored.order, ACTOR, "orders")
-            timeline += timeline_rows(order_id, rows, now, tracing.current_trace_id())
+            timeline, events = handlers.history(stored.order, ACTOR, "orders", now, rows)
             await repo.add_timeline(timeline)
+            await repo.add_events(events)
             await uow.commit()
         level = logging.ERROR if not isinstance(error, DomainError) else logging.WARNING
         log.log(level, "step for order %s failed: %s", order_id, message)

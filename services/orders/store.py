@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.kit.schema import outbox_table
 from services.kit.sealing import KeyRing
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.masking import normalise_phone
@@ -499,6 +500,13 @@ class OrderRepository:
     async def add_timeline(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             await self.conn.execute(timeline_table.insert(), rows)
+
+    async def add_events(self, rows: list[dict[str, Any]]) -> None:
+        """Outbox rows as `handlers.history` builds them (their order id is not an outbox column)."""
+        if rows:
+            await self.conn.execute(
+                outbox_table.insert(), [{k: v for k, v in row.items() if k != "order_id"} for row in rows]
+            )
 
     async def step_failed(
         self, order_id: str, error: str, due_at: datetime | None, dead: bool, now: datetime
