@@ -46,24 +46,17 @@ async def serve(settings: Settings) -> None:
         )
         if concurrency > 0:  # 0: this replica only takes requests; worker replicas drive the orders
             runtime.spawn("orchestrator", orchestrator.run)
-        consumer = EventConsumer(
-            runtime.js,
-            runtime.engine,
-            name="orders-inventory-reservation_expired",
-            subject_prefix=settings.common.subject_prefix,
-            subject="inventory.reservation_expired",
-            handler=consumers.on_reservation_expired(policy, orchestrator.poke),
-        )
-        runtime.spawn("reservation-expired", consumer.run)
-        planned = EventConsumer(
-            runtime.js,
-            runtime.engine,
-            name="orders-routing-planned",
-            subject_prefix=settings.common.subject_prefix,
-            subject="routing.planned",
-            handler=consumers.on_route_found(policy, orchestrator.poke),
-        )
-        runtime.spawn("route-found", planned.run)
+        for subject, use_case in consumers.SUBSCRIPTIONS.items():
+            name = "orders-" + subject.replace(".", "-")
+            consumer = EventConsumer(
+                runtime.js,
+                runtime.engine,
+                name=name,
+                subject_prefix=settings.common.subject_prefix,
+                subject=subject,
+                handler=consumers.handler(use_case, policy, orchestrator.poke),
+            )
+            runtime.spawn(name, consumer.run)
         runtime.every("payment retries", 1.0, lambda: jobs.retry_payments(new_uow, policy, orchestrator.poke))
         runtime.spawn(
             "drift-report",

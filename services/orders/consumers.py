@@ -1,4 +1,4 @@
-"""Orders' event handlers (idempotent through the kit's inbox)."""
+"""Orders' event handlers (idempotent through the kit's inbox): which event moves which order."""
 
 from __future__ import annotations
 
@@ -14,22 +14,25 @@ from services.kit.db import UnitOfWork
 from services.orders import handlers
 
 Handler = Callable[[AsyncConnection, Message, Envelope], Awaitable[None]]
+OrderEvent = Callable[[UnitOfWork, handlers.Policy, str], Awaitable[handlers.Changes]]
+
+# subject → the use case it drives, with the event's order id
+SUBSCRIPTIONS: dict[str, OrderEvent] = {
+    # an unpaid reservation lapsed: cancel the order (a paid one reserves again)
+    "inventory.reservation_expired": handlers.reservation_expired,
+    # routing planned an order it had parked: an unroutable hold resumes
+    "routing.planned": handlers.route_found,
+}
 
 
-def on_reservation_expired(policy: handlers.Policy, poke: Callable[[handlers.Changes], None]) -> Handler:
+def handler(
+    use_case: OrderEvent, policy: handlers.Policy, poke: Callable[[handlers.Changes], None]
+) -> Handler:
+    """Run the use case inside the consumer's inbox transaction, then wake the process manager."""
+
     async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
         uow = UnitOfWork.joined(conn)
-        changes = await handlers.reservation_expired(uow, policy, event.order_id)  # type: ignore[attr-defined]
-        await uow.flush_events()
-        poke(changes)
-
-    return handle
-
-
-def on_route_found(policy: handlers.Policy, poke: Callable[[handlers.Changes], None]) -> Handler:
-    async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
-        uow = UnitOfWork.joined(conn)
-        changes = await handlers.route_found(uow, policy, event.order_id)  # type: ignore[attr-defined]
+        changes = await use_case(uow, policy, event.order_id)  # type: ignore[attr-defined]
         await uow.flush_events()
         poke(changes)
 
