@@ -94,6 +94,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     async def IngestOrders(
         self, request: orders_pb2.IngestOrdersRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.IngestOrdersResponse:
+        scope = scope_of(context)
         items: list[IngestCommand | handlers.ChannelPayload] = []
         for index, item in enumerate(request.items):
             which = item.WhichOneof("item")
@@ -106,7 +107,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
                 items.append(channel_payload(item.channel_order))
             else:
                 raise InvalidArgument(f"items[{index}]", "needs an order or a channel_order")
-            check_channel(scope_of(context), items[-1].channel, f"items[{index}].channel")
+            check_channel(scope, items[-1].channel, f"items[{index}].channel")
         results, changes = await handlers.ingest(self.uow(), self.policy, items, actor_of(context))
         self._poke(changes)
         counts = {outcome: 0 for outcome in handlers.Outcome}
