@@ -57,6 +57,39 @@ def shopee_order(order_sn: str) -> dict[str, Any]:
     return order
 
 
+async def begin_upload(
+    platform: Platform, token: str, target: str, payload: bytes, chunk_bytes: int, upload_id: str = ""
+) -> str:
+    """Declare an upload of `payload` (its size and SHA-256); returns its id."""
+    upload_id = upload_id or random_ref("up")
+    status, _, begun = await call(
+        platform,
+        "POST",
+        "/v1/uploads",
+        {
+            "uploadId": upload_id,
+            "target": target,
+            "totalBytes": str(len(payload)),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "chunkBytes": chunk_bytes,
+        },
+        token=token,
+    )
+    assert status == 200, begun
+    return upload_id
+
+
+async def put_chunk(platform: Platform, token: str, upload_id: str, index: int, data: bytes) -> int:
+    status, _, _ = await call(
+        platform,
+        "POST",
+        f"/v1/uploads/{upload_id}/chunks/{index}",
+        {"data": base64.b64encode(data).decode()},
+        token=token,
+    )
+    return status
+
+
 # ---- authentication -----------------------------------------------------------------------------
 
 
@@ -262,44 +295,16 @@ async def test_a_2_1_mb_push_is_refused_whole_and_accepted_in_chunks_out_of_orde
     payload = json.dumps({"channel": "CHANNEL_SHOPEE", "orders": orders}).encode()
     assert len(payload) > 2_100_000
     chunks = [payload[i : i + CHUNK] for i in range(0, len(payload), CHUNK)]
-    upload_id = random_ref("up")
-    status, _, begun = await call(
-        platform,
-        "POST",
-        "/v1/uploads",
-        {
-            "uploadId": upload_id,
-            "target": "UPLOAD_TARGET_ORDERS_BATCH",
-            "totalBytes": str(len(payload)),
-            "sha256": hashlib.sha256(payload).hexdigest(),
-            "chunkBytes": CHUNK,
-        },
-        token=ops,
-    )
-    assert status == 200, begun
+    upload_id = await begin_upload(platform, ops, "UPLOAD_TARGET_ORDERS_BATCH", payload, CHUNK)
     order = list(reversed(range(len(chunks))))
     first_half, second_half = order[: len(order) // 2], order[len(order) // 2 :]
     for index in [*first_half, first_half[0]]:  # out of order, and one chunk sent twice
-        status, _, _ = await call(
-            platform,
-            "POST",
-            f"/v1/uploads/{upload_id}/chunks/{index}",
-            {"data": base64.b64encode(chunks[index]).decode()},
-            token=ops,
-        )
-        assert status == 200
+        assert await put_chunk(platform, ops, upload_id, index, chunks[index]) == 200
     # the client "disconnects" and asks what is missing before resuming
     status, _, state = await call(platform, "GET", f"/v1/uploads/{upload_id}", token=ops)
     assert sorted(state["upload"]["missingChunks"]) == sorted(second_half)
     for index in second_half:
-        status, _, _ = await call(
-            platform,
-            "POST",
-            f"/v1/uploads/{upload_id}/chunks/{index}",
-            {"data": base64.b64encode(chunks[index]).decode()},
-            token=ops,
-        )
-        assert status == 200
+        assert await put_chunk(platform, ops, upload_id, index, chunks[index]) == 200
     status, _, done = await call(platform, "POST", f"/v1/uploads/{upload_id}/complete", {}, token=ops)
     assert status == 200, done
     assert done["orders"]["created"] == 4 and done["upload"]["status"] == "UPLOAD_STATUS_COMPLETE"
@@ -316,31 +321,11 @@ async def test_a_tampered_chunk_fails_the_checksum_and_nothing_is_ingested(platf
     ref = random_ref("SPT")
     payload = json.dumps({"channel": "CHANNEL_SHOPEE", "orders": [shopee_order(ref)]}).encode()
     ops = bearer(platform, "ops")
-    upload_id = random_ref("up")
-    status, _, _ = await call(
-        platform,
-        "POST",
-        "/v1/uploads",
-        {
-            "uploadId": upload_id,
-            "target": "UPLOAD_TARGET_ORDERS_BATCH",
-            "totalBytes": str(len(payload)),
-            "sha256": hashlib.sha256(payload).hexdigest(),
-            "chunkBytes": len(payload),
-        },
-        token=ops,
-    )
-    assert status == 200
+    upload_id = await begin_upload(platform, ops, "UPLOAD_TARGET_ORDERS_BATCH", payload, len(payload))
     tampered = payload.replace(b'"paid"', b'"PAID"') if b'"paid"' in payload else payload[:-2] + b" }"
     tampered = tampered[: len(payload)].ljust(len(payload), b" ")
     assert tampered != payload
-    await call(
-        platform,
-        "POST",
-        f"/v1/uploads/{upload_id}/chunks/0",
-        {"data": base64.b64encode(tampered).decode()},
-        token=ops,
-    )
+    assert await put_chunk(platform, ops, upload_id, 0, tampered) == 200
     status, _, body = await call(platform, "POST", f"/v1/uploads/{upload_id}/complete", {}, token=ops)
     assert status == 400 and "checksum" in body["message"]
     status, _, _ = await call(platform, "GET", f"/v1/channel-orders/CHANNEL_SHOPEE/{ref}", token=ops)
@@ -505,30 +490,9 @@ async def test_a_payment_statement_is_uploaded_in_chunks_and_reconciled(platform
     line = f"{random_ref('wx')},{order['orderId']},{amount:.2f},{paid_at}"
     csv = f"transaction_id,merchant_order_no,amount,paid_at\n{line}\n"
     payload = json.dumps({"provider": "wechat_pay", "csv": csv}).encode()
-    upload_id = random_ref("st")
-    status, _, _ = await call(
-        platform,
-        "POST",
-        "/v1/uploads",
-        {
-            "uploadId": upload_id,
-            "target": "UPLOAD_TARGET_PAYMENT_STATEMENT",
-            "totalBytes": str(len(payload)),
-            "sha256": hashlib.sha256(payload).hexdigest(),
-            "chunkBytes": 64,
-        },
-        token=finance,
-    )
-    assert status == 200
+    upload_id = await begin_upload(platform, finance, "UPLOAD_TARGET_PAYMENT_STATEMENT", payload, 64)
     for index, start in reversed(list(enumerate(range(0, len(payload), 64)))):
-        status, _, _ = await call(
-            platform,
-            "POST",
-            f"/v1/uploads/{upload_id}/chunks/{index}",
-            {"data": base64.b64encode(payload[start : start + 64]).decode()},
-            token=finance,
-        )
-        assert status == 200
+        assert await put_chunk(platform, finance, upload_id, index, payload[start : start + 64]) == 200
     status, _, done = await call(platform, "POST", f"/v1/uploads/{upload_id}/complete", {}, token=finance)
     assert status == 200, done
     unrecorded = done["statement"]["paidNotRecorded"]
