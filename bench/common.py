@@ -8,11 +8,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import grpc
 import psutil
 
 from omsctl import embedded
@@ -124,3 +126,33 @@ def percentile(values: list[float], share: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+async def closed_loop(
+    address: str,
+    stub_class: Callable[[grpc.aio.Channel], Any],
+    clients: int,
+    seconds: float,
+    call: Callable[[Any, int, int], Awaitable[object]],
+) -> tuple[float, list[float]]:
+    """`clients` callers over 4 channels, each sending its next call when the last one answered,
+    for `seconds`; `call(stub, client, count)` makes one call. Returns calls/s and the latencies."""
+    channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
+    stubs = [stub_class(channel) for channel in channels]
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client(n: int) -> None:
+        count = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await call(stubs[n % len(stubs)], n, count)
+            latencies.append(time.perf_counter() - started)
+            count += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    elapsed = time.perf_counter() - started
+    for channel in channels:
+        await channel.close()
+    return len(latencies) / elapsed, latencies

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.common import median, percentile
+from bench.common import closed_loop, median, percentile
 from oms.common.v1 import common_pb2
 from oms.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
@@ -73,24 +73,12 @@ async def sequential(
 async def concurrent(
     address: str, order_id: str, metadata: tuple[tuple[str, str], ...]
 ) -> tuple[float, list[float]]:
-    channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
-    stubs = [orders_pb2_grpc.OrdersServiceStub(channel) for channel in channels]
     request = orders_pb2.GetOrderRequest(order_id=order_id)
-    latencies: list[float] = []
-    deadline = time.perf_counter() + SECONDS
 
-    async def client(n: int) -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            await stubs[n % len(stubs)].GetOrder(request, metadata=metadata, timeout=10)
-            latencies.append(time.perf_counter() - started)
+    def get(stub: orders_pb2_grpc.OrdersServiceStub, n: int, count: int) -> object:
+        return stub.GetOrder(request, metadata=metadata, timeout=10)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client(n) for n in range(CLIENTS)))
-    elapsed = time.perf_counter() - started
-    for channel in channels:
-        await channel.close()
-    return len(latencies) / elapsed, latencies
+    return await closed_loop(address, orders_pb2_grpc.OrdersServiceStub, CLIENTS, SECONDS, get)
 
 
 async def upload(address: str, metadata: tuple[tuple[str, str], ...]) -> tuple[float, float]:

@@ -16,7 +16,7 @@ import time
 import grpc
 from sqlalchemy import event
 
-from bench.common import bench_stack, cpu_seconds, median, percentile, seed_stock
+from bench.common import bench_stack, closed_loop, cpu_seconds, median, percentile, seed_stock
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import grpc_client
@@ -77,27 +77,13 @@ def order_request(ref: str, rng: random.Random) -> orders_pb2.IngestOrderRequest
 
 
 async def single(address: str) -> tuple[float, list[float]]:
-    channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
-    stubs = [orders_pb2_grpc.OrdersServiceStub(channel) for channel in channels]
-    latencies: list[float] = []
-    deadline = time.perf_counter() + SECONDS
+    rngs: dict[int, random.Random] = {}
 
-    async def client(n: int) -> None:
-        rng = random.Random(n)
-        count = 0
-        while time.perf_counter() < deadline:
-            request = order_request(f"single-{n}-{count}", rng)
-            started = time.perf_counter()
-            await stubs[n % len(stubs)].IngestOrder(request, timeout=30)
-            latencies.append(time.perf_counter() - started)
-            count += 1
+    def ingest(stub: orders_pb2_grpc.OrdersServiceStub, n: int, count: int) -> object:
+        request = order_request(f"single-{n}-{count}", rngs.setdefault(n, random.Random(n)))
+        return stub.IngestOrder(request, timeout=30)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client(n) for n in range(CLIENTS)))
-    elapsed = time.perf_counter() - started
-    for channel in channels:
-        await channel.close()
-    return len(latencies) / elapsed, latencies
+    return await closed_loop(address, orders_pb2_grpc.OrdersServiceStub, CLIENTS, SECONDS, ingest)
 
 
 async def batches(address: str, label: str) -> float:

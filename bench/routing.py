@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import time
 
-import grpc
-
-from bench.common import bench_stack, cpu_seconds, median, percentile, seed_stock
+from bench.common import bench_stack, closed_loop, cpu_seconds, median, percentile, seed_stock
 from oms.common.v1 import common_pb2
 from oms.routing.v1 import routing_pb2 as pb
 from oms.routing.v1 import routing_pb2_grpc
@@ -33,35 +30,22 @@ def stock_rows() -> list[tuple[str, str, int]]:
 
 
 async def load(address: str, lines_per_order: int, label: str) -> tuple[float, list[float]]:
-    channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
-    stubs = [routing_pb2_grpc.RoutingServiceStub(channel) for channel in channels]
-    latencies: list[float] = []
-    deadline = time.perf_counter() + SECONDS
+    rngs: dict[int, random.Random] = {}
 
-    async def client(n: int) -> None:
-        rng = random.Random(n)
-        count = 0
-        while time.perf_counter() < deadline:
-            province, city = rng.choice(DESTINATIONS)
-            request = pb.PlanFulfilmentRequest(
-                order_id=f"{label}-{n}-{count}",
-                address=common_pb2.Address(province=province, city=city),
-                lines=[
-                    pb.RouteLine(sku=f"SKU-{s:04d}", quantity=rng.randint(1, 3), unit_weight_g=400)
-                    for s in rng.sample(range(SKUS), lines_per_order)
-                ],
-            )
-            started = time.perf_counter()
-            await stubs[n % len(stubs)].PlanFulfilment(request, timeout=30)
-            latencies.append(time.perf_counter() - started)
-            count += 1
+    def plan(stub: routing_pb2_grpc.RoutingServiceStub, n: int, count: int) -> object:
+        rng = rngs.setdefault(n, random.Random(n))
+        province, city = rng.choice(DESTINATIONS)
+        request = pb.PlanFulfilmentRequest(
+            order_id=f"{label}-{n}-{count}",
+            address=common_pb2.Address(province=province, city=city),
+            lines=[
+                pb.RouteLine(sku=f"SKU-{s:04d}", quantity=rng.randint(1, 3), unit_weight_g=400)
+                for s in rng.sample(range(SKUS), lines_per_order)
+            ],
+        )
+        return stub.PlanFulfilment(request, timeout=30)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client(n) for n in range(CLIENTS)))
-    elapsed = time.perf_counter() - started
-    for channel in channels:
-        await channel.close()
-    return len(latencies) / elapsed, latencies
+    return await closed_loop(address, routing_pb2_grpc.RoutingServiceStub, CLIENTS, SECONDS, plan)
 
 
 def main() -> None:
