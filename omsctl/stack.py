@@ -155,6 +155,7 @@ class Platform:
             extra.update(pii_settings(self.home))
         if spec.edge:
             extra.update(edge_settings(self.home))
+        extra.update(identity_settings(self.home, spec))
         return embedded.python_env(ROOT, extra)
 
     def start(self, timeout: float = 60.0) -> None:
@@ -332,6 +333,7 @@ def reset(home: Path) -> None:
         shutil.rmtree(home / name, ignore_errors=True)
     (home / "pii-keys.json").unlink(missing_ok=True)
     (home / "edge-keys.json").unlink(missing_ok=True)
+    (home / "identity-keys.json").unlink(missing_ok=True)
 
 
 PII_SETTINGS = ("PII_KEYS", "PII_ACTIVE_KEY", "PII_HASH_KEY")
@@ -411,3 +413,30 @@ def edge_settings(home: Path) -> dict[str, str]:
         path.touch(mode=0o600)
         path.write_text(json.dumps(minted))
     return dict(json.loads(path.read_text()))
+
+
+def identity_settings(home: Path, spec: ServiceSpec) -> dict[str, str]:
+    """Each service's signing key (Ed25519, minted once per home, kept 0600 beside the data) and the
+    public keys it trusts: the gateway's, and those of the services that call it (its callers in
+    SERVICES' peer graph), so a service can be told who is calling by nobody else."""
+    path = home / "identity-keys.json"
+    keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if any(other.name not in keys for other in SERVICES):
+        from services.kit.identity import generate_key
+
+        home.mkdir(parents=True, exist_ok=True)
+        keys = {other.name: keys.get(other.name) or generate_key() for other in SERVICES}
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(keys))
+    from services.kit.identity import public_key_of, trusted_keys_json
+
+    callers = [other.name for other in SERVICES if spec.name in other.peers]
+    trusted = dict.fromkeys(["gateway", *callers])
+    return {
+        "IDENTITY_SIGNING_KID": f"{spec.name}-1",
+        "IDENTITY_SIGNING_KEY": keys[spec.name],
+        "IDENTITY_TRUSTED_KEYS": trusted_keys_json(
+            (f"{name}-1", name, public_key_of(keys[name])) for name in trusted
+        ),
+    }

@@ -23,7 +23,7 @@ from services.gateway.limits import LocalTokenBucket, RateLimiter, RedisTokenBuc
 from services.gateway.proxy import Dispatcher
 from services.gateway.routes import public_proto_modules
 from services.gateway.uploads import UploadStore
-from services.kit import app, grpc_client
+from services.kit import app, grpc_client, identity
 from services.kit.consumer import Envelope, EventConsumer
 from services.kit.db import UnitOfWork
 from services.kit.grpc_server import GrpcServer, wait_for_shutdown_signal
@@ -58,6 +58,7 @@ async def serve(settings: Settings) -> None:
             limiter,
             settings.limits,
             new_uow,
+            identity.Signer(settings.common.identity),
         )
         uploads = UploadStore(
             redis,
@@ -66,7 +67,7 @@ async def serve(settings: Settings) -> None:
             max_open_per_owner=settings.uploads_per_principal,
         )
         channels = {
-            service: grpc_client.channel(address, trace_interceptor=False)
+            service: grpc_client.channel(address, trace_interceptor=False, identity=None)
             for service, address in settings.upstreams.items()
         }
         hub = alerts.AlertHub()
@@ -112,6 +113,9 @@ async def serve(settings: Settings) -> None:
         )
         server = GrpcServer(
             port=settings.common.port,
+            host=settings.common.host,
+            # the edge: callers bring credentials, which the gate checks, not assertions
+            verifier=None,
             service_names=[*settings.upstreams, SERVICE_NAME],
             register=lambda _server: None,
             generic_handlers=[dispatcher],

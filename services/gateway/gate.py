@@ -1,7 +1,8 @@
 """The gate every public call passes: authenticate, authorise, rate-limit, and audit.
 
-The caller's own `x-oms-*` metadata is never forwarded: the gateway sets who is calling, their
-roles and their row scope itself, and the owning services trust only that.
+The caller's own `x-oms-*` metadata (an `x-oms-assertion` included) is never forwarded: the gateway
+tells the owning service who is calling, their roles and their row scope in an assertion it signs
+for that one call, and the services trust nothing else.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from services.gateway import auth
 from services.gateway.limits import RateLimiter, limit_for
 from services.gateway.policy import Klass, Rule, allowed
 from services.gateway.store import AuditRecord, add_audit
-from services.kit import tracing
+from services.kit import identity, tracing
 from services.kit.db import UnitOfWork
 from services.kit.grpc_server import TRACE_ID_HEADER
 from services.kit.ids import new_id
@@ -61,6 +62,7 @@ class Gate:
         limiter: RateLimiter,
         limits: Mapping[str, Any],
         new_uow: Callable[[], UnitOfWork],
+        signer: identity.Signer,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.jwt = jwt
@@ -70,6 +72,7 @@ class Gate:
         self.limiter = limiter
         self.limits = limits
         self.new_uow = new_uow
+        self.signer = signer
         self.wall = wall
         self.pool = descriptor_pool.Default()
 
@@ -147,28 +150,15 @@ class Gate:
 
     # ---- what the owning service is told -----------------------------------------------------
 
-    @staticmethod
     def upstream_metadata(
-        caller: Caller, metadata: Mapping[str, str], reveal: bool = False
+        self, caller: Caller, metadata: Mapping[str, str], audience: str, reveal: bool = False
     ) -> list[tuple[str, str]]:
-        principal = caller.principal
+        """What a forwarded call carries: a few of the caller's headers, a fresh assertion of the
+        principal for the `audience` service, and the trace (the proxy's channels have no interceptor)."""
         out = [(key, value) for key, value in metadata.items() if key in FORWARDED_METADATA]
-        actor_type = "user" if principal.kind == "user" else ("channel" if principal.channel else "service")
-        out += [
-            ("x-oms-principal", principal.subject),
-            ("x-oms-actor-type", actor_type),
-            ("x-oms-roles", ",".join(sorted(principal.roles))),
-        ]
-        if not principal.roles & UNSCOPED_ROLES:
-            if "customer" in principal.roles:
-                out.append(("x-oms-scope-customer", principal.customer_id))
-            elif "cs_agent" in principal.roles:
-                out.append(("x-oms-scope-agent", principal.subject))
-        if principal.channel:
-            out.append(("x-oms-scope-channel", principal.channel.upper()))
-        if reveal:
-            out.append(("x-oms-reveal", "audited"))
-        # the trace goes along in the metadata itself (the proxy's channels carry no interceptor)
+        out.append(
+            (identity.ASSERTION_HEADER, self.signer.mint(asserted(caller.principal, reveal), audience))
+        )
         return out + tracing.outgoing_metadata()
 
     # ---- audit ---------------------------------------------------------------------------------
@@ -215,6 +205,27 @@ class Gate:
             if isinstance(order, Message) and "order_id" in order.DESCRIPTOR.fields_by_name:
                 found.append(str(getattr(order, "order_id")))  # noqa: B009
         return found
+
+
+def asserted(principal: auth.Principal, reveal: bool = False) -> identity.Principal:
+    """The principal as services are told it: staff are unscoped; a customer sees their own rows,
+    an agent their customers', a channel's key its channel's."""
+    actor_type = "user" if principal.kind == "user" else ("channel" if principal.channel else "service")
+    customer_id = agent_id = ""
+    if not principal.roles & UNSCOPED_ROLES:
+        if "customer" in principal.roles:
+            customer_id = principal.customer_id
+        elif "cs_agent" in principal.roles:
+            agent_id = principal.subject
+    return identity.Principal(
+        subject=principal.subject,
+        actor_type=actor_type,
+        roles=principal.roles,
+        customer_id=customer_id,
+        agent_id=agent_id,
+        channel=principal.channel.upper(),
+        reveal=reveal,
+    )
 
 
 def trailing(retry_after: float = 0.0) -> tuple[tuple[str, str], ...]:

@@ -49,6 +49,8 @@ STATUSES = {
     "failed": gateway_pb2.UPLOAD_STATUS_FAILED,
 }
 BATCH = 500
+# the service the gateway's own handlers call
+ORDERS_AUDIENCE = "orders"
 
 
 class GatewayApi:
@@ -191,7 +193,7 @@ class GatewayApi:
         if state.status == "complete":
             return state, gateway_pb2.CompleteUploadResponse.FromString(state.result)
         payload = await _upload_call(self.uploads.assemble(owner, upload_id))
-        metadata = Gate.upstream_metadata(caller, {})
+        metadata = self.gate.upstream_metadata(caller, {}, ORDERS_AUDIENCE)
         answer = gateway_pb2.CompleteUploadResponse()
         if state.target == "payments.statement":
             answer.statement.CopyFrom(
@@ -287,7 +289,7 @@ class GatewayApi:
         async def forward(as_caller: Caller) -> str:
             report = payment_report(request.sender.strip().lower(), body)
             reply = await self.orders.ReportPayment(
-                report, metadata=Gate.upstream_metadata(as_caller, {}), timeout=10
+                report, metadata=self.gate.upstream_metadata(as_caller, {}, ORDERS_AUDIENCE), timeout=10
             )
             return str(reply.payment.payment_id)
 
@@ -302,7 +304,7 @@ class GatewayApi:
         async def forward(as_caller: Caller) -> str:
             report = carrier_report(request.sender.strip().lower(), body)
             reply = await self.orders.ReportSourceStatus(
-                report, metadata=Gate.upstream_metadata(as_caller, {}), timeout=10
+                report, metadata=self.gate.upstream_metadata(as_caller, {}, ORDERS_AUDIENCE), timeout=10
             )
             return str(reply.order.order_id)
 
@@ -323,7 +325,7 @@ class GatewayApi:
                 orders_pb2.IngestChannelOrderRequest(
                     channel=channel, payload_json=body.decode("utf-8", "replace")
                 ),
-                metadata=Gate.upstream_metadata(as_caller, {}),
+                metadata=self.gate.upstream_metadata(as_caller, {}, ORDERS_AUDIENCE),
                 timeout=10,
             )
             return str(reply.order.order_id)
@@ -342,7 +344,7 @@ class GatewayApi:
                 "reason", "is required: say why personal data is needed (at most 500 characters)"
             )
         method = f"{SERVICE_NAME}/RevealOrder"
-        metadata = Gate.upstream_metadata(caller, {}, reveal=True)
+        metadata = self.gate.upstream_metadata(caller, {}, ORDERS_AUDIENCE, reveal=True)
         try:
             reply = await self.orders.GetOrder(
                 orders_pb2.GetOrderRequest(order_id=request.order_id), metadata=metadata, timeout=10

@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError, Message
 from services.gateway.gate import Caller, Gate, Refused, trailing
 from services.gateway.policy import rule_for
 from services.kit.errors import DomainError, InvalidArgument, to_status
+from services.kit.identity import audience_of
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Dispatcher(grpc.GenericRpcHandler):
             await context.abort(error.code(), error.details() or "")
 
         request_class = message_factory.GetMessageClass(descriptor.input_type)
+        audience = audience_of(method)
 
         def well_formed(request: bytes) -> None:
             """Garbage is refused here with INVALID_ARGUMENT instead of reaching the service."""
@@ -140,7 +142,7 @@ class Dispatcher(grpc.GenericRpcHandler):
             async def unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
                 caller, metadata = await dispatcher._admit(method, request, context)
                 well_formed(request)
-                outgoing = Gate.upstream_metadata(caller, metadata)
+                outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
                 try:
                     return await dispatcher._audited(
                         method, caller, request, call(request, timeout=deadline(context), metadata=outgoing)
@@ -159,7 +161,7 @@ class Dispatcher(grpc.GenericRpcHandler):
             ) -> AsyncIterator[bytes]:
                 caller, metadata = await dispatcher._admit(method, request, context)
                 well_formed(request)
-                outgoing = Gate.upstream_metadata(caller, metadata)
+                outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
                 try:
                     async for item in stream(request, timeout=deadline(context) * 30, metadata=outgoing):
                         yield item

@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
+from services.kit import identity
 from services.kit.config import CommonSettings, required, settings_or_exit
 from services.kit.grpc_server import GrpcServer, wait_for_shutdown_signal
 from services.kit.logs import configure_logging
@@ -45,6 +46,8 @@ async def serve_until_signalled(
 ) -> None:
     server = GrpcServer(
         port=settings.port,
+        host=settings.host,
+        verifier=identity.Verifier.from_settings(settings.identity),
         service_names=service_names,
         register=register,
         grace_seconds=settings.grace_seconds,

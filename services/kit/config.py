@@ -6,7 +6,10 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from services.kit.identity import IdentitySettings
 
 T = TypeVar("T")
 
@@ -57,29 +60,37 @@ def number(env: Mapping[str, str], name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class CommonSettings:
-    """What every service needs: where it listens, its database, the event bus."""
+    """What every service needs: where it listens, its database, the event bus, who it is."""
 
     service_name: str
     port: int
+    # loopback unless told otherwise: nothing but the local platform can reach a service
+    host: str
     database_url: str
     nats_url: str
     subject_prefix: str
     grace_seconds: float
     log_level: str
+    identity: IdentitySettings
 
     @classmethod
     def from_env(
         cls, service_name: str, default_port: int, env: Mapping[str, str] | None = None
     ) -> CommonSettings:
+        # imported here: the identity module builds on this one's helpers
+        from services.kit.identity import IdentitySettings
+
         env = os.environ if env is None else env
         return cls(
             service_name=service_name,
             port=integer(env, "PORT", default_port),
+            host=optional(env, "HOST", "127.0.0.1"),
             database_url=required(env, "DATABASE_URL"),
             nats_url=required(env, "NATS_URL"),
             subject_prefix=optional(env, "OMS_SUBJECT_PREFIX", "oms"),
             grace_seconds=number(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
             log_level=optional(env, "LOG_LEVEL", "INFO"),
+            identity=IdentitySettings.from_env(service_name, env),
         )
 
 

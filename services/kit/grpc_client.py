@@ -1,4 +1,5 @@
-"""Client channels: a default deadline on every call, retries on UNAVAILABLE only, trace context out."""
+"""Client channels: a default deadline on every call, retries on UNAVAILABLE only, trace context and the
+calling service's own identity assertion out."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import grpc
 
 from services.kit import tracing
+from services.kit.identity import ASSERTION_HEADER, Assertions, audience_of
 
 DEFAULT_DEADLINE_SECONDS = 5.0
 
@@ -34,35 +36,63 @@ def service_config(deadline_seconds: float = DEFAULT_DEADLINE_SECONDS, max_attem
     )
 
 
-class _TraceClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):
+class _OutgoingInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+):
+    """One interceptor for both concerns: each interceptor costs grpc.aio a task per call."""
+
+    def __init__(self, trace: bool, assertions: Assertions | None) -> None:
+        self.trace = trace
+        self.assertions = assertions
+
     async def intercept_unary_unary(
         self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request: Any
     ) -> Any:
-        return await continuation(_with_trace(client_call_details), request)
+        return await continuation(self._outgoing(client_call_details), request)
 
     async def intercept_stream_unary(
         self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request_iterator: Any
     ) -> Any:
-        return await continuation(_with_trace(client_call_details), request_iterator)
+        return await continuation(self._outgoing(client_call_details), request_iterator)
 
+    async def intercept_unary_stream(
+        self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request: Any
+    ) -> Any:
+        return await continuation(self._outgoing(client_call_details), request)
 
-def _with_trace(details: Any) -> grpc.aio.ClientCallDetails:
-    metadata = [(k, v) for k, v in (details.metadata or ()) if k not in ("traceparent", "tracestate")]
-    metadata.extend(tracing.outgoing_metadata())
-    return grpc.aio.ClientCallDetails(
-        method=details.method,
-        timeout=details.timeout,
-        metadata=grpc.aio.Metadata(*metadata),
-        credentials=details.credentials,
-        wait_for_ready=details.wait_for_ready,
-    )
+    def _outgoing(self, details: Any) -> grpc.aio.ClientCallDetails:
+        metadata = list(details.metadata or ())
+        if self.trace:
+            metadata = [(k, v) for k, v in metadata if k not in ("traceparent", "tracestate")]
+            metadata.extend(tracing.outgoing_metadata())
+        # a call that already carries an assertion (the gateway's, minted for its caller) keeps it
+        if self.assertions is not None and all(k != ASSERTION_HEADER for k, _ in metadata):
+            method = details.method.decode() if isinstance(details.method, bytes) else details.method
+            metadata.append((ASSERTION_HEADER, self.assertions.assertion(audience_of(method))))
+        return grpc.aio.ClientCallDetails(
+            method=details.method,
+            timeout=details.timeout,
+            metadata=grpc.aio.Metadata(*metadata),
+            credentials=details.credentials,
+            wait_for_ready=details.wait_for_ready,
+        )
 
 
 def channel(
-    address: str, deadline_seconds: float = DEFAULT_DEADLINE_SECONDS, trace_interceptor: bool = True
+    address: str,
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    trace_interceptor: bool = True,
+    *,
+    identity: Assertions | None,
 ) -> grpc.aio.Channel:
-    """`trace_interceptor=False` is for callers that put the trace into their metadata themselves (the
-    gateway's proxy): grpc.aio's interceptors cost a task per call on the hot path."""
+    """`identity` gives each call its assertion (a service's `identity.ServiceIdentity`); None is for
+    the gateway's proxy, which mints one per call for its caller and, like `trace_interceptor=False`,
+    puts everything into the metadata itself: grpc.aio's interceptors cost a task per call."""
+    interceptors = (
+        [_OutgoingInterceptor(trace_interceptor, identity)] if trace_interceptor or identity else None
+    )
     return grpc.aio.insecure_channel(
         address,
         options=[
@@ -70,5 +100,5 @@ def channel(
             ("grpc.enable_retries", 1),
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
         ],
-        interceptors=[_TraceClientInterceptor()] if trace_interceptor else None,
+        interceptors=interceptors,
     )

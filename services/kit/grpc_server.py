@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -15,8 +16,8 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from services.kit import tracing
-from services.kit.errors import DomainError, to_status
+from services.kit import identity, tracing
+from services.kit.errors import DomainError, Unauthenticated, to_status
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,17 @@ TRACE_ID_HEADER = "x-trace-id"
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    """Joins the caller's trace, answers with the trace id, logs each call, maps errors in one place."""
+    """Joins the caller's trace, answers with the trace id, verifies who is calling, logs each call,
+    maps errors in one place.
+
+    With a verifier, every call but health and reflection must carry a valid identity assertion; it
+    is refused with UNAUTHENTICATED before the handler runs, and handlers read the verified principal
+    with `identity.current()`. Without one (the gateway, which authenticates its callers itself) no
+    principal is set.
+    """
+
+    def __init__(self, verifier: identity.Verifier | None) -> None:
+        self.verifier = verifier
 
     async def intercept_service(
         self,
@@ -38,26 +49,27 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         metadata = handler_call_details.invocation_metadata  # type: ignore[attr-defined]
         if method.startswith("/grpc.health.") or method.startswith("/grpc.reflection."):
             return handler
+        verifier = self.verifier
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method, metadata),
+                _wrap_unary(handler.unary_unary, method, metadata, verifier),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method, metadata),
+                _wrap_unary(handler.stream_unary, method, metadata, verifier),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method, metadata),
+                _wrap_stream(handler.unary_stream, method, metadata, verifier),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(handler.stream_stream, method, metadata),
+            _wrap_stream(handler.stream_stream, method, metadata, verifier),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -66,12 +78,20 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 class _CallScope:
     """The span, initial metadata, access log and error mapping around one call."""
 
-    def __init__(self, method: str, metadata: Any, context: grpc.aio.ServicerContext) -> None:
+    def __init__(
+        self,
+        method: str,
+        metadata: Any,
+        context: grpc.aio.ServicerContext,
+        verifier: identity.Verifier | None,
+    ) -> None:
         self.method = method
         self.metadata = metadata
         self.context = context
+        self.verifier = verifier
         self.started = time.perf_counter()
         self.code = grpc.StatusCode.OK
+        self.bound: Any = None
 
     async def __aenter__(self) -> _CallScope:
         self.token = otel_context.attach(tracing.context_from_metadata(self.metadata))
@@ -84,6 +104,18 @@ class _CallScope:
         # failures carry the trace id in their trailers, whoever aborts the call
         self.context.set_trailing_metadata(self.trace_metadata)
         return self
+
+    def authenticate(self) -> None:
+        """Inside the scope, so a refusal is answered, traced and logged like any other error."""
+        if self.verifier is None:
+            return
+        try:
+            principal = self.verifier.verify(
+                identity.assertion_in(self.metadata), identity.audience_of(self.method)
+            )
+        except identity.IdentityError as error:
+            raise Unauthenticated(f"identity assertion refused: {error}") from None
+        self.bound = identity.bind(principal)
 
     async def answer_with_trace(self) -> None:
         """Headers go out only with the answer: a call whose headers were sent can no longer be retried."""
@@ -112,13 +144,18 @@ class _CallScope:
             if log.isEnabledFor(logging.INFO):
                 elapsed_ms = round((time.perf_counter() - self.started) * 1000, 2)
                 log.info("rpc %s", self.method, extra={"code": self.code.name, "ms": elapsed_ms})
+            if self.bound is not None:
+                # a stream closed by the garbage collector ends in another context
+                with contextlib.suppress(ValueError):
+                    identity.unbind(self.bound)
             self.span_cm.__exit__(None, None, None)
             otel_context.detach(self.token)
 
 
-def _wrap_unary(behaviour: Any, method: str, metadata: Any) -> Any:
+def _wrap_unary(behaviour: Any, method: str, metadata: Any, verifier: identity.Verifier | None) -> Any:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _CallScope(method, metadata, context) as scope:
+        async with _CallScope(method, metadata, context, verifier) as scope:
+            scope.authenticate()
             response = await behaviour(request, context)
             await scope.answer_with_trace()
             return response
@@ -126,9 +163,10 @@ def _wrap_unary(behaviour: Any, method: str, metadata: Any) -> Any:
     return wrapper
 
 
-def _wrap_stream(behaviour: Any, method: str, metadata: Any) -> Any:
+def _wrap_stream(behaviour: Any, method: str, metadata: Any, verifier: identity.Verifier | None) -> Any:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _CallScope(method, metadata, context) as scope:
+        async with _CallScope(method, metadata, context, verifier) as scope:
+            scope.authenticate()
             first = True
             async for item in behaviour(request, context):
                 if first:
@@ -140,23 +178,27 @@ def _wrap_stream(behaviour: Any, method: str, metadata: Any) -> Any:
 
 
 class GrpcServer:
-    """A grpc.aio server with the standard health service (per-service status) and reflection."""
+    """A grpc.aio server with the standard health service (per-service status) and reflection.
+
+    `verifier` is required on purpose: None (no identity check) is for the gateway alone. It listens
+    on loopback unless told otherwise (`HOST=0.0.0.0` in Kubernetes)."""
 
     def __init__(
         self,
         *,
         port: int,
+        verifier: identity.Verifier | None,
         service_names: Sequence[str],
         register: Callable[[grpc.aio.Server], None],
         grace_seconds: float = 5.0,
         generic_handlers: Sequence[grpc.GenericRpcHandler] = (),
-        host: str = "0.0.0.0",
+        host: str = "127.0.0.1",
     ) -> None:
         self.service_names = list(service_names)
         self.grace_seconds = grace_seconds
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
-            interceptors=[ObservabilityInterceptor()],
+            interceptors=[ObservabilityInterceptor(verifier)],
             options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
         )
         register(self.server)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oms.orders.v1 import orders_pb2_grpc
-from services.kit import app, grpc_client
+from services.kit import app, grpc_client, identity
 from services.kit.consumer import EventConsumer
 from services.kit.db import UnitOfWork
 from services.kit.runtime import Runtime
@@ -37,8 +37,9 @@ async def serve(settings: Settings) -> None:
             return UnitOfWork(runtime.engine)
 
         policy = policy_of(settings)
-        routing = grpc_client.channel(settings.routing_address)
-        inventory = grpc_client.channel(settings.inventory_address)
+        me = identity.own_identity(settings.common.identity)
+        routing = grpc_client.channel(settings.routing_address, identity=me)
+        inventory = grpc_client.channel(settings.inventory_address, identity=me)
         peers = Peers(routing, inventory, settings.reservation_ttl_seconds)
         concurrency = settings.process_manager_concurrency
         orchestrator = Orchestrator(

@@ -1,7 +1,8 @@
 """The thin gRPC servicer: proto in → command → handler → proto out.
 
-Who is calling arrives in metadata set by the gateway (`x-oms-principal`, `x-oms-actor-type`,
-`x-oms-roles`); personal fields are masked unless one of the roles may see them.
+Who is calling is the principal of the call's verified identity assertion (minted by the gateway, or
+a peer service's own), never bare metadata; personal fields are masked unless one of the roles may
+see them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from google.protobuf import json_format
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
+from services.kit import identity
 from services.kit.db import UnitOfWork
 from services.kit.errors import InvalidArgument
 from services.orders import handlers, queries, statements
@@ -471,35 +473,35 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
 # ---- who is calling ------------------------------------------------------------------------------
 
 
-def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
-    return {key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)}
+# Each takes the call's context so servicer code reads the same everywhere; the principal itself
+# comes only from the assertion the kit's server verified for this call.
 
 
 def actor_of(context: grpc.aio.ServicerContext) -> Actor:
-    metadata = _metadata(context)
-    principal = metadata.get("x-oms-principal", "").strip()[:128]
-    kind = metadata.get("x-oms-actor-type", "").strip().lower()
+    principal = identity.current()
+    kind = principal.actor_type
     actor_type = ActorType(kind) if kind in ActorType._value2member_map_ else ActorType.SERVICE
-    return Actor(actor_type, principal or "unidentified")
+    return Actor(actor_type, principal.subject.strip()[:128] or "unidentified")
 
 
 def scope_of(context: grpc.aio.ServicerContext) -> Scope:
-    metadata = _metadata(context)
+    principal = identity.current()
     return Scope(
-        customer_id=metadata.get("x-oms-scope-customer", "").strip(),
-        agent_id=metadata.get("x-oms-scope-agent", "").strip(),
-        channel=metadata.get("x-oms-scope-channel", "").strip().upper(),
+        customer_id=principal.customer_id.strip(),
+        agent_id=principal.agent_id.strip(),
+        channel=principal.channel.strip().upper(),
     )
 
 
 def roles_of(context: grpc.aio.ServicerContext) -> list[str]:
-    return [role.strip() for role in _metadata(context).get("x-oms-roles", "").split(",") if role.strip()]
+    return sorted(role.strip() for role in identity.current().roles if role.strip())
 
 
 def _reveal(context: grpc.aio.ServicerContext) -> bool:
-    """Unmasked for roles that may see personal data, or for the gateway's audited reveal (the gateway
-    drops callers' own x-oms-* metadata, so only it can set this)."""
-    return masking.may_see_pii(roles_of(context)) or _metadata(context).get("x-oms-reveal") == "audited"
+    """Unmasked for roles that may see personal data, or for the gateway's audited reveal (only the
+    gateway's key may assert it)."""
+    principal = identity.current()
+    return masking.may_see_pii(principal.roles) or principal.reveal
 
 
 # ---- proto → domain ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Row-level scope: which orders a caller may see, as the gateway says in metadata.
+"""Row-level scope: which orders a caller may see, as the gateway says in its signed assertion.
 
 A customer sees only their own orders, a customer-service agent only the orders of the customers
 assigned to them, a channel's key only its own channel's orders. Anything outside the scope is

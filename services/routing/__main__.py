@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oms.routing.v1 import routing_pb2_grpc
-from services.kit import app, grpc_client
+from services.kit import app, grpc_client, identity
 from services.kit.consumer import EventConsumer
 from services.kit.db import UnitOfWork
 from services.kit.runtime import Runtime
@@ -26,7 +26,9 @@ async def serve(settings: Settings) -> None:
 
         await handlers.ensure_default_rules(new_uow())
         cache = handlers.RuleSetCache()
-        channel = grpc_client.channel(settings.inventory_address)
+        channel = grpc_client.channel(
+            settings.inventory_address, identity=identity.own_identity(settings.common.identity)
+        )
         stock = InventoryStock(channel)
         prefix = settings.common.subject_prefix
         for subject in ("inventory.back_in_stock", "inventory.adjusted"):

@@ -9,6 +9,7 @@ from oms.inventory.v1 import inventory_pb2 as pb
 from oms.inventory.v1 import inventory_pb2_grpc
 from services.inventory.grpc_api import SERVICE_NAME, InventoryServicer
 from services.kit.grpc_server import GrpcServer
+from tests import identity
 from tests.integration.inventory.conftest import Inventory
 
 
@@ -17,13 +18,14 @@ async def stub(inventory: Inventory) -> AsyncIterator[inventory_pb2_grpc.Invento
     servicer = InventoryServicer(inventory.uow, inventory.policy)
     server = GrpcServer(
         port=0,
+        verifier=identity.verifier(),
         service_names=[SERVICE_NAME],
         register=lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, s),
         host="127.0.0.1",
         grace_seconds=0.5,
     )
     await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with identity.client_channel(f"127.0.0.1:{server.port}") as channel:
         yield inventory_pb2_grpc.InventoryServiceStub(channel)
     await server.stop()
 

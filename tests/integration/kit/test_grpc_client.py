@@ -10,6 +10,10 @@ from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import grpc_client, tracing
 from services.kit.errors import FailedPrecondition, Unavailable
 from services.kit.grpc_server import GrpcServer
+from services.kit.identity import current
+from tests import identity
+
+ROUTING = identity.service_identity("routing")
 
 
 class Scripted(orders_pb2_grpc.OrdersServiceServicer):
@@ -20,10 +24,12 @@ class Scripted(orders_pb2_grpc.OrdersServiceServicer):
         self.unavailable_times = 0
         self.delay = 0.0
         self.trace_ids: list[str] = []
+        self.callers: list[str] = []
 
     async def GetOrder(self, request, context):  # type: ignore[no-untyped-def]
         self.calls += 1
         self.trace_ids.append(tracing.current_trace_id())
+        self.callers.append(f"{current().issuer}:{current().subject}")
         await asyncio.sleep(self.delay)
         if self.calls <= self.unavailable_times:
             raise Unavailable("warming up")
@@ -38,6 +44,7 @@ async def scripted() -> AsyncIterator[tuple[Scripted, int]]:
     servicer = Scripted()
     server = GrpcServer(
         port=0,
+        verifier=identity.verifier(),
         service_names=["oms.orders.v1.OrdersService"],
         register=lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
         host="127.0.0.1",
@@ -51,7 +58,7 @@ async def scripted() -> AsyncIterator[tuple[Scripted, int]]:
 async def test_unavailable_is_retried_until_it_answers(scripted: tuple[Scripted, int]) -> None:
     servicer, port = scripted
     servicer.unavailable_times = 2
-    async with grpc_client.channel(f"127.0.0.1:{port}") as channel:
+    async with grpc_client.channel(f"127.0.0.1:{port}", identity=ROUTING) as channel:
         reply = await orders_pb2_grpc.OrdersServiceStub(channel).GetOrder(
             orders_pb2.GetOrderRequest(order_id="a")
         )
@@ -61,7 +68,7 @@ async def test_unavailable_is_retried_until_it_answers(scripted: tuple[Scripted,
 
 async def test_other_errors_are_never_retried(scripted: tuple[Scripted, int]) -> None:
     servicer, port = scripted
-    async with grpc_client.channel(f"127.0.0.1:{port}") as channel:
+    async with grpc_client.channel(f"127.0.0.1:{port}", identity=ROUTING) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await orders_pb2_grpc.OrdersServiceStub(channel).GetOrder(
                 orders_pb2.GetOrderRequest(order_id="frozen")
@@ -73,7 +80,7 @@ async def test_other_errors_are_never_retried(scripted: tuple[Scripted, int]) ->
 async def test_calls_without_a_deadline_get_the_channels_default(scripted: tuple[Scripted, int]) -> None:
     servicer, port = scripted
     servicer.delay = 2.0
-    async with grpc_client.channel(f"127.0.0.1:{port}", deadline_seconds=0.3) as channel:
+    async with grpc_client.channel(f"127.0.0.1:{port}", deadline_seconds=0.3, identity=ROUTING) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as late:
             await orders_pb2_grpc.OrdersServiceStub(channel).GetOrder(
                 orders_pb2.GetOrderRequest(order_id="a")
@@ -83,10 +90,33 @@ async def test_calls_without_a_deadline_get_the_channels_default(scripted: tuple
 
 async def test_the_callers_trace_travels_with_the_call(scripted: tuple[Scripted, int]) -> None:
     servicer, port = scripted
-    async with grpc_client.channel(f"127.0.0.1:{port}") as channel:
+    async with grpc_client.channel(f"127.0.0.1:{port}", identity=ROUTING) as channel:
         with tracing.tracer().start_as_current_span("caller"):
             await orders_pb2_grpc.OrdersServiceStub(channel).GetOrder(
                 orders_pb2.GetOrderRequest(order_id="a")
             )
             caller = tracing.current_trace_id()
     assert servicer.trace_ids == [caller]
+
+
+async def test_each_call_carries_the_calling_services_own_assertion(scripted: tuple[Scripted, int]) -> None:
+    servicer, port = scripted
+    async with grpc_client.channel(f"127.0.0.1:{port}", identity=ROUTING) as channel:
+        for order_id in ("a", "b"):
+            await orders_pb2_grpc.OrdersServiceStub(channel).GetOrder(
+                orders_pb2.GetOrderRequest(order_id=order_id)
+            )
+    assert servicer.callers == ["routing:routing", "routing:routing"]
+
+
+async def test_a_channel_without_an_identity_is_refused_by_a_verifying_server(
+    scripted: tuple[Scripted, int],
+) -> None:
+    servicer, port = scripted
+    async with grpc_client.channel(f"127.0.0.1:{port}", identity=None) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await orders_pb2_grpc.OrdersServiceStub(channel).GetOrder(
+                orders_pb2.GetOrderRequest(order_id="a")
+            )
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert servicer.calls == 0

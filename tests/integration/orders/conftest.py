@@ -1,4 +1,6 @@
-"""The orders service with live inventory and routing servers on port 0, and real Postgres."""
+"""The orders service with live inventory and routing servers on port 0, and real Postgres.
+
+Every server verifies identity assertions as in the platform (tests/identity.py holds the keys)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import grpc
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,6 +33,7 @@ from services.routing import handlers as routing_handlers
 from services.routing.domain.defaults import WAREHOUSES
 from services.routing.grpc_api import RoutingServicer
 from services.routing.inventory_client import InventoryStock
+from tests import identity
 
 
 def make_keys() -> KeyRing:
@@ -56,6 +58,8 @@ class Stack:
     clock: FixedClock
     policy: handlers.Policy
     orchestrator: Orchestrator
+    # the orders server's own address, for calls that must not get the test client's assertion
+    address: str = ""
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, self.clock)
@@ -103,6 +107,7 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
     )
     inventory_server = GrpcServer(
         port=0,
+        verifier=identity.verifier(),
         service_names=["inv"],
         host="127.0.0.1",
         grace_seconds=0.1,
@@ -111,7 +116,13 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
         ),
     )
     await inventory_server.start()
-    inventory_channel = grpc_client.channel(f"127.0.0.1:{inventory_server.port}")
+    # each caller of inventory with its own identity, as in the platform
+    inventory_channel = grpc_client.channel(
+        f"127.0.0.1:{inventory_server.port}", identity=identity.service_identity("orders")
+    )
+    routing_inventory_channel = grpc_client.channel(
+        f"127.0.0.1:{inventory_server.port}", identity=identity.service_identity("routing")
+    )
     for warehouse in WAREHOUSES:
         await stock.put_warehouse(UnitOfWork(inventory_engine), warehouse.warehouse_id, warehouse.name)
     for sku in ("TEA", "CUP"):
@@ -120,18 +131,21 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
     cache = routing_handlers.RuleSetCache()
     routing_server = GrpcServer(
         port=0,
+        verifier=identity.verifier(),
         service_names=["routing"],
         host="127.0.0.1",
         grace_seconds=0.1,
         register=lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(
             RoutingServicer(
-                lambda: UnitOfWork(routing_engine, clock), cache, InventoryStock(inventory_channel)
+                lambda: UnitOfWork(routing_engine, clock), cache, InventoryStock(routing_inventory_channel)
             ),
             s,
         ),
     )
     await routing_server.start()
-    routing_channel = grpc_client.channel(f"127.0.0.1:{routing_server.port}")
+    routing_channel = grpc_client.channel(
+        f"127.0.0.1:{routing_server.port}", identity=identity.service_identity("orders")
+    )
     policy = make_policy()
 
     def new_uow() -> UnitOfWork:
@@ -141,13 +155,15 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
     servicer = OrdersServicer(new_uow, policy, orchestrator)
     orders_server = GrpcServer(
         port=0,
+        verifier=identity.verifier(),
         service_names=[SERVICE_NAME],
         host="127.0.0.1",
         grace_seconds=0.1,
         register=lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
     )
     await orders_server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{orders_server.port}") as channel:
+    # calls that bring no assertion of their own carry the gateway's for an unscoped, roleless service
+    async with identity.client_channel(f"127.0.0.1:{orders_server.port}") as channel:
         yield Stack(
             orders_pb2_grpc.OrdersServiceStub(channel),
             orders_engine,
@@ -155,10 +171,11 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
             clock,
             policy,
             orchestrator,
+            f"127.0.0.1:{orders_server.port}",
         )
     for server in (orders_server, routing_server, inventory_server):
         await server.stop()
-    await routing_channel.close()
-    await inventory_channel.close()
+    for peer in (routing_channel, inventory_channel, routing_inventory_channel):
+        await peer.close()
     for engine in (orders_engine, inventory_engine, routing_engine):
         await engine.dispose()

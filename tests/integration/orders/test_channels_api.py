@@ -12,6 +12,7 @@ from oms.orders.v1 import orders_pb2
 from services.orders.domain import channels
 from services.orders.domain.model import Channel
 from tests.fixtures.channels.builders import big_shopee_payload, load
+from tests.identity import as_gateway
 from tests.integration.orders.conftest import Stack
 
 CHANNELS = ["taobao", "jd", "pinduoduo", "douyin", "shopee", "own_shop", "pos"]
@@ -90,7 +91,7 @@ async def test_a_malformed_payload_is_refused_naming_the_field_and_quarantined(s
     assert [p.error_field for p in listed.payloads] == ["orders.order[0].price"]
     assert listed.payloads[0].channel_order_id == str(broken["tid"])
     revealed = await stack.orders.ListQuarantine(
-        orders_pb2.ListQuarantineRequest(), metadata=(("x-oms-roles", "admin"),)
+        orders_pb2.ListQuarantineRequest(), metadata=as_gateway("admin")
     )
     assert json.loads(revealed.payloads[0].payload_json)["orders"]["order"][0]["price"] == "12.345"
 
@@ -98,7 +99,7 @@ async def test_a_malformed_payload_is_refused_naming_the_field_and_quarantined(s
 async def test_the_callers_trace_id_is_on_the_timeline_and_the_actor_is_recorded(stack: Stack) -> None:
     call = stack.orders.IngestChannelOrder(
         payload_request("own_shop", load("own_shop", "unpaid")),
-        metadata=(("x-oms-principal", "agent-7"), ("x-oms-actor-type", "user")),
+        metadata=as_gateway(subject="agent-7", actor_type="user"),
     )
     reply = await call
     trace_id = dict(await call.initial_metadata())["x-trace-id"]

@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2
 from tests.conftest import random_ref
+from tests.identity import as_gateway, service_identity
 from tests.integration.orders.conftest import Stack
 
 CNY = "CNY"
@@ -416,7 +417,7 @@ async def test_personal_data_is_sealed_at_rest_and_shown_only_to_allowed_roles(s
     masked = await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order.order_id))
     assert masked.order.shipping_address.recipient_name == "韩**"
     shown = await stack.orders.GetOrder(
-        orders_pb2.GetOrderRequest(order_id=order.order_id), metadata=(("x-oms-roles", "warehouse"),)
+        orders_pb2.GetOrderRequest(order_id=order.order_id), metadata=as_gateway("warehouse")
     )
     assert shown.order.shipping_address.phone == "13912345678" and not shown.order.masked
     by_phone = await stack.orders.ListOrders(
@@ -435,7 +436,9 @@ async def test_a_step_that_keeps_failing_is_dead_lettered_alerted_and_replayable
     await stack.receive("WH-SH", "TEA", 10)
     await stack.receive("WH-SH", "CUP", 10)
     order = await ingest(stack, random_ref("own"))
-    nowhere = grpc_client.channel(f"127.0.0.1:{free_port()}", deadline_seconds=0.5)
+    nowhere = grpc_client.channel(
+        f"127.0.0.1:{free_port()}", deadline_seconds=0.5, identity=service_identity("orders")
+    )
     broken = Orchestrator(
         lambda: UnitOfWork(stack.engine, stack.clock), stack.policy, Peers(nowhere, nowhere, 0)
     )

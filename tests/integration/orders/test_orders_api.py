@@ -15,6 +15,7 @@ from services.kit.grpc_server import GrpcServer
 from services.kit.schema import outbox_table
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.store import order_lines_table, orders_table
+from tests import identity
 from tests.conftest import random_ref
 from tests.integration.orders.conftest import make_policy
 
@@ -59,13 +60,14 @@ async def stub(orders_engine: AsyncEngine) -> AsyncIterator[orders_pb2_grpc.Orde
     servicer = OrdersServicer(lambda: UnitOfWork(orders_engine), make_policy())
     server = GrpcServer(
         port=0,
+        verifier=identity.verifier(),
         service_names=[SERVICE_NAME],
         register=lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
         host="127.0.0.1",
         grace_seconds=0.5,
     )
     await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with identity.client_channel(f"127.0.0.1:{server.port}") as channel:
         yield orders_pb2_grpc.OrdersServiceStub(channel)
     await server.stop()
 

@@ -1,4 +1,4 @@
-"""Row-level scope, enforced by the orders service from the gateway's metadata."""
+"""Row-level scope, enforced by the orders service from the gateway's signed assertion."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from oms.orders.v1 import orders_pb2
 from services.kit.ids import new_id
 from tests.conftest import random_ref
+from tests.identity import as_gateway
 from tests.integration.orders.conftest import Stack
 from tests.integration.orders.test_lifecycle import canonical
 
@@ -26,7 +27,7 @@ async def test_an_agent_sees_only_their_customers_orders_and_cannot_tell_other_i
     await stack.orders.AssignCustomers(
         orders_pb2.AssignCustomersRequest(agent_id="agent-1", buyer_ids=["alice"])
     )
-    agent = (("x-oms-scope-agent", "agent-1"), ("x-oms-roles", "cs_agent"))
+    agent = as_gateway("cs_agent", subject="agent-1", agent="agent-1")
 
     read = await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=mine.order_id), metadata=agent)
     assert read.order.order_id == mine.order_id
@@ -57,7 +58,7 @@ async def test_an_agent_sees_only_their_customers_orders_and_cannot_tell_other_i
 async def test_a_customer_sees_only_their_own_orders(stack: Stack) -> None:
     mine = (await stack.orders.IngestOrder(canonical(random_ref("own"), buyer_id="carol"))).order
     theirs = (await stack.orders.IngestOrder(canonical(random_ref("own"), buyer_id="dave"))).order
-    customer = (("x-oms-scope-customer", "carol"),)
+    customer = as_gateway("customer", subject="carol", customer="carol")
     listed = await stack.orders.ListOrders(orders_pb2.ListOrdersRequest(), metadata=customer)
     assert [o.order_id for o in listed.orders] == [mine.order_id]
     code, _ = await refusal(
@@ -67,7 +68,7 @@ async def test_a_customer_sees_only_their_own_orders(stack: Stack) -> None:
 
 
 async def test_a_channel_key_ingests_only_for_its_own_channel(stack: Stack) -> None:
-    taobao_key = (("x-oms-scope-channel", "TAOBAO"),)
+    taobao_key = as_gateway("channel", subject="demo-taobao", actor_type="channel", channel="TAOBAO")
     code, details = await refusal(stack.orders.IngestOrder(canonical(random_ref("own")), metadata=taobao_key))
     assert code == grpc.StatusCode.PERMISSION_DENIED and "TAOBAO" in details
     request = canonical(random_ref("tb"))

@@ -25,6 +25,7 @@ from services.routing.domain.defaults import WAREHOUSES, default_rules
 from services.routing.domain.documents import from_document, to_document
 from services.routing.grpc_api import RoutingServicer
 from services.routing.inventory_client import InventoryStock
+from tests import identity
 
 
 @dataclass
@@ -56,6 +57,7 @@ async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
     inventory_engine, routing_engine = make_engine(inventory_db), make_engine(routing_db)
     inventory_server = GrpcServer(
         port=0,
+        verifier=identity.verifier(),
         service_names=["inv"],
         host="127.0.0.1",
         grace_seconds=0.1,
@@ -64,7 +66,9 @@ async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
         ),
     )
     await inventory_server.start()
-    channel = grpc_client.channel(f"127.0.0.1:{inventory_server.port}")
+    channel = grpc_client.channel(
+        f"127.0.0.1:{inventory_server.port}", identity=identity.service_identity("routing")
+    )
     built = Stack(None, routing_engine, inventory_engine, handlers.RuleSetCache(), InventoryStock(channel))  # type: ignore[arg-type]
     for warehouse in WAREHOUSES:
         await stock.put_warehouse(built.inventory_uow(), warehouse.warehouse_id, warehouse.name)
@@ -73,6 +77,7 @@ async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
     await handlers.ensure_default_rules(built.routing_uow())
     routing_server = GrpcServer(
         port=0,
+        verifier=identity.verifier(),
         service_names=["routing"],
         host="127.0.0.1",
         grace_seconds=0.1,
@@ -81,7 +86,7 @@ async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
         ),
     )
     await routing_server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{routing_server.port}") as routing_channel:
+    async with identity.client_channel(f"127.0.0.1:{routing_server.port}") as routing_channel:
         built.routing = routing_pb2_grpc.RoutingServiceStub(routing_channel)
         yield built
     await routing_server.stop()

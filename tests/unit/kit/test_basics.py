@@ -13,8 +13,9 @@ from services.kit.config import CommonSettings, InvalidSetting, MissingSetting, 
 from services.kit.db import async_url, with_database
 from services.kit.ids import is_id, new_id
 from services.kit.logs import JsonFormatter
+from tests import identity
 
-ENV = {"DATABASE_URL": "postgresql://u@h:5/orders", "NATS_URL": "nats://h:4222"}
+ENV = {"DATABASE_URL": "postgresql://u@h:5/orders", "NATS_URL": "nats://h:4222", **identity.env("orders")}
 
 
 def test_missing_settings_are_named() -> None:
@@ -22,8 +23,12 @@ def test_missing_settings_are_named() -> None:
         CommonSettings.from_env("orders", 1, {"DATABASE_URL": "postgresql://x"})
     with pytest.raises(InvalidSetting, match="PORT"):
         CommonSettings.from_env("orders", 1, {**ENV, "PORT": "eighty"})
+    with pytest.raises(MissingSetting, match="IDENTITY_SIGNING_KEY"):
+        CommonSettings.from_env("orders", 1, {**ENV, "IDENTITY_SIGNING_KEY": ""})
     settings = CommonSettings.from_env("orders", 50051, ENV)
-    assert (settings.port, settings.subject_prefix) == (50051, "oms")
+    assert (settings.port, settings.subject_prefix, settings.host) == (50051, "oms", "127.0.0.1")
+    assert settings.identity.issuer == "orders"
+    assert CommonSettings.from_env("orders", 1, {**ENV, "HOST": "0.0.0.0"}).host == "0.0.0.0"
 
 
 def test_a_service_with_a_missing_setting_exits_with_its_name() -> None:
