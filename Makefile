@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e contract test bench bench-inventory bench-routing bench-orders bench-gateway clean
+.PHONY: all venv protos run down status lint unit integration e2e contract test bench bench-inventory bench-routing bench-orders bench-gateway bench-identity clean
 
 all: test
 
@@ -54,7 +54,7 @@ contract: protos
 test: lint protos
 	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e
 
-bench: bench-inventory bench-routing bench-orders bench-gateway
+bench: bench-inventory bench-routing bench-orders bench-gateway bench-identity
 
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
@@ -67,6 +67,9 @@ bench-orders: protos ## ingest single/batch with routing and inventory live, SQL
 
 bench-gateway: protos ## GetOrder through Envoy + gateway vs. direct, chunked upload MB/s; prints `name: value unit`
 	$(PY) -m bench.gateway
+
+bench-identity: protos ## signing and verifying one identity assertion (µs); prints `name: value unit`
+	$(PY) -m bench.identity
 
 clean:
 	rm -rf gen .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,40 @@ import psutil
 from omsctl import embedded
 from omsctl.stack import ROOT, Infra, create_databases, health_status
 from services.kit.db import plain_url, with_database
+from services.kit.grpc_client import OutgoingInterceptor
+from services.kit.identity import (
+    IdentitySettings,
+    ServiceIdentity,
+    Signer,
+    generate_key,
+    public_key_of,
+    trusted_keys_json,
+)
 from services.kit.migrate import upgrade
+
+# every process of a benchmark trusts every other; the bench client calls as a service of its own
+ISSUERS = ("gateway", "orders", "inventory", "routing", "bench")
+KEYS = {issuer: generate_key() for issuer in ISSUERS}
+
+
+def identity_env(issuer: str) -> dict[str, str]:
+    return {
+        "IDENTITY_SIGNING_KID": f"bench-{issuer}",
+        "IDENTITY_SIGNING_KEY": KEYS[issuer],
+        "IDENTITY_TRUSTED_KEYS": trusted_keys_json(
+            (f"bench-{name}", name, public_key_of(key)) for name, key in KEYS.items()
+        ),
+    }
+
+
+BENCH_CLIENT = ServiceIdentity(Signer(IdentitySettings.from_env("bench", identity_env("bench"))))
+
+
+def client_channel(address: str, options: Iterable[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+    """A plain channel whose calls carry the bench client's own assertion, as a peer service's do."""
+    return grpc.aio.insecure_channel(
+        address, options=list(options), interceptors=[OutgoingInterceptor(False, BENCH_CLIENT)]
+    )
 
 
 class Bench:
@@ -46,6 +79,7 @@ class Bench:
                 "NATS_URL": self.infra.nats_url,
                 "LOG_LEVEL": "WARNING",
                 "OMS_SUBJECT_PREFIX": "bench",
+                **identity_env(service),
                 **env,
             },
         )
@@ -134,10 +168,14 @@ async def closed_loop(
     clients: int,
     seconds: float,
     call: Callable[[Any, int, int], Awaitable[object]],
+    own_assertion: bool = True,
 ) -> tuple[float, list[float]]:
     """`clients` callers over 4 channels, each sending its next call when the last one answered,
-    for `seconds`; `call(stub, client, count)` makes one call. Returns calls/s and the latencies."""
-    channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
+    for `seconds`; `call(stub, client, count)` makes one call. Returns calls/s and the latencies.
+    `own_assertion=False`: the calls bring their own credentials (plain channels)."""
+    channels = [
+        client_channel(address) if own_assertion else grpc.aio.insecure_channel(address) for _ in range(4)
+    ]
     stubs = [stub_class(channel) for channel in channels]
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds

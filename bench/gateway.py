@@ -24,8 +24,9 @@ from oms.common.v1 import common_pb2
 from oms.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from omsctl import tokens
-from omsctl.stack import Infra, Platform, edge_settings
+from omsctl.stack import SERVICES, Infra, Platform, edge_settings, identity_settings
 from services.gateway.config import DEFAULT_LIMITS
+from services.kit.identity import ASSERTION_HEADER, IdentitySettings, Principal, Signer
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 CLIENTS = 32
@@ -78,7 +79,9 @@ async def concurrent(
     def get(stub: orders_pb2_grpc.OrdersServiceStub, n: int, count: int) -> object:
         return stub.GetOrder(request, metadata=metadata, timeout=10)
 
-    return await closed_loop(address, orders_pb2_grpc.OrdersServiceStub, CLIENTS, SECONDS, get)
+    return await closed_loop(
+        address, orders_pb2_grpc.OrdersServiceStub, CLIENTS, SECONDS, get, own_assertion=False
+    )
 
 
 async def upload(address: str, metadata: tuple[tuple[str, str], ...]) -> tuple[float, float]:
@@ -146,21 +149,29 @@ def main() -> None:
         platform.start()
         token = tokens.mint(edge_settings(home), "bench", ["ops", "bench"], 3600)
         edge_md = (("authorization", f"Bearer {token}"),)
-        direct_md = (("x-oms-roles", "ops"),)
+        # straight to orders with what the gateway would send: its assertion of the same caller (one
+        # per run, since a gateway assertion lives a minute; each call is verified in full all the same)
+        gateway = next(spec for spec in SERVICES if spec.name == "gateway")
+        signer = Signer(IdentitySettings.from_env("gateway", identity_settings(home, gateway)))
+        bench_user = Principal("bench", "user", frozenset({"ops", "bench"}))
+
+        def direct_md() -> tuple[tuple[str, str], ...]:
+            return ((ASSERTION_HEADER, signer.mint(bench_user, "orders")),)
+
         orders = platform.endpoints["orders"]
         envoy = platform.endpoints["envoy"]
 
         async def seed() -> str:
             async with grpc.aio.insecure_channel(orders) as channel:
                 reply = await orders_pb2_grpc.OrdersServiceStub(channel).IngestOrder(
-                    order_request("bench-1"), timeout=10
+                    order_request("bench-1"), metadata=direct_md(), timeout=10
                 )
             return str(reply.order.order_id)
 
         order_id = asyncio.run(seed())
-        direct_seq = asyncio.run(sequential(orders, order_id, direct_md, 1000))
+        direct_seq = asyncio.run(sequential(orders, order_id, direct_md(), 1000))
         edge_seq = asyncio.run(sequential(envoy, order_id, edge_md, 1000))
-        direct_rate, direct_lat = asyncio.run(concurrent(orders, order_id, direct_md))
+        direct_rate, direct_lat = asyncio.run(concurrent(orders, order_id, direct_md()))
         edge_rate, edge_lat = asyncio.run(concurrent(envoy, order_id, edge_md))
         print(f"edge_get_order_per_s: {edge_rate:.0f} calls/s")
         print(f"direct_get_order_per_s: {direct_rate:.0f} calls/s")

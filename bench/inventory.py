@@ -15,9 +15,8 @@ import random
 import time
 
 import asyncpg
-import grpc
 
-from bench.common import bench_stack, cpu_seconds, median, percentile, seed_stock
+from bench.common import bench_stack, client_channel, cpu_seconds, median, percentile, seed_stock
 from oms.inventory.v1 import inventory_pb2 as pb
 from oms.inventory.v1 import inventory_pb2_grpc
 from services.kit.db import plain_url
@@ -132,7 +131,7 @@ async def oversold(url: str) -> int:
 
 
 async def run(url: str, address: str, service_pids: list[int]) -> None:
-    channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
+    channels = [client_channel(address) for _ in range(4)]
     stubs = [inventory_pb2_grpc.InventoryServiceStub(channel) for channel in channels]
     successes, selling, hot_elapsed = await hot_sku(stubs)
     print(f"hot_sku_oversold: {await oversold(url)} units")

@@ -13,10 +13,18 @@ import os
 import random
 import time
 
-import grpc
 from sqlalchemy import event
 
-from bench.common import bench_stack, closed_loop, cpu_seconds, median, percentile, seed_stock
+from bench.common import (
+    BENCH_CLIENT,
+    bench_stack,
+    client_channel,
+    closed_loop,
+    cpu_seconds,
+    median,
+    percentile,
+    seed_stock,
+)
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import grpc_client
@@ -99,7 +107,7 @@ async def batches(address: str, label: str) -> float:
     ]
     queue = list(reversed(requests))
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
-    async with grpc.aio.insecure_channel(address, options=options) as channel:
+    async with client_channel(address, options) as channel:
         stub = orders_pb2_grpc.OrdersServiceStub(channel)
         created = 0
 
@@ -167,7 +175,10 @@ async def statements(
         Actor.service("bench"),
     )
     figures["batch"], figures["batch_tx"] = (value / BATCH_SIZE for value in take())
-    routing_channel, inventory_channel = grpc_client.channel(routing), grpc_client.channel(inventory)
+    routing_channel, inventory_channel = (
+        grpc_client.channel(routing, identity=BENCH_CLIENT),
+        grpc_client.channel(inventory, identity=BENCH_CLIENT),
+    )
     orchestrator = Orchestrator(
         lambda: UnitOfWork(engine), policy, Peers(routing_channel, inventory_channel, 0)
     )

@@ -36,7 +36,7 @@ def service_config(deadline_seconds: float = DEFAULT_DEADLINE_SECONDS, max_attem
     )
 
 
-class _OutgoingInterceptor(
+class OutgoingInterceptor(
     grpc.aio.UnaryUnaryClientInterceptor,
     grpc.aio.StreamUnaryClientInterceptor,
     grpc.aio.UnaryStreamClientInterceptor,
@@ -91,7 +91,7 @@ def channel(
     the gateway's proxy, which mints one per call for its caller and, like `trace_interceptor=False`,
     puts everything into the metadata itself: grpc.aio's interceptors cost a task per call."""
     interceptors = (
-        [_OutgoingInterceptor(trace_interceptor, identity)] if trace_interceptor or identity else None
+        [OutgoingInterceptor(trace_interceptor, identity)] if trace_interceptor or identity else None
     )
     return grpc.aio.insecure_channel(
         address,
