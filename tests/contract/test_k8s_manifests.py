@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,16 @@ OVERLAYS = ("dev", "prod")
 NAMESPACE = "oms"
 GRPC_PORTS = {spec.name: spec.default_port for spec in SERVICES}
 DATABASE_SERVICES = [spec.name for spec in SERVICES if spec.database]
+IDENTITY_ENV = {"HOST", "IDENTITY_SIGNING_KID", "IDENTITY_SIGNING_KEY", "IDENTITY_TRUSTED_KEYS"}
 REQUIRED_ENV = {
-    **{name: {"DATABASE_URL", "NATS_URL", "PORT"} for name in DATABASE_SERVICES},
-    "gateway": {"PORT", *PUBLIC_SERVICES.values()},
+    **{name: {"DATABASE_URL", "NATS_URL", "PORT", *IDENTITY_ENV} for name in DATABASE_SERVICES},
+    "gateway": {"PORT", *PUBLIC_SERVICES.values(), *IDENTITY_ENV},
+}
+# who may call whom: the gateway is called by Envoy, every other service by the gateway and the
+# services that name it as a peer
+CALLERS = {
+    spec.name: {"envoy"} if spec.edge else {"gateway", *(s.name for s in SERVICES if spec.name in s.peers)}
+    for spec in SERVICES
 }
 RENDERED_FIELDS = {
     "apiVersion",
@@ -182,6 +190,7 @@ def test_the_example_secrets_are_never_applied_but_match_what_the_services_read(
         {f"{name}-db" for name in DATABASE_SERVICES}
         | {f"{spec.name}-pii" for spec in SERVICES if spec.pii}
         | {f"{spec.name}-auth" for spec in SERVICES if spec.edge}
+        | {f"{spec.name}-identity" for spec in SERVICES}
     )
     for secret in secrets.values():
         assert secret["kind"] == "Secret"
@@ -427,3 +436,75 @@ def test_every_rendered_object_is_valid_against_the_kubernetes_schema(overlay: s
         except kubernetes_validate.ValidationError as error:
             where = ".".join(str(part) for part in error.path)
             pytest.fail(f"{item['kind']}/{item['metadata']['name']}: {where}: {error.message}")
+
+
+def pods_selected(policy: Object, deployments: dict[str, Object]) -> set[str]:
+    selector = policy["spec"]["podSelector"].get("matchLabels", {})
+    return {
+        name
+        for name, deployment in deployments.items()
+        if selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_is_behind_a_default_deny_ingress_policy(overlay: str) -> None:
+    objects = render(overlay)
+    deny = [
+        policy
+        for policy in of_kind(objects, "NetworkPolicy").values()
+        if policy["spec"]["podSelector"] == {} and "ingress" not in policy["spec"]
+    ]
+    assert len(deny) == 1 and deny[0]["spec"]["policyTypes"] == ["Ingress"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_admits_only_its_callers_in_the_peer_graph_on_its_grpc_port(overlay: str) -> None:
+    objects = render(overlay)
+    deployments = of_kind(objects, "Deployment")
+    policies = [p for p in of_kind(objects, "NetworkPolicy").values() if p["spec"]["podSelector"] != {}]
+    for name, callers in CALLERS.items():
+        (policy,) = [p for p in policies if name in pods_selected(p, deployments)]
+        assert pods_selected(policy, deployments) == {name}
+        sources, ports = set(), set()
+        for rule in policy["spec"]["ingress"]:
+            for peer in rule["from"]:
+                assert set(peer) == {"podSelector"}, f"{name} admits more than pods of this namespace"
+                (source,) = pods_selected({"spec": peer}, deployments)
+                sources.add(source)
+            ports |= {(port["protocol"], port["port"]) for port in rule["ports"]}
+        assert sources == callers, name
+        assert ports == {("TCP", GRPC_PORTS[name])}, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_envoy_is_open_to_the_outside_and_only_on_its_listener(overlay: str) -> None:
+    objects = render(overlay)
+    deployments = of_kind(objects, "Deployment")
+    open_rules = [
+        (policy, rule)
+        for policy in of_kind(objects, "NetworkPolicy").values()
+        for rule in policy["spec"].get("ingress", [])
+        if "from" not in rule
+    ]
+    assert [pods_selected(policy, deployments) for policy, _ in open_rules] == [{"envoy"}]
+    container = main_container(deployments["envoy"])
+    assert open_rules[0][1]["ports"] == [{"protocol": "TCP", "port": container["ports"][0]["containerPort"]}]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_listen_on_every_interface_and_sign_with_their_own_identity_secret(overlay: str) -> None:
+    deployments = of_kind(render(overlay), "Deployment")
+    for name in GRPC_PORTS:
+        container = main_container(deployments[name])
+        assert env_value(container, "HOST") == "0.0.0.0"
+        for env in container["env"]:
+            if env["name"].startswith("IDENTITY_"):
+                assert env["valueFrom"]["secretKeyRef"]["name"] == f"{name}-identity"
+
+
+def test_each_example_identity_secret_trusts_the_gateway_and_the_services_callers_only() -> None:
+    secrets = {s["metadata"]["name"]: s for s in documents(K8S / "base" / "secrets.example.yaml")}
+    for name, callers in CALLERS.items():
+        trusted = json.loads(secrets[f"{name}-identity"]["stringData"]["IDENTITY_TRUSTED_KEYS"])
+        assert {entry["issuer"] for entry in trusted.values()} == ({"gateway"} | callers) - {"envoy"}
