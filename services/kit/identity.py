@@ -295,6 +295,8 @@ class Verifier:
             )
         except jwt.ExpiredSignatureError:
             raise IdentityError("assertion expired") from None
+        except jwt.ImmatureSignatureError:
+            raise IdentityError("assertion is not valid yet (are the clocks in sync?)") from None
         except jwt.InvalidSignatureError:
             raise IdentityError("assertion signature is invalid") from None
         except jwt.InvalidAudienceError:

@@ -67,7 +67,7 @@ def test_an_expired_assertion_is_refused_beyond_the_leeway() -> None:
 
 def test_an_assertion_from_the_future_is_refused() -> None:
     token = signer_at("gateway", time.time() + 120).mint(ALICE, "orders")
-    with pytest.raises(IdentityError):
+    with pytest.raises(IdentityError, match="not valid yet"):
         identity.verifier().verify(token, "orders")
 
 
