@@ -6,6 +6,7 @@ own assertion is minted about once a minute and its verification is cached. Prin
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from collections.abc import Callable
@@ -13,16 +14,22 @@ from collections.abc import Callable
 from bench.common import identity_env
 from services.kit.identity import IdentitySettings, Principal, Signer, Verifier
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5000"))
+BATCHES = int(os.environ.get("BENCH_BATCHES", "30"))
+BATCH = 200
 
 
-def per_call_us(work: Callable[[], object], rounds: int = ROUNDS) -> float:
-    for _ in range(min(rounds, 200)):  # warm up
+def per_call_us(work: Callable[[], object]) -> float:
+    """The best of many short batches: on a shared machine the fastest batch is the one that ran
+    uninterrupted, which is the cost of the work itself."""
+    for _ in range(BATCH):  # warm up
         work()
-    started = time.perf_counter()
-    for _ in range(rounds):
-        work()
-    return (time.perf_counter() - started) / rounds * 1e6
+    best = float("inf")
+    for _ in range(BATCHES):
+        started = time.perf_counter()
+        for _ in range(BATCH):
+            work()
+        best = min(best, (time.perf_counter() - started) / BATCH)
+    return best * 1e6
 
 
 def main() -> None:
@@ -33,6 +40,11 @@ def main() -> None:
     token = gateway.mint(agent, "orders")
     own = orders.own("inventory")
 
+    header, payload, signature = token.split(".")
+    raw_signature = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    public = verifier.trusted["bench-gateway"].public_key
+    signed = f"{header}.{payload}".encode()
+
     def uncached_own() -> object:
         verifier._verified.clear()
         return verifier.verify(own, "inventory")
@@ -42,6 +54,7 @@ def main() -> None:
     print(f"service_own_assertion_us: {per_call_us(lambda: orders.own('inventory')):.2f} us")
     print(f"service_verify_cached_us: {per_call_us(lambda: verifier.verify(own, 'inventory')):.2f} us")
     print(f"service_verify_uncached_us: {per_call_us(uncached_own):.1f} us")
+    print(f"raw_ed25519_verify_us: {per_call_us(lambda: public.verify(raw_signature, signed)):.1f} us")
     print(f"assertion_bytes: {len(token)} bytes")
 
 
