@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from omsctl import embedded, envoy
 from services.kit.db import with_database
+from services.kit.identity import generate_key, public_key_of, trusted_keys_json
 from services.kit.sealing import KeyRing
 
 log = logging.getLogger("omsctl")
@@ -422,15 +423,11 @@ def identity_settings(home: Path, spec: ServiceSpec) -> dict[str, str]:
     path = home / "identity-keys.json"
     keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     if any(other.name not in keys for other in SERVICES):
-        from services.kit.identity import generate_key
-
         home.mkdir(parents=True, exist_ok=True)
         keys = {other.name: keys.get(other.name) or generate_key() for other in SERVICES}
         path.touch(mode=0o600)
         path.chmod(0o600)
         path.write_text(json.dumps(keys))
-    from services.kit.identity import public_key_of, trusted_keys_json
-
     callers = [other.name for other in SERVICES if spec.name in other.peers]
     trusted = dict.fromkeys(["gateway", *callers])
     return {
