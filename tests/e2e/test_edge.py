@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import jwt
 import pytest
+from redis.asyncio import Redis
 
 from oms.common.v1 import common_pb2
 from oms.gateway.v1 import gateway_pb2, gateway_pb2_grpc
@@ -271,6 +272,53 @@ async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(platform
     assert retry_after >= 1
     await asyncio.sleep(retry_after)
     status, _, _ = await call(platform, "GET", "/v1/order-stats", token=token)
+    assert status == 200
+
+
+async def test_two_hundred_concurrent_writes_under_a_service_limit_all_pass(platform: Platform) -> None:
+    metadata = auth_metadata(platform, "service", sub=random_ref("svc"))
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        stub = orders_pb2_grpc.OrdersServiceStub(channel)
+        results = await asyncio.gather(
+            *(
+                stub.IngestOrder(
+                    orders_pb2.IngestOrderRequest(**_taobao_order(random_ref("TB"))),
+                    metadata=metadata,
+                    timeout=60,
+                )
+                for _ in range(200)
+            ),
+            return_exceptions=True,
+        )
+    refused = [r.code().name for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert not [r for r in results if isinstance(r, BaseException)], refused
+    assert all(r.created for r in results if not isinstance(r, BaseException))
+
+
+async def test_a_paused_redis_answers_writes_rate_limiter_unavailable_not_the_callers_limit(
+    platform: Platform,
+) -> None:
+    ops = bearer(platform, "ops", sub=random_ref("ops"))
+    redis = Redis.from_url(platform.infra.redis_url)
+    answers: list[tuple[int, Any, str]] = []
+    # longer than the limiter's timeout (1 s) plus the time without answers that makes Redis down (2 s)
+    await redis.execute_command("CLIENT", "PAUSE", "6000", "ALL")
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 4.5:
+            status, headers, body = await call(
+                platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops
+            )
+            answers.append((status, body, headers.get("retry-after", "")))
+    finally:
+        await redis.execute_command("CLIENT", "UNPAUSE")
+        await redis.aclose()
+    assert 429 not in [status for status, _, _ in answers], answers
+    unavailable = [(body, retry) for status, body, retry in answers if status == 503]
+    assert unavailable, answers
+    assert unavailable[0][0]["message"] == "rate limiter unavailable; retry" and unavailable[0][1] == "1"
+    await asyncio.sleep(1.5)
+    status, _, _ = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
     assert status == 200
 
 
