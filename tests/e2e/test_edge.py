@@ -420,6 +420,71 @@ async def test_a_signed_payment_webhook_is_forwarded_once_and_its_retry_gets_the
     assert read["order"]["paidAt"]
 
 
+def signed_payment(
+    platform: Platform, order: dict[str, Any], transaction_id: str
+) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {
+            "transaction_id": transaction_id,
+            "out_trade_no": order["orderId"],
+            "trade_state": "SUCCESS",
+            "amount": {"total": int(order["total"]["amountMinor"]), "currency": "CNY"},
+            "success_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        }
+    ).encode()
+    secret = base64.b64decode(json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])["wechat_pay"])
+    timestamp = str(int(time.time()))
+    signature = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+    return body, {"x-oms-webhook-timestamp": timestamp, "x-oms-webhook-signature": signature}
+
+
+async def test_five_concurrent_identical_webhooks_get_one_first_answer_and_four_duplicates(
+    platform: Platform,
+) -> None:
+    ops = bearer(platform, "ops")
+    _, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    body, headers = signed_payment(platform, created["order"], random_ref("wx"))
+
+    answers = await asyncio.gather(
+        *(call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **headers) for _ in range(5))
+    )
+
+    assert [status for status, _, _ in answers] == [200] * 5, answers
+    results = [answer["result"] for _, _, answer in answers]
+    assert sorted(result["duplicate"] for result in results) == [False, True, True, True, True]
+    assert len({result["reference"] for result in results}) == 1
+    _, _, payments = await call(
+        platform,
+        "GET",
+        f"/v1/payment-notifications?orderId={created['order']['orderId']}",
+        token=bearer(platform, "finance"),
+    )
+    assert len(payments["payments"]) == 1
+
+
+async def test_a_webhooks_audit_record_names_its_sender_and_the_ids_it_touched(platform: Platform) -> None:
+    ops = bearer(platform, "ops")
+    _, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    order_id, transaction_id = created["order"]["orderId"], random_ref("wx")
+    body, headers = signed_payment(platform, created["order"], transaction_id)
+    status, _, first = await call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **headers)
+    assert status == 200, first
+    forged = {**headers, "x-oms-webhook-signature": "0" * 64}
+    assert (await call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **forged))[0] == 401
+
+    status, _, audit = await call(
+        platform, "GET", f"/v1/audit-records?targetId={transaction_id}", token=bearer(platform, "admin")
+    )
+
+    assert status == 200, audit
+    records = audit["records"]
+    assert {record["principal"] for record in records} == {"webhook:payment:wechat_pay"}
+    assert all(record["method"].endswith("/ReceivePaymentWebhook") for record in records)
+    assert sorted(record["result"] for record in records) == ["OK", "UNAUTHENTICATED"]
+    accepted = next(record for record in records if record["result"] == "OK")
+    assert {order_id, transaction_id, first["result"]["reference"]} <= set(accepted["targetIds"])
+
+
 async def test_one_trace_id_reaches_the_timeline_the_event_and_the_audit_record(platform: Platform) -> None:
     nc = await bus.connect(platform.infra.nats_url, "e2e-trace")
     seen: asyncio.Queue[Any] = asyncio.Queue()
