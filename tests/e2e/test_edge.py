@@ -16,12 +16,17 @@ import hmac
 import io
 import json
 import secrets
+import subprocess
+import sysconfig
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
 import jwt
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool
+from grpc_reflection.v1alpha import reflection_pb2
 from redis.asyncio import Redis
 
 from oms.common.v1 import common_pb2
@@ -30,6 +35,7 @@ from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from omsctl.stack import Platform, edge_settings, write_state
 from omsctl.tracing import show
 from services.gateway import auth
+from services.gateway.routes import EDGE_SERVICES, public_proto_modules
 from services.kit import bus, tracing
 from tests.conftest import random_ref
 from tests.e2e.conftest import auth_metadata, bearer
@@ -37,6 +43,8 @@ from tests.e2e.test_walking_skeleton import http_call, order_json
 from tests.fixtures.channels.builders import big_shopee_payload, load
 
 CHUNK = 512 * 1024
+GRPCURL = str(Path(sysconfig.get_path("scripts")) / "grpcurl")
+public_proto_modules()
 
 
 async def call(
@@ -633,3 +641,68 @@ async def test_garbage_bytes_are_refused_as_invalid_and_break_nothing(
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     status, _, _ = await call(platform, "GET", "/v1/order-stats", token=bearer(platform, "ops"))
     assert status == 200
+
+
+# ---- reflection ---------------------------------------------------------------------------------
+
+
+async def test_grpcurl_describes_a_method_through_envoy(platform: Platform) -> None:
+    described = await asyncio.to_thread(
+        subprocess.run,
+        [
+            GRPCURL,
+            "-plaintext",
+            platform.endpoints["envoy"],
+            "describe",
+            "oms.orders.v1.OrdersService.GetOrder",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert described.returncode == 0, described.stderr
+    assert "rpc GetOrder ( .oms.orders.v1.GetOrderRequest ) returns ( .oms.orders.v1.GetOrderResponse )" in (
+        described.stdout
+    )
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+async def test_reflection_through_envoy_describes_every_public_method(
+    platform: Platform, version: str
+) -> None:
+    methods = [
+        f"{service}.{method.name}"
+        for service in EDGE_SERVICES
+        for method in descriptor_pool.Default().FindServiceByName(service).methods
+    ]
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        info = channel.stream_stream(
+            f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        replies = [
+            reply
+            async for reply in info(
+                iter(
+                    [reflection_pb2.ServerReflectionRequest(file_containing_symbol=name) for name in methods]
+                ),
+                timeout=30,
+            )
+        ]
+    not_found = [
+        reply.original_request.file_containing_symbol for reply in replies if reply.HasField("error_response")
+    ]
+    assert not not_found
+    assert len(replies) == len(methods)
+    for reply in replies:
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(raw)
+            for raw in reply.file_descriptor_response.file_descriptor_proto
+        ]
+        service, _, method = reply.original_request.file_containing_symbol.rpartition(".")
+        assert any(
+            f"{file.package}.{declared.name}" == service and method in [m.name for m in declared.method]
+            for file in files
+            for declared in file.service
+        ), reply.original_request.file_containing_symbol
