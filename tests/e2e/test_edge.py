@@ -330,6 +330,28 @@ async def test_a_paused_redis_answers_writes_rate_limiter_unavailable_not_the_ca
     assert status == 200
 
 
+# ---- Envoy's own answers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("GET", "/v1/no-such-route", None, 404, 5),
+        ("DELETE", "/v1/orders", None, 404, 5),
+        ("POST", "/v1/orders", b'{"channel": ', 400, 3),
+        ("GET", "/v1/orders?noSuchParameter=1", None, 400, 3),
+    ],
+)
+async def test_envoys_own_errors_are_json_like_the_services(
+    platform: Platform, method: str, path: str, body: bytes | None, status: int, code: int
+) -> None:
+    answered, headers, answer = await call(
+        platform, method, path, body, token=bearer(platform, "ops"), **{"content-type": "application/json"}
+    )
+    assert (answered, headers["content-type"]) == (status, "application/json"), answer
+    assert answer["code"] == code and answer["message"] and answer["details"] == []
+
+
 # ---- large payloads -----------------------------------------------------------------------------
 
 
