@@ -352,6 +352,37 @@ async def test_envoys_own_errors_are_json_like_the_services(
     assert answer["code"] == code and answer["message"] and answer["details"] == []
 
 
+async def test_an_unknown_json_body_field_is_refused_naming_it_and_nothing_is_written(
+    platform: Platform,
+) -> None:
+    ops = bearer(platform, "ops")
+    sku = random_ref("SKU-")
+    status, _, answer = await call(
+        platform, "PUT", f"/v1/inventory/skus/{sku}", {"title": "Tea", "colour": "green"}, token=ops
+    )
+    assert (status, answer["code"], answer["message"]) == (400, 3, "colour: is not a field of this request")
+    order = order_json(random_ref("OWN"))
+    order["lines"][0]["unitPrice"]["currencyKode"] = "CNY"
+    status, _, answer = await call(platform, "POST", "/v1/orders", order, token=ops)
+    assert status == 400 and answer["message"].startswith("lines.unitPrice.currencyKode:"), answer
+    status, _, _ = await call(
+        platform, "GET", f"/v1/channel-orders/CHANNEL_DOUYIN/{order['channelOrderId']}", token=ops
+    )
+    assert status == 404
+    del order["lines"][0]["unitPrice"]["currencyKode"]
+    status, _, answer = await call(platform, "POST", "/v1/orders", order, token=ops)
+    assert status == 200, answer
+
+
+async def test_a_native_grpc_call_cannot_plant_the_json_field_list(platform: Platform) -> None:
+    metadata = (*auth_metadata(platform, "ops"), ("x-oms-json-fields", "no_such_field"))
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        reply = await orders_pb2_grpc.OrdersServiceStub(channel).IngestOrder(
+            orders_pb2.IngestOrderRequest(**_taobao_order(random_ref("TB"))), metadata=metadata, timeout=10
+        )
+    assert reply.created
+
+
 # ---- large payloads -----------------------------------------------------------------------------
 
 
