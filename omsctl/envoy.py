@@ -1,13 +1,76 @@
-"""Render deploy/envoy/envoy.yaml for a local run: ports, the gateway's address, the descriptor path."""
+"""Render deploy/envoy/envoy.yaml: for a local run (ports, the gateway's address, the descriptor path,
+the development CORS origins) and, as `python -m omsctl.envoy --target DIR`, for Envoy's pod in
+Kubernetes (the template's addresses kept, CORS origins from the settings, the descriptor copied).
+
+CORS_ALLOWED_ORIGINS is a comma-separated list of origins (`https://console.example.com`); `*` may
+stand for the port (`http://localhost:*`) or for one leftmost label of the host
+(`https://*.example.com`). A bare `*` (any origin) is refused. None are allowed unless listed, except
+that a local run allows a browser on localhost / 127.0.0.1 at any port.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
+CORS = "envoy.filters.http.cors"
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "deploy" / "envoy" / "envoy.yaml"
+LOCAL_CORS_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*")
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://(?P<host>(?:\*\.)?[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>\d+|\*))?"
+)
+
+
+def parse_origins(text: str) -> list[str]:
+    origins = [entry.strip().rstrip("/") for entry in text.split(",") if entry.strip()]
+    for origin in origins:
+        if _ORIGIN.fullmatch(origin) is None:
+            raise ValueError(
+                f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin such as https://console.example.com "
+                "(a bare * is not allowed: list the origins)"
+            )
+    return origins
+
+
+def origin_matchers(origins: Sequence[str]) -> list[dict[str, Any]]:
+    """Envoy string matchers: exact for a plain origin, an anchored regex where `*` stands in."""
+    matchers: list[dict[str, Any]] = []
+    for origin in origins:
+        match = _ORIGIN.fullmatch(origin)
+        if match is None:
+            raise ValueError(f"not an origin: {origin!r}")
+        if "*" not in origin:
+            matchers.append({"exact": origin})
+            continue
+        host = re.escape(match["host"]).replace(r"\*\.", r"[A-Za-z0-9-]+\.")
+        port = "" if match["port"] is None else (r":[0-9]+" if match["port"] == "*" else f":{match['port']}")
+        matchers.append({"safe_regex": {"regex": f"{match['scheme']}://{host}{port}"}})
+    return matchers
+
+
+def _manager(config: dict[str, Any]) -> dict[str, Any]:
+    listener = next(item for item in config["static_resources"]["listeners"] if item["name"] == "public")
+    manager: dict[str, Any] = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    return manager
+
+
+def set_cors_origins(config: dict[str, Any], origins: Sequence[str]) -> None:
+    (virtual_host,) = _manager(config)["route_config"]["virtual_hosts"]
+    virtual_host["typed_per_filter_config"][CORS]["allow_origin_string_match"] = origin_matchers(origins)
+
+
+def set_descriptor(config: dict[str, Any], descriptor: Path) -> None:
+    transcoder = next(item for item in _manager(config)["http_filters"] if item["name"] == TRANSCODER)
+    transcoder["typed_config"]["proto_descriptor"] = str(descriptor)
 
 
 def render(
@@ -18,17 +81,29 @@ def render(
     gateway_host: str,
     gateway_port: int,
     descriptor: Path,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The local stack's config; CORS_ALLOWED_ORIGINS replaces the development origins when given."""
+    env = os.environ if env is None else env
     config: dict[str, Any] = yaml.safe_load(template.read_text())
     config["admin"]["address"]["socket_address"].update(address="127.0.0.1", port_value=admin_port)
     listener = next(item for item in config["static_resources"]["listeners"] if item["name"] == "public")
     listener["address"]["socket_address"].update(address="127.0.0.1", port_value=listen_port)
-    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    transcoder = next(item for item in manager["http_filters"] if item["name"] == TRANSCODER)
-    transcoder["typed_config"]["proto_descriptor"] = str(descriptor)
+    set_descriptor(config, descriptor)
+    given = env.get("CORS_ALLOWED_ORIGINS")
+    set_cors_origins(config, parse_origins(given) if given is not None else list(LOCAL_CORS_ORIGINS))
     cluster = next(item for item in config["static_resources"]["clusters"] if item["name"] == "gateway")
     endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     endpoint["address"]["socket_address"].update(address=gateway_host, port_value=gateway_port)
+    return config
+
+
+def render_for_pod(template: Path, target: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """The deployed config: the template's addresses, the descriptor beside the config, and only the
+    CORS origins the settings list (none by default)."""
+    config: dict[str, Any] = yaml.safe_load(template.read_text())
+    set_descriptor(config, target / "oms.pb")
+    set_cors_origins(config, parse_origins(env.get("CORS_ALLOWED_ORIGINS", "")))
     return config
 
 
@@ -36,3 +111,17 @@ def write(config: dict[str, Any], target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(config, sort_keys=False))
     return target
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m omsctl.envoy", description=__doc__.splitlines()[0])
+    parser.add_argument("--target", type=Path, required=True, help="folder for envoy.yaml and oms.pb")
+    parser.add_argument("--descriptor", type=Path, default=ROOT / "gen" / "oms.pb")
+    args = parser.parse_args(argv)
+    config = render_for_pod(TEMPLATE, args.target, os.environ)
+    write(config, args.target / "envoy.yaml")
+    shutil.copyfile(args.descriptor, args.target / "oms.pb")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,7 +18,7 @@ from services.gateway import alerts, jobs
 from services.gateway.config import Settings
 from services.gateway.gate import Gate
 from services.gateway.grpc_api import SERVICE_NAME, GatewayApi
-from services.gateway.limits import LocalTokenBucket, RateLimiter, RedisTokenBucket
+from services.gateway.limits import LocalTokenBucket, RateLimiter, RedisTokenBucket, connect_redis
 from services.gateway.proxy import Dispatcher
 from services.gateway.routes import public_proto_modules
 from services.gateway.uploads import UploadStore
@@ -39,17 +38,10 @@ async def serve(settings: Settings) -> None:
         def new_uow() -> UnitOfWork:
             return UnitOfWork(runtime.engine)
 
-        # a blocking pool: under a burst, callers wait for a connection instead of failing
-        redis = aioredis.Redis.from_pool(
-            aioredis.BlockingConnectionPool.from_url(
-                settings.redis_url,
-                max_connections=64,
-                timeout=1.0,
-                socket_timeout=1.0,
-                socket_connect_timeout=1.0,
-            )
+        redis = connect_redis(
+            settings.redis_url, settings.redis_max_connections, settings.redis_socket_timeout_seconds
         )
-        limiter = RateLimiter(RedisTokenBucket(redis), LocalTokenBucket())
+        limiter = RateLimiter(RedisTokenBucket(redis), LocalTokenBucket(), settings.limiter)
         gate = Gate(
             settings.jwt,
             settings.api_keys,

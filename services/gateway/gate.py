@@ -141,6 +141,10 @@ class Gate:
         )
         costly = rule.mutating and rule.klass in (Klass.WRITE, Klass.UPLOAD)
         decision = await self.limiter.check(f"{subject}:{klass}", limit, self.wall(), costly)
+        if decision.unavailable:
+            raise Refused(
+                grpc.StatusCode.UNAVAILABLE, "rate limiter unavailable; retry", decision.retry_after_seconds
+            )
         if not decision.allowed:
             raise Refused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -5,12 +5,13 @@ Each handler gets the request, the call context and the admitted caller (see `ga
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -22,16 +23,27 @@ from services.gateway import auth
 from services.gateway.alerts import AlertHub
 from services.gateway.gate import Caller, Gate
 from services.gateway.proxy import LocalMethod
-from services.gateway.store import first_receipt, keep_receipt, list_audit
+from services.gateway.store import (
+    PENDING,
+    answer_receipt,
+    claim_receipt,
+    first_receipt,
+    list_audit,
+    release_claim,
+    take_over_claim,
+)
 from services.gateway.uploads import UploadError, UploadState, UploadStore
-from services.gateway.webhooks import WebhookError, carrier_report, payment_report
+from services.gateway.webhooks import WebhookError, carrier_report, payload_targets, payment_report
 from services.kit.db import UnitOfWork
 from services.kit.errors import (
+    DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
+    to_status,
 )
 from services.kit.timestamps import timestamp
 
@@ -51,6 +63,14 @@ STATUSES = {
 BATCH = 500
 # the service the gateway's own handlers call
 ORDERS_AUDIENCE = "orders"
+WEBHOOK_METHODS = {
+    kind: f"/{SERVICE_NAME}/Receive{kind.capitalize()}Webhook" for kind in ("payment", "carrier", "channel")
+}
+# a duplicate delivery waits this long for the first one's answer (its call to orders has a 10 s deadline)
+WEBHOOK_WAIT_SECONDS = 15.0
+WEBHOOK_POLL_SECONDS = 0.05
+# a claim still unanswered after this long belongs to a delivery that died mid-way
+WEBHOOK_CLAIM_SECONDS = 30.0
 
 
 class GatewayApi:
@@ -86,9 +106,10 @@ class GatewayApi:
             "GetUpload": LocalMethod(self.get_upload),
             "CompleteUpload": LocalMethod(self.complete_upload),
             "UploadStream": LocalMethod(self.upload_stream),
-            "ReceivePaymentWebhook": LocalMethod(self.payment_webhook),
-            "ReceiveCarrierWebhook": LocalMethod(self.carrier_webhook),
-            "ReceiveChannelWebhook": LocalMethod(self.channel_webhook),
+            # webhooks audit themselves: the record names the sender and the ids in the notification
+            "ReceivePaymentWebhook": LocalMethod(self.payment_webhook, audits_itself=True),
+            "ReceiveCarrierWebhook": LocalMethod(self.carrier_webhook, audits_itself=True),
+            "ReceiveChannelWebhook": LocalMethod(self.channel_webhook, audits_itself=True),
             "RevealOrder": LocalMethod(self.reveal_order, audits_itself=True),
             "ListAuditRecords": LocalMethod(self.list_audit_records),
             "WatchAlerts": LocalMethod(self.watch_alerts),
@@ -241,59 +262,118 @@ class GatewayApi:
             raise Unauthenticated("authentication required")
 
     async def _webhook(
-        self, kind: str, sender: str, body: bytes, context: Any, forward: Callable[[Caller], Any]
+        self,
+        kind: str,
+        sender: str,
+        body: bytes,
+        context: Any,
+        caller: Caller,
+        forward: Callable[[Caller], Awaitable[tuple[str, list[str]]]],
     ) -> gateway_pb2.WebhookResult:
+        """Verify, handle once, audit. The audit record names the sender and the ids the notification
+        and its answer touch (order, channel order, transaction, waybill), whatever the outcome."""
         sender = sender.strip().lower()
         if not sender or len(sender) > 32:
             raise InvalidArgument("sender", "is required (at most 32 characters)")
-        self._verify(kind, sender, body, context)
-        digest = hashlib.sha256(body).hexdigest()
-        uow = self.new_uow()
-        async with uow:
-            first = await first_receipt(uow.conn, kind, sender, digest)
-        if first is not None:
-            result = gateway_pb2.WebhookResult.FromString(first)
-            result.duplicate = True
-            return result
         principal = auth.Principal(
-            subject=f"webhook:{sender}",
+            subject=f"webhook:{kind}:{sender}",
             kind="integration",
             roles=frozenset({"service"}),
             channel=sender.upper() if kind == "channel" else "",
             provider=sender,
         )
-        caller = Caller(principal, "", "")
+        sent_by = Caller(principal, caller.source_ip, caller.request_id)
+        method = WEBHOOK_METHODS[kind]
+        targets = payload_targets(kind, body)
         try:
-            reference = await forward(caller)
+            self._verify(kind, sender, body, context)
+            result, touched = await self._handle_once(kind, sender, body, sent_by, forward)
+        except DomainError as error:
+            code, _ = to_status(error)
+            await self.gate.audit(sent_by, method, code, targets, str(error))
+            raise
+        except grpc.aio.AioRpcError as error:
+            await self.gate.audit(sent_by, method, error.code(), targets, error.details() or "")
+            raise
+        detail = "duplicate: the first delivery's answer" if result.duplicate else ""
+        await self.gate.audit(sent_by, method, grpc.StatusCode.OK, [*targets, *touched], detail)
+        return result
+
+    async def _handle_once(
+        self,
+        kind: str,
+        sender: str,
+        body: bytes,
+        sent_by: Caller,
+        forward: Callable[[Caller], Awaitable[tuple[str, list[str]]]],
+    ) -> tuple[gateway_pb2.WebhookResult, list[str]]:
+        """The first delivery of a body claims its receipt in one INSERT and is handled; every other
+        delivery, concurrent or later, waits for that first answer and gets it with `duplicate: true`."""
+        digest = hashlib.sha256(body).hexdigest()
+        give_up = time.monotonic() + WEBHOOK_WAIT_SECONDS
+        while not await self._claim(kind, sender, digest):
+            uow = self.new_uow()
+            async with uow:
+                first = await first_receipt(uow.conn, kind, sender, digest)
+            if first is None:
+                continue  # the first delivery failed and let its claim go: this one is handled afresh
+            if first != PENDING:
+                result = gateway_pb2.WebhookResult.FromString(first)
+                result.duplicate = True
+                return result, [result.reference]
+            if time.monotonic() > give_up:
+                raise Unavailable("the first delivery of this notification is still being handled; retry")
+            await asyncio.sleep(WEBHOOK_POLL_SECONDS)
+        try:
+            reference, touched = await forward(sent_by)
         except WebhookError as error:
+            await self._release(kind, sender, digest)
             raise InvalidArgument(error.field, error.problem) from None
         except grpc.aio.AioRpcError as error:
+            await self._release(kind, sender, digest)
             if error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
                 field, _, problem = (error.details() or "").partition(": ")
                 raise InvalidArgument(field or "body", problem or "refused") from None
             raise
+        except BaseException:
+            await asyncio.shield(self._release(kind, sender, digest))
+            raise
         result = gateway_pb2.WebhookResult(accepted=True, message="accepted", reference=reference)
         uow = self.new_uow()
         async with uow:
-            stored = await keep_receipt(
-                uow.conn, kind, sender, digest, result.SerializeToString(), datetime.now(UTC)
+            await answer_receipt(uow.conn, kind, sender, digest, result.SerializeToString())
+            await uow.commit()
+        return result, [reference, *touched]
+
+    async def _claim(self, kind: str, sender: str, digest: str) -> bool:
+        now = datetime.now(UTC)
+        uow = self.new_uow()
+        async with uow:
+            claimed = await claim_receipt(uow.conn, kind, sender, digest, now) or await take_over_claim(
+                uow.conn, kind, sender, digest, now, now - timedelta(seconds=WEBHOOK_CLAIM_SECONDS)
             )
             await uow.commit()
-        return gateway_pb2.WebhookResult.FromString(stored)
+        return claimed
+
+    async def _release(self, kind: str, sender: str, digest: str) -> None:
+        uow = self.new_uow()
+        async with uow:
+            await release_claim(uow.conn, kind, sender, digest)
+            await uow.commit()
 
     async def payment_webhook(
         self, request: gateway_pb2.ReceivePaymentWebhookRequest, context: Any, caller: Caller
     ) -> gateway_pb2.ReceivePaymentWebhookResponse:
         body = request.body.data
 
-        async def forward(as_caller: Caller) -> str:
+        async def forward(as_caller: Caller) -> tuple[str, list[str]]:
             report = payment_report(request.sender.strip().lower(), body)
             reply = await self.orders.ReportPayment(
                 report, metadata=self.gate.upstream_metadata(as_caller, {}, ORDERS_AUDIENCE), timeout=10
             )
-            return str(reply.payment.payment_id)
+            return str(reply.payment.payment_id), [reply.payment.order_id]
 
-        result = await self._webhook("payment", request.sender, body, context, forward)
+        result = await self._webhook("payment", request.sender, body, context, caller, forward)
         return gateway_pb2.ReceivePaymentWebhookResponse(result=result)
 
     async def carrier_webhook(
@@ -301,14 +381,14 @@ class GatewayApi:
     ) -> gateway_pb2.ReceiveCarrierWebhookResponse:
         body = request.body.data
 
-        async def forward(as_caller: Caller) -> str:
+        async def forward(as_caller: Caller) -> tuple[str, list[str]]:
             report = carrier_report(request.sender.strip().lower(), body)
             reply = await self.orders.ReportSourceStatus(
                 report, metadata=self.gate.upstream_metadata(as_caller, {}, ORDERS_AUDIENCE), timeout=10
             )
-            return str(reply.order.order_id)
+            return str(reply.order.order_id), [reply.order.channel_order_id]
 
-        result = await self._webhook("carrier", request.sender, body, context, forward)
+        result = await self._webhook("carrier", request.sender, body, context, caller, forward)
         return gateway_pb2.ReceiveCarrierWebhookResponse(result=result)
 
     async def channel_webhook(
@@ -317,7 +397,7 @@ class GatewayApi:
         body = request.body.data
         sender = request.sender.strip().lower()
 
-        async def forward(as_caller: Caller) -> str:
+        async def forward(as_caller: Caller) -> tuple[str, list[str]]:
             if not _is_channel(sender):
                 raise WebhookError("sender", f"{sender} is not a sales channel")
             channel = f"CHANNEL_{sender.upper()}"
@@ -328,9 +408,9 @@ class GatewayApi:
                 metadata=self.gate.upstream_metadata(as_caller, {}, ORDERS_AUDIENCE),
                 timeout=10,
             )
-            return str(reply.order.order_id)
+            return str(reply.order.order_id), [reply.order.channel_order_id]
 
-        result = await self._webhook("channel", sender, body, context, forward)
+        result = await self._webhook("channel", sender, body, context, caller, forward)
         return gateway_pb2.ReceiveChannelWebhookResponse(result=result)
 
     # ---- reveal, audit, alerts ----------------------------------------------------------------

@@ -13,8 +13,9 @@ import asyncio
 import logging
 import math
 import re
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import redis.asyncio
@@ -40,6 +41,8 @@ class Decision:
     allowed: bool
     retry_after_seconds: float
     remaining: int
+    # refused because the limiter cannot count (Redis down), not because the caller is over its limit
+    unavailable: bool = False
 
 
 def _check_cost(limit: Limit, cost: int) -> None:
@@ -132,54 +135,143 @@ class LocalTokenBucket:
         return Decision(False, _retry_after(tokens, limit, cost), math.floor(tokens))
 
 
-_REFUSED_WHILE_REDIS_DOWN = Decision(False, 1.0, 0)
+@dataclass(frozen=True)
+class LimiterSettings:
+    """How long one Redis answer may take, how long unanswered calls must go on before Redis counts as
+    down, and how long a down Redis is then left alone (defaults sized by `bench/limiter.py`)."""
+
+    redis_timeout_seconds: float = 1.0
+    redis_down_after_seconds: float = 2.0
+    redis_retry_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("redis_timeout_seconds", "redis_down_after_seconds", "redis_retry_seconds"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a number of seconds, not {value}")
+
+
+_UNAVAILABLE = Decision(False, 1.0, 0, unavailable=True)
 _WARN_EVERY_SECONDS = 10.0
 
 
 class RateLimiter:
-    """Redis first; when Redis is unavailable, reads fail open to the local limiter and costly writes fail
-    closed.
+    """Redis first. A slow answer is not an outage: the call that waited too long is decided by the
+    per-replica bucket (same limits), and Redis keeps its place as long as answers still arrive, even
+    late. Redis counts as down when it refuses connections, or when no call has been answered for
+    `redis_down_after_seconds` while calls kept timing out; then reads fall back to the per-replica
+    limiter and costly writes are refused as unavailable (never as the caller's limit), and Redis is
+    tried again after `redis_retry_seconds`.
 
-    Reads falling open keeps the platform browsable through a Redis outage, limited per replica; costly
-    writes (ingest, uploads) falling closed protects the services behind the gateway, whose capacity the
-    cluster-wide limit exists for. After a failure Redis is skipped for `redis_retry_seconds`, so an outage
-    costs one timeout per interval rather than one per request.
+    Reads falling open keeps the platform browsable through a Redis outage; costly writes (ingest,
+    uploads) falling closed protects the services behind the gateway, whose capacity the
+    cluster-wide limit exists for.
     """
 
     def __init__(
         self,
         redis_bucket: RedisTokenBucket,
         local: LocalTokenBucket,
-        redis_timeout_seconds: float = 0.05,
-        redis_retry_seconds: float = 1.0,
+        settings: LimiterSettings = LimiterSettings(),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis_bucket
         self._local = local
-        self._timeout = redis_timeout_seconds
-        self._retry = redis_retry_seconds
+        self._settings = settings
+        self._monotonic = monotonic
         self._skip_redis_until = -math.inf
+        self._unanswered_since: float | None = None
         self._last_warning = -math.inf
+        self._late: set[asyncio.Task[Decision]] = set()
+
+    @property
+    def redis_down(self) -> bool:
+        return self._monotonic() < self._skip_redis_until
 
     async def check(self, key: str, limit: Limit, now: float, costly: bool) -> Decision:
-        if now >= self._skip_redis_until:
+        if not self.redis_down:
+            take = asyncio.ensure_future(self._redis.take(key, limit, now))
             try:
-                return await asyncio.wait_for(self._redis.take(key, limit, now), self._timeout)
-            except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
-                # OSError covers the builtin ConnectionError; TimeoutError is what wait_for raises
-                self._skip_redis_until = now + self._retry
-                self._warn(now, error)
-        if costly:
-            return _REFUSED_WHILE_REDIS_DOWN
+                # shielded: a call that times out here still finishes in the background, so its
+                # connection goes back to the pool intact (cancelling mid-reply would drop it and make
+                # the next callers reconnect) and its late answer shows that Redis is up
+                decision = await asyncio.wait_for(asyncio.shield(take), self._settings.redis_timeout_seconds)
+            except TimeoutError:
+                self._answer_late(take)
+                return self._slow(key, limit, now, costly)
+            except (redis.exceptions.RedisError, OSError) as error:
+                # OSError covers the builtin ConnectionError (refused, reset)
+                if _slow_not_down(error):
+                    return self._slow(key, limit, now, costly)
+                self._down(error)
+                return self._fallback(key, limit, now, costly)
+            self._answered()
+            return decision
+        return self._fallback(key, limit, now, costly)
+
+    def _answer_late(self, take: asyncio.Task[Decision]) -> None:
+        self._late.add(take)
+
+        def done(task: asyncio.Task[Decision]) -> None:
+            self._late.discard(task)
+            if not task.cancelled() and task.exception() is None:
+                self._answered()
+
+        take.add_done_callback(done)
+
+    def _answered(self) -> None:
+        self._unanswered_since = None
+
+    def _slow(self, key: str, limit: Limit, now: float, costly: bool) -> Decision:
+        started = self._unanswered_since
+        if started is None:
+            self._unanswered_since = self._monotonic()
+        elif self._monotonic() - started >= self._settings.redis_down_after_seconds:
+            self._down(TimeoutError(f"no answer for {self._monotonic() - started:.1f}s"))
+            return self._fallback(key, limit, now, costly)
         return self._local.take(key, limit, now)
 
-    def _warn(self, now: float, error: BaseException) -> None:
-        if now - self._last_warning >= _WARN_EVERY_SECONDS:
-            self._last_warning = now
+    def _down(self, error: BaseException) -> None:
+        moment = self._monotonic()
+        self._skip_redis_until = moment + self._settings.redis_retry_seconds
+        # kept until Redis answers again, so a retry that times out finds it still down at once
+        if self._unanswered_since is None:
+            self._unanswered_since = moment
+        if moment - self._last_warning >= _WARN_EVERY_SECONDS:
+            self._last_warning = moment
             log.warning(
-                "rate limiter: Redis unavailable (%s), reads use the per-replica limit, costly writes are "
-                "refused",
+                "rate limiter: Redis unavailable (%s: %s), reads use the per-replica limit, costly writes "
+                "are refused as unavailable",
                 type(error).__name__,
+                error,
             )
+
+    def _fallback(self, key: str, limit: Limit, now: float, costly: bool) -> Decision:
+        if costly:
+            return _UNAVAILABLE
+        return self._local.take(key, limit, now)
+
+
+def _slow_not_down(error: BaseException) -> bool:
+    """A socket timeout, or a BlockingConnectionPool that waited its `timeout` for a free connection
+    (a ConnectionError that says so): a busy gateway or a slow Redis, not a refused connection."""
+    if isinstance(error, redis.exceptions.TimeoutError):
+        return True
+    return isinstance(error, redis.exceptions.ConnectionError) and "No connection available" in str(error)
+
+
+def connect_redis(url: str, max_connections: int, socket_timeout_seconds: float) -> redis.asyncio.Redis:
+    """The gateway's one Redis client. A blocking pool: under a burst, callers wait for a connection
+    instead of failing; the limiter's own timeout bounds how long a check may wait."""
+    return redis.asyncio.Redis.from_pool(
+        redis.asyncio.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=socket_timeout_seconds,
+            socket_timeout=socket_timeout_seconds,
+            socket_connect_timeout=socket_timeout_seconds,
+        )
+    )
 
 
 _PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}

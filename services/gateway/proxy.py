@@ -16,6 +16,7 @@ import grpc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
+from services.gateway import json_fields
 from services.gateway.gate import Caller, Gate, Refused, trailing
 from services.gateway.policy import rule_for
 from services.kit.errors import DomainError, InvalidArgument, to_status
@@ -86,11 +87,24 @@ class Dispatcher(grpc.GenericRpcHandler):
         try:
             if rule is None:
                 raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not a public method")
-            return await self.gate.admit(method, rule, metadata, body, context.peer() or ""), metadata
+            caller = await self.gate.admit(method, rule, metadata, body, context.peer() or "")
+            self._refuse_unknown_json_fields(method, metadata)
+            return caller, metadata
         except Refused as refused:
             context.set_trailing_metadata(trailing(refused.retry_after))
             await context.abort(refused.code, refused.message)
             raise
+
+    def _refuse_unknown_json_fields(self, method: str, metadata: dict[str, str]) -> None:
+        listed = metadata.get(json_fields.HEADER)
+        if not listed:
+            return
+        service_name, _, method_name = method.lstrip("/").partition("/")
+        unknown = json_fields.unknown_field(
+            self.pool.FindMethodByName(f"{service_name}.{method_name}"), listed
+        )
+        if unknown is not None:
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{unknown}: is not a field of this request")
 
     async def _audited(self, method: str, caller: Caller, request: bytes, call: Awaitable[bytes]) -> bytes:
         rule = rule_for(method)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, Text, delete, select
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, Text, delete, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -121,30 +121,72 @@ async def purge_audit(conn: AsyncConnection, now: datetime, retention: timedelta
     return int(result.rowcount or 0)
 
 
-async def first_receipt(conn: AsyncConnection, kind: str, sender: str, body_sha256: str) -> bytes | None:
-    row = (
-        await conn.execute(
-            select(receipts_table.c.response).where(
-                receipts_table.c.kind == kind,
-                receipts_table.c.sender == sender,
-                receipts_table.c.body_sha256 == body_sha256,
-            )
+# A receipt is claimed (response still PENDING) by the first delivery before it is handled, in one
+# INSERT, so concurrent deliveries of the same body cannot all believe they are the first.
+PENDING = b""
+
+
+async def claim_receipt(
+    conn: AsyncConnection, kind: str, sender: str, body_sha256: str, now: datetime
+) -> bool:
+    """True for the one delivery whose INSERT created the receipt; every other one sees it exists."""
+    created = await conn.execute(
+        insert(receipts_table)
+        .values(kind=kind, sender=sender, body_sha256=body_sha256, response=PENDING, received_at=now)
+        .on_conflict_do_nothing()
+        .returning(receipts_table.c.kind)
+    )
+    return created.first() is not None
+
+
+async def take_over_claim(
+    conn: AsyncConnection, kind: str, sender: str, body_sha256: str, now: datetime, claimed_before: datetime
+) -> bool:
+    """A claim still unanswered since before `claimed_before` (its delivery died) passes to this one."""
+    taken = await conn.execute(
+        update(receipts_table)
+        .where(
+            *_receipt_key(kind, sender, body_sha256),
+            receipts_table.c.response == PENDING,
+            receipts_table.c.received_at < claimed_before,
         )
+        .values(received_at=now)
+        .returning(receipts_table.c.kind)
+    )
+    return taken.first() is not None
+
+
+async def first_receipt(conn: AsyncConnection, kind: str, sender: str, body_sha256: str) -> bytes | None:
+    """The first delivery's answer, PENDING while it is being handled, None when nobody holds a claim."""
+    row = (
+        await conn.execute(select(receipts_table.c.response).where(*_receipt_key(kind, sender, body_sha256)))
     ).first()
     return None if row is None else bytes(row.response)
 
 
-async def keep_receipt(
-    conn: AsyncConnection, kind: str, sender: str, body_sha256: str, response: bytes, now: datetime
-) -> bytes:
-    """Store the answer unless a concurrent delivery stored one first; return the stored answer."""
+async def answer_receipt(
+    conn: AsyncConnection, kind: str, sender: str, body_sha256: str, response: bytes
+) -> None:
     await conn.execute(
-        insert(receipts_table)
-        .values(kind=kind, sender=sender, body_sha256=body_sha256, response=response, received_at=now)
-        .on_conflict_do_nothing()
+        update(receipts_table).where(*_receipt_key(kind, sender, body_sha256)).values(response=response)
     )
-    stored = await first_receipt(conn, kind, sender, body_sha256)
-    return stored if stored is not None else response
+
+
+async def release_claim(conn: AsyncConnection, kind: str, sender: str, body_sha256: str) -> None:
+    """The claimed delivery failed: the next delivery of the body is handled afresh."""
+    await conn.execute(
+        delete(receipts_table).where(
+            *_receipt_key(kind, sender, body_sha256), receipts_table.c.response == PENDING
+        )
+    )
+
+
+def _receipt_key(kind: str, sender: str, body_sha256: str) -> tuple[Any, ...]:
+    return (
+        receipts_table.c.kind == kind,
+        receipts_table.c.sender == sender,
+        receipts_table.c.body_sha256 == body_sha256,
+    )
 
 
 def _record(row: Any) -> AuditRecord:

@@ -33,6 +33,25 @@ ALIPAY_STATES = {
 }
 
 
+# the ids a sender's notification names, per kind, for the audit record
+TARGET_KEYS = {
+    "payment": ("transaction_id", "trade_no", "out_trade_no"),
+    "carrier": ("waybill_no", "order_id", "channel_order_id"),
+}
+
+
+def payload_targets(kind: str, body: bytes) -> list[str]:
+    """The ids named by a notification (top-level string fields), whether or not it is valid otherwise."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return []
+    if not isinstance(document, dict):
+        return []
+    found = (document.get(key) for key in TARGET_KEYS.get(kind, ()))
+    return [value.strip()[:128] for value in found if isinstance(value, str) and value.strip()]
+
+
 class WebhookError(Exception):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")

@@ -12,11 +12,10 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from services.kit import identity, tracing
+from services.kit import identity, reflection, tracing
 from services.kit.errors import DomainError, Unauthenticated, to_status
 
 log = logging.getLogger(__name__)
@@ -205,9 +204,7 @@ class GrpcServer:
         if generic_handlers:
             self.server.add_generic_rpc_handlers(tuple(generic_handlers))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        reflection.enable([*self.service_names, health.SERVICE_NAME], self.server)
         self.port = self.server.add_insecure_port(f"{host}:{port}")
 
     async def start(self) -> int:

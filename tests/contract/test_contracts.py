@@ -3,15 +3,21 @@ events catalogue in sync with the protos."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sysconfig
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
-from omsctl import envoy
+from omsctl import embedded, envoy
 from services.gateway.routes import EDGE_SERVICES, PUBLIC_SERVICES
 from services.orders import messages as orders_messages
 
@@ -44,6 +50,106 @@ def test_the_envoy_config_is_valid(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_the_envoy_config_rendered_for_kubernetes_is_valid(tmp_path: Path) -> None:
+    config = envoy.render_for_pod(
+        envoy.TEMPLATE, ROOT / "gen", {"CORS_ALLOWED_ORIGINS": "https://*.example.com"}
+    )
+    path = envoy.write(config, tmp_path / "envoy.yaml")
+    result = subprocess.run(
+        [str(BIN / "envoy"), "--mode", "validate", "-c", str(path), "--use-dynamic-base-id"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("origins", ["*", "https://console.example.com/app", "console.example.com"])
+def test_a_cors_setting_that_is_not_a_list_of_origins_is_refused(origins: str) -> None:
+    with pytest.raises(ValueError, match="CORS_ALLOWED_ORIGINS"):
+        envoy.parse_origins(f"https://ok.example.com,{origins}")
+
+
+@pytest.fixture
+def edge_alone(tmp_path: Path) -> Iterator[str]:
+    """Envoy with the real config, its gateway unreachable and a local rate limit of 2 requests."""
+    listen, admin = embedded.free_port(), embedded.free_port()
+    config = envoy.render(
+        envoy.TEMPLATE,
+        listen_port=listen,
+        admin_port=admin,
+        gateway_host="127.0.0.1",
+        gateway_port=embedded.free_port(),
+        descriptor=ROOT / "gen" / "oms.pb",
+        env={"CORS_ALLOWED_ORIGINS": "https://console.example.com"},
+    )
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    limiter = next(f for f in manager["http_filters"] if f["name"].endswith("local_ratelimit"))
+    limiter["typed_config"]["token_bucket"] = {
+        "max_tokens": 2,
+        "tokens_per_fill": 1,
+        "fill_interval": "3600s",
+    }
+    path = envoy.write(config, tmp_path / "envoy.yaml")
+    process = subprocess.Popen(
+        [str(BIN / "envoy"), "-c", str(path), "--use-dynamic-base-id", "--log-level", "error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        embedded.wait_for_port(listen, 30, process)
+        yield f"http://127.0.0.1:{listen}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def answer(url: str, method: str = "GET", body: bytes | None = None, **headers: str) -> tuple[int, Any, Any]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, reply.headers, reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def test_envoys_own_errors_are_json_in_the_services_shape_and_cors_allows_only_listed_origins(
+    edge_alone: str,
+) -> None:
+    answers = {
+        "unknown route": answer(f"{edge_alone}/v1/no-such-thing"),
+        "too large": answer(
+            f"{edge_alone}/v1/orders",
+            "POST",
+            b"{" + b" " * (1 << 20) + b"}",
+            **{"content-type": "application/json"},
+        ),
+        "gateway down": answer(f"{edge_alone}/v1/order-stats"),
+    }
+    limited = answer(f"{edge_alone}/v1/order-stats")
+    answers["rate limited"] = limited
+    codes = {}
+    for name, (status, headers, body) in answers.items():
+        assert headers["content-type"] == "application/json", name
+        document = json.loads(body)
+        assert set(document) == {"code", "message", "details"} and document["details"] == [], name
+        assert document["message"], name
+        codes[name] = (status, document["code"])
+    assert codes == {
+        "unknown route": (404, 5),
+        "too large": (413, 8),
+        "gateway down": (503, 14),
+        "rate limited": (429, 8),
+    }
+    assert limited[1]["retry-after"] == "1"
+    preflight = {"access-control-request-method": "POST"}
+    _, listed, _ = answer(
+        f"{edge_alone}/v1/orders", "OPTIONS", origin="https://console.example.com", **preflight
+    )
+    _, other, _ = answer(f"{edge_alone}/v1/orders", "OPTIONS", origin="https://evil.example.net", **preflight)
+    assert listed["access-control-allow-origin"] == "https://console.example.com"
+    assert other["access-control-allow-origin"] is None
 
 
 def test_every_public_service_is_transcoded_and_every_rpc_has_an_http_route() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from omsctl import envoy as edge
 from omsctl.stack import SERVICES
 from services.gateway.routes import PUBLIC_SERVICES
 
@@ -229,7 +230,8 @@ def test_every_python_container_runs_one_pinned_platform_image_and_a_module_that
             images.add(container["image"])
             if command[:2] == ["python", "-m"]:
                 module = ROOT.joinpath(*command[2].split("."))
-                assert (module / "__main__.py").is_file(), f"no module {command[2]}"
+                runnable = (module / "__main__.py").is_file() or module.with_suffix(".py").is_file()
+                assert runnable, f"no module {command[2]}"
     assert len(images) == 1, f"the Python services must share one image, got {images}"
     assert re.fullmatch(r"[\w./-]+:[\w.-]+", images.pop()), "the platform image must carry a tag"
 
@@ -343,26 +345,52 @@ def test_envoys_gateway_cluster_resolves_to_every_gateway_pod(overlay: str) -> N
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_envoy_reads_the_config_and_descriptor_its_init_container_copies_from_the_image(overlay: str) -> None:
-    pod = of_kind(render(overlay), "Deployment")["envoy"]["spec"]["template"]["spec"]
-    (copier,) = pod["initContainers"]
-    *sources, target = copier["command"][1:]
-    for source in sources:
-        assert (ROOT / Path(source).relative_to("/app")).is_file(), f"the image has no {source}"
-    envoy = main_container(of_kind(render(overlay), "Deployment")["envoy"])
+def test_envoy_reads_the_config_and_descriptor_its_init_container_renders_from_the_image(
+    overlay: str, tmp_path: Path
+) -> None:
+    objects = render(overlay)
+    pod = of_kind(objects, "Deployment")["envoy"]["spec"]["template"]["spec"]
+    (renderer,) = pod["initContainers"]
+    assert renderer["command"][:3] == ["python", "-m", "omsctl.envoy"]
+    target = Path(renderer["command"][renderer["command"].index("--target") + 1])
+    settings = of_kind(objects, "ConfigMap")["oms-config"]["data"]
+    env = {
+        item["name"]: settings[item["valueFrom"]["configMapKeyRef"]["key"]]
+        for item in renderer.get("env", [])
+    }
+    config = edge.render_for_pod(edge.TEMPLATE, target, env)
+    envoy = main_container(of_kind(objects, "Deployment")["envoy"])
     config_path = envoy["args"][envoy["args"].index("-c") + 1]
-    manager = envoy_config()["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
     transcoder = next(
         f for f in manager["typed_config"]["http_filters"] if f["name"].endswith("grpc_json_transcoder")
     )
-    descriptor_path = transcoder["typed_config"]["proto_descriptor"]
-    copied = {str(Path(target) / Path(source).name) for source in sources}
-    assert {config_path, descriptor_path} <= copied
+    assert {config_path, transcoder["typed_config"]["proto_descriptor"]} == {
+        str(target / "envoy.yaml"),
+        str(target / "oms.pb"),
+    }
 
     def volumes_at_target(container: Object) -> set[str]:
-        return {m["name"] for m in container["volumeMounts"] if Path(m["mountPath"]) == Path(target)}
+        return {m["name"] for m in container["volumeMounts"] if Path(m["mountPath"]) == target}
 
-    assert volumes_at_target(copier) & volumes_at_target(envoy), "envoy does not see what was copied"
+    assert volumes_at_target(renderer) & volumes_at_target(envoy), "envoy does not see what was rendered"
+    edge.main(["--target", str(tmp_path), "--descriptor", str(ROOT / "gen" / "oms.pb")])
+    assert (tmp_path / "envoy.yaml").is_file() and (tmp_path / "oms.pb").is_file()
+
+
+@pytest.mark.parametrize(
+    ("overlay", "allowed"), [("prod", []), ("dev", ["http://localhost:*", "http://127.0.0.1:*"])]
+)
+def test_cors_allows_no_origin_in_prod_unless_listed_and_the_dev_origins_in_dev(
+    overlay: str, allowed: list[str]
+) -> None:
+    settings = of_kind(render(overlay), "ConfigMap")["oms-config"]["data"]
+    config = edge.render_for_pod(edge.TEMPLATE, Path("/etc/envoy"), settings)
+    (virtual_host,) = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"
+    ]["route_config"]["virtual_hosts"]
+    policy = virtual_host["typed_per_filter_config"][edge.CORS]
+    assert policy["allow_origin_string_match"] == edge.origin_matchers(allowed)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -16,12 +16,18 @@ import hmac
 import io
 import json
 import secrets
+import subprocess
+import sysconfig
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
 import jwt
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool
+from grpc_reflection.v1alpha import reflection_pb2
+from redis.asyncio import Redis
 
 from oms.common.v1 import common_pb2
 from oms.gateway.v1 import gateway_pb2, gateway_pb2_grpc
@@ -29,6 +35,7 @@ from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from omsctl.stack import Platform, edge_settings, write_state
 from omsctl.tracing import show
 from services.gateway import auth
+from services.gateway.routes import EDGE_SERVICES, public_proto_modules
 from services.kit import bus, tracing
 from tests.conftest import random_ref
 from tests.e2e.conftest import auth_metadata, bearer
@@ -36,6 +43,8 @@ from tests.e2e.test_walking_skeleton import http_call, order_json
 from tests.fixtures.channels.builders import big_shopee_payload, load
 
 CHUNK = 512 * 1024
+GRPCURL = str(Path(sysconfig.get_path("scripts")) / "grpcurl")
+public_proto_modules()
 
 
 async def call(
@@ -274,6 +283,106 @@ async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(platform
     assert status == 200
 
 
+async def test_two_hundred_concurrent_writes_under_a_service_limit_all_pass(platform: Platform) -> None:
+    metadata = auth_metadata(platform, "service", sub=random_ref("svc"))
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        stub = orders_pb2_grpc.OrdersServiceStub(channel)
+        results = await asyncio.gather(
+            *(
+                stub.IngestOrder(
+                    orders_pb2.IngestOrderRequest(**_taobao_order(random_ref("TB"))),
+                    metadata=metadata,
+                    timeout=60,
+                )
+                for _ in range(200)
+            ),
+            return_exceptions=True,
+        )
+    refused = [r.code().name for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert not [r for r in results if isinstance(r, BaseException)], refused
+    assert all(r.created for r in results if not isinstance(r, BaseException))
+
+
+async def test_a_paused_redis_answers_writes_rate_limiter_unavailable_not_the_callers_limit(
+    platform: Platform,
+) -> None:
+    ops = bearer(platform, "ops", sub=random_ref("ops"))
+    redis = Redis.from_url(platform.infra.redis_url)
+    answers: list[tuple[int, Any, str]] = []
+    # longer than the limiter's timeout (1 s) plus the time without answers that makes Redis down (2 s)
+    await redis.execute_command("CLIENT", "PAUSE", "6000", "ALL")
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 4.5:
+            status, headers, body = await call(
+                platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops
+            )
+            answers.append((status, body, headers.get("retry-after", "")))
+    finally:
+        await redis.execute_command("CLIENT", "UNPAUSE")
+        await redis.aclose()
+    assert 429 not in [status for status, _, _ in answers], answers
+    unavailable = [(body, retry) for status, body, retry in answers if status == 503]
+    assert unavailable, answers
+    assert unavailable[0][0]["message"] == "rate limiter unavailable; retry" and unavailable[0][1] == "1"
+    await asyncio.sleep(1.5)
+    status, _, _ = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    assert status == 200
+
+
+# ---- Envoy's own answers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("GET", "/v1/no-such-route", None, 404, 5),
+        ("DELETE", "/v1/orders", None, 404, 5),
+        ("POST", "/v1/orders", b'{"channel": ', 400, 3),
+        ("GET", "/v1/orders?noSuchParameter=1", None, 400, 3),
+    ],
+)
+async def test_envoys_own_errors_are_json_like_the_services(
+    platform: Platform, method: str, path: str, body: bytes | None, status: int, code: int
+) -> None:
+    answered, headers, answer = await call(
+        platform, method, path, body, token=bearer(platform, "ops"), **{"content-type": "application/json"}
+    )
+    assert (answered, headers["content-type"]) == (status, "application/json"), answer
+    assert answer["code"] == code and answer["message"] and answer["details"] == []
+
+
+async def test_an_unknown_json_body_field_is_refused_naming_it_and_nothing_is_written(
+    platform: Platform,
+) -> None:
+    ops = bearer(platform, "ops")
+    sku = random_ref("SKU-")
+    status, _, answer = await call(
+        platform, "PUT", f"/v1/inventory/skus/{sku}", {"title": "Tea", "colour": "green"}, token=ops
+    )
+    assert (status, answer["code"], answer["message"]) == (400, 3, "colour: is not a field of this request")
+    order = order_json(random_ref("OWN"))
+    order["lines"][0]["unitPrice"]["currencyKode"] = "CNY"
+    status, _, answer = await call(platform, "POST", "/v1/orders", order, token=ops)
+    assert status == 400 and answer["message"].startswith("lines.unitPrice.currencyKode:"), answer
+    status, _, _ = await call(
+        platform, "GET", f"/v1/channel-orders/CHANNEL_DOUYIN/{order['channelOrderId']}", token=ops
+    )
+    assert status == 404
+    del order["lines"][0]["unitPrice"]["currencyKode"]
+    status, _, answer = await call(platform, "POST", "/v1/orders", order, token=ops)
+    assert status == 200, answer
+
+
+async def test_a_native_grpc_call_cannot_plant_the_json_field_list(platform: Platform) -> None:
+    metadata = (*auth_metadata(platform, "ops"), ("x-oms-json-fields", "no_such_field"))
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        reply = await orders_pb2_grpc.OrdersServiceStub(channel).IngestOrder(
+            orders_pb2.IngestOrderRequest(**_taobao_order(random_ref("TB"))), metadata=metadata, timeout=10
+        )
+    assert reply.created
+
+
 # ---- large payloads -----------------------------------------------------------------------------
 
 
@@ -370,6 +479,71 @@ async def test_a_signed_payment_webhook_is_forwarded_once_and_its_retry_gets_the
     assert forged[0] == 401
     _, _, read = await call(platform, "GET", f"/v1/orders/{order['orderId']}", token=ops)
     assert read["order"]["paidAt"]
+
+
+def signed_payment(
+    platform: Platform, order: dict[str, Any], transaction_id: str
+) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {
+            "transaction_id": transaction_id,
+            "out_trade_no": order["orderId"],
+            "trade_state": "SUCCESS",
+            "amount": {"total": int(order["total"]["amountMinor"]), "currency": "CNY"},
+            "success_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        }
+    ).encode()
+    secret = base64.b64decode(json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])["wechat_pay"])
+    timestamp = str(int(time.time()))
+    signature = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+    return body, {"x-oms-webhook-timestamp": timestamp, "x-oms-webhook-signature": signature}
+
+
+async def test_five_concurrent_identical_webhooks_get_one_first_answer_and_four_duplicates(
+    platform: Platform,
+) -> None:
+    ops = bearer(platform, "ops")
+    _, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    body, headers = signed_payment(platform, created["order"], random_ref("wx"))
+
+    answers = await asyncio.gather(
+        *(call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **headers) for _ in range(5))
+    )
+
+    assert [status for status, _, _ in answers] == [200] * 5, answers
+    results = [answer["result"] for _, _, answer in answers]
+    assert sorted(result["duplicate"] for result in results) == [False, True, True, True, True]
+    assert len({result["reference"] for result in results}) == 1
+    _, _, payments = await call(
+        platform,
+        "GET",
+        f"/v1/payment-notifications?orderId={created['order']['orderId']}",
+        token=bearer(platform, "finance"),
+    )
+    assert len(payments["payments"]) == 1
+
+
+async def test_a_webhooks_audit_record_names_its_sender_and_the_ids_it_touched(platform: Platform) -> None:
+    ops = bearer(platform, "ops")
+    _, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    order_id, transaction_id = created["order"]["orderId"], random_ref("wx")
+    body, headers = signed_payment(platform, created["order"], transaction_id)
+    status, _, first = await call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **headers)
+    assert status == 200, first
+    forged = {**headers, "x-oms-webhook-signature": "0" * 64}
+    assert (await call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **forged))[0] == 401
+
+    status, _, audit = await call(
+        platform, "GET", f"/v1/audit-records?targetId={transaction_id}", token=bearer(platform, "admin")
+    )
+
+    assert status == 200, audit
+    records = audit["records"]
+    assert {record["principal"] for record in records} == {"webhook:payment:wechat_pay"}
+    assert all(record["method"].endswith("/ReceivePaymentWebhook") for record in records)
+    assert sorted(record["result"] for record in records) == ["OK", "UNAUTHENTICATED"]
+    accepted = next(record for record in records if record["result"] == "OK")
+    assert {order_id, transaction_id, first["result"]["reference"]} <= set(accepted["targetIds"])
 
 
 async def test_one_trace_id_reaches_the_timeline_the_event_and_the_audit_record(platform: Platform) -> None:
@@ -520,3 +694,68 @@ async def test_garbage_bytes_are_refused_as_invalid_and_break_nothing(
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     status, _, _ = await call(platform, "GET", "/v1/order-stats", token=bearer(platform, "ops"))
     assert status == 200
+
+
+# ---- reflection ---------------------------------------------------------------------------------
+
+
+async def test_grpcurl_describes_a_method_through_envoy(platform: Platform) -> None:
+    described = await asyncio.to_thread(
+        subprocess.run,
+        [
+            GRPCURL,
+            "-plaintext",
+            platform.endpoints["envoy"],
+            "describe",
+            "oms.orders.v1.OrdersService.GetOrder",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert described.returncode == 0, described.stderr
+    assert "rpc GetOrder ( .oms.orders.v1.GetOrderRequest ) returns ( .oms.orders.v1.GetOrderResponse )" in (
+        described.stdout
+    )
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+async def test_reflection_through_envoy_describes_every_public_method(
+    platform: Platform, version: str
+) -> None:
+    methods = [
+        f"{service}.{method.name}"
+        for service in EDGE_SERVICES
+        for method in descriptor_pool.Default().FindServiceByName(service).methods
+    ]
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        info = channel.stream_stream(
+            f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        replies = [
+            reply
+            async for reply in info(
+                iter(
+                    [reflection_pb2.ServerReflectionRequest(file_containing_symbol=name) for name in methods]
+                ),
+                timeout=30,
+            )
+        ]
+    not_found = [
+        reply.original_request.file_containing_symbol for reply in replies if reply.HasField("error_response")
+    ]
+    assert not not_found
+    assert len(replies) == len(methods)
+    for reply in replies:
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(raw)
+            for raw in reply.file_descriptor_response.file_descriptor_proto
+        ]
+        service, _, method = reply.original_request.file_containing_symbol.rpartition(".")
+        assert any(
+            f"{file.package}.{declared.name}" == service and method in [m.name for m in declared.method]
+            for file in files
+            for declared in file.service
+        ), reply.original_request.file_containing_symbol

@@ -8,7 +8,20 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from omsctl.stack import Infra
-from services.gateway.limits import Decision, Limit, LocalTokenBucket, RateLimiter, RedisTokenBucket
+from services.gateway.config import (
+    DEFAULT_LIMITER,
+    DEFAULT_REDIS_MAX_CONNECTIONS,
+    DEFAULT_REDIS_SOCKET_TIMEOUT_SECONDS,
+)
+from services.gateway.limits import (
+    Decision,
+    Limit,
+    LimiterSettings,
+    LocalTokenBucket,
+    RateLimiter,
+    RedisTokenBucket,
+    connect_redis,
+)
 
 NOW = 1_700_000_000.0
 
@@ -149,4 +162,54 @@ async def test_without_redis_reads_are_limited_per_replica_and_costly_writes_ref
     write = await limiter.check("writer", limit, NOW, costly=True)
 
     assert [d.allowed for d in reads] == [True, True, True, False]
-    assert write == Decision(allowed=False, retry_after_seconds=1.0, remaining=0)
+    assert write == Decision(allowed=False, retry_after_seconds=1.0, remaining=0, unavailable=True)
+
+
+async def test_two_hundred_concurrent_writes_under_the_limit_all_pass_with_the_gateways_settings(
+    infra: Infra, key_prefix: str
+) -> None:
+    client = connect_redis(
+        infra.redis_url, DEFAULT_REDIS_MAX_CONNECTIONS, DEFAULT_REDIS_SOCKET_TIMEOUT_SECONDS
+    )
+    limiter = RateLimiter(RedisTokenBucket(client, prefix=key_prefix), LocalTokenBucket(), DEFAULT_LIMITER)
+    limit = Limit(rate_per_second=1000, burst=2000)
+
+    try:
+        decisions = await asyncio.gather(
+            *(limiter.check("service-1:write", limit, NOW, costly=True) for _ in range(200))
+        )
+        left = await RedisTokenBucket(client, prefix=key_prefix).take("service-1:write", limit, NOW)
+    finally:
+        await client.aclose()
+
+    assert all(d.allowed for d in decisions)
+    assert left.remaining == 2000 - 201  # every one was counted in the shared bucket
+
+
+async def test_a_paused_redis_makes_costly_writes_unavailable_never_the_callers_limit(
+    infra: Infra, redis: Redis, key_prefix: str
+) -> None:
+    client = connect_redis(infra.redis_url, 16, 2.0)
+    settings = LimiterSettings(
+        redis_timeout_seconds=0.1, redis_down_after_seconds=0.3, redis_retry_seconds=0.5
+    )
+    limiter = RateLimiter(RedisTokenBucket(client, prefix=key_prefix), LocalTokenBucket(), settings)
+    limit = Limit(rate_per_second=1000, burst=2000)
+    await limiter.check("w", limit, NOW, costly=True)  # connected and answering
+
+    await redis.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    try:
+        during = []
+        for _ in range(10):
+            during.append(await limiter.check("w", limit, NOW, costly=True))
+            await asyncio.sleep(0.05)
+    finally:
+        await redis.execute_command("CLIENT", "UNPAUSE")
+    await asyncio.sleep(0.6)
+    after = await limiter.check("w", limit, NOW, costly=True)
+    await client.aclose()
+
+    assert not [d for d in during if not d.allowed and not d.unavailable], "refused as over the limit"
+    assert any(d.unavailable for d in during)
+    assert during[0].allowed  # one slow answer is not an outage
+    assert after.allowed and not after.unavailable

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from services.gateway.limits import (
     Decision,
     Limit,
+    LimiterSettings,
     LocalTokenBucket,
     RateLimiter,
     RedisTokenBucket,
@@ -71,15 +73,37 @@ def test_the_local_bucket_forgets_the_least_recently_used_keys() -> None:
     assert not bucket.take("c", limit, NOW).allowed
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SlowRedisBucket(RedisTokenBucket):
+    """Answers every call, after `delay` seconds (a Redis, or an event loop, that is slow but up)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self._answers = LocalTokenBucket()
+
+    async def take(self, key: str, limit: Limit, now: float, cost: int = 1) -> Decision:
+        await asyncio.sleep(self.delay)
+        return self._answers.take(key, limit, now, cost)
+
+
 async def test_the_limiter_tries_redis_again_once_the_retry_interval_has_passed() -> None:
-    redis_bucket = FlakyRedisBucket()
-    limiter = RateLimiter(redis_bucket, LocalTokenBucket(), redis_retry_seconds=1.0)
+    redis_bucket, clock = FlakyRedisBucket(), Clock()
+    limiter = RateLimiter(redis_bucket, LocalTokenBucket(), LimiterSettings(redis_retry_seconds=1.0), clock)
     limit = Limit(rate_per_second=1, burst=5)
 
     await limiter.check("k", limit, NOW, costly=False)
+    clock.now = 0.5
     await limiter.check("k", limit, NOW + 0.5, costly=False)
     calls_while_down = redis_bucket.calls
     redis_bucket.down = False
+    clock.now = 1.0
     costly = await limiter.check("k", limit, NOW + 1.0, costly=True)
 
     assert calls_while_down == 1
@@ -87,14 +111,72 @@ async def test_the_limiter_tries_redis_again_once_the_retry_interval_has_passed(
     assert redis_bucket.calls == 2
 
 
+async def test_a_refused_connection_refuses_costly_writes_as_unavailable_not_as_the_callers_limit() -> None:
+    limiter = RateLimiter(FlakyRedisBucket(), LocalTokenBucket())
+    limit = Limit(rate_per_second=1, burst=5)
+
+    write = await limiter.check("k", limit, NOW, costly=True)
+    read = await limiter.check("k", limit, NOW, costly=False)
+
+    assert write == Decision(allowed=False, retry_after_seconds=1.0, remaining=0, unavailable=True)
+    assert read.allowed and not read.unavailable
+
+
+async def test_a_slow_answer_is_decided_by_the_local_bucket_and_redis_is_not_taken_for_down() -> None:
+    redis_bucket = SlowRedisBucket(delay=0.05)
+    limiter = RateLimiter(
+        redis_bucket,
+        LocalTokenBucket(),
+        LimiterSettings(redis_timeout_seconds=0.01, redis_down_after_seconds=0.5),
+    )
+    limit = Limit(rate_per_second=1000, burst=2000)
+
+    decisions = [await limiter.check("k", limit, NOW, costly=True) for _ in range(5)]
+    await asyncio.sleep(0.06)  # the late answers arrive: Redis is up
+    redis_bucket.delay = 0
+    answered = await limiter.check("k", limit, NOW, costly=True)
+
+    assert all(d.allowed and not d.unavailable for d in decisions)
+    assert not limiter.redis_down
+    assert answered.allowed and answered.remaining < 2000 - 5
+
+
+async def test_timeouts_with_no_answer_for_the_down_interval_make_redis_down() -> None:
+    clock = Clock()
+    limiter = RateLimiter(
+        SlowRedisBucket(delay=10),
+        LocalTokenBucket(),
+        LimiterSettings(redis_timeout_seconds=0.01, redis_down_after_seconds=2.0, redis_retry_seconds=1.0),
+        clock,
+    )
+    limit = Limit(rate_per_second=1000, burst=2000)
+
+    early = await limiter.check("k", limit, NOW, costly=True)
+    clock.now = 1.9
+    still = await limiter.check("k", limit, NOW, costly=True)
+    clock.now = 2.0
+    down = await limiter.check("k", limit, NOW, costly=True)
+
+    assert early.allowed and still.allowed
+    assert down.unavailable and not down.allowed
+    assert limiter.redis_down
+    clock.now = 3.0  # the retry interval has passed, and the probe times out again
+    retried = await limiter.check("k", limit, NOW, costly=True)
+    assert retried.unavailable
+
+
 async def test_the_limiter_warns_about_redis_at_most_once_every_ten_seconds(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    limiter = RateLimiter(FlakyRedisBucket(), LocalTokenBucket(), redis_retry_seconds=0)
+    clock = Clock()
+    limiter = RateLimiter(
+        FlakyRedisBucket(), LocalTokenBucket(), LimiterSettings(redis_retry_seconds=0), clock
+    )
     limit = Limit(rate_per_second=100, burst=100)
 
     with caplog.at_level(logging.WARNING, logger="services.gateway.limits"):
         for second in (0, 1, 5, 9.9, 10, 15):
+            clock.now = second
             await limiter.check("k", limit, NOW + second, costly=False)
 
     assert len(caplog.records) == 2

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from oms.orders.v1 import orders_pb2
-from services.gateway.webhooks import WebhookError, carrier_report, payment_report
+from services.gateway.webhooks import WebhookError, carrier_report, payload_targets, payment_report
 
 
 def wechat(**changes: object) -> bytes:
@@ -87,3 +87,13 @@ def test_a_carrier_push_becomes_a_carrier_source_report() -> None:
     report = carrier_report("sf", body)
     assert report.source == "CARRIER" and report.channel == orders_pb2.CHANNEL_TAOBAO
     assert report.fields["tracking"]["node"] == "SIGNED" and report.fields["waybill_no"] == "SF1"
+
+
+def test_a_notifications_target_ids_are_read_even_when_it_is_otherwise_invalid() -> None:
+    assert payload_targets("payment", wechat(trade_state="NONSENSE")) == ["4200001", "order-1"]
+    assert payload_targets("carrier", b'{"waybill_no": "SF1", "order_id": "o-1", "node": 5}') == [
+        "SF1",
+        "o-1",
+    ]
+    assert payload_targets("payment", b"not json") == []
+    assert payload_targets("channel", wechat()) == []
