@@ -7,6 +7,7 @@ from __future__ import annotations
 from services.routing.domain.geography import BY_NAME, PROVINCES, distance_km
 from services.routing.domain.model import (
     COLD_CHAIN,
+    FRESH,
     Carrier,
     CarrierRule,
     Coverage,
@@ -56,7 +57,9 @@ CARRIERS = (
 _CARRIER_TERMS = {"SF": (1.3, 200, -1), "SF-COLD": (2.0, 400, -1), "ZTO": (1.0, 100, 0), "EMS": (1.2, 150, 1)}
 
 CARRIER_RULES = (
-    CarrierRule("cold chain only by cold-chain carriers", "SF-COLD", "cold chain", goods_types=(COLD_CHAIN,)),
+    CarrierRule(
+        "cold chain only by cold-chain carriers", "SF-COLD", "cold chain", goods_types=(COLD_CHAIN, FRESH)
+    ),
     CarrierRule("remote regions by EMS", "EMS", "standard", remote=True),
     CarrierRule("expedited orders by SF express", "SF", "express", priorities=("expedited",)),
     CarrierRule("East China by SF economy", "SF", "economy", areas=("east",)),

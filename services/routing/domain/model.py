@@ -12,16 +12,20 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from services.kit.errors import InvalidArgument
 from services.routing.domain.geography import BY_NAME, Place, normalise
 
 COLD_CHAIN = "cold_chain"
+FRESH = "fresh"
 MAX_LINES = 200
 PRIORITIES = ("standard", "expedited", "member")
-GOODS_TYPES = ("normal", COLD_CHAIN)
+GOODS_TYPES = ("normal", FRESH, COLD_CHAIN)
+# goods that must stay chilled: only cold-chain warehouses and carriers may ship them
+CHILLED = frozenset({FRESH, COLD_CHAIN})
+DEFAULT_UNIT_WEIGHT_G = 500
 
 
 class Tier(StrEnum):
@@ -161,9 +165,17 @@ class RuleSet:
 class RouteLine:
     sku: str
     quantity: int
-    unit_weight_g: int = 500
+    unit_weight_g: int = DEFAULT_UNIT_WEIGHT_G
     goods_type: str = "normal"
     unit_value_minor: int = 0
+
+
+@dataclass(frozen=True)
+class SkuFacts:
+    """What inventory's catalogue says about a SKU; 0 g means the catalogue does not know its weight."""
+
+    goods_type: str = "normal"
+    weight_g: int = 0
 
 
 @dataclass(frozen=True)
@@ -175,7 +187,23 @@ class RouteRequest:
 
     @property
     def cold(self) -> bool:
-        return any(line.goods_type == COLD_CHAIN for line in self.lines)
+        return any(line.goods_type in CHILLED for line in self.lines)
+
+
+def with_catalogue(request: RouteRequest, catalogue: Mapping[str, SkuFacts]) -> RouteRequest:
+    """The SKUs' own goods type and weight replace whatever the caller said: callers (orders, channels)
+    do not know them, and a cold-chain SKU routed as normal goods ships warm."""
+    lines = []
+    for line in request.lines:
+        facts = catalogue.get(line.sku, SkuFacts())
+        lines.append(
+            replace(
+                line,
+                goods_type=facts.goods_type if facts.goods_type in GOODS_TYPES else "normal",
+                unit_weight_g=facts.weight_g or line.unit_weight_g,
+            )
+        )
+    return replace(request, lines=tuple(lines))
 
 
 @dataclass(frozen=True)
@@ -264,7 +292,7 @@ def choose_carrier(
     priority: str,
 ) -> tuple[CarrierRule, Rate] | None:
     region = BY_NAME[destination.province]
-    cold = COLD_CHAIN in goods_types
+    cold = bool(goods_types & CHILLED)
     carriers = {c.code: c for c in rules.carriers}
     for rule in rules.carrier_rules:
         if rule.areas and region.area not in rule.areas:
@@ -421,7 +449,7 @@ def plan(
             request, rules, split, verdicts + [v for v in excluded if v.warehouse_id not in chosen]
         )
 
-    reason, detail = _park_reason(request, rules, excluded)
+    reason, detail = _park_reason(request, rules, excluded, stock)
     return _decision(request, rules, (), excluded, reason, detail)
 
 
@@ -492,7 +520,9 @@ def _allocate(
     return allocation
 
 
-def _park_reason(request: RouteRequest, rules: RuleSet, excluded: list[Verdict]) -> tuple[ParkReason, str]:
+def _park_reason(
+    request: RouteRequest, rules: RuleSet, excluded: list[Verdict], stock: Mapping[tuple[str, str], int]
+) -> tuple[ParkReason, str]:
     province = request.destination.province
     covering = {
         w.warehouse_id for w in rules.warehouses if rules.tier_for(w.warehouse_id, request.destination)
@@ -506,6 +536,19 @@ def _park_reason(request: RouteRequest, rules: RuleSet, excluded: list[Verdict])
         unreachable = {v.warehouse_id for v in excluded if v.reason == "no carrier rule fits"}
         if cold <= unreachable:
             return ParkReason.COLD_CHAIN_IMPOSSIBLE, f"no cold-chain carrier reaches {province}"
+        warm = {w.warehouse_id for w in rules.warehouses if not w.cold_chain}
+        for line in request.lines:
+            if line.goods_type not in CHILLED:
+                continue
+            in_cold = sum(stock.get((line.sku, w), 0) for w in cold)
+            holders = sorted(w for w in warm if stock.get((line.sku, w), 0) > 0)
+            # the stock exists, only where it may not leave from: waiting for a restock there is useless
+            if in_cold < line.quantity and holders:
+                return (
+                    ParkReason.COLD_CHAIN_IMPOSSIBLE,
+                    f"{line.sku} needs a cold chain: the cold-chain warehouses that ship to {province} hold "
+                    f"{in_cold} of {line.quantity}, the rest is at {', '.join(holders)} without one",
+                )
     return ParkReason.OUT_OF_STOCK, f"not enough stock in the warehouses that can ship to {province}"
 
 

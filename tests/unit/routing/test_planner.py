@@ -9,14 +9,17 @@ from services.routing.domain.defaults import default_rules
 from services.routing.domain.geography import PROVINCES, normalise
 from services.routing.domain.model import (
     COLD_CHAIN,
+    FRESH,
     Coverage,
     ExpectedDecision,
     ParkReason,
     RouteLine,
     RouteRequest,
     RuleSet,
+    SkuFacts,
     check_expected,
     plan,
+    with_catalogue,
 )
 
 RULES = default_rules()
@@ -161,3 +164,35 @@ def test_the_same_inputs_always_give_the_same_decision() -> None:
 def test_expedited_orders_weigh_delivery_days() -> None:
     decision = plan(request(HANGZHOU, priority="expedited"), RULES, everywhere("TEA"), {})
     assert (decision.shipments[0].carrier, decision.shipments[0].service) == ("SF", "express")
+
+
+def test_a_cold_chain_sku_held_only_by_warehouses_without_cold_chain_parks_as_cold_chain_impossible() -> None:
+    fish = RouteLine("FISH", 2, goods_type=COLD_CHAIN)
+    warm_only = {("FISH", "WH-BJ"): 50, ("FISH", "WH-WH"): 50}
+    decision = plan(request(HANGZHOU, fish), RULES, warm_only, {})
+    assert decision.parked is ParkReason.COLD_CHAIN_IMPOSSIBLE and not decision.shipments
+    assert "FISH needs a cold chain" in decision.park_detail and "WH-BJ, WH-WH" in decision.park_detail
+    verdicts = {v.warehouse_id: v.reason for v in decision.verdicts}
+    assert verdicts["WH-BJ"] == verdicts["WH-WH"] == "cannot ship cold-chain goods"
+
+
+def test_a_cold_chain_sku_out_of_stock_everywhere_is_simply_out_of_stock() -> None:
+    fish = RouteLine("FISH", 2, goods_type=COLD_CHAIN)
+    assert plan(request(HANGZHOU, fish), RULES, {}, {}).parked is ParkReason.OUT_OF_STOCK
+
+
+def test_fresh_goods_stay_chilled_like_cold_chain() -> None:
+    milk = RouteLine("MILK", 1, goods_type=FRESH)
+    decision = plan(request(HANGZHOU, milk), RULES, everywhere("MILK"), {})
+    [shipment] = decision.shipments
+    assert (shipment.warehouse_id, shipment.carrier) == ("WH-SH", "SF-COLD")
+
+
+def test_the_catalogue_replaces_what_the_caller_said_about_goods_type_and_weight() -> None:
+    said = request(HANGZHOU, RouteLine("FISH", 1), RouteLine("TEA", 2, unit_weight_g=300))
+    known = with_catalogue(said, {"FISH": SkuFacts(COLD_CHAIN, 1200), "TEA": SkuFacts("normal", 0)})
+    assert [(line.goods_type, line.unit_weight_g) for line in known.lines] == [
+        (COLD_CHAIN, 1200),
+        ("normal", 300),
+    ]
+    assert known.cold
