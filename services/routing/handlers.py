@@ -122,6 +122,7 @@ class PlanCommand:
     city: str
     lines: tuple[RouteLine, ...]
     priority: str = "standard"
+    country: str = "CN"
 
 
 @dataclass(frozen=True)
@@ -134,13 +135,16 @@ class StoredDecision:
 
 
 def validate(command: PlanCommand) -> RouteRequest:
-    return route_request(command.order_id, command.province, command.city, command.lines, command.priority)
+    return route_request(
+        command.order_id, command.province, command.city, command.lines, command.priority, command.country
+    )
 
 
 def _inputs(request: RouteRequest, stock: dict[tuple[str, str], int], load: dict[str, int]) -> dict[str, Any]:
     return {
         "request": {
             "order_id": request.order_id,
+            "country": request.destination.country,
             "province": request.destination.province,
             "city": request.destination.city,
             "lines": [asdict(line) for line in request.lines],
@@ -156,7 +160,7 @@ def replay(inputs: dict[str, Any], rules: RuleSet) -> Decision:
     raw = inputs["request"]
     request = RouteRequest(
         raw["order_id"],
-        normalise(raw["province"], raw["city"]),
+        normalise(raw["province"], raw["city"], country=raw.get("country", "CN")),
         tuple(RouteLine(**line) for line in raw["lines"]),
         raw["priority"],
     )
@@ -605,6 +609,7 @@ async def retry_parked(
                 raw["city"],
                 tuple(RouteLine(**line) for line in raw["lines"]),
                 raw["priority"],
+                raw.get("country", "CN"),
             ),
         )
         planned += not stored.result["parked"]

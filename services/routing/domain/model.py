@@ -20,6 +20,8 @@ from services.routing.domain.geography import BY_NAME, Place, normalise
 
 COLD_CHAIN = "cold_chain"
 FRESH = "fresh"
+# the carrier-rule area of every destination outside mainland China
+CROSS_BORDER = "cross_border"
 MAX_LINES = 200
 PRIORITIES = ("standard", "expedited", "member")
 GOODS_TYPES = ("normal", FRESH, COLD_CHAIN)
@@ -68,6 +70,8 @@ class Warehouse:
     cold_chain: bool = False
     daily_capacity: int = 10_000
     open: bool = True
+    # may ship out of mainland China (bonded, with customs clearance); only these may cover regions abroad
+    cross_border: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class Carrier:
     code: str
     name: str
     cold_chain: bool = False
+    # carries parcels out of mainland China; the only carriers used for destinations abroad
+    cross_border: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,8 +148,8 @@ class RuleSet:
             if entry.warehouse_id != warehouse_id:
                 continue
             covered = (
-                destination.province in entry.regions
-                or f"{destination.province}/{destination.city}" in entry.regions
+                destination.region in entry.regions
+                or f"{destination.region}/{destination.city}" in entry.regions
             )
             if covered and (best is None or list(Tier).index(entry.tier) < list(Tier).index(best)):
                 best = entry.tier
@@ -249,12 +255,18 @@ class Decision:
 
 
 def route_request(
-    order_id: str, province: str, city: str, lines: tuple[RouteLine, ...], priority: str
+    order_id: str,
+    province: str,
+    city: str,
+    lines: tuple[RouteLine, ...],
+    priority: str,
+    country: str = "CN",
 ) -> RouteRequest:
-    """An order as routing accepts it: a known province, 1-200 distinct lines, known goods types."""
+    """An order as routing accepts it: a known mainland province (or a country code outside it),
+    1-200 distinct lines, known goods types."""
     if not order_id or len(order_id) > 64:
         raise InvalidArgument("order_id", "is required (at most 64 characters)")
-    place = normalise(province, city)
+    place = normalise(province, city, country=country)
     if not lines:
         raise InvalidArgument("lines", "an order needs at least one line")
     if len(lines) > MAX_LINES:
@@ -291,17 +303,20 @@ def choose_carrier(
     weight_g: int,
     priority: str,
 ) -> tuple[CarrierRule, Rate] | None:
-    region = BY_NAME[destination.province]
+    if destination.cross_border:
+        area, remote = CROSS_BORDER, False
+    else:
+        area, remote = BY_NAME[destination.province].area, BY_NAME[destination.province].remote
     cold = bool(goods_types & CHILLED)
     carriers = {c.code: c for c in rules.carriers}
     for rule in rules.carrier_rules:
-        if rule.areas and region.area not in rule.areas:
+        if rule.areas and area not in rule.areas:
             continue
-        if rule.provinces and destination.province not in rule.provinces:
+        if rule.provinces and destination.region not in rule.provinces:
             continue
         if rule.goods_types and not goods_types & set(rule.goods_types):
             continue
-        if rule.remote is not None and region.remote != rule.remote:
+        if rule.remote is not None and remote != rule.remote:
             continue
         if rule.priorities and priority not in rule.priorities:
             continue
@@ -310,7 +325,9 @@ def choose_carrier(
         carrier = carriers.get(rule.carrier)
         if carrier is None or (cold and not carrier.cold_chain):
             continue
-        rate = rules.rate(warehouse.warehouse_id, destination.province, rule.carrier)
+        if destination.cross_border and not carrier.cross_border:
+            continue
+        rate = rules.rate(warehouse.warehouse_id, destination.region, rule.carrier)
         if rate is not None:
             return rule, rate
     return None
@@ -375,7 +392,7 @@ def plan(
         elif load.get(warehouse.warehouse_id, 0) >= warehouse.daily_capacity:
             reason = f"at its daily capacity of {warehouse.daily_capacity} orders"
         elif tier is None:
-            reason = f"does not cover {destination.province}"
+            reason = f"does not cover {destination.region}"
         elif request.cold and not warehouse.cold_chain:
             reason = "cannot ship cold-chain goods"
         if reason:
@@ -498,7 +515,7 @@ def _allocate(
         rates = [
             r.per_parcel_minor
             for r in rules.rates
-            if r.warehouse_id == warehouse.warehouse_id and r.province == destination.province
+            if r.warehouse_id == warehouse.warehouse_id and r.province == destination.region
         ]
         return min(rates, default=10**9)
 
@@ -523,7 +540,7 @@ def _allocate(
 def _park_reason(
     request: RouteRequest, rules: RuleSet, excluded: list[Verdict], stock: Mapping[tuple[str, str], int]
 ) -> tuple[ParkReason, str]:
-    province = request.destination.province
+    province = request.destination.region
     covering = {
         w.warehouse_id for w in rules.warehouses if rules.tier_for(w.warehouse_id, request.destination)
     }
@@ -575,7 +592,10 @@ def _decision(
 def explain(decision: Decision, rules: RuleSet) -> tuple[str, ...]:
     """The decision in plain language, one sentence per warehouse."""
     names = {w.warehouse_id: w.name for w in rules.warehouses}
-    where = f"{decision.destination.city}, {decision.destination.province}"
+    destination = decision.destination
+    where = f"{destination.city}, {destination.province}"
+    if destination.cross_border and destination.province != destination.country:
+        where += f" ({destination.country})"
     lines: list[str] = []
     if decision.parked:
         lines.append(f"Parked ({decision.parked.value}): {decision.park_detail}.")

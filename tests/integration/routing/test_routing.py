@@ -281,6 +281,49 @@ async def test_a_cold_chain_sku_is_routed_by_its_catalogue_entry_whatever_the_ca
     assert [(line["goods_type"], line["unit_weight_g"]) for line in lines] == [("cold_chain", 1200)]
 
 
+def singapore(order_id: str) -> pb.PlanFulfilmentRequest:
+    """The address the Shopee adapter makes of the documented SG fixture (a city-state: no state, no city)."""
+    return pb.PlanFulfilmentRequest(
+        order_id=order_id,
+        address=common_pb2.Address(
+            country_code="SG",
+            province="SG",
+            city="SG",
+            detail="1 Orchard Road",
+            recipient_name="T",
+            phone="65",
+        ),
+        lines=[pb.RouteLine(sku="TEA", quantity=2)],
+    )
+
+
+async def test_a_singapore_order_is_planned_at_the_cross_border_warehouse_never_refused(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 50)
+    await stack.receive("WH-XB", "TEA", 50)
+    decision = (await stack.routing.PlanFulfilment(singapore("o-sg"))).decision
+    [shipment] = decision.shipments
+    assert (shipment.warehouse_id, shipment.carrier) == ("WH-XB", "SF-INTL")
+    assert (decision.country_code, decision.province, decision.city) == ("SG", "Singapore", "Singapore")
+    assert any(line.startswith("Shanghai excluded: does not cover SG") for line in decision.explanation)
+
+    mainland_only = replace(
+        default_rules(),
+        warehouses=tuple(w for w in WAREHOUSES if not w.cross_border),
+        coverage=tuple(c for c in default_rules().coverage if c.warehouse_id != "WH-XB"),
+        rates=tuple(r for r in default_rules().rates if r.warehouse_id != "WH-XB"),
+    )
+    draft = await stack.routing.SaveDraftRuleSet(
+        pb.SaveDraftRuleSetRequest(document_json=json.dumps(to_document(mainland_only)), note="no exports")
+    )
+    await stack.routing.ActivateRuleSet(pb.ActivateRuleSetRequest(version=draft.rule_set.version))
+    parked = (await stack.routing.PlanFulfilment(singapore("o-sg-2"))).decision
+    assert (parked.parked_reason, parked.parked_detail) == ("no_coverage", "no warehouse covers SG")
+    listed = (await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())).orders
+    assert [(o.order_id, o.reason, o.detail) for o in listed] == [
+        ("o-sg-2", "no_coverage", "no warehouse covers SG")
+    ]
+
+
 async def test_an_unknown_sku_is_a_permanent_answer_naming_the_sku(stack: Stack) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stack.routing.PlanFulfilment(order("o-x", "浙江", "杭州", pb.RouteLine(sku="NOPE", quantity=1)))
