@@ -111,14 +111,20 @@ async def put_sku(
     statement = insert(skus_table).values(sku=entry.sku, **values, updated_at=uow.clock.now())
     changed = or_(*(skus_table.c[name].is_distinct_from(statement.excluded[name]) for name in _CATALOGUE))
     async with uow:
-        await uow.conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["sku"],
-                set_={**values, "updated_at": statement.excluded.updated_at},
-                where=changed,
+        written = (
+            await uow.conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["sku"],
+                    set_={**values, "updated_at": statement.excluded.updated_at},
+                    where=changed,
+                ).returning(*skus_table.c)
             )
-        )
-        row = (await uow.conn.execute(select(skus_table).where(skus_table.c.sku == entry.sku))).one()
+        ).first()
+        if written is None:  # a repeat: nothing changed, nothing to announce
+            row = (await uow.conn.execute(select(skus_table).where(skus_table.c.sku == entry.sku))).one()
+        else:
+            row = written
+            uow.publish("inventory.sku_updated", events_pb2.SkuUpdated(sku=messages.sku(row)))
         await uow.commit()
     return row
 

@@ -81,7 +81,7 @@ async def test_grpc_errors_name_the_field_and_shortages_come_back_as_data(
 
 
 async def test_a_sku_keeps_its_catalogue_attributes_and_a_repeat_changes_nothing(
-    stub: inventory_pb2_grpc.InventoryServiceStub,
+    stub: inventory_pb2_grpc.InventoryServiceStub, inventory: Inventory
 ) -> None:
     request = pb.PutSkuRequest(
         sku="FISH-1",
@@ -99,11 +99,14 @@ async def test_a_sku_keeps_its_catalogue_attributes_and_a_repeat_changes_nothing
     )
     again = (await stub.PutSku(request)).sku
     assert again == stored
+    assert await inventory.outbox_subjects() == ["inventory.sku_updated"]  # the repeat announced nothing
     read = (await stub.GetSku(pb.GetSkuRequest(sku="FISH-1"))).sku
     assert read == stored
 
     await stub.PutSku(pb.PutSkuRequest(sku="MUG-1", title="Name mug", customised=True))
     mug = (await stub.GetSku(pb.GetSkuRequest(sku="MUG-1"))).sku
+    await stub.PutSku(pb.PutSkuRequest(sku="MUG-1", title="Name mug", customised=True, weight_g=350))
+    assert await inventory.outbox_subjects() == ["inventory.sku_updated"] * 3
     assert (mug.goods_type, mug.customised, mug.weight_g) == (pb.GOODS_TYPE_NORMAL, True, 0)
     cold = await stub.ListSkus(pb.ListSkusRequest(goods_type=pb.GOODS_TYPE_COLD_CHAIN))
     assert [s.sku for s in cold.skus] == ["FISH-1"]
