@@ -312,9 +312,35 @@ async def test_a_singapore_order_is_planned_at_the_cross_border_warehouse_never_
         coverage=tuple(c for c in default_rules().coverage if c.warehouse_id != "WH-XB"),
         rates=tuple(r for r in default_rules().rates if r.warehouse_id != "WH-XB"),
     )
+    async with stack.routing_engine.connect() as conn:
+        logged = (
+            await conn.execute(
+                text(
+                    "SELECT d.inputs, d.result, r.document, r.version FROM decisions d "
+                    "JOIN rule_sets r ON r.version = d.rule_set_version WHERE d.order_id = 'o-sg'"
+                )
+            )
+        ).one()
+    replayed = handlers.replay(logged.inputs, from_document(logged.version, logged.document))
+    assert handlers.result_document(replayed) == logged.result
+
+    case = pb.ExpectedDecision(
+        name="Singapore → WH-XB",
+        country_code="SG",
+        province="SG",
+        city="SG",
+        lines=[pb.RouteLine(sku="X", quantity=1)],
+        expect_warehouse_id="WH-XB",
+    )
+    await stack.routing.PutExpectedDecisions(pb.PutExpectedDecisionsRequest(cases=[case]))
     draft = await stack.routing.SaveDraftRuleSet(
         pb.SaveDraftRuleSetRequest(document_json=json.dumps(to_document(mainland_only)), note="no exports")
     )
+    dry = await stack.routing.DryRunRuleSet(pb.DryRunRuleSetRequest(version=draft.rule_set.version))
+    assert [(c.name, c.passed, c.detail) for c in dry.cases] == [
+        ("Singapore → WH-XB", False, "expected WH-XB, got parked")
+    ]
+    await stack.routing.PutExpectedDecisions(pb.PutExpectedDecisionsRequest(cases=[]))
     await stack.routing.ActivateRuleSet(pb.ActivateRuleSetRequest(version=draft.rule_set.version))
     parked = (await stack.routing.PlanFulfilment(singapore("o-sg-2"))).decision
     assert (parked.parked_reason, parked.parked_detail) == ("no_coverage", "no warehouse covers SG")
