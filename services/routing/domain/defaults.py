@@ -40,7 +40,6 @@ WAREHOUSES = (
         cross_border=True,
     ),
 )
-MAINLAND_WAREHOUSES = tuple(w for w in WAREHOUSES if not w.cross_border)
 # the cross-border warehouse reaches Hong Kong and Macao next day, everything else abroad by standard
 XB_NEXT_DAY = ("HK", "MO")
 

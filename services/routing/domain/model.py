@@ -563,8 +563,9 @@ def _park_reason(
             if in_cold < line.quantity and holders:
                 return (
                     ParkReason.COLD_CHAIN_IMPOSSIBLE,
-                    f"{line.sku} needs a cold chain: the cold-chain warehouses that ship to {province} hold "
-                    f"{in_cold} of {line.quantity}, the rest is at {', '.join(holders)} without one",
+                    f"{line.sku} needs a cold chain: the cold-chain warehouses that ship to {province} "
+                    f"hold {in_cold} of {line.quantity}; it is stocked at {', '.join(holders)}, "
+                    "without cold chain",
                 )
     return ParkReason.OUT_OF_STOCK, f"not enough stock in the warehouses that can ship to {province}"
 
