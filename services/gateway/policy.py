@@ -87,6 +87,8 @@ POLICY: dict[str, Rule] = {
     f"{ORDERS}/AssignCustomers": _w(ADMINS),
     f"{INVENTORY}/PutWarehouse": _w(STAFF),
     f"{INVENTORY}/PutSku": _w(STAFF),
+    f"{INVENTORY}/GetSku": _r(STOCK_READERS | {"channel"}),
+    f"{INVENTORY}/ListSkus": _r(STOCK_READERS | {"channel"}),
     f"{INVENTORY}/SetStockPolicy": _w(STAFF),
     f"{INVENTORY}/Reserve": _w(STAFF | {"service"}),
     f"{INVENTORY}/CommitReservation": _w(STAFF | {"service"}),

@@ -10,7 +10,7 @@ from oms.common.v1 import common_pb2
 from oms.inventory.v1 import inventory_pb2 as pb
 from oms.inventory.v1 import inventory_pb2_grpc
 from services.inventory import handlers, messages
-from services.inventory.domain.model import Line, ReplenishmentStatus
+from services.inventory.domain.model import GoodsType, Line, ReplenishmentStatus
 from services.inventory.handlers import Policy, Shortage
 from services.kit.db import UnitOfWork
 from services.kit.errors import InvalidArgument
@@ -32,8 +32,31 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return pb.PutWarehouseResponse()
 
     async def PutSku(self, request: pb.PutSkuRequest, context: Ctx) -> pb.PutSkuResponse:
-        await handlers.put_sku(self.uow(), request.sku, request.title)
-        return pb.PutSkuResponse()
+        row = await handlers.put_sku(
+            self.uow(),
+            request.sku,
+            request.title,
+            _goods_type(request.goods_type) or GoodsType.NORMAL,
+            request.category,
+            request.weight_g,
+            request.customised,
+        )
+        return pb.PutSkuResponse(sku=messages.sku(row))
+
+    async def GetSku(self, request: pb.GetSkuRequest, context: Ctx) -> pb.GetSkuResponse:
+        return pb.GetSkuResponse(sku=messages.sku(await handlers.get_sku(self.uow(), request.sku)))
+
+    async def ListSkus(self, request: pb.ListSkusRequest, context: Ctx) -> pb.ListSkusResponse:
+        rows, token = await handlers.list_skus(
+            self.uow(),
+            _goods_type(request.goods_type),
+            request.category,
+            request.page.page_size,
+            request.page.page_token,
+        )
+        return pb.ListSkusResponse(
+            skus=[messages.sku(row) for row in rows], page=common_pb2.PageResponse(next_page_token=token)
+        )
 
     async def SetStockPolicy(
         self, request: pb.SetStockPolicyRequest, context: Ctx
@@ -216,6 +239,15 @@ def _shortage(shortage: Shortage) -> pb.Shortage:
         available=shortage.available,
         reason=shortage.reason,
     )
+
+
+def _goods_type(value: int) -> GoodsType | None:
+    """None for unspecified; an enum number this build does not know is refused, never read as normal."""
+    if value not in pb.GoodsType.values():
+        raise InvalidArgument("goods_type", f"unknown GoodsType {value}")
+    if value == pb.GOODS_TYPE_UNSPECIFIED:
+        return None
+    return GoodsType(pb.GoodsType.Name(value).removeprefix("GOODS_TYPE_").lower())
 
 
 def _replenishment_status(value: int, *, allow_unspecified: bool) -> ReplenishmentStatus | None:

@@ -9,12 +9,13 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from oms.inventory.v1 import events_pb2, inventory_pb2
 from services.inventory import messages
 from services.inventory.domain.model import (
+    GoodsType,
     Line,
     Movement,
     ReplenishmentStatus,
@@ -30,6 +31,7 @@ from services.inventory.domain.model import (
     low_stock_signal,
     replenishment_quantity,
     reservation_lines,
+    sku_entry,
 )
 from services.inventory.store import (
     FastMiss,
@@ -90,15 +92,66 @@ async def put_warehouse(uow: UnitOfWork, warehouse_id: str, name: str) -> None:
         await uow.commit()
 
 
-async def put_sku(uow: UnitOfWork, sku: str, title: str) -> None:
+_CATALOGUE = ("title", "goods_type", "category", "weight_g", "customised")
+
+
+async def put_sku(
+    uow: UnitOfWork,
+    sku: str,
+    title: str,
+    goods_type: GoodsType = GoodsType.NORMAL,
+    category: str = "",
+    weight_g: int = 0,
+    customised: bool = False,
+) -> Any:
+    """The whole entry is replaced (PUT); a repeat leaves it, and its `updated_at`, as they were."""
+    entry = sku_entry(sku, title, goods_type, category, weight_g, customised)
+    values = {name: getattr(entry, name) for name in _CATALOGUE}
+    values["goods_type"] = entry.goods_type.value
+    statement = insert(skus_table).values(sku=entry.sku, **values, updated_at=uow.clock.now())
+    changed = or_(*(skus_table.c[name].is_distinct_from(statement.excluded[name]) for name in _CATALOGUE))
+    async with uow:
+        written = (
+            await uow.conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["sku"],
+                    set_={**values, "updated_at": statement.excluded.updated_at},
+                    where=changed,
+                ).returning(*skus_table.c)
+            )
+        ).first()
+        if written is None:  # a repeat: nothing changed, nothing to announce
+            row = (await uow.conn.execute(select(skus_table).where(skus_table.c.sku == entry.sku))).one()
+        else:
+            row = written
+            uow.publish("inventory.sku_updated", events_pb2.SkuUpdated(sku=messages.sku(row)))
+        await uow.commit()
+    return row
+
+
+async def get_sku(uow: UnitOfWork, sku: str) -> Any:
     check_reference("sku", sku)
     async with uow:
-        await uow.conn.execute(
-            insert(skus_table)
-            .values(sku=sku, title=title or sku)
-            .on_conflict_do_update(index_elements=["sku"], set_={"title": title or sku})
-        )
-        await uow.commit()
+        row = (await uow.conn.execute(select(skus_table).where(skus_table.c.sku == sku))).first()
+    if row is None:
+        raise NotFound(f"unknown SKU {sku}")
+    return row
+
+
+async def list_skus(
+    uow: UnitOfWork, goods_type: GoodsType | None, category: str, page_size: int, page_token: str
+) -> tuple[list[Any], str]:
+    size = min(page_size or 100, 1000)
+    query = select(skus_table).order_by(skus_table.c.sku).limit(size + 1)
+    if goods_type is not None:
+        query = query.where(skus_table.c.goods_type == goods_type.value)
+    if category:
+        query = query.where(skus_table.c.category == category)
+    if page_token:
+        query = query.where(skus_table.c.sku > page_token)
+    async with uow:
+        rows = list((await uow.conn.execute(query)).all())
+    return rows[:size], rows[size - 1].sku if len(rows) > size else ""
 
 
 async def set_stock_policy(
@@ -471,12 +524,13 @@ async def availability(
         check_reference(f"warehouse_ids[{index}]", warehouse)
     async with uow:
         levels = await _levels(uow, policy, skus, warehouses)
-        missing = set(skus) - {sku for sku, _ in levels}
-        if missing:
-            unknown, _ = await InventoryStore(uow.conn).unknown_references(missing, ())
-            for index, sku in enumerate(skus):
-                if sku in unknown:
-                    raise InvalidArgument(f"skus[{index}]", f"unknown SKU {sku}")
+        catalogue = {
+            row.sku: row
+            for row in await uow.conn.execute(select(skus_table).where(skus_table.c.sku.in_(set(skus))))
+        }
+    for index, sku in enumerate(skus):
+        if sku not in catalogue:
+            raise InvalidArgument(f"skus[{index}]", f"unknown SKU {sku}")
     by_sku: dict[str, list[inventory_pb2.StockLevel]] = defaultdict(list)
     for (sku, _), level in levels.items():
         by_sku[sku].append(level)
@@ -486,6 +540,7 @@ async def availability(
             pool_available=sum(level.available for level in by_sku[sku]),
             pool_on_hand=sum(level.on_hand for level in by_sku[sku]),
             warehouses=by_sku[sku],
+            catalogue=messages.sku(catalogue[sku]),
         )
         for sku in skus
     ]

@@ -30,6 +30,19 @@ def stock_level(row: StockRow, cap_basis_points: int, expired_units: int = 0) ->
     )
 
 
+def sku(row: Any) -> inventory_pb2.Sku:
+    return inventory_pb2.Sku(
+        sku=row.sku,
+        title=row.title,
+        goods_type=f"GOODS_TYPE_{row.goods_type.upper()}",
+        category=row.category,
+        weight_g=row.weight_g,
+        customised=row.customised,
+        created_at=timestamp(row.created_at),
+        updated_at=timestamp(row.updated_at),
+    )
+
+
 def reservation(row: Any, reservation_lines: tuple[Line, ...]) -> inventory_pb2.Reservation:
     return inventory_pb2.Reservation(
         reservation_id=row.reservation_id,

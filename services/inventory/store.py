@@ -51,6 +51,15 @@ skus_table = Table(
     Column("sku", String(64), primary_key=True),
     Column("title", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # the catalogue attributes (revision 0002)
+    Column("goods_type", String(16), nullable=False, server_default="normal"),
+    Column("category", String(64), nullable=False, server_default=""),
+    Column("weight_g", BigInteger, nullable=False, server_default="0"),
+    Column("customised", Boolean, nullable=False, server_default="false"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("goods_type IN ('normal', 'fresh', 'cold_chain')", name="skus_goods_type"),
+    CheckConstraint("weight_g BETWEEN 0 AND 1000000", name="skus_weight_g"),
+    Index("skus_by_category", "category", "sku"),
 )
 
 stock_table = Table(

@@ -59,6 +59,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             request.address.city,
             _lines(request.lines),
             _priority(request.priority),
+            request.address.country_code,
         )
         stored = await handlers.plan_fulfilment(self.uow, self.cache, self.stock, command)
         return pb.PlanFulfilmentResponse(decision=messages.decision(stored))
@@ -86,7 +87,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         cases = [
             ExpectedDecision(
                 case.name,
-                normalise(case.province, case.city, f"cases[{index}]"),
+                normalise(case.province, case.city, f"cases[{index}]", case.country_code),
                 _lines(case.lines),
                 case.expect_warehouse_id,
                 case.expect_carrier,

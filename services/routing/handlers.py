@@ -28,9 +28,11 @@ from services.routing.domain.model import (
     RouteLine,
     RouteRequest,
     RuleSet,
+    SkuFacts,
     check_expected,
     plan,
     route_request,
+    with_catalogue,
 )
 from services.routing.store import (
     decisions_table,
@@ -41,12 +43,18 @@ from services.routing.store import (
 )
 
 
-class StockSource(Protocol):
-    """Live availability per (sku, warehouse); raises InvalidArgument naming `skus[i]` for unknown SKUs."""
+@dataclass(frozen=True)
+class Stock:
+    """Units a reservation may take per (sku, warehouse), and each SKU's catalogue entry."""
 
-    async def availability(
-        self, skus: Sequence[str], warehouses: Sequence[str]
-    ) -> dict[tuple[str, str], int]: ...
+    levels: dict[tuple[str, str], int]
+    catalogue: dict[str, SkuFacts]
+
+
+class StockSource(Protocol):
+    """Live availability and the catalogue; raises InvalidArgument naming `skus[i]` for unknown SKUs."""
+
+    async def availability(self, skus: Sequence[str], warehouses: Sequence[str]) -> Stock: ...
 
 
 class RuleSetCache:
@@ -114,6 +122,7 @@ class PlanCommand:
     city: str
     lines: tuple[RouteLine, ...]
     priority: str = "standard"
+    country: str = "CN"
 
 
 @dataclass(frozen=True)
@@ -126,13 +135,16 @@ class StoredDecision:
 
 
 def validate(command: PlanCommand) -> RouteRequest:
-    return route_request(command.order_id, command.province, command.city, command.lines, command.priority)
+    return route_request(
+        command.order_id, command.province, command.city, command.lines, command.priority, command.country
+    )
 
 
 def _inputs(request: RouteRequest, stock: dict[tuple[str, str], int], load: dict[str, int]) -> dict[str, Any]:
     return {
         "request": {
             "order_id": request.order_id,
+            "country": request.destination.country,
             "province": request.destination.province,
             "city": request.destination.city,
             "lines": [asdict(line) for line in request.lines],
@@ -148,7 +160,7 @@ def replay(inputs: dict[str, Any], rules: RuleSet) -> Decision:
     raw = inputs["request"]
     request = RouteRequest(
         raw["order_id"],
-        normalise(raw["province"], raw["city"]),
+        normalise(raw["province"], raw["city"], country=raw.get("country", "CN")),
         tuple(RouteLine(**line) for line in raw["lines"]),
         raw["priority"],
     )
@@ -176,7 +188,8 @@ async def plan_fulfilment(
     if shadow_rules is not None:
         warehouses |= {w.warehouse_id for w in shadow_rules.warehouses}
     skus = [line.sku for line in request.lines]
-    stock = await _availability(stock_source, skus, sorted(warehouses))
+    found = await _availability(stock_source, skus, sorted(warehouses))
+    request, stock = with_catalogue(request, found.catalogue), found.levels
     uow = new_uow()
     async with uow:
         load = await cache.load(uow)
@@ -194,9 +207,7 @@ async def plan_fulfilment(
     return stored
 
 
-async def _availability(
-    source: StockSource, skus: list[str], warehouses: list[str]
-) -> dict[tuple[str, str], int]:
+async def _availability(source: StockSource, skus: list[str], warehouses: list[str]) -> Stock:
     try:
         return await source.availability(skus, warehouses)
     except InvalidArgument as error:
@@ -562,7 +573,11 @@ async def mark_parked_due(conn: Any, sku: str, now: datetime) -> int:
     """Stock arrived: parked orders waiting for the SKU become due; the job retries them outside this txn."""
     result = await conn.execute(
         update(parked_orders_table)
-        .where(parked_orders_table.c.skus.contains([sku]), parked_orders_table.c.reason == "out_of_stock")
+        .where(
+            parked_orders_table.c.skus.contains([sku]),
+            # a cold-chain SKU parked because only warm warehouses hold it waits for cold stock too
+            parked_orders_table.c.reason.in_(("out_of_stock", "cold_chain_impossible")),
+        )
         .values(retry_due=now)
     )
     return int(result.rowcount or 0)
@@ -594,6 +609,7 @@ async def retry_parked(
                 raw["city"],
                 tuple(RouteLine(**line) for line in raw["lines"]),
                 raw["priority"],
+                raw.get("country", "CN"),
             ),
         )
         planned += not stored.result["parked"]

@@ -38,6 +38,7 @@ def decision(stored: Any) -> pb.Decision:
         decision_id=stored.decision_id,
         order_id=stored.order_id,
         rule_set_version=stored.rule_set_version,
+        country_code=result["destination"].get("country", "CN"),
         province=result["destination"]["province"],
         city=result["destination"]["city"],
         shipments=[shipment(s) for s in result["shipments"]],

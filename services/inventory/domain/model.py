@@ -11,7 +11,51 @@ from services.kit.errors import FailedPrecondition, InvalidArgument
 
 MAX_QUANTITY = 1_000_000
 MAX_LINES = 200
+# one unit of up to a tonne: heavier is a typo in grams, not a product
+MAX_WEIGHT_G = 1_000_000
+MAX_TITLE = 200
 _REFERENCE = re.compile(r"^[\w.\-:/#]{1,64}$")
+# later rules (SLA timers, risk) key on categories: keep them to readable names, any script
+_CATEGORY = re.compile(r"^[\w\-/&. ]{0,64}$")
+
+
+class GoodsType(StrEnum):
+    NORMAL = "normal"
+    FRESH = "fresh"
+    COLD_CHAIN = "cold_chain"
+
+
+@dataclass(frozen=True)
+class SkuEntry:
+    """A SKU's catalogue entry: what routing, SLA timers, risk and after-sales rules need to know."""
+
+    sku: str
+    title: str
+    goods_type: GoodsType = GoodsType.NORMAL
+    category: str = ""
+    weight_g: int = 0
+    customised: bool = False
+
+
+def sku_entry(
+    sku: str,
+    title: str,
+    goods_type: GoodsType = GoodsType.NORMAL,
+    category: str = "",
+    weight_g: int = 0,
+    customised: bool = False,
+) -> SkuEntry:
+    """A valid entry, or InvalidArgument naming the field; an empty title takes the SKU code."""
+    check_reference("sku", sku)
+    title = title.strip()
+    if len(title) > MAX_TITLE:
+        raise InvalidArgument("title", f"at most {MAX_TITLE} characters")
+    category = category.strip()
+    if not _CATEGORY.match(category):
+        raise InvalidArgument("category", "must be at most 64 letters, digits, spaces or - _ / & .")
+    if not 0 <= weight_g <= MAX_WEIGHT_G:
+        raise InvalidArgument("weight_g", f"must be between 0 and {MAX_WEIGHT_G} grams")
+    return SkuEntry(sku, title or sku, goods_type, category, weight_g, customised)
 
 
 class ReservationStatus(StrEnum):

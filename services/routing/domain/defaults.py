@@ -1,12 +1,15 @@
-"""The default rule set for mainland China: five demo warehouses, tiered coverage, a cost/time matrix
-derived from distance, carriers and carrier rules (East China → SF economy, remote regions → EMS,
-cold chain only by cold-chain carriers). Operations replace it through versioned rule sets."""
+"""The default rule set: five demo warehouses for mainland China and one cross-border (bonded)
+warehouse in Shenzhen for destinations outside it, tiered coverage, a cost/time matrix derived from
+distance, carriers and carrier rules (East China → SF economy, remote regions → EMS, cold chain only
+by cold-chain carriers, abroad by SF International). Operations replace it through versioned rule sets."""
 
 from __future__ import annotations
 
-from services.routing.domain.geography import BY_NAME, PROVINCES, distance_km
+from services.routing.domain.geography import ABROAD, BY_NAME, PROVINCES, distance_km
 from services.routing.domain.model import (
     COLD_CHAIN,
+    CROSS_BORDER,
+    FRESH,
     Carrier,
     CarrierRule,
     Coverage,
@@ -26,7 +29,19 @@ WAREHOUSES = (
     ),
     Warehouse("WH-WH", "Wuhan", "Hubei", "Wuhan", 30.59, 114.31, daily_capacity=4000),
     Warehouse("WH-CD", "Chengdu", "Sichuan", "Chengdu", 30.57, 104.07, daily_capacity=4000),
+    Warehouse(
+        "WH-XB",
+        "Shenzhen cross-border",
+        "Guangdong",
+        "Shenzhen",
+        22.54,
+        114.06,
+        daily_capacity=3000,
+        cross_border=True,
+    ),
 )
+# the cross-border warehouse reaches Hong Kong and Macao next day, everything else abroad by standard
+XB_NEXT_DAY = ("HK", "MO")
 
 SAME_DAY = {
     "WH-SH": ("Shanghai",),
@@ -50,13 +65,19 @@ CARRIERS = (
     Carrier("SF-COLD", "SF Cold Chain", cold_chain=True),
     Carrier("ZTO", "ZTO Express"),
     Carrier("EMS", "China Post EMS"),
+    Carrier("SF-INTL", "SF International", cross_border=True),
 )
 
 # carrier → (price factor, per-kg price in fen, days adjustment)
 _CARRIER_TERMS = {"SF": (1.3, 200, -1), "SF-COLD": (2.0, 400, -1), "ZTO": (1.0, 100, 0), "EMS": (1.2, 150, 1)}
+# cross-border: (per-parcel base in fen, per-km in fen, per-kg in fen); customs adds two days
+_INTL_TERMS = (3000, 1.5, 1500)
 
 CARRIER_RULES = (
-    CarrierRule("cold chain only by cold-chain carriers", "SF-COLD", "cold chain", goods_types=(COLD_CHAIN,)),
+    CarrierRule(
+        "cold chain only by cold-chain carriers", "SF-COLD", "cold chain", goods_types=(COLD_CHAIN, FRESH)
+    ),
+    CarrierRule("abroad by SF International", "SF-INTL", "international", areas=(CROSS_BORDER,)),
     CarrierRule("remote regions by EMS", "EMS", "standard", remote=True),
     CarrierRule("expedited orders by SF express", "SF", "express", priorities=("expedited",)),
     CarrierRule("East China by SF economy", "SF", "economy", areas=("east",)),
@@ -68,6 +89,13 @@ def _coverage() -> tuple[Coverage, ...]:
     entries = []
     for warehouse in WAREHOUSES:
         wid = warehouse.warehouse_id
+        if warehouse.cross_border:
+            abroad = tuple(a.code for a in ABROAD)
+            entries += [
+                Coverage(wid, Tier.NEXT_DAY, XB_NEXT_DAY),
+                Coverage(wid, Tier.STANDARD, tuple(c for c in abroad if c not in XB_NEXT_DAY)),
+            ]
+            continue
         standard = tuple(
             p.name
             for p in PROVINCES
@@ -87,7 +115,22 @@ def _days(km: float) -> int:
 
 def _rates() -> tuple[Rate, ...]:
     rates = []
+    intl_base, intl_per_km, intl_per_kg = _INTL_TERMS
     for warehouse in WAREHOUSES:
+        if warehouse.cross_border:
+            for region in ABROAD:
+                km = distance_km(warehouse.lat, warehouse.lon, region.lat, region.lon)
+                rates.append(
+                    Rate(
+                        warehouse.warehouse_id,
+                        region.code,
+                        "SF-INTL",
+                        round(intl_base + km * intl_per_km),
+                        intl_per_kg,
+                        _days(km) + 2,
+                    )
+                )
+            continue
         for province in PROVINCES:
             km = distance_km(warehouse.lat, warehouse.lon, province.lat, province.lon)
             base = 400 + km * 0.9

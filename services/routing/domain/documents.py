@@ -6,7 +6,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from services.kit.errors import InvalidArgument
-from services.routing.domain.geography import BY_NAME, Place, normalise
+from services.routing.domain.geography import BY_NAME, Place, is_region_code, normalise
 from services.routing.domain.model import (
     Carrier,
     CarrierRule,
@@ -71,19 +71,28 @@ def from_document(version: int, document: Any) -> RuleSet:
         Coverage(c.warehouse_id, _tier(c.tier, f"{FIELD}.coverage[{i}].tier"), c.regions)
         for i, c in enumerate(_items(document, "coverage", Coverage))
     )
+    cross_border = {w.warehouse_id for w in warehouses if w.cross_border}
     for index, entry in enumerate(coverage):
         if entry.warehouse_id not in ids:
             raise InvalidArgument(
                 f"{FIELD}.coverage[{index}].warehouse_id", f"unknown warehouse {entry.warehouse_id}"
             )
         for region in entry.regions:
-            if region.split("/")[0] not in BY_NAME:
+            head = region.split("/")[0]
+            if head not in BY_NAME and not is_region_code(head):
                 raise InvalidArgument(f"{FIELD}.coverage[{index}].regions", f"unknown region {region}")
+            if is_region_code(head) and entry.warehouse_id not in cross_border:
+                raise InvalidArgument(
+                    f"{FIELD}.coverage[{index}].regions",
+                    f"{region} is outside mainland China and {entry.warehouse_id} "
+                    "is not a cross-border warehouse",
+                )
     carriers = _items(document, "carriers", Carrier)
     codes = {c.code for c in carriers}
     rates = _items(document, "rates", Rate)
     for index, rate in enumerate(rates):
-        if rate.warehouse_id not in ids or rate.carrier not in codes or rate.province not in BY_NAME:
+        known_region = rate.province in BY_NAME or is_region_code(rate.province)
+        if rate.warehouse_id not in ids or rate.carrier not in codes or not known_region:
             raise InvalidArgument(
                 f"{FIELD}.rates[{index}]", "names an unknown warehouse, carrier or province"
             )
@@ -112,6 +121,7 @@ def _tier(value: Any, where: str) -> Tier:
 def case_to_document(case: ExpectedDecision) -> dict[str, Any]:
     return {
         "name": case.name,
+        "country": case.destination.country,
         "province": case.destination.province,
         "city": case.destination.city,
         "lines": [asdict(line) for line in case.lines],
@@ -121,7 +131,7 @@ def case_to_document(case: ExpectedDecision) -> dict[str, Any]:
 
 
 def case_from_document(raw: dict[str, Any]) -> ExpectedDecision:
-    place: Place = normalise(raw["province"], raw["city"])
+    place: Place = normalise(raw["province"], raw["city"], country=raw.get("country", "CN"))
     return ExpectedDecision(
         raw["name"],
         place,

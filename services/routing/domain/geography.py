@@ -1,4 +1,5 @@
-"""Mainland China's 31 province-level regions with their capitals, major cities, and address normalising."""
+"""Mainland China's 31 province-level regions with their capitals and major cities, the destinations
+outside it that cross-border channels ship to, and address normalising by country."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 
 from services.kit.errors import InvalidArgument
 
+MAINLAND = "CN"
+
 
 @dataclass(frozen=True)
 class Place:
@@ -15,6 +18,44 @@ class Place:
     city: str
     lat: float
     lon: float
+    # ISO 3166-1 alpha-2; anything but CN is a cross-border destination
+    country: str = MAINLAND
+
+    @property
+    def cross_border(self) -> bool:
+        return self.country != MAINLAND
+
+    @property
+    def region(self) -> str:
+        """What coverage and rates are keyed on: the province in mainland China, else the country code."""
+        return self.country if self.cross_border else self.province
+
+
+@dataclass(frozen=True)
+class Abroad:
+    """A destination outside mainland China that cross-border channels (Shopee, exports) ship to."""
+
+    code: str
+    name: str
+    chinese: str
+    lat: float
+    lon: float
+
+
+ABROAD: tuple[Abroad, ...] = (
+    Abroad("HK", "Hong Kong", "香港", 22.32, 114.17),
+    Abroad("MO", "Macao", "澳门", 22.20, 113.54),
+    Abroad("TW", "Taiwan", "台湾", 25.03, 121.57),
+    Abroad("SG", "Singapore", "新加坡", 1.29, 103.85),
+    Abroad("MY", "Malaysia", "马来西亚", 3.14, 101.69),
+    Abroad("TH", "Thailand", "泰国", 13.76, 100.50),
+    Abroad("PH", "Philippines", "菲律宾", 14.60, 120.98),
+    Abroad("VN", "Vietnam", "越南", 21.03, 105.85),
+    Abroad("ID", "Indonesia", "印度尼西亚", -6.21, 106.85),
+    Abroad("BR", "Brazil", "巴西", -15.79, -47.88),
+)
+ABROAD_BY_CODE = {a.code: a for a in ABROAD}
+_COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 
 
 @dataclass(frozen=True)
@@ -148,14 +189,32 @@ for _english, _chinese, _province, _lat, _lon in MAJOR_CITIES:
     _CITIES[(_province, _key(_chinese))] = Place(_province, _english, _lat, _lon)
 
 
-def normalise(province: str, city: str, field: str = "address") -> Place:
-    """An address's province and city as the platform names them; an unknown province is refused.
+_ABROAD_KEYS = {_key(alias): a.code for a in ABROAD for alias in (a.name, a.chinese)}
+_ABROAD_KEYS[_key("Macau")] = "MO"
 
-    A city we do not know keeps its own name and sits at its province capital's coordinates.
+
+def is_region_code(text: str) -> bool:
+    """A country code as coverage and rates name a destination outside mainland China."""
+    return bool(_COUNTRY_CODE.match(text)) and text != MAINLAND
+
+
+def normalise(province: str, city: str, field: str = "address", country: str = MAINLAND) -> Place:
+    """An address as the platform names it, by country: mainland provinces must be known; elsewhere
+    the address keeps its own names (a city-state's missing or code-only province and city take the
+    country's name) and coverage is by country code.
+
+    A mainland city we do not know keeps its own name and sits at its province capital's coordinates.
     """
+    country = country.strip().upper() or MAINLAND
+    if not _COUNTRY_CODE.match(country):
+        raise InvalidArgument(f"{field}.country_code", "must be an ISO 3166-1 alpha-2 code such as CN or SG")
+    if country == MAINLAND and _key(province) in _ABROAD_KEYS:
+        country = _ABROAD_KEYS[_key(province)]  # "香港" written as a province of CN
+    if country != MAINLAND:
+        return _abroad(province, city, country)
     name = _PROVINCE_KEYS.get(_key(province))
     if name is None:
-        raise InvalidArgument(f"{field}.province", f"unknown province {province!r}")
+        raise InvalidArgument(f"{field}.province", f"unknown province {province!r} in mainland China (CN)")
     region = BY_NAME[name]
     if region.capital == region.name and not city.strip():
         city = region.capital
@@ -165,6 +224,20 @@ def normalise(province: str, city: str, field: str = "address") -> Place:
     if known is not None:
         return known
     return Place(name, city.strip(), region.lat, region.lon)
+
+
+def _abroad(province: str, city: str, country: str) -> Place:
+    known = ABROAD_BY_CODE.get(country)
+    fallback = known.name if known else country
+
+    def own(text: str) -> str:
+        text = text.strip()
+        return "" if text.upper() == country or _key(text) == _key(fallback) else text
+
+    province_name = own(province) or fallback
+    city_name = own(city) or province_name
+    lat, lon = (known.lat, known.lon) if known else (0.0, 0.0)
+    return Place(province_name, city_name, lat, lon, country)
 
 
 def distance_km(a_lat: float, a_lon: float, b_lat: float, b_lon: float) -> float:

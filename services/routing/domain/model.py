@@ -12,16 +12,22 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from services.kit.errors import InvalidArgument
 from services.routing.domain.geography import BY_NAME, Place, normalise
 
 COLD_CHAIN = "cold_chain"
+FRESH = "fresh"
+# the carrier-rule area of every destination outside mainland China
+CROSS_BORDER = "cross_border"
 MAX_LINES = 200
 PRIORITIES = ("standard", "expedited", "member")
-GOODS_TYPES = ("normal", COLD_CHAIN)
+GOODS_TYPES = ("normal", FRESH, COLD_CHAIN)
+# goods that must stay chilled: only cold-chain warehouses and carriers may ship them
+CHILLED = frozenset({FRESH, COLD_CHAIN})
+DEFAULT_UNIT_WEIGHT_G = 500
 
 
 class Tier(StrEnum):
@@ -64,6 +70,8 @@ class Warehouse:
     cold_chain: bool = False
     daily_capacity: int = 10_000
     open: bool = True
+    # may ship out of mainland China (bonded, with customs clearance); only these may cover regions abroad
+    cross_border: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,8 @@ class Carrier:
     code: str
     name: str
     cold_chain: bool = False
+    # carries parcels out of mainland China; the only carriers used for destinations abroad
+    cross_border: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,8 +148,8 @@ class RuleSet:
             if entry.warehouse_id != warehouse_id:
                 continue
             covered = (
-                destination.province in entry.regions
-                or f"{destination.province}/{destination.city}" in entry.regions
+                destination.region in entry.regions
+                or f"{destination.region}/{destination.city}" in entry.regions
             )
             if covered and (best is None or list(Tier).index(entry.tier) < list(Tier).index(best)):
                 best = entry.tier
@@ -161,9 +171,17 @@ class RuleSet:
 class RouteLine:
     sku: str
     quantity: int
-    unit_weight_g: int = 500
+    unit_weight_g: int = DEFAULT_UNIT_WEIGHT_G
     goods_type: str = "normal"
     unit_value_minor: int = 0
+
+
+@dataclass(frozen=True)
+class SkuFacts:
+    """What inventory's catalogue says about a SKU; 0 g means the catalogue does not know its weight."""
+
+    goods_type: str = "normal"
+    weight_g: int = 0
 
 
 @dataclass(frozen=True)
@@ -175,7 +193,23 @@ class RouteRequest:
 
     @property
     def cold(self) -> bool:
-        return any(line.goods_type == COLD_CHAIN for line in self.lines)
+        return any(line.goods_type in CHILLED for line in self.lines)
+
+
+def with_catalogue(request: RouteRequest, catalogue: Mapping[str, SkuFacts]) -> RouteRequest:
+    """The SKUs' own goods type and weight replace whatever the caller said: callers (orders, channels)
+    do not know them, and a cold-chain SKU routed as normal goods ships warm."""
+    lines = []
+    for line in request.lines:
+        facts = catalogue.get(line.sku, SkuFacts())
+        lines.append(
+            replace(
+                line,
+                goods_type=facts.goods_type if facts.goods_type in GOODS_TYPES else "normal",
+                unit_weight_g=facts.weight_g or line.unit_weight_g,
+            )
+        )
+    return replace(request, lines=tuple(lines))
 
 
 @dataclass(frozen=True)
@@ -221,12 +255,18 @@ class Decision:
 
 
 def route_request(
-    order_id: str, province: str, city: str, lines: tuple[RouteLine, ...], priority: str
+    order_id: str,
+    province: str,
+    city: str,
+    lines: tuple[RouteLine, ...],
+    priority: str,
+    country: str = "CN",
 ) -> RouteRequest:
-    """An order as routing accepts it: a known province, 1-200 distinct lines, known goods types."""
+    """An order as routing accepts it: a known mainland province (or a country code outside it),
+    1-200 distinct lines, known goods types."""
     if not order_id or len(order_id) > 64:
         raise InvalidArgument("order_id", "is required (at most 64 characters)")
-    place = normalise(province, city)
+    place = normalise(province, city, country=country)
     if not lines:
         raise InvalidArgument("lines", "an order needs at least one line")
     if len(lines) > MAX_LINES:
@@ -263,17 +303,20 @@ def choose_carrier(
     weight_g: int,
     priority: str,
 ) -> tuple[CarrierRule, Rate] | None:
-    region = BY_NAME[destination.province]
-    cold = COLD_CHAIN in goods_types
+    if destination.cross_border:
+        area, remote = CROSS_BORDER, False
+    else:
+        area, remote = BY_NAME[destination.province].area, BY_NAME[destination.province].remote
+    cold = bool(goods_types & CHILLED)
     carriers = {c.code: c for c in rules.carriers}
     for rule in rules.carrier_rules:
-        if rule.areas and region.area not in rule.areas:
+        if rule.areas and area not in rule.areas:
             continue
-        if rule.provinces and destination.province not in rule.provinces:
+        if rule.provinces and destination.region not in rule.provinces:
             continue
         if rule.goods_types and not goods_types & set(rule.goods_types):
             continue
-        if rule.remote is not None and region.remote != rule.remote:
+        if rule.remote is not None and remote != rule.remote:
             continue
         if rule.priorities and priority not in rule.priorities:
             continue
@@ -282,7 +325,9 @@ def choose_carrier(
         carrier = carriers.get(rule.carrier)
         if carrier is None or (cold and not carrier.cold_chain):
             continue
-        rate = rules.rate(warehouse.warehouse_id, destination.province, rule.carrier)
+        if destination.cross_border and not carrier.cross_border:
+            continue
+        rate = rules.rate(warehouse.warehouse_id, destination.region, rule.carrier)
         if rate is not None:
             return rule, rate
     return None
@@ -347,7 +392,7 @@ def plan(
         elif load.get(warehouse.warehouse_id, 0) >= warehouse.daily_capacity:
             reason = f"at its daily capacity of {warehouse.daily_capacity} orders"
         elif tier is None:
-            reason = f"does not cover {destination.province}"
+            reason = f"does not cover {destination.region}"
         elif request.cold and not warehouse.cold_chain:
             reason = "cannot ship cold-chain goods"
         if reason:
@@ -421,7 +466,7 @@ def plan(
             request, rules, split, verdicts + [v for v in excluded if v.warehouse_id not in chosen]
         )
 
-    reason, detail = _park_reason(request, rules, excluded)
+    reason, detail = _park_reason(request, rules, excluded, stock)
     return _decision(request, rules, (), excluded, reason, detail)
 
 
@@ -470,7 +515,7 @@ def _allocate(
         rates = [
             r.per_parcel_minor
             for r in rules.rates
-            if r.warehouse_id == warehouse.warehouse_id and r.province == destination.province
+            if r.warehouse_id == warehouse.warehouse_id and r.province == destination.region
         ]
         return min(rates, default=10**9)
 
@@ -492,8 +537,10 @@ def _allocate(
     return allocation
 
 
-def _park_reason(request: RouteRequest, rules: RuleSet, excluded: list[Verdict]) -> tuple[ParkReason, str]:
-    province = request.destination.province
+def _park_reason(
+    request: RouteRequest, rules: RuleSet, excluded: list[Verdict], stock: Mapping[tuple[str, str], int]
+) -> tuple[ParkReason, str]:
+    province = request.destination.region
     covering = {
         w.warehouse_id for w in rules.warehouses if rules.tier_for(w.warehouse_id, request.destination)
     }
@@ -506,6 +553,20 @@ def _park_reason(request: RouteRequest, rules: RuleSet, excluded: list[Verdict])
         unreachable = {v.warehouse_id for v in excluded if v.reason == "no carrier rule fits"}
         if cold <= unreachable:
             return ParkReason.COLD_CHAIN_IMPOSSIBLE, f"no cold-chain carrier reaches {province}"
+        warm = {w.warehouse_id for w in rules.warehouses if not w.cold_chain}
+        for line in request.lines:
+            if line.goods_type not in CHILLED:
+                continue
+            in_cold = sum(stock.get((line.sku, w), 0) for w in cold)
+            holders = sorted(w for w in warm if stock.get((line.sku, w), 0) > 0)
+            # the stock exists, only where it may not leave from: waiting for a restock there is useless
+            if in_cold < line.quantity and holders:
+                return (
+                    ParkReason.COLD_CHAIN_IMPOSSIBLE,
+                    f"{line.sku} needs a cold chain: the cold-chain warehouses that ship to {province} "
+                    f"hold {in_cold} of {line.quantity}; it is stocked at {', '.join(holders)}, "
+                    "without cold chain",
+                )
     return ParkReason.OUT_OF_STOCK, f"not enough stock in the warehouses that can ship to {province}"
 
 
@@ -532,7 +593,10 @@ def _decision(
 def explain(decision: Decision, rules: RuleSet) -> tuple[str, ...]:
     """The decision in plain language, one sentence per warehouse."""
     names = {w.warehouse_id: w.name for w in rules.warehouses}
-    where = f"{decision.destination.city}, {decision.destination.province}"
+    destination = decision.destination
+    where = f"{destination.city}, {destination.province}"
+    if destination.cross_border and destination.province != destination.country:
+        where += f" ({destination.country})"
     lines: list[str] = []
     if decision.parked:
         lines.append(f"Parked ({decision.parked.value}): {decision.park_detail}.")

@@ -80,3 +80,64 @@ async def test_grpc_errors_name_the_field_and_shortages_come_back_as_data(
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await stub.GetReservation(pb.GetReservationRequest(order_id="o-3"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_sku_keeps_its_catalogue_attributes_and_a_repeat_changes_nothing(
+    stub: inventory_pb2_grpc.InventoryServiceStub, inventory: Inventory
+) -> None:
+    request = pb.PutSkuRequest(
+        sku="FISH-1",
+        title="Chilled salmon",
+        goods_type=pb.GOODS_TYPE_COLD_CHAIN,
+        category="seafood/chilled",
+        weight_g=1200,
+        customised=False,
+    )
+    stored = (await stub.PutSku(request)).sku
+    assert (stored.goods_type, stored.category, stored.weight_g) == (
+        pb.GOODS_TYPE_COLD_CHAIN,
+        "seafood/chilled",
+        1200,
+    )
+    again = (await stub.PutSku(request)).sku
+    assert again == stored
+    assert await inventory.outbox_subjects() == ["inventory.sku_updated"]  # the repeat announced nothing
+    read = (await stub.GetSku(pb.GetSkuRequest(sku="FISH-1"))).sku
+    assert read == stored
+
+    await stub.PutSku(pb.PutSkuRequest(sku="MUG-1", title="Name mug", customised=True))
+    mug = (await stub.GetSku(pb.GetSkuRequest(sku="MUG-1"))).sku
+    await stub.PutSku(pb.PutSkuRequest(sku="MUG-1", title="Name mug", customised=True, weight_g=350))
+    assert await inventory.outbox_subjects() == ["inventory.sku_updated"] * 3
+    assert (mug.goods_type, mug.customised, mug.weight_g) == (pb.GOODS_TYPE_NORMAL, True, 0)
+    cold = await stub.ListSkus(pb.ListSkusRequest(goods_type=pb.GOODS_TYPE_COLD_CHAIN))
+    assert [s.sku for s in cold.skus] == ["FISH-1"]
+    page = await stub.ListSkus(pb.ListSkusRequest(page=dict(page_size=1)))
+    assert [s.sku for s in page.skus] == ["FISH-1"] and page.page.next_page_token == "FISH-1"
+
+    await stub.PutWarehouse(pb.PutWarehouseRequest(warehouse_id="WH-SH"))
+    await stub.RecordReceipt(
+        pb.RecordReceiptRequest(receipt_id="G", warehouse_id="WH-SH", sku="FISH-1", quantity=3)
+    )
+    [entry] = (await stub.GetAvailability(pb.GetAvailabilityRequest(skus=["FISH-1"]))).skus
+    assert entry.catalogue == stored
+
+
+async def test_unknown_catalogue_values_are_refused_naming_the_field_and_nothing_is_stored(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    for request, field in (
+        (pb.PutSkuRequest(sku="X-1", goods_type=7), "goods_type"),  # type: ignore[arg-type]
+        (pb.PutSkuRequest(sku="X-1", weight_g=-5), "weight_g"),
+        (pb.PutSkuRequest(sku="X-1", weight_g=2_000_000), "weight_g"),
+        (pb.PutSkuRequest(sku="X-1", category="<script>"), "category"),
+        (pb.PutSkuRequest(sku="bad sku"), "sku"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.PutSku(request)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.details().startswith(f"{field}:")
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.GetSku(pb.GetSkuRequest(sku="X-1"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "X-1" in (missing.value.details() or "")

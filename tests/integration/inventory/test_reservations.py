@@ -100,7 +100,11 @@ async def test_a_repeated_reserve_returns_the_first_reservation_and_reserves_onc
     assert await inventory.row("TEA", "SH") == (10, 3, True)
     with pytest.raises(FailedPrecondition):
         await handlers.reserve(inventory.uow, inventory.policy, "o-1", [Line("TEA", "SH", 4)])
-    assert await inventory.outbox_subjects() == ["inventory.adjusted", "inventory.reserved"]
+    assert await inventory.outbox_subjects() == [
+        "inventory.sku_updated",
+        "inventory.adjusted",
+        "inventory.reserved",
+    ]
 
 
 async def test_shortages_name_each_line_and_what_is_available_and_nothing_is_written(

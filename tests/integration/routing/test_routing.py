@@ -15,6 +15,7 @@ from oms.inventory.v1 import inventory_pb2_grpc
 from oms.routing.v1 import routing_pb2 as pb
 from oms.routing.v1 import routing_pb2_grpc
 from services.inventory import handlers as stock
+from services.inventory.domain.model import GoodsType
 from services.inventory.grpc_api import InventoryServicer
 from services.inventory.handlers import Policy
 from services.kit import grpc_client
@@ -72,8 +73,11 @@ async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
     built = Stack(None, routing_engine, inventory_engine, handlers.RuleSetCache(), InventoryStock(channel))  # type: ignore[arg-type]
     for warehouse in WAREHOUSES:
         await stock.put_warehouse(built.inventory_uow(), warehouse.warehouse_id, warehouse.name)
-    for sku in ("TEA", "CUP", "FISH"):
+    for sku in ("TEA", "CUP"):
         await stock.put_sku(built.inventory_uow(), sku, sku)
+    await stock.put_sku(
+        built.inventory_uow(), "FISH", "Chilled salmon", GoodsType.COLD_CHAIN, "seafood", 1200
+    )
     await handlers.ensure_default_rules(built.routing_uow())
     routing_server = GrpcServer(
         port=0,
@@ -194,7 +198,7 @@ async def test_the_zhejiang_incident_is_caught_by_the_dry_run_and_activation_is_
         pb.SaveDraftRuleSetRequest(document_json=json.dumps(to_document(rules)), note="coverage fixed")
     )
     parked = await stack.routing.PlanFulfilment(
-        order("o-cold", "新疆", "乌鲁木齐", pb.RouteLine(sku="TEA", quantity=1, goods_type="cold_chain"))
+        order("o-cold", "新疆", "乌鲁木齐", pb.RouteLine(sku="FISH", quantity=1))
     )
     assert parked.decision.parked_reason == "cold_chain_impossible"
     activated = await stack.routing.ActivateRuleSet(pb.ActivateRuleSetRequest(version=fixed.rule_set.version))
@@ -246,6 +250,116 @@ async def test_decisions_are_reproducible_from_the_log(stack: Stack) -> None:
     )
     assert again == logged.result
     assert len(logged.result["shipments"]) == 2
+
+
+async def test_a_cold_chain_sku_is_routed_by_its_catalogue_entry_whatever_the_caller_says(
+    stack: Stack,
+) -> None:
+    await stack.receive("WH-BJ", "FISH", 20)
+    # orders sends no goods type; a caller that says "normal" is not believed either
+    fish = pb.RouteLine(sku="FISH", quantity=2, goods_type="normal", unit_weight_g=1)
+    parked = (await stack.routing.PlanFulfilment(order("o-fish", "浙江", "杭州", fish))).decision
+    assert (parked.parked_reason, list(parked.shipments)) == ("cold_chain_impossible", [])
+    assert "FISH needs a cold chain" in parked.parked_detail and "WH-BJ" in parked.parked_detail
+    assert any(
+        line.startswith("Beijing excluded: cannot ship cold-chain goods") for line in parked.explanation
+    )
+    listed = (await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())).orders
+    assert [(o.order_id, o.reason) for o in listed] == [("o-fish", "cold_chain_impossible")]
+
+    await stack.receive("WH-SH", "FISH", 5)  # cold stock arrives: the parked order becomes due
+    async with stack.routing_engine.begin() as conn:
+        assert await handlers.mark_parked_due(conn, "FISH", datetime.now(UTC)) == 1
+    assert await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
+    planned = (await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-fish"))).decision
+    [shipment] = planned.shipments
+    assert (shipment.warehouse_id, shipment.carrier) == ("WH-SH", "SF-COLD")
+    async with stack.routing_engine.connect() as conn:
+        lines = (
+            await conn.execute(
+                text(
+                    "SELECT inputs->'request'->'lines' FROM decisions"
+                    " WHERE parked_reason = '' AND order_id = 'o-fish'"
+                )
+            )
+        ).scalar_one()
+    assert [(line["goods_type"], line["unit_weight_g"]) for line in lines] == [("cold_chain", 1200)]
+
+
+def singapore(order_id: str) -> pb.PlanFulfilmentRequest:
+    """The address the Shopee adapter makes of the documented SG fixture (a city-state: no state, no city)."""
+    return pb.PlanFulfilmentRequest(
+        order_id=order_id,
+        address=common_pb2.Address(
+            country_code="SG",
+            province="SG",
+            city="SG",
+            detail="1 Orchard Road",
+            recipient_name="T",
+            phone="65",
+        ),
+        lines=[pb.RouteLine(sku="TEA", quantity=2)],
+    )
+
+
+async def test_a_singapore_order_is_planned_at_the_cross_border_warehouse_never_refused(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 50)
+    await stack.receive("WH-XB", "TEA", 50)
+    decision = (await stack.routing.PlanFulfilment(singapore("o-sg"))).decision
+    [shipment] = decision.shipments
+    assert (shipment.warehouse_id, shipment.carrier) == ("WH-XB", "SF-INTL")
+    assert (decision.country_code, decision.province, decision.city) == ("SG", "Singapore", "Singapore")
+    assert any(line.startswith("Shanghai excluded: does not cover SG") for line in decision.explanation)
+
+    mainland_only = replace(
+        default_rules(),
+        warehouses=tuple(w for w in WAREHOUSES if not w.cross_border),
+        coverage=tuple(c for c in default_rules().coverage if c.warehouse_id != "WH-XB"),
+        rates=tuple(r for r in default_rules().rates if r.warehouse_id != "WH-XB"),
+    )
+    async with stack.routing_engine.connect() as conn:
+        logged = (
+            await conn.execute(
+                text(
+                    "SELECT d.inputs, d.result, r.document, r.version FROM decisions d "
+                    "JOIN rule_sets r ON r.version = d.rule_set_version WHERE d.order_id = 'o-sg'"
+                )
+            )
+        ).one()
+    replayed = handlers.replay(logged.inputs, from_document(logged.version, logged.document))
+    assert handlers.result_document(replayed) == logged.result
+
+    case = pb.ExpectedDecision(
+        name="Singapore → WH-XB",
+        country_code="SG",
+        province="SG",
+        city="SG",
+        lines=[pb.RouteLine(sku="X", quantity=1)],
+        expect_warehouse_id="WH-XB",
+    )
+    await stack.routing.PutExpectedDecisions(pb.PutExpectedDecisionsRequest(cases=[case]))
+    draft = await stack.routing.SaveDraftRuleSet(
+        pb.SaveDraftRuleSetRequest(document_json=json.dumps(to_document(mainland_only)), note="no exports")
+    )
+    dry = await stack.routing.DryRunRuleSet(pb.DryRunRuleSetRequest(version=draft.rule_set.version))
+    assert [(c.name, c.passed, c.detail) for c in dry.cases] == [
+        ("Singapore → WH-XB", False, "expected WH-XB, got parked")
+    ]
+    await stack.routing.PutExpectedDecisions(pb.PutExpectedDecisionsRequest(cases=[]))
+    await stack.routing.ActivateRuleSet(pb.ActivateRuleSetRequest(version=draft.rule_set.version))
+    parked = (await stack.routing.PlanFulfilment(singapore("o-sg-2"))).decision
+    assert (parked.parked_reason, parked.parked_detail) == ("no_coverage", "no warehouse covers SG")
+    listed = (await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())).orders
+    assert [(o.order_id, o.reason, o.detail) for o in listed] == [
+        ("o-sg-2", "no_coverage", "no warehouse covers SG")
+    ]
+
+
+async def test_an_unknown_sku_is_a_permanent_answer_naming_the_sku(stack: Stack) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.routing.PlanFulfilment(order("o-x", "浙江", "杭州", pb.RouteLine(sku="NOPE", quantity=1)))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == "lines[0].sku: unknown SKU NOPE"
 
 
 @pytest.mark.parametrize(

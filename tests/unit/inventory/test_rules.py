@@ -5,8 +5,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.inventory.domain.model import (
+    GoodsType,
     Line,
     ReplenishmentStatus,
+    SkuEntry,
     StockRow,
     StockSignal,
     check_replenishment_transition,
@@ -15,6 +17,7 @@ from services.inventory.domain.model import (
     low_stock_signal,
     reservable,
     reservation_lines,
+    sku_entry,
 )
 from services.kit.errors import FailedPrecondition, InvalidArgument
 
@@ -70,3 +73,26 @@ def test_replenishment_orders_move_forward_only() -> None:
     check_replenishment_transition(ReplenishmentStatus.ORDERED, ReplenishmentStatus.CLOSED)
     with pytest.raises(FailedPrecondition):
         check_replenishment_transition(ReplenishmentStatus.CLOSED, ReplenishmentStatus.OPEN)
+
+
+def test_a_catalogue_entry_keeps_its_attributes_and_takes_the_sku_code_for_a_missing_title() -> None:
+    entry = sku_entry("FISH-1", " ", GoodsType.COLD_CHAIN, "生鲜/海鲜 & chilled", 1_200, customised=True)
+    assert entry == SkuEntry("FISH-1", "FISH-1", GoodsType.COLD_CHAIN, "生鲜/海鲜 & chilled", 1_200, True)
+
+
+@pytest.mark.parametrize(
+    ("title", "category", "weight_g", "field"),
+    [
+        ("x" * 201, "", 0, "title"),
+        ("Tea", "tea;drop table", 0, "category"),
+        ("Tea", "c" * 65, 0, "category"),
+        ("Tea", "tea", -1, "weight_g"),
+        ("Tea", "tea", 1_000_001, "weight_g"),
+    ],
+)
+def test_a_catalogue_entry_out_of_bounds_is_refused_naming_the_field(
+    title: str, category: str, weight_g: int, field: str
+) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        sku_entry("SKU-1", title, GoodsType.NORMAL, category, weight_g)
+    assert refused.value.field == field

@@ -1,22 +1,27 @@
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
 from services.kit.errors import InvalidArgument
 from services.routing.domain.defaults import default_rules
+from services.routing.domain.documents import from_document, to_document
 from services.routing.domain.geography import PROVINCES, normalise
 from services.routing.domain.model import (
     COLD_CHAIN,
+    FRESH,
     Coverage,
     ExpectedDecision,
     ParkReason,
     RouteLine,
     RouteRequest,
     RuleSet,
+    SkuFacts,
     check_expected,
     plan,
+    with_catalogue,
 )
 
 RULES = default_rules()
@@ -161,3 +166,108 @@ def test_the_same_inputs_always_give_the_same_decision() -> None:
 def test_expedited_orders_weigh_delivery_days() -> None:
     decision = plan(request(HANGZHOU, priority="expedited"), RULES, everywhere("TEA"), {})
     assert (decision.shipments[0].carrier, decision.shipments[0].service) == ("SF", "express")
+
+
+def test_a_cold_chain_sku_held_only_by_warehouses_without_cold_chain_parks_as_cold_chain_impossible() -> None:
+    fish = RouteLine("FISH", 2, goods_type=COLD_CHAIN)
+    warm_only = {("FISH", "WH-BJ"): 50, ("FISH", "WH-WH"): 50}
+    decision = plan(request(HANGZHOU, fish), RULES, warm_only, {})
+    assert decision.parked is ParkReason.COLD_CHAIN_IMPOSSIBLE and not decision.shipments
+    assert "FISH needs a cold chain" in decision.park_detail and "WH-BJ, WH-WH" in decision.park_detail
+    verdicts = {v.warehouse_id: v.reason for v in decision.verdicts}
+    assert verdicts["WH-BJ"] == verdicts["WH-WH"] == "cannot ship cold-chain goods"
+
+
+def test_a_cold_chain_sku_out_of_stock_everywhere_is_simply_out_of_stock() -> None:
+    fish = RouteLine("FISH", 2, goods_type=COLD_CHAIN)
+    assert plan(request(HANGZHOU, fish), RULES, {}, {}).parked is ParkReason.OUT_OF_STOCK
+
+
+def test_fresh_goods_stay_chilled_like_cold_chain() -> None:
+    milk = RouteLine("MILK", 1, goods_type=FRESH)
+    decision = plan(request(HANGZHOU, milk), RULES, everywhere("MILK"), {})
+    [shipment] = decision.shipments
+    assert (shipment.warehouse_id, shipment.carrier) == ("WH-SH", "SF-COLD")
+
+
+def test_the_catalogue_replaces_what_the_caller_said_about_goods_type_and_weight() -> None:
+    said = request(HANGZHOU, RouteLine("FISH", 1), RouteLine("TEA", 2, unit_weight_g=300))
+    known = with_catalogue(said, {"FISH": SkuFacts(COLD_CHAIN, 1200), "TEA": SkuFacts("normal", 0)})
+    assert [(line.goods_type, line.unit_weight_g) for line in known.lines] == [
+        (COLD_CHAIN, 1200),
+        ("normal", 300),
+    ]
+    assert known.cold
+
+
+def test_addresses_outside_mainland_china_are_normalised_by_country() -> None:
+    singapore = normalise("SG", "SG", country="SG")  # what the Shopee adapter makes of a city-state
+    assert (singapore.country, singapore.province, singapore.city, singapore.region) == (
+        "SG",
+        "Singapore",
+        "Singapore",
+        "SG",
+    )
+    selangor = normalise("Selangor", "Petaling Jaya", country="my")
+    assert (selangor.region, selangor.province, selangor.city) == ("MY", "Selangor", "Petaling Jaya")
+    assert normalise("香港", "", country="CN").region == "HK"
+    assert normalise("Zhejiang", "Hangzhou", country="").region == "Zhejiang"
+    with pytest.raises(InvalidArgument) as bad_country:
+        normalise("X", "Y", country="S1")
+    assert bad_country.value.field == "address.country_code"
+    with pytest.raises(InvalidArgument) as unknown:
+        normalise("SG", "SG", country="CN")
+    assert unknown.value.problem == "unknown province 'SG' in mainland China (CN)"
+
+
+def test_a_singapore_order_ships_from_the_cross_border_warehouse_by_a_cross_border_carrier() -> None:
+    decision = plan(request(normalise("SG", "SG", country="SG")), RULES, everywhere("TEA"), {})
+    [shipment] = decision.shipments
+    assert (shipment.warehouse_id, shipment.carrier, shipment.service) == (
+        "WH-XB",
+        "SF-INTL",
+        "international",
+    )
+    assert decision.explanation[0].startswith("Shenzhen cross-border chosen: standard coverage for Singapore")
+    verdicts = {v.warehouse_id: v.reason for v in decision.verdicts}
+    assert verdicts["WH-SH"] == "does not cover SG"
+
+
+def test_mainland_orders_never_ship_from_the_cross_border_warehouse() -> None:
+    stock = {("TEA", "WH-XB"): 100}
+    decision = plan(request(), RULES, stock, {})
+    assert decision.parked is ParkReason.OUT_OF_STOCK
+    assert {v.warehouse_id: v.reason for v in decision.verdicts}["WH-XB"] == "does not cover Zhejiang"
+
+
+def test_a_destination_no_warehouse_covers_parks_no_coverage_in_plain_words() -> None:
+    mainland_only = replace(
+        RULES,
+        warehouses=tuple(w for w in RULES.warehouses if not w.cross_border),
+        coverage=tuple(c for c in RULES.coverage if c.warehouse_id != "WH-XB"),
+        rates=tuple(r for r in RULES.rates if r.warehouse_id != "WH-XB"),
+    )
+    decision = plan(request(normalise("SG", "SG", country="SG")), mainland_only, everywhere("TEA"), {})
+    assert (decision.parked, decision.park_detail) == (ParkReason.NO_COVERAGE, "no warehouse covers SG")
+    unknown_country = plan(
+        request(normalise("Bavaria", "Munich", country="DE")), RULES, everywhere("TEA"), {}
+    )
+    assert (unknown_country.parked, unknown_country.park_detail) == (
+        ParkReason.NO_COVERAGE,
+        "no warehouse covers DE",
+    )
+
+
+def test_cold_chain_goods_abroad_park_when_no_cold_chain_reaches_there() -> None:
+    fish = RouteLine("FISH", 1, goods_type=COLD_CHAIN)
+    decision = plan(request(normalise("SG", "SG", country="SG"), fish), RULES, everywhere("FISH"), {})
+    assert decision.parked is ParkReason.COLD_CHAIN_IMPOSSIBLE and not decision.shipments
+
+
+def test_a_rule_set_may_not_let_a_mainland_warehouse_cover_a_region_abroad() -> None:
+    document = json.loads(json.dumps(to_document(RULES)))  # as operations send it
+    document["coverage"].append({"warehouse_id": "WH-SH", "tier": "standard", "regions": ["SG"]})
+    with pytest.raises(InvalidArgument) as refused:
+        from_document(2, document)
+    assert "not a cross-border warehouse" in refused.value.problem
+    assert from_document(2, json.loads(json.dumps(to_document(RULES)))).coverage == RULES.coverage
