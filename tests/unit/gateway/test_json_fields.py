@@ -19,7 +19,8 @@ def test_known_fields_pass_in_json_and_proto_names_at_any_depth() -> None:
 
 
 def test_the_first_unknown_field_is_named_as_the_caller_wrote_it() -> None:
-    assert unknown_field(PUT_SKU, "title,goodsType") == "goodsType"
+    assert unknown_field(PUT_SKU, "title,goodsType") is None
+    assert unknown_field(PUT_SKU, "title,goodsKind") == "goodsKind"
     assert (
         unknown_field(INGEST, "channel,lines,lines.unitPrice,lines.unitPrice.colour")
         == "lines.unitPrice.colour"
