@@ -328,6 +328,7 @@ def stop_from_state(home: Path) -> list[str]:
 
 
 def reset(home: Path) -> None:
+    embedded.remove_outside(home / "postgres")
     for name in ("postgres", "redis", "nats"):
         shutil.rmtree(home / name, ignore_errors=True)
     (home / "pii-keys.json").unlink(missing_ok=True)

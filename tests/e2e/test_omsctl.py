@@ -16,7 +16,8 @@ from typing import IO
 
 import pytest
 
-from omsctl.stack import SERVICES
+from omsctl import embedded
+from omsctl.stack import SERVICES, reset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,8 +73,7 @@ def _alive(pid: int) -> bool:
 def test_make_run_serves_the_printed_curl_keeps_data_across_restarts_and_leaves_nothing_behind(
     env_without_urls: dict[str, str],
 ) -> None:
-    home = Path(tempfile.mkdtemp(prefix="oms-up-"))
-    home.chmod(0o755)
+    home = Path(tempfile.mkdtemp(prefix="oms-up-"))  # 0700, like a clone in `mktemp -d`
     env = {**env_without_urls, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}"}
     try:
         _up_restart_and_down(home, env)
@@ -85,6 +85,7 @@ def test_make_run_serves_the_printed_curl_keeps_data_across_restarts_and_leaves_
             capture_output=True,
             timeout=120,
         )
+        reset(home)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -131,3 +132,63 @@ def _up_restart_and_down(home: Path, env: dict[str, str]) -> None:
     second.wait(timeout=30)
     assert not [pid for pid in pids if _alive(pid)]
     assert not (home / "state.json").exists()
+
+
+# ---- embedded Postgres as root in a private folder ---------------------------------------------
+
+
+def _modes(paths: list[Path]) -> dict[Path, int]:
+    return {path: path.stat().st_mode for path in paths}
+
+
+def _credentials(pid: int) -> dict[str, list[int]]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {name: [int(v) for v in fields[name].split()] for name in ("Uid", "Gid", "Groups")}
+
+
+def test_embedded_postgres_starts_from_a_private_folder_answers_sql_and_changes_no_folder_mode() -> None:
+    import asyncio
+
+    import asyncpg
+
+    private = Path(tempfile.mkdtemp(prefix="oms-private-"))  # 0700, as `mktemp -d` makes it
+    home = private / "clone" / ".oms"
+    home.mkdir(parents=True)
+    # the binaries inside the private folder too, as a clone's own .venv would have them
+    install = private / "clone" / ".venv" / "site-packages" / "pgserver" / "pginstall"
+    wheel = embedded._postgres_install()
+    shutil.copytree(wheel, install, symlinks=True)
+    shutil.copytree(wheel.parent.parent / "pgserver.libs", install.parent.parent / "pgserver.libs")
+    watched = [p for p in [private, *private.parents]] + [p for p in install.parents if private in p.parents]
+    before = _modes(watched)
+    server = embedded.EmbeddedPostgres(home / "postgres", home / "logs", durable=False, install=install)
+    try:
+        server.start()
+        assert server.process is not None
+
+        async def answer() -> int:
+            conn = await asyncpg.connect(server.url)
+            try:
+                return int(await conn.fetchval("SELECT 40 + 2"))
+            finally:
+                await conn.close()
+
+        assert asyncio.run(answer()) == 42
+        if os.geteuid() == 0:
+            account = embedded.postgres_account()
+            assert account is not None and account.gid != 0
+            credentials = _credentials(server.process.pid)
+            assert set(credentials["Uid"]) == {account.uid}
+            assert set(credentials["Gid"]) == {account.gid} and 0 not in credentials["Groups"]
+            folder = Path(json.loads(embedded.outside_marker(home / "postgres").read_text())["folder"])
+            assert private not in folder.parents
+            assert folder.stat().st_uid == account.uid and folder.stat().st_mode & 0o777 == 0o700
+            assert (folder / "pgserver" / "pginstall" / "bin" / "postgres").exists()
+            assert (folder / "data" / "PG_VERSION").exists()
+    finally:
+        server.stop()
+        outside = embedded.remove_outside(home / "postgres")
+        after = _modes(watched)
+        shutil.rmtree(private, ignore_errors=True)
+    assert after == before
+    assert outside is None or not outside.exists()
