@@ -16,6 +16,7 @@ omsctl trace TRACE_ID what each service logged, the order timeline and the audit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from omsctl import embedded, stack, tokens
 
@@ -100,24 +102,30 @@ def up(fresh: bool, empty: bool = False) -> int:
         supervisor = stack.Supervisor(
             oms_home,
             [*infra.processes(), *platform.processes],
-            say=lambda line: print(time.strftime("%H:%M:%S ") + line, flush=True),
+            say=lambda line: _say(time.strftime("%H:%M:%S ") + line),
             changed=lambda: stack.write_state(oms_home, infra, platform),
         )
         while True:
             time.sleep(0.2)
             supervisor.tick()
     except KeyboardInterrupt:
-        print("\nstopping …", flush=True)
+        _say("\nstopping …")
     except Exception as error:
-        print(f"start-up failed: {error}", file=sys.stderr, flush=True)
+        _say(f"start-up failed: {error}", sys.stderr)
         code = 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     platform.stop()
     infra.stop()
     stack.state_path(oms_home).unlink(missing_ok=True)
-    print("stopped; nothing left running", flush=True)
+    _say("stopped; nothing left running")
     return code
+
+
+def _say(line: str, stream: TextIO | None = None) -> None:
+    """Print, but never let a closed terminal or pipe (BrokenPipeError) skip stopping the children."""
+    with contextlib.suppress(OSError):
+        print(line, file=stream or sys.stdout, flush=True)
 
 
 def print_banner(

@@ -294,9 +294,16 @@ def test_up_restarts_a_killed_service_on_its_port_keeps_ports_prints_env_and_die
         stopped = _omsctl(home, env, "status")
         assert stopped.returncode == 0 and "stopped" in stopped.stdout
 
-        # the next `up` reuses every port
+        # the next `up` reuses every port, and loads the demo catalogue again without doubling stock
         second, _ = _start(home, env)
         assert {entry["name"]: entry["port"] for entry in _state(home)["processes"]} == ports
+        query = (
+            f"{_omsctl(home, env, 'env').stdout}\n"
+            'curl -s -X POST -H "authorization: Bearer $OMS_TOKEN" -H "content-type: application/json" '
+            '-d \'{"skus": ["SKU-TEA-250G"]}\' "$OMS_HTTP/v1/inventory/availability:query"'
+        )
+        stock = json.loads(subprocess.run(["bash", "-c", query], capture_output=True, text=True).stdout)
+        assert stock["skus"][0]["poolOnHand"] == str(500 + 200 + 200 + 100 + 100)  # demo_catalogue.yaml
         down = _omsctl(home, env, "down")
         assert down.returncode == 0, down.stdout
         second.wait(timeout=30)
