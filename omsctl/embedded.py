@@ -388,12 +388,15 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if account is None:
             return install, self.data_dir
-        data_ok = reachable(self.data_dir, account)
+        marker = outside_marker(self.data_dir)
+        # data once kept outside stays there, even if the home has become reachable since
+        kept_outside = marker.exists() and (Path(json.loads(marker.read_text())["folder"]) / "data").exists()
+        data_ok = reachable(self.data_dir, account) and not kept_outside
         install_ok = _readable_tree(install, account) and (
             not _libraries(install).exists() or _readable_tree(_libraries(install), account)
         )
         if data_ok and install_ok:
-            outside_marker(self.data_dir).unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
             for item in [self.data_dir, *self.data_dir.rglob("*")]:
                 os.chown(item, account.uid, account.gid, follow_symlinks=False)
             return install, self.data_dir
