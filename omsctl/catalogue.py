@@ -58,6 +58,14 @@ def put_sku_fields() -> set[str]:
     return set(inventory_pb2.PutSkuRequest.DESCRIPTOR.fields_by_name)
 
 
+def sku_body(item: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """PutSku's JSON body: the title, and each attribute whose field PutSkuRequest has (`known`), so an
+    edge that refuses unknown fields accepts it before and after the attributes exist."""
+    sendable = [name for name, field in SKU_ATTRIBUTES.items() if field in known and name in item]
+    attributes = {name: item[name] for name in sendable}
+    return {"title": item["title"], **attributes}
+
+
 class Edge:
     """JSON calls through Envoy with one token; throttled or briefly unavailable calls are retried."""
 
@@ -100,11 +108,14 @@ def load_through(edge: Edge, document: dict[str, Any]) -> Loaded:
     loaded = Loaded()
     known = put_sku_fields()
     loaded.sent_attributes = [name for name, proto in SKU_ATTRIBUTES.items() if proto in known]
+    unsent = [name for name in SKU_ATTRIBUTES if name not in loaded.sent_attributes]
+    if unsent:
+        loaded.notes.append(f"SKU attributes not sent (PutSku has no such fields yet): {', '.join(unsent)}")
     for warehouse in document.get("warehouses", []):
         edge.call("PUT", f"/v1/inventory/warehouses/{warehouse['id']}", {"name": warehouse["name"]})
         loaded.warehouses += 1
     for item in document.get("skus", []):
-        body = {"title": item["title"], **{k: item[k] for k in loaded.sent_attributes if k in item}}
+        body = sku_body(item, known)
         edge.call("PUT", f"/v1/inventory/skus/{item['sku']}", body)
         loaded.skus += 1
         for warehouse_id, quantity in item.get("stock", {}).items():
