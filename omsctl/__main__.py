@@ -1,8 +1,12 @@
 """omsctl — run and inspect the platform.
 
-omsctl up [--fresh]   start everything (embedded Postgres/Redis/NATS unless URLs are given), Ctrl-C stops it
+omsctl up [--fresh] [--empty]
+                      start everything (embedded Postgres/Redis/NATS unless URLs are given), load the
+                      demo catalogue (not with --empty), keep it running; Ctrl-C stops it
 omsctl down           stop what `up` started, even if `up` itself was killed
-omsctl status         what runs and its health
+omsctl status         what runs and its health (exit 0 when healthy or stopped)
+omsctl restart NAME   restart one process of the running stack (a service, envoy, postgres, …)
+omsctl env            `export` lines for the endpoints and a token: eval "$(omsctl env)"
 omsctl protos         generate gen/ from protos/
 omsctl token --sub S --role R [--role R2] [--customer C] [--channel CH]
                       mint a development bearer token with the local stack's JWT key
@@ -12,13 +16,17 @@ omsctl trace TRACE_ID what each service logged, the order timeline and the audit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import shlex
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from omsctl import embedded, stack, tokens
 
@@ -51,7 +59,7 @@ def home() -> Path:
     return Path(os.environ.get("OMS_HOME", stack.ROOT / ".oms")).resolve()
 
 
-def up(fresh: bool) -> int:
+def up(fresh: bool, empty: bool = False) -> int:
     oms_home = home()
     state = stack.read_state(oms_home)
     if state is not None:
@@ -60,6 +68,7 @@ def up(fresh: bool) -> int:
     if fresh:
         stack.reset(oms_home)
     oms_home.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(oms_home / "restart-requests", ignore_errors=True)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -72,8 +81,9 @@ def up(fresh: bool) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
-    infra = stack.Infra(oms_home)
-    platform = stack.Platform(infra, oms_home)
+    ports = stack.PortBook.kept_in(oms_home)
+    infra = stack.Infra(oms_home, ports=ports)
+    platform = stack.Platform(infra, oms_home, ports=ports)
     code = 0
     try:
         print("starting infrastructure …", flush=True)
@@ -81,31 +91,46 @@ def up(fresh: bool) -> int:
         print("migrating and starting services …", flush=True)
         platform.start()
         stack.write_state(oms_home, infra, platform)
-        print_banner(infra, platform, time.monotonic() - started, oms_home)
+        for note in ports.notes:
+            print(note, flush=True)
+        loaded = None
+        if not empty:
+            from omsctl import catalogue
+
+            loaded = catalogue.load(platform)
+        print_banner(infra, platform, time.monotonic() - started, oms_home, loaded)
+        supervisor = stack.Supervisor(
+            oms_home,
+            [*infra.processes(), *platform.processes],
+            say=lambda line: _say(time.strftime("%H:%M:%S ") + line),
+            changed=lambda: stack.write_state(oms_home, infra, platform),
+        )
         while True:
-            time.sleep(1.0)
-            for process in platform.processes:
-                if process.popen.poll() is not None:
-                    print(
-                        f"{process.name} exited ({process.popen.returncode}); see {process.log_path}",
-                        flush=True,
-                    )
-                    raise KeyboardInterrupt
+            time.sleep(0.2)
+            supervisor.tick()
     except KeyboardInterrupt:
-        print("\nstopping …", flush=True)
+        _say("\nstopping …")
     except Exception as error:
-        print(f"start-up failed: {error}", file=sys.stderr, flush=True)
+        _say(f"start-up failed: {error}", sys.stderr)
         code = 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     platform.stop()
     infra.stop()
     stack.state_path(oms_home).unlink(missing_ok=True)
-    print("stopped; nothing left running", flush=True)
+    _say("stopped; nothing left running")
     return code
 
 
-def print_banner(infra: stack.Infra, platform: stack.Platform, seconds: float, oms_home: Path) -> None:
+def _say(line: str, stream: TextIO | None = None) -> None:
+    """Print, but never let a closed terminal or pipe (BrokenPipeError) skip stopping the children."""
+    with contextlib.suppress(OSError):
+        print(line, file=stream or sys.stdout, flush=True)
+
+
+def print_banner(
+    infra: stack.Infra, platform: stack.Platform, seconds: float, oms_home: Path, loaded: object = None
+) -> None:
     edge = platform.endpoints["envoy"]
     body = json.dumps(DEMO_ORDER, ensure_ascii=False)
     rows = [
@@ -124,6 +149,14 @@ def print_banner(infra: stack.Infra, platform: stack.Platform, seconds: float, o
     width = max(len(label) for label, _ in rows)
     lines = [f"\nOMS platform is up in {seconds:.1f} s\n"]
     lines += [f"  {label.ljust(width)}  {value}" for label, value in rows]
+    if loaded is not None:
+        from omsctl.catalogue import Loaded
+
+        assert isinstance(loaded, Loaded)
+        lines += ["", f"Demo catalogue (omsctl/demo_catalogue.yaml): {loaded.summary()}"]
+        lines += [f"  note: {note}" for note in loaded.notes]
+    else:
+        lines += ["", "No demo catalogue (--empty): create warehouses, SKUs and stock first"]
     token = tokens.mint(stack.edge_settings(oms_home), "demo-ops", ["ops"], 12 * 3600)
     auth = f"-H 'authorization: Bearer {token}'"
     lines += [
@@ -131,6 +164,9 @@ def print_banner(infra: stack.Infra, platform: stack.Platform, seconds: float, o
         "A demo token (role ops, 12 h); mint others with",
         "`.venv/bin/python -m omsctl token --sub me --role admin`:",
         f"  export OMS_TOKEN={token}",
+        "",
+        "Endpoints and that token in your shell (OMS_HTTP, OMS_TOKEN, …):",
+        '  eval "$(.venv/bin/python -m omsctl env)"',
         "",
         'Create an order (a repeat returns the same order with "created": false):',
         f"  curl -s -X POST http://{edge}/v1/orders {auth} -H 'content-type: application/json' -d '{body}'",
@@ -146,28 +182,48 @@ def print_banner(infra: stack.Infra, platform: stack.Platform, seconds: float, o
         "gRPC without proto files (server reflection through Envoy):",
         f"  .venv/bin/grpcurl -plaintext -H 'authorization: Bearer {token}' {edge} list",
         "",
-        "Events: JetStream subject oms.orders.created on " + infra.nats_url,
+        'Pay it, see it allocated and its events: README.md, "Your first order".',
+        "Events: .venv/bin/python -m omsctl events  (JetStream oms.orders.> on " + infra.nats_url + ")",
         "Stop: Ctrl-C here, or `make down` from another terminal.",
     ]
     print("\n".join(lines), flush=True)
 
 
 def down() -> int:
-    stopped = stack.stop_from_state(home())
+    oms_home = home()
+    stopped = stack.stop_from_state(oms_home)
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    outside = embedded.remove_outside(oms_home / "postgres")
+    if outside is not None:
+        print(f"removed Postgres's own folder {outside} (kept outside the private home)")
     return 0
 
 
-def status() -> int:
+def _running_state() -> dict[str, object] | None:
+    """The state of a stack whose supervisor (or at least one of its processes) still runs."""
     state = stack.read_state(home())
     if state is None:
-        print("not running")
-        return 1
+        return None
+    if embedded.is_running(int(state.get("omsctl_pid") or 0) or -1) or any(
+        embedded.is_running(entry["pid"]) for entry in state["processes"]
+    ):
+        return state
+    return None
+
+
+def status() -> int:
+    """Exit 0 when everything is healthy or the platform is cleanly stopped; 1 when part of it is down."""
+    state = stack.read_state(home())
+    if _running_state() is None:
+        left = " (a killed `omsctl up` left a state file; `make down` clears it)" if state else ""
+        print(f"OMS platform is stopped{left}")
+        return 0
+    assert state is not None
     healthy = True
     for entry in state["processes"]:
         alive = embedded.is_running(entry["pid"])
         health = ""
-        if alive and entry["name"] in {spec.name for spec in stack.SERVICES}:
+        if alive and entry["name"] in stack.SERVICE_NAMES:
             health = stack.health_status(f"127.0.0.1:{entry['port']}")
         elif alive:
             health = "RUNNING"
@@ -179,6 +235,76 @@ def status() -> int:
     return 0 if healthy else 1
 
 
+def restart(name: str, timeout: float = 60.0) -> int:
+    """Ask the running supervisor to restart one process: it is stopped here and started again there."""
+    state = _running_state()
+    if state is None:
+        print("OMS platform is stopped; `make run` starts it", file=sys.stderr)
+        return 1
+    entries = {entry["name"]: entry for entry in state["processes"]}  # type: ignore[attr-defined]
+    if name not in entries:
+        print(f"no process {name!r}; one of: {', '.join(entries)}", file=sys.stderr)
+        return 2
+    old = entries[name]
+    began = time.monotonic()
+    request = stack.restart_request(home(), name)
+    request.parent.mkdir(parents=True, exist_ok=True)
+    request.touch()
+    embedded.stop_pid(old["pid"], signal.SIGINT if name == "postgres" else signal.SIGTERM)
+    deadline = began + timeout
+    while time.monotonic() < deadline:
+        now = stack.read_state(home()) or {"processes": []}
+        new = next((e for e in now["processes"] if e["name"] == name), None)
+        if new and new["pid"] != old["pid"] and stack.ready_at(name, new["port"]):
+            print(
+                f"{name} restarted on port {new['port']} (pid {old['pid']} → {new['pid']}) "
+                f"in {time.monotonic() - began:.1f} s"
+            )
+            return 0
+        time.sleep(0.1)
+    print(f"{name} did not come back within {timeout:.0f} s; see {old['log']}", file=sys.stderr)
+    return 1
+
+
+def sign(sender: str, timestamp: str, body: str) -> int:
+    """Hex HMAC-SHA256 of "<timestamp>\\n<body>" with the sender's webhook secret, as the gateway checks."""
+    import base64
+    import hashlib
+    import hmac
+
+    secrets = json.loads(stack.edge_settings(home()).get("WEBHOOK_SECRETS", "{}"))
+    if sender not in secrets:
+        print(f"no webhook secret for {sender!r}; senders: {', '.join(sorted(secrets))}", file=sys.stderr)
+        return 2
+    key = base64.b64decode(secrets[sender])
+    print(hmac.new(key, timestamp.encode() + b"\n" + body.encode(), hashlib.sha256).hexdigest())
+    return 0
+
+
+def env(subject: str, roles: list[str], ttl: int) -> int:
+    """`export` lines for the running stack's endpoints and a token: `eval "$(omsctl env)"`."""
+    state = _running_state()
+    if state is None:
+        print("OMS platform is stopped; `make run` starts it", file=sys.stderr)
+        return 1
+    endpoints: dict[str, str] = state["endpoints"]  # type: ignore[assignment]
+    urls: dict[str, str] = state["urls"]  # type: ignore[assignment]
+    values = {
+        "OMS_HTTP": f"http://{endpoints['envoy']}",
+        "OMS_GRPC": endpoints["envoy"],
+        "OMS_ADMIN": f"http://{endpoints['envoy-admin']}",
+        **{f"OMS_{name.upper()}_ADDR": endpoints[name] for name in stack.SERVICE_NAMES if name in endpoints},
+        "OMS_DATABASE_URL": urls["DATABASE_URL"],
+        "OMS_REDIS_URL": urls["REDIS_URL"],
+        "OMS_NATS_URL": urls["NATS_URL"],
+        "OMS_SUBJECT_PREFIX": str(state.get("subject_prefix") or "oms"),
+        "OMS_TOKEN": tokens.mint(stack.edge_settings(home()), subject, roles, ttl),
+    }
+    for name in sorted(values):
+        print(f"export {name}={shlex.quote(values[name])}")
+    return 0
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     parser = argparse.ArgumentParser(
@@ -187,10 +313,30 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="start the whole platform; Ctrl-C stops it")
     up_parser.add_argument("--fresh", action="store_true", help="start from empty databases and streams")
+    up_parser.add_argument("--empty", action="store_true", help="do not load the demo catalogue")
     commands.add_parser("down", help="stop what `up` started")
+    restart_parser = commands.add_parser("restart", help="restart one process of the running stack")
+    restart_parser.add_argument(
+        "name", help="orders, inventory, routing, gateway, envoy, postgres, redis, nats"
+    )
+    env_parser = commands.add_parser("env", help="print `export` lines for the endpoints and a token")
+    env_parser.add_argument("--sub", default="demo-ops", help="the token's subject (default demo-ops)")
+    env_parser.add_argument("--role", action="append", dest="roles", help="the token's roles (default ops)")
+    env_parser.add_argument("--ttl", type=int, default=12 * 3600, help="token lifetime in seconds")
     commands.add_parser("status", help="show what runs and its health")
     commands.add_parser("protos", help="generate gen/ from protos/")
     tokens.add_arguments(commands)
+    sign_parser = commands.add_parser(
+        "sign", help="the x-oms-webhook-signature of a webhook body, with the stack's demo secret"
+    )
+    sign_parser.add_argument("sender", help="wechat_pay, alipay, sf, zto, taobao, …")
+    sign_parser.add_argument("timestamp", help="the x-oms-webhook-timestamp sent with it (unix seconds)")
+    sign_parser.add_argument("body", help="the raw body, exactly as sent")
+    events_parser = commands.add_parser("events", help="print the order events on NATS, one line each")
+    events_parser.add_argument("--order", default="", help="only this order's events")
+    events_parser.add_argument(
+        "--seconds", type=float, default=0, help="stop after this long without a new event (0: follow)"
+    )
     trace_parser = commands.add_parser(
         "trace", help="gather one trace id's logs, timeline entries and audit records"
     )
@@ -203,7 +349,23 @@ def main() -> None:
 
         sys.exit(show(home(), args.trace_id))
     if args.command == "up":
-        sys.exit(up(args.fresh))
+        sys.exit(up(args.fresh, args.empty))
+    if args.command == "sign":
+        sys.exit(sign(args.sender, args.timestamp, args.body))
+    if args.command == "events":
+        state = _running_state()
+        if state is None:
+            print("OMS platform is stopped; `make run` starts it", file=sys.stderr)
+            sys.exit(1)
+        from omsctl import events
+
+        urls: dict[str, str] = state["urls"]  # type: ignore[assignment]
+        prefix = str(state.get("subject_prefix") or "oms")
+        sys.exit(events.run(urls["NATS_URL"], prefix, args.order, args.seconds))
+    if args.command == "restart":
+        sys.exit(restart(args.name))
+    if args.command == "env":
+        sys.exit(env(args.sub, args.roles or ["ops"], args.ttl))
     if args.command == "down":
         sys.exit(down())
     if args.command == "status":

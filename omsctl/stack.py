@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,58 @@ SERVICES: tuple[ServiceSpec, ...] = (
 ENVOY_PORT = 8080
 ENVOY_ADMIN_PORT = 9901
 
+# Settings that pin a port (`omsctl up` fails if it is taken rather than moving it).
+PORT_SETTINGS = {
+    "envoy": "OMS_HTTP_PORT",
+    "envoy-admin": "OMS_ADMIN_PORT",
+    **{spec.name: f"OMS_{spec.name.upper()}_PORT" for spec in SERVICES},
+    "postgres": "OMS_POSTGRES_PORT",
+    "redis": "OMS_REDIS_PORT",
+    "nats": "OMS_NATS_PORT",
+}
+
+
+@dataclass
+class PortBook:
+    """Which port each process listens on. With a file (`.oms/ports.json`), a port chosen once is kept
+    and reused by the next `up`, so clients need not re-read the banner; OMS_*_PORT settings pin one.
+    Without a file (tests, benchmarks) ports are free ones, or the defaults when `prefer_defaults`."""
+
+    path: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    prefer_defaults: bool = True
+    chosen: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def kept_in(cls, home: Path, env: dict[str, str] | None = None) -> PortBook:
+        path = home / "ports.json"
+        kept = json.loads(path.read_text()) if path.exists() else {}
+        return cls(path, dict(os.environ if env is None else env), True, {k: int(v) for k, v in kept.items()})
+
+    def choose(self, name: str, default: int | None) -> int:
+        setting = PORT_SETTINGS.get(name, "")
+        pinned = self.env.get(setting, "").strip() if self.path is not None else ""
+        if pinned:
+            if not pinned.isdigit() or not 0 < int(pinned) < 65536:
+                raise ValueError(f"{setting}: must be a port number, not {pinned!r}")
+            if embedded.free_port(int(pinned)) != int(pinned):
+                raise RuntimeError(f"{setting}={pinned}: something else listens on that port")
+            return self._keep(name, int(pinned))
+        kept = self.chosen.get(name)
+        if kept:
+            if embedded.free_port(kept) == kept:
+                return self._keep(name, kept)
+            self.notes.append(f"port {kept} kept for {name} is taken by another program; moving {name}")
+        return self._keep(name, embedded.free_port(default if self.prefer_defaults else None))
+
+    def _keep(self, name: str, port: int) -> int:
+        self.chosen[name] = port
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.chosen, indent=2, sort_keys=True))
+        return port
+
 
 @dataclass
 class Infra:
@@ -63,26 +116,34 @@ class Infra:
     database_url: str = ""
     redis_url: str = ""
     nats_url: str = ""
+    ports: PortBook | None = None
     started: list[Any] = field(default_factory=list)
+
+    def _port(self, name: str) -> int:
+        return self.ports.choose(name, None) if self.ports is not None else 0
 
     def start(self, env: dict[str, str] | None = None) -> None:
         env = dict(os.environ if env is None else env)
         logs = self.home / "logs"
         self.database_url = self._given(env, "DATABASE_URL", 5432)
         if not self.database_url:
-            pg = embedded.EmbeddedPostgres(self.home / "postgres", logs, durable=self.durable)
+            pg = embedded.EmbeddedPostgres(
+                self.home / "postgres", logs, port=self._port("postgres"), durable=self.durable
+            )
             pg.start()
             self.started.append(pg)
             self.database_url = pg.url
         self.redis_url = self._given(env, "REDIS_URL", 6379)
         if not self.redis_url:
-            redis = embedded.EmbeddedRedis(self.home / "redis", logs, durable=self.durable)
+            redis = embedded.EmbeddedRedis(
+                self.home / "redis", logs, port=self._port("redis"), durable=self.durable
+            )
             redis.start()
             self.started.append(redis)
             self.redis_url = redis.url
         self.nats_url = self._given(env, "NATS_URL", 4222)
         if not self.nats_url:
-            nats = embedded.EmbeddedNats(self.home / "nats", logs)
+            nats = embedded.EmbeddedNats(self.home / "nats", logs, port=self._port("nats"))
             nats.start()
             self.started.append(nats)
             self.nats_url = nats.url
@@ -135,6 +196,7 @@ class Platform:
     subject_prefix: str = "oms"
     database_names: dict[str, str] = field(default_factory=dict)
     fixed_ports: bool = True
+    ports: PortBook | None = None
     processes: list[embedded.Process] = field(default_factory=list)
     endpoints: dict[str, str] = field(default_factory=dict)
 
@@ -163,10 +225,9 @@ class Platform:
         logs = self.home / "logs"
         with_db = [spec for spec in SERVICES if spec.database]
         asyncio.run(create_databases(self.infra.database_url, [self.database_name(s.name) for s in with_db]))
-        ports = {
-            spec.name: embedded.free_port(spec.default_port if self.fixed_ports else None)
-            for spec in SERVICES
-        }
+        if self.ports is None:
+            self.ports = PortBook(prefer_defaults=self.fixed_ports)
+        ports = {spec.name: self.ports.choose(spec.name, spec.default_port) for spec in SERVICES}
         migrations = [
             embedded.spawn(
                 f"{spec.name}-migrate",
@@ -197,8 +258,9 @@ class Platform:
         self._start_envoy(ports["gateway"], logs, deadline)
 
     def _start_envoy(self, gateway_port: int, logs: Path, deadline: float) -> None:
-        listen = embedded.free_port(ENVOY_PORT if self.fixed_ports else None)
-        admin = embedded.free_port(ENVOY_ADMIN_PORT if self.fixed_ports else None)
+        assert self.ports is not None
+        listen = self.ports.choose("envoy", ENVOY_PORT)
+        admin = self.ports.choose("envoy-admin", ENVOY_ADMIN_PORT)
         config = envoy.render(
             ROOT / "deploy" / "envoy" / "envoy.yaml",
             listen_port=listen,
@@ -224,6 +286,98 @@ class Platform:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
+
+
+# --- the supervisor: a crashed process is started again, on the same port, with back-off ----------
+
+RESTART_FIRST_DELAY = 0.5
+RESTART_MAX_DELAY = 30.0
+# a process that stayed up this long has its back-off forgotten
+RESTART_STABLE_SECONDS = 60.0
+SERVICE_NAMES = frozenset(spec.name for spec in SERVICES)
+
+
+def restart_request(home: Path, name: str) -> Path:
+    """A file `omsctl restart NAME` leaves, so the supervisor restarts at once and does not count it."""
+    return home / "restart-requests" / name
+
+
+@dataclass
+class Watch:
+    process: embedded.Process
+    state: str = "running"  # running → waiting (back-off) → starting (until healthy) → running
+    failures: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    down_since: float = 0.0
+    next_start: float = 0.0
+
+
+@dataclass
+class Supervisor:
+    """Keeps every process `omsctl up` started running: one that exits is started again with the
+    same command on the same port after a back-off (0.5 s, doubling up to 30 s, forgotten after 60 s
+    up), and what happens is said through `say`. `changed` runs when a pid changes."""
+
+    home: Path
+    processes: list[embedded.Process]
+    say: Callable[[str], None]
+    changed: Callable[[], None]
+    watches: list[Watch] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.watches = [Watch(process) for process in self.processes]
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for watch in self.watches:
+            process = watch.process
+            if watch.state in ("running", "starting") and process.popen.poll() is not None:
+                self._exited(watch, now)
+            elif watch.state == "waiting" and now >= watch.next_start:
+                process.respawn()
+                watch.state, watch.started_at = "starting", now
+                self.changed()
+            elif watch.state == "starting" and ready(process):
+                watch.state = "running"
+                self.say(
+                    f"{process.name} is back on port {process.port} (pid {process.pid}) "
+                    f"after {now - watch.down_since:.1f} s"
+                )
+
+    def _exited(self, watch: Watch, now: float) -> None:
+        process, code = watch.process, watch.process.popen.returncode
+        request = restart_request(self.home, process.name)
+        if watch.state == "running":
+            watch.down_since = now
+        if request.exists():
+            request.unlink(missing_ok=True)
+            delay = 0.0
+            self.say(f"{process.name} stopped for `omsctl restart`; starting it again")
+        else:
+            if watch.state == "running" and now - watch.started_at >= RESTART_STABLE_SECONDS:
+                watch.failures = 0
+            watch.failures += 1
+            delay = min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2 ** (watch.failures - 1))
+            self.say(
+                f"{process.name} exited ({code}); restarting it in {delay:.1f} s "
+                f"(restart {watch.failures}; see {process.log_path})"
+            )
+        watch.state, watch.next_start = "waiting", now + delay
+
+
+def ready(process: embedded.Process) -> bool:
+    return ready_at(process.name, process.port)
+
+
+def ready_at(name: str, port: int) -> bool:
+    """A service when its health says SERVING; any other process when its port accepts connections."""
+    if name in SERVICE_NAMES:
+        return health_status(f"127.0.0.1:{port}", timeout=0.5) == "SERVING"
+    try:
+        embedded.wait_for_port(port, 0.2)
+    except TimeoutError:
+        return False
+    return True
 
 
 def wait_for_health(process: embedded.Process, deadline: float) -> None:
@@ -277,8 +431,9 @@ def state_path(home: Path) -> Path:
 
 def write_state(home: Path, infra: Infra, platform: Platform) -> None:
     processes = [*infra.processes(), *platform.processes]
+    previous = read_state(home)
     state = {
-        "started_at": time.time(),
+        "started_at": previous["started_at"] if previous else time.time(),
         "omsctl_pid": os.getpid(),
         "processes": [
             {"name": p.name, "pid": p.pid, "port": p.port, "log": str(p.log_path)} for p in processes
@@ -289,13 +444,17 @@ def write_state(home: Path, infra: Infra, platform: Platform) -> None:
             "NATS_URL": infra.nats_url,
         },
         "endpoints": platform.endpoints,
+        "subject_prefix": platform.subject_prefix,
         "databases": {
             spec.name: with_database(infra.database_url, platform.database_name(spec.name))
             for spec in SERVICES
             if spec.database
         },
     }
-    state_path(home).write_text(json.dumps(state, indent=2))
+    # written whole then renamed, so `status` and `restart` never read half a file
+    partial = state_path(home).with_suffix(".partial")
+    partial.write_text(json.dumps(state, indent=2))
+    partial.replace(state_path(home))
 
 
 def read_state(home: Path) -> dict[str, Any] | None:
@@ -330,6 +489,7 @@ def stop_from_state(home: Path) -> list[str]:
 
 
 def reset(home: Path) -> None:
+    embedded.remove_outside(home / "postgres")
     for name in ("postgres", "redis", "nats"):
         shutil.rmtree(home / name, ignore_errors=True)
     (home / "pii-keys.json").unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from omsctl.stack import Infra
+from omsctl.stack import Infra, reset
 from services.kit.db import plain_url, with_database
 from services.kit.migrate import upgrade
 
@@ -28,14 +28,15 @@ def random_ref(prefix: str = "t") -> str:
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
+    # mkdtemp's folder is 0700: as root, Postgres runs from a folder of its own outside it
     home = Path(tempfile.mkdtemp(prefix="oms-test-"))
-    home.chmod(0o755)
     servers = Infra(home, durable=False)
     servers.start()
     try:
         yield servers
     finally:
         servers.stop()
+        reset(home)
         shutil.rmtree(home, ignore_errors=True)
 
 

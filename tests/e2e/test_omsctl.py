@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,11 +13,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
-from omsctl.stack import SERVICES
+from omsctl import embedded
+from omsctl.stack import SERVICES, reset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,8 +74,7 @@ def _alive(pid: int) -> bool:
 def test_make_run_serves_the_printed_curl_keeps_data_across_restarts_and_leaves_nothing_behind(
     env_without_urls: dict[str, str],
 ) -> None:
-    home = Path(tempfile.mkdtemp(prefix="oms-up-"))
-    home.chmod(0o755)
+    home = Path(tempfile.mkdtemp(prefix="oms-up-"))  # 0700, like a clone in `mktemp -d`
     env = {**env_without_urls, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}"}
     try:
         _up_restart_and_down(home, env)
@@ -85,6 +86,7 @@ def test_make_run_serves_the_printed_curl_keeps_data_across_restarts_and_leaves_
             capture_output=True,
             timeout=120,
         )
+        reset(home)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -131,3 +133,239 @@ def _up_restart_and_down(home: Path, env: dict[str, str]) -> None:
     second.wait(timeout=30)
     assert not [pid for pid in pids if _alive(pid)]
     assert not (home / "state.json").exists()
+
+
+# ---- embedded Postgres as root in a private folder ---------------------------------------------
+
+
+def _modes(paths: list[Path]) -> dict[Path, int]:
+    return {path: path.stat().st_mode for path in paths}
+
+
+def _credentials(pid: int) -> dict[str, list[int]]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {name: [int(v) for v in fields[name].split()] for name in ("Uid", "Gid", "Groups")}
+
+
+def test_embedded_postgres_starts_from_a_private_folder_answers_sql_and_changes_no_folder_mode() -> None:
+    import asyncio
+
+    import asyncpg
+
+    private = Path(tempfile.mkdtemp(prefix="oms-private-"))  # 0700, as `mktemp -d` makes it
+    home = private / "clone" / ".oms"
+    home.mkdir(parents=True)
+    # the binaries inside the private folder too, as a clone's own .venv would have them
+    install = private / "clone" / ".venv" / "site-packages" / "pgserver" / "pginstall"
+    wheel = embedded._postgres_install()
+    shutil.copytree(wheel, install, symlinks=True)
+    shutil.copytree(wheel.parent.parent / "pgserver.libs", install.parent.parent / "pgserver.libs")
+    watched = [p for p in [private, *private.parents]] + [p for p in install.parents if private in p.parents]
+    before = _modes(watched)
+    server = embedded.EmbeddedPostgres(home / "postgres", home / "logs", durable=False, install=install)
+    try:
+        server.start()
+        assert server.process is not None
+
+        async def answer() -> int:
+            conn = await asyncpg.connect(server.url)
+            try:
+                return int(await conn.fetchval("SELECT 40 + 2"))
+            finally:
+                await conn.close()
+
+        assert asyncio.run(answer()) == 42
+        if os.geteuid() == 0:
+            account = embedded.postgres_account()
+            assert account is not None and account.gid != 0
+            credentials = _credentials(server.process.pid)
+            assert set(credentials["Uid"]) == {account.uid}
+            assert set(credentials["Gid"]) == {account.gid} and 0 not in credentials["Groups"]
+            folder = Path(json.loads(embedded.outside_marker(home / "postgres").read_text())["folder"])
+            assert private not in folder.parents
+            assert folder.stat().st_uid == account.uid and folder.stat().st_mode & 0o777 == 0o700
+            assert (folder / "pgserver" / "pginstall" / "bin" / "postgres").exists()
+            assert (folder / "data" / "PG_VERSION").exists()
+    finally:
+        server.stop()
+        outside = embedded.remove_outside(home / "postgres")
+        after = _modes(watched)
+        shutil.rmtree(private, ignore_errors=True)
+    assert after == before
+    assert outside is None or not outside.exists()
+
+
+# ---- the supervisor: restarts, kept ports, `env`, children that die with omsctl -------------------
+
+
+def _omsctl(
+    home: Path, env: dict[str, str], *args: str, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "omsctl", *args],
+        cwd=ROOT,
+        env={**env, "OMS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _state(home: Path) -> dict[str, Any]:
+    return dict(json.loads((home / "state.json").read_text()))
+
+
+def _entry(home: Path, name: str) -> dict[str, Any]:
+    return next(entry for entry in _state(home)["processes"] if entry["name"] == name)
+
+
+def _read_lines(stream: IO[str], until: str, timeout: float) -> list[str]:
+    """Lines omsctl prints after its banner, up to one containing `until`."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        lines.append(line)
+        if until in line:
+            return lines
+    pytest.fail(f"omsctl never said {until!r}:\n" + "".join(lines))
+
+
+def _free_port() -> int:
+    return embedded.free_port()
+
+
+def test_up_restarts_a_killed_service_on_its_port_keeps_ports_prints_env_and_dies_with_all_its_children(
+    env_without_urls: dict[str, str],
+) -> None:
+    parent = Path(tempfile.mkdtemp(prefix="oms-sup-"))  # 0700
+    home = parent / ".oms"
+    env = {**env_without_urls, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}", "OMS_HTTP_PORT": str(_free_port())}
+    parent_mode = parent.stat().st_mode
+    try:
+        first, _ = _start(home, env)
+        assert first.stdout is not None
+        assert _state(home)["endpoints"]["envoy"] == f"127.0.0.1:{env['OMS_HTTP_PORT']}"
+        ports = {entry["name"]: entry["port"] for entry in _state(home)["processes"]}
+
+        # kill -9 one service: it comes back on the same port and answers
+        orders = _entry(home, "orders")
+        os.kill(orders["pid"], signal.SIGKILL)
+        said = _read_lines(first.stdout, "orders is back", timeout=30)
+        assert any("orders exited (-9); restarting it" in line for line in said)
+        again = _entry(home, "orders")
+        assert again["pid"] != orders["pid"] and again["port"] == orders["port"]
+        from omsctl.stack import health_status
+
+        assert health_status(f"127.0.0.1:{again['port']}") == "SERVING"
+
+        restarted = _omsctl(home, env, "restart", "inventory")
+        assert restarted.returncode == 0, restarted.stderr
+        assert _entry(home, "inventory")["port"] == ports["inventory"]
+
+        # `omsctl env` prints export lines a shell can eval, with a token that works at the edge
+        printed = _omsctl(home, env, "env")
+        assert printed.returncode == 0, printed.stderr
+        names = {line.split("=", 1)[0] for line in printed.stdout.splitlines()}
+        assert {
+            "export OMS_HTTP",
+            "export OMS_TOKEN",
+            "export OMS_NATS_URL",
+            "export OMS_ORDERS_ADDR",
+        } <= names
+        script = (
+            f"{printed.stdout}\n"
+            'curl -s -w " %{http_code}" -H "authorization: Bearer $OMS_TOKEN" '
+            '"$OMS_HTTP/v1/orders"'
+        )
+        assert subprocess.run(["bash", "-c", script], capture_output=True, text=True).stdout.endswith(" 200")
+
+        # kill -9 omsctl: every process it started is gone within a few seconds
+        pids = [entry["pid"] for entry in _state(home)["processes"]]
+        first.kill()
+        first.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while [pid for pid in pids if _alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in pids if _alive(pid)]
+
+        stopped = _omsctl(home, env, "status")
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout
+
+        # the next `up` reuses every port, and loads the demo catalogue again without doubling stock
+        second, _ = _start(home, env)
+        assert {entry["name"]: entry["port"] for entry in _state(home)["processes"]} == ports
+        query = (
+            f"{_omsctl(home, env, 'env').stdout}\n"
+            'curl -s -X POST -H "authorization: Bearer $OMS_TOKEN" -H "content-type: application/json" '
+            '-d \'{"skus": ["SKU-TEA-250G"]}\' "$OMS_HTTP/v1/inventory/availability:query"'
+        )
+        stock = json.loads(subprocess.run(["bash", "-c", query], capture_output=True, text=True).stdout)
+        assert stock["skus"][0]["poolOnHand"] == str(500 + 200 + 200 + 100 + 100)  # demo_catalogue.yaml
+        down = _omsctl(home, env, "down")
+        assert down.returncode == 0, down.stdout
+        second.wait(timeout=30)
+        assert _omsctl(home, env, "status").returncode == 0
+        assert not embedded.outside_marker(home / "postgres").exists()
+    finally:
+        _omsctl(home, env, "down", timeout=120)
+        reset(home)
+        assert parent.stat().st_mode == parent_mode
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+# ---- the README walk-through, exactly as written -------------------------------------------------
+
+
+def _walk_through() -> list[str]:
+    """The README's "Your first order" block, as steps (each starts with its `# N.` comment)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- walk-through", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    steps = re.split(r"\n(?=# \d\. )", block.strip())
+    return [step.replace(".venv/bin/python", sys.executable) for step in steps]
+
+
+def test_the_readme_walk_through_creates_pays_allocates_and_shows_the_events_on_a_make_run_stack(
+    env_without_urls: dict[str, str],
+) -> None:
+    parent = Path(tempfile.mkdtemp(prefix="oms-readme-"))
+    home = parent / ".oms"
+    env = {**env_without_urls, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}", "OMS_HTTP_PORT": str(_free_port())}
+    steps = _walk_through()
+    assert [step.split(".", 1)[0] for step in steps] == ["# 0", "# 1", "# 2", "# 3", "# 4"]
+    try:
+        up, banner = _start(home, env)  # as `make run`: with the demo catalogue
+        assert any(line.startswith("Demo catalogue") for line in banner)
+        # step 3 is what a person re-runs until the order has moved on
+        wait_for_allocation = (
+            "for attempt in $(seq 60); do\n"
+            f"  STATUS=$({steps[3].split(chr(10), 1)[1]})\n"
+            '  [ "$STATUS" = ORDER_STATUS_ALLOCATED ] && break; sleep 0.5\n'
+            'done; echo "status $STATUS"'
+        )
+        script = "\n".join(["set -e", *steps[:3], wait_for_allocation, steps[4]])
+        ran = subprocess.run(
+            ["bash", "-c", script],
+            cwd=ROOT,
+            env={**env, "OMS_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        out = ran.stdout.splitlines()
+        order_id = next(line.split()[1] for line in out if line.startswith("order "))
+        paid = json.loads(next(line for line in out if line.startswith("{")))
+        assert paid["result"]["accepted"] is True and paid["result"]["duplicate"] is False
+        assert "status ORDER_STATUS_ALLOCATED" in out
+        subjects = [line.split()[0] for line in out if line.startswith("oms.orders.")]
+        assert {"oms.orders.created", "oms.orders.paid", "oms.orders.allocated"} <= set(subjects)
+        assert all(line.endswith(order_id) for line in out if line.startswith("oms.orders."))
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+    finally:
+        _omsctl(home, env, "down", timeout=120)
+        reset(home)
+        shutil.rmtree(parent, ignore_errors=True)
