@@ -7,8 +7,10 @@ a `retry-after` trailer, never INTERNAL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import grpc
@@ -124,6 +126,22 @@ def bad_request(error: InvalidArgument) -> status_pb2.Status:
         )
     )
     return status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=error.message, details=[detail])
+
+
+def in_field_order(violations: Sequence[tuple[str, str]], message: Any) -> list[tuple[str, str]]:
+    """Violations sorted as the fields of `message` (a message descriptor) are declared, list items by
+    index, so the first one named is the first one a reader of the request meets."""
+    position = {field.name: index for index, field in enumerate(message.fields)}
+
+    def key(violation: tuple[str, str]) -> tuple[int, int]:
+        match = _PATH.match(violation[0])
+        name, item = (match.group(1), match.group(2)) if match else (violation[0], None)
+        return position.get(name, len(position)), int(item) if item else -1
+
+    return sorted(violations, key=key)
+
+
+_PATH = re.compile(r"^([a-z_0-9]+)(?:\[(\d+)\])?")
 
 
 def field_violations(details: bytes) -> list[tuple[str, str]]:
