@@ -26,6 +26,9 @@ def lock_key(name: str) -> int:
 
 
 class Leadership:
+    """The lock `name` (taken when free, kept until `release` or a lost connection), optionally with a
+    LISTEN on `listen` that calls `on_notify`; a standby keeps its connection to try again cheaply."""
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -132,7 +135,7 @@ class Leadership:
         if conn is None:
             return
         with contextlib.suppress(Exception):
-            # a dead connection must not go back to the pool
+            # closed, never pooled: a pooled session would keep any lock it still holds
             await conn.invalidate()
         with contextlib.suppress(Exception):
             await conn.close()
