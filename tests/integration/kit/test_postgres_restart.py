@@ -58,9 +58,9 @@ async def _stop(pg: EmbeddedPostgres) -> None:
 async def _start(pg: EmbeddedPostgres) -> None:
     try:
         await asyncio.to_thread(pg.start)  # the same port and data folder as before
-    except RuntimeError:
-        print((pg.log_dir / "postgres.log").read_text()[-3000:])
-        raise
+    except RuntimeError as error:
+        log_tail = (pg.log_dir / "postgres.log").read_text()[-3000:]
+        raise RuntimeError(f"postgres did not start again:\n{log_tail}") from error
 
 
 class _Op:
