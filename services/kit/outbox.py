@@ -68,7 +68,7 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         max_backoff_seconds: float = 30.0,
         streams: bus.StreamLimits | None = None,
-        retry_seconds: float = 2.0,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.engine = engine
         self.js = js
@@ -97,7 +97,7 @@ class OutboxRelay:
                 log.info("outbox relay is active", extra={"relay_service": self.service})
                 await self._publish_while_leading(stop)
                 # a standby, whose connection is alive, is the better leader now: give it the first try
-                await _wait(stop, 2 * self.retry_seconds)
+                await _wait(stop, 1.5 * self.retry_seconds)
         finally:
             await self.leadership.release()
 
