@@ -510,7 +510,8 @@ def ingest_command(request: orders_pb2.IngestOrderRequest) -> IngestCommand:
     """The domain's command; what only the request can show wrong (an unknown enum number, amounts in
     another currency) is reported together with the domain's own findings, in field order."""
     found: list[tuple[str, str]] = []
-    if request.channel and request.channel not in orders_pb2.Channel.values():
+    known_channel = request.channel in orders_pb2.Channel.values()
+    if not known_channel:
         found.append(("channel", f"unknown value {request.channel}"))
     currency = request.lines[0].unit_price.currency_code if request.lines else ""
     if is_currency_code(currency):
@@ -540,7 +541,7 @@ def ingest_command(request: orders_pb2.IngestOrderRequest) -> IngestCommand:
                 )
             )
     command = IngestCommand(
-        channel=_channel(request.channel),
+        channel=_channel(request.channel) if known_channel else None,
         channel_order_id=request.channel_order_id,
         buyer_id=request.buyer_id,
         currency=currency,
@@ -644,10 +645,9 @@ def order_filter(message: orders_pb2.OrderFilter, scope: Scope | None = None) ->
         statuses.append(OrderStatus(orders_pb2.OrderStatus.Name(value).removeprefix("ORDER_STATUS_")))
     found_channels: list[Channel] = []
     for index, number in enumerate(message.channels):
-        found = _channel(number)
+        found = _channel(number, f"filter.channels[{index}]")
         if found is None:
-            problem = "is not a channel" if number == 0 else f"unknown value {number}"
-            raise InvalidArgument(f"filter.channels[{index}]", problem)
+            raise InvalidArgument(f"filter.channels[{index}]", "is not a channel")
         found_channels.append(found)
     return queries.OrderFilter(
         statuses=tuple(statuses),
@@ -665,9 +665,12 @@ def _optional_time(message: Any, name: str) -> datetime | None:
     return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
 
 
-def _channel(value: int) -> Channel | None:
-    if value == orders_pb2.CHANNEL_UNSPECIFIED or value not in orders_pb2.Channel.values():
+def _channel(value: int, field: str = "channel") -> Channel | None:
+    """None when unset; a number this API does not know is refused, never read as "unset"."""
+    if value == orders_pb2.CHANNEL_UNSPECIFIED:
         return None
+    if value not in orders_pb2.Channel.values():
+        raise InvalidArgument(field, f"unknown value {value}")
     return Channel(orders_pb2.Channel.Name(value).removeprefix("CHANNEL_"))
 
 

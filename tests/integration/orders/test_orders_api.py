@@ -211,3 +211,19 @@ async def test_unknown_and_malformed_order_ids(stub: orders_pb2_grpc.OrdersServi
         await stub.GetOrder(orders_pb2.GetOrderRequest(order_id="'; DROP TABLE orders; --"))
     assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert malformed.value.details().startswith("order_id:")
+
+
+async def test_an_unknown_channel_number_is_refused_as_unknown_not_read_as_unset(
+    stub: orders_pb2_grpc.OrdersServiceStub,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.IngestChannelOrder(
+            orders_pb2.IngestChannelOrderRequest(channel=77, payload_json="{}")  # type: ignore[arg-type]
+        )
+    assert refused.value.details() == "channel: unknown value 77"
+    with pytest.raises(grpc.aio.AioRpcError) as listed:
+        await stub.ListQuarantine(orders_pb2.ListQuarantineRequest(channel=77))  # type: ignore[arg-type]
+    assert (listed.value.code(), listed.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "channel: unknown value 77",
+    )
