@@ -15,9 +15,11 @@ import pytest
 
 from omsctl import embedded
 from omsctl.stack import Infra, Platform
+from services.kit import bus
 from tests.conftest import random_ref
 from tests.e2e.conftest import bearer
 from tests.e2e.test_edge import call
+from tests.e2e.test_walking_skeleton import order_json
 from tests.waiting import eventually
 
 
@@ -62,3 +64,16 @@ async def test_a_postgres_outage_answers_503_with_retry_after_and_the_platform_r
         return status == 200
 
     await eventually(answers, within=15)
+
+    # the relay leads and listens again: a new order's event arrives promptly, no service restarted
+    client = await bus.connect(own_platform.infra.nats_url, "e2e-outage")
+    try:
+        created: asyncio.Queue[object] = asyncio.Queue()
+        await client.subscribe(f"{own_platform.subject_prefix}.orders.created", cb=created.put)
+        status, _, body = await call(
+            own_platform, "POST", "/v1/orders", order_json(random_ref("DY")), token=token
+        )
+        assert status == 200, body
+        await asyncio.wait_for(created.get(), timeout=5)
+    finally:
+        await client.close()
