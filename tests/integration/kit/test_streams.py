@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import DiscardPolicy
 
@@ -45,3 +46,14 @@ async def test_the_owner_updates_changed_limits_and_a_subscriber_leaves_them(
     config = (await js.stream_info(name)).config
     assert (config.max_age, config.max_bytes) == (7200.0, 2 << 20)
     assert config.subjects == [f"{subject_prefix}.orders.>"]
+
+
+async def test_limits_the_server_refuses_leave_the_stream_usable_and_say_why(
+    nc: NatsClient, subject_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    js = nc.jetstream()
+    name = await bus.ensure_stream(js, subject_prefix, "orders", StreamLimits())
+    # a single server cannot keep three copies
+    assert await bus.ensure_stream(js, subject_prefix, "orders", StreamLimits(replicas=3), owner=True) == name
+    assert (await js.stream_info(name)).config.num_replicas == 1
+    assert any("could not change the limits" in record.getMessage() for record in caplog.records)
