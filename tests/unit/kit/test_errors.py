@@ -4,11 +4,13 @@ import asyncpg
 import grpc
 import sqlalchemy.exc
 
+from oms.orders.v1 import orders_pb2
 from services.kit.errors import (
     DETAILS_KEY,
     FailedPrecondition,
     InvalidArgument,
     field_violations,
+    in_field_order,
     is_connection_failure,
     status_of,
     to_status,
@@ -75,3 +77,20 @@ def test_other_domain_errors_keep_their_code_and_add_no_trailers() -> None:
         "order is frozen",
         (),
     )
+
+
+def test_violations_are_put_in_the_order_of_the_request_fields_and_list_items() -> None:
+    found = [
+        ("shipping_address", "is required"),
+        ("lines[10].sku", "bad"),
+        ("lines[2].quantity", "bad"),
+        ("lines", "too many"),
+        ("channel", "unknown value 42"),
+    ]
+    assert [field for field, _ in in_field_order(found, orders_pb2.IngestOrderRequest.DESCRIPTOR)] == [
+        "channel",
+        "lines",
+        "lines[2].quantity",
+        "lines[10].sku",
+        "shipping_address",
+    ]
