@@ -17,6 +17,7 @@ PROTOS = ROOT / "protos"
 GEN = ROOT / "gen"
 DESCRIPTOR_SET = GEN / "oms.pb"
 GOOGLE_API_FILES = ("annotations.proto", "http.proto", "httpbody.proto")
+ERROR_DETAIL_FILES = ("google/rpc/error_details.proto", "google/rpc/status.proto")
 
 
 def _googleapis_root() -> Path:
@@ -47,12 +48,22 @@ def generate() -> int:
         f"--python_out={GEN}",
         f"--pyi_out={GEN}",
         f"--grpc_python_out={GEN}",
-        f"--descriptor_set_out={DESCRIPTOR_SET}",
-        "--include_imports",
-        "--include_source_info",
         *proto_files,
     ]
     code = protoc.main(args)
+    if code == 0:
+        # Envoy's descriptor set also holds the error details the services send, so its transcoder
+        # can print them in the JSON error body (their Python comes from googleapis-common-protos)
+        code = protoc.main(
+            [
+                *args[:4],
+                f"--descriptor_set_out={DESCRIPTOR_SET}",
+                "--include_imports",
+                "--include_source_info",
+                *proto_files,
+                *ERROR_DETAIL_FILES,
+            ]
+        )
     if code != 0:
         print(f"protoc failed with exit code {code}", file=sys.stderr)
     return int(code)

@@ -394,14 +394,15 @@ def wait_for_health(process: embedded.Process, deadline: float) -> None:
     raise TimeoutError(f"{process.name} not healthy ({status or 'no answer'}); see {process.log_path}")
 
 
-def health_status(address: str, timeout: float = 1.0) -> str:
+def health_status(address: str, timeout: float = 1.0, service: str = "readiness") -> str:
+    """The service's readiness (its database and NATS reachable); `service=""` asks for liveness."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(address) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=timeout
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
             )
         except grpc.RpcError as error:
             return error.code().name

@@ -96,10 +96,16 @@ async def serve(settings: Settings) -> None:
             subject_prefix=prefix,
             subject="alerts.raised",
             handler=deliver,
+            streams=settings.common.streams,
         )
         runtime.spawn("alert-deliveries", consumer.run)
-        runtime.every("audit purge", 3600, lambda: jobs.purge_old_audit(new_uow, settings.audit_retention))
-        runtime.every("upload sweep", 60, lambda: jobs.sweep_uploads(uploads))
+        runtime.every(
+            "audit purge",
+            3600,
+            lambda: jobs.purge_old_audit(new_uow, settings.audit_retention),
+            one_replica=True,
+        )
+        runtime.every("upload sweep", 60, lambda: jobs.sweep_uploads(uploads), one_replica=True)
         dispatcher = Dispatcher(
             gate, channels, SERVICE_NAME, api.methods(), settings.upstream_deadline_seconds
         )
@@ -112,6 +118,8 @@ async def serve(settings: Settings) -> None:
             register=lambda _server: None,
             generic_handlers=[dispatcher],
             grace_seconds=settings.common.grace_seconds,
+            readiness=runtime.ready,
+            readiness_seconds=settings.common.readiness_check_seconds,
         )
         await server.start()
         try:

@@ -19,12 +19,14 @@ from google.protobuf.message import DecodeError, Message
 from services.gateway import json_fields
 from services.gateway.gate import Caller, Gate, Refused, trailing
 from services.gateway.policy import rule_for
-from services.kit.errors import DomainError, InvalidArgument, to_status
+from services.kit.errors import DETAILS_KEY, DomainError, InvalidArgument, to_status
 from services.kit.identity import audience_of
 
 log = logging.getLogger(__name__)
 
 Local = Callable[..., Any]
+
+PASSED_TRAILERS = frozenset({"retry-after", DETAILS_KEY})
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,16 @@ class Dispatcher(grpc.GenericRpcHandler):
             )
 
         async def upstream_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError) -> None:
-            await context.abort(error.code(), error.details() or "")
+            # the service's retry-after and field violations reach the caller (Envoy turns the
+            # details into the JSON error body)
+            passed = [
+                (key, value) for key, value in error.trailing_metadata() or () if key in PASSED_TRAILERS
+            ]
+            await context.abort(
+                error.code(),
+                error.details() or "",
+                trailing_metadata=(*(context.trailing_metadata() or ()), *passed),
+            )
 
         request_class = message_factory.GetMessageClass(descriptor.input_type)
         audience = audience_of(method)

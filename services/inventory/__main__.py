@@ -23,18 +23,23 @@ async def serve(settings: Settings) -> None:
             return UnitOfWork(runtime.engine)
 
         servicer = InventoryServicer(new_uow, settings.policy)
-        runtime.spawn(
-            "expiry-sweeper",
-            lambda stop: jobs.sweep_expired(new_uow, settings.policy, settings.sweep_seconds, stop),
+        runtime.every(
+            "expiry sweep",
+            settings.sweep_seconds,
+            lambda: jobs.sweep_expired(new_uow, settings.policy),
+            one_replica=True,
         )
-        runtime.spawn(
-            "invariant-checker",
-            lambda stop: jobs.check_invariants(new_uow, settings.invariant_check_seconds, stop),
+        runtime.every(
+            "invariant check",
+            settings.invariant_check_seconds,
+            lambda: jobs.check_invariants(new_uow),
+            one_replica=True,
         )
         await app.serve_until_signalled(
             settings.common,
             [SERVICE_NAME],
             lambda server: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, server),
+            readiness=runtime.ready,
         )
 
 

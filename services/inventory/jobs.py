@@ -1,9 +1,8 @@
-"""Inventory timers: the reservation expiry sweeper and the invariant checker."""
+"""Inventory timers: the reservation expiry sweep and the invariant check, one round each (the runtime
+runs them on one replica, on schedule)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -14,31 +13,20 @@ from services.kit.db import UnitOfWork
 log = logging.getLogger(__name__)
 
 
-async def sweep_expired(
-    new_uow: Callable[[], UnitOfWork], policy: Policy, every: float, stop: asyncio.Event
-) -> None:
-    while not stop.is_set():
-        try:
-            while await handlers.expire_reservations(new_uow(), policy) >= policy.sweep_batch:
-                pass
-        except Exception:
-            log.exception("expiry sweep failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
+async def sweep_expired(new_uow: Callable[[], UnitOfWork], policy: Policy) -> int:
+    """Release every reservation past its expiry, a batch at a time."""
+    released = 0
+    while True:
+        expired = await handlers.expire_reservations(new_uow(), policy)
+        released += expired
+        if expired < policy.sweep_batch:
+            return released
 
 
-async def check_invariants(new_uow: Callable[[], UnitOfWork], every: float, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        if stop.is_set():
-            return
-        try:
-            rows, breaches = await handlers.check_invariants(new_uow())
-        except Exception:
-            log.exception("invariant check failed")
-            continue
-        if breaches:
-            log.error("inventory invariant breached on %d of %d rows", len(breaches), rows)
-        else:
-            log.info("inventory invariants hold on %d rows", rows)
+async def check_invariants(new_uow: Callable[[], UnitOfWork]) -> int:
+    rows, breaches = await handlers.check_invariants(new_uow())
+    if breaches:
+        log.error("inventory invariant breached on %d of %d rows", len(breaches), rows)
+    else:
+        log.info("inventory invariants hold on %d rows", rows)
+    return len(breaches)

@@ -13,7 +13,7 @@ import grpc
 
 from services.kit import identity
 from services.kit.config import CommonSettings, required, settings_or_exit
-from services.kit.grpc_server import GrpcServer, wait_for_shutdown_signal
+from services.kit.grpc_server import GrpcServer, Readiness, wait_for_shutdown_signal
 from services.kit.logs import configure_logging
 from services.kit.migrate import upgrade
 from services.kit.tracing import setup_tracing
@@ -42,7 +42,10 @@ def run(
 
 
 async def serve_until_signalled(
-    settings: CommonSettings, service_names: Sequence[str], register: Callable[[grpc.aio.Server], None]
+    settings: CommonSettings,
+    service_names: Sequence[str],
+    register: Callable[[grpc.aio.Server], None],
+    readiness: Readiness | None = None,
 ) -> None:
     server = GrpcServer(
         port=settings.port,
@@ -51,6 +54,8 @@ async def serve_until_signalled(
         service_names=service_names,
         register=register,
         grace_seconds=settings.grace_seconds,
+        readiness=readiness,
+        readiness_seconds=settings.readiness_check_seconds,
     )
     await server.start()
     await wait_for_shutdown_signal()

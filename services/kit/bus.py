@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,17 @@ EVENT_TYPE = "Oms-Event-Type"
 CONTENT_TYPE = "Content-Type"
 PROTOBUF = "application/protobuf"
 DUPLICATE_WINDOW_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """How a domain's stream is kept (settings STREAM_*): copies, how long and how much it holds, and
+    how long JetStream remembers a `Nats-Msg-Id` to drop a re-sent event."""
+
+    replicas: int = 1
+    max_age_seconds: float = 7 * 24 * 3600.0
+    max_bytes: int = 1 << 30
+    duplicate_window_seconds: float = DUPLICATE_WINDOW_SECONDS
 
 
 def full_subject(prefix: str, subject: str) -> str:
@@ -43,19 +55,55 @@ async def connect(url: str, name: str) -> NatsClient:
     )
 
 
-async def ensure_stream(js: JetStreamContext, prefix: str, domain: str) -> str:
-    """Create the domain's stream if missing; file storage, a wide dedupe window for the relay."""
+async def ensure_stream(
+    js: JetStreamContext, prefix: str, domain: str, limits: StreamLimits | None = None, *, owner: bool = False
+) -> str:
+    """Create the domain's stream if missing (file storage, the oldest messages dropped past the limits).
+
+    The `owner` (the relay of the service that publishes the domain's events) also updates an existing
+    stream whose limits differ from its settings; subscribers only create a missing one.
+    """
+    limits = limits or StreamLimits()
     name = stream_name(prefix, domain)
+    wanted = StreamConfig(
+        name=name,
+        subjects=[f"{prefix}.{domain}.>"],
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=limits.replicas,
+        max_age=limits.max_age_seconds,
+        max_bytes=limits.max_bytes,
+        duplicate_window=limits.duplicate_window_seconds,
+    )
     try:
-        await js.stream_info(name)
+        current = (await js.stream_info(name)).config
     except NotFoundError:
-        await js.add_stream(
-            StreamConfig(
-                name=name,
-                subjects=[f"{prefix}.{domain}.>"],
-                storage=StorageType.FILE,
-                duplicate_window=DUPLICATE_WINDOW_SECONDS,
-            )
+        await js.add_stream(wanted)
+        log.info("created stream %s", name, extra={"limits": str(limits)})
+        return name
+    if owner and _limits_of(current) != limits:
+        # keep what others may have added (subjects, description); change only the limits
+        changed = replace(
+            current,
+            num_replicas=limits.replicas,
+            max_age=limits.max_age_seconds,
+            max_bytes=limits.max_bytes,
+            duplicate_window=limits.duplicate_window_seconds,
         )
-        log.info("created stream %s", name)
+        try:
+            await js.update_stream(changed)
+        except Exception as error:
+            # e.g. 3 replicas asked of a single server: events keep flowing on the current limits
+            log.error("could not change the limits of stream %s to %s: %r", name, limits, error)
+        else:
+            log.info("updated the limits of stream %s", name, extra={"limits": str(limits)})
     return name
+
+
+def _limits_of(config: StreamConfig) -> StreamLimits:
+    return StreamLimits(
+        replicas=config.num_replicas or 1,
+        max_age_seconds=float(config.max_age or 0.0),
+        max_bytes=config.max_bytes if config.max_bytes is not None else -1,
+        duplicate_window_seconds=float(config.duplicate_window or 0.0),
+    )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from services.kit.identity import IdentitySettings
+
+from services.kit.bus import StreamLimits
 
 T = TypeVar("T")
 
@@ -72,6 +74,13 @@ class CommonSettings:
     grace_seconds: float
     log_level: str
     identity: IdentitySettings
+    streams: StreamLimits = field(default_factory=StreamLimits)
+    # processed outbox rows and inbox entries are kept this long: longer than the stream's duplicate
+    # window, so an event re-sent or redelivered late is still recognised
+    outbox_retention_seconds: float = 86400.0
+    inbox_retention_seconds: float = 86400.0
+    purge_every_seconds: float = 600.0
+    readiness_check_seconds: float = 2.0
 
     @classmethod
     def from_env(
@@ -81,7 +90,18 @@ class CommonSettings:
         from services.kit.identity import IdentitySettings
 
         env = os.environ if env is None else env
-        return cls(
+        defaults = StreamLimits()
+        streams = StreamLimits(
+            replicas=integer(env, "STREAM_REPLICAS", defaults.replicas),
+            max_age_seconds=number(env, "STREAM_MAX_AGE_SECONDS", defaults.max_age_seconds),
+            max_bytes=integer(env, "STREAM_MAX_BYTES", defaults.max_bytes),
+            duplicate_window_seconds=number(
+                env, "STREAM_DUPLICATE_WINDOW_SECONDS", defaults.duplicate_window_seconds
+            ),
+        )
+        if not 1 <= streams.replicas <= 5:
+            raise InvalidSetting("setting STREAM_REPLICAS must be between 1 and 5")
+        settings = cls(
             service_name=service_name,
             port=integer(env, "PORT", default_port),
             host=optional(env, "HOST", "127.0.0.1"),
@@ -91,7 +111,22 @@ class CommonSettings:
             grace_seconds=number(env, "SHUTDOWN_GRACE_SECONDS", 5.0),
             log_level=optional(env, "LOG_LEVEL", "INFO"),
             identity=IdentitySettings.from_env(service_name, env),
+            streams=streams,
+            outbox_retention_seconds=number(env, "OUTBOX_RETENTION_SECONDS", 86400.0),
+            inbox_retention_seconds=number(env, "INBOX_RETENTION_SECONDS", 86400.0),
+            purge_every_seconds=number(env, "PURGE_EVERY_SECONDS", 600.0),
+            readiness_check_seconds=number(env, "READINESS_CHECK_SECONDS", 2.0),
         )
+        for name, kept in (
+            ("OUTBOX_RETENTION_SECONDS", settings.outbox_retention_seconds),
+            ("INBOX_RETENTION_SECONDS", settings.inbox_retention_seconds),
+        ):
+            if kept <= streams.duplicate_window_seconds:
+                raise InvalidSetting(
+                    f"setting {name} ({kept:g}s) must be longer than the stream's duplicate window "
+                    f"STREAM_DUPLICATE_WINDOW_SECONDS ({streams.duplicate_window_seconds:g}s)"
+                )
+        return settings
 
 
 def settings_or_exit(load: Callable[[], T]) -> T:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from google.protobuf import descriptor_pool, message_factory
@@ -20,6 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -65,6 +67,8 @@ class EventConsumer:
         backoff_seconds: Sequence[float] = (1.0, 5.0, 15.0, 60.0),
         batch_size: int = 50,
         ack_wait_seconds: float = 30.0,
+        streams: bus.StreamLimits | None = None,
+        fetch_seconds: float = 1.0,
     ) -> None:
         self.js = js
         self.engine = engine
@@ -76,11 +80,13 @@ class EventConsumer:
         self.backoff = list(backoff_seconds)
         self.batch_size = batch_size
         self.ack_wait = ack_wait_seconds
+        self.streams = streams
+        self.fetch_seconds = fetch_seconds
         self.processed = 0
         self.duplicates = 0
 
     async def subscribe(self) -> Any:
-        stream = await bus.ensure_stream(self.js, self.prefix, bus.domain_of(self.subject))
+        stream = await bus.ensure_stream(self.js, self.prefix, bus.domain_of(self.subject), self.streams)
         return await self.js.pull_subscribe(
             bus.full_subject(self.prefix, self.subject),
             durable=self.name,
@@ -98,8 +104,10 @@ class EventConsumer:
         try:
             while not stop.is_set():
                 try:
-                    messages = await subscription.fetch(self.batch_size, timeout=1.0)
-                except NatsTimeout:
+                    messages = await subscription.fetch(self.batch_size, timeout=self.fetch_seconds)
+                except (NatsTimeout, TimeoutError):
+                    # nothing arrived within the fetch's wait: an idle stream, not a failure (nats-py
+                    # raises either, depending on where the wait ran out)
                     continue
                 except Exception:
                     log.exception("fetch failed for consumer %s", self.name)
@@ -193,3 +201,25 @@ class EventConsumer:
             return
         log.error("dead-lettered event %s: %s", envelope.event_id, error)
         await msg.term()
+
+
+async def purge_inbox(engine: AsyncEngine, older_than_seconds: float, batch: int = 1000) -> int:
+    """Forget processed event ids older than the retention, a batch per statement (short locks)."""
+    purged = 0
+    while True:
+        async with engine.begin() as conn:
+            oldest = (
+                select(inbox_table.c.consumer, inbox_table.c.event_id)
+                .where(inbox_table.c.processed_at < func.now() - timedelta(seconds=older_than_seconds))
+                .limit(batch)
+            )
+            deleted = (
+                await conn.execute(
+                    delete(inbox_table).where(
+                        tuple_(inbox_table.c.consumer, inbox_table.c.event_id).in_(oldest)
+                    )
+                )
+            ).rowcount
+        purged += deleted
+        if deleted < batch:
+            return purged

@@ -31,9 +31,15 @@ def with_database(url: str, database: str) -> str:
 
 
 def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
-    # no pre-ping: it costs a round trip per transaction; a dead connection fails one call and is
-    # replaced, and callers retry UNAVAILABLE
-    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # pre-ping: after a Postgres restart every pooled connection is dead, and without it the first
+    # call on each would fail; the ping is one short round trip per checkout, not per statement
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+        pool_pre_ping=True,
+    )
 
 
 class UnitOfWork:

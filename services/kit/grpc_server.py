@@ -16,7 +16,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from services.kit import identity, reflection, tracing
-from services.kit.errors import DomainError, Unauthenticated, to_status
+from services.kit.errors import DomainError, Unauthenticated, status_of
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +132,18 @@ class _CallScope:
                 return False
             if not isinstance(exc, Exception):
                 return False
-            self.code, message = to_status(exc)
+            status = status_of(exc)
+            self.code = status.code
             if isinstance(exc, DomainError):
-                log.info("rejected %s: %s", self.method, message)
+                log.info("rejected %s: %s", self.method, status.message)
+            elif status.code == grpc.StatusCode.UNAVAILABLE:
+                # an outage, not a bug: one line per call, no traceback
+                log.warning("%s answered UNAVAILABLE: %r", self.method, exc)
             else:
                 log.exception("unhandled error in %s", self.method, exc_info=exc)
-            await self.context.abort(self.code, message)
+            await self.context.abort(
+                status.code, status.message, trailing_metadata=(*self.trace_metadata, *status.trailers)
+            )
             return False
         finally:
             if log.isEnabledFor(logging.INFO):
@@ -176,11 +182,21 @@ def _wrap_stream(behaviour: Any, method: str, metadata: Any, verifier: identity.
     return wrapper
 
 
+READINESS = "readiness"
+
+Readiness = Callable[[], Awaitable[bool]]
+
+
 class GrpcServer:
-    """A grpc.aio server with the standard health service (per-service status) and reflection.
+    """A grpc.aio server with the standard health service and reflection.
+
+    Health names: "" is liveness, SERVING while the process runs (restart it only when it stops
+    answering); "readiness" and each service name are readiness, NOT_SERVING while `readiness` (the
+    database and NATS reachable) fails, checked every `readiness_seconds`.
 
     `verifier` is required on purpose: None (no identity check) is for the gateway alone. It listens
-    on loopback unless told otherwise (`HOST=0.0.0.0` in Kubernetes)."""
+    on loopback unless told otherwise (`HOST=0.0.0.0` in Kubernetes).
+    """
 
     def __init__(
         self,
@@ -192,9 +208,15 @@ class GrpcServer:
         grace_seconds: float = 5.0,
         generic_handlers: Sequence[grpc.GenericRpcHandler] = (),
         host: str = "127.0.0.1",
+        readiness: Readiness | None = None,
+        readiness_seconds: float = 2.0,
     ) -> None:
         self.service_names = list(service_names)
         self.grace_seconds = grace_seconds
+        self.readiness = readiness
+        self.readiness_seconds = readiness_seconds
+        self.ready: bool | None = None
+        self._watch: asyncio.Task[None] | None = None
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
             interceptors=[ObservabilityInterceptor(verifier)],
@@ -209,19 +231,49 @@ class GrpcServer:
 
     async def start(self) -> int:
         await self.server.start()
-        await self.set_serving(True)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.check_readiness()
+        if self.readiness is not None:
+            self._watch = asyncio.create_task(self._watch_readiness(), name="readiness")
         log.info("serving on port %d", self.port, extra={"services": self.service_names})
         return self.port
 
+    async def check_readiness(self) -> bool:
+        ready = True
+        if self.readiness is not None:
+            try:
+                ready = await self.readiness()
+            except Exception:
+                ready = False
+        if ready != self.ready:
+            if self.ready is not None:
+                log.warning("readiness is now %s", "SERVING" if ready else "NOT_SERVING")
+            self.ready = ready
+            await self._set(self._readiness_names(), ready)
+        return ready
+
+    async def _watch_readiness(self) -> None:
+        while True:
+            await asyncio.sleep(self.readiness_seconds)
+            await self.check_readiness()
+
+    def _readiness_names(self) -> list[str]:
+        return [READINESS, *self.service_names]
+
     async def set_serving(self, serving: bool) -> None:
+        await self._set(["", *self._readiness_names()], serving)
+
+    async def _set(self, names: Sequence[str], serving: bool) -> None:
         status = (
             health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        for name in ["", *self.service_names]:
+        for name in names:
             await self.health.set(name, status)
 
     async def stop(self) -> None:
         """Tell load balancers first, then let in-flight calls finish within the grace period."""
+        if self._watch is not None:
+            self._watch.cancel()
         await self.set_serving(False)
         await self.server.stop(self.grace_seconds)
         log.info("stopped")

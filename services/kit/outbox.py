@@ -1,8 +1,9 @@
 """The transactional outbox: rows written with the change, a relay that publishes them to JetStream.
 
-One relay per service is active at a time (a Postgres advisory lock); it wakes on NOTIFY from the
-outbox trigger, publishes in batches with `Nats-Msg-Id` = event id (JetStream drops re-sends after
-a crash), marks rows published, and backs off when NATS is unreachable.
+One relay per service is active at a time (a Postgres advisory lock, services.kit.leader); it wakes
+on NOTIFY from the outbox trigger, publishes in batches with `Nats-Msg-Id` = event id (JetStream drops
+re-sends after a crash), marks rows published, and backs off when NATS is unreachable. It confirms its
+lock before every batch: after a lost connection it stops, and leads (and listens) again once it can.
 """
 
 from __future__ import annotations
@@ -10,24 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import zlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit import bus, tracing
+from services.kit.errors import is_connection_failure
 from services.kit.ids import new_id
+from services.kit.leader import Leadership
 from services.kit.schema import OUTBOX_CHANNEL, outbox_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OutboxRelay", "event_row", "outbox_table"]
+__all__ = ["OutboxRelay", "event_row", "outbox_table", "purge_published"]
 
 
 def event_row(subject: str, event: Message, now: datetime) -> dict[str, Any]:
@@ -50,8 +52,8 @@ def event_row(subject: str, event: Message, now: datetime) -> dict[str, Any]:
     }
 
 
-def _lock_key(service: str) -> int:
-    return zlib.crc32(f"oms-outbox-relay:{service}".encode())
+def relay_lock_name(service: str) -> str:
+    return f"oms-outbox-relay:{service}"
 
 
 class OutboxRelay:
@@ -65,6 +67,8 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_seconds: float = 1.0,
         max_backoff_seconds: float = 30.0,
+        streams: bus.StreamLimits | None = None,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.engine = engine
         self.js = js
@@ -73,58 +77,51 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.max_backoff = max_backoff_seconds
-        self.is_leader = False
+        self.stream_limits = streams
+        self.retry_seconds = retry_seconds
         self.published_total = 0
         self._wakeup = asyncio.Event()
         self._streams: set[str] = set()
+        self.leadership = Leadership(
+            engine, relay_lock_name(service), listen=OUTBOX_CHANNEL, on_notify=self._wakeup.set
+        )
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leadership.held
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with self.engine.connect() as lock_conn:
-            lock_conn = await lock_conn.execution_options(isolation_level="AUTOCOMMIT")
-            await self._become_leader(lock_conn, stop)
-            if stop.is_set():
-                return
-            await self._listen(lock_conn)
-            try:
-                await self._publish_until(stop)
-            finally:
-                self.is_leader = False
-                await lock_conn.execute(select(func.pg_advisory_unlock(_lock_key(self.service))))
-
-    async def _become_leader(self, conn: AsyncConnection, stop: asyncio.Event) -> None:
-        key = _lock_key(self.service)
-        while not stop.is_set():
-            if await conn.scalar(select(func.pg_try_advisory_lock(key))):
-                self.is_leader = True
+        """Lead, publish while leading; after a lost lock (a dead connection) wait to lead again."""
+        try:
+            while await self.leadership.wait_to_lead(stop, self.retry_seconds):
                 log.info("outbox relay is active", extra={"relay_service": self.service})
-                return
-            await _wait(stop, 2.0)
+                await self._publish_while_leading(stop)
+                # a standby, whose connection is alive, is the better leader now: give it the first try
+                await _wait(stop, 1.5 * self.retry_seconds)
+        finally:
+            await self.leadership.release()
 
-    async def _listen(self, conn: AsyncConnection) -> None:
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.add_listener(OUTBOX_CHANNEL, lambda *_: self._wakeup.set())  # type: ignore[union-attr]
-
-    async def _publish_until(self, stop: asyncio.Event) -> None:
+    async def _publish_while_leading(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             self._wakeup.clear()
+            # before every batch: a relay that cannot confirm its lock publishes nothing more
+            if not await self.leadership.lead():
+                return
             try:
                 sent = await self.publish_batch()
                 failures = 0
-            except Exception:
+            except Exception as error:
                 failures += 1
                 delay = min(self.max_backoff, 0.2 * 2**failures)
-                log.exception("outbox publish failed; retrying in %.1fs", delay)
+                if is_connection_failure(error):
+                    log.warning("outbox publish failed (%r); retrying in %.1fs", error, delay)
+                else:
+                    log.exception("outbox publish failed; retrying in %.1fs", delay)
                 await _wait(stop, delay)
                 continue
             if sent < self.batch_size:
-                waiter = asyncio.create_task(self._wakeup.wait())
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait(
-                    {waiter, stopper}, timeout=self.poll_seconds, return_when="FIRST_COMPLETED"
-                )
-                waiter.cancel()
-                stopper.cancel()
+                await _first_of(self._wakeup, stop, self.leadership.lost, within=self.poll_seconds)
 
     async def publish_batch(self) -> int:
         """Publish the oldest unpublished rows; returns how many were published."""
@@ -148,7 +145,7 @@ class OutboxRelay:
         if not rows:
             return 0
         for domain in {bus.domain_of(row.subject) for row in rows} - self._streams:
-            await bus.ensure_stream(self.js, self.prefix, domain)
+            await bus.ensure_stream(self.js, self.prefix, domain, self.stream_limits, owner=True)
             self._streams.add(domain)
         results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
         done = [
@@ -203,6 +200,35 @@ async def lag_seconds(engine: AsyncEngine) -> float:
     return float(oldest or 0.0)
 
 
+async def purge_published(engine: AsyncEngine, older_than_seconds: float, batch: int = 1000) -> int:
+    """Delete rows published longer ago than the retention, a batch per statement (short locks)."""
+    purged = 0
+    while True:
+        async with engine.begin() as conn:
+            oldest = (
+                select(outbox_table.c.id)
+                .where(
+                    outbox_table.c.published_at.is_not(None),
+                    outbox_table.c.published_at < func.now() - timedelta(seconds=older_than_seconds),
+                )
+                .order_by(outbox_table.c.id)
+                .limit(batch)
+            )
+            deleted = (await conn.execute(delete(outbox_table).where(outbox_table.c.id.in_(oldest)))).rowcount
+        purged += deleted
+        if deleted < batch:
+            return purged
+
+
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def _first_of(*events: asyncio.Event, within: float) -> None:
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

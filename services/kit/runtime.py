@@ -1,5 +1,9 @@
 """What a running service holds: database engine, NATS connection, outbox relay and background tasks.
 
+Scheduled jobs run on one replica only (`every(..., one_replica=True)`, `leader_only`): each holds an
+advisory lock named after the job. The runtime itself runs the relay and the purge of processed
+outbox rows and inbox entries, and answers readiness (database and NATS reachable).
+
 Shutdown order: the caller stops the gRPC server first (health NOT_SERVING, then `stop(grace)`),
 then leaving the runtime stops background work, drains NATS and closes the pool.
 """
@@ -14,16 +18,21 @@ from types import TracebackType
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit import bus
 from services.kit.config import CommonSettings
+from services.kit.consumer import purge_inbox
 from services.kit.db import make_engine
-from services.kit.outbox import OutboxRelay
+from services.kit.errors import is_connection_failure
+from services.kit.leader import Leadership
+from services.kit.outbox import OutboxRelay, purge_published
 
 log = logging.getLogger(__name__)
 
 Background = Callable[[asyncio.Event], Awaitable[None]]
+Work = Callable[[], Awaitable[object]]
 
 
 class Runtime:
@@ -31,6 +40,7 @@ class Runtime:
         self.settings = settings
         self.stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._leaderships: list[Leadership] = []
 
     async def __aenter__(self) -> Runtime:
         self.engine: AsyncEngine = make_engine(self.settings.database_url)
@@ -41,9 +51,30 @@ class Runtime:
             self.js,
             service=self.settings.service_name,
             subject_prefix=self.settings.subject_prefix,
+            streams=self.settings.streams,
         )
         self.spawn("outbox-relay", self.relay.run)
+        self.every("outbox and inbox purge", self.settings.purge_every_seconds, self.purge, one_replica=True)
         return self
+
+    async def ready(self, within: float = 2.0) -> bool:
+        """Readiness: the database answers and NATS is connected."""
+        if not self.nc.is_connected:
+            return False
+        try:
+            async with asyncio.timeout(within), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def purge(self) -> tuple[int, int]:
+        """Processed outbox rows and inbox entries past their retention; returns (outbox, inbox)."""
+        published = await purge_published(self.engine, self.settings.outbox_retention_seconds)
+        processed = await purge_inbox(self.engine, self.settings.inbox_retention_seconds)
+        if published or processed:
+            log.info("purged %d published outbox rows and %d inbox entries", published, processed)
+        return published, processed
 
     def spawn(self, name: str, work: Background) -> None:
         async def guarded() -> None:
@@ -57,16 +88,33 @@ class Runtime:
 
         self._tasks.append(asyncio.create_task(guarded(), name=name))
 
-    def every(self, name: str, seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+    def leader_only(self, name: str, work: Work) -> Callable[[], Awaitable[object | None]]:
+        """`work` that runs only on the replica holding the job's lock (taken when free, confirmed
+        before each run); elsewhere it does nothing."""
+        leadership = Leadership(self.engine, f"oms-job:{self.settings.service_name}:{name}")
+        self._leaderships.append(leadership)
+
+        async def led() -> object | None:
+            if not await leadership.lead():
+                return None
+            return await work()
+
+        return led
+
+    def every(self, name: str, seconds: float, work: Work, *, one_replica: bool = False) -> None:
         """Run `work` now and then every `seconds` until shutdown; a failed round is logged and the
-        next one runs on time."""
+        next one runs on time. With `one_replica`, only the job's leader runs it."""
+        run = self.leader_only(name, work) if one_replica else work
 
         async def rounds(stop: asyncio.Event) -> None:
             while not stop.is_set():
                 try:
-                    await work()
-                except Exception:
-                    log.exception("%s failed", name)
+                    await run()
+                except Exception as error:
+                    if is_connection_failure(error):
+                        log.warning("%s failed: %r", name, error)
+                    else:
+                        log.exception("%s failed", name)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=seconds)
 
@@ -80,6 +128,8 @@ class Runtime:
             _, pending = await asyncio.wait(self._tasks, timeout=10)
             for task in pending:
                 task.cancel()
+        for leadership in self._leaderships:
+            await leadership.release()
         try:
             await self.nc.drain()
         except Exception:

@@ -56,24 +56,29 @@ async def serve(settings: Settings) -> None:
                 subject_prefix=settings.common.subject_prefix,
                 subject=subject,
                 handler=consumers.handler(use_case, policy, orchestrator.poke),
+                streams=settings.common.streams,
             )
             runtime.spawn(name, consumer.run)
-        runtime.every("payment retries", 1.0, lambda: jobs.retry_payments(new_uow, policy, orchestrator.poke))
+        runtime.every(
+            "payment retries",
+            1.0,
+            lambda: jobs.retry_payments(new_uow, policy, orchestrator.poke),
+            one_replica=True,
+        )
+        drift_report = runtime.leader_only("drift report", lambda: jobs.drift_report(new_uow))
         runtime.spawn(
             "drift-report",
             lambda stop: jobs.daily(
-                settings.drift_report_at,
-                stop,
-                lambda: jobs.drift_report(new_uow),
-                lambda: new_uow().clock.now(),
+                settings.drift_report_at, stop, drift_report, lambda: new_uow().clock.now()
             ),
         )
-        runtime.every("reseal", 60.0, lambda: jobs.reseal(new_uow, policy))
+        runtime.every("reseal", 60.0, lambda: jobs.reseal(new_uow, policy), one_replica=True)
         servicer = OrdersServicer(new_uow, policy, orchestrator)
         await app.serve_until_signalled(
             settings.common,
             [SERVICE_NAME],
             lambda server: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, server),
+            readiness=runtime.ready,
         )
         await routing.close()
         await inventory.close()

@@ -19,7 +19,7 @@ from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import identity
 from services.kit.db import UnitOfWork
-from services.kit.errors import InvalidArgument
+from services.kit.errors import InvalidArgument, in_field_order
 from services.orders import handlers, queries, statements
 from services.orders.domain import masking, reconciliation
 from services.orders.domain import payments as pay
@@ -34,6 +34,7 @@ from services.orders.domain.model import (
     is_currency_code,
 )
 from services.orders.domain.model import IngestOrder as IngestCommand
+from services.orders.domain.model import violations as model_violations
 from services.orders.domain.timeline import Actor, ActorType
 from services.orders.messages import status_value, timestamp
 from services.orders.orchestrator import Orchestrator
@@ -90,7 +91,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self._poke(changes)
         result = results[0]
         if result.outcome is handlers.Outcome.REJECTED:
-            raise InvalidArgument(result.error_field, result.error)
+            raise InvalidArgument.of(result.violations or [(result.error_field, result.error)])
         return result
 
     async def IngestOrders(
@@ -104,7 +105,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
                 try:
                     items.append(ingest_command(item.order))
                 except InvalidArgument as error:
-                    raise InvalidArgument(f"items[{index}].order.{error.field}", error.problem) from None
+                    raise error.within(f"items[{index}].order") from None
             elif which == "channel_order":
                 items.append(channel_payload(item.channel_order))
             else:
@@ -508,44 +509,45 @@ def _reveal(context: grpc.aio.ServicerContext) -> bool:
 
 
 def ingest_command(request: orders_pb2.IngestOrderRequest) -> IngestCommand:
-    currency = _order_currency(request)
-    lines = []
-    for index, line in enumerate(request.lines):
-        _same_currency(f"lines[{index}].unit_price.currency_code", line.unit_price, currency)
-        if line.HasField("discount"):
-            _same_currency(f"lines[{index}].discount.currency_code", line.discount, currency)
-        lines.append(
-            OrderLine(
-                sku=line.sku,
-                title=line.title,
-                quantity=line.quantity,
-                unit_price_minor=line.unit_price.amount_minor,
-                discount_minor=line.discount.amount_minor,
-            )
+    """The domain's command; what only the request can show wrong (an unknown enum number, amounts in
+    another currency) is reported together with the domain's own findings, in field order."""
+    found: list[tuple[str, str]] = []
+    known_channel = request.channel in orders_pb2.Channel.values()
+    if not known_channel:
+        found.append(("channel", f"unknown value {request.channel}"))
+    currency = request.lines[0].unit_price.currency_code if request.lines else ""
+    if is_currency_code(currency):
+        found += _other_currencies(request, currency)
+    lines = tuple(
+        OrderLine(
+            sku=line.sku,
+            title=line.title,
+            quantity=line.quantity,
+            unit_price_minor=line.unit_price.amount_minor,
+            discount_minor=line.discount.amount_minor,
         )
-    if request.HasField("shipping_fee"):
-        _same_currency("shipping_fee.currency_code", request.shipping_fee, currency)
+        for line in request.lines
+    )
     discounts = []
     for index, discount in enumerate(request.discounts):
-        if (
-            discount.kind == orders_pb2.DISCOUNT_KIND_UNSPECIFIED
-            or discount.kind not in orders_pb2.DiscountKind.values()
-        ):
-            raise InvalidArgument(f"discounts[{index}].kind", "must be PROMOTION, COUPON or POINTS")
-        _same_currency(f"discounts[{index}].amount.currency_code", discount.amount, currency)
-        discounts.append(
-            Discount(
-                DiscountKind(orders_pb2.DiscountKind.Name(discount.kind).removeprefix("DISCOUNT_KIND_")),
-                discount.amount.amount_minor,
-                discount.reference,
+        if discount.kind not in orders_pb2.DiscountKind.values():
+            found.append((f"discounts[{index}].kind", f"unknown value {discount.kind}; {_DISCOUNT_KINDS}"))
+        elif discount.kind == orders_pb2.DISCOUNT_KIND_UNSPECIFIED:
+            found.append((f"discounts[{index}].kind", _DISCOUNT_KINDS))
+        else:
+            discounts.append(
+                Discount(
+                    DiscountKind(orders_pb2.DiscountKind.Name(discount.kind).removeprefix("DISCOUNT_KIND_")),
+                    discount.amount.amount_minor,
+                    discount.reference,
+                )
             )
-        )
-    return IngestCommand(
-        channel=_channel(request.channel),
+    command = IngestCommand(
+        channel=_channel(request.channel) if known_channel else None,
         channel_order_id=request.channel_order_id,
         buyer_id=request.buyer_id,
         currency=currency,
-        lines=tuple(lines),
+        lines=lines,
         shipping_address=_address(request.shipping_address) if request.HasField("shipping_address") else None,
         shipping_fee_minor=request.shipping_fee.amount_minor,
         placed_at=_optional_time(request, "placed_at"),
@@ -556,6 +558,32 @@ def ingest_command(request: orders_pb2.IngestOrderRequest) -> IngestCommand:
         channel_modified_at=_optional_time(request, "channel_modified_at"),
         buyer_note=request.buyer_note,
     )
+    if found:
+        named = {field for field, _ in found}
+        found += [v for v in model_violations(command) if v[0] not in named]
+        raise InvalidArgument.of(in_field_order(found, orders_pb2.IngestOrderRequest.DESCRIPTOR))
+    return command
+
+
+_DISCOUNT_KINDS = "must be PROMOTION, COUPON or POINTS"
+
+
+def _other_currencies(request: orders_pb2.IngestOrderRequest, currency: str) -> list[tuple[str, str]]:
+    """Every amount must be in the order's currency, its first line's."""
+    amounts = [(f"lines[{i}].unit_price", line.unit_price) for i, line in enumerate(request.lines)]
+    amounts += [
+        (f"lines[{i}].discount", line.discount)
+        for i, line in enumerate(request.lines)
+        if line.HasField("discount")
+    ]
+    if request.HasField("shipping_fee"):
+        amounts.append(("shipping_fee", request.shipping_fee))
+    amounts += [(f"discounts[{i}].amount", d.amount) for i, d in enumerate(request.discounts)]
+    return [
+        (f"{where}.currency_code", f"must be {currency}, the currency of the order's first line")
+        for where, money in amounts
+        if money.currency_code != currency
+    ]
 
 
 def channel_payload(request: orders_pb2.IngestChannelOrderRequest) -> handlers.ChannelPayload:
@@ -588,10 +616,11 @@ def _whole_numbers(value: Any) -> Any:
 
 
 def notification(request: orders_pb2.ReportPaymentRequest) -> pay.PaymentNotification:
-    if (
-        request.status == orders_pb2.PAYMENT_STATUS_UNSPECIFIED
-        or request.status not in orders_pb2.PaymentStatus.values()
-    ):
+    if request.status not in orders_pb2.PaymentStatus.values():
+        raise InvalidArgument(
+            "status", f"unknown value {request.status}; must be SUCCESS, FAILED, CLOSED or REFUND"
+        )
+    if request.status == orders_pb2.PAYMENT_STATUS_UNSPECIFIED:
         raise InvalidArgument("status", "must be SUCCESS, FAILED, CLOSED or REFUND")
     if not request.HasField("paid_at"):
         raise InvalidArgument("paid_at", "is required")
@@ -611,12 +640,14 @@ def notification(request: orders_pb2.ReportPaymentRequest) -> pay.PaymentNotific
 def order_filter(message: orders_pb2.OrderFilter, scope: Scope | None = None) -> queries.OrderFilter:
     statuses: list[OrderStatus] = []
     for index, value in enumerate(message.statuses):
-        if value == orders_pb2.ORDER_STATUS_UNSPECIFIED or value not in orders_pb2.OrderStatus.values():
+        if value not in orders_pb2.OrderStatus.values():
+            raise InvalidArgument(f"filter.statuses[{index}]", f"unknown value {value}")
+        if value == orders_pb2.ORDER_STATUS_UNSPECIFIED:
             raise InvalidArgument(f"filter.statuses[{index}]", "is not an order status")
         statuses.append(OrderStatus(orders_pb2.OrderStatus.Name(value).removeprefix("ORDER_STATUS_")))
     found_channels: list[Channel] = []
     for index, number in enumerate(message.channels):
-        found = _channel(number)
+        found = _channel(number, f"filter.channels[{index}]")
         if found is None:
             raise InvalidArgument(f"filter.channels[{index}]", "is not a channel")
         found_channels.append(found)
@@ -636,28 +667,12 @@ def _optional_time(message: Any, name: str) -> datetime | None:
     return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
 
 
-def _order_currency(request: orders_pb2.IngestOrderRequest) -> str:
-    """The order's currency is its first line's; every other amount must be in it."""
-    field, currency = "lines[0].unit_price.currency_code", ""
-    if request.lines:
-        currency = request.lines[0].unit_price.currency_code
-    elif request.shipping_fee.currency_code:
-        field, currency = "shipping_fee.currency_code", request.shipping_fee.currency_code
-    if not currency:
-        raise InvalidArgument(field, "is required")
-    if not is_currency_code(currency):
-        raise InvalidArgument(field, "must be an ISO 4217 code such as CNY")
-    return currency
-
-
-def _same_currency(field: str, money: common_pb2.Money, currency: str) -> None:
-    if money.currency_code != currency:
-        raise InvalidArgument(field, f"must be {currency}, the currency of the order's first line")
-
-
-def _channel(value: int) -> Channel | None:
-    if value == orders_pb2.CHANNEL_UNSPECIFIED or value not in orders_pb2.Channel.values():
+def _channel(value: int, field: str = "channel") -> Channel | None:
+    """None when unset; a number this API does not know is refused, never read as "unset"."""
+    if value == orders_pb2.CHANNEL_UNSPECIFIED:
         return None
+    if value not in orders_pb2.Channel.values():
+        raise InvalidArgument(field, f"unknown value {value}")
     return Channel(orders_pb2.Channel.Name(value).removeprefix("CHANNEL_"))
 
 

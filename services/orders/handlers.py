@@ -67,6 +67,7 @@ class Ingested:
     error_field: str = ""
     error: str = ""
     pending_step: str = ""
+    violations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,18 @@ async def ingest(
                 if isinstance(item, ChannelPayload) and item.channel
                 else getattr(item, "channel_order_id", "")
             )
-            results.append(Ingested(index, Outcome.REJECTED, None, channel, ref, error.field, error.problem))
+            results.append(
+                Ingested(
+                    index,
+                    Outcome.REJECTED,
+                    None,
+                    channel,
+                    ref,
+                    error.field,
+                    error.problem,
+                    violations=error.violations,
+                )
+            )
             if isinstance(item, ChannelPayload):
                 quarantined.append(_quarantine_row(policy.keys, item, ref, error, now))
             continue

@@ -40,6 +40,7 @@ async def serve(settings: Settings) -> None:
                 subject_prefix=prefix,
                 subject=subject,
                 handler=consumers.on_stock_arrived,
+                streams=settings.common.streams,
             )
             runtime.spawn(name, consumer.run)
 
@@ -48,15 +49,18 @@ async def serve(settings: Settings) -> None:
 
         # every replica drops its cache; a plain subscription suffices (the cache also expires by age)
         await runtime.nc.subscribe(f"{prefix}.routing.rules_activated", cb=drop_cache)
-        runtime.spawn(
-            "retry-parked",
-            lambda stop: jobs.retry_parked(new_uow, cache, stock, settings.retry_parked_seconds, stop),
+        runtime.every(
+            "retry parked",
+            settings.retry_parked_seconds,
+            lambda: jobs.retry_parked(new_uow, cache, stock),
+            one_replica=True,
         )
         servicer = RoutingServicer(new_uow, cache, stock)
         await app.serve_until_signalled(
             settings.common,
             [SERVICE_NAME],
             lambda server: routing_pb2_grpc.add_RoutingServiceServicer_to_server(servicer, server),
+            readiness=runtime.ready,
         )
         await channel.close()
 

@@ -1,9 +1,8 @@
-"""Routing timers: parked orders whose stock arrived are planned again."""
+"""Routing timers: parked orders whose stock arrived are planned again (one round; the runtime runs it
+on one replica, on schedule)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -14,19 +13,8 @@ from services.routing.handlers import RuleSetCache, StockSource
 log = logging.getLogger(__name__)
 
 
-async def retry_parked(
-    new_uow: Callable[[], UnitOfWork],
-    cache: RuleSetCache,
-    stock: StockSource,
-    every: float,
-    stop: asyncio.Event,
-) -> None:
-    while not stop.is_set():
-        try:
-            planned = await handlers.retry_parked(new_uow, cache, stock)
-            if planned:
-                log.info("planned %d parked orders", planned)
-        except Exception:
-            log.exception("retrying parked orders failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
+async def retry_parked(new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, stock: StockSource) -> int:
+    planned = await handlers.retry_parked(new_uow, cache, stock)
+    if planned:
+        log.info("planned %d parked orders", planned)
+    return planned

@@ -536,3 +536,25 @@ def test_each_example_identity_secret_trusts_the_gateway_and_the_services_caller
     for name, callers in CALLERS.items():
         trusted = json.loads(secrets[f"{name}-identity"]["stringData"]["IDENTITY_TRUSTED_KEYS"])
         assert {entry["issuer"] for entry in trusted.values()} == ({"gateway"} | callers) - {"envoy"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_readiness_asks_for_the_readiness_health_name_and_liveness_for_the_process(overlay: str) -> None:
+    deployments = of_kind(render(overlay), "Deployment")
+    for name in GRPC_PORTS:
+        container = main_container(deployments[name])
+        assert container["readinessProbe"]["grpc"].get("service") == "readiness", name
+        assert container["livenessProbe"]["grpc"].get("service", "") == "", name
+
+
+@pytest.mark.parametrize(("overlay", "replicas"), [("dev", "1"), ("prod", "3")])
+def test_every_service_keeps_its_streams_with_the_overlays_replicas_and_limits(
+    overlay: str, replicas: str
+) -> None:
+    objects = render(overlay)
+    config = find(objects, "ConfigMap", "oms-config")["data"]
+    assert config["STREAM_REPLICAS"] == replicas
+    deployments = of_kind(objects, "Deployment")
+    for name in GRPC_PORTS:
+        given = {entry["name"] for entry in main_container(deployments[name])["env"]}
+        assert {"STREAM_REPLICAS", "STREAM_MAX_AGE_SECONDS", "STREAM_MAX_BYTES"} <= given, name

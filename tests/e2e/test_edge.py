@@ -759,3 +759,15 @@ async def test_reflection_through_envoy_describes_every_public_method(
             for file in files
             for declared in file.service
         ), reply.original_request.file_containing_symbol
+
+
+async def test_an_empty_order_over_http_is_a_400_naming_channel_first_with_its_field_violations(
+    platform: Platform,
+) -> None:
+    status, _, body = await call(platform, "POST", "/v1/orders", {}, token=bearer(platform, "ops"))
+    assert status == 400, body
+    assert body["message"] == "channel: is required"
+    [details] = body["details"]
+    assert details["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+    fields = [violation["field"] for violation in details["fieldViolations"]]
+    assert fields == ["channel", "channel_order_id", "lines", "shipping_address"]

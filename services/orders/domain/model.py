@@ -399,65 +399,84 @@ def without_events(order: Order) -> Order:
 
 
 def _validate(command: IngestOrder) -> Channel:
-    if command.channel is None:
-        raise InvalidArgument("channel", "is required")
-    if not _REFERENCE.match(command.channel_order_id):
-        raise InvalidArgument("channel_order_id", "must be 1-64 letters, digits or . - _ : / #")
-    if len(command.buyer_id) > 128:
-        raise InvalidArgument("buyer_id", "must be at most 128 characters")
-    if not is_currency_code(command.currency):
-        raise InvalidArgument("currency_code", "must be an ISO 4217 code such as CNY")
-    if not command.lines:
-        raise InvalidArgument("lines", "an order needs at least one line")
-    if len(command.lines) > MAX_LINES:
-        raise InvalidArgument("lines", f"at most {MAX_LINES} lines per order")
-    for index, line in enumerate(command.lines):
-        _validate_line(index, line)
-    if not 0 <= command.shipping_fee_minor <= MAX_UNIT_PRICE_MINOR:
-        raise InvalidArgument("shipping_fee.amount_minor", "must be between 0 and 10^12")
-    for index, discount in enumerate(command.discounts):
-        if not 0 <= discount.amount_minor <= MAX_UNIT_PRICE_MINOR:
-            raise InvalidArgument(f"discounts[{index}].amount.amount_minor", "must be between 0 and 10^12")
-        if len(discount.reference) > 128:
-            raise InvalidArgument(f"discounts[{index}].reference", "must be at most 128 characters")
-    goods = sum(line.amount_minor for line in command.lines)
-    if sum(discount.amount_minor for discount in command.discounts) > goods:
-        raise InvalidArgument("discounts", f"together exceed the goods amount {goods}")
-    if len(command.buyer_note) > 2000:
-        raise InvalidArgument("buyer_note", "must be at most 2000 characters")
-    if len(command.channel_status) > 64:
-        raise InvalidArgument("channel_status", "must be at most 64 characters")
-    _validate_address(command.shipping_address)
+    found = violations(command)
+    if found:
+        raise InvalidArgument.of(found)
+    assert command.channel is not None
     return command.channel
 
 
-def _validate_line(index: int, line: OrderLine) -> None:
+def violations(command: IngestOrder) -> list[tuple[str, str]]:
+    """Every (field, problem) of a channel order, in the order of its fields: the first one named is
+    the first one wrong, and a line that does not exist is never blamed."""
+    found: list[tuple[str, str]] = []
+    if command.channel is None:
+        found.append(("channel", "is required"))
+    if not _REFERENCE.match(command.channel_order_id):
+        found.append(("channel_order_id", "must be 1-64 letters, digits or . - _ : / #"))
+    if len(command.buyer_id) > 128:
+        found.append(("buyer_id", "must be at most 128 characters"))
+    if not command.lines:
+        found.append(("lines", "an order needs at least one line"))
+    elif len(command.lines) > MAX_LINES:
+        found.append(("lines", f"at most {MAX_LINES} lines per order"))
+    else:
+        if not command.currency:
+            found.append(("lines[0].unit_price.currency_code", "is required"))
+        elif not is_currency_code(command.currency):
+            found.append(("lines[0].unit_price.currency_code", "must be an ISO 4217 code such as CNY"))
+        for index, line in enumerate(command.lines):
+            found += _line_violations(index, line)
+    found += _address_violations(command.shipping_address)
+    if not 0 <= command.shipping_fee_minor <= MAX_UNIT_PRICE_MINOR:
+        found.append(("shipping_fee.amount_minor", "must be between 0 and 10^12"))
+    for index, discount in enumerate(command.discounts):
+        if not 0 <= discount.amount_minor <= MAX_UNIT_PRICE_MINOR:
+            found.append((f"discounts[{index}].amount.amount_minor", "must be between 0 and 10^12"))
+        if len(discount.reference) > 128:
+            found.append((f"discounts[{index}].reference", "must be at most 128 characters"))
+    goods = sum(line.amount_minor for line in command.lines)
+    if sum(discount.amount_minor for discount in command.discounts) > goods:
+        found.append(("discounts", f"together exceed the goods amount {goods}"))
+    if len(command.channel_status) > 64:
+        found.append(("channel_status", "must be at most 64 characters"))
+    if len(command.buyer_note) > 2000:
+        found.append(("buyer_note", "must be at most 2000 characters"))
+    return found
+
+
+def _line_violations(index: int, line: OrderLine) -> list[tuple[str, str]]:
     where = f"lines[{index}]"
+    found: list[tuple[str, str]] = []
     if not _REFERENCE.match(line.sku):
-        raise InvalidArgument(f"{where}.sku", "must be 1-64 letters, digits or . - _ : / #")
+        found.append((f"{where}.sku", "must be 1-64 letters, digits or . - _ : / #"))
     if len(line.title) > 500:
-        raise InvalidArgument(f"{where}.title", "must be at most 500 characters")
+        found.append((f"{where}.title", "must be at most 500 characters"))
     if not 1 <= line.quantity <= MAX_QUANTITY:
-        raise InvalidArgument(f"{where}.quantity", f"must be between 1 and {MAX_QUANTITY}")
+        found.append((f"{where}.quantity", f"must be between 1 and {MAX_QUANTITY}"))
     if not 0 <= line.unit_price_minor <= MAX_UNIT_PRICE_MINOR:
-        raise InvalidArgument(f"{where}.unit_price.amount_minor", "must be between 0 and 10^12")
+        found.append((f"{where}.unit_price.amount_minor", "must be between 0 and 10^12"))
     if not 0 <= line.discount_minor <= line.quantity * line.unit_price_minor:
-        raise InvalidArgument(f"{where}.discount.amount_minor", "must be between 0 and the line's price")
+        found.append((f"{where}.discount.amount_minor", "must be between 0 and the line's price"))
+    return found
 
 
 def _validate_address(address: Address | None) -> None:
+    found = _address_violations(address)
+    if found:
+        raise InvalidArgument.of(found)
+
+
+def _address_violations(address: Address | None) -> list[tuple[str, str]]:
     if address is None:
-        raise InvalidArgument("shipping_address", "is required")
+        return [("shipping_address", "is required")]
+    found: list[tuple[str, str]] = []
     for name in ("recipient_name", "phone", "province", "city", "detail"):
-        value = getattr(address, name)
-        if not value.strip():
-            raise InvalidArgument(f"shipping_address.{name}", "is required")
+        if not getattr(address, name).strip():
+            found.append((f"shipping_address.{name}", "is required"))
     for name in ("recipient_name", "phone", "province", "city", "district", "detail", "postal_code"):
         if len(getattr(address, name)) > MAX_ADDRESS_FIELD:
-            raise InvalidArgument(
-                f"shipping_address.{name}", f"must be at most {MAX_ADDRESS_FIELD} characters"
-            )
+            found.append((f"shipping_address.{name}", f"must be at most {MAX_ADDRESS_FIELD} characters"))
     if not re.match(r"^[A-Z]{2}$", address.country_code):
-        raise InvalidArgument(
-            "shipping_address.country_code", "must be an ISO 3166-1 alpha-2 code such as CN"
-        )
+        found.append(("shipping_address.country_code", "must be an ISO 3166-1 alpha-2 code such as CN"))
+    return found

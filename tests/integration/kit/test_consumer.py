@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable
 
 import pytest
@@ -153,3 +154,20 @@ async def test_poison_messages_are_terminated_and_recorded_as_dead_letters(
 
 async def _at_least(count: Awaitable[int], expected: int) -> bool:
     return await count >= expected
+
+
+async def test_an_idle_consumer_logs_no_error_when_its_fetches_time_out(
+    effects: AsyncEngine, nc: NatsClient, subject_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a fetch whose wait is used up by its first probe ends in a bare TimeoutError, as on a busy loop
+    consumer = _consumer(nc, effects, subject_prefix, _record_effect, fetch_seconds=0.001)
+    stop = asyncio.Event()
+    with caplog.at_level("DEBUG", logger="services.kit.consumer"):
+        task = asyncio.create_task(consumer.run(stop))
+        await asyncio.sleep(2.0)  # hundreds of empty fetches
+        await _publish(nc, subject_prefix, "e-after-idle")
+        await eventually(lambda: consumer.processed == 1)
+        stop.set()
+        await task
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert noisy == []

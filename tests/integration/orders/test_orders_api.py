@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import events_pb2, orders_pb2, orders_pb2_grpc
 from services.kit.db import UnitOfWork
+from services.kit.errors import DETAILS_KEY, field_violations
 from services.kit.grpc_server import GrpcServer
 from services.kit.schema import outbox_table
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
@@ -171,6 +172,39 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
     assert await _counts(orders_engine) == (0, 0, 0)
 
 
+def _violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    details = dict(error.trailing_metadata() or ())[DETAILS_KEY]
+    assert isinstance(details, bytes)
+    return field_violations(details)
+
+
+async def test_an_empty_order_names_its_channel_first_then_its_lines_and_no_line_that_does_not_exist(
+    stub: orders_pb2_grpc.OrdersServiceStub, orders_engine: AsyncEngine
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.IngestOrder(orders_pb2.IngestOrderRequest())
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == "channel: is required"
+    fields = [field for field, _ in _violations(refused.value)]
+    assert fields == ["channel", "channel_order_id", "lines", "shipping_address"]
+    assert await _counts(orders_engine) == (0, 0, 0)
+
+
+async def test_an_unknown_enum_number_is_named_unknown_and_reported_in_field_order(
+    stub: orders_pb2_grpc.OrdersServiceStub,
+) -> None:
+    request = order_request(random_ref("BAD"))
+    request.channel = 42  # type: ignore[assignment]
+    request.lines[1].unit_price.currency_code = "USD"
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.IngestOrder(request)
+    assert refused.value.details() == "channel: unknown value 42"
+    assert _violations(refused.value) == [
+        ("channel", "unknown value 42"),
+        ("lines[1].unit_price.currency_code", "must be CNY, the currency of the order's first line"),
+    ]
+
+
 async def test_unknown_and_malformed_order_ids(stub: orders_pb2_grpc.OrdersServiceStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await stub.GetOrder(orders_pb2.GetOrderRequest(order_id="01900000-0000-7000-8000-000000000000"))
@@ -179,3 +213,19 @@ async def test_unknown_and_malformed_order_ids(stub: orders_pb2_grpc.OrdersServi
         await stub.GetOrder(orders_pb2.GetOrderRequest(order_id="'; DROP TABLE orders; --"))
     assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert malformed.value.details().startswith("order_id:")
+
+
+async def test_an_unknown_channel_number_is_refused_as_unknown_not_read_as_unset(
+    stub: orders_pb2_grpc.OrdersServiceStub,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.IngestChannelOrder(
+            orders_pb2.IngestChannelOrderRequest(channel=77, payload_json="{}")  # type: ignore[arg-type]
+        )
+    assert refused.value.details() == "channel: unknown value 77"
+    with pytest.raises(grpc.aio.AioRpcError) as listed:
+        await stub.ListQuarantine(orders_pb2.ListQuarantineRequest(channel=77))  # type: ignore[arg-type]
+    assert (listed.value.code(), listed.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "channel: unknown value 77",
+    )

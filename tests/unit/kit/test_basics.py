@@ -94,3 +94,18 @@ def test_an_exhausted_connection_pool_is_a_retryable_unavailable_and_bugs_stay_o
     assert to_status(sqlalchemy.exc.TimeoutError("QueuePool limit reached"))[0] == grpc.StatusCode.UNAVAILABLE
     assert to_status(NotFound("order 7 not found")) == (grpc.StatusCode.NOT_FOUND, "order 7 not found")
     assert to_status(KeyError("secret")) == (grpc.StatusCode.INTERNAL, "internal error")
+
+
+def test_stream_and_retention_settings_are_read_and_a_retention_within_the_dedupe_window_is_refused() -> None:
+    settings = CommonSettings.from_env(
+        "orders", 1, {**ENV, "STREAM_REPLICAS": "3", "OUTBOX_RETENTION_SECONDS": "7200"}
+    )
+    assert settings.streams.replicas == 3
+    assert settings.outbox_retention_seconds == 7200
+    assert settings.inbox_retention_seconds == 86400
+    with pytest.raises(InvalidSetting, match="INBOX_RETENTION_SECONDS"):
+        CommonSettings.from_env(
+            "orders", 1, {**ENV, "STREAM_DUPLICATE_WINDOW_SECONDS": "600", "INBOX_RETENTION_SECONDS": "60"}
+        )
+    with pytest.raises(InvalidSetting, match="STREAM_REPLICAS"):
+        CommonSettings.from_env("orders", 1, {**ENV, "STREAM_REPLICAS": "0"})

@@ -55,7 +55,7 @@ def test_the_channels_placed_time_is_kept() -> None:
         ({"channel": None}, "channel"),
         ({"channel_order_id": ""}, "channel_order_id"),
         ({"channel_order_id": "x" * 65}, "channel_order_id"),
-        ({"currency": "cny"}, "currency_code"),
+        ({"currency": "cny"}, "lines[0].unit_price.currency_code"),
         ({"lines": ()}, "lines"),
         ({"lines": (OrderLine("SKU-1", "Tea", 1, 100),) * 501}, "lines"),
         ({"lines": (OrderLine("SKU-1", "Tea", 1, 100), OrderLine("", "Cup", 1, 1))}, "lines[1].sku"),
