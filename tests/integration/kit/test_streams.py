@@ -7,6 +7,7 @@ from nats.js.api import DiscardPolicy
 from services.kit import bus
 from services.kit.bus import StreamLimits
 from services.kit.config import CommonSettings
+from tests import identity
 
 
 async def test_a_stream_is_created_with_the_configured_limits(nc: NatsClient, subject_prefix: str) -> None:
@@ -19,6 +20,7 @@ async def test_a_stream_is_created_with_the_configured_limits(nc: NatsClient, su
             "STREAM_MAX_AGE_SECONDS": "3600",
             "STREAM_MAX_BYTES": "1048576",
             "STREAM_DUPLICATE_WINDOW_SECONDS": "120",
+            **identity.env("orders"),
         },
     )
     js = nc.jetstream()
