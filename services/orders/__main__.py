@@ -27,6 +27,10 @@ def policy_of(settings: Settings) -> handlers.Policy:
         payment_tolerance=settings.payment_tolerance,
         retry_attempts=settings.retry_attempts,
         retry_delay=settings.retry_delay,
+        outage_patience=settings.outage_patience,
+        outage_backoff_initial=settings.outage_backoff_initial,
+        outage_backoff_max=settings.outage_backoff_max,
+        stuck_after=settings.stuck_after,
     )
 
 
@@ -39,7 +43,7 @@ async def serve(settings: Settings) -> None:
         policy = policy_of(settings)
         routing = grpc_client.channel(settings.routing_address)
         inventory = grpc_client.channel(settings.inventory_address)
-        peers = Peers(routing, inventory, settings.reservation_ttl_seconds)
+        peers = Peers(routing, inventory, settings.reservation_ttl_seconds, settings.step_deadline_seconds)
         concurrency = settings.process_manager_concurrency
         orchestrator = Orchestrator(
             new_uow, policy, peers, lease=settings.step_lease, concurrency=max(concurrency, 1)
@@ -54,7 +58,9 @@ async def serve(settings: Settings) -> None:
                 name=name,
                 subject_prefix=settings.common.subject_prefix,
                 subject=subject,
-                handler=consumers.handler(use_case, policy, orchestrator.poke),
+                handler=consumers.handler(
+                    use_case, policy, orchestrator.poke, consumers.KEYS.get(subject, "order_id")
+                ),
             )
             runtime.spawn(name, consumer.run)
         runtime.every("payment retries", 1.0, lambda: jobs.retry_payments(new_uow, policy, orchestrator.poke))
@@ -68,6 +74,11 @@ async def serve(settings: Settings) -> None:
             ),
         )
         runtime.every("reseal", 60.0, lambda: jobs.reseal(new_uow, policy))
+        runtime.every(
+            "stuck-order sweep",
+            settings.sweep_seconds,
+            lambda: jobs.sweep_stuck(new_uow, policy, orchestrator.poke),
+        )
         servicer = OrdersServicer(new_uow, policy, orchestrator)
         await app.serve_until_signalled(
             settings.common,
