@@ -85,6 +85,56 @@ async def test_an_unknown_province_holds_the_order_and_a_paid_one_becomes_an_exc
     assert await stack.scalar("SELECT count(*) FROM orders WHERE step IS NOT NULL OR step_dead") == 0
 
 
+# ---- bulk replay of dead letters ------------------------------------------------------------------
+
+
+async def test_dead_steps_are_replayed_in_bulk_by_reason_and_time_with_a_dry_run_first(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    orders = [await ingest(stack, random_ref("own")) for _ in range(4)]
+    now = stack.clock.now()
+    errors = ["routing: UNAVAILABLE down", "routing: UNAVAILABLE down", "routing: UNAVAILABLE down", "a bug"]
+    failed = [now - timedelta(minutes=5), now - timedelta(minutes=4), now - timedelta(hours=2), now]
+    async with stack.engine.begin() as conn:  # what an outage before this release left behind
+        for order, error, at in zip(orders, errors, failed, strict=True):
+            await conn.execute(
+                text(
+                    "UPDATE orders SET step_dead = true, step_error = :e, step_failed_at = :at"
+                    " WHERE order_id = :o"
+                ),
+                {"e": error, "at": at, "o": order.order_id},
+            )
+    outage = orders_pb2.ReplayDeadStepsRequest(
+        reason_contains="Routing: unavailable", failed_from=stamp(now - timedelta(minutes=30)), dry_run=True
+    )
+    counted = await stack.orders.ReplayDeadSteps(outage)
+    assert (counted.matched, counted.replayed) == (2, 0)
+    assert len((await stack.orders.ListDeadLetters(orders_pb2.ListDeadLettersRequest())).dead_letters) == 4
+    outage.dry_run = False
+    outage.max_steps = 1
+    first = await stack.orders.ReplayDeadSteps(outage)
+    assert (first.matched, first.replayed, list(first.order_ids)) == (2, 1, [orders[0].order_id])
+    rest = await stack.orders.ReplayDeadSteps(outage)
+    assert (rest.matched, list(rest.order_ids)) == (1, [orders[1].order_id])
+    await stack.drive()
+    for order in orders[:2]:
+        assert (
+            await stack.scalar("SELECT stock_state FROM orders WHERE order_id = :o", o=order.order_id)
+            == "RESERVED"
+        )
+    left = (await stack.orders.ListDeadLetters(orders_pb2.ListDeadLettersRequest())).dead_letters
+    assert sorted(letter.order_id for letter in left) == sorted([orders[2].order_id, orders[3].order_id])
+    with pytest.raises(grpc.aio.AioRpcError) as backwards:
+        await stack.orders.ReplayDeadSteps(
+            orders_pb2.ReplayDeadStepsRequest(
+                failed_from=stamp(now), failed_to=stamp(now - timedelta(hours=1))
+            )
+        )
+    assert backwards.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "failed_to" in (
+        backwards.value.details() or ""
+    )
+
+
 # ---- the stuck-order sweep -------------------------------------------------------------------------
 
 
