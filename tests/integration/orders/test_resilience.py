@@ -440,3 +440,66 @@ async def test_a_routing_outage_under_load_is_waited_out_and_every_order_allocat
             f"\n{len(during)} orders created during an 8 s routing outage;"
             f" all reserved {recovered:.1f}s after routing came back"
         )
+
+
+# ---- one trace per order -----------------------------------------------------------------------------
+
+
+async def test_every_step_continues_the_trace_of_the_ingest_and_links_the_payment(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from omsctl.tracing import _records
+    from services.kit import tracing
+
+    tracing.setup_tracing("tests")
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    call = stack.orders.IngestOrder(canonical(random_ref("own")))
+    order = (await call).order
+    ingest_trace = dict(await call.initial_metadata())["x-trace-id"]
+    await stack.drive()
+    paying = stack.orders.ReportPayment(
+        orders_pb2.ReportPaymentRequest(
+            provider="wechat_pay",
+            transaction_id=random_ref("wx"),
+            merchant_order_no=order.order_id,
+            amount=order.total,
+            paid_at=stamp(stack.clock.now()),
+            status=orders_pb2.PAYMENT_STATUS_SUCCESS,
+        )
+    )
+    await paying
+    payment_trace = dict(await paying.initial_metadata())["x-trace-id"]
+    await stack.drive()
+    assert await status(stack, order.order_id) == "ALLOCATED"
+    assert ingest_trace and payment_trace and ingest_trace != payment_trace
+
+    async with stack.inventory_engine.connect() as conn:  # what inventory recorded for the step's calls
+        ledger = (
+            await conn.execute(
+                text("SELECT DISTINCT kind, trace_id FROM ledger WHERE order_id = :o ORDER BY 1"),
+                {"o": order.order_id},
+            )
+        ).all()
+    assert {kind for kind, _ in ledger} >= {"reserve", "commit"}
+    assert {trace for _, trace in ledger} == {ingest_trace}, "routing/inventory calls carry the order's trace"
+    async with stack.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT kind, trace_id, linked_trace_id FROM order_timeline WHERE order_id = :o"),
+            {"o": order.order_id},
+        )
+        timeline = {kind: (trace, linked) for kind, trace, linked in rows}
+    assert timeline["created"] == (ingest_trace, "")
+    assert timeline["reserved"] == (ingest_trace, "")
+    assert timeline["payment_applied"][0] == payment_trace
+    assert timeline["allocated"] == (ingest_trace, payment_trace), "the allocation links the payment"
+
+    capsys.readouterr()
+    database = str(stack.engine.url.render_as_string(hide_password=False))
+    found, linked = await _records({"orders": database}, ingest_trace)
+    shown = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert linked == {payment_trace}
+    kinds_shown = [line.split('"kind": "')[1].split('"')[0] for line in shown]
+    for kind in ("created", "reserved", "payment_applied", "paid", "allocated"):
+        assert kind in kinds_shown, (kind, kinds_shown)
+    assert found == len(shown)
