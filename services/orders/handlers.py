@@ -835,14 +835,10 @@ async def route_found(uow: UnitOfWork, policy: Policy, order_id: str) -> Changes
 
 # ---- orders nothing else would move --------------------------------------------------------------
 
-# Held for stock: the reservation at the planned warehouses was refused, or routing parked the order
-# as out of stock. Stock arriving for one of its SKUs (or the sweep) re-plans it.
-OUT_OF_STOCK_PREFIX = UNROUTABLE + "out"
+# Held for stock (see store's _HELD_FOR_STOCK): the reservation at the planned warehouses was refused,
+# or routing parked the order as out of stock, or it was paid with no stock left (frozen). Stock
+# arriving for one of its SKUs (or the sweep) plans it again.
 STOCK_ARRIVED_BATCH = 1000
-
-
-def held_for_stock(order: Order) -> bool:
-    return order.status is OrderStatus.ON_HOLD and order.status_reason.startswith(OUT_OF_STOCK_PREFIX)
 
 
 async def stock_arrived(uow: UnitOfWork, policy: Policy, sku: str) -> Changes:

@@ -592,7 +592,7 @@ class OrderRepository:
         )
         query = (
             _with_lines(select(orders_table))
-            .where(orders_table.c.status == OrderStatus.ON_HOLD.value, _HELD_FOR_STOCK, wants)
+            .where(_HELD_FOR_STOCK, wants)
             .order_by(orders_table.c.order_id)
             .limit(limit)
             .with_for_update(of=orders_table)
@@ -603,11 +603,7 @@ class OrderRepository:
         """Orders held for stock since before `before` (skipping any another transaction holds)."""
         query = (
             _with_lines(select(orders_table))
-            .where(
-                orders_table.c.status == OrderStatus.ON_HOLD.value,
-                _HELD_FOR_STOCK,
-                orders_table.c.updated_at < before,
-            )
+            .where(_HELD_FOR_STOCK, orders_table.c.updated_at < before)
             .order_by(orders_table.c.updated_at)
             .limit(limit)
             .with_for_update(of=orders_table, skip_locked=True)
@@ -801,7 +797,18 @@ def _with_lines(query: Any) -> Any:
     return query.add_columns(_LINES)
 
 
-_HELD_FOR_STOCK = orders_table.c.status_reason.like("unroutable: out%")
+# waiting for stock: held unpaid (the reservation was refused, or routing parked it as out of stock),
+# or frozen paid with no stock left; the reasons are the ones the process manager writes
+_HELD_FOR_STOCK = or_(
+    and_(
+        orders_table.c.status == OrderStatus.ON_HOLD.value,
+        orders_table.c.status_reason.like("unroutable: out%"),
+    ),
+    and_(
+        orders_table.c.status == OrderStatus.EXCEPTION.value,
+        orders_table.c.status_reason.like("paid, out of stock (%"),
+    ),
+)
 
 
 def dead_steps_where(reason_contains: str, failed_from: datetime | None, failed_to: datetime | None) -> Any:

@@ -151,17 +151,20 @@ async def test_the_sweep_drives_an_order_no_step_owns_and_replans_one_held_for_s
             {"o": lost.order_id},
         )
     held = await ingest(stack, random_ref("own"))
+    frozen = await ingest(stack, random_ref("own"), paid_at=stamp(stack.clock.now()))
     await stack.drive()
     assert await status(stack, held.order_id) == "ON_HOLD"  # no stock anywhere
+    assert await status(stack, frozen.order_id) == "EXCEPTION"  # paid, and no stock anywhere
     await stack.receive("WH-SH", "TEA", 10)
     await stack.receive("WH-SH", "CUP", 10)
     swept = await sweep(stack)
-    assert swept.redriven == [lost.order_id] and swept.replanned == [held.order_id]
+    assert swept.redriven == [lost.order_id]
+    assert sorted(swept.replanned) == sorted([held.order_id, frozen.order_id])
     await stack.drive()
     for order_id in (lost.order_id, held.order_id):
-        assert (
-            await stack.scalar("SELECT stock_state FROM orders WHERE order_id = :o", o=order_id) == "RESERVED"
-        )
+        state = await stack.scalar("SELECT stock_state FROM orders WHERE order_id = :o", o=order_id)
+        assert state == "RESERVED"
+    assert await status(stack, frozen.order_id) == "ALLOCATED"
     assert "redriven" in await kinds(stack, lost.order_id)
 
 
