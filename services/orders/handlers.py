@@ -731,7 +731,15 @@ async def replay_step(uow: UnitOfWork, order_id: str) -> None:
         result = await uow.conn.execute(
             update(orders_table)
             .where(and_(orders_table.c.order_id == order_id, orders_table.c.step_dead.is_(True)))
-            .values(step_dead=False, step_attempts=0, step_due_at=uow.clock.now())
+            .values(
+                step_dead=False,
+                step_attempts=0,
+                step_due_at=uow.clock.now(),
+                # a replay starts a fresh wait: the patience counts from the next outage, not the last
+                step_pauses=0,
+                step_paused_since=None,
+                step_waiting_for=None,
+            )
             .returning(orders_table.c.order_id)
         )
         if result.first() is None:

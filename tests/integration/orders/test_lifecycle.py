@@ -484,7 +484,10 @@ async def test_a_step_whose_peer_stays_down_past_the_patience_is_dead_lettered_n
     assert "routing unavailable since" in letters.dead_letters[0].error
     assert letters.dead_letters[0].attempts <= 1
     assert await status(stack, order.order_id) == "PENDING_PAYMENT"
-    replayed = await stack.orders.ReplayDeadLetter(
-        orders_pb2.ReplayDeadLetterRequest(dead_letter_id=f"step:{order.order_id}")
-    )
-    assert replayed.succeeded
+    from services.orders import handlers
+
+    await handlers.replay_step(stack.uow(), order.order_id)
+    sql = "SELECT step_paused_since IS NULL AND step_pauses = 0 FROM orders WHERE order_id = :o"
+    assert await stack.scalar(sql, o=order.order_id), "a replayed step's patience starts afresh"
+    await stack.drive()
+    assert await stack.stock_of("WH-SH", "TEA") == (10, 2)
