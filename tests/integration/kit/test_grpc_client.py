@@ -90,3 +90,36 @@ async def test_the_callers_trace_travels_with_the_call(scripted: tuple[Scripted,
             )
             caller = tracing.current_trace_id()
     assert servicer.trace_ids == [caller]
+
+
+async def test_a_peer_back_after_an_outage_is_reconnected_within_seconds_not_minutes() -> None:
+    from omsctl.embedded import free_port
+
+    port = free_port()
+    servicer = Scripted()
+    async with grpc_client.channel(f"127.0.0.1:{port}") as channel:
+        stub = orders_pb2_grpc.OrdersServiceStub(channel)
+        loop = asyncio.get_running_loop()
+        down_until = loop.time() + 12  # long enough for gRPC's own back-off to grow past 5 s
+        while loop.time() < down_until:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.GetOrder(orders_pb2.GetOrderRequest(order_id="a"), timeout=0.2)
+            await asyncio.sleep(0.5)
+        server = GrpcServer(
+            port=port,
+            service_names=["oms.orders.v1.OrdersService"],
+            register=lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
+            host="127.0.0.1",
+            grace_seconds=0.1,
+        )
+        await server.start()
+        back = loop.time()
+        try:
+            reply = await stub.GetOrder(
+                orders_pb2.GetOrderRequest(order_id="a"), timeout=10, wait_for_ready=True
+            )
+            waited = loop.time() - back
+        finally:
+            await server.stop()
+    assert reply.order.order_id == "a"
+    assert waited < 3.5, f"reconnected {waited:.1f}s after the peer came back"
