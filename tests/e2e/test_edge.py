@@ -520,3 +520,21 @@ async def test_garbage_bytes_are_refused_as_invalid_and_break_nothing(
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     status, _, _ = await call(platform, "GET", "/v1/order-stats", token=bearer(platform, "ops"))
     assert status == 200
+
+
+async def test_dead_steps_are_replayed_in_bulk_through_the_edge_by_staff_only(platform: Platform) -> None:
+    body = {"reasonContains": random_ref("no-such-error"), "dryRun": True}
+    status, _, counted = await call(
+        platform, "POST", "/v1/order-dead-letters:replay-steps", body, token=bearer(platform, "ops")
+    )
+    assert status == 200, counted
+    assert counted.get("matched", 0) == 0 and counted.get("replayed", 0) == 0
+    refused, _, _ = await call(
+        platform, "POST", "/v1/order-dead-letters:replay-steps", body, token=bearer(platform, "cs_agent")
+    )
+    assert refused == 403
+    backwards = {"failedFrom": "2026-12-01T10:00:00Z", "failedTo": "2026-12-01T09:00:00Z"}
+    status, _, error = await call(
+        platform, "POST", "/v1/order-dead-letters:replay-steps", backwards, token=bearer(platform, "ops")
+    )
+    assert status == 400 and "failed_to" in json.dumps(error)
