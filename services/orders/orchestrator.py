@@ -6,10 +6,10 @@ that dies anywhere in between simply lets its lease run out; any worker then run
 and because plans and reservations are keyed by the order id, running it twice does no harm.
 
 What a peer says decides what happens to a failed step: a permanent refusal (unknown SKU, unknown
-province) holds the order at once with the reason; an outage (UNAVAILABLE, DEADLINE_EXCEEDED,
-RESOURCE_EXHAUSTED) pauses the step with growing back-off for as long as the outage lasts, without
-spending its attempts, and the first step that gets through again wakes every step paused on that
-peer; anything unexpected spends one of the step's few attempts, and the last one dead-letters it.
+province) holds the order at once with the reason; an outage (UNAVAILABLE, DEADLINE_EXCEEDED, …)
+pauses the step with growing back-off for as long as the outage lasts, without spending its
+attempts, and the first step that gets through to that peer again wakes every step paused on it;
+anything unexpected spends one of the step's few attempts, and the last one dead-letters it.
 
 Each step runs in the trace of the request that created the order (linked to the trace that made
 the step due, e.g. the payment), so one trace id follows the order through routing and inventory.
@@ -49,6 +49,7 @@ class Result:
     warehouses: tuple[str, ...] = ()
     parked: str = ""  # routing could not plan it
     short: bool = False  # inventory refused the planned reservation
+    answered: tuple[str, ...] = ("routing", "inventory")  # the peers that answered this step
 
 
 class Orchestrator:
@@ -67,8 +68,8 @@ class Orchestrator:
         self.lease = lease
         self.batch = batch
         self.wake = asyncio.Event()
-        # this worker paused a step on an outage: the next step that gets through wakes the sleepers
-        self.sleeping = False
+        # peers this worker paused steps on: the next step that gets through to one wakes its sleepers
+        self.sleeping: set[str] = set()
         self.semaphore = asyncio.Semaphore(concurrency)
         # a test hook: raise here to simulate a crash after the peers answered, before applying
         self.before_apply: Callable[[str, Result], None] | None = None
@@ -118,7 +119,7 @@ class Orchestrator:
             ):
                 linked = tracing.trace_id_of(stored.step_traceparent)
                 try:
-                    await self.run_step(order_id, stored, linked)
+                    answered = set(await self.run_step(order_id, stored, linked))
                 except PeerRefused as error:
                     await self._refused(order_id, error)
                 except Unavailable as error:
@@ -126,39 +127,47 @@ class Orchestrator:
                 except Exception as error:
                     await self._failed(order_id, error)
                 else:
-                    if stored.step_pauses or self.sleeping:
-                        self.sleeping = False
-                        await self._wake_paused()
+                    back = answered if stored.step_pauses else answered & self.sleeping
+                    if back:
+                        self.sleeping -= back
+                        await self._wake_paused(sorted(back))
 
-    async def run_step(self, order_id: str, stored: Stored | None = None, linked: str = "") -> None:
+    async def run_step(
+        self, order_id: str, stored: Stored | None = None, linked: str = ""
+    ) -> tuple[str, ...]:
+        """Run the order's step; returns the peers that answered it."""
         if stored is None:
             uow = self.new_uow()
             async with uow:
                 stored = await OrderRepository(uow.conn, self.policy.keys).get(order_id)
             if stored is None:
-                return
+                return ()
         step = next_step(stored.order, StockState(stored.stock_state))
         if step is None:
             await self._apply(order_id, None, linked)
-            return
+            return ()
         result = await self._call_peers(step, stored)
         if self.before_apply is not None:
             self.before_apply(order_id, result)
         await self._apply(order_id, result, linked)
+        return result.answered
 
     async def _call_peers(self, step: Step, stored: Stored) -> Result:
         order = stored.order
         if step is Step.RELEASE:
             await self.peers.release(order, order.status_reason or "order cancelled")
-            return Result(StockState.RELEASED)
+            return Result(StockState.RELEASED, answered=("inventory",))
         if step is Step.COMMIT:
             try:
-                return Result(StockState.COMMITTED, await self.peers.commit(order.order_id))
+                return Result(
+                    StockState.COMMITTED, await self.peers.commit(order.order_id), answered=("inventory",)
+                )
             except StockGone:
                 pass  # the reservation expired before the payment: reserve again, below
         plan = await self.peers.plan(order)
         if plan.parked_reason:
-            return Result(StockState.NONE, parked=f"{plan.parked_reason}: {plan.parked_detail}".strip(": "))
+            parked = f"{plan.parked_reason}: {plan.parked_detail}".strip(": ")
+            return Result(StockState.NONE, parked=parked, answered=("routing",))
         return await self._reserve(order, plan)
 
     async def _reserve(self, order: Order, plan: Plan) -> Result:
@@ -200,17 +209,15 @@ class Orchestrator:
             await uow.commit()
         self.poke(changes)
 
-    async def _wake_paused(self) -> None:
-        """This step had been paused by an outage and got through: the peers are back, so every step
-        sleeping on them runs now rather than at the end of its back-off."""
+    async def _wake_paused(self, peers: list[str]) -> None:
+        """A step got through to these peers after an outage: every step sleeping on them runs now
+        rather than at the end of its back-off (a step waiting for another peer sleeps on)."""
         uow = self.new_uow()
         async with uow:
-            woken = await OrderRepository(uow.conn, self.policy.keys).wake_paused(
-                ["routing", "inventory"], uow.clock.now()
-            )
+            woken = await OrderRepository(uow.conn, self.policy.keys).wake_paused(peers, uow.clock.now())
             await uow.commit()
         if woken:
-            log.info("peers answer again: %d paused order steps resume now", woken)
+            log.info("%s answer again: %d paused order steps resume now", " and ".join(peers), woken)
             self.wake.set()
 
     async def _paused(self, order_id: str, error: Unavailable) -> None:
@@ -228,7 +235,7 @@ class Orchestrator:
             if not out_of_patience:
                 pause = await self._pause(repo, stored, peer, error, now)
                 await uow.commit()
-                self.sleeping = True
+                self.sleeping.add(peer)
         if out_of_patience:
             await self._failed(
                 order_id, error, dead=True, why=f"{peer} unavailable since {since.isoformat()}: "
@@ -263,19 +270,19 @@ class Orchestrator:
                 return
             order = stored.order
             version = order.version
-            stops = order.status in (OrderStatus.PAID, OrderStatus.PENDING_PAYMENT)
+            releasing = order.status is OrderStatus.CANCELLED
             if order.status is OrderStatus.PAID:
                 order.freeze(f"paid, cannot be fulfilled: {why}", now)  # raises its own alert
             elif order.status is OrderStatus.PENDING_PAYMENT:
                 order.hold(why, now)
                 order.events.append(AlertRaised("order_step_refused", "medium", f"order held: {why}"))
-            if stops:
+            if not releasing:  # (held by a person meanwhile: the step is simply no longer wanted)
                 extra = [Entry("step_refused", ACTOR, error.peer, why)]
                 await handlers.save_order(
                     uow, repo, stored, version, ACTOR, "orders", changes, extra, step_done=True
                 )
                 await uow.commit()
-        if not stops:  # a cancelled order's release refused: a person must look, now
+        if releasing:  # a cancelled order's stock could not be given back: a person must look, now
             await self._failed(order_id, error, dead=True)
             return
         log.warning("step for order %s refused: %s", order_id, why)
