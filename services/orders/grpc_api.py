@@ -224,6 +224,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
                     to_status=_status_name(entry.to_status),  # type: ignore[arg-type]
                     detail=entry.detail,
                     trace_id=entry.trace_id,
+                    linked_trace_id=entry.linked_trace_id,
                 )
                 for entry in entries
             ]

@@ -496,6 +496,9 @@ async def test_every_step_continues_the_trace_of_the_ingest_and_links_the_paymen
     assert timeline["reserved"] == (ingest_trace, "")
     assert timeline["payment_applied"][0] == payment_trace
     assert timeline["allocated"] == (ingest_trace, payment_trace), "the allocation links the payment"
+    read = await stack.orders.GetTimeline(orders_pb2.GetTimelineRequest(order_id=order.order_id))
+    allocated = next(entry for entry in read.entries if entry.kind == "allocated")
+    assert (allocated.trace_id, allocated.linked_trace_id) == (ingest_trace, payment_trace)
 
     capsys.readouterr()
     database = str(stack.engine.url.render_as_string(hide_password=False))
