@@ -41,7 +41,7 @@ from services.routing.grpc_api import RoutingServicer
 from services.routing.inventory_client import InventoryStock
 from tests.conftest import random_ref
 from tests.integration.orders.conftest import Stack, make_policy
-from tests.integration.orders.test_lifecycle import canonical, ingest, kinds, money, stamp, status
+from tests.integration.orders.test_lifecycle import canonical, ingest, kinds, money, pay, stamp, status
 from tests.waiting import eventually
 
 # ---- permanent refusals ----------------------------------------------------------------------------
@@ -83,6 +83,38 @@ async def test_an_unknown_province_holds_the_order_and_a_paid_one_becomes_an_exc
     assert await status(stack, paid.order_id) == "EXCEPTION"
     assert "unknown province 'Atlantis'" in await reason_of(stack, paid.order_id)
     assert await stack.scalar("SELECT count(*) FROM orders WHERE step IS NOT NULL OR step_dead") == 0
+
+
+# ---- waking paused steps ---------------------------------------------------------------------------
+
+
+async def test_a_step_that_gets_through_wakes_the_steps_paused_on_that_peer_only(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    orders = [await ingest(stack, random_ref("own")) for _ in range(3)]
+    await stack.drive()
+    paid, on_routing, on_inventory = orders
+    await pay(stack, paid, random_ref("wx"))  # its commit step talks to inventory only
+    later = stack.clock.now() + timedelta(minutes=10)
+    async with stack.engine.begin() as conn:  # an outage earlier: the commit was paused once, others sleep
+        await conn.execute(
+            text("UPDATE orders SET step_pauses = 1, step_paused_since = :now WHERE order_id = :o"),
+            {"now": stack.clock.now(), "o": paid.order_id},
+        )
+        for order, peer in ((on_routing, "routing"), (on_inventory, "inventory")):
+            await conn.execute(
+                text(
+                    "UPDATE orders SET step = 'reserve', step_due_at = :later, step_waiting_for = :peer,"
+                    " step_pauses = 3, step_paused_since = :now WHERE order_id = :o"
+                ),
+                {"later": later, "peer": peer, "now": stack.clock.now(), "o": order.order_id},
+            )
+    assert await stack.orchestrator.run_due() == 1
+    assert await status(stack, paid.order_id) == "ALLOCATED"
+    woken = await stack.column(
+        "SELECT order_id FROM orders WHERE step IS NOT NULL AND step_due_at < :later", later=later
+    )
+    assert woken == [on_inventory.order_id], "inventory answered: its sleepers wake, routing's sleep on"
 
 
 # ---- bulk replay of dead letters ------------------------------------------------------------------
