@@ -80,6 +80,8 @@ POLICY: dict[str, Rule] = {
     f"{ORDERS}/RepairFromStatement": _w(FINANCE),
     f"{ORDERS}/ListDeadLetters": _r(STAFF | {"finance"}),
     f"{ORDERS}/ReplayDeadLetter": _w(STAFF),
+    # one write however many steps it replays: an outage's dead letters are replayed in one call
+    f"{ORDERS}/ReplayDeadSteps": _w(STAFF),
     f"{ORDERS}/ReportSourceStatus": _w(SOURCE_REPORTERS),
     f"{ORDERS}/GetStatusRules": _r(STAFF | {"warehouse", "cs_agent"}),
     f"{ORDERS}/GetDriftReport": _r(STAFF),

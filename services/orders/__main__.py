@@ -27,6 +27,10 @@ def policy_of(settings: Settings) -> handlers.Policy:
         payment_tolerance=settings.payment_tolerance,
         retry_attempts=settings.retry_attempts,
         retry_delay=settings.retry_delay,
+        outage_patience=settings.outage_patience,
+        outage_backoff_initial=settings.outage_backoff_initial,
+        outage_backoff_max=settings.outage_backoff_max,
+        stuck_after=settings.stuck_after,
     )
 
 
@@ -40,7 +44,7 @@ async def serve(settings: Settings) -> None:
         me = identity.own_identity(settings.common.identity)
         routing = grpc_client.channel(settings.routing_address, identity=me)
         inventory = grpc_client.channel(settings.inventory_address, identity=me)
-        peers = Peers(routing, inventory, settings.reservation_ttl_seconds)
+        peers = Peers(routing, inventory, settings.reservation_ttl_seconds, settings.step_deadline_seconds)
         concurrency = settings.process_manager_concurrency
         orchestrator = Orchestrator(
             new_uow, policy, peers, lease=settings.step_lease, concurrency=max(concurrency, 1)
@@ -55,7 +59,9 @@ async def serve(settings: Settings) -> None:
                 name=name,
                 subject_prefix=settings.common.subject_prefix,
                 subject=subject,
-                handler=consumers.handler(use_case, policy, orchestrator.poke),
+                handler=consumers.handler(
+                    use_case, policy, orchestrator.poke, consumers.KEYS.get(subject, "order_id")
+                ),
                 streams=settings.common.streams,
             )
             runtime.spawn(name, consumer.run)
@@ -73,6 +79,12 @@ async def serve(settings: Settings) -> None:
             ),
         )
         runtime.every("reseal", 60.0, lambda: jobs.reseal(new_uow, policy), one_replica=True)
+        runtime.every(
+            "stuck-order sweep",
+            settings.sweep_seconds,
+            lambda: jobs.sweep_stuck(new_uow, policy, orchestrator.poke),
+            one_replica=True,
+        )
         servicer = OrdersServicer(new_uow, policy, orchestrator)
         await app.serve_until_signalled(
             settings.common,

@@ -29,6 +29,12 @@ class Settings:
     retry_attempts: int
     retry_delay: timedelta
     step_lease: timedelta
+    step_deadline_seconds: float
+    outage_patience: timedelta
+    outage_backoff_initial: timedelta
+    outage_backoff_max: timedelta
+    stuck_after: timedelta
+    sweep_seconds: float
     process_manager_concurrency: int
     reservation_ttl_seconds: int
     drift_report_at: time
@@ -58,6 +64,12 @@ class Settings:
             retry_attempts=integer(env, "RETRY_ATTEMPTS", 3),
             retry_delay=timedelta(seconds=number(env, "RETRY_DELAY_SECONDS", 5)),
             step_lease=timedelta(seconds=number(env, "STEP_LEASE_SECONDS", 30)),
+            step_deadline_seconds=number(env, "STEP_DEADLINE_SECONDS", 5),
+            outage_patience=timedelta(seconds=number(env, "STEP_OUTAGE_PATIENCE_SECONDS", 6 * 3600)),
+            outage_backoff_initial=timedelta(seconds=number(env, "STEP_OUTAGE_BACKOFF_SECONDS", 1)),
+            outage_backoff_max=timedelta(seconds=number(env, "STEP_OUTAGE_BACKOFF_MAX_SECONDS", 30)),
+            stuck_after=timedelta(seconds=number(env, "STUCK_ORDER_AFTER_SECONDS", 120)),
+            sweep_seconds=number(env, "STUCK_ORDER_SWEEP_SECONDS", 30),
             process_manager_concurrency=integer(env, "PROCESS_MANAGER_CONCURRENCY", 16),
             reservation_ttl_seconds=integer(env, "RESERVATION_TTL_SECONDS", 0),
             drift_report_at=parse_clock(optional(env, "DRIFT_REPORT_AT", "02:00+08:00")),

@@ -14,25 +14,36 @@ from services.kit.db import UnitOfWork
 from services.orders import handlers
 
 Handler = Callable[[AsyncConnection, Message, Envelope], Awaitable[None]]
+# a use case driven by an event: (unit of work, policy, the event's key: an order id or a SKU)
 OrderEvent = Callable[[UnitOfWork, handlers.Policy, str], Awaitable[handlers.Changes]]
 
-# subject → the use case it drives, with the event's order id
+# subject → the use case it drives, with the event's order id (or SKU, see KEYS)
 SUBSCRIPTIONS: dict[str, OrderEvent] = {
     # an unpaid reservation lapsed: cancel the order (a paid one reserves again)
     "inventory.reservation_expired": handlers.reservation_expired,
     # routing planned an order it had parked: an unroutable hold resumes
     "routing.planned": handlers.route_found,
+    # stock arrived: orders held for it are planned again, whatever left them short
+    "inventory.adjusted": handlers.stock_arrived,
+    "inventory.back_in_stock": handlers.stock_arrived,
 }
+# the event field each use case is given, when it is not the order id
+KEYS: dict[str, str] = {"inventory.adjusted": "sku", "inventory.back_in_stock": "sku"}
 
 
 def handler(
-    use_case: OrderEvent, policy: handlers.Policy, poke: Callable[[handlers.Changes], None]
+    use_case: OrderEvent,
+    policy: handlers.Policy,
+    poke: Callable[[handlers.Changes], None],
+    key: str = "order_id",
 ) -> Handler:
     """Run the use case inside the consumer's inbox transaction, then wake the process manager."""
 
     async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
+        if getattr(event, "on_hand_delta", 1) <= 0:  # stock went down: nothing can move on for it
+            return
         uow = UnitOfWork.joined(conn)
-        changes = await use_case(uow, policy, event.order_id)  # type: ignore[attr-defined]
+        changes = await use_case(uow, policy, getattr(event, key))
         await uow.flush_events()
         poke(changes)
 

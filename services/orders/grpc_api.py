@@ -227,6 +227,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
                     to_status=_status_name(entry.to_status),  # type: ignore[arg-type]
                     detail=entry.detail,
                     trace_id=entry.trace_id,
+                    linked_trace_id=entry.linked_trace_id,
                 )
                 for entry in entries
             ]
@@ -366,6 +367,23 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             ok = stored.step is None and not stored.step_dead
             return orders_pb2.ReplayDeadLetterResponse(succeeded=ok, error="" if ok else "step still pending")
         raise InvalidArgument("dead_letter_id", "must be payment:<payment id> or step:<order id>")
+
+    async def ReplayDeadSteps(
+        self, request: orders_pb2.ReplayDeadStepsRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.ReplayDeadStepsResponse:
+        result = await handlers.replay_dead_steps(
+            self.uow(),
+            request.reason_contains.strip(),
+            request.failed_from.ToDatetime(tzinfo=UTC) if request.HasField("failed_from") else None,
+            request.failed_to.ToDatetime(tzinfo=UTC) if request.HasField("failed_to") else None,
+            request.max_steps,
+            request.dry_run,
+        )
+        if result.replayed and self.orchestrator is not None:
+            self.orchestrator.poke()  # the steps run in the background, at the process manager's pace
+        return orders_pb2.ReplayDeadStepsResponse(
+            matched=result.matched, replayed=len(result.replayed), order_ids=result.replayed
+        )
 
     # ---- status anchor ------------------------------------------------------------------------
 

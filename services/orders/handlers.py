@@ -31,10 +31,13 @@ from services.orders.scope import EVERYTHING, Scope, check_visible
 from services.orders.store import (
     OrderRepository,
     Stored,
+    count_dead_steps,
     customer_assignments_table,
+    dead_steps_where,
     insert_quarantine,
     orders_table,
     payments_table,
+    replay_dead_steps_where,
     source_reports_table,
     source_status_table,
     timeline_rows,
@@ -79,6 +82,12 @@ class Policy:
     payment_tolerance: timedelta = pay.DEFAULT_TOLERANCE
     retry_attempts: int = 3
     retry_delay: timedelta = timedelta(seconds=5)
+    # a step whose peer is down sleeps (1 s, 2 s, 4 s … up to the cap) for as long as this, then dead-letters
+    outage_patience: timedelta = timedelta(hours=6)
+    outage_backoff_initial: timedelta = timedelta(seconds=1)
+    outage_backoff_max: timedelta = timedelta(seconds=30)
+    # an order in an automatic state that has not moved for this long is re-driven by the sweep
+    stuck_after: timedelta = timedelta(minutes=2)
 
 
 @dataclass
@@ -89,12 +98,18 @@ class Changes:
 
 
 def history(
-    order: Order, actor: Actor, source: str, now: datetime, extra: Sequence[Entry] = ()
+    order: Order,
+    actor: Actor,
+    source: str,
+    now: datetime,
+    extra: Sequence[Entry] = (),
+    linked_trace_id: str = "",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """What the order's recorded domain events leave behind: timeline rows (then the `extra`
-    entries) and outbox rows, each marked with the order id."""
+    entries) and outbox rows, each marked with the order id. `linked_trace_id` names the trace that
+    caused a process-manager step running in the order's own trace (`omsctl trace` follows it)."""
     entries = [*entries_for(order.events, actor, source), *extra]
-    timeline = timeline_rows(order.order_id, entries, now, tracing.current_trace_id())
+    timeline = timeline_rows(order.order_id, entries, now, tracing.current_trace_id(), linked_trace_id)
     events = [
         {**outbox.event_row(subject, message, now), "order_id": order.order_id}
         for subject, message in event_messages(order)
@@ -158,7 +173,7 @@ async def ingest(
             timeline, events = history(order, actor, order.channel.value, now)
             step = orchestration.next_step(order, orchestration.StockState.NONE)
             new_rows.append((order, timeline, events, step.value if step else None, raw))
-        inserted = await repo.add_new(new_rows) if new_rows else set()
+        inserted = await repo.add_new(new_rows, tracing.current_traceparent()) if new_rows else set()
         for index, order, command, _ in accepted:
             if order.order_id in inserted:
                 step = orchestration.next_step(order, orchestration.StockState.NONE)
@@ -230,16 +245,18 @@ async def save_order(
     changes: Changes,
     extra: list[Entry] | None = None,
     step_done: bool = False,
+    linked_trace_id: str = "",
 ) -> None:
     """Write back a changed order with its events and timeline, and schedule its next step: one
-    statement. `step_done` says the process manager finished the order's current step."""
+    statement. `step_done` says the process manager finished the order's current step. A newly
+    scheduled step remembers the trace that scheduled it (its span links there)."""
     order = stored.order
     now = uow.clock.now()
-    rows, events = history(order, actor, source, now, extra or ())
+    rows, events = history(order, actor, source, now, extra or (), linked_trace_id)
     step = orchestration.next_step(order, orchestration.StockState(stored.stock_state))
     wanted = step.value if step else None
     schedule = (wanted, now if wanted else None) if step_done or wanted != stored.step else None
-    await repo.save(stored, version, rows, events, schedule)
+    await repo.save(stored, version, rows, events, schedule, tracing.current_traceparent())
     if wanted:
         changes.due_steps.add(order.order_id)
     order.events.clear()
@@ -726,7 +743,15 @@ async def replay_step(uow: UnitOfWork, order_id: str) -> None:
         result = await uow.conn.execute(
             update(orders_table)
             .where(and_(orders_table.c.order_id == order_id, orders_table.c.step_dead.is_(True)))
-            .values(step_dead=False, step_attempts=0, step_due_at=uow.clock.now())
+            .values(
+                step_dead=False,
+                step_attempts=0,
+                step_due_at=uow.clock.now(),
+                # a replay starts a fresh wait: the patience counts from the next outage, not the last
+                step_pauses=0,
+                step_paused_since=None,
+                step_waiting_for=None,
+            )
             .returning(orders_table.c.order_id)
         )
         if result.first() is None:
@@ -826,3 +851,109 @@ async def route_found(uow: UnitOfWork, policy: Policy, order_id: str) -> Changes
     order.release("routing found a warehouse", uow.clock.now())
     await save_order(uow, repo, stored, version, Actor.service("routing"), "routing", changes)
     return changes
+
+
+# ---- orders nothing else would move --------------------------------------------------------------
+
+# Held for stock (see store's _HELD_FOR_STOCK): the reservation at the planned warehouses was refused,
+# or routing parked the order as out of stock, or it was paid with no stock left (frozen). Stock
+# arriving for one of its SKUs (or the sweep) plans it again.
+STOCK_ARRIVED_BATCH = 1000
+
+
+async def stock_arrived(uow: UnitOfWork, policy: Policy, sku: str) -> Changes:
+    """Stock of `sku` arrived (receipt, count, restock, back in stock): every order held for stock
+    that wants it is released and planned again, whoever won the race that left it short. Orders
+    owns this retry itself; routing's parked list covers only what routing parked. Runs in the
+    consumer's transaction."""
+    changes = Changes()
+    if not sku:
+        return changes
+    repo = OrderRepository(uow.conn, policy.keys)
+    now = uow.clock.now()
+    for stored in await repo.held_for_stock(sku, STOCK_ARRIVED_BATCH):
+        version = stored.order.version
+        stored.order.release(f"stock of {sku} arrived: planning again", now)
+        await save_order(uow, repo, stored, version, Actor.service("inventory"), "inventory", changes)
+    return changes
+
+
+@dataclass(frozen=True)
+class Sweep:
+    redriven: list[str]
+    replanned: list[str]
+    not_taken: int  # steps due for longer than allowed that no worker took
+
+
+async def sweep_stuck(uow: UnitOfWork, policy: Policy, limit: int = 500) -> tuple[Sweep, Changes]:
+    """Orders that have not moved for longer than their state allows: an automatic state nobody owns
+    gets its step again, a hold for stock is planned again, and due steps no worker takes raise an
+    alert saying so (the process manager is not running, or is far behind)."""
+    changes = Changes()
+    actor = Actor.service("orders")
+    async with uow:
+        now = uow.clock.now()
+        before = now - policy.stuck_after
+        repo = OrderRepository(uow.conn, policy.keys)
+        redriven, replanned = [], []
+        for stored in await repo.unowned(before, limit):
+            version = stored.order.version
+            note = Entry("redriven", actor, "orders", "sweep: no step owned this order; driving it again")
+            await save_order(uow, repo, stored, version, actor, "orders", changes, [note], step_done=True)
+            redriven.append(stored.order.order_id)
+        for stored in await repo.held_for_stock_since(before, limit):
+            version = stored.order.version
+            stored.order.release("sweep: still held for stock; planning again", now)
+            await save_order(uow, repo, stored, version, actor, "orders", changes)
+            replanned.append(stored.order.order_id)
+        not_taken = await repo.count_not_taken(before)
+        if not_taken:
+            uow.publish(
+                "alerts.raised",
+                alert(
+                    "order_steps_not_taken",
+                    "high",
+                    "",
+                    f"{not_taken} order steps have been due for over {policy.stuck_after} and no worker took "
+                    "them: is an orders process manager running (PROCESS_MANAGER_CONCURRENCY > 0)?",
+                ),
+            )
+        await uow.commit()
+    return Sweep(redriven, replanned, not_taken), changes
+
+
+@dataclass(frozen=True)
+class BulkReplay:
+    matched: int
+    replayed: list[str]
+
+
+MAX_BULK_REPLAY = 10_000
+
+
+async def replay_dead_steps(
+    uow: UnitOfWork,
+    reason_contains: str,
+    failed_from: datetime | None,
+    failed_to: datetime | None,
+    max_steps: int,
+    dry_run: bool,
+) -> BulkReplay:
+    """Every dead-lettered step matching the filters (error text, failure time) runs again, in one
+    statement; a dry run only counts them."""
+    if len(reason_contains) > 500:
+        raise InvalidArgument("reason_contains", "must be at most 500 characters")
+    if failed_from and failed_to and failed_from > failed_to:
+        raise InvalidArgument("failed_to", "must not be before failed_from")
+    if not 0 <= max_steps <= MAX_BULK_REPLAY:
+        raise InvalidArgument("max_steps", f"must be between 1 and {MAX_BULK_REPLAY} (0: {MAX_BULK_REPLAY})")
+    async with uow:
+        where = dead_steps_where(reason_contains, failed_from, failed_to)
+        matched = await count_dead_steps(uow.conn, where)
+        replayed: list[str] = []
+        if not dry_run and matched:
+            replayed = await replay_dead_steps_where(
+                uow.conn, where, max_steps or MAX_BULK_REPLAY, uow.clock.now()
+            )
+        await uow.commit()
+    return BulkReplay(matched, replayed)

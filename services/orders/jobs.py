@@ -1,4 +1,5 @@
-"""Orders timers: payment retries, the daily drift report, re-sealing personal data after a key rotation."""
+"""Orders timers: payment retries, the stuck-order sweep, the daily drift report, re-sealing personal
+data after a key rotation."""
 
 from __future__ import annotations
 
@@ -28,6 +29,23 @@ async def retry_payments(
         _, changes = await handlers.handle_payment(new_uow, policy, payment_id)
         poke(changes)
     return len(due)
+
+
+async def sweep_stuck(
+    new_uow: Callable[[], UnitOfWork], policy: handlers.Policy, poke: Callable[[handlers.Changes], None]
+) -> handlers.Sweep:
+    """No order stays where nothing will move it: see `handlers.sweep_stuck`."""
+    swept, changes = await handlers.sweep_stuck(new_uow(), policy)
+    if swept.redriven or swept.replanned:
+        log.warning(
+            "stuck-order sweep: %d orders had no step and were driven again, %d held for stock planned again",
+            len(swept.redriven),
+            len(swept.replanned),
+        )
+    if swept.not_taken:
+        log.error("stuck-order sweep: %d due order steps taken by no worker", swept.not_taken)
+    poke(changes)
+    return swept
 
 
 def next_run(now: datetime, at: time) -> datetime:

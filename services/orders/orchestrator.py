@@ -4,6 +4,15 @@ A step is claimed by moving its due time one lease ahead (committed at once), th
 called with no transaction open, then the result is applied under the order's row lock. A worker
 that dies anywhere in between simply lets its lease run out; any worker then runs the step again,
 and because plans and reservations are keyed by the order id, running it twice does no harm.
+
+What a peer says decides what happens to a failed step: a permanent refusal (unknown SKU, unknown
+province) holds the order at once with the reason; an outage (UNAVAILABLE, DEADLINE_EXCEEDED, …)
+pauses the step with growing back-off for as long as the outage lasts, without spending its
+attempts, and the first step that gets through to that peer again wakes every step paused on it;
+anything unexpected spends one of the step's few attempts, and the last one dead-letters it.
+
+Each step runs in the trace of the request that created the order (linked to the trace that made
+the step due, e.g. the payment), so one trace id follows the order through routing and inventory.
 """
 
 from __future__ import annotations
@@ -15,15 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from opentelemetry import trace
+
 from services.kit import tracing
 from services.kit.db import UnitOfWork
-from services.kit.errors import DomainError
+from services.kit.errors import DomainError, Unavailable
 from services.orders import handlers
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import AlertRaised, Order
 from services.orders.domain.orchestration import Step, StockState, next_step
 from services.orders.domain.timeline import Actor, Entry
-from services.orders.peers import Peers, Plan, StockGone
+from services.orders.peers import PeerRefused, Peers, PeerUnavailable, Plan, StockGone
 from services.orders.store import OrderRepository, Stored
 
 log = logging.getLogger(__name__)
@@ -38,6 +49,7 @@ class Result:
     warehouses: tuple[str, ...] = ()
     parked: str = ""  # routing could not plan it
     short: bool = False  # inventory refused the planned reservation
+    answered: tuple[str, ...] = ("routing", "inventory")  # the peers that answered this step
 
 
 class Orchestrator:
@@ -56,6 +68,8 @@ class Orchestrator:
         self.lease = lease
         self.batch = batch
         self.wake = asyncio.Event()
+        # peers this worker paused steps on: the next step that gets through to one wakes its sleepers
+        self.sleeping: set[str] = set()
         self.semaphore = asyncio.Semaphore(concurrency)
         # a test hook: raise here to simulate a crash after the peers answered, before applying
         self.before_apply: Callable[[str, Result], None] | None = None
@@ -92,41 +106,68 @@ class Orchestrator:
 
     async def _guarded(self, stored: Stored) -> None:
         async with self.semaphore:
-            with tracing.tracer().start_as_current_span("orders.step"):
+            order_id = stored.order.order_id
+            origin = tracing.context_from_headers(
+                {"traceparent": stored.traceparent} if stored.traceparent else {}
+            )
+            cause = _span_context(stored.step_traceparent)
+            with tracing.tracer().start_as_current_span(
+                f"orders.step {stored.step or ''}".strip(),
+                context=origin,
+                links=[trace.Link(cause)] if cause is not None else None,
+                attributes={"oms.order_id": order_id},
+            ):
+                linked = tracing.trace_id_of(stored.step_traceparent)
                 try:
-                    await self.run_step(stored.order.order_id, stored)
+                    answered = set(await self.run_step(order_id, stored, linked))
+                except PeerRefused as error:
+                    await self._refused(order_id, error)
+                except Unavailable as error:
+                    await self._paused(order_id, error)
                 except Exception as error:
-                    await self._failed(stored.order.order_id, error)
+                    await self._failed(order_id, error)
+                else:
+                    back = answered if stored.step_pauses else answered & self.sleeping
+                    if back:
+                        self.sleeping -= back
+                        await self._wake_paused(sorted(back))
 
-    async def run_step(self, order_id: str, stored: Stored | None = None) -> None:
+    async def run_step(
+        self, order_id: str, stored: Stored | None = None, linked: str = ""
+    ) -> tuple[str, ...]:
+        """Run the order's step; returns the peers that answered it."""
         if stored is None:
             uow = self.new_uow()
             async with uow:
                 stored = await OrderRepository(uow.conn, self.policy.keys).get(order_id)
             if stored is None:
-                return
+                return ()
         step = next_step(stored.order, StockState(stored.stock_state))
         if step is None:
-            await self._apply(order_id, None)
-            return
+            await self._apply(order_id, None, linked)
+            return ()
         result = await self._call_peers(step, stored)
         if self.before_apply is not None:
             self.before_apply(order_id, result)
-        await self._apply(order_id, result)
+        await self._apply(order_id, result, linked)
+        return result.answered
 
     async def _call_peers(self, step: Step, stored: Stored) -> Result:
         order = stored.order
         if step is Step.RELEASE:
             await self.peers.release(order, order.status_reason or "order cancelled")
-            return Result(StockState.RELEASED)
+            return Result(StockState.RELEASED, answered=("inventory",))
         if step is Step.COMMIT:
             try:
-                return Result(StockState.COMMITTED, await self.peers.commit(order.order_id))
+                return Result(
+                    StockState.COMMITTED, await self.peers.commit(order.order_id), answered=("inventory",)
+                )
             except StockGone:
                 pass  # the reservation expired before the payment: reserve again, below
         plan = await self.peers.plan(order)
         if plan.parked_reason:
-            return Result(StockState.NONE, parked=f"{plan.parked_reason}: {plan.parked_detail}".strip(": "))
+            parked = f"{plan.parked_reason}: {plan.parked_detail}".strip(": ")
+            return Result(StockState.NONE, parked=parked, answered=("routing",))
         return await self._reserve(order, plan)
 
     async def _reserve(self, order: Order, plan: Plan) -> Result:
@@ -139,7 +180,7 @@ class Orchestrator:
                 return Result(StockState.NONE, plan.warehouses, short=True)
         return Result(StockState.RESERVED, plan.warehouses)
 
-    async def _apply(self, order_id: str, result: Result | None) -> None:
+    async def _apply(self, order_id: str, result: Result | None, linked: str = "") -> None:
         changes = handlers.Changes()
         uow = self.new_uow()
         async with uow:
@@ -154,14 +195,34 @@ class Orchestrator:
             if result is not None:
                 extra = _apply_result(stored, result, now)
             await handlers.save_order(
-                uow, repo, stored, version, ACTOR, "orders", changes, extra, step_done=True
+                uow,
+                repo,
+                stored,
+                version,
+                ACTOR,
+                "orders",
+                changes,
+                extra,
+                step_done=True,
+                linked_trace_id=linked,
             )
             await uow.commit()
         self.poke(changes)
 
-    async def _failed(self, order_id: str, error: Exception) -> None:
-        """Retry after a pause; after the last attempt the step is dead-lettered and alerted."""
-        message = f"{type(error).__name__}: {error}"
+    async def _wake_paused(self, peers: list[str]) -> None:
+        """A step got through to these peers after an outage: every step sleeping on them runs now
+        rather than at the end of its back-off (a step waiting for another peer sleeps on)."""
+        uow = self.new_uow()
+        async with uow:
+            woken = await OrderRepository(uow.conn, self.policy.keys).wake_paused(peers, uow.clock.now())
+            await uow.commit()
+        if woken:
+            log.info("%s answer again: %d paused order steps resume now", " and ".join(peers), woken)
+            self.wake.set()
+
+    async def _paused(self, order_id: str, error: Unavailable) -> None:
+        """A peer is down: sleep with growing back-off, keep the attempts; past the patience, dead-letter."""
+        peer = error.peer if isinstance(error, PeerUnavailable) else "unknown"
         uow = self.new_uow()
         async with uow:
             now = uow.clock.now()
@@ -169,7 +230,76 @@ class Orchestrator:
             stored = await repo.get(order_id, lock=True)
             if stored is None:
                 return
-            dead = stored.step_attempts >= self.policy.retry_attempts
+            since = stored.step_paused_since or now
+            out_of_patience = now - since >= self.policy.outage_patience
+            if not out_of_patience:
+                pause = await self._pause(repo, stored, peer, error, now)
+                await uow.commit()
+                self.sleeping.add(peer)
+        if out_of_patience:
+            await self._failed(
+                order_id, error, dead=True, why=f"{peer} unavailable since {since.isoformat()}: "
+            )
+        else:
+            log.warning("step for order %s paused %.1fs: %s", order_id, pause.total_seconds(), error)
+
+    async def _pause(
+        self, repo: OrderRepository, stored: Stored, peer: str, error: Unavailable, now: datetime
+    ) -> timedelta:
+        policy = self.policy
+        pause = min(
+            policy.outage_backoff_initial * (2 ** min(stored.step_pauses, 20)), policy.outage_backoff_max
+        )
+        await repo.step_paused(stored.order.order_id, peer, str(error), now + pause, now)
+        if stored.step_pauses == 0:  # once per outage on the timeline, not once per pause
+            rows = [Entry("step_paused", ACTOR, "orders", f"waiting for {peer}: {error}")]
+            timeline, _ = handlers.history(stored.order, ACTOR, "orders", now, rows)
+            await repo.add_timeline(timeline)
+        return pause
+
+    async def _refused(self, order_id: str, error: PeerRefused) -> None:
+        """A peer refused for good: the order stops at once with the reason in words; no retries."""
+        changes = handlers.Changes()
+        why = error.message
+        uow = self.new_uow()
+        async with uow:
+            now = uow.clock.now()
+            repo = OrderRepository(uow.conn, self.policy.keys)
+            stored = await repo.get(order_id, lock=True)
+            if stored is None:
+                return
+            order = stored.order
+            version = order.version
+            releasing = order.status is OrderStatus.CANCELLED
+            if order.status is OrderStatus.PAID:
+                order.freeze(f"paid, cannot be fulfilled: {why}", now)  # raises its own alert
+            elif order.status is OrderStatus.PENDING_PAYMENT:
+                order.hold(why, now)
+                order.events.append(AlertRaised("order_step_refused", "medium", f"order held: {why}"))
+            if not releasing:  # (held by a person meanwhile: the step is simply no longer wanted)
+                extra = [Entry("step_refused", ACTOR, error.peer, why)]
+                await handlers.save_order(
+                    uow, repo, stored, version, ACTOR, "orders", changes, extra, step_done=True
+                )
+                await uow.commit()
+        if releasing:  # a cancelled order's stock could not be given back: a person must look, now
+            await self._failed(order_id, error, dead=True)
+            return
+        log.warning("step for order %s refused: %s", order_id, why)
+        self.poke(changes)
+
+    async def _failed(self, order_id: str, error: Exception, dead: bool = False, why: str = "") -> None:
+        """Retry after a pause; after the last attempt (or at once when `dead`) the step is
+        dead-lettered and alerted."""
+        message = f"{why}{type(error).__name__}: {error}"
+        uow = self.new_uow()
+        async with uow:
+            now = uow.clock.now()
+            repo = OrderRepository(uow.conn, self.policy.keys)
+            stored = await repo.get(order_id, lock=True)
+            if stored is None:
+                return
+            dead = dead or stored.step_attempts >= self.policy.retry_attempts
             await repo.step_failed(
                 order_id, message, None if dead else now + self.policy.retry_delay, dead, now
             )
@@ -213,6 +343,14 @@ def _apply_result(stored: Stored, result: Result, now: datetime) -> list[Entry]:
         elif order.status in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID):
             order.hold(f"{handlers.UNROUTABLE}{why}", now)
     return notes
+
+
+def _span_context(traceparent: str) -> trace.SpanContext | None:
+    if not traceparent:
+        return None
+    span = trace.get_current_span(tracing.context_from_headers({"traceparent": traceparent}))
+    context = span.get_span_context()
+    return context if context.is_valid else None
 
 
 async def _first(stop: asyncio.Event, wake: asyncio.Event) -> None:

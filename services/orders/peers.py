@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +12,33 @@ import grpc
 from oms.common.v1 import common_pb2
 from oms.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from oms.routing.v1 import routing_pb2, routing_pb2_grpc
-from services.kit.errors import Unavailable
+from services.kit.errors import DomainError, Unavailable
 from services.orders.domain.model import Order
+
+# A peer that says this will say it again: the step ends at once with the reason on the order.
+PERMANENT = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.ALREADY_EXISTS,
+    }
+)
+_FIELD = re.compile(r"[a-z_][a-z0-9_]*(\[\d+\])?(\.[a-z_][a-z0-9_]*(\[\d+\])?)*")
+# The peer is down, slow or shedding load, or the call was cut off on the way (CANCELLED: a server
+# shutting down, a deadline met at the peer; ABORTED: a conflict there): wait it out without spending
+# the step's attempts. Every step is idempotent at the peer, so asking again is safe.
+TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.ABORTED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -31,13 +57,50 @@ class StockGone(Exception):
     """The reservation cannot be committed (expired or released): reserve again."""
 
 
+class PeerRefused(DomainError):
+    """A peer refused the request for good (unknown SKU, unknown province, …): retrying cannot help."""
+
+    def __init__(self, peer: str, code: grpc.StatusCode, detail: str) -> None:
+        field, _, problem = detail.partition(": ")
+        # "lines[0].sku: unknown SKU X" reads better for people as "unknown SKU X (lines[0].sku)"
+        words = f"{problem} ({field})" if problem and _FIELD.fullmatch(field) else detail
+        super().__init__(f"{peer}: {words or code.name.lower()}")
+        self.peer = peer
+        self.status = code
+
+
+class PeerUnavailable(Unavailable):
+    """A peer could not be reached or did not answer in time: an outage, waited out."""
+
+    def __init__(self, peer: str, code: grpc.StatusCode, detail: str) -> None:
+        super().__init__(f"{peer}: {code.name} {detail}".strip())
+        self.peer = peer
+
+
+class PeerFailed(Exception):
+    """A peer failed in a way nobody planned for (INTERNAL, UNKNOWN, …): worth a few real attempts."""
+
+    def __init__(self, peer: str, code: grpc.StatusCode, detail: str) -> None:
+        super().__init__(f"{peer}: {code.name} {detail}".strip())
+        self.peer = peer
+
+
 class Peers:
     def __init__(
-        self, routing: grpc.aio.Channel, inventory: grpc.aio.Channel, reservation_ttl_seconds: int
+        self,
+        routing: grpc.aio.Channel,
+        inventory: grpc.aio.Channel,
+        reservation_ttl_seconds: int,
+        deadline_seconds: float = 5.0,
     ) -> None:
         self.routing = routing_pb2_grpc.RoutingServiceStub(routing)
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(inventory)
         self.ttl = reservation_ttl_seconds
+        # every call waits for its channel to be ready, up to this long (a peer restarting is not an error)
+        self.deadline = deadline_seconds
+
+    def _options(self) -> dict[str, Any]:
+        return {"timeout": self.deadline, "wait_for_ready": True}
 
     async def plan(self, order: Order) -> Plan:
         address = order.shipping_address
@@ -51,7 +114,7 @@ class Peers:
             ),
             lines=[routing_pb2.RouteLine(sku=sku, quantity=quantity) for sku, quantity in _quantities(order)],
         )
-        reply = await _call(self.routing.PlanFulfilment(request), "routing")
+        reply = await _call(self.routing.PlanFulfilment(request, **self._options()), "routing")
         decision = reply.decision
         if decision.parked_reason:
             return Plan((), decision.parked_reason, decision.parked_detail)
@@ -73,7 +136,8 @@ class Peers:
                         for warehouse, sku, quantity in plan.lines
                     ],
                     ttl_seconds=self.ttl,
-                )
+                ),
+                **self._options(),
             ),
             "inventory",
         )
@@ -81,31 +145,40 @@ class Peers:
 
     async def commit(self, order_id: str) -> tuple[str, ...]:
         try:
-            reply = await self.inventory.CommitReservation(
-                inventory_pb2.CommitReservationRequest(order_id=order_id)
+            reply = await _call(
+                self.inventory.CommitReservation(
+                    inventory_pb2.CommitReservationRequest(order_id=order_id), **self._options()
+                ),
+                "inventory",
             )
-        except grpc.aio.AioRpcError as error:
-            if error.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
-                raise StockGone(error.details() or "") from None
-            raise Unavailable(f"inventory: {error.code().name} {error.details()}") from None
+        except PeerRefused as error:
+            if error.status in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                raise StockGone(error.message) from None
+            raise
         return tuple(dict.fromkeys(line.warehouse_id for line in reply.reservation.lines))
 
     async def release(self, order: Order, reason: str) -> None:
         try:
-            await self.inventory.ReleaseReservation(
-                inventory_pb2.ReleaseReservationRequest(order_id=order.order_id, reason=reason[:500])
+            await _call(
+                self.inventory.ReleaseReservation(
+                    inventory_pb2.ReleaseReservationRequest(order_id=order.order_id, reason=reason[:500]),
+                    **self._options(),
+                ),
+                "inventory",
             )
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
+        except PeerRefused as error:
+            if error.status == grpc.StatusCode.NOT_FOUND:
                 return
-            if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
-                raise Unavailable(f"inventory: {error.code().name} {error.details()}") from None
+            if error.status != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
             await self._restock(order)
 
     async def _restock(self, order: Order) -> None:
         """Committed stock of a cancelled order goes back on hand, once per warehouse (keyed restock)."""
         reservation = await _call(
-            self.inventory.GetReservation(inventory_pb2.GetReservationRequest(order_id=order.order_id)),
+            self.inventory.GetReservation(
+                inventory_pb2.GetReservationRequest(order_id=order.order_id), **self._options()
+            ),
             "inventory",
         )
         per_warehouse: dict[str, list[inventory_pb2.RestockLine]] = defaultdict(list)
@@ -121,7 +194,8 @@ class Peers:
                         order_id=order.order_id,
                         warehouse_id=warehouse,
                         lines=lines,
-                    )
+                    ),
+                    **self._options(),
                 ),
                 "inventory",
             )
@@ -135,7 +209,14 @@ def _quantities(order: Order) -> list[tuple[str, int]]:
 
 
 async def _call(call: Any, peer: str) -> Any:
+    """Await a peer's answer; its failure becomes permanent (PeerRefused), an outage (PeerUnavailable)
+    or unexpected (PeerFailed), so the process manager can treat each as it deserves."""
     try:
         return await call
     except grpc.aio.AioRpcError as error:
-        raise Unavailable(f"{peer}: {error.code().name} {error.details()}") from None
+        code, detail = error.code(), error.details() or ""
+        if code in PERMANENT:
+            raise PeerRefused(peer, code, detail) from None
+        if code in TRANSIENT:
+            raise PeerUnavailable(peer, code, detail) from None
+        raise PeerFailed(peer, code, detail) from None

@@ -151,6 +151,7 @@ class TimelineRow:
     to_status: OrderStatus | None
     detail: str
     trace_id: str
+    linked_trace_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -423,6 +424,7 @@ async def timeline(uow: UnitOfWork, order_id: str) -> list[TimelineRow]:
             to_status=OrderStatus(row.to_status) if row.to_status else None,
             detail=row.detail,
             trace_id=row.trace_id,
+            linked_trace_id=row.linked_trace_id,
         )
         for row in rows
     ]

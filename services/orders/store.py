@@ -88,6 +88,11 @@ orders_table = Table(
     Column("step_error", Text, nullable=False),
     Column("step_dead", Boolean, nullable=False),
     Column("step_failed_at", TZ),
+    Column("step_paused_since", TZ),
+    Column("step_pauses", Integer, nullable=False),
+    Column("step_waiting_for", String(16)),
+    Column("traceparent", String(64), nullable=False),
+    Column("step_traceparent", String(64), nullable=False),
 )
 
 order_lines_table = Table(
@@ -131,6 +136,7 @@ timeline_table = Table(
     Column("to_status", String(32)),
     Column("detail", Text, nullable=False),
     Column("trace_id", String(32), nullable=False),
+    Column("linked_trace_id", String(32), nullable=False),
 )
 
 payments_table = Table(
@@ -242,17 +248,18 @@ WITH o AS (
     shipping_fee_minor, total_minor, shipping_address, placed_at, created_at, updated_at, discounts,
     channel_status, channel_modified_at, paid_at, buyer_note, status_reason, status_changed_at,
     warehouses, waybill_no, version, pii_sealed, phone_hash, stock_state, step, step_due_at,
-    step_attempts, step_error, step_dead)
+    step_attempts, step_error, step_dead, step_pauses, traceparent, step_traceparent)
   SELECT x.order_id, x.channel, x.channel_order_id, x.buyer_id, x.currency, x.status,
     x.shipping_fee_minor, x.total_minor, x.shipping_address, x.placed_at, x.created_at, x.created_at,
     x.discounts, x.channel_status, x.channel_modified_at, x.paid_at, x.buyer_note, x.status_reason,
     x.created_at, '{}', '', 1, x.pii_sealed, x.phone_hash, 'NONE', x.step,
-    CASE WHEN x.step IS NULL THEN NULL ELSE x.created_at END, 0, '', false
+    CASE WHEN x.step IS NULL THEN NULL ELSE x.created_at END, 0, '', false, 0, x.traceparent,
+    x.traceparent
   FROM jsonb_to_recordset(CAST(:orders AS jsonb)) AS x(order_id text, channel text, channel_order_id text,
     buyer_id text, currency text, status text, shipping_fee_minor bigint, total_minor bigint,
     shipping_address jsonb, placed_at timestamptz, created_at timestamptz, discounts jsonb,
     channel_status text, channel_modified_at timestamptz, paid_at timestamptz, buyer_note text,
-    status_reason text, pii_sealed text, phone_hash text, step text)
+    status_reason text, pii_sealed text, phone_hash text, step text, traceparent text)
   ON CONFLICT ON CONSTRAINT orders_channel_order_unique DO NOTHING
   RETURNING order_id
 ), l AS (
@@ -266,12 +273,12 @@ WITH o AS (
   JOIN o ON o.order_id = x.order_id
 ), t AS (
   INSERT INTO order_timeline (order_id, at, kind, actor_type, actor_id, source, from_status, to_status,
-    detail, trace_id)
+    detail, trace_id, linked_trace_id)
   SELECT x.order_id, x.at, x.kind, x.actor_type, x.actor_id, x.source, x.from_status, x.to_status,
-    x.detail, x.trace_id
+    x.detail, x.trace_id, x.linked_trace_id
   FROM jsonb_to_recordset(CAST(:timeline AS jsonb)) AS x(order_id text, at timestamptz, kind text,
     actor_type text, actor_id text, source text, from_status text, to_status text, detail text,
-    trace_id text, position int)
+    trace_id text, linked_trace_id text, position int)
   JOIN o ON o.order_id = x.order_id
   ORDER BY x.position
 ), p AS (
@@ -309,16 +316,21 @@ WITH u AS (
     step_due_at = CASE WHEN :set_step THEN CAST(:step_due_at AS timestamptz) ELSE step_due_at END,
     step_attempts = CASE WHEN :set_step THEN 0 ELSE step_attempts END,
     step_error = CASE WHEN :set_step THEN '' ELSE step_error END,
-    step_dead = CASE WHEN :set_step THEN false ELSE step_dead END
+    step_dead = CASE WHEN :set_step THEN false ELSE step_dead END,
+    step_paused_since = CASE WHEN :set_step THEN NULL ELSE step_paused_since END,
+    step_pauses = CASE WHEN :set_step THEN 0 ELSE step_pauses END,
+    step_waiting_for = CASE WHEN :set_step THEN NULL ELSE step_waiting_for END,
+    step_traceparent = CASE WHEN :set_step THEN :step_traceparent ELSE step_traceparent END
   WHERE order_id = :order_id AND version = :expected_version
   RETURNING order_id
 ), t AS (
   INSERT INTO order_timeline (order_id, at, kind, actor_type, actor_id, source, from_status, to_status,
-    detail, trace_id)
+    detail, trace_id, linked_trace_id)
   SELECT u.order_id, x.at, x.kind, x.actor_type, x.actor_id, x.source, x.from_status, x.to_status,
-    x.detail, x.trace_id
+    x.detail, x.trace_id, x.linked_trace_id
   FROM u, jsonb_to_recordset(CAST(:timeline AS jsonb)) AS x(at timestamptz, kind text, actor_type text,
-    actor_id text, source text, from_status text, to_status text, detail text, trace_id text, position int)
+    actor_id text, source text, from_status text, to_status text, detail text, trace_id text,
+    linked_trace_id text, position int)
   ORDER BY x.position
 ), e AS (
   INSERT INTO outbox (event_id, subject, event_type, payload, traceparent, occurred_at)
@@ -341,6 +353,10 @@ class Stored:
     step: str | None = None
     step_attempts: int = 0
     step_dead: bool = False
+    step_pauses: int = 0
+    step_paused_since: datetime | None = None
+    traceparent: str = ""  # the ingest's trace, continued by every step
+    step_traceparent: str = ""  # the trace that made the current step due (a payment, a release, …)
 
 
 def _json_default(value: object) -> str:
@@ -353,7 +369,9 @@ def dumps(value: object) -> str:
     return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
 
 
-def timeline_rows(order_id: str, entries: list[Entry], at: datetime, trace_id: str) -> list[dict[str, Any]]:
+def timeline_rows(
+    order_id: str, entries: list[Entry], at: datetime, trace_id: str, linked_trace_id: str = ""
+) -> list[dict[str, Any]]:
     return [
         {
             "order_id": order_id,
@@ -366,6 +384,7 @@ def timeline_rows(order_id: str, entries: list[Entry], at: datetime, trace_id: s
             "to_status": entry.to_status.value if entry.to_status else None,
             "detail": entry.detail,
             "trace_id": trace_id,
+            "linked_trace_id": linked_trace_id if linked_trace_id != trace_id else "",
         }
         for entry in entries
     ]
@@ -379,10 +398,13 @@ class OrderRepository:
     # ---- writing ------------------------------------------------------------------------------
 
     async def add_new(
-        self, new: list[tuple[Order, list[dict[str, Any]], list[dict[str, Any]], str | None, bytes]]
+        self,
+        new: list[tuple[Order, list[dict[str, Any]], list[dict[str, Any]], str | None, bytes]],
+        traceparent: str = "",
     ) -> set[str]:
         """Insert (order, timeline rows, event rows, first step, raw payload) for each new order;
-        returns the ids actually inserted (the others' channel orders were already stored)."""
+        returns the ids actually inserted (the others' channel orders were already stored).
+        `traceparent` is the ingest's trace: every process-manager step of these orders continues it."""
         orders: list[dict[str, Any]] = []
         lines: list[dict[str, Any]] = []
         timeline: list[dict[str, Any]] = []
@@ -412,6 +434,7 @@ class OrderRepository:
                     "pii_sealed": sealed,
                     "phone_hash": phone_hash,
                     "step": step,
+                    "traceparent": traceparent,
                 }
             )
             lines += _lines_json(order)
@@ -449,6 +472,7 @@ class OrderRepository:
         timeline: list[dict[str, Any]],
         events: list[dict[str, Any]],
         step: tuple[str | None, datetime | None] | None = None,
+        step_traceparent: str = "",
     ) -> None:
         """Write back a loaded order with its timeline and events in one statement; `step` (next
         step, due time) replaces the process manager's step. The version check refuses a write
@@ -481,6 +505,7 @@ class OrderRepository:
                     "set_step": step is not None,
                     "step": next_step,
                     "step_due_at": due_at,
+                    "step_traceparent": step_traceparent[:64],
                     "timeline": dumps([{**row, "position": n} for n, row in enumerate(timeline)]),
                     "events": dumps(
                         [
@@ -517,12 +542,102 @@ class OrderRepository:
             .values(step_error=error[:2000], step_due_at=due_at, step_dead=dead, step_failed_at=now)
         )
 
+    async def step_paused(
+        self, order_id: str, peer: str, error: str, due_at: datetime, now: datetime
+    ) -> None:
+        """The step met an outage: it sleeps until `due_at` and gets back the attempt its claim took."""
+        await self.conn.execute(
+            update(orders_table)
+            .where(orders_table.c.order_id == order_id)
+            .values(
+                step_error=error[:2000],
+                step_due_at=due_at,
+                step_attempts=func.greatest(orders_table.c.step_attempts - 1, 0),
+                step_pauses=orders_table.c.step_pauses + 1,
+                step_paused_since=func.coalesce(orders_table.c.step_paused_since, now),
+                step_waiting_for=peer[:16],
+            )
+        )
+
+    async def wake_paused(self, peers: list[str], now: datetime) -> int:
+        """These peers answered again: every step sleeping through their outage is due now (a step
+        being run has no `step_waiting_for`, so it is never claimed twice)."""
+        result = await self.conn.execute(
+            update(orders_table)
+            .where(
+                orders_table.c.step_waiting_for.in_(peers),
+                orders_table.c.step.is_not(None),
+                orders_table.c.step_dead.is_(False),
+                orders_table.c.step_due_at > now,
+            )
+            .values(step_due_at=now)
+        )
+        return int(result.rowcount or 0)
+
     async def claim_due_steps(self, now: datetime, lease_until: datetime, limit: int) -> list[Stored]:
         """Take due steps for this worker until the lease ends, with the orders themselves; a worker
         that dies mid-step loses its lease and any worker picks the step up again (the recovery of
         a crash between two steps)."""
         rows = await self.conn.execute(_CLAIM, {"now": now, "lease_until": lease_until, "limit": limit})
         return [self.stored_from_row(row._mapping) for row in rows]
+
+    # ---- orders nothing else would move -------------------------------------------------------
+
+    async def held_for_stock(self, sku: str, limit: int) -> list[Stored]:
+        """Orders held for stock that want `sku`, locked (in id order, so two consumers cannot deadlock)."""
+        wants = (
+            select(order_lines_table.c.order_id)
+            .where(order_lines_table.c.order_id == orders_table.c.order_id, order_lines_table.c.sku == sku)
+            .exists()
+        )
+        query = (
+            _with_lines(select(orders_table))
+            .where(_HELD_FOR_STOCK, wants)
+            .order_by(orders_table.c.order_id)
+            .limit(limit)
+            .with_for_update(of=orders_table)
+        )
+        return [self.stored_from_row(row._mapping) for row in await self.conn.execute(query)]
+
+    async def held_for_stock_since(self, before: datetime, limit: int) -> list[Stored]:
+        """Orders held for stock since before `before` (skipping any another transaction holds)."""
+        query = (
+            _with_lines(select(orders_table))
+            .where(_HELD_FOR_STOCK, orders_table.c.updated_at < before)
+            .order_by(orders_table.c.updated_at)
+            .limit(limit)
+            .with_for_update(of=orders_table, skip_locked=True)
+        )
+        return [self.stored_from_row(row._mapping) for row in await self.conn.execute(query)]
+
+    async def unowned(self, before: datetime, limit: int) -> list[Stored]:
+        """Orders in a state that needs a process-manager step, with no step scheduled and none dead:
+        nothing would ever move them."""
+        o = orders_table.c
+        needs_step = or_(
+            and_(
+                o.status.in_([OrderStatus.PENDING_PAYMENT.value, OrderStatus.PAID.value]),
+                o.stock_state.in_(["NONE", "RELEASED"]),
+            ),
+            and_(o.status == OrderStatus.PAID.value, o.stock_state == "RESERVED"),
+            and_(o.status == OrderStatus.CANCELLED.value, o.stock_state.in_(["RESERVED", "COMMITTED"])),
+        )
+        query = (
+            _with_lines(select(orders_table))
+            .where(needs_step, o.step.is_(None), o.step_dead.is_(False), o.updated_at < before)
+            .order_by(o.updated_at)
+            .limit(limit)
+            .with_for_update(of=orders_table, skip_locked=True)
+        )
+        return [self.stored_from_row(row._mapping) for row in await self.conn.execute(query)]
+
+    async def count_not_taken(self, before: datetime) -> int:
+        """Steps due since before `before` that no worker claimed (a claimed step's due time is its lease)."""
+        o = orders_table.c
+        query = select(func.count()).where(
+            o.step.is_not(None), o.step_dead.is_(False), o.step_waiting_for.is_(None), o.step_due_at < before
+        )
+        return int(await self.conn.scalar(query) or 0)
 
     # ---- reading ------------------------------------------------------------------------------
 
@@ -611,6 +726,10 @@ class OrderRepository:
             step=None if row["step_dead"] else row["step"],
             step_attempts=row["step_attempts"],
             step_dead=row["step_dead"],
+            step_pauses=row["step_pauses"],
+            step_paused_since=row["step_paused_since"],
+            traceparent=row["traceparent"],
+            step_traceparent=row["step_traceparent"],
         )
 
     # ---- personal data ------------------------------------------------------------------------
@@ -678,6 +797,64 @@ def _with_lines(query: Any) -> Any:
     return query.add_columns(_LINES)
 
 
+# waiting for stock: held unpaid (the reservation was refused, or routing parked it as out of stock),
+# or frozen paid with no stock left; the reasons are the ones the process manager writes
+_HELD_FOR_STOCK = or_(
+    and_(
+        orders_table.c.status == OrderStatus.ON_HOLD.value,
+        orders_table.c.status_reason.like("unroutable: out%"),
+    ),
+    and_(
+        orders_table.c.status == OrderStatus.EXCEPTION.value,
+        orders_table.c.status_reason.like("paid, out of stock (%"),
+    ),
+)
+
+
+def dead_steps_where(reason_contains: str, failed_from: datetime | None, failed_to: datetime | None) -> Any:
+    o = orders_table.c
+    failed_at = func.coalesce(o.step_failed_at, o.updated_at)
+    conditions: list[Any] = [o.step_dead.is_(True)]
+    if reason_contains:
+        # a plain substring, whatever characters it holds
+        conditions.append(func.strpos(func.lower(o.step_error), reason_contains.lower()) > 0)
+    if failed_from is not None:
+        conditions.append(failed_at >= failed_from)
+    if failed_to is not None:
+        conditions.append(failed_at < failed_to)
+    return and_(*conditions)
+
+
+async def count_dead_steps(conn: AsyncConnection, where: Any) -> int:
+    return int(await conn.scalar(select(func.count()).select_from(orders_table).where(where)) or 0)
+
+
+async def replay_dead_steps_where(conn: AsyncConnection, where: Any, limit: int, now: datetime) -> list[str]:
+    """Make up to `limit` matching dead steps due now with fresh attempts, oldest failure first."""
+    chosen = (
+        select(orders_table.c.order_id)
+        .where(where)
+        .order_by(orders_table.c.step_failed_at, orders_table.c.order_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    rows = await conn.execute(
+        update(orders_table)
+        .where(orders_table.c.order_id.in_(chosen))
+        .values(
+            step_dead=False,
+            step_attempts=0,
+            step_due_at=now,
+            step_pauses=0,
+            step_paused_since=None,
+            step_waiting_for=None,
+        )
+        .returning(orders_table.c.order_id)
+    )
+    return [row.order_id for row in rows]
+
+
 _BY_ID = _with_lines(select(orders_table)).where(orders_table.c.order_id == bindparam("order_id"))
 _BY_ID_LOCKED = _BY_ID.with_for_update(of=orders_table)
 _BY_CHANNEL = _with_lines(select(orders_table)).where(
@@ -700,7 +877,11 @@ _DUE = (
 _CLAIM = (
     update(orders_table)
     .where(orders_table.c.order_id.in_(_DUE))
-    .values(step_due_at=bindparam("lease_until"), step_attempts=orders_table.c.step_attempts + 1)
+    .values(
+        step_due_at=bindparam("lease_until"),
+        step_attempts=orders_table.c.step_attempts + 1,
+        step_waiting_for=None,
+    )
     .returning(*orders_table.c, _LINES)
 )
 

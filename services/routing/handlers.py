@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, func, select, text, update
@@ -41,6 +42,8 @@ from services.routing.store import (
     rule_sets_table,
     warehouse_load_table,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -198,13 +201,36 @@ async def plan_fulfilment(
         stored = await _record(uow, request, decision, _inputs(request, stock, load), shadow)
         if stored is not None:
             await uow.commit()
-    if (
-        stored is None
-    ):  # already planned: read it after this transaction rolled back and let go of its connection
+    if stored is None:  # already planned: answer with that plan, after this transaction rolled back
         existing = await _latest(new_uow(), request.order_id)
         assert existing is not None, "a planned decision conflicted and cannot vanish"
+        await _drop_stale_park(new_uow(), existing)
         return existing
     return stored
+
+
+async def _drop_stale_park(uow: UnitOfWork, planned: StoredDecision) -> None:
+    """Two plans for one order raced: one was planned, the other saw no stock and parked the order
+    after it. The parked entry is wrong, and whoever got the parked answer may be waiting for the
+    order to be routed: drop the entry and announce the plan again (consumers deduplicate)."""
+    async with uow:
+        dropped = (
+            await uow.conn.execute(
+                _UNPARK.returning(parked_orders_table.c.order_id), {"order_id": planned.order_id}
+            )
+        ).first()
+        if dropped is None:
+            return
+        uow.publish(
+            "routing.planned",
+            events_pb2.FulfilmentPlanned(
+                order_id=planned.order_id,
+                decision_id=planned.decision_id,
+                rule_set_version=planned.rule_set_version,
+                shipments=[messages.shipment(s) for s in planned.result["shipments"]],
+            ),
+        )
+        await uow.commit()
 
 
 async def _availability(source: StockSource, skus: list[str], warehouses: list[str]) -> Stock:
@@ -230,8 +256,15 @@ _PARK = _park.on_conflict_do_update(
         "reason": _park.excluded.reason,
         "detail": _park.excluded.detail,
         "attempts": parked_orders_table.c.attempts + 1,
-        "retry_due": None,
+        # retry_due is left alone: stock may have arrived while this decision was being made, and
+        # clearing the mark here would lose that wake-up (the retry job clears what it has seen)
     },
+)
+_LOCK_ORDER = text("SELECT pg_advisory_xact_lock(hashtextextended('routing:' || :order_id, 0))")
+_HAS_PLAN = (
+    select(decisions_table.c.decision_id)
+    .where(decisions_table.c.order_id == bindparam("order_id"), decisions_table.c.parked_reason == "")
+    .limit(1)
 )
 _UNPARK = delete(parked_orders_table).where(parked_orders_table.c.order_id == bindparam("order_id"))
 _COUNT_LOAD = insert(warehouse_load_table).on_conflict_do_update(
@@ -251,6 +284,11 @@ async def _record(
     shadow: Decision | None,
 ) -> StoredDecision | None:
     """Write the decision and its consequences; None when the order already has a planned decision."""
+    # decisions of one order are written one at a time: a call that read the stock before a racing
+    # call planned the order must not park it afterwards (a parked entry beside a plan is never cleared)
+    await uow.conn.execute(_LOCK_ORDER, {"order_id": request.order_id})
+    if decision.parked and await uow.conn.scalar(_HAS_PLAN, {"order_id": request.order_id}):
+        return None
     now = uow.clock.now()
     decision_id = new_id()
     result = result_document(decision)
@@ -316,7 +354,8 @@ async def _latest(uow: UnitOfWork, order_id: str) -> StoredDecision | None:
             await uow.conn.execute(
                 select(decisions_table)
                 .where(decisions_table.c.order_id == order_id)
-                .order_by(decisions_table.c.decided_at.desc())
+                # a plan, once made, is the order's decision, even if a racing call parked it after
+                .order_by((decisions_table.c.parked_reason == "").desc(), decisions_table.c.decided_at.desc())
                 .limit(1)
             )
         ).first()
@@ -583,15 +622,24 @@ async def mark_parked_due(conn: Any, sku: str, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
+# a parked order whose retry failed (inventory down, its request no longer valid) is tried again this
+# much later, so it neither blocks the others nor is retried in a tight loop
+RETRY_FAILED_DELAY = timedelta(seconds=30)
+
+
 async def retry_parked(
     new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, stock_source: StockSource, limit: int = 50
 ) -> int:
+    """Plan again every parked order marked due. The mark is cleared only if it is still the one this
+    round saw: stock arriving during the retry marks it again and the next round runs it. One order
+    failing does not stop the others."""
     uow = new_uow()
     async with uow:
+        now = uow.clock.now()
         due = (
             await uow.conn.execute(
-                select(parked_orders_table.c.request)
-                .where(parked_orders_table.c.retry_due.is_not(None))
+                select(parked_orders_table.c.request, parked_orders_table.c.retry_due)
+                .where(parked_orders_table.c.retry_due <= now)
                 .order_by(parked_orders_table.c.retry_due)
                 .limit(limit)
             )
@@ -599,18 +647,34 @@ async def retry_parked(
     planned = 0
     for row in due:
         raw = row.request
-        stored = await plan_fulfilment(
-            new_uow,
-            cache,
-            stock_source,
-            PlanCommand(
-                raw["order_id"],
-                raw["province"],
-                raw["city"],
-                tuple(RouteLine(**line) for line in raw["lines"]),
-                raw["priority"],
-                raw.get("country", "CN"),
-            ),
-        )
+        seen = row.retry_due
+        try:
+            stored = await plan_fulfilment(
+                new_uow,
+                cache,
+                stock_source,
+                PlanCommand(
+                    raw["order_id"],
+                    raw["province"],
+                    raw["city"],
+                    tuple(RouteLine(**line) for line in raw["lines"]),
+                    raw["priority"],
+                ),
+            )
+        except Exception:
+            log.exception("retrying parked order %s failed", raw["order_id"])
+            await _set_retry(new_uow(), raw["order_id"], seen, now + RETRY_FAILED_DELAY)
+            continue
         planned += not stored.result["parked"]
+        await _set_retry(new_uow(), raw["order_id"], seen, None)
     return planned
+
+
+async def _set_retry(uow: UnitOfWork, order_id: str, seen: datetime, retry_due: datetime | None) -> None:
+    async with uow:
+        await uow.conn.execute(
+            update(parked_orders_table)
+            .where(parked_orders_table.c.order_id == order_id, parked_orders_table.c.retry_due == seen)
+            .values(retry_due=retry_due)
+        )
+        await uow.commit()

@@ -771,3 +771,21 @@ async def test_an_empty_order_over_http_is_a_400_naming_channel_first_with_its_f
     assert details["@type"] == "type.googleapis.com/google.rpc.BadRequest"
     fields = [violation["field"] for violation in details["fieldViolations"]]
     assert fields == ["channel", "channel_order_id", "lines", "shipping_address"]
+
+
+async def test_dead_steps_are_replayed_in_bulk_through_the_edge_by_staff_only(platform: Platform) -> None:
+    body = {"reasonContains": random_ref("no-such-error"), "dryRun": True}
+    status, _, counted = await call(
+        platform, "POST", "/v1/order-dead-letters:replay-steps", body, token=bearer(platform, "ops")
+    )
+    assert status == 200, counted
+    assert counted.get("matched", 0) == 0 and counted.get("replayed", 0) == 0
+    refused, _, _ = await call(
+        platform, "POST", "/v1/order-dead-letters:replay-steps", body, token=bearer(platform, "cs_agent")
+    )
+    assert refused == 403
+    backwards = {"failedFrom": "2026-12-01T10:00:00Z", "failedTo": "2026-12-01T09:00:00Z"}
+    status, _, error = await call(
+        platform, "POST", "/v1/order-dead-letters:replay-steps", backwards, token=bearer(platform, "ops")
+    )
+    assert status == 400 and "failed_to" in json.dumps(error)

@@ -120,3 +120,37 @@ async def test_a_channel_without_an_identity_is_refused_by_a_verifying_server(
             )
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert servicer.calls == 0
+
+
+async def test_a_peer_back_after_an_outage_is_reconnected_within_seconds_not_minutes() -> None:
+    from omsctl.embedded import free_port
+
+    port = free_port()
+    servicer = Scripted()
+    async with grpc_client.channel(f"127.0.0.1:{port}", identity=ROUTING) as channel:
+        stub = orders_pb2_grpc.OrdersServiceStub(channel)
+        loop = asyncio.get_running_loop()
+        down_until = loop.time() + 12  # long enough for gRPC's own back-off to grow past 5 s
+        while loop.time() < down_until:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.GetOrder(orders_pb2.GetOrderRequest(order_id="a"), timeout=0.2)
+            await asyncio.sleep(0.5)
+        server = GrpcServer(
+            port=port,
+            verifier=identity.verifier(),
+            service_names=["oms.orders.v1.OrdersService"],
+            register=lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
+            host="127.0.0.1",
+            grace_seconds=0.1,
+        )
+        await server.start()
+        back = loop.time()
+        try:
+            reply = await stub.GetOrder(
+                orders_pb2.GetOrderRequest(order_id="a"), timeout=10, wait_for_ready=True
+            )
+            waited = loop.time() - back
+        finally:
+            await server.stop()
+    assert reply.order.order_id == "a"
+    assert waited < 3.5, f"reconnected {waited:.1f}s after the peer came back"

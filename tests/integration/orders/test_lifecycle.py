@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2
 from tests.conftest import random_ref
-from tests.identity import as_gateway, service_identity
+from tests.identity import as_gateway
 from tests.integration.orders.conftest import Stack
 
 CNY = "CNY"
@@ -427,26 +427,19 @@ async def test_personal_data_is_sealed_at_rest_and_shown_only_to_allowed_roles(s
 
 
 async def test_a_step_that_keeps_failing_is_dead_lettered_alerted_and_replayable(stack: Stack) -> None:
-    from omsctl.embedded import free_port
-    from services.kit import grpc_client
-    from services.kit.db import UnitOfWork
-    from services.orders.orchestrator import Orchestrator
-    from services.orders.peers import Peers
-
     await stack.receive("WH-SH", "TEA", 10)
     await stack.receive("WH-SH", "CUP", 10)
     order = await ingest(stack, random_ref("own"))
-    nowhere = grpc_client.channel(
-        f"127.0.0.1:{free_port()}", deadline_seconds=0.5, identity=service_identity("orders")
-    )
-    broken = Orchestrator(
-        lambda: UnitOfWork(stack.engine, stack.clock), stack.policy, Peers(nowhere, nowhere, 0)
-    )
+
+    def bug(order_id: str, result: object) -> None:
+        raise RuntimeError("a bug nobody planned for")
+
+    stack.orchestrator.before_apply = bug
     for _ in range(stack.policy.retry_attempts):
-        assert await broken.run_due() == 1
+        assert await stack.orchestrator.run_due() == 1
         stack.clock.advance(stack.policy.retry_delay + timedelta(seconds=1))
-    assert await broken.run_due() == 0
-    await nowhere.close()
+    assert await stack.orchestrator.run_due() == 0
+    stack.orchestrator.before_apply = None
     letters = await stack.orders.ListDeadLetters(orders_pb2.ListDeadLettersRequest())
     assert [letter.dead_letter_id for letter in letters.dead_letters] == [f"step:{order.order_id}"]
     assert letters.dead_letters[0].attempts == stack.policy.retry_attempts
@@ -457,4 +450,47 @@ async def test_a_step_that_keeps_failing_is_dead_lettered_alerted_and_replayable
         orders_pb2.ReplayDeadLetterRequest(dead_letter_id=f"step:{order.order_id}")
     )
     assert replayed.succeeded
+    assert await stack.stock_of("WH-SH", "TEA") == (10, 2)
+
+
+async def test_a_step_whose_peer_stays_down_past_the_patience_is_dead_lettered_not_before(
+    stack: Stack,
+) -> None:
+    from dataclasses import replace
+
+    from omsctl.embedded import free_port
+    from services.kit import grpc_client
+    from services.kit.db import UnitOfWork
+    from services.orders.orchestrator import Orchestrator
+    from services.orders.peers import Peers
+
+    await stack.receive("WH-SH", "TEA", 10)
+    await stack.receive("WH-SH", "CUP", 10)
+    order = await ingest(stack, random_ref("own"))
+    nowhere = grpc_client.channel(
+        f"127.0.0.1:{free_port()}", deadline_seconds=0.3, identity=service_identity("orders")
+    )
+    policy = replace(stack.policy, outage_patience=timedelta(minutes=2))
+    broken = Orchestrator(
+        lambda: UnitOfWork(stack.engine, stack.clock),
+        policy,
+        Peers(nowhere, nowhere, 0, deadline_seconds=0.3),
+    )
+    pauses = 0
+    while await broken.run_due():  # far more rounds than the step has attempts: an outage spends none
+        pauses += 1
+        stack.clock.advance(policy.outage_backoff_max)
+    await nowhere.close()
+    assert pauses > policy.retry_attempts
+    letters = await stack.orders.ListDeadLetters(orders_pb2.ListDeadLettersRequest())
+    assert [letter.dead_letter_id for letter in letters.dead_letters] == [f"step:{order.order_id}"]
+    assert "routing unavailable since" in letters.dead_letters[0].error
+    assert letters.dead_letters[0].attempts <= 1
+    assert await status(stack, order.order_id) == "PENDING_PAYMENT"
+    from services.orders import handlers
+
+    await handlers.replay_step(stack.uow(), order.order_id)
+    sql = "SELECT step_paused_since IS NULL AND step_pauses = 0 FROM orders WHERE order_id = :o"
+    assert await stack.scalar(sql, o=order.order_id), "a replayed step's patience starts afresh"
+    await stack.drive()
     assert await stack.stock_of("WH-SH", "TEA") == (10, 2)

@@ -422,3 +422,98 @@ async def test_a_shadow_rule_set_decides_alongside_and_only_reports_its_differen
     with pytest.raises(grpc.aio.AioRpcError) as active:
         await stack.routing.SetShadowRuleSet(pb.SetShadowRuleSetRequest(version=1))
     assert active.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NothingOnHand:
+    """Inventory as a plan that read it before the stock arrived saw it: nothing anywhere."""
+
+    async def availability(self, skus: object, warehouses: object) -> dict[tuple[str, str], int]:
+        return {}
+
+
+async def test_a_plan_that_read_stale_stock_does_not_park_an_order_already_planned(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 5)
+    planned = (await stack.routing.PlanFulfilment(order("o-race"))).decision
+    assert planned.shipments and not planned.parked_reason
+    late = await handlers.plan_fulfilment(
+        stack.routing_uow,
+        stack.cache,
+        NothingOnHand(),
+        handlers.PlanCommand("o-race", "浙江省", "杭州市", (handlers.RouteLine("TEA", 1),)),
+    )
+    assert not late.result["parked"], "the racing call gets the order's plan, not a park"
+    assert not (await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())).orders
+    explained = (await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-race"))).decision
+    assert [s.warehouse_id for s in explained.shipments] == ["WH-SH"]
+
+
+async def test_a_parked_entry_beside_a_plan_is_dropped_and_the_plan_announced_again(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 5)
+    await stack.routing.PlanFulfilment(order("o-stale"))
+    async with stack.routing_engine.begin() as conn:  # what a racing park left behind before the fix
+        await conn.execute(
+            text(
+                "INSERT INTO parked_orders (order_id, request, skus, reason, detail, parked_at, retry_due)"
+                " VALUES ('o-stale', CAST(:r AS jsonb), ARRAY['TEA'], 'out_of_stock', '', now(), now())"
+            ),
+            {
+                "r": json.dumps(
+                    {
+                        "order_id": "o-stale",
+                        "province": "浙江省",
+                        "city": "杭州市",
+                        "lines": [{"sku": "TEA", "quantity": 1}],
+                        "priority": "standard",
+                    }
+                )
+            },
+        )
+    await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock)
+    assert not (await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())).orders
+    assert (await stack.subjects()).count("routing.planned") == 2
+
+
+class StockArrivesMeanwhile:
+    """Real inventory, and stock of the SKU arriving (its event handled) while the retry reads it."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    async def availability(self, skus: object, warehouses: object) -> dict[tuple[str, str], int]:
+        seen = await self.stack.stock.availability(skus, warehouses)  # type: ignore[arg-type]
+        async with self.stack.routing_engine.begin() as conn:
+            await handlers.mark_parked_due(conn, "TEA", datetime.now(UTC))
+        return seen
+
+
+async def test_stock_arriving_during_a_parked_retry_is_not_lost(stack: Stack) -> None:
+    await stack.routing.PlanFulfilment(order("o-late"))
+    async with stack.routing_engine.begin() as conn:
+        await handlers.mark_parked_due(conn, "TEA", datetime.now(UTC))
+    assert await handlers.retry_parked(stack.routing_uow, stack.cache, StockArrivesMeanwhile(stack)) == 0
+    async with stack.routing_engine.connect() as conn:
+        due = await conn.scalar(text("SELECT retry_due FROM parked_orders WHERE order_id = 'o-late'"))
+    assert due is not None, "the arrival during the retry keeps the order due"
+    await stack.receive("WH-SH", "TEA", 5)
+    assert await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
+
+
+async def test_a_parked_retry_that_fails_does_not_stop_the_others(stack: Stack) -> None:
+    for order_id in ("o-bad", "o-good"):
+        await stack.routing.PlanFulfilment(order(order_id))
+    async with stack.routing_engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE parked_orders SET request = jsonb_set(request, '{province}', '\"Atlantis\"'),"
+                " retry_due = now() - interval '1 minute' WHERE order_id = 'o-bad'"
+            )
+        )
+        await handlers.mark_parked_due(conn, "TEA", datetime.now(UTC))
+        await conn.execute(
+            text("UPDATE parked_orders SET retry_due = now() - interval '1 minute' WHERE order_id = 'o-bad'")
+        )
+    await stack.receive("WH-SH", "TEA", 5)
+    assert await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
+    async with stack.routing_engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT order_id, retry_due > now() FROM parked_orders"))).all()
+    assert [(row[0], row[1]) for row in rows] == [("o-bad", True)], "the failing one waits, the others ran"
