@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2
+from tests import identity
 from tests.conftest import random_ref
 from tests.identity import as_gateway
 from tests.integration.orders.conftest import Stack
@@ -468,7 +469,7 @@ async def test_a_step_whose_peer_stays_down_past_the_patience_is_dead_lettered_n
     await stack.receive("WH-SH", "CUP", 10)
     order = await ingest(stack, random_ref("own"))
     nowhere = grpc_client.channel(
-        f"127.0.0.1:{free_port()}", deadline_seconds=0.3, identity=service_identity("orders")
+        f"127.0.0.1:{free_port()}", deadline_seconds=0.3, identity=identity.service_identity("orders")
     )
     policy = replace(stack.policy, outage_patience=timedelta(minutes=2))
     broken = Orchestrator(

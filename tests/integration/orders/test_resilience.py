@@ -345,11 +345,14 @@ async def live(
                 ),
             ).run
         )
-    spawn(
-        lambda stop: routing_jobs.retry_parked(
-            lambda: UnitOfWork(routing_engine), cache, routing_stock, 0.5, stop
-        )
-    )
+
+    async def parked_retries(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await routing_jobs.retry_parked(lambda: UnitOfWork(routing_engine), cache, routing_stock)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+
+    spawn(parked_retries)
     orders_server = _server(
         0,
         SERVICE_NAME,

@@ -427,8 +427,8 @@ async def test_a_shadow_rule_set_decides_alongside_and_only_reports_its_differen
 class NothingOnHand:
     """Inventory as a plan that read it before the stock arrived saw it: nothing anywhere."""
 
-    async def availability(self, skus: object, warehouses: object) -> dict[tuple[str, str], int]:
-        return {}
+    async def availability(self, skus: object, warehouses: object) -> handlers.Stock:
+        return handlers.Stock(levels={}, catalogue={})
 
 
 async def test_a_plan_that_read_stale_stock_does_not_park_an_order_already_planned(stack: Stack) -> None:
