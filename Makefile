@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e contract test bench bench-inventory bench-routing bench-orders bench-gateway bench-identity clean
+.PHONY: all venv protos run down status lint unit integration e2e contract test bench bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox clean
 
 all: test
 
@@ -54,7 +54,7 @@ contract: protos
 test: lint protos
 	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e
 
-bench: bench-inventory bench-routing bench-orders bench-gateway bench-identity
+bench: bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox
 
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
@@ -70,6 +70,12 @@ bench-gateway: protos ## GetOrder through Envoy + gateway vs. direct, chunked up
 
 bench-identity: protos ## signing and verifying one identity assertion (µs); prints `name: value unit`
 	$(PY) -m bench.identity
+
+bench-limiter: protos ## 200 concurrent rate-limit checks (idle and busy loop) and 200 concurrent writes through Envoy; prints `name: value unit`
+	$(PY) -m bench.limiter
+
+bench-outbox: protos ## commit → JetStream latency before and after a Postgres restart, relay takeover time; prints `name: value unit`
+	$(PY) -m bench.outbox
 
 clean:
 	rm -rf gen .pytest_cache .mypy_cache .ruff_cache
