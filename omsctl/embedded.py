@@ -395,10 +395,11 @@ class EmbeddedPostgres:
         install_ok = _readable_tree(install, account) and (
             not _libraries(install).exists() or _readable_tree(_libraries(install), account)
         )
-        if data_ok and install_ok:
-            marker.unlink(missing_ok=True)
+        if data_ok:
             for item in [self.data_dir, *self.data_dir.rglob("*")]:
                 os.chown(item, account.uid, account.gid, follow_symlinks=False)
+        if data_ok and install_ok:
+            marker.unlink(missing_ok=True)
             return install, self.data_dir
         folder = _own_folder(self.data_dir, account)
         if not install_ok:

@@ -195,6 +195,39 @@ def test_embedded_postgres_starts_from_a_private_folder_answers_sql_and_changes_
     assert outside is None or not outside.exists()
 
 
+def test_embedded_postgres_with_private_binaries_keeps_its_data_in_a_reachable_home() -> None:
+    """A clone in a private folder (its .venv unreachable) with a test's data folder that is not."""
+    import asyncio
+
+    import asyncpg
+
+    private = Path(tempfile.mkdtemp(prefix="oms-private-"))
+    install = private / ".venv" / "site-packages" / "pgserver" / "pginstall"
+    wheel = embedded._postgres_install()
+    shutil.copytree(wheel, install, symlinks=True)
+    shutil.copytree(wheel.parent.parent / "pgserver.libs", install.parent.parent / "pgserver.libs")
+    home = Path(tempfile.mkdtemp(prefix="oms-open-"))
+    home.chmod(0o755)
+    server = embedded.EmbeddedPostgres(home / "postgres", home / "logs", durable=False, install=install)
+    try:
+        server.start()
+
+        async def answer() -> int:
+            conn = await asyncpg.connect(server.url)
+            try:
+                return int(await conn.fetchval("SELECT 40 + 2"))
+            finally:
+                await conn.close()
+
+        assert asyncio.run(answer()) == 42
+        assert (home / "postgres" / "PG_VERSION").exists()
+    finally:
+        server.stop()
+        embedded.remove_outside(home / "postgres")
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 # ---- the supervisor: restarts, kept ports, `env`, children that die with omsctl -------------------
 
 
