@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from omsctl import embedded
-from omsctl.stack import Infra, Platform
+from omsctl.stack import Infra, Platform, reset
 from services.kit import bus
 from tests.conftest import random_ref
 from tests.e2e.conftest import bearer
@@ -28,14 +28,16 @@ def own_platform() -> Iterator[Platform]:
     home = Path(tempfile.mkdtemp(prefix="oms-e2e-outage-"))
     home.chmod(0o755)
     infra = Infra(home / "infra", durable=False)
-    infra.start({k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "NATS_URL")})
     running = Platform(infra, home, subject_prefix=random_ref("e2e"), fixed_ports=False)
     try:
+        given = ("DATABASE_URL", "REDIS_URL", "NATS_URL")
+        infra.start({k: v for k, v in os.environ.items() if k not in given})
         running.start()
         yield running
     finally:
         running.stop()
         infra.stop()
+        reset(home / "infra")  # the copy of the binaries a private checkout needs lives outside `home`
         shutil.rmtree(home, ignore_errors=True)
 
 

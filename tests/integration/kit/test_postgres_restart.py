@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from omsctl.embedded import EmbeddedPostgres
-from omsctl.stack import Infra
+from omsctl.stack import Infra, reset
 from services.kit.config import CommonSettings
 from services.kit.db import UnitOfWork, make_engine, plain_url, with_database
 from services.kit.grpc_server import GrpcServer
@@ -44,11 +44,12 @@ def own_postgres() -> Iterator[EmbeddedPostgres]:
     home = Path(tempfile.mkdtemp(prefix="oms-pg-restart-"))
     home.chmod(0o755)
     pg = EmbeddedPostgres(home / "postgres", home / "logs", durable=False)
-    pg.start()
     try:
+        pg.start()
         yield pg
     finally:
         pg.stop()
+        reset(home)  # the copy of the binaries a private checkout needs lives outside `home`
         shutil.rmtree(home, ignore_errors=True)
 
 
