@@ -306,6 +306,11 @@ def env(subject: str, roles: list[str], ttl: int) -> int:
 
 
 def main() -> None:
+    # `.venv/bin/python -m omsctl …` as the README has it, without the Makefile's PYTHONPATH: the
+    # generated code (events, tokens) must import all the same
+    generated = str(Path(__file__).resolve().parent.parent / "gen")
+    if generated not in sys.path:
+        sys.path.insert(0, generated)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     parser = argparse.ArgumentParser(
         prog="omsctl", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
