@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,12 +23,14 @@ from services.inventory.handlers import Policy
 from services.kit import grpc_client
 from services.kit.db import UnitOfWork, make_engine
 from services.kit.grpc_server import GrpcServer
+from services.kit.migrate import alembic_config
 from services.routing import handlers
 from services.routing.domain.defaults import WAREHOUSES, default_rules
 from services.routing.domain.documents import from_document, to_document
 from services.routing.grpc_api import RoutingServicer
 from services.routing.inventory_client import InventoryStock
 from tests import identity
+from tests.conftest import ROOT
 
 
 @dataclass
@@ -598,3 +601,32 @@ async def test_a_replan_that_finds_no_stock_anywhere_parks_the_order(stack: Stac
     assert [o.order_id for o in listed.orders] == ["o-none"]
     explained = (await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-none"))).decision
     assert explained.decision_id == parked.decision_id
+
+
+async def test_a_decision_log_from_before_replans_is_upgraded_with_its_plans_current(routing_db: str) -> None:
+    config = alembic_config(ROOT / "services" / "routing" / "migrations", routing_db)
+    await asyncio.to_thread(command.downgrade, config, "0001")  # the schema as it was before replans
+    engine = make_engine(routing_db)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO decisions (decision_id, order_id, decided_at, rule_set_version, inputs, "
+                    "result) VALUES ('d-old', 'o-old', now(), 1, '{}', '{}')"
+                )
+            )
+        await asyncio.to_thread(command.upgrade, config, "head")
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(text("SELECT superseded_by FROM decisions WHERE decision_id = 'd-old'"))
+            ).one()
+            indexes = set(
+                (
+                    await conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'decisions'"))
+                ).scalars()
+            )
+        assert row.superseded_by == ""
+        assert "decisions_one_current_plan_per_order" in indexes
+        assert "decisions_one_plan_per_order" not in indexes
+    finally:
+        await engine.dispose()
