@@ -19,13 +19,13 @@ from services.orders.peers import Plan
 from tests.conftest import random_ref
 from tests.fixtures.channels.builders import load
 from tests.integration.orders.conftest import Stack
-from tests.integration.orders.test_lifecycle import canonical, money
+from tests.integration.orders.test_lifecycle import canonical, money, stamp
 
 
 def tea_order(
-    ref: str, priority: int = orders_pb2.ORDER_PRIORITY_UNSPECIFIED
+    ref: str, priority: int = orders_pb2.ORDER_PRIORITY_UNSPECIFIED, **overrides: object
 ) -> orders_pb2.IngestOrderRequest:
-    request = canonical(ref)  # to Hangzhou, East China
+    request = canonical(ref, **overrides)  # to Hangzhou, East China
     del request.lines[:]
     request.lines.append(orders_pb2.OrderLine(sku="TEA", title="Tea", quantity=2, unit_price=money(4500)))
     request.priority = priority  # type: ignore[assignment]
@@ -77,16 +77,12 @@ async def test_an_unknown_priority_number_is_refused_naming_the_field(stack: Sta
     )
 
 
-async def test_an_order_whose_planned_stock_went_to_another_order_is_reserved_where_stock_arrives(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await stack.receive("WH-SH", "TEA", 20)
-    order = (await stack.orders.IngestOrder(tea_order(random_ref("own")))).order
+async def lose_the_planned_stock(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between routing's first plan and our reservation, another order reserves Shanghai's stock."""
     peers = stack.orchestrator.peers
     plan = peers.plan
 
     async def planned_then_taken(planned: Order, *args: Any) -> Plan:
-        """Between routing's plan and our reservation, another order reserves Shanghai's stock."""
         answer = await plan(planned, *args)
         if not (await stack.stock_of("WH-SH", "TEA"))[1]:
             rival = [Line("TEA", "WH-SH", 19)]  # all the 95 % cap lets be reserved of 20
@@ -96,6 +92,23 @@ async def test_an_order_whose_planned_stock_went_to_another_order_is_reserved_wh
         return answer
 
     monkeypatch.setattr(peers, "plan", planned_then_taken)
+
+
+async def stock_arrives_only_in_wuhan(stack: Stack) -> None:
+    await stack.receive("WH-WH", "TEA", 10)
+    uow = stack.uow()
+    async with uow:
+        await handlers.stock_arrived(uow, stack.policy, "TEA")  # as the stock_changed consumer does
+        await uow.commit()
+    await stack.drive()
+
+
+async def test_an_order_whose_planned_stock_went_to_another_order_is_reserved_where_stock_arrives(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await stack.receive("WH-SH", "TEA", 20)
+    order = (await stack.orders.IngestOrder(tea_order(random_ref("own")))).order
+    await lose_the_planned_stock(stack, monkeypatch)
     await stack.drive()
     held = await get(stack, order.order_id)
     assert (status_name(held), held.status_reason) == (
@@ -104,25 +117,45 @@ async def test_an_order_whose_planned_stock_went_to_another_order_is_reserved_wh
     )
     [(refused_id, warehouses, _, _)] = await stack.decisions(order.order_id)
     assert warehouses == ["WH-SH"]
+    assert await stack.scalar(
+        "SELECT refused_decision_id FROM orders WHERE order_id = :o", o=order.order_id
+    ) == (refused_id)
 
-    await stack.receive("WH-WH", "TEA", 10)  # only Wuhan gets stock
-    uow = stack.uow()
-    async with uow:
-        await handlers.stock_arrived(uow, stack.policy, "TEA")  # as the stock_changed consumer does
-        await uow.commit()
-    await stack.drive()
+    await stock_arrives_only_in_wuhan(stack)
 
     resumed = await get(stack, order.order_id)
     assert status_name(resumed) == "PENDING_PAYMENT", resumed.status_reason
     assert list(resumed.warehouse_ids) == ["WH-WH"]
     assert await stack.stock_of("WH-WH", "TEA") == (10, 2)
     decisions = await stack.decisions(order.order_id)
-    assert [(d[1], d[3] != "") for d in decisions] == [(["WH-SH"], True), (["WH-WH"], False)]
-    assert decisions[0] == (refused_id, ["WH-SH"], decisions[0][2], decisions[1][0])
+    assert [(d[0], d[1], d[3]) for d in decisions] == [
+        (refused_id, ["WH-SH"], decisions[1][0]),
+        (decisions[1][0], ["WH-WH"], ""),
+    ]
     assert (
         await stack.scalar("SELECT refused_decision_id FROM orders WHERE order_id = :o", o=order.order_id)
         == ""
     )
+
+
+async def test_a_paid_order_frozen_out_of_stock_after_its_plan_is_allocated_where_stock_arrives(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await stack.receive("WH-SH", "TEA", 20)
+    request = tea_order(random_ref("own"), paid_at=stamp(stack.clock.now()))
+    order = (await stack.orders.IngestOrder(request)).order
+    await lose_the_planned_stock(stack, monkeypatch)
+    await stack.drive()
+    frozen = await get(stack, order.order_id)
+    assert status_name(frozen) == "EXCEPTION" and "paid, out of stock" in frozen.status_reason
+
+    await stock_arrives_only_in_wuhan(stack)
+
+    allocated = await get(stack, order.order_id)
+    assert status_name(allocated) == "ALLOCATED", allocated.status_reason
+    assert list(allocated.warehouse_ids) == ["WH-WH"]
+    assert await stack.stock_of("WH-WH", "TEA") == (8, 0)
+    assert [d[1] for d in await stack.decisions(order.order_id)] == [["WH-SH"], ["WH-WH"]]
 
 
 def status_name(order: orders_pb2.Order) -> str:
