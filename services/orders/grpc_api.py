@@ -31,6 +31,7 @@ from services.orders.domain.model import (
     DiscountKind,
     Order,
     OrderLine,
+    Priority,
     is_currency_code,
 )
 from services.orders.domain.model import IngestOrder as IngestCommand
@@ -533,6 +534,7 @@ def ingest_command(request: orders_pb2.IngestOrderRequest) -> IngestCommand:
     known_channel = request.channel in orders_pb2.Channel.values()
     if not known_channel:
         found.append(("channel", f"unknown value {request.channel}"))
+    priority = _priority(request.priority, found)
     currency = request.lines[0].unit_price.currency_code if request.lines else ""
     if is_currency_code(currency):
         found += _other_currencies(request, currency)
@@ -575,6 +577,7 @@ def ingest_command(request: orders_pb2.IngestOrderRequest) -> IngestCommand:
         cancelled=request.cancelled,
         channel_modified_at=_optional_time(request, "channel_modified_at"),
         buyer_note=request.buyer_note,
+        priority=priority,
     )
     if found:
         named = {field for field, _ in found}
@@ -584,6 +587,16 @@ def ingest_command(request: orders_pb2.IngestOrderRequest) -> IngestCommand:
 
 
 _DISCOUNT_KINDS = "must be PROMOTION, COUPON or POINTS"
+
+
+def _priority(value: int, found: list[tuple[str, str]]) -> Priority | None:
+    """UNSPECIFIED is None (standard); an unknown number is reported with the request's other faults."""
+    if value not in orders_pb2.OrderPriority.values():
+        found.append(("priority", f"unknown value {value}"))
+        return None
+    if value == orders_pb2.ORDER_PRIORITY_UNSPECIFIED:
+        return None
+    return Priority(orders_pb2.OrderPriority.Name(value).removeprefix("ORDER_PRIORITY_"))
 
 
 def _other_currencies(request: orders_pb2.IngestOrderRequest, currency: str) -> list[tuple[str, str]]:
@@ -785,6 +798,7 @@ def order_message(order: Order, reveal: bool = False, pending_step: str = "") ->
         buyer_note=order.buyer_note,
         masked=not reveal,
         pending_step=pending_step,
+        priority=f"ORDER_PRIORITY_{order.priority.value}",  # type: ignore[arg-type]
     )
     if order.paid_at is not None:
         message.paid_at.CopyFrom(timestamp(order.paid_at))

@@ -49,6 +49,7 @@ class Result:
     warehouses: tuple[str, ...] = ()
     parked: str = ""  # routing could not plan it
     short: bool = False  # inventory refused the planned reservation
+    decision_id: str = ""  # routing's decision this step acted on
     answered: tuple[str, ...] = ("routing", "inventory")  # the peers that answered this step
 
 
@@ -164,21 +165,25 @@ class Orchestrator:
                 )
             except StockGone:
                 pass  # the reservation expired before the payment: reserve again, below
-        plan = await self.peers.plan(order)
+        # the last attempt's plan could not be reserved: routing must decide again, not repeat it
+        plan = await self.peers.plan(order, stored.refused_decision_id)
         if plan.parked_reason:
             parked = f"{plan.parked_reason}: {plan.parked_detail}".strip(": ")
-            return Result(StockState.NONE, parked=parked, answered=("routing",))
+            return Result(StockState.NONE, parked=parked, answered=("routing",), decision_id=plan.decision_id)
         return await self._reserve(order, plan)
 
     async def _reserve(self, order: Order, plan: Plan) -> Result:
+        decision = plan.decision_id
         if not await self.peers.reserve(order.order_id, plan):
-            return Result(StockState.NONE, plan.warehouses, short=True)
+            return Result(StockState.NONE, plan.warehouses, short=True, decision_id=decision)
         if order.is_paid:
             try:
-                return Result(StockState.COMMITTED, await self.peers.commit(order.order_id))
+                return Result(
+                    StockState.COMMITTED, await self.peers.commit(order.order_id), decision_id=decision
+                )
             except StockGone:
-                return Result(StockState.NONE, plan.warehouses, short=True)
-        return Result(StockState.RESERVED, plan.warehouses)
+                return Result(StockState.NONE, plan.warehouses, short=True, decision_id=decision)
+        return Result(StockState.RESERVED, plan.warehouses, decision_id=decision)
 
     async def _apply(self, order_id: str, result: Result | None, linked: str = "") -> None:
         changes = handlers.Changes()
@@ -323,6 +328,9 @@ def _apply_result(stored: Stored, result: Result, now: datetime) -> list[Entry]:
     # what inventory now holds is a fact whatever happened to the order meanwhile; a cancelled
     # order that got a reservation in between is released by its next step
     stored.stock_state = result.stock.value
+    if result.decision_id or result.stock is not StockState.NONE:
+        # remembered only while the order waits for stock after a refused reservation (see _call_peers)
+        stored.refused_decision_id = result.decision_id if result.short else ""
     if result.stock is StockState.RESERVED:
         order.warehouses = result.warehouses
         notes.append(

@@ -13,7 +13,7 @@ from oms.common.v1 import common_pb2
 from oms.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from oms.routing.v1 import routing_pb2, routing_pb2_grpc
 from services.kit.errors import DomainError, Unavailable
-from services.orders.domain.model import Order
+from services.orders.domain.model import Order, Priority
 
 # A peer that says this will say it again: the step ends at once with the reason on the order.
 PERMANENT = frozenset(
@@ -47,10 +47,19 @@ class Plan:
     lines: tuple[tuple[str, str, int], ...]
     parked_reason: str = ""
     parked_detail: str = ""
+    decision_id: str = ""  # routing's decision: named back to it when its stock cannot be reserved
 
     @property
     def warehouses(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(warehouse for warehouse, _, _ in self.lines))
+
+
+# the order's priority in routing's words (orders' domain keeps its own enum)
+PRIORITIES = {
+    Priority.STANDARD: routing_pb2.PRIORITY_STANDARD,
+    Priority.EXPEDITED: routing_pb2.PRIORITY_EXPEDITED,
+    Priority.MEMBER: routing_pb2.PRIORITY_MEMBER,
+}
 
 
 class StockGone(Exception):
@@ -102,7 +111,9 @@ class Peers:
     def _options(self) -> dict[str, Any]:
         return {"timeout": self.deadline, "wait_for_ready": True}
 
-    async def plan(self, order: Order) -> Plan:
+    async def plan(self, order: Order, refused_decision_id: str = "") -> Plan:
+        """Routing's plan for the order; `refused_decision_id` names the plan whose reservation inventory
+        refused last time, so routing decides again on live stock instead of repeating it."""
         address = order.shipping_address
         request = routing_pb2.PlanFulfilmentRequest(
             order_id=order.order_id,
@@ -113,17 +124,20 @@ class Peers:
                 district=address.district,
             ),
             lines=[routing_pb2.RouteLine(sku=sku, quantity=quantity) for sku, quantity in _quantities(order)],
+            priority=PRIORITIES[order.priority],
+            refused_decision_id=refused_decision_id,
         )
         reply = await _call(self.routing.PlanFulfilment(request, **self._options()), "routing")
         decision = reply.decision
         if decision.parked_reason:
-            return Plan((), decision.parked_reason, decision.parked_detail)
+            return Plan((), decision.parked_reason, decision.parked_detail, decision.decision_id)
         return Plan(
             tuple(
                 (shipment.warehouse_id, line.sku, int(line.quantity))
                 for shipment in decision.shipments
                 for line in shipment.lines
-            )
+            ),
+            decision_id=decision.decision_id,
         )
 
     async def reserve(self, order_id: str, plan: Plan) -> bool:

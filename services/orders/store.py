@@ -44,6 +44,7 @@ from services.orders.domain.model import (
     DiscountKind,
     Order,
     OrderLine,
+    Priority,
     StatusChanged,
 )
 from services.orders.domain.money import LineShare
@@ -93,6 +94,8 @@ orders_table = Table(
     Column("step_waiting_for", String(16)),
     Column("traceparent", String(64), nullable=False),
     Column("step_traceparent", String(64), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("refused_decision_id", String(64), nullable=False),
 )
 
 order_lines_table = Table(
@@ -248,18 +251,19 @@ WITH o AS (
     shipping_fee_minor, total_minor, shipping_address, placed_at, created_at, updated_at, discounts,
     channel_status, channel_modified_at, paid_at, buyer_note, status_reason, status_changed_at,
     warehouses, waybill_no, version, pii_sealed, phone_hash, stock_state, step, step_due_at,
-    step_attempts, step_error, step_dead, step_pauses, traceparent, step_traceparent)
+    step_attempts, step_error, step_dead, step_pauses, traceparent, step_traceparent, priority,
+    refused_decision_id)
   SELECT x.order_id, x.channel, x.channel_order_id, x.buyer_id, x.currency, x.status,
     x.shipping_fee_minor, x.total_minor, x.shipping_address, x.placed_at, x.created_at, x.created_at,
     x.discounts, x.channel_status, x.channel_modified_at, x.paid_at, x.buyer_note, x.status_reason,
     x.created_at, '{}', '', 1, x.pii_sealed, x.phone_hash, 'NONE', x.step,
     CASE WHEN x.step IS NULL THEN NULL ELSE x.created_at END, 0, '', false, 0, x.traceparent,
-    x.traceparent
+    x.traceparent, x.priority, ''
   FROM jsonb_to_recordset(CAST(:orders AS jsonb)) AS x(order_id text, channel text, channel_order_id text,
     buyer_id text, currency text, status text, shipping_fee_minor bigint, total_minor bigint,
     shipping_address jsonb, placed_at timestamptz, created_at timestamptz, discounts jsonb,
     channel_status text, channel_modified_at timestamptz, paid_at timestamptz, buyer_note text,
-    status_reason text, pii_sealed text, phone_hash text, step text, traceparent text)
+    status_reason text, pii_sealed text, phone_hash text, step text, traceparent text, priority text)
   ON CONFLICT ON CONSTRAINT orders_channel_order_unique DO NOTHING
   RETURNING order_id
 ), l AS (
@@ -312,6 +316,7 @@ WITH u AS (
     status_changed_at = COALESCE(CAST(:status_changed_at AS timestamptz), status_changed_at),
     warehouses = CAST(:warehouses AS varchar(64)[]), waybill_no = :waybill_no,
     scanned_out_at = :scanned_out_at, version = version + 1, stock_state = :stock_state,
+    refused_decision_id = :refused_decision_id,
     step = CASE WHEN :set_step THEN CAST(:step AS varchar(16)) ELSE step END,
     step_due_at = CASE WHEN :set_step THEN CAST(:step_due_at AS timestamptz) ELSE step_due_at END,
     step_attempts = CASE WHEN :set_step THEN 0 ELSE step_attempts END,
@@ -357,6 +362,9 @@ class Stored:
     step_paused_since: datetime | None = None
     traceparent: str = ""  # the ingest's trace, continued by every step
     step_traceparent: str = ""  # the trace that made the current step due (a payment, a release, …)
+    # the routing decision whose reservation inventory refused on the last attempt (its stock went to
+    # another order): the next plan asks routing to decide again instead of repeating it; "" otherwise
+    refused_decision_id: str = ""
 
 
 def _json_default(value: object) -> str:
@@ -435,6 +443,7 @@ class OrderRepository:
                     "phone_hash": phone_hash,
                     "step": step,
                     "traceparent": traceparent,
+                    "priority": order.priority.value,
                 }
             )
             lines += _lines_json(order)
@@ -502,6 +511,7 @@ class OrderRepository:
                     "waybill_no": order.waybill_no,
                     "scanned_out_at": order.scanned_out_at,
                     "stock_state": stored.stock_state,
+                    "refused_decision_id": stored.refused_decision_id,
                     "set_step": step is not None,
                     "step": next_step,
                     "step_due_at": due_at,
@@ -719,10 +729,12 @@ class OrderRepository:
             waybill_no=row["waybill_no"],
             scanned_out_at=row["scanned_out_at"],
             version=row["version"],
+            priority=Priority(row["priority"]),
         )
         return Stored(
             order=order,
             stock_state=row["stock_state"],
+            refused_decision_id=row["refused_decision_id"],
             step=None if row["step_dead"] else row["step"],
             step_attempts=row["step_attempts"],
             step_dead=row["step_dead"],

@@ -60,6 +60,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             _lines(request.lines),
             _priority(request.priority),
             request.address.country_code,
+            request.refused_decision_id[:64],
         )
         stored = await handlers.plan_fulfilment(self.uow, self.cache, self.stock, command)
         return pb.PlanFulfilmentResponse(decision=messages.decision(stored))

@@ -126,6 +126,8 @@ class PlanCommand:
     lines: tuple[RouteLine, ...]
     priority: str = "standard"
     country: str = "CN"
+    # the caller could not reserve this planned decision's stock: decide again, superseding it
+    refused_decision_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,10 @@ def result_document(decision: Decision) -> dict[str, Any]:
 async def plan_fulfilment(
     new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, stock_source: StockSource, command: PlanCommand
 ) -> StoredDecision:
-    """Idempotent for a planned order (its decision is returned); a parked order is decided again.
+    """Idempotent for a planned order (its decision is returned); a parked order is decided again, and
+    so is a planned one whose plan the caller names as refused (`refused_decision_id`): the new
+    decision supersedes it. A replan naming a plan that is no longer current (another replan replaced
+    it first) is a plain repeat, so two concurrent replans write one decision.
 
     The repeat is detected by the unique index on planned decisions when the new one is written,
     not by a read first: the common case (a new order) pays one transaction, not two.
@@ -198,7 +203,9 @@ async def plan_fulfilment(
         load = await cache.load(uow)
         decision = plan(request, rules, stock, load)
         shadow = None if shadow_rules is None else plan(request, shadow_rules, stock, load)
-        stored = await _record(uow, request, decision, _inputs(request, stock, load), shadow)
+        stored = await _record(
+            uow, request, decision, _inputs(request, stock, load), shadow, command.refused_decision_id
+        )
         if stored is not None:
             await uow.commit()
     if stored is None:  # already planned: answer with that plan, after this transaction rolled back
@@ -246,7 +253,9 @@ async def _availability(source: StockSource, skus: list[str], warehouses: list[s
 # Built once: constructing statements per call cost more CPU than running them.
 _INSERT_DECISION = (
     insert(decisions_table)
-    .on_conflict_do_nothing(index_elements=["order_id"], index_where=text("parked_reason = ''"))
+    .on_conflict_do_nothing(
+        index_elements=["order_id"], index_where=text("parked_reason = '' AND superseded_by = ''")
+    )
     .returning(decisions_table.c.decision_id)
 )
 _park = insert(parked_orders_table)
@@ -263,8 +272,17 @@ _PARK = _park.on_conflict_do_update(
 _LOCK_ORDER = text("SELECT pg_advisory_xact_lock(hashtextextended('routing:' || :order_id, 0))")
 _HAS_PLAN = (
     select(decisions_table.c.decision_id)
-    .where(decisions_table.c.order_id == bindparam("order_id"), decisions_table.c.parked_reason == "")
+    .where(
+        decisions_table.c.order_id == bindparam("order_id"),
+        decisions_table.c.parked_reason == "",
+        decisions_table.c.superseded_by == "",
+    )
     .limit(1)
+)
+_SUPERSEDE = (
+    update(decisions_table)
+    .where(decisions_table.c.decision_id == bindparam("refused"), decisions_table.c.superseded_by == "")
+    .values(superseded_by=bindparam("by"))
 )
 _UNPARK = delete(parked_orders_table).where(parked_orders_table.c.order_id == bindparam("order_id"))
 _COUNT_LOAD = insert(warehouse_load_table).on_conflict_do_update(
@@ -282,16 +300,28 @@ async def _record(
     decision: Decision,
     inputs: dict[str, Any],
     shadow: Decision | None,
+    refused_decision_id: str = "",
 ) -> StoredDecision | None:
-    """Write the decision and its consequences; None when the order already has a planned decision."""
+    """Write the decision and its consequences; None when the order already has a planned decision
+    (other than the refused one, which the new decision supersedes)."""
     # decisions of one order are written one at a time: a call that read the stock before a racing
-    # call planned the order must not park it afterwards (a parked entry beside a plan is never cleared)
+    # call planned the order must not park it afterwards (a parked entry beside a plan is never cleared),
+    # and of two replans of one refused plan only the first supersedes it
     await uow.conn.execute(_LOCK_ORDER, {"order_id": request.order_id})
-    if decision.parked and await uow.conn.scalar(_HAS_PLAN, {"order_id": request.order_id}):
-        return None
-    now = uow.clock.now()
     decision_id = new_id()
     result = result_document(decision)
+    current = await uow.conn.scalar(_HAS_PLAN, {"order_id": request.order_id})
+    if current and refused_decision_id and current == refused_decision_id:
+        await uow.conn.execute(_SUPERSEDE, {"refused": refused_decision_id, "by": decision_id})
+        result["explanation"] = [
+            *result["explanation"],
+            f"replanned: decision {refused_decision_id} could not be reserved (its stock went to another "
+            "order) and is superseded",
+        ]
+        current = None
+    if decision.parked and current:
+        return None
+    now = uow.clock.now()
     written = await uow.conn.execute(
         _INSERT_DECISION,
         {
@@ -354,8 +384,14 @@ async def _latest(uow: UnitOfWork, order_id: str) -> StoredDecision | None:
             await uow.conn.execute(
                 select(decisions_table)
                 .where(decisions_table.c.order_id == order_id)
-                # a plan, once made, is the order's decision, even if a racing call parked it after
-                .order_by((decisions_table.c.parked_reason == "").desc(), decisions_table.c.decided_at.desc())
+                # a plan, once made, is the order's decision, even if a racing call parked it after;
+                # a superseded plan is not (the replan's decision is, planned or parked)
+                .order_by(
+                    (
+                        (decisions_table.c.parked_reason == "") & (decisions_table.c.superseded_by == "")
+                    ).desc(),
+                    decisions_table.c.decided_at.desc(),
+                )
                 .limit(1)
             )
         ).first()

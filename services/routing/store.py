@@ -55,9 +55,15 @@ decisions_table = Table(
     Column("shadow_version", BigInteger),
     Column("shadow_result", JSONB),
     Column("shadow_differs", Boolean, nullable=False, server_default="false"),
+    # a plan whose stock the caller could not reserve, replaced by a later decision (a replan): the id
+    # of that decision; "" for the order's current decision
+    Column("superseded_by", String(36), nullable=False, server_default=""),
     Index("decisions_by_order", "order_id", "decided_at"),
     Index(
-        "decisions_one_plan_per_order", "order_id", unique=True, postgresql_where=text("parked_reason = ''")
+        "decisions_one_current_plan_per_order",
+        "order_id",
+        unique=True,
+        postgresql_where=text("parked_reason = '' AND superseded_by = ''"),
     ),
     Index("decisions_recent", "decided_at"),
 )

@@ -37,6 +37,14 @@ class Channel(StrEnum):
     POS = "POS"
 
 
+class Priority(StrEnum):
+    """How urgently the order should be delivered (routing ships an expedited order by express)."""
+
+    STANDARD = "STANDARD"
+    EXPEDITED = "EXPEDITED"
+    MEMBER = "MEMBER"  # a member's order (a loyalty level on the channel)
+
+
 class DiscountKind(StrEnum):
     PROMOTION = "PROMOTION"
     COUPON = "COUPON"
@@ -96,6 +104,8 @@ class IngestOrder:
     # Later versions of the same channel order carry a later modified time.
     channel_modified_at: datetime | None = None
     buyer_note: str = ""
+    # None: the request or payload said nothing, and the order is standard
+    priority: Priority | None = None
 
 
 # ---- domain events: recorded on the order, turned into timeline entries and NATS events -------
@@ -185,6 +195,7 @@ class Order:
     waybill_no: str = ""
     scanned_out_at: datetime | None = None
     version: int = 1
+    priority: Priority = Priority.STANDARD
     events: list[object] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -385,6 +396,7 @@ def accept(command: IngestOrder, order_id: str, now: datetime) -> Order:
         channel_status=command.channel_status,
         channel_modified_at=command.channel_modified_at or command.placed_at,
         buyer_note=command.buyer_note,
+        priority=command.priority or Priority.STANDARD,
     )
     order.events.append(OrderCreated(order.status))
     if command.cancelled:

@@ -60,6 +60,29 @@ class Stack:
     orchestrator: Orchestrator
     # the orders server's own address, for calls that must not get the test client's assertion
     address: str = ""
+    routing_engine: AsyncEngine | None = None
+
+    async def decisions(self, order_id: str) -> list[tuple[str, list[str], str, str]]:
+        """Routing's decision log for the order, oldest first:
+        (decision id, warehouses, carrier/service, superseded_by)."""
+        assert self.routing_engine is not None
+        async with self.routing_engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT decision_id, result, superseded_by FROM decisions WHERE order_id = :o "
+                    "ORDER BY decided_at, decision_id"
+                ),
+                {"o": order_id},
+            )
+            return [
+                (
+                    row.decision_id,
+                    [s["warehouse_id"] for s in row.result["shipments"]],
+                    ",".join(f"{s['carrier']}/{s['service']}" for s in row.result["shipments"]),
+                    row.superseded_by,
+                )
+                for row in rows
+            ]
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, self.clock)
@@ -172,6 +195,7 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
             policy,
             orchestrator,
             f"127.0.0.1:{orders_server.port}",
+            routing_engine,
         )
     for server in (orders_server, routing_server, inventory_server):
         await server.stop()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -7,6 +8,7 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,18 +17,20 @@ from oms.inventory.v1 import inventory_pb2_grpc
 from oms.routing.v1 import routing_pb2 as pb
 from oms.routing.v1 import routing_pb2_grpc
 from services.inventory import handlers as stock
-from services.inventory.domain.model import GoodsType
+from services.inventory.domain.model import GoodsType, Line
 from services.inventory.grpc_api import InventoryServicer
 from services.inventory.handlers import Policy
 from services.kit import grpc_client
 from services.kit.db import UnitOfWork, make_engine
 from services.kit.grpc_server import GrpcServer
+from services.kit.migrate import alembic_config
 from services.routing import handlers
 from services.routing.domain.defaults import WAREHOUSES, default_rules
 from services.routing.domain.documents import from_document, to_document
 from services.routing.grpc_api import RoutingServicer
 from services.routing.inventory_client import InventoryStock
 from tests import identity
+from tests.conftest import ROOT
 
 
 @dataclass
@@ -517,3 +521,112 @@ async def test_a_parked_retry_that_fails_does_not_stop_the_others(stack: Stack) 
     async with stack.routing_engine.connect() as conn:
         rows = (await conn.execute(text("SELECT order_id, retry_due > now() FROM parked_orders"))).all()
     assert [(row[0], row[1]) for row in rows] == [("o-bad", True)], "the failing one waits, the others ran"
+
+
+async def _take(stack: Stack, order_id: str, warehouse: str, sku: str, units: int) -> None:
+    """Another order reserves the stock first (routing's plan for ours did not hold it)."""
+    reserved = await stock.reserve(stack.inventory_uow, Policy(), order_id, [Line(sku, warehouse, units)])
+    assert reserved.reserved
+
+
+async def _decisions(stack: Stack, order_id: str) -> list[tuple[str, str, str]]:
+    async with stack.routing_engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT decision_id, parked_reason, superseded_by FROM decisions WHERE order_id = :o "
+                "ORDER BY decided_at, decision_id"
+            ),
+            {"o": order_id},
+        )
+        return [(row.decision_id, row.parked_reason, row.superseded_by) for row in rows]
+
+
+async def test_a_replan_of_a_refused_plan_decides_on_live_stock_and_a_plain_repeat_keeps_the_plan(
+    stack: Stack,
+) -> None:
+    await stack.receive("WH-SH", "TEA", 5)
+    first = (await stack.routing.PlanFulfilment(order("o-re"))).decision
+    assert [s.warehouse_id for s in first.shipments] == ["WH-SH"]
+    await _take(stack, "o-other", "WH-SH", "TEA", 4)  # all it may give (safety stock)
+    await stack.receive("WH-WH", "TEA", 5)
+
+    repeat = (await stack.routing.PlanFulfilment(order("o-re"))).decision
+    assert repeat.decision_id == first.decision_id  # a plain repeat is idempotent
+
+    request = order("o-re")
+    request.refused_decision_id = first.decision_id
+    replanned = (await stack.routing.PlanFulfilment(request)).decision
+    assert replanned.decision_id != first.decision_id
+    assert [s.warehouse_id for s in replanned.shipments] == ["WH-WH"]
+    assert any(line.startswith(f"replanned: decision {first.decision_id}") for line in replanned.explanation)
+    assert await _decisions(stack, "o-re") == [
+        (first.decision_id, "", replanned.decision_id),
+        (replanned.decision_id, "", ""),
+    ]
+    explained = (await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-re"))).decision
+    assert explained.decision_id == replanned.decision_id
+    # after the replan a plain repeat, and a late replan of the superseded plan, answer the new plan
+    assert (await stack.routing.PlanFulfilment(order("o-re"))).decision.decision_id == replanned.decision_id
+    assert (await stack.routing.PlanFulfilment(request)).decision.decision_id == replanned.decision_id
+    assert len(await _decisions(stack, "o-re")) == 2
+    assert await stack.subjects() == ["routing.planned", "routing.planned"]
+
+
+async def test_two_concurrent_replans_of_one_refused_plan_write_one_new_decision(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 5)
+    first = (await stack.routing.PlanFulfilment(order("o-race"))).decision
+    await _take(stack, "o-other", "WH-SH", "TEA", 4)  # all it may give (safety stock)
+    await stack.receive("WH-WH", "TEA", 5)
+    request = order("o-race")
+    request.refused_decision_id = first.decision_id
+
+    answers = await asyncio.gather(*(stack.routing.PlanFulfilment(request) for _ in range(4)))
+
+    assert len({answer.decision.decision_id for answer in answers}) == 1
+    decisions = await _decisions(stack, "o-race")
+    assert len(decisions) == 2 and decisions[0][2] == answers[0].decision.decision_id
+
+
+async def test_a_replan_that_finds_no_stock_anywhere_parks_the_order(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 5)
+    first = (await stack.routing.PlanFulfilment(order("o-none"))).decision
+    await _take(stack, "o-other", "WH-SH", "TEA", 4)  # all it may give (safety stock)
+    request = order("o-none")
+    request.refused_decision_id = first.decision_id
+
+    parked = (await stack.routing.PlanFulfilment(request)).decision
+
+    assert parked.parked_reason == "out_of_stock"
+    listed = await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())
+    assert [o.order_id for o in listed.orders] == ["o-none"]
+    explained = (await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-none"))).decision
+    assert explained.decision_id == parked.decision_id
+
+
+async def test_a_decision_log_from_before_replans_is_upgraded_with_its_plans_current(routing_db: str) -> None:
+    config = alembic_config(ROOT / "services" / "routing" / "migrations", routing_db)
+    await asyncio.to_thread(command.downgrade, config, "0001")  # the schema as it was before replans
+    engine = make_engine(routing_db)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO decisions (decision_id, order_id, decided_at, rule_set_version, inputs, "
+                    "result) VALUES ('d-old', 'o-old', now(), 1, '{}', '{}')"
+                )
+            )
+        await asyncio.to_thread(command.upgrade, config, "head")
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(text("SELECT superseded_by FROM decisions WHERE decision_id = 'd-old'"))
+            ).one()
+            indexes = set(
+                (
+                    await conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'decisions'"))
+                ).scalars()
+            )
+        assert row.superseded_by == ""
+        assert "decisions_one_current_plan_per_order" in indexes
+        assert "decisions_one_plan_per_order" not in indexes
+    finally:
+        await engine.dispose()

@@ -18,7 +18,7 @@ from services.orders.domain.channels.base import (
     to_minor,
     unix_time,
 )
-from services.orders.domain.model import Channel, DiscountKind, IngestOrder, accept
+from services.orders.domain.model import Channel, DiscountKind, IngestOrder, Priority, accept
 from tests.fixtures.channels.builders import FIXTURES, big_shopee_payload, load
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -492,3 +492,43 @@ GARBAGE: list[Any] = [
 @pytest.mark.parametrize("payload", GARBAGE, ids=range(len(GARBAGE)))
 def test_the_channel_order_ref_never_raises_on_garbage(channel: Any, payload: Any) -> None:
     assert channels.channel_order_ref(channel, payload) == ""
+
+
+# ---- the order's priority, where the channel's payload says it ------------------------------------
+
+
+def test_an_own_shop_buyer_with_a_member_level_places_a_members_order() -> None:
+    assert parsed(Channel.OWN_SHOP, "paid").priority is Priority.MEMBER  # buyer.member_level "gold"
+
+
+def test_an_own_shop_order_flagged_expedited_is_expedited_even_for_a_member() -> None:
+    payload = load("own_shop", "paid")
+    payload["expedited"] = True
+    assert channels.parse(Channel.OWN_SHOP, payload).priority is Priority.EXPEDITED
+
+
+def test_an_own_shop_order_from_a_buyer_without_a_member_level_is_standard() -> None:
+    payload = load("own_shop", "paid")
+    del payload["buyer"]["member_level"]
+    assert channels.parse(Channel.OWN_SHOP, payload).priority is Priority.STANDARD
+
+
+def test_an_own_shop_expedited_flag_that_is_not_a_boolean_is_refused_by_its_path() -> None:
+    payload = load("own_shop", "paid")
+    payload["expedited"] = "yes"
+    with pytest.raises(MalformedPayload) as refused:
+        channels.parse(Channel.OWN_SHOP, payload)
+    assert "expedited" in str(refused.value)
+
+
+def test_a_pos_sale_to_a_member_is_a_members_order_and_a_walk_in_sale_is_standard() -> None:
+    assert parsed(Channel.POS, "paid").priority is Priority.MEMBER
+    assert parsed(Channel.POS, "carry_out").priority is Priority.STANDARD  # "member": null
+
+
+@pytest.mark.parametrize(
+    "channel", [Channel.TAOBAO, Channel.JD, Channel.PINDUODUO, Channel.DOUYIN, Channel.SHOPEE]
+)
+def test_a_marketplace_order_whose_payload_has_no_priority_field_is_standard(channel: Channel) -> None:
+    command = parsed(channel, "paid")
+    assert accept(command, "id-1", NOW).priority is Priority.STANDARD

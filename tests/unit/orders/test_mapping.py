@@ -6,9 +6,11 @@ import pytest
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2
+from oms.routing.v1 import routing_pb2
 from services.kit.errors import InvalidArgument
-from services.orders.domain.model import Channel, OrderStatus, accept
+from services.orders.domain.model import Channel, OrderStatus, Priority, accept
 from services.orders.grpc_api import ingest_command, order_message
+from services.orders.peers import PRIORITIES
 
 
 def request() -> orders_pb2.IngestOrderRequest:
@@ -71,3 +73,33 @@ def test_a_shipping_fee_in_another_currency_is_refused() -> None:
     with pytest.raises(InvalidArgument) as refused:
         ingest_command(proto)
     assert refused.value.field == "shipping_fee.currency_code"
+
+
+def test_every_proto_priority_maps_to_the_domain_and_back_and_unspecified_is_standard() -> None:
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    for value in orders_pb2.OrderPriority.values():
+        proto = request()
+        proto.priority = value  # type: ignore[assignment]
+        order = accept(ingest_command(proto), "id-1", now)
+        expected = (
+            orders_pb2.ORDER_PRIORITY_STANDARD if value == orders_pb2.ORDER_PRIORITY_UNSPECIFIED else value
+        )
+        assert order_message(order).priority == expected
+    assert {
+        Priority(orders_pb2.OrderPriority.Name(v).removeprefix("ORDER_PRIORITY_")) for v in (1, 2, 3)
+    } == set(Priority)
+
+
+def test_an_unknown_priority_number_is_refused_by_name() -> None:
+    proto = request()
+    proto.priority = 9  # type: ignore[assignment]
+    with pytest.raises(InvalidArgument) as refused:
+        ingest_command(proto)
+    assert (refused.value.field, refused.value.problem) == ("priority", "unknown value 9")
+
+
+def test_routing_is_sent_the_same_priority_in_its_own_enum() -> None:
+    assert {
+        priority.value: routing_pb2.Priority.Name(value).removeprefix("PRIORITY_")
+        for priority, value in PRIORITIES.items()
+    } == {priority.value: priority.value for priority in Priority}

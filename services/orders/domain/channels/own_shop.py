@@ -16,7 +16,15 @@ from services.orders.domain.channels.base import (
     line,
     settle,
 )
-from services.orders.domain.model import Address, Channel, Discount, DiscountKind, IngestOrder, OrderLine
+from services.orders.domain.model import (
+    Address,
+    Channel,
+    Discount,
+    DiscountKind,
+    IngestOrder,
+    OrderLine,
+    Priority,
+)
 
 CHANNEL = Channel.OWN_SHOP
 
@@ -52,7 +60,18 @@ def parse(payload: Mapping[str, Any]) -> IngestOrder:
         cancelled=cancelled,
         channel_modified_at=order.time("updated_at", iso_time),
         buyer_note=order.text("note", default=""),
+        priority=_priority(order, buyer),
     )
+
+
+def _priority(order: Node, buyer: Node | None) -> Priority:
+    """`expedited: true` (the buyer paid for express delivery) wins; a buyer with a member level is a
+    member's order; anything else is standard."""
+    if order.flag("expedited"):
+        return Priority.EXPEDITED
+    if buyer is not None and buyer.text("member_level", default="", max_length=32):
+        return Priority.MEMBER
+    return Priority.STANDARD
 
 
 def _line(item: Node) -> OrderLine:

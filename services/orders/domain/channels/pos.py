@@ -24,7 +24,15 @@ from services.orders.domain.channels.base import (
     settle,
     to_reference,
 )
-from services.orders.domain.model import Address, Channel, Discount, DiscountKind, IngestOrder, OrderLine
+from services.orders.domain.model import (
+    Address,
+    Channel,
+    Discount,
+    DiscountKind,
+    IngestOrder,
+    OrderLine,
+    Priority,
+)
 
 CHANNEL = Channel.POS
 
@@ -81,6 +89,8 @@ def parse(payload: Mapping[str, Any]) -> IngestOrder:
         cancelled=cancelled,
         channel_modified_at=receipt.time("modified_at", time),
         buyer_note=receipt.text("note", default=""),
+        # a member's receipt (a loyalty card at the till) ships as a member's order
+        priority=Priority.MEMBER if member else Priority.STANDARD,
     )
 
 
