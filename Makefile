@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e contract test bench bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox clean
+.PHONY: all venv protos run down status lint unit integration e2e contract test bench bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox bench-outage clean
 
 all: test
 
@@ -76,6 +76,9 @@ bench-limiter: protos ## 200 concurrent rate-limit checks (idle and busy loop) a
 
 bench-outbox: protos ## commit → JetStream latency before and after a Postgres restart, relay takeover time; prints `name: value unit`
 	$(PY) -m bench.outbox
+
+bench-outage: protos ## against a running `make run`: a process frozen (or Postgres killed) under order load; ARGS="routing 60"; prints `name: value unit`
+	$(PY) -m bench.outage $(ARGS)
 
 clean:
 	rm -rf gen .pytest_cache .mypy_cache .ruff_cache
