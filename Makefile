@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e contract test bench bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox bench-outage clean
+.PHONY: all venv protos run down status lint unit integration e2e security contract test bench bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox bench-outage clean
 
 all: test
 
@@ -48,11 +48,14 @@ integration: protos
 e2e: protos
 	$(PY) -m pytest -q tests/e2e
 
+security: protos ## the OWASP API Top 10 probes through Envoy
+	$(PY) -m pytest -q tests/security
+
 contract: protos
 	$(PY) -m pytest -q tests/contract
 
 test: lint protos
-	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e
+	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e tests/security
 
 bench: bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox
 

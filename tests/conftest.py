@@ -15,7 +15,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from omsctl.stack import Infra, reset
+from omsctl.stack import Infra, Platform, reset
+from services.gateway.config import DEFAULT_LIMITS
 from services.kit.db import plain_url, with_database
 from services.kit.migrate import upgrade
 
@@ -137,3 +138,30 @@ async def gateway_db(infra: Infra, gateway_template: str) -> AsyncIterator[str]:
     name = await _copy_of(infra, gateway_template, "gateway")
     yield with_database(infra.database_url, name)
     await _drop(infra, name)
+
+
+@pytest.fixture(scope="session")
+def platform(infra: Infra) -> Iterator[Platform]:
+    """The whole platform as `make run` starts it (same code), on free ports, own database and subjects."""
+    home = Path(tempfile.mkdtemp(prefix="oms-e2e-"))
+    running = Platform(
+        infra,
+        home,
+        subject_prefix=random_ref("e2e"),
+        database_names={"orders": random_ref("e2e_orders_"), "gateway": random_ref("e2e_gateway_")},
+        fixed_ports=False,
+    )
+    # a deliberately tight limit for one test role, so the limiter's 429 can be seen quickly
+    limits = DEFAULT_LIMITS + ",role:tight.read=1/s:3"
+    previous = os.environ.get("RATE_LIMITS")
+    os.environ["RATE_LIMITS"] = limits
+    try:
+        running.start()
+        yield running
+    finally:
+        if previous is None:
+            os.environ.pop("RATE_LIMITS", None)
+        else:
+            os.environ["RATE_LIMITS"] = previous
+        running.stop()
+        shutil.rmtree(home, ignore_errors=True)
