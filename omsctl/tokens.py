@@ -1,6 +1,8 @@
 """`omsctl token`: mint a development JWT with the gateway's own settings (JWT_KEYS, JWT_ACTIVE_KID, ...).
 
-Whoever holds JWT_KEYS can sign tokens anyway; this only spares developers hand-crafting them.
+Whoever holds JWT_KEYS can sign tokens anyway; this only spares developers hand-crafting them. A token
+with the `service` role is minted of kind `service`, as the gateway's client-credentials exchange issues
+it: the gateway refuses the `service` role in a user token.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def mint(
         roles,
         time.time() if now is None else now,
         ttl_seconds,
-        kind="user",
+        kind="service" if "service" in roles else "user",
         customer_id=customer_id,
         channel=channel,
     )
@@ -42,7 +44,11 @@ def add_arguments(subparsers: Any) -> None:
     )
     parser.add_argument("--sub", required=True, help="subject: the user id")
     parser.add_argument(
-        "--role", action="append", default=[], dest="roles", help="a role; repeat for several"
+        "--role",
+        action="append",
+        default=[],
+        dest="roles",
+        help="a role; repeat for several (role service mints a service-account token, kind service)",
     )
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     parser.add_argument("--customer", default="", help="customer id, for the customer role")

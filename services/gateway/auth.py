@@ -2,8 +2,14 @@
 
 Everything here is pure: no network, no wall clock (`now` is passed in), and the only side effect —
 claiming a request nonce — goes through a callable the gateway injects (Redis `SET NX EX`). The gateway
-composes these pieces with its metadata; authorisation (which role may do what) is the policy's job, so
-unknown roles are carried through rather than rejected here.
+composes these pieces with its metadata; authorisation (which role may do what) is the policy's job.
+
+Every claim is checked here once and turned into the one form the rest of the platform uses: ids are
+non-empty strings of a safe charset (nothing to trim, so nothing a later `strip()` could turn into
+"no id"), roles come only from `ROLES`, spelled exactly (no case folding, no comma-joined lists), and the
+`service` role only in a token of kind `service` (issued by the client-credentials exchange). A token
+breaking any of these is not a credential we issue, so it is refused as unauthenticated like a bad
+signature; services then take the signed assertion's roles and ids as they are.
 
 Every failure raises `AuthError`. Its message is for the log only: the caller always gets a bare
 "unauthenticated", so nothing tells an attacker which check failed. No message, repr or chained
@@ -31,6 +37,28 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from services.kit.config import InvalidSetting
 
 KINDS = frozenset({"user", "service", "integration"})
+# what a JWT may say it is: integration principals come only from signed API-key requests
+JWT_KINDS = frozenset({"user", "service"})
+# every role the policy knows; anything else in a credential is refused, not carried through
+ROLES = frozenset(
+    {
+        "admin",
+        "supervisor",
+        "ops",
+        "cs_agent",
+        "customer",
+        "warehouse",
+        "finance",
+        "risk",
+        "service",
+        "channel",
+        "payment_provider",
+        "wms",
+        "carrier",
+    }
+)
+# only a service account's token (kind "service") may carry this role
+SERVICE_ROLE = "service"
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
@@ -50,6 +78,8 @@ PBKDF2_SALT_BYTES = 16
 MAX_PBKDF2_ITERATIONS = 10_000_000
 
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# subjects, customer ids, channel and provider names: no spaces, commas or control characters, bounded
+_CLAIM_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # Decimal digits only: int() would also accept " 17", "+17" and "1_7", all of which sign differently.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -333,23 +363,43 @@ def _check_times(claims: Mapping[str, Any], settings: JwtSettings, now: float) -
         raise AuthError("token expires before it was issued")
 
 
-def _principal(claims: Mapping[str, Any]) -> Principal:
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise AuthError("claim sub is empty")
-    roles = claims.get("roles", [])
-    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+def check_roles(roles: object, kind: str) -> frozenset[str]:
+    """The role claim as the one form used everywhere, or AuthError: a list of known role names, exact
+    case, and `service` only for a service account. A bare string (`"x,admin"`) is not a list."""
+    if not isinstance(roles, list | tuple | frozenset | set) or not all(isinstance(r, str) for r in roles):
         raise AuthError("claim roles is not a list of strings")
+    unknown = [role for role in roles if role not in ROLES]
+    if unknown:
+        raise AuthError(f"claim roles has unknown {', '.join(map(_short, sorted(unknown)))}")
+    if SERVICE_ROLE in roles and kind != "service":
+        raise AuthError(f"role service in a token of kind {kind!r}")
+    return frozenset(roles)
+
+
+def check_id(value: object, name: str, required: bool = False) -> str:
+    """An id claim (sub, customer_id, channel, provider) as is, or AuthError: "" when absent and not
+    required, otherwise 1-128 of A-Z a-z 0-9 . _ : @ - (so never blank, padded or comma-joined)."""
+    if value is None or value == "":
+        if required:
+            raise AuthError(f"claim {name} is empty")
+        return ""
+    if not isinstance(value, str) or not _CLAIM_ID.fullmatch(value):
+        raise AuthError(f"claim {name} {_short(value)} is not 1-128 of A-Z a-z 0-9 . _ : @ -")
+    return value
+
+
+def _principal(claims: Mapping[str, Any]) -> Principal:
     kind = _optional_string(claims, "kind") or "user"
-    if kind not in KINDS:
-        raise AuthError(f"claim kind {_short(kind)} is unknown")
+    if kind not in JWT_KINDS:
+        raise AuthError(f"claim kind {_short(kind)} is not one a token may carry")
     return Principal(
-        subject=subject,
+        subject=check_id(claims.get("sub"), "sub", required=True),
         kind=kind,
-        roles=frozenset(roles),
-        customer_id=_optional_string(claims, "customer_id"),
-        channel=_optional_string(claims, "channel"),
-        provider=_optional_string(claims, "provider"),
+        roles=check_roles(claims.get("roles", []), kind),
+        customer_id=check_id(claims.get("customer_id"), "customer_id"),
+        # channel names are matched upper-case everywhere (`TAOBAO`); folded here, once
+        channel=check_id(claims.get("channel"), "channel").upper(),
+        provider=check_id(claims.get("provider"), "provider"),
         token_id=_optional_string(claims, "jti"),
     )
 
@@ -375,6 +425,14 @@ def issue_token(
     clashing = RESERVED_CLAIMS & claims.keys()
     if clashing:
         raise ValueError(f"claims may not override {', '.join(sorted(clashing))}")
+    # never sign what verify_jwt would refuse
+    try:
+        roles = check_roles(sorted(set(roles)), kind)
+        check_id(subject, "sub", required=True)
+        for name, value in claims.items():
+            check_id(value, name)
+    except AuthError as error:
+        raise ValueError(str(error)) from None
     issued = int(now)
     payload: dict[str, Any] = {
         "iss": settings.issuer,
@@ -437,6 +495,14 @@ class ServiceAccount:
         # Caught at start-up: otherwise a mistyped hash would only show up as a client that can never log in.
         if _parse_hash(self.secret_hash) is None:
             raise AuthSettingsError(f"service account {self.client_id!r} has a malformed secret hash")
+        if not _CLAIM_ID.fullmatch(self.client_id):
+            raise AuthSettingsError(
+                f"service account {_short(self.client_id)}: client_id must be 1-128 of A-Z a-z 0-9 . _ : @ -"
+            )
+        try:
+            check_roles(sorted(self.roles), "service")
+        except AuthError as error:
+            raise AuthSettingsError(f"service account {self.client_id!r}: {error}") from None
 
 
 def authenticate_client(
@@ -501,9 +567,13 @@ def parse_api_keys(text: str) -> dict[str, ApiKey]:
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise AuthSettingsError(f"{where}: roles must be a list of strings")
         channel, provider = entry.get("channel", ""), entry.get("provider", "")
-        if not isinstance(channel, str) or not isinstance(provider, str):
-            raise AuthSettingsError(f"{where}: channel and provider must be strings")
-        keys[key_id] = ApiKey(key_id, secret, frozenset(roles), channel, provider)
+        try:
+            # an integration key is never a service account
+            checked = check_roles(roles, "integration")
+            channel, provider = check_id(channel, "channel").upper(), check_id(provider, "provider")
+        except AuthError as error:
+            raise AuthSettingsError(f"{where}: {error}") from None
+        keys[key_id] = ApiKey(key_id, secret, checked, channel, provider)
     return keys
 
 

@@ -227,7 +227,8 @@ def asserted(principal: auth.Principal, reveal: bool = False) -> identity.Princi
         roles=principal.roles,
         customer_id=customer_id,
         agent_id=agent_id,
-        channel=principal.channel.upper(),
+        # already the one form (auth checked and folded every claim); nothing is re-parsed downstream
+        channel=principal.channel,
         reveal=reveal,
     )
 

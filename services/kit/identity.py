@@ -342,6 +342,9 @@ def _principal(claims: Mapping[str, Any], issuer: str) -> Principal:
         or not all(isinstance(value, str) for value in scope.values())
         or set(scope) - {"customer", "agent", "channel"}
         or not isinstance(reveal, bool)
+        # the gateway asserts ids and roles in their one form: never blank or padded, so no service
+        # has to (or may) trim them into something else
+        or not all(_exact(value) for value in (claims["sub"], *roles, *scope.values()))
     ):
         raise IdentityError("assertion has malformed claims")
     return Principal(
@@ -354,6 +357,10 @@ def _principal(claims: Mapping[str, Any], issuer: str) -> Principal:
         reveal=reveal,
         issuer=issuer,
     )
+
+
+def _exact(value: str) -> bool:
+    return bool(value) and value == value.strip() and "," not in value
 
 
 def assertion_in(metadata: Iterable[tuple[str, Any]] | None) -> str:

@@ -8,7 +8,7 @@ see them.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import identity
 from services.kit.db import UnitOfWork
-from services.kit.errors import InvalidArgument, in_field_order
+from services.kit.errors import InvalidArgument, PermissionDenied, in_field_order
 from services.orders import handlers, queries, statements
 from services.orders.domain import masking, reconciliation
 from services.orders.domain import payments as pay
@@ -162,7 +162,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         found, token = await queries.list_orders(
             self.uow(),
             self.policy.keys,
-            order_filter(request.filter, scope_of(context)),
+            order_filter(request.filter, scope_of(context), identity.current().roles),
             request.page.page_size,
             request.page.page_token,
         )
@@ -176,7 +176,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self, request: orders_pb2.ExportOrdersRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orders_pb2.ExportOrdersResponse]:
         reveal = _reveal(context)
-        found = order_filter(request.filter, scope_of(context))
+        found = order_filter(request.filter, scope_of(context), identity.current().roles)
         async for chunk in queries.export_orders(self.uow, self.policy.keys, found):
             yield orders_pb2.ExportOrdersResponse(orders=[stored_message(stored, reveal) for stored in chunk])
 
@@ -501,20 +501,18 @@ def actor_of(context: grpc.aio.ServicerContext) -> Actor:
     principal = identity.current()
     kind = principal.actor_type
     actor_type = ActorType(kind) if kind in ActorType._value2member_map_ else ActorType.SERVICE
-    return Actor(actor_type, principal.subject.strip()[:128] or "unidentified")
+    return Actor(actor_type, principal.subject)
 
 
 def scope_of(context: grpc.aio.ServicerContext) -> Scope:
     principal = identity.current()
-    return Scope(
-        customer_id=principal.customer_id.strip(),
-        agent_id=principal.agent_id.strip(),
-        channel=principal.channel.strip().upper(),
-    )
+    # as asserted: the gateway checked and normalised every id once; trimming here is what once turned
+    # a customer id of " " into "no scope"
+    return Scope(customer_id=principal.customer_id, agent_id=principal.agent_id, channel=principal.channel)
 
 
 def roles_of(context: grpc.aio.ServicerContext) -> list[str]:
-    return sorted(role.strip() for role in identity.current().roles if role.strip())
+    return sorted(identity.current().roles)
 
 
 def _reveal(context: grpc.aio.ServicerContext) -> bool:
@@ -668,7 +666,14 @@ def notification(request: orders_pb2.ReportPaymentRequest) -> pay.PaymentNotific
     )
 
 
-def order_filter(message: orders_pb2.OrderFilter, scope: Scope | None = None) -> queries.OrderFilter:
+def order_filter(
+    message: orders_pb2.OrderFilter, scope: Scope | None = None, roles: Iterable[str] = ()
+) -> queries.OrderFilter:
+    """The query's filter; a lookup by the full phone only for roles that see it unmasked (masking)."""
+    if message.buyer_phone and not masking.may_match_sealed(roles):
+        raise PermissionDenied(
+            "filter.buyer_phone: looking orders up by phone is only for roles that see the phone unmasked"
+        )
     statuses: list[OrderStatus] = []
     for index, value in enumerate(message.statuses):
         if value not in orders_pb2.OrderStatus.values():

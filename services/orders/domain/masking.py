@@ -15,6 +15,9 @@ Everyone else sees masks. `operations` and `finance` work on counts, amounts and
 reviewers spot the same buyer across orders by comparing lookup hashes of the normalised phone,
 which needs no digits. Unknown roles get masks too, so a new role starts with the least access.
 
+Looking orders up by a sealed value (the full phone) is allowed only to the roles above, for the
+same reason: see `may_match_sealed`.
+
 Masks keep enough to recognise a record on a call ("the 138…5678 number?") and no more.
 """
 
@@ -41,7 +44,20 @@ def may_see_pii(roles: Iterable[str]) -> bool:
     if isinstance(roles, str):
         # A bare string would be iterated as letters and silently deny: make the caller's bug loud.
         raise TypeError("roles must be a collection of role names, not a single string")
-    return any(role.strip().lower() in PII_ROLES for role in roles)
+    # exact names, as the gateway verified them: folding case or trimming here let "ADMIN" or
+    # " supervisor" unmask what the policy never granted
+    return any(role in PII_ROLES for role in roles)
+
+
+def may_match_sealed(roles: Iterable[str]) -> bool:
+    """True if the caller may look orders up by a sealed value (`filter.buyer_phone`).
+
+    A lookup by the full phone is an oracle: a caller who sees "137****5678" can try the 10^4 middle
+    digits and learn the number from which guess returns the order. So only roles that see the phone
+    unmasked anyway may filter by it; everyone else is refused (PERMISSION_DENIED naming the filter)
+    rather than audited and rate-limited, since no other role needs the lookup for its work.
+    """
+    return may_see_pii(roles)
 
 
 def mask_name(name: str) -> str:

@@ -40,7 +40,7 @@ def test_scoped_callers_are_told_with_their_scope_and_staff_without() -> None:
     assert (agent.customer_id, agent.agent_id) == ("", "agent-7")
     _, staff = forwarded(auth.Principal("sup", "user", frozenset({"cs_agent", "supervisor"})))
     assert (staff.customer_id, staff.agent_id) == ("", "")
-    _, key = forwarded(auth.Principal("k", "integration", frozenset({"channel"}), channel="taobao"))
+    _, key = forwarded(auth.Principal("k", "integration", frozenset({"channel"}), channel="TAOBAO"))
     assert (key.actor_type, key.channel) == ("channel", "TAOBAO")
 
 

@@ -79,7 +79,7 @@ def claims(**changes: Any) -> dict[str, Any]:
         "sub": "user-7",
         "iat": NOW - 60,
         "exp": NOW + 600,
-        "roles": ["agent", "future-role"],
+        "roles": ["cs_agent", "risk"],
         "customer_id": "cust-1",
         "jti": "jti-1",
     }
@@ -110,7 +110,7 @@ def test_a_valid_hs256_token_gives_its_principal() -> None:
     principal = verify_jwt(hs_token(claims(channel="TAOBAO")), hs_settings(), NOW)
     assert principal.subject == "user-7"
     assert principal.kind == "user"
-    assert principal.roles == frozenset({"agent", "future-role"})
+    assert principal.roles == frozenset({"cs_agent", "risk"})
     assert (principal.customer_id, principal.channel, principal.token_id) == ("cust-1", "TAOBAO", "jti-1")
 
 
@@ -216,11 +216,11 @@ def test_tokens_living_longer_than_the_cap_are_refused() -> None:
 @pytest.mark.parametrize("make_settings", [hs_settings, rs_settings])
 def test_issued_tokens_round_trip_with_the_active_kid(make_settings: Any) -> None:
     settings = make_settings()
-    token = issue_token(settings, "svc-router", ["routing"], NOW, ttl_seconds=300, provider="SF", channel="")
+    token = issue_token(settings, "svc-router", ["service"], NOW, ttl_seconds=300, provider="SF", channel="")
     assert jwt.get_unverified_header(token)["kid"] == settings.active_kid
     principal = verify_jwt(token, settings, NOW + 299 + settings.leeway_seconds)
     assert (principal.subject, principal.kind, principal.provider) == ("svc-router", "service", "SF")
-    assert principal.roles == frozenset({"routing"}) and principal.token_id
+    assert principal.roles == frozenset({"service"}) and principal.token_id
     assert "channel" not in jwt.decode(token, options={"verify_signature": False})
     with pytest.raises(AuthError, match="expired"):
         verify_jwt(token, settings, NOW + 300 + settings.leeway_seconds)
@@ -317,8 +317,8 @@ def test_client_secrets_are_hashed_with_salt_and_checked() -> None:
 
 
 def test_client_credentials_name_the_account_or_fail() -> None:
-    accounts = {"router": ServiceAccount("router", hash_secret("right"), frozenset({"routing"}))}
-    assert authenticate_client(accounts, "router", "right").roles == frozenset({"routing"})
+    accounts = {"router": ServiceAccount("router", hash_secret("right"), frozenset({"service"}))}
+    assert authenticate_client(accounts, "router", "right").roles == frozenset({"service"})
     for client_id, secret in [("router", "wrong"), ("nobody", "right")]:
         with pytest.raises(AuthError, match="bad client credentials"):
             authenticate_client(accounts, client_id, secret)
@@ -452,11 +452,9 @@ def test_any_other_body_is_refused(body: bytes) -> None:
 
 def test_api_keys_are_parsed_from_json() -> None:
     encoded = base64.b64encode(API_SECRET).decode()
-    text = json.dumps(
-        [{"key_id": "sf-1", "secret": encoded, "roles": ["carrier-callback"], "provider": "SF"}]
-    )
+    text = json.dumps([{"key_id": "sf-1", "secret": encoded, "roles": ["carrier"], "provider": "SF"}])
     key = parse_api_keys(text)["sf-1"]
-    assert (key.secret, key.roles, key.provider, key.channel) == (API_SECRET, {"carrier-callback"}, "SF", "")
+    assert (key.secret, key.roles, key.provider, key.channel) == (API_SECRET, {"carrier"}, "SF", "")
     assert encoded not in repr(key) and parse_api_keys("  ") == {}
 
 
@@ -487,9 +485,9 @@ def test_api_key_errors_name_the_problem_and_hide_the_secret(entries: Any, probl
 
 def test_omsctl_mints_user_tokens_the_gateway_accepts(capsys: pytest.CaptureFixture[str]) -> None:
     env = env_with()
-    token = tokens.mint(env, "agent-3", ["agent"], 600, customer_id="cust-9", now=NOW)
+    token = tokens.mint(env, "agent-3", ["customer"], 600, customer_id="cust-9", now=NOW)
     principal = verify_jwt(token, JwtSettings.from_settings(env), NOW)
-    assert (principal.kind, principal.customer_id, principal.roles) == ("user", "cust-9", {"agent"})
+    assert (principal.kind, principal.customer_id, principal.roles) == ("user", "cust-9", {"customer"})
 
     parser = argparse.ArgumentParser()
     tokens.add_arguments(parser.add_subparsers(dest="command"))
