@@ -24,7 +24,7 @@ from services.kit.sealing import KeyRing
 from services.orders.domain import anchor, channels, lifecycle, orchestration
 from services.orders.domain import payments as pay
 from services.orders.domain.lifecycle import OrderStatus
-from services.orders.domain.model import AlertRaised, Channel, IngestOrder, Order, accept
+from services.orders.domain.model import AlertRaised, Channel, IngestOrder, Order, accept, vouched
 from services.orders.domain.timeline import Actor, Entry, entries_for
 from services.orders.messages import alert, event_messages
 from services.orders.scope import EVERYTHING, Scope, check_visible
@@ -191,7 +191,7 @@ def _command(item: IngestOrder | ChannelPayload) -> tuple[IngestOrder, bytes]:
         return item, b""
     if item.channel is None:
         raise InvalidArgument("channel", "is required")
-    command = channels.parse(item.channel, item.payload)
+    command = vouched(channels.parse(item.channel, item.payload))
     return command, json.dumps(item.payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 

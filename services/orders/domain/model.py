@@ -37,6 +37,10 @@ class Channel(StrEnum):
     POS = "POS"
 
 
+# channels we run ourselves: no marketplace vouches for their payments
+SELF_RUN = frozenset({Channel.OWN_SHOP, Channel.POS})
+
+
 class Priority(StrEnum):
     """How urgently the order should be delivered (routing ships an expedited order by express)."""
 
@@ -406,6 +410,19 @@ def accept(command: IngestOrder, order_id: str, now: datetime) -> Order:
     return order
 
 
+def vouched(command: IngestOrder) -> IngestOrder:
+    """A channel payload's facts as far as its channel can vouch for them.
+
+    A marketplace collects the money itself, so its "paid" status is a payment. Our own shop and tills
+    do not: their payload's paid status is kept as `channel_status`, but the order stays PENDING_PAYMENT
+    until its payment record arrives (ReportPayment, a payment webhook). A canonical order that sets
+    `paid_at` for such a channel is refused instead (see `violations`): there the caller chose the field.
+    """
+    if command.channel in SELF_RUN and command.paid_at is not None:
+        return replace(command, paid_at=None)
+    return command
+
+
 def without_events(order: Order) -> Order:
     return replace(order, events=[])
 
@@ -452,6 +469,11 @@ def violations(command: IngestOrder) -> list[tuple[str, str]]:
         found.append(("discounts", f"together exceed the goods amount {goods}"))
     if len(command.channel_status) > 64:
         found.append(("channel_status", "must be at most 64 characters"))
+    if command.paid_at is not None and command.channel in SELF_RUN:
+        # the channel's word is only a payment on a marketplace, which collected the money itself; our
+        # own shop and tills are paid by a payment record (ReportPayment, a payment webhook), never by a
+        # field the ingesting caller sets
+        found.append(("paid_at", "own-shop and POS orders become paid only through a payment record"))
     if len(command.buyer_note) > 2000:
         found.append(("buyer_note", "must be at most 2000 characters"))
     return found

@@ -18,7 +18,7 @@ from services.orders.domain.channels.base import (
     to_minor,
     unix_time,
 )
-from services.orders.domain.model import Channel, DiscountKind, IngestOrder, Priority, accept
+from services.orders.domain.model import Channel, DiscountKind, IngestOrder, Priority, accept, vouched
 from tests.fixtures.channels.builders import FIXTURES, big_shopee_payload, load
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -73,7 +73,7 @@ def test_a_channel_without_an_adapter_is_refused_by_name() -> None:
 )
 def test_every_fixture_becomes_an_order_the_model_accepts(fixture: Any) -> None:
     channel = Channel[fixture.parent.name.upper()]
-    command = channels.parse(channel, json.loads(fixture.read_text(encoding="utf-8")))
+    command = vouched(channels.parse(channel, json.loads(fixture.read_text(encoding="utf-8"))))
     assert command.channel is channel
     assert accept(command, "order-1", NOW).channel_order_id == command.channel_order_id
 
@@ -242,7 +242,7 @@ def test_a_cancelled_order_is_marked_cancelled(channel: Channel) -> None:
 
 @pytest.mark.parametrize("channel", ALL)
 def test_a_later_version_is_the_same_channel_order_with_a_later_modified_time(channel: Channel) -> None:
-    first, later = parsed(channel, "paid"), parsed(channel, "paid_later")
+    first, later = vouched(parsed(channel, "paid")), vouched(parsed(channel, "paid_later"))
     assert later.channel_order_id == first.channel_order_id
     assert first.channel_modified_at is not None and later.channel_modified_at is not None
     assert later.channel_modified_at > first.channel_modified_at
