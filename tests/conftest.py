@@ -151,8 +151,9 @@ def platform(infra: Infra) -> Iterator[Platform]:
         database_names={"orders": random_ref("e2e_orders_"), "gateway": random_ref("e2e_gateway_")},
         fixed_ports=False,
     )
-    # a deliberately tight limit for one test role, so the limiter's 429 can be seen quickly
-    limits = DEFAULT_LIMITS + ",role:tight.read=1/s:3"
+    # a deliberately tight read limit for one role no other end-to-end test reads with (a credential
+    # may carry known roles only), so the limiter's 429 can be seen quickly
+    limits = DEFAULT_LIMITS + ",role:carrier.read=1/s:3"
     previous = os.environ.get("RATE_LIMITS")
     os.environ["RATE_LIMITS"] = limits
     try:

@@ -268,7 +268,7 @@ async def test_an_agent_cannot_tell_another_agents_customer_order_from_an_unknow
 
 
 async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(platform: Platform) -> None:
-    token = bearer(platform, "ops", "tight")
+    token = bearer(platform, "ops", "carrier")  # carrier has the tight test limit (tests/conftest.py)
     statuses = []
     for _ in range(6):
         status, headers, _ = await call(platform, "GET", "/v1/order-stats", token=token)
