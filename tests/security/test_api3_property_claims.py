@@ -7,6 +7,7 @@ with no payment record."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from tests.conftest import random_ref
 from tests.e2e.conftest import bearer
 from tests.e2e.test_edge import call
 from tests.e2e.test_walking_skeleton import order_json
+from tests.fixtures.channels.builders import load
 
 
 async def test_a_role_that_sees_the_phone_masked_cannot_look_orders_up_by_it(platform: Platform) -> None:
@@ -58,3 +60,22 @@ async def test_paid_at_on_a_marketplace_order_still_pays_it(platform: Platform) 
     status, _, created = await call(platform, "POST", "/v1/orders", order, token=bearer(platform, "ops"))
     assert status == 200, created
     assert created["order"]["status"] != "ORDER_STATUS_PENDING_PAYMENT", created
+
+
+async def test_an_own_shop_or_pos_payload_saying_paid_awaits_its_payment_record(platform: Platform) -> None:
+    for channel, payload, field in (
+        ("CHANNEL_OWN_SHOP", load("own_shop", "paid"), "order_no"),
+        ("CHANNEL_POS", load("pos", "paid"), "receipt_no"),
+    ):
+        payload[field] = random_ref("P")
+        status, _, created = await call(
+            platform,
+            "POST",
+            "/v1/channel-orders",
+            {"channel": channel, "payloadJson": json.dumps(payload)},
+            token=bearer(platform, "ops"),
+        )
+        assert status == 200, created
+        # the channel's own status is kept, but it is not a payment
+        assert created["order"]["status"] == "ORDER_STATUS_PENDING_PAYMENT", created
+        assert created["order"]["channelStatus"], created
