@@ -35,6 +35,8 @@ FORWARDED_METADATA = frozenset({"x-request-id", "idempotency-key", "grpc-accept-
 # staff roles see every row; anyone else with a scoped role is limited to their rows
 UNSCOPED_ROLES = frozenset({"ops", "supervisor", "admin", "service", "finance", "risk", "warehouse"})
 TARGET_FIELDS = ("channel_order_id", "merchant_order_no", "transaction_id")
+# set by Envoy's route config from the downstream address it computed (deploy/envoy/envoy.yaml)
+CLIENT_ADDRESS_HEADER = "x-oms-client-address"
 
 
 class Refused(Exception):
@@ -259,9 +261,13 @@ def _ids(message: Message | None) -> list[str]:
 
 
 def _source_ip(metadata: Mapping[str, str], peer: str) -> str:
-    forwarded = metadata.get("x-forwarded-for", "") or metadata.get("x-envoy-external-address", "")
-    if forwarded:
-        return forwarded.split(",")[0].strip()
+    """The address Envoy computed (`use_remote_address` and its trusted hops) and set, overwriting any
+    copy the caller sent; `x-forwarded-for` is the caller's to write and is never read. Without the
+    header the call did not come through Envoy (only Envoy may reach the gateway in a deployment), and
+    the connection's peer is the caller."""
+    given = metadata.get(CLIENT_ADDRESS_HEADER, "").strip()
+    if given:
+        return given
     # "ipv4:127.0.0.1:54321" / "ipv6:[::1]:54321"
     kind, _, rest = peer.partition(":")
     return rest.rsplit(":", 1)[0].strip("[]") if kind in ("ipv4", "ipv6") else peer
