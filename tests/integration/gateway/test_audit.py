@@ -75,13 +75,6 @@ async def test_the_log_pages_newest_first_and_filters_by_trace(engine: AsyncEngi
 async def test_failed_attempts_are_written_as_one_counted_record_per_closed_window(
     engine: AsyncEngine,
 ) -> None:
-    from typing import Any, cast
-
-    from services.gateway import auth
-    from services.gateway.attempts import FailedAttempts
-    from services.gateway.gate import Gate
-    from services.kit.db import UnitOfWork
-
     clock = [datetime(2026, 12, 1, 10, 0, 5, tzinfo=UTC).timestamp()]
     gate = Gate(
         jwt=cast(auth.JwtSettings, None),
