@@ -11,14 +11,15 @@ import pytest
 
 from oms.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from omsctl.stack import Platform
+from services.gateway.credentials import ThrottleSettings
 from tests.conftest import random_ref
 from tests.e2e.conftest import auth_metadata
 from tests.e2e.test_edge import call
 
 pytestmark = pytest.mark.e2e
 
-# the gateway's defaults (services/gateway/credentials.py, config.py)
-FREE_FAILURES_PER_CLIENT = 5
+# the gateway's defaults, which the session's platform runs with
+FREE_FAILURES_PER_CLIENT = ThrottleSettings().free_per_client
 WATCH_STREAMS_PER_PRINCIPAL = 5
 
 
