@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e security contract test bench bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox bench-outage clean
+.PHONY: all venv protos run down status lint unit integration e2e security contract test bench bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
 
 all: test
 
@@ -57,7 +57,7 @@ contract: protos
 test: lint protos
 	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e tests/security
 
-bench: bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox
+bench: bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox bench-credentials
 
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
@@ -76,6 +76,9 @@ bench-identity: protos ## signing and verifying one identity assertion (µs); pr
 
 bench-limiter: protos ## 200 concurrent rate-limit checks (idle and busy loop) and 200 concurrent writes through Envoy; prints `name: value unit`
 	$(PY) -m bench.limiter
+
+bench-credentials: protos ## an admin's GetOrder p50 while 16 clients send wrong client secrets; prints `name: value unit`
+	$(PY) -m bench.credentials
 
 bench-outbox: protos ## commit → JetStream latency before and after a Postgres restart, relay takeover time; prints `name: value unit`
 	$(PY) -m bench.outbox

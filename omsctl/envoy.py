@@ -6,6 +6,11 @@ CORS_ALLOWED_ORIGINS is a comma-separated list of origins (`https://console.exam
 stand for the port (`http://localhost:*`) or for one leftmost label of the host
 (`https://*.example.com`). A bare `*` (any origin) is refused. None are allowed unless listed, except
 that a local run allows a browser on localhost / 127.0.0.1 at any port.
+
+ENVOY_XFF_TRUSTED_HOPS is how many proxies in front of Envoy (a cloud load balancer, …) append the
+client's address to x-forwarded-for; Envoy takes the address that many hops from the right and passes
+it to the gateway. 0 (the default) means Envoy faces the clients and the connection's peer is the
+client; a number larger than the real hops would let a caller choose its own address.
 """
 
 from __future__ import annotations
@@ -68,6 +73,16 @@ def set_cors_origins(config: dict[str, Any], origins: Sequence[str]) -> None:
     virtual_host["typed_per_filter_config"][CORS]["allow_origin_string_match"] = origin_matchers(origins)
 
 
+def parse_trusted_hops(text: str) -> int:
+    if not text.strip().isdigit() or int(text) > 10:
+        raise ValueError(f"ENVOY_XFF_TRUSTED_HOPS must be a whole number from 0 to 10, not {text!r}")
+    return int(text)
+
+
+def set_trusted_hops(config: dict[str, Any], hops: int) -> None:
+    _manager(config)["xff_num_trusted_hops"] = hops
+
+
 def set_descriptor(config: dict[str, Any], descriptor: Path) -> None:
     transcoder = next(item for item in _manager(config)["http_filters"] if item["name"] == TRANSCODER)
     transcoder["typed_config"]["proto_descriptor"] = str(descriptor)
@@ -92,6 +107,7 @@ def render(
     set_descriptor(config, descriptor)
     given = env.get("CORS_ALLOWED_ORIGINS")
     set_cors_origins(config, parse_origins(given) if given is not None else list(LOCAL_CORS_ORIGINS))
+    set_trusted_hops(config, parse_trusted_hops(env.get("ENVOY_XFF_TRUSTED_HOPS", "0")))
     cluster = next(item for item in config["static_resources"]["clusters"] if item["name"] == "gateway")
     endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     endpoint["address"]["socket_address"].update(address=gateway_host, port_value=gateway_port)
@@ -99,11 +115,12 @@ def render(
 
 
 def render_for_pod(template: Path, target: Path, env: Mapping[str, str]) -> dict[str, Any]:
-    """The deployed config: the template's addresses, the descriptor beside the config, and only the
-    CORS origins the settings list (none by default)."""
+    """The deployed config: the template's addresses, the descriptor beside the config, only the
+    CORS origins the settings list (none by default) and the trusted hops in front of Envoy."""
     config: dict[str, Any] = yaml.safe_load(template.read_text())
     set_descriptor(config, target / "oms.pb")
     set_cors_origins(config, parse_origins(env.get("CORS_ALLOWED_ORIGINS", "")))
+    set_trusted_hops(config, parse_trusted_hops(env.get("ENVOY_XFF_TRUSTED_HOPS", "0")))
     return config
 
 

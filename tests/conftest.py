@@ -153,16 +153,21 @@ def platform(infra: Infra) -> Iterator[Platform]:
     )
     # a deliberately tight read limit for one role no other end-to-end test reads with (a credential
     # may carry known roles only), so the limiter's 429 can be seen quickly
-    limits = DEFAULT_LIMITS + ",role:carrier.read=1/s:3"
-    previous = os.environ.get("RATE_LIMITS")
-    os.environ["RATE_LIMITS"] = limits
+    settings = {
+        "RATE_LIMITS": DEFAULT_LIMITS + ",role:carrier.read=1/s:3",
+        # failed attempts are audited per window: a short one, so the records can be seen quickly
+        "FAILED_ATTEMPT_WINDOW_SECONDS": "2",
+    }
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         running.start()
         yield running
     finally:
-        if previous is None:
-            os.environ.pop("RATE_LIMITS", None)
-        else:
-            os.environ["RATE_LIMITS"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         running.stop()
         shutil.rmtree(home, ignore_errors=True)

@@ -7,6 +7,7 @@ to its owning service or served here (tokens, uploads, webhooks, reveal, audit l
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 
 from google.protobuf.message import Message
@@ -15,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms.alerts.v1 import events_pb2 as alert_events
 from services.gateway import alerts, jobs
+from services.gateway.attempts import FailedAttempts
 from services.gateway.config import Settings
+from services.gateway.credentials import FailureThrottle, SecretChecker
 from services.gateway.gate import Gate
 from services.gateway.grpc_api import SERVICE_NAME, GatewayApi
 from services.gateway.limits import LocalTokenBucket, RateLimiter, RedisTokenBucket, connect_redis
@@ -28,6 +31,7 @@ from services.kit.db import UnitOfWork
 from services.kit.grpc_server import GrpcServer, wait_for_shutdown_signal
 from services.kit.runtime import Runtime
 
+log = logging.getLogger(__name__)
 ORDERS = "oms.orders.v1.OrdersService"
 
 
@@ -51,6 +55,7 @@ async def serve(settings: Settings) -> None:
             settings.limits,
             new_uow,
             identity.Signer(settings.common.identity),
+            failed_attempts=FailedAttempts(settings.failed_attempt_window_seconds),
         )
         uploads = UploadStore(
             redis,
@@ -63,6 +68,7 @@ async def serve(settings: Settings) -> None:
             for service, address in settings.upstreams.items()
         }
         hub = alerts.AlertHub()
+        checker = SecretChecker(settings.credential_checks)
         api = GatewayApi(
             gate,
             settings.jwt,
@@ -73,6 +79,9 @@ async def serve(settings: Settings) -> None:
             hub,
             settings.webhook_secrets,
             settings.signature_window_seconds,
+            checker=checker,
+            throttle=FailureThrottle(redis, settings.credential_throttle),
+            watch_streams_per_principal=settings.watch_streams_per_principal,
         )
         # every replica feeds its own watchers; deliveries happen once, from a shared durable consumer
         prefix = settings.common.subject_prefix
@@ -106,6 +115,8 @@ async def serve(settings: Settings) -> None:
             one_replica=True,
         )
         runtime.every("upload sweep", 60, lambda: jobs.sweep_uploads(uploads), one_replica=True)
+        # every replica writes the failed attempts it counted, once their window has closed
+        runtime.every("failed attempts", 1, gate.flush_failed_attempts)
         dispatcher = Dispatcher(
             gate, channels, SERVICE_NAME, api.methods(), settings.upstream_deadline_seconds
         )
@@ -127,6 +138,11 @@ async def serve(settings: Settings) -> None:
         finally:
             hub.close()
             await server.stop()
+            checker.close()
+            try:
+                await gate.flush_failed_attempts(everything=True)
+            except Exception:
+                log.warning("the last failed attempts could not be audited", exc_info=True)
             for channel in channels.values():
                 await channel.close()
             await redis.aclose()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.gateway import auth
+from services.gateway.credentials import ThrottleSettings
 from services.gateway.limits import Limit, LimiterSettings, parse_limits
 from services.gateway.routes import PUBLIC_SERVICES
 from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional, required
@@ -47,6 +48,10 @@ class Settings:
     uploads_per_principal: int
     audit_retention: timedelta
     alert_env: Mapping[str, str]
+    credential_checks: int
+    credential_throttle: ThrottleSettings
+    watch_streams_per_principal: int
+    failed_attempt_window_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,7 +84,38 @@ class Settings:
             uploads_per_principal=integer(env, "UPLOADS_PER_PRINCIPAL", 4),
             audit_retention=timedelta(days=retention_days),
             alert_env=dict(env),
+            credential_checks=_at_least_one(env, "CREDENTIAL_CHECKS_MAX_CONCURRENT", 2),
+            credential_throttle=_throttle(env),
+            watch_streams_per_principal=_at_least_one(env, "WATCH_STREAMS_PER_PRINCIPAL", 5),
+            failed_attempt_window_seconds=_window(env),
         )
+
+
+def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
+    value = integer(env, name, default)
+    if value < 1:
+        raise InvalidSetting(f"{name} must be at least 1")
+    return value
+
+
+def _window(env: Mapping[str, str]) -> float:
+    seconds = number(env, "FAILED_ATTEMPT_WINDOW_SECONDS", 60.0)
+    if not 1 <= seconds <= 3600:
+        raise InvalidSetting("FAILED_ATTEMPT_WINDOW_SECONDS must be between 1 and 3600")
+    return seconds
+
+
+def _throttle(env: Mapping[str, str]) -> ThrottleSettings:
+    default = ThrottleSettings()
+    try:
+        return ThrottleSettings(
+            free_per_client=integer(env, "CREDENTIAL_FAILURES_FREE_PER_CLIENT", default.free_per_client),
+            free_per_address=integer(env, "CREDENTIAL_FAILURES_FREE_PER_ADDRESS", default.free_per_address),
+            max_backoff_seconds=number(env, "CREDENTIAL_BACKOFF_MAX_SECONDS", default.max_backoff_seconds),
+            window_seconds=number(env, "CREDENTIAL_FAILURE_WINDOW_SECONDS", default.window_seconds),
+        )
+    except ValueError as error:
+        raise InvalidSetting(f"CREDENTIAL_*: {error}") from None
 
 
 def _limiter(env: Mapping[str, str]) -> LimiterSettings:

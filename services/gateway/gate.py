@@ -21,6 +21,7 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from services.gateway import auth
+from services.gateway.attempts import FailedAttempts
 from services.gateway.limits import RateLimiter, limit_for
 from services.gateway.policy import Klass, Rule, allowed
 from services.gateway.store import AuditRecord, add_audit
@@ -35,6 +36,8 @@ FORWARDED_METADATA = frozenset({"x-request-id", "idempotency-key", "grpc-accept-
 # staff roles see every row; anyone else with a scoped role is limited to their rows
 UNSCOPED_ROLES = frozenset({"ops", "supervisor", "admin", "service", "finance", "risk", "warehouse"})
 TARGET_FIELDS = ("channel_order_id", "merchant_order_no", "transaction_id")
+# set by Envoy's route config from the downstream address it computed (deploy/envoy/envoy.yaml)
+CLIENT_ADDRESS_HEADER = "x-oms-client-address"
 
 
 class Refused(Exception):
@@ -64,6 +67,7 @@ class Gate:
         new_uow: Callable[[], UnitOfWork],
         signer: identity.Signer,
         wall: Callable[[], float] = time.time,
+        failed_attempts: FailedAttempts | None = None,
     ) -> None:
         self.jwt = jwt
         self.api_keys = api_keys
@@ -75,36 +79,47 @@ class Gate:
         self.signer = signer
         self.wall = wall
         self.pool = descriptor_pool.Default()
+        self.failed_attempts = FailedAttempts() if failed_attempts is None else failed_attempts
 
     # ---- admission ----------------------------------------------------------------------------
 
     async def admit(
         self, method: str, rule: Rule, metadata: Mapping[str, str], body: bytes, peer: str
     ) -> Caller:
-        principal = await self.authenticate(method, metadata, body) if not rule.public else _anonymous()
+        source_ip = client_address(metadata, peer)
+        principal = (
+            await self.authenticate(method, metadata, body, source_ip) if not rule.public else _anonymous()
+        )
         if not allowed(rule, principal.roles):
+            self.failed_attempt_of(principal, source_ip, method, "PERMISSION_DENIED", "role_not_allowed")
             raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not allowed for this caller")
         if (
             "customer" in principal.roles
             and not principal.customer_id
             and not principal.roles & UNSCOPED_ROLES
         ):
+            self.failed_attempt_of(principal, source_ip, method, "PERMISSION_DENIED", "customer_unnamed")
             raise Refused(grpc.StatusCode.PERMISSION_DENIED, "a customer token must name its customer")
-        source_ip = _source_ip(metadata, peer)
         # anonymous calls (token exchange, signed webhooks) are limited per source address, so one
         # noisy sender cannot use up everyone's bucket
         await self._limit(method, rule, principal, principal.subject or f"ip:{source_ip}")
         return Caller(principal, source_ip, metadata.get("x-request-id", ""))
 
-    async def authenticate(self, method: str, metadata: Mapping[str, str], body: bytes) -> auth.Principal:
+    async def authenticate(
+        self, method: str, metadata: Mapping[str, str], body: bytes, source_ip: str = ""
+    ) -> auth.Principal:
+        # the reason class of a refusal: which kind of credential failed, never what was sent
+        reason = "no_credentials"
         try:
             header = metadata.get("authorization", "")
             if header:
+                reason = "bearer_token"
                 scheme, _, token = header.partition(" ")
                 if scheme.lower() != "bearer" or not token:
                     raise auth.AuthError("authorization is not a bearer token")
                 return auth.verify_jwt(token.strip(), self.jwt, self.wall())
             if "x-oms-key-id" in metadata:
+                reason = "api_key_signature"
                 return await auth.verify_signature(
                     self.api_keys,
                     metadata.get("x-oms-key-id", ""),
@@ -119,7 +134,8 @@ class Gate:
                 )
             raise auth.AuthError("no credentials")
         except auth.AuthError as error:
-            log.info("refused %s: %s", method, error)
+            log.info("refused %s from %s: %s", method, source_ip or "?", error)
+            self.failed_attempts.add(self.wall(), source_ip, method, "UNAUTHENTICATED", reason)
             raise Refused(grpc.StatusCode.UNAUTHENTICATED, "authentication required") from None
 
     async def _claim_nonce(self, key_id: str, nonce: str, ttl_seconds: int) -> bool:
@@ -151,6 +167,58 @@ class Gate:
                 f"rate limit for {klass} calls reached; retry after {decision.retry_after_seconds:.1f}s",
                 decision.retry_after_seconds,
             )
+
+    # ---- failed attempts ------------------------------------------------------------------------
+
+    def failed_attempt(self, caller: Caller, method: str, result: str, reason: str) -> None:
+        """A 401 or 403 after admission (a wrong client secret, a refusal upstream), counted for audit."""
+        self.failed_attempt_of(caller.principal, caller.source_ip, method, result, reason)
+
+    def failed_attempt_of(
+        self, principal: auth.Principal, source_ip: str, method: str, result: str, reason: str
+    ) -> None:
+        log.info("refused %s from %s: %s (%s)", method, source_ip, result, reason)
+        self.failed_attempts.add(
+            self.wall(), source_ip, method, result, reason, principal.subject, principal.kind
+        )
+
+    async def flush_failed_attempts(self, everything: bool = False) -> int:
+        """One audit record per closed window and key, with the count; a failed write keeps the counts
+        for the next flush. Returns how many records were written."""
+        taken = self.failed_attempts.take_closed(self.wall(), everything)
+        if not taken:
+            return 0
+        window = self.failed_attempts.window_seconds
+        try:
+            uow = self.new_uow()
+            async with uow:
+                for key, count in taken:
+                    start = datetime.fromtimestamp(key.window_start, UTC)
+                    await add_audit(
+                        uow.conn,
+                        AuditRecord(
+                            audit_id=new_id(),
+                            at=start,
+                            principal=key.principal or "anonymous",
+                            principal_kind=key.principal_kind,
+                            roles=(),
+                            source_ip=key.address,
+                            method=key.method,
+                            target_ids=(),
+                            result=key.result,
+                            trace_id="",
+                            detail=(
+                                f"{count} failed attempt{'s' if count != 1 else ''} ({key.reason}) "
+                                f"in the {window:g} s from {start:%Y-%m-%dT%H:%M:%S}Z"
+                            ),
+                            attempts=count,
+                        ),
+                    )
+                await uow.commit()
+        except BaseException:
+            self.failed_attempts.put_back(taken)
+            raise
+        return len(taken)
 
     # ---- what the owning service is told -----------------------------------------------------
 
@@ -259,10 +327,14 @@ def _ids(message: Message | None) -> list[str]:
     return found
 
 
-def _source_ip(metadata: Mapping[str, str], peer: str) -> str:
-    forwarded = metadata.get("x-forwarded-for", "") or metadata.get("x-envoy-external-address", "")
-    if forwarded:
-        return forwarded.split(",")[0].strip()
+def client_address(metadata: Mapping[str, str], peer: str) -> str:
+    """The address Envoy computed (`use_remote_address` and its trusted hops) and set, overwriting any
+    copy the caller sent; `x-forwarded-for` is the caller's to write and is never read. Without the
+    header the call did not come through Envoy (only Envoy may reach the gateway in a deployment), and
+    the connection's peer is the caller."""
+    given = metadata.get(CLIENT_ADDRESS_HEADER, "").strip()
+    if given:
+        return given
     # "ipv4:127.0.0.1:54321" / "ipv6:[::1]:54321"
     kind, _, rest = peer.partition(":")
     return rest.rsplit(":", 1)[0].strip("[]") if kind in ("ipv4", "ipv6") else peer

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,8 @@ from oms.gateway.v1 import gateway_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.gateway import auth
 from services.gateway.alerts import AlertHub
-from services.gateway.gate import Caller, Gate
+from services.gateway.credentials import ChecksBusy, FailureThrottle, SecretChecker
+from services.gateway.gate import Caller, Gate, trailing
 from services.gateway.proxy import LocalMethod
 from services.gateway.store import (
     PENDING,
@@ -86,6 +88,10 @@ class GatewayApi:
         webhook_secrets: dict[str, bytes],
         signature_window_seconds: int,
         wall: Callable[[], float] = time.time,
+        *,
+        checker: SecretChecker,
+        throttle: FailureThrottle,
+        watch_streams_per_principal: int = 5,
     ) -> None:
         self.gate = gate
         self.jwt = jwt
@@ -97,6 +103,11 @@ class GatewayApi:
         self.webhook_secrets = webhook_secrets
         self.window = signature_window_seconds
         self.wall = wall
+        self.checker = checker
+        self.throttle = throttle
+        self.watch_cap = watch_streams_per_principal
+        # open WatchAlerts streams per principal on this replica
+        self.watching: dict[str, int] = {}
 
     def methods(self) -> dict[str, LocalMethod]:
         return {
@@ -120,13 +131,34 @@ class GatewayApi:
     async def issue_token(
         self, request: gateway_pb2.IssueTokenRequest, context: Any, caller: Caller
     ) -> gateway_pb2.IssueTokenResponse:
-        try:
-            account = auth.authenticate_client(self.accounts, request.client_id, request.client_secret)
-        except auth.AuthError:
-            raise Unauthenticated("authentication required") from None
+        account = await self._client_account(request.client_id, request.client_secret, context, caller)
         ttl = 3600
         token = auth.issue_token(self.jwt, account.client_id, account.roles, self.wall(), ttl, kind="service")
         return gateway_pb2.IssueTokenResponse(access_token=token, token_type="Bearer", expires_in=ttl)
+
+    async def _client_account(
+        self, client_id: str, secret: str, context: Any, caller: Caller
+    ) -> auth.ServiceAccount:
+        """The throttle first (no hashing for a blocked id or address), then the capped, off-loop check."""
+        wait = await self.throttle.blocked_for(client_id, caller.source_ip)
+        if wait > 0:
+            context.set_trailing_metadata(trailing(wait))
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many failed attempts; retry after {math.ceil(wait)}s",
+            )
+        try:
+            account = await self.checker.authenticate(self.accounts, client_id, secret)
+        except ChecksBusy:
+            raise Unavailable("too many credential checks at once; retry") from None
+        except auth.AuthError:
+            await self.throttle.failed(client_id, caller.source_ip)
+            self.gate.failed_attempt(
+                caller, f"/{SERVICE_NAME}/IssueToken", "UNAUTHENTICATED", "client_secret"
+            )
+            raise Unauthenticated("authentication required") from None
+        await self.throttle.succeeded(client_id)
+        return account
 
     # ---- chunked uploads ----------------------------------------------------------------------
 
@@ -286,6 +318,8 @@ class GatewayApi:
         method = WEBHOOK_METHODS[kind]
         targets = payload_targets(kind, body)
         try:
+            # a forged notification keeps its own record (not a counted one): it names the order and
+            # transaction it tried to touch; the per-address rate limit bounds how many there can be
             self._verify(kind, sender, body, context)
             result, touched = await self._handle_once(kind, sender, body, sent_by, forward)
         except DomainError as error:
@@ -478,9 +512,20 @@ class GatewayApi:
     async def watch_alerts(
         self, request: gateway_pb2.WatchAlertsRequest, context: Any, caller: Caller
     ) -> AsyncIterator[gateway_pb2.WatchAlertsResponse]:
-        async with self.hub.subscribe(min_severity=int(request.min_severity)) as alerts:
-            async for alert in alerts:
-                yield gateway_pb2.WatchAlertsResponse(alert=alert)
+        who = f"{caller.principal.kind}:{caller.principal.subject}"
+        if self.watching.get(who, 0) >= self.watch_cap:
+            raise ResourceExhausted(
+                f"at most {self.watch_cap} WatchAlerts streams per caller; close one before opening another"
+            )
+        self.watching[who] = self.watching.get(who, 0) + 1
+        try:
+            async with self.hub.subscribe(min_severity=int(request.min_severity)) as alerts:
+                async for alert in alerts:
+                    yield gateway_pb2.WatchAlertsResponse(alert=alert)
+        finally:
+            left = self.watching.pop(who) - 1
+            if left:
+                self.watching[who] = left
 
 
 def upload_message(state: UploadState) -> gateway_pb2.Upload:

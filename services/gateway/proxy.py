@@ -16,8 +16,8 @@ import grpc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
-from services.gateway import json_fields
-from services.gateway.gate import Caller, Gate, Refused, trailing
+from services.gateway import auth, json_fields
+from services.gateway.gate import Caller, Gate, Refused, client_address, trailing
 from services.gateway.policy import rule_for
 from services.kit.errors import DETAILS_KEY, DomainError, InvalidArgument, to_status
 from services.kit.identity import audience_of
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 Local = Callable[..., Any]
 
 PASSED_TRAILERS = frozenset({"retry-after", DETAILS_KEY})
+# a service's refusals are failed attempts like the gate's own (audited, counted per window)
+REFUSALS = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,13 @@ class Dispatcher(grpc.GenericRpcHandler):
         rule = rule_for(method)
         try:
             if rule is None:
+                self.gate.failed_attempt_of(
+                    _nobody(),
+                    client_address(metadata, context.peer() or ""),
+                    method,
+                    "PERMISSION_DENIED",
+                    "not_public",
+                )
                 raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not a public method")
             caller = await self.gate.admit(method, rule, metadata, body, context.peer() or "")
             self._refuse_unknown_json_fields(method, metadata)
@@ -139,9 +148,13 @@ class Dispatcher(grpc.GenericRpcHandler):
                 else min(remaining, dispatcher.default_deadline)
             )
 
-        async def upstream_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError) -> None:
+        async def upstream_error(
+            context: grpc.aio.ServicerContext, caller: Caller, error: grpc.aio.AioRpcError
+        ) -> None:
             # the service's retry-after and field violations reach the caller (Envoy turns the
             # details into the JSON error body)
+            if error.code() in REFUSALS:
+                dispatcher.gate.failed_attempt(caller, method, error.code().name, "service_refused")
             passed = [
                 (key, value) for key, value in error.trailing_metadata() or () if key in PASSED_TRAILERS
             ]
@@ -173,7 +186,7 @@ class Dispatcher(grpc.GenericRpcHandler):
                         method, caller, request, call(request, timeout=deadline(context), metadata=outgoing)
                     )
                 except grpc.aio.AioRpcError as error:
-                    await upstream_error(context, error)
+                    await upstream_error(context, caller, error)
                     raise
 
             return grpc.unary_unary_rpc_method_handler(unary)
@@ -191,7 +204,7 @@ class Dispatcher(grpc.GenericRpcHandler):
                     async for item in stream(request, timeout=deadline(context) * 30, metadata=outgoing):
                         yield item
                 except grpc.aio.AioRpcError as error:
-                    await upstream_error(context, error)
+                    await upstream_error(context, caller, error)
 
             return grpc.unary_stream_rpc_method_handler(server_stream)
 
@@ -263,3 +276,7 @@ class Dispatcher(grpc.GenericRpcHandler):
 async def _unimplemented(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     await context.abort(grpc.StatusCode.UNIMPLEMENTED, "client streaming is not forwarded")
     raise AssertionError("unreachable")
+
+
+def _nobody() -> auth.Principal:
+    return auth.Principal(subject="", kind="anonymous", roles=frozenset())

@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, Text, delete, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,6 +44,8 @@ audit_table = Table(
     Column("result", String(32), nullable=False),
     Column("trace_id", String(32), nullable=False),
     Column("detail", Text, nullable=False),
+    # more than 1 for a record that counts failed attempts of one window (services/gateway/attempts.py)
+    Column("attempts", Integer, nullable=False),
 )
 
 receipts_table = Table(
@@ -58,6 +72,7 @@ class AuditRecord:
     result: str
     trace_id: str
     detail: str
+    attempts: int = 1
 
 
 async def add_audit(conn: AsyncConnection, record: AuditRecord) -> None:
@@ -74,6 +89,7 @@ async def add_audit(conn: AsyncConnection, record: AuditRecord) -> None:
             result=record.result[:32],
             trace_id=record.trace_id[:32],
             detail=record.detail[:2000],
+            attempts=record.attempts,
         )
     )
 
@@ -202,6 +218,7 @@ def _record(row: Any) -> AuditRecord:
         result=row["result"],
         trace_id=row["trace_id"],
         detail=row["detail"],
+        attempts=row["attempts"],
     )
 
 

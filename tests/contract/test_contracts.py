@@ -192,3 +192,26 @@ def test_the_events_catalogue_lists_exactly_the_event_messages() -> None:
     listed = {subject for subject, _ in rows}
     for subject in orders_messages.SUBJECTS:
         assert f"oms.{subject}" in listed, f"oms.{subject} is published but not catalogued"
+
+
+def test_envoy_believes_only_the_configured_hops_of_x_forwarded_for() -> None:
+    def manager(config: dict[str, Any]) -> dict[str, Any]:
+        return config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]  # type: ignore[no-any-return]
+
+    local = envoy.render(
+        envoy.TEMPLATE,
+        listen_port=8080,
+        admin_port=9901,
+        gateway_host="gateway",
+        gateway_port=50050,
+        descriptor=ROOT / "gen" / "oms.pb",
+        env={},
+    )
+    deployed = envoy.render_for_pod(envoy.TEMPLATE, ROOT / "gen", {"ENVOY_XFF_TRUSTED_HOPS": "1"})
+    assert manager(local)["use_remote_address"] is True
+    assert (manager(local)["xff_num_trusted_hops"], manager(deployed)["xff_num_trusted_hops"]) == (0, 1)
+    (added,) = manager(local)["route_config"]["request_headers_to_add"]
+    assert added["header"]["key"] == "x-oms-client-address"
+    assert added["append_action"] == "OVERWRITE_IF_EXISTS_OR_ADD"
+    with pytest.raises(ValueError, match="ENVOY_XFF_TRUSTED_HOPS"):
+        envoy.parse_trusted_hops("-1")

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.gateway import auth
+from services.gateway.attempts import FailedAttempts
+from services.gateway.gate import Gate
 from services.gateway.store import AuditRecord, add_audit, list_audit, purge_audit
-from services.kit.db import make_engine
+from services.kit.db import UnitOfWork, make_engine
 from services.kit.ids import new_id
 
 
@@ -66,3 +70,34 @@ async def test_the_log_pages_newest_first_and_filters_by_trace(engine: AsyncEngi
     assert [r.at for r in first + second] == sorted((r.at for r in first + second), reverse=True)
     assert len(first) + len(second) == 5 and end == ""
     assert len(traced) == 1
+
+
+async def test_failed_attempts_are_written_as_one_counted_record_per_closed_window(
+    engine: AsyncEngine,
+) -> None:
+    clock = [datetime(2026, 12, 1, 10, 0, 5, tzinfo=UTC).timestamp()]
+    gate = Gate(
+        jwt=cast(auth.JwtSettings, None),
+        api_keys={},
+        signature_window_seconds=300,
+        redis=cast(Any, None),
+        limiter=cast(Any, None),
+        limits={},
+        new_uow=lambda: UnitOfWork(engine),
+        signer=cast(Any, None),
+        wall=lambda: clock[0],
+        failed_attempts=FailedAttempts(window_seconds=60),
+    )
+    nobody = auth.Principal(subject="", kind="anonymous", roles=frozenset())
+    for _ in range(40):
+        gate.failed_attempt_of(nobody, "192.0.2.1", "/s/M", "UNAUTHENTICATED", "bearer_token")
+
+    assert await gate.flush_failed_attempts() == 0
+    clock[0] += 60
+    assert await gate.flush_failed_attempts() == 1
+
+    async with engine.connect() as conn:
+        records, _ = await list_audit(conn, "", "s/M", "", "", 10, "")
+    (written,) = records
+    assert (written.source_ip, written.result, written.attempts) == ("192.0.2.1", "UNAUTHENTICATED", 40)
+    assert written.principal == "anonymous" and written.detail.startswith("40 failed attempts (bearer_token)")
