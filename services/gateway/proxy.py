@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError, Message
 from services.gateway import json_fields
 from services.gateway.gate import Caller, Gate, Refused, trailing
 from services.gateway.policy import rule_for
+from services.kit import inputs
 from services.kit.errors import DETAILS_KEY, DomainError, InvalidArgument, to_status
 from services.kit.identity import audience_of
 
@@ -155,11 +156,14 @@ class Dispatcher(grpc.GenericRpcHandler):
         audience = audience_of(method)
 
         def well_formed(request: bytes) -> None:
-            """Garbage is refused here with INVALID_ARGUMENT instead of reaching the service."""
+            """Garbage (and text Postgres cannot store) is refused here with INVALID_ARGUMENT instead of
+            reaching the service or the audit log."""
+            parsed = request_class()
             try:
-                request_class().ParseFromString(request)
+                parsed.ParseFromString(request)
             except DecodeError:
                 raise InvalidArgument("request", "is not a valid message of this method") from None
+            inputs.refuse_nul(parsed)
 
         if not descriptor.client_streaming and not descriptor.server_streaming:
             call = channel.unary_unary(method)
@@ -213,6 +217,7 @@ class Dispatcher(grpc.GenericRpcHandler):
                 message.ParseFromString(data)
             except DecodeError:
                 raise InvalidArgument("request", "is not a valid message of this method") from None
+            inputs.refuse_nul(message)
             return message
 
         if descriptor.client_streaming:

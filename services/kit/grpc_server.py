@@ -7,16 +7,18 @@ import contextlib
 import logging
 import signal
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from services.kit import identity, reflection, tracing
-from services.kit.errors import DomainError, Unauthenticated, status_of
+from services.kit import identity, inputs, reflection, tracing
+from services.kit.errors import DomainError, Unauthenticated, database_error, status_of
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,12 @@ class _CallScope:
             raise Unauthenticated(f"identity assertion refused: {error}") from None
         self.bound = identity.bind(principal)
 
+    @staticmethod
+    def refuse_bad_text(request: Any) -> None:
+        """Before any handler (and so before any SQL): a NUL in a string field is a 400 naming the field."""
+        if isinstance(request, Message):
+            inputs.refuse_nul(request)
+
     async def answer_with_trace(self) -> None:
         """Headers go out only with the answer: a call whose headers were sent can no longer be retried."""
         await self.context.send_initial_metadata(self.trace_metadata)
@@ -134,11 +142,15 @@ class _CallScope:
                 return False
             status = status_of(exc)
             self.code = status.code
+            database = database_error(exc)
             if isinstance(exc, DomainError):
                 log.info("rejected %s: %s", self.method, status.message)
             elif status.code == grpc.StatusCode.UNAVAILABLE:
                 # an outage, not a bug: one line per call, no traceback
-                log.warning("%s answered UNAVAILABLE: %r", self.method, exc)
+                log.warning("%s answered UNAVAILABLE: %s", self.method, database or repr(exc))
+            elif database is not None:
+                # no traceback: its last line would quote the statement and the values in it
+                log.error("database error in %s: %s at %s", self.method, database, _where(exc))
             else:
                 log.exception("unhandled error in %s", self.method, exc_info=exc)
             await self.context.abort(
@@ -157,10 +169,17 @@ class _CallScope:
             otel_context.detach(self.token)
 
 
+def _where(error: BaseException) -> str:
+    """The innermost frame of our own code the error passed through: where to look, without the data."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if "/services/" in frame.filename]
+    return f"{frames[-1].filename.rpartition('/services/')[2]}:{frames[-1].lineno}" if frames else "?"
+
+
 def _wrap_unary(behaviour: Any, method: str, metadata: Any, verifier: identity.Verifier | None) -> Any:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with _CallScope(method, metadata, context, verifier) as scope:
             scope.authenticate()
+            scope.refuse_bad_text(request)
             response = await behaviour(request, context)
             await scope.answer_with_trace()
             return response
@@ -172,6 +191,7 @@ def _wrap_stream(behaviour: Any, method: str, metadata: Any, verifier: identity.
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with _CallScope(method, metadata, context, verifier) as scope:
             scope.authenticate()
+            scope.refuse_bad_text(request)
             first = True
             async for item in behaviour(request, context):
                 if first:
