@@ -155,6 +155,8 @@ def platform(infra: Infra) -> Iterator[Platform]:
     limits = DEFAULT_LIMITS + ",role:tight.read=1/s:3"
     previous = os.environ.get("RATE_LIMITS")
     os.environ["RATE_LIMITS"] = limits
+    # exports of 2 orders a chunk, 1 s apart: a test's export of a few orders outlasts 5 s
+    os.environ.update(EXPORT_CHUNK_ORDERS="2", EXPORT_CHUNK_PAUSE_SECONDS="1")
     try:
         running.start()
         yield running
@@ -163,5 +165,7 @@ def platform(infra: Infra) -> Iterator[Platform]:
             os.environ.pop("RATE_LIMITS", None)
         else:
             os.environ["RATE_LIMITS"] = previous
+        for name in ("EXPORT_CHUNK_ORDERS", "EXPORT_CHUNK_PAUSE_SECONDS"):
+            os.environ.pop(name, None)
         running.stop()
         shutil.rmtree(home, ignore_errors=True)

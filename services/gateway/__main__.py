@@ -59,7 +59,13 @@ async def serve(settings: Settings) -> None:
             max_open_per_owner=settings.uploads_per_principal,
         )
         channels = {
-            service: grpc_client.channel(address, trace_interceptor=False, identity=None)
+            service: grpc_client.channel(
+                address,
+                settings.upstream_deadline_seconds,
+                trace_interceptor=False,
+                identity=None,
+                streams=grpc_client.server_streams(service),
+            )
             for service, address in settings.upstreams.items()
         }
         hub = alerts.AlertHub()
@@ -107,7 +113,12 @@ async def serve(settings: Settings) -> None:
         )
         runtime.every("upload sweep", 60, lambda: jobs.sweep_uploads(uploads), one_replica=True)
         dispatcher = Dispatcher(
-            gate, channels, SERVICE_NAME, api.methods(), settings.upstream_deadline_seconds
+            gate,
+            channels,
+            SERVICE_NAME,
+            api.methods(),
+            settings.upstream_deadline_seconds,
+            settings.stream_deadline_seconds,
         )
         server = GrpcServer(
             port=settings.common.port,

@@ -47,12 +47,14 @@ class Dispatcher(grpc.GenericRpcHandler):
         local_service: str,
         local: dict[str, LocalMethod],
         default_deadline_seconds: float,
+        stream_deadline_seconds: float = 3600.0,
     ) -> None:
         self.gate = gate
         self.upstreams = upstreams
         self.local_service = local_service
         self.local = local
         self.default_deadline = default_deadline_seconds
+        self.stream_deadline = stream_deadline_seconds
         self.pool = descriptor_pool.Default()
         # one handler per public method, built on its first call (the set of methods is finite)
         self.handlers: dict[str, grpc.RpcMethodHandler] = {}
@@ -192,7 +194,10 @@ class Dispatcher(grpc.GenericRpcHandler):
                 well_formed(request)
                 outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
                 try:
-                    async for item in stream(request, timeout=deadline(context) * 30, metadata=outgoing):
+                    # the caller's deadline, whole: an export runs as long as its caller waits
+                    remaining = context.time_remaining()
+                    timeout = dispatcher.stream_deadline if remaining is None else remaining
+                    async for item in stream(request, timeout=timeout, metadata=outgoing):
                         yield item
                 except grpc.aio.AioRpcError as error:
                     await upstream_error(context, error)

@@ -185,6 +185,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         )
         async for chunk in chunks:
             yield orders_pb2.ExportOrdersResponse(orders=[stored_message(stored, reveal) for stored in chunk])
+        yield orders_pb2.ExportOrdersResponse(complete=True)
 
     async def GetOrderStats(
         self, request: orders_pb2.GetOrderStatsRequest, context: grpc.aio.ServicerContext

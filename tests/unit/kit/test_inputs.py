@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from oms.orders.v1 import orders_pb2
-from services.kit import inputs
+from services.kit import grpc_client, inputs
 from services.kit.errors import InvalidArgument, database_error
 
 
@@ -80,3 +80,12 @@ def test_a_database_error_is_described_by_its_class_and_sqlstate_only() -> None:
     described = database_error(wrapped)
     assert described == "UniqueViolationError (SQLSTATE 23505)"
     assert database_error(ValueError("no")) is None
+
+
+def test_a_server_stream_gets_no_default_deadline_from_the_channel() -> None:
+    streams = grpc_client.server_streams("oms.orders.v1.OrdersService")
+    assert streams == ["oms.orders.v1.OrdersService/ExportOrders"]
+    configs = json.loads(grpc_client.service_config(5.0, streams=streams))["methodConfig"]
+    assert configs[0]["timeout"] == "5.0s"
+    assert configs[1]["name"] == [{"service": "oms.orders.v1.OrdersService", "method": "ExportOrders"}]
+    assert "timeout" not in configs[1]
