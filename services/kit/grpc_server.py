@@ -7,7 +7,6 @@ import contextlib
 import logging
 import signal
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -142,16 +141,13 @@ class _CallScope:
                 return False
             status = status_of(exc)
             self.code = status.code
-            database = database_error(exc)
             if isinstance(exc, DomainError):
                 log.info("rejected %s: %s", self.method, status.message)
             elif status.code == grpc.StatusCode.UNAVAILABLE:
                 # an outage, not a bug: one line per call, no traceback
-                log.warning("%s answered UNAVAILABLE: %s", self.method, database or repr(exc))
-            elif database is not None:
-                # no traceback: its last line would quote the statement and the values in it
-                log.error("database error in %s: %s at %s", self.method, database, _where(exc))
+                log.warning("%s answered UNAVAILABLE: %s", self.method, database_error(exc) or repr(exc))
             else:
+                # a database error's traceback is logged without its text (services.kit.logs)
                 log.exception("unhandled error in %s", self.method, exc_info=exc)
             await self.context.abort(
                 status.code, status.message, trailing_metadata=(*self.trace_metadata, *status.trailers)
@@ -167,12 +163,6 @@ class _CallScope:
                     identity.unbind(self.bound)
             self.span_cm.__exit__(None, None, None)
             otel_context.detach(self.token)
-
-
-def _where(error: BaseException) -> str:
-    """The innermost frame of our own code the error passed through: where to look, without the data."""
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if "/services/" in frame.filename]
-    return f"{frames[-1].filename.rpartition('/services/')[2]}:{frames[-1].lineno}" if frames else "?"
 
 
 def _wrap_unary(behaviour: Any, method: str, metadata: Any, verifier: identity.Verifier | None) -> Any:

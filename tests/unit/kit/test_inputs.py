@@ -89,3 +89,27 @@ def test_a_server_stream_gets_no_default_deadline_from_the_channel() -> None:
     assert configs[0]["timeout"] == "5.0s"
     assert configs[1]["name"] == [{"service": "oms.orders.v1.OrdersService", "method": "ExportOrders"}]
     assert "timeout" not in configs[1]
+
+
+def test_a_logged_database_error_keeps_its_frames_but_not_the_statement_or_its_values() -> None:
+    import logging
+    import sys
+
+    import asyncpg
+    import sqlalchemy.exc
+
+    from services.kit.logs import JsonFormatter
+
+    statement, parameters = "INSERT INTO buyers VALUES ($1)", ("13800001111",)
+
+    def insert() -> None:
+        cause = asyncpg.UniqueViolationError("duplicate key value violates unique constraint")
+        raise sqlalchemy.exc.IntegrityError(statement, parameters, cause)
+
+    try:
+        insert()
+    except sqlalchemy.exc.IntegrityError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "unhandled", (), sys.exc_info())
+    line = JsonFormatter("test").format(record)
+    assert "13800001111" not in line and "INSERT INTO" not in line
+    assert "in insert" in line and "UniqueViolationError (SQLSTATE 23505)" in line
