@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import grpc
 import pytest
 
+from oms.orders.v1 import orders_pb2
 from omsctl.stack import Platform
 from tests.conftest import random_ref
-from tests.e2e.conftest import bearer
+from tests.e2e.conftest import auth_metadata, bearer
 from tests.e2e.test_edge import call
 from tests.e2e.test_walking_skeleton import order_json
 
@@ -103,3 +105,13 @@ async def test_a_grpc_content_type_with_another_verb_than_post_is_never_a_call_t
         **{"content-type": "application/grpc"},
     )
     assert headers.get("grpc-status") != "13", (status, headers)
+
+
+async def test_invalid_utf8_in_a_grpc_string_field_is_invalid_argument(platform: Platform) -> None:
+    request = orders_pb2.IngestOrderRequest(channel=orders_pb2.CHANNEL_DOUYIN, buyer_id="BUYER-UTF8")
+    raw = request.SerializeToString().replace(b"BUYER-UTF8", b"BUYER-\xff\xfe\xfd8")
+    async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
+        ingest = channel.unary_unary("/oms.orders.v1.OrdersService/IngestOrder")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await ingest(raw, metadata=auth_metadata(platform, "admin"), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
