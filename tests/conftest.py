@@ -157,6 +157,9 @@ def platform(infra: Infra) -> Iterator[Platform]:
         "RATE_LIMITS": DEFAULT_LIMITS + ",role:carrier.read=1/s:3",
         # failed attempts are audited per window: a short one, so the records can be seen quickly
         "FAILED_ATTEMPT_WINDOW_SECONDS": "2",
+        # exports of 2 orders a chunk, 1 s apart: a test's export of a few orders outlasts 5 s
+        "EXPORT_CHUNK_ORDERS": "2",
+        "EXPORT_CHUNK_PAUSE_SECONDS": "1",
     }
     previous = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)

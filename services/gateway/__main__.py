@@ -64,7 +64,13 @@ async def serve(settings: Settings) -> None:
             max_open_per_owner=settings.uploads_per_principal,
         )
         channels = {
-            service: grpc_client.channel(address, trace_interceptor=False, identity=None)
+            service: grpc_client.channel(
+                address,
+                settings.upstream_deadline_seconds,
+                trace_interceptor=False,
+                identity=None,
+                streams=grpc_client.server_streams(service),
+            )
             for service, address in settings.upstreams.items()
         }
         hub = alerts.AlertHub()
@@ -118,7 +124,12 @@ async def serve(settings: Settings) -> None:
         # every replica writes the failed attempts it counted, once their window has closed
         runtime.every("failed attempts", 1, gate.flush_failed_attempts)
         dispatcher = Dispatcher(
-            gate, channels, SERVICE_NAME, api.methods(), settings.upstream_deadline_seconds
+            gate,
+            channels,
+            SERVICE_NAME,
+            api.methods(),
+            settings.upstream_deadline_seconds,
+            settings.stream_deadline_seconds,
         )
         server = GrpcServer(
             port=settings.common.port,

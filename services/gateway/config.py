@@ -37,6 +37,8 @@ class Settings:
     limiter: LimiterSettings
     upstreams: dict[str, str]
     upstream_deadline_seconds: float
+    # a forwarded server stream (an export) without a deadline of its caller's ends after this long
+    stream_deadline_seconds: float
     jwt: auth.JwtSettings
     api_keys: dict[str, auth.ApiKey]
     service_accounts: dict[str, auth.ServiceAccount]
@@ -73,6 +75,7 @@ class Settings:
             limiter=_limiter(env),
             upstreams={service: required(env, variable) for service, variable in PUBLIC_SERVICES.items()},
             upstream_deadline_seconds=number(env, "UPSTREAM_DEADLINE_SECONDS", 10.0),
+            stream_deadline_seconds=number(env, "STREAM_DEADLINE_SECONDS", 3600.0),
             jwt=_jwt(env),
             api_keys=_api_keys(env),
             service_accounts=_service_accounts(env),

@@ -36,6 +36,7 @@ from services.gateway.store import (
 )
 from services.gateway.uploads import UploadError, UploadState, UploadStore
 from services.gateway.webhooks import WebhookError, carrier_report, payload_targets, payment_report
+from services.kit import inputs
 from services.kit.db import UnitOfWork
 from services.kit.errors import (
     DomainError,
@@ -544,10 +545,7 @@ def upload_message(state: UploadState) -> gateway_pb2.Upload:
 
 def _statement_request(payload: bytes) -> orders_pb2.ImportStatementRequest:
     """`{"provider": "wechat_pay", "statement_id": "…", "csv": "…", "currency_code": "CNY"}`."""
-    try:
-        document = json.loads(payload)
-    except ValueError as error:
-        raise InvalidArgument("payload", f"is not JSON: {error}") from None
+    document = inputs.loads(payload, "payload")
     if not isinstance(document, dict) or not isinstance(document.get("csv"), str):
         raise InvalidArgument("payload.csv", "is required: the statement as CSV text")
     return orders_pb2.ImportStatementRequest(
@@ -560,10 +558,7 @@ def _statement_request(payload: bytes) -> orders_pb2.ImportStatementRequest:
 
 def _ingest_items(target: str, payload: bytes) -> list[orders_pb2.IngestItem]:
     """`{"channel": "CHANNEL_SHOPEE", "orders": [...]}` or `{"channel": …, "order": {...}}`."""
-    try:
-        document = json.loads(payload)
-    except ValueError as error:
-        raise InvalidArgument("payload", f"is not JSON: {error}") from None
+    document = inputs.loads(payload, "payload")
     if not isinstance(document, dict):
         raise InvalidArgument("payload", "must be a JSON object with channel and orders")
     channel_name = str(document.get("channel", ""))

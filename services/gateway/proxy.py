@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError, Message
 from services.gateway import auth, json_fields
 from services.gateway.gate import Caller, Gate, Refused, client_address, trailing
 from services.gateway.policy import rule_for
+from services.kit import inputs
 from services.kit.errors import DETAILS_KEY, DomainError, InvalidArgument, to_status
 from services.kit.identity import audience_of
 
@@ -48,12 +49,14 @@ class Dispatcher(grpc.GenericRpcHandler):
         local_service: str,
         local: dict[str, LocalMethod],
         default_deadline_seconds: float,
+        stream_deadline_seconds: float = 3600.0,
     ) -> None:
         self.gate = gate
         self.upstreams = upstreams
         self.local_service = local_service
         self.local = local
         self.default_deadline = default_deadline_seconds
+        self.stream_deadline = stream_deadline_seconds
         self.pool = descriptor_pool.Default()
         # one handler per public method, built on its first call (the set of methods is finite)
         self.handlers: dict[str, grpc.RpcMethodHandler] = {}
@@ -168,11 +171,15 @@ class Dispatcher(grpc.GenericRpcHandler):
         audience = audience_of(method)
 
         def well_formed(request: bytes) -> None:
-            """Garbage is refused here with INVALID_ARGUMENT instead of reaching the service."""
+            """Garbage (and text Postgres cannot store) is refused here with INVALID_ARGUMENT instead of
+            reaching the service or the audit log."""
+            parsed = request_class()
             try:
-                request_class().ParseFromString(request)
+                parsed.ParseFromString(request)
             except DecodeError:
                 raise InvalidArgument("request", "is not a valid message of this method") from None
+            if b"\x00" in request:  # no zero byte at all, no NUL in any string: skip the walk
+                inputs.refuse_nul(parsed)
 
         if not descriptor.client_streaming and not descriptor.server_streaming:
             call = channel.unary_unary(method)
@@ -201,7 +208,10 @@ class Dispatcher(grpc.GenericRpcHandler):
                 well_formed(request)
                 outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
                 try:
-                    async for item in stream(request, timeout=deadline(context) * 30, metadata=outgoing):
+                    # the caller's deadline, whole: an export runs as long as its caller waits
+                    remaining = context.time_remaining()
+                    timeout = dispatcher.stream_deadline if remaining is None else remaining
+                    async for item in stream(request, timeout=timeout, metadata=outgoing):
                         yield item
                 except grpc.aio.AioRpcError as error:
                     await upstream_error(context, caller, error)
@@ -226,6 +236,8 @@ class Dispatcher(grpc.GenericRpcHandler):
                 message.ParseFromString(data)
             except DecodeError:
                 raise InvalidArgument("request", "is not a valid message of this method") from None
+            if b"\x00" in data:
+                inputs.refuse_nul(message)
             return message
 
         if descriptor.client_streaming:

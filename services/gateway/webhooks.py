@@ -16,6 +16,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2
+from services.kit import inputs
+from services.kit.errors import InvalidArgument
 from services.kit.timestamps import timestamp
 
 WECHAT_STATES = {
@@ -44,7 +46,7 @@ def payload_targets(kind: str, body: bytes) -> list[str]:
     """The ids named by a notification (top-level string fields), whether or not it is valid otherwise."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     if not isinstance(document, dict):
         return []
@@ -61,9 +63,9 @@ class WebhookError(Exception):
 
 def _document(body: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(body)
-    except ValueError:
-        raise WebhookError("body", "is not JSON") from None
+        document = inputs.loads(body, "body")
+    except InvalidArgument as error:
+        raise WebhookError("body", error.problem) from None
     if not isinstance(document, dict):
         raise WebhookError("body", "must be a JSON object")
     return document

@@ -39,6 +39,8 @@ def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         max_overflow=pool_size,
         pool_recycle=1800,
         pool_pre_ping=True,
+        # an error's text (logged, or raised into a traceback) never carries the statement's values
+        hide_parameters=True,
     )
 
 

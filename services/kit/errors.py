@@ -179,6 +179,20 @@ def is_connection_failure(error: BaseException) -> bool:
     return False
 
 
+def database_error(error: BaseException) -> str | None:
+    """What a log may say of a database error: its class and SQLSTATE. None when `error` is not one.
+
+    A DBAPIError's text carries the statement and its parameters, and Postgres' own detail quotes the
+    offending values (`Key (phone)=(…) already exists`): personal data, which logs never hold."""
+    for cause in _causes(error):
+        if isinstance(cause, asyncpg.PostgresError):
+            return f"{type(cause).__name__} (SQLSTATE {cause.sqlstate})"
+    for cause in _causes(error):
+        if isinstance(cause, sqlalchemy.exc.SQLAlchemyError | asyncpg.InterfaceError):
+            return type(cause).__name__
+    return None
+
+
 def _causes(error: BaseException) -> Iterator[BaseException]:
     """The error, what SQLAlchemy wrapped (`orig`) and what it was raised from, once each."""
     seen: set[int] = set()

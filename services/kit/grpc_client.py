@@ -4,10 +4,11 @@ calling service's own identity assertion out."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 
 from services.kit import tracing
 from services.kit.identity import ASSERTION_HEADER, Assertions, audience_of
@@ -18,25 +19,29 @@ DEFAULT_DEADLINE_SECONDS = 5.0
 RECONNECT_BACKOFF_MS = {"initial": 250, "min": 250, "max": 2000}
 
 
-def service_config(deadline_seconds: float = DEFAULT_DEADLINE_SECONDS, max_attempts: int = 4) -> str:
-    return json.dumps(
-        {
-            "loadBalancingConfig": [{"round_robin": {}}],
-            "methodConfig": [
-                {
-                    "name": [{}],
-                    "timeout": f"{deadline_seconds}s",
-                    "retryPolicy": {
-                        "maxAttempts": max_attempts,
-                        "initialBackoff": "0.1s",
-                        "maxBackoff": "2s",
-                        "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"],
-                    },
-                }
-            ],
-        }
-    )
+def service_config(
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS, max_attempts: int = 4, streams: Sequence[str] = ()
+) -> str:
+    """`streams` (`package.Service/Method`) get no default deadline: a service config timeout caps
+    every call's own, and a server stream (an export) lasts as long as its caller allows, not 5 s."""
+    retry = {
+        "maxAttempts": max_attempts,
+        "initialBackoff": "0.1s",
+        "maxBackoff": "2s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+    configs: list[dict[str, Any]] = [{"name": [{}], "timeout": f"{deadline_seconds}s", "retryPolicy": retry}]
+    if streams:
+        names = [dict(zip(("service", "method"), name.split("/"), strict=True)) for name in streams]
+        configs.append({"name": names, "retryPolicy": retry})
+    return json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": configs})
+
+
+def server_streams(service: str) -> list[str]:
+    """The server-streaming methods of `service` (its proto module imported), named for `service_config`."""
+    described = descriptor_pool.Default().FindServiceByName(service)
+    return [f"{service}/{method.name}" for method in described.methods if method.server_streaming]
 
 
 class OutgoingInterceptor(
@@ -89,6 +94,7 @@ def channel(
     trace_interceptor: bool = True,
     *,
     identity: Assertions | None,
+    streams: Sequence[str] = (),
 ) -> grpc.aio.Channel:
     """`identity` gives each call its assertion (a service's `identity.ServiceIdentity`); None is for
     the gateway's proxy, which mints one per call for its caller and, like `trace_interceptor=False`,
@@ -99,7 +105,7 @@ def channel(
     return grpc.aio.insecure_channel(
         address,
         options=[
-            ("grpc.service_config", service_config(deadline_seconds)),
+            ("grpc.service_config", service_config(deadline_seconds, streams=streams)),
             ("grpc.enable_retries", 1),
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS["initial"]),

@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from services.kit import identity, reflection, tracing
-from services.kit.errors import DomainError, Unauthenticated, status_of
+from services.kit import identity, inputs, reflection, tracing
+from services.kit.errors import DomainError, Unauthenticated, database_error, status_of
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,12 @@ class _CallScope:
             raise Unauthenticated(f"identity assertion refused: {error}") from None
         self.bound = identity.bind(principal)
 
+    @staticmethod
+    def refuse_bad_text(request: Any) -> None:
+        """Before any handler (and so before any SQL): a NUL in a string field is a 400 naming the field."""
+        if isinstance(request, Message):
+            inputs.refuse_nul(request)
+
     async def answer_with_trace(self) -> None:
         """Headers go out only with the answer: a call whose headers were sent can no longer be retried."""
         await self.context.send_initial_metadata(self.trace_metadata)
@@ -138,8 +145,9 @@ class _CallScope:
                 log.info("rejected %s: %s", self.method, status.message)
             elif status.code == grpc.StatusCode.UNAVAILABLE:
                 # an outage, not a bug: one line per call, no traceback
-                log.warning("%s answered UNAVAILABLE: %r", self.method, exc)
+                log.warning("%s answered UNAVAILABLE: %s", self.method, database_error(exc) or repr(exc))
             else:
+                # a database error's traceback is logged without its text (services.kit.logs)
                 log.exception("unhandled error in %s", self.method, exc_info=exc)
             await self.context.abort(
                 status.code, status.message, trailing_metadata=(*self.trace_metadata, *status.trailers)
@@ -161,6 +169,7 @@ def _wrap_unary(behaviour: Any, method: str, metadata: Any, verifier: identity.V
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with _CallScope(method, metadata, context, verifier) as scope:
             scope.authenticate()
+            scope.refuse_bad_text(request)
             response = await behaviour(request, context)
             await scope.answer_with_trace()
             return response
@@ -172,6 +181,7 @@ def _wrap_stream(behaviour: Any, method: str, metadata: Any, verifier: identity.
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with _CallScope(method, metadata, context, verifier) as scope:
             scope.authenticate()
+            scope.refuse_bad_text(request)
             first = True
             async for item in behaviour(request, context):
                 if first:

@@ -85,7 +85,13 @@ async def serve(settings: Settings) -> None:
             lambda: jobs.sweep_stuck(new_uow, policy, orchestrator.poke),
             one_replica=True,
         )
-        servicer = OrdersServicer(new_uow, policy, orchestrator)
+        servicer = OrdersServicer(
+            new_uow,
+            policy,
+            orchestrator,
+            export_chunk=settings.export_chunk_orders,
+            export_pause_seconds=settings.export_chunk_pause_seconds,
+        )
         await app.serve_until_signalled(
             settings.common,
             [SERVICE_NAME],

@@ -7,7 +7,6 @@ see them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,7 @@ from google.protobuf import json_format
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
-from services.kit import identity
+from services.kit import identity, inputs
 from services.kit.db import UnitOfWork
 from services.kit.errors import InvalidArgument, PermissionDenied, in_field_order
 from services.orders import handlers, queries, statements
@@ -52,8 +51,12 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         uow_factory: Callable[[], UnitOfWork],
         policy: handlers.Policy,
         orchestrator: Orchestrator | None = None,
+        export_chunk: int = 500,
+        export_pause_seconds: float = 0.0,
     ) -> None:
         self.uow = uow_factory
+        self.export_chunk = export_chunk
+        self.export_pause_seconds = export_pause_seconds
         self.policy = policy
         self.orchestrator = orchestrator
 
@@ -177,8 +180,12 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     ) -> AsyncIterator[orders_pb2.ExportOrdersResponse]:
         reveal = _reveal(context)
         found = order_filter(request.filter, scope_of(context), identity.current().roles)
-        async for chunk in queries.export_orders(self.uow, self.policy.keys, found):
+        chunks = queries.export_orders(
+            self.uow, self.policy.keys, found, self.export_chunk, self.export_pause_seconds
+        )
+        async for chunk in chunks:
             yield orders_pb2.ExportOrdersResponse(orders=[stored_message(stored, reveal) for stored in chunk])
+        yield orders_pb2.ExportOrdersResponse(complete=True)
 
     async def GetOrderStats(
         self, request: orders_pb2.GetOrderStatsRequest, context: grpc.aio.ServicerContext
@@ -619,18 +626,15 @@ def channel_payload(request: orders_pb2.IngestChannelOrderRequest) -> handlers.C
     if request.HasField("payload") and request.payload_json:
         raise InvalidArgument("payload_json", "send payload or payload_json, not both")
     if request.payload_json:
-        try:
-            payload = json.loads(request.payload_json)
-        except ValueError as error:
-            raise InvalidArgument("payload_json", f"is not JSON: {error}") from None
+        payload = inputs.loads(request.payload_json, "payload_json")
         if not isinstance(payload, dict):
             raise InvalidArgument("payload_json", "must be a JSON object")
         return handlers.ChannelPayload(_channel(request.channel), payload)
     if not request.HasField("payload"):
         raise InvalidArgument("payload", "is required: the channel's order as a JSON object")
-    return handlers.ChannelPayload(
-        _channel(request.channel), _whole_numbers(json_format.MessageToDict(request.payload))
-    )
+    payload = json_format.MessageToDict(request.payload)
+    inputs.check_document(payload, "payload")
+    return handlers.ChannelPayload(_channel(request.channel), _whole_numbers(payload))
 
 
 def _whole_numbers(value: Any) -> Any:

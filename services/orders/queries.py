@@ -8,6 +8,7 @@ computed by Postgres.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -217,7 +218,11 @@ async def list_orders(
 
 
 async def export_orders(
-    uow_factory: Callable[[], UnitOfWork], keys: KeyRing, filter: OrderFilter, chunk: int = 500
+    uow_factory: Callable[[], UnitOfWork],
+    keys: KeyRing,
+    filter: OrderFilter,
+    chunk: int = 500,
+    pause_seconds: float = 0.0,
 ) -> AsyncIterator[list[Stored]]:
     """Every order matching `filter`, newest first, in chunks. Each chunk is its own short
     transaction, so a slow consumer of a large export never holds one open."""
@@ -236,6 +241,8 @@ async def export_orders(
         if len(rows) < chunk:
             return
         after = (rows[-1].order.created_at, rows[-1].order.order_id)
+        if pause_seconds:
+            await asyncio.sleep(pause_seconds)
 
 
 def _check_filter(filter: OrderFilter) -> None:

@@ -337,7 +337,7 @@ async def test_a_paused_redis_answers_writes_rate_limiter_unavailable_not_the_ca
     ("method", "path", "body", "status", "code"),
     [
         ("GET", "/v1/no-such-route", None, 404, 5),
-        ("DELETE", "/v1/orders", None, 404, 5),
+        ("DELETE", "/v1/orders", None, 405, 12),
         ("POST", "/v1/orders", b'{"channel": ', 400, 3),
         ("GET", "/v1/orders?noSuchParameter=1", None, 400, 3),
     ],
