@@ -521,16 +521,16 @@ def pii_settings(home: Path) -> dict[str, str]:
 
 EDGE_SETTINGS = ("JWT_KEYS", "JWT_ACTIVE_KID", "API_KEYS", "SERVICE_ACCOUNTS", "WEBHOOK_SECRETS")
 DEMO_SENDERS = (
-    "wechat_pay",
-    "alipay",
-    "sf",
-    "zto",
-    "taobao",
-    "jd",
-    "shopee",
-    "douyin",
-    "pinduoduo",
-    "own_shop",
+    "payment/wechat_pay",
+    "payment/alipay",
+    "carrier/sf",
+    "carrier/zto",
+    "channel/taobao",
+    "channel/jd",
+    "channel/shopee",
+    "channel/douyin",
+    "channel/pinduoduo",
+    "channel/own_shop",
 )
 
 
@@ -574,7 +574,20 @@ def edge_settings(home: Path) -> dict[str, str]:
         }
         path.touch(mode=0o600)
         path.write_text(json.dumps(minted))
-    return dict(json.loads(path.read_text()))
+    return _with_bound_webhook_secrets(path, dict(json.loads(path.read_text())))
+
+
+def _with_bound_webhook_secrets(path: Path, settings: dict[str, str]) -> dict[str, str]:
+    """A home minted before webhook secrets named their kind gets its demo secrets bound (once)."""
+    secrets = json.loads(settings.get("WEBHOOK_SECRETS", "{}"))
+    kinds = {key.partition("/")[2]: key for key in DEMO_SENDERS}
+    if all("/" in key for key in secrets):
+        return settings
+    settings["WEBHOOK_SECRETS"] = json.dumps(
+        {kinds.get(key, key) if "/" not in key else key: value for key, value in secrets.items()}
+    )
+    path.write_text(json.dumps(settings))
+    return settings
 
 
 def identity_settings(home: Path, spec: ServiceSpec) -> dict[str, str]:

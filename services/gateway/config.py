@@ -168,19 +168,30 @@ def _service_accounts(env: Mapping[str, str]) -> dict[str, auth.ServiceAccount]:
     return {account.client_id: account for account in accounts}
 
 
+WEBHOOK_KINDS = ("payment", "carrier", "channel")
+
+
 def _webhook_secrets(env: Mapping[str, str]) -> dict[str, bytes]:
-    """WEBHOOK_SECRETS: JSON {"wechat_pay": "<base64>", "sf": "<base64>", "taobao": "<base64>"}."""
+    """WEBHOOK_SECRETS: JSON {"payment/wechat_pay": "<base64>", "carrier/sf": …, "channel/taobao": …}.
+
+    A secret is bound to one kind and one sender: the carrier SF's secret cannot sign a payment."""
     text = optional(env, "WEBHOOK_SECRETS", "")
     if not text:
         return {}
     try:
         raw = json.loads(text)
-        secrets = {
-            str(sender).lower(): base64.b64decode(value, validate=True) for sender, value in raw.items()
-        }
+        secrets = {str(key).lower(): base64.b64decode(value, validate=True) for key, value in raw.items()}
     except (ValueError, AttributeError, binascii.Error):
-        raise InvalidSetting("WEBHOOK_SECRETS must be a JSON object of sender → base64 secret") from None
-    short = [sender for sender, secret in secrets.items() if len(secret) < 32]
+        raise InvalidSetting("WEBHOOK_SECRETS must be a JSON object of kind/sender → base64 secret") from None
+    unbound = [
+        key for key in secrets if key.partition("/")[0] not in WEBHOOK_KINDS or not key.partition("/")[2]
+    ]
+    if unbound:
+        raise InvalidSetting(
+            f"WEBHOOK_SECRETS: {', '.join(sorted(unbound))} must name a kind and a sender, "
+            f"e.g. payment/wechat_pay ({', '.join(WEBHOOK_KINDS)})"
+        )
+    short = [key for key, secret in secrets.items() if len(secret) < 32]
     if short:
         raise InvalidSetting(f"WEBHOOK_SECRETS: the secrets of {', '.join(short)} are shorter than 32 bytes")
     return secrets

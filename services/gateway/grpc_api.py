@@ -285,7 +285,8 @@ class GatewayApi:
         metadata = {
             key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)
         }
-        secret = self.webhook_secrets.get(sender)
+        # bound to its kind: a carrier's or a channel's secret never signs a payment
+        secret = self.webhook_secrets.get(f"{kind}/{sender}")
         timestamp = metadata.get("x-oms-webhook-timestamp", "")
         signature = metadata.get("x-oms-webhook-signature", "")
         if secret is None or not timestamp.isdigit() or abs(self.wall() - int(timestamp)) > self.window:

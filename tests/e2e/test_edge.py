@@ -460,7 +460,9 @@ async def test_a_signed_payment_webhook_is_forwarded_once_and_its_retry_gets_the
             "success_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         }
     ).encode()
-    secret = base64.b64decode(json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])["wechat_pay"])
+    secret = base64.b64decode(
+        json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])["payment/wechat_pay"]
+    )
     timestamp = str(int(time.time()))
     signature = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
     headers = {"x-oms-webhook-timestamp": timestamp, "x-oms-webhook-signature": signature}
@@ -493,7 +495,9 @@ def signed_payment(
             "success_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         }
     ).encode()
-    secret = base64.b64decode(json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])["wechat_pay"])
+    secret = base64.b64decode(
+        json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])["payment/wechat_pay"]
+    )
     timestamp = str(int(time.time()))
     signature = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
     return body, {"x-oms-webhook-timestamp": timestamp, "x-oms-webhook-signature": signature}
