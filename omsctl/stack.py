@@ -241,8 +241,9 @@ class Platform:
         for migration in migrations:
             if migration.popen.wait(timeout=timeout) != 0:
                 raise RuntimeError(f"{migration.name} failed; see {migration.log_path}")
-        for spec in SERVICES:
-            process = embedded.spawn(
+
+        def launch(spec: ServiceSpec) -> embedded.Process:
+            return embedded.spawn(
                 spec.name,
                 [embedded.python(), "-m", spec.module],
                 logs,
@@ -250,11 +251,23 @@ class Platform:
                 cwd=ROOT,
                 port=ports[spec.name],
             )
-            self.processes.append(process)
+
+        for spec in SERVICES:
+            self.processes.append(launch(spec))
             self.endpoints[spec.name] = f"127.0.0.1:{ports[spec.name]}"
         deadline = time.monotonic() + timeout
-        for process in self.processes:
-            wait_for_health(process, deadline)
+        for index, spec in enumerate(SERVICES):
+            # as the supervisor does later: a service that dies while starting is started again
+            for attempt in range(1, STARTUP_ATTEMPTS + 1):
+                try:
+                    wait_for_health(self.processes[index], deadline)
+                    break
+                except RuntimeError:
+                    if attempt == STARTUP_ATTEMPTS:
+                        raise
+                    log.warning("%s exited while starting; starting it again", spec.name)
+                    time.sleep(RESTART_FIRST_DELAY)
+                    self.processes[index] = launch(spec)
         self._start_envoy(ports["gateway"], logs, deadline)
 
     def _start_envoy(self, gateway_port: int, logs: Path, deadline: float) -> None:
@@ -291,6 +304,7 @@ class Platform:
 # --- the supervisor: a crashed process is started again, on the same port, with back-off ----------
 
 RESTART_FIRST_DELAY = 0.5
+STARTUP_ATTEMPTS = 3
 RESTART_MAX_DELAY = 30.0
 # a process that stayed up this long has its back-off forgotten
 RESTART_STABLE_SECONDS = 60.0
@@ -380,12 +394,21 @@ def ready_at(name: str, port: int) -> bool:
     return True
 
 
+def _last_lines(path: Path, count: int = 5) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()[-count:]
+    except OSError:
+        return ""
+    return "".join(f"\n  {line[:300]}" for line in lines)
+
+
 def wait_for_health(process: embedded.Process, deadline: float) -> None:
     status = ""
     while time.monotonic() < deadline:
         if process.popen.poll() is not None:
             raise RuntimeError(
                 f"{process.name} exited with {process.popen.returncode}; see {process.log_path}"
+                + _last_lines(process.log_path)
             )
         status = health_status(f"127.0.0.1:{process.port}")
         if status == "SERVING":
