@@ -451,21 +451,7 @@ async def test_a_signed_payment_webhook_is_forwarded_once_and_its_retry_gets_the
     status, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
     assert status == 200
     order = created["order"]
-    body = json.dumps(
-        {
-            "transaction_id": random_ref("wx"),
-            "out_trade_no": order["orderId"],
-            "trade_state": "SUCCESS",
-            "amount": {"total": int(order["total"]["amountMinor"]), "currency": "CNY"},
-            "success_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-        }
-    ).encode()
-    secret = base64.b64decode(
-        json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])["payment/wechat_pay"]
-    )
-    timestamp = str(int(time.time()))
-    signature = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
-    headers = {"x-oms-webhook-timestamp": timestamp, "x-oms-webhook-signature": signature}
+    body, headers = signed_payment(platform, order, random_ref("wx"))
     first = await call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **headers)
     assert first[0] == 200 and first[2]["result"]["accepted"] is True
     again = await call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **headers)
@@ -484,8 +470,9 @@ async def test_a_signed_payment_webhook_is_forwarded_once_and_its_retry_gets_the
 
 
 def signed_payment(
-    platform: Platform, order: dict[str, Any], transaction_id: str
+    platform: Platform, order: dict[str, Any], transaction_id: str, secret_of: str = "payment/wechat_pay"
 ) -> tuple[bytes, dict[str, str]]:
+    """A provider's payment notification for the order, signed with the secret `secret_of` names."""
     body = json.dumps(
         {
             "transaction_id": transaction_id,
@@ -495,9 +482,7 @@ def signed_payment(
             "success_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         }
     ).encode()
-    secret = base64.b64decode(
-        json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])["payment/wechat_pay"]
-    )
+    secret = base64.b64decode(json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])[secret_of])
     timestamp = str(int(time.time()))
     signature = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
     return body, {"x-oms-webhook-timestamp": timestamp, "x-oms-webhook-signature": signature}

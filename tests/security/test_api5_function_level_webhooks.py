@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import time
-
 import pytest
 
-from omsctl.stack import Platform, edge_settings
+from omsctl.stack import Platform
 from tests.conftest import random_ref
 from tests.e2e.conftest import bearer
-from tests.e2e.test_edge import call
+from tests.e2e.test_edge import call, signed_payment
 from tests.e2e.test_walking_skeleton import order_json
 
 
@@ -25,26 +19,9 @@ async def test_a_carrier_or_channel_secret_cannot_mark_an_order_paid(
     status, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
     assert status == 200
     order = created["order"]
-    body = json.dumps(
-        {
-            "transaction_id": random_ref("wx"),
-            "out_trade_no": order["orderId"],
-            "trade_state": "SUCCESS",
-            "amount": {"total": int(order["total"]["amountMinor"]), "currency": "CNY"},
-            "success_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-        }
-    ).encode()
-    secret = base64.b64decode(json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])[bound_to])
-    timestamp = str(int(time.time()))
-    signature = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+    body, headers = signed_payment(platform, order, random_ref("wx"), secret_of=bound_to)
     sender = bound_to.partition("/")[2]
-    refused, _, _ = await call(
-        platform,
-        "POST",
-        f"/v1/webhooks/payments/{sender}",
-        body,
-        **{"x-oms-webhook-timestamp": timestamp, "x-oms-webhook-signature": signature},
-    )
+    refused, _, _ = await call(platform, "POST", f"/v1/webhooks/payments/{sender}", body, **headers)
     assert refused == 401
     _, _, read = await call(platform, "GET", f"/v1/orders/{order['orderId']}", token=ops)
     # unpaid: waiting for payment, or held because this platform's catalogue lacks the order's SKU
