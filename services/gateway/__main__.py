@@ -25,6 +25,7 @@ from services.gateway.limits import LocalTokenBucket, RateLimiter, RedisTokenBuc
 from services.gateway.proxy import Dispatcher
 from services.gateway.routes import public_proto_modules
 from services.gateway.uploads import UploadStore
+from services.gateway.visibility import OrderVisibility
 from services.kit import app, grpc_client, identity
 from services.kit.consumer import Envelope, EventConsumer
 from services.kit.db import UnitOfWork
@@ -74,6 +75,7 @@ async def serve(settings: Settings) -> None:
             for service, address in settings.upstreams.items()
         }
         hub = alerts.AlertHub()
+        visibility = OrderVisibility(gate, channels[ORDERS])
         checker = SecretChecker(settings.credential_checks)
         api = GatewayApi(
             gate,
@@ -88,6 +90,7 @@ async def serve(settings: Settings) -> None:
             checker=checker,
             throttle=FailureThrottle(redis, settings.credential_throttle),
             watch_streams_per_principal=settings.watch_streams_per_principal,
+            visibility=visibility,
         )
         # every replica feeds its own watchers; deliveries happen once, from a shared durable consumer
         prefix = settings.common.subject_prefix
@@ -130,6 +133,7 @@ async def serve(settings: Settings) -> None:
             api.methods(),
             settings.upstream_deadline_seconds,
             settings.stream_deadline_seconds,
+            visibility,
         )
         server = GrpcServer(
             port=settings.common.port,

@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError, Message
 from services.gateway import auth
 from services.gateway.attempts import FailedAttempts
 from services.gateway.limits import RateLimiter, limit_for
-from services.gateway.policy import Klass, Rule, allowed
+from services.gateway.policy import Klass, Reach, Rule, allowed
 from services.gateway.store import AuditRecord, add_audit
 from services.kit import identity, tracing
 from services.kit.db import UnitOfWork
@@ -100,6 +100,11 @@ class Gate:
         ):
             self.failed_attempt_of(principal, source_ip, method, "PERMISSION_DENIED", "customer_unnamed")
             raise Refused(grpc.StatusCode.PERMISSION_DENIED, "a customer token must name its customer")
+        if rule.reach is Reach.STAFF and is_scoped(principal):
+            # the roles of staff-only methods are unscoped; a principal holding one of them is too, so
+            # this holds only if a rule's roles and its reach ever disagree
+            self.failed_attempt_of(principal, source_ip, method, "PERMISSION_DENIED", "scoped_caller")
+            raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not allowed for this caller")
         # anonymous calls (token exchange, signed webhooks) are limited per source address, so one
         # noisy sender cannot use up everyone's bucket
         await self._limit(method, rule, principal, principal.subject or f"ip:{source_ip}")
@@ -299,6 +304,12 @@ def asserted(principal: auth.Principal, reveal: bool = False) -> identity.Princi
         channel=principal.channel,
         reveal=reveal,
     )
+
+
+def is_scoped(principal: auth.Principal) -> bool:
+    """Limited to its own rows: a customer, an agent, a channel's key (as `asserted` tells services)."""
+    told = asserted(principal)
+    return bool(told.customer_id or told.agent_id or told.channel)
 
 
 def trailing(retry_after: float = 0.0) -> tuple[tuple[str, str], ...]:

@@ -35,6 +35,7 @@ from services.gateway.store import (
     take_over_claim,
 )
 from services.gateway.uploads import UploadError, UploadState, UploadStore
+from services.gateway.visibility import OrderVisibility, SeenOrders
 from services.gateway.webhooks import WebhookError, carrier_report, payload_targets, payment_report
 from services.kit import inputs
 from services.kit.db import UnitOfWork
@@ -93,6 +94,7 @@ class GatewayApi:
         checker: SecretChecker,
         throttle: FailureThrottle,
         watch_streams_per_principal: int = 5,
+        visibility: OrderVisibility | None = None,
     ) -> None:
         self.gate = gate
         self.jwt = jwt
@@ -107,6 +109,7 @@ class GatewayApi:
         self.checker = checker
         self.throttle = throttle
         self.watch_cap = watch_streams_per_principal
+        self.visibility = visibility or OrderVisibility(gate, orders)
         # open WatchAlerts streams per principal on this replica
         self.watching: dict[str, int] = {}
 
@@ -520,10 +523,13 @@ class GatewayApi:
                 f"at most {self.watch_cap} WatchAlerts streams per caller; close one before opening another"
             )
         self.watching[who] = self.watching.get(who, 0) + 1
+        # a scoped watcher (an agent) sees only alerts about orders it may see (Reach.ORDER)
+        seen = SeenOrders(self.visibility, caller)
         try:
             async with self.hub.subscribe(min_severity=int(request.min_severity)) as alerts:
                 async for alert in alerts:
-                    yield gateway_pb2.WatchAlertsResponse(alert=alert)
+                    if await seen.sees(alert.order_id):
+                        yield gateway_pb2.WatchAlertsResponse(alert=alert)
         finally:
             left = self.watching.pop(who) - 1
             if left:

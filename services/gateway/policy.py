@@ -1,9 +1,9 @@
-"""Who may call what: one entry per public RPC (method → roles, rate-limit class, audit, scoping).
+"""Who may call what: one entry per public RPC (method → roles, rate-limit class, audit, row scope).
 
 A method missing here is refused: adding an RPC to a service needs only an entry in this table (the
-gateway forwards it by its service name). Row-level scoping is not decided here: the gateway passes
-the caller's scope in metadata and the owning service filters its rows, answering NOT_FOUND for rows
-outside the scope so ids cannot be probed.
+gateway forwards it by its service name). Every entry says how far a scoped caller (a customer, a
+customer-service agent, a channel's key) reaches with it, its `Reach`; the contract test
+(tests/contract/test_gateway_policy.py) fails for an entry whose reach does not fit its roles.
 """
 
 from __future__ import annotations
@@ -21,9 +21,33 @@ class Klass(StrEnum):
     AUTH = "auth"
 
 
+class Reach(StrEnum):
+    """How a method keeps a scoped caller to its own rows. Rows outside the scope are answered exactly
+    like unknown ids (NOT_FOUND), so ids cannot be probed."""
+
+    # the owning service filters by the scope asserted to it (orders: buyer, agent's customers, channel)
+    ROWS = "rows"
+    # about one order, named by the request's `order_id` (or, for the alert stream, each alert's): the
+    # gateway shows it only when orders shows the caller that order
+    ORDER = "order"
+    # the caller's own objects, keyed by its principal (uploads); no other principal's are reachable
+    OWN = "own"
+    # reference data about no order and no customer (catalogue, stock levels, status rules)
+    SHARED = "shared"
+    # staff and services only: no scoped role may call it
+    STAFF = "staff"
+    # no principal: the method authenticates its sender itself (token exchange, signed webhooks)
+    PUBLIC = "public"
+
+
+# the roles whose principals are limited to their own rows (see gate.asserted)
+SCOPED_ROLES = frozenset({"customer", "cs_agent", "channel"})
+
+
 @dataclass(frozen=True)
 class Rule:
     roles: frozenset[str]
+    reach: Reach
     klass: Klass
     # mutating calls are audited (reveals too); costly writes fail closed when Redis is down
     mutating: bool
@@ -47,12 +71,19 @@ ADMINS = frozenset({"admin", "supervisor"})
 REVEALERS = frozenset({"admin", "supervisor", "cs_agent", "warehouse"})
 
 
-def _r(roles: frozenset[str], klass: Klass = Klass.READ) -> Rule:
-    return Rule(roles, klass, mutating=False)
+def _r(roles: frozenset[str], reach: Reach, klass: Klass = Klass.READ) -> Rule:
+    return Rule(roles, reach, klass, mutating=False)
 
 
-def _w(roles: frozenset[str], klass: Klass = Klass.WRITE) -> Rule:
-    return Rule(roles, klass, mutating=True)
+def _w(roles: frozenset[str], reach: Reach, klass: Klass = Klass.WRITE) -> Rule:
+    return Rule(roles, reach, klass, mutating=True)
+
+
+def _public(klass: Klass, mutating: bool) -> Rule:
+    return Rule(frozenset(), Reach.PUBLIC, klass, mutating=mutating, public=True)
+
+
+ROWS, ORDER, OWN, SHARED, STAFF_ONLY = Reach.ROWS, Reach.ORDER, Reach.OWN, Reach.SHARED, Reach.STAFF
 
 
 ORDERS = "oms.orders.v1.OrdersService"
@@ -61,73 +92,73 @@ ROUTING = "oms.routing.v1.RoutingService"
 GATEWAY = "oms.gateway.v1.GatewayService"
 
 POLICY: dict[str, Rule] = {
-    f"{ORDERS}/IngestOrder": _w(INGESTERS),
-    f"{ORDERS}/IngestChannelOrder": _w(INGESTERS),
-    f"{ORDERS}/IngestOrders": _w(INGESTERS, Klass.UPLOAD),
-    f"{ORDERS}/GetOrder": _r(ORDER_READERS),
-    f"{ORDERS}/GetOrderByChannel": _r(ORDER_READERS | {"channel"}),
-    f"{ORDERS}/ListOrders": _r(ORDER_READERS),
-    f"{ORDERS}/ExportOrders": _r(STAFF | {"finance", "risk"}, Klass.UPLOAD),
-    f"{ORDERS}/GetOrderStats": _r(STAFF | {"finance", "risk", "cs_agent"}),
-    f"{ORDERS}/GetTimeline": _r(ORDER_READERS),
-    f"{ORDERS}/CancelOrder": _w(ORDER_WRITERS | {"customer"}),
-    f"{ORDERS}/HoldOrder": _w(ORDER_WRITERS),
-    f"{ORDERS}/ReleaseOrder": _w(ORDER_WRITERS - {"cs_agent"}),
-    f"{ORDERS}/ReportPayment": _w(PAYMENT_REPORTERS),
-    f"{ORDERS}/ListPayments": _r(FINANCE | {"risk"}),
-    f"{ORDERS}/ReviewPayment": _w(FINANCE),
-    f"{ORDERS}/ImportStatement": _w(FINANCE, Klass.UPLOAD),
-    f"{ORDERS}/RepairFromStatement": _w(FINANCE),
-    f"{ORDERS}/ListDeadLetters": _r(STAFF | {"finance"}),
-    f"{ORDERS}/ReplayDeadLetter": _w(STAFF),
+    f"{ORDERS}/IngestOrder": _w(INGESTERS, ROWS),
+    f"{ORDERS}/IngestChannelOrder": _w(INGESTERS, ROWS),
+    f"{ORDERS}/IngestOrders": _w(INGESTERS, ROWS, Klass.UPLOAD),
+    f"{ORDERS}/GetOrder": _r(ORDER_READERS, ROWS),
+    f"{ORDERS}/GetOrderByChannel": _r(ORDER_READERS | {"channel"}, ROWS),
+    f"{ORDERS}/ListOrders": _r(ORDER_READERS, ROWS),
+    f"{ORDERS}/ExportOrders": _r(STAFF | {"finance", "risk"}, STAFF_ONLY, Klass.UPLOAD),
+    f"{ORDERS}/GetOrderStats": _r(STAFF | {"finance", "risk", "cs_agent"}, ROWS),
+    f"{ORDERS}/GetTimeline": _r(ORDER_READERS, ROWS),
+    f"{ORDERS}/CancelOrder": _w(ORDER_WRITERS | {"customer"}, ROWS),
+    f"{ORDERS}/HoldOrder": _w(ORDER_WRITERS, ROWS),
+    f"{ORDERS}/ReleaseOrder": _w(ORDER_WRITERS - {"cs_agent"}, STAFF_ONLY),
+    f"{ORDERS}/ReportPayment": _w(PAYMENT_REPORTERS, STAFF_ONLY),
+    f"{ORDERS}/ListPayments": _r(FINANCE | {"risk"}, STAFF_ONLY),
+    f"{ORDERS}/ReviewPayment": _w(FINANCE, STAFF_ONLY),
+    f"{ORDERS}/ImportStatement": _w(FINANCE, STAFF_ONLY, Klass.UPLOAD),
+    f"{ORDERS}/RepairFromStatement": _w(FINANCE, STAFF_ONLY),
+    f"{ORDERS}/ListDeadLetters": _r(STAFF | {"finance"}, STAFF_ONLY),
+    f"{ORDERS}/ReplayDeadLetter": _w(STAFF, STAFF_ONLY),
     # one write however many steps it replays: an outage's dead letters are replayed in one call
-    f"{ORDERS}/ReplayDeadSteps": _w(STAFF),
-    f"{ORDERS}/ReportSourceStatus": _w(SOURCE_REPORTERS),
-    f"{ORDERS}/GetStatusRules": _r(STAFF | {"warehouse", "cs_agent"}),
-    f"{ORDERS}/GetDriftReport": _r(STAFF),
-    f"{ORDERS}/ListQuarantine": _r(STAFF),
-    f"{ORDERS}/AssignCustomers": _w(ADMINS),
-    f"{INVENTORY}/PutWarehouse": _w(STAFF),
-    f"{INVENTORY}/PutSku": _w(STAFF),
-    f"{INVENTORY}/GetSku": _r(STOCK_READERS | {"channel"}),
-    f"{INVENTORY}/ListSkus": _r(STOCK_READERS | {"channel"}),
-    f"{INVENTORY}/SetStockPolicy": _w(STAFF),
-    f"{INVENTORY}/Reserve": _w(STAFF | {"service"}),
-    f"{INVENTORY}/CommitReservation": _w(STAFF | {"service"}),
-    f"{INVENTORY}/ReleaseReservation": _w(STAFF | {"service"}),
-    f"{INVENTORY}/MoveReservation": _w(STAFF | {"service"}),
-    f"{INVENTORY}/GetReservation": _r(STOCK_READERS),
-    f"{INVENTORY}/GetAvailability": _r(STOCK_READERS | {"channel", "customer"}),
-    f"{INVENTORY}/RecordReceipt": _w(STOCK_WRITERS),
-    f"{INVENTORY}/RecordStockCount": _w(STOCK_WRITERS),
-    f"{INVENTORY}/AdjustStock": _w(STOCK_WRITERS),
-    f"{INVENTORY}/Restock": _w(STOCK_WRITERS),
-    f"{INVENTORY}/ListLedger": _r(STAFF | {"warehouse", "finance"}),
-    f"{INVENTORY}/CheckInvariants": _w(STAFF),
-    f"{INVENTORY}/ListReplenishmentOrders": _r(STAFF | {"warehouse"}),
-    f"{INVENTORY}/UpdateReplenishmentOrder": _w(STAFF | {"warehouse"}),
-    f"{ROUTING}/PlanFulfilment": _w(STAFF | {"service"}),
-    f"{ROUTING}/ExplainDecision": _r(STAFF | {"cs_agent", "warehouse"}),
-    f"{ROUTING}/GetRuleSet": _r(ROUTING_ADMINS),
-    f"{ROUTING}/SaveDraftRuleSet": _w(ROUTING_ADMINS),
-    f"{ROUTING}/PutExpectedDecisions": _w(ROUTING_ADMINS),
-    f"{ROUTING}/DryRunRuleSet": _w(ROUTING_ADMINS),
-    f"{ROUTING}/ActivateRuleSet": _w(ADMINS),
-    f"{ROUTING}/SetShadowRuleSet": _w(ROUTING_ADMINS),
-    f"{ROUTING}/GetShadowReport": _r(ROUTING_ADMINS),
-    f"{ROUTING}/ListParkedOrders": _r(STAFF),
-    f"{GATEWAY}/IssueToken": Rule(frozenset(), Klass.AUTH, mutating=False, public=True),
-    f"{GATEWAY}/BeginUpload": _w(UPLOADERS, Klass.UPLOAD),
-    f"{GATEWAY}/PutChunk": _w(UPLOADERS, Klass.UPLOAD),
-    f"{GATEWAY}/GetUpload": _r(UPLOADERS),
-    f"{GATEWAY}/CompleteUpload": _w(UPLOADERS, Klass.UPLOAD),
-    f"{GATEWAY}/UploadStream": _w(UPLOADERS, Klass.UPLOAD),
-    f"{GATEWAY}/ReceivePaymentWebhook": Rule(frozenset(), Klass.WRITE, mutating=True, public=True),
-    f"{GATEWAY}/ReceiveCarrierWebhook": Rule(frozenset(), Klass.WRITE, mutating=True, public=True),
-    f"{GATEWAY}/ReceiveChannelWebhook": Rule(frozenset(), Klass.WRITE, mutating=True, public=True),
-    f"{GATEWAY}/RevealOrder": _w(REVEALERS, Klass.READ),
-    f"{GATEWAY}/ListAuditRecords": _r(ADMINS),
-    f"{GATEWAY}/WatchAlerts": _r(STAFF | {"cs_agent", "warehouse", "finance", "risk"}),
+    f"{ORDERS}/ReplayDeadSteps": _w(STAFF, STAFF_ONLY),
+    f"{ORDERS}/ReportSourceStatus": _w(SOURCE_REPORTERS, ROWS),
+    f"{ORDERS}/GetStatusRules": _r(STAFF | {"warehouse", "cs_agent"}, SHARED),
+    f"{ORDERS}/GetDriftReport": _r(STAFF, STAFF_ONLY),
+    f"{ORDERS}/ListQuarantine": _r(STAFF, STAFF_ONLY),
+    f"{ORDERS}/AssignCustomers": _w(ADMINS, STAFF_ONLY),
+    f"{INVENTORY}/PutWarehouse": _w(STAFF, STAFF_ONLY),
+    f"{INVENTORY}/PutSku": _w(STAFF, STAFF_ONLY),
+    f"{INVENTORY}/GetSku": _r(STOCK_READERS | {"channel"}, SHARED),
+    f"{INVENTORY}/ListSkus": _r(STOCK_READERS | {"channel"}, SHARED),
+    f"{INVENTORY}/SetStockPolicy": _w(STAFF, STAFF_ONLY),
+    f"{INVENTORY}/Reserve": _w(STAFF | {"service"}, STAFF_ONLY),
+    f"{INVENTORY}/CommitReservation": _w(STAFF | {"service"}, STAFF_ONLY),
+    f"{INVENTORY}/ReleaseReservation": _w(STAFF | {"service"}, STAFF_ONLY),
+    f"{INVENTORY}/MoveReservation": _w(STAFF | {"service"}, STAFF_ONLY),
+    f"{INVENTORY}/GetReservation": _r(STOCK_READERS, ORDER),
+    f"{INVENTORY}/GetAvailability": _r(STOCK_READERS | {"channel", "customer"}, SHARED),
+    f"{INVENTORY}/RecordReceipt": _w(STOCK_WRITERS, STAFF_ONLY),
+    f"{INVENTORY}/RecordStockCount": _w(STOCK_WRITERS, STAFF_ONLY),
+    f"{INVENTORY}/AdjustStock": _w(STOCK_WRITERS, STAFF_ONLY),
+    f"{INVENTORY}/Restock": _w(STOCK_WRITERS, STAFF_ONLY),
+    f"{INVENTORY}/ListLedger": _r(STAFF | {"warehouse", "finance"}, STAFF_ONLY),
+    f"{INVENTORY}/CheckInvariants": _w(STAFF, STAFF_ONLY),
+    f"{INVENTORY}/ListReplenishmentOrders": _r(STAFF | {"warehouse"}, STAFF_ONLY),
+    f"{INVENTORY}/UpdateReplenishmentOrder": _w(STAFF | {"warehouse"}, STAFF_ONLY),
+    f"{ROUTING}/PlanFulfilment": _w(STAFF | {"service"}, STAFF_ONLY),
+    f"{ROUTING}/ExplainDecision": _r(STAFF | {"cs_agent", "warehouse"}, ORDER),
+    f"{ROUTING}/GetRuleSet": _r(ROUTING_ADMINS, STAFF_ONLY),
+    f"{ROUTING}/SaveDraftRuleSet": _w(ROUTING_ADMINS, STAFF_ONLY),
+    f"{ROUTING}/PutExpectedDecisions": _w(ROUTING_ADMINS, STAFF_ONLY),
+    f"{ROUTING}/DryRunRuleSet": _w(ROUTING_ADMINS, STAFF_ONLY),
+    f"{ROUTING}/ActivateRuleSet": _w(ADMINS, STAFF_ONLY),
+    f"{ROUTING}/SetShadowRuleSet": _w(ROUTING_ADMINS, STAFF_ONLY),
+    f"{ROUTING}/GetShadowReport": _r(ROUTING_ADMINS, STAFF_ONLY),
+    f"{ROUTING}/ListParkedOrders": _r(STAFF, STAFF_ONLY),
+    f"{GATEWAY}/IssueToken": _public(Klass.AUTH, mutating=False),
+    f"{GATEWAY}/BeginUpload": _w(UPLOADERS, OWN, Klass.UPLOAD),
+    f"{GATEWAY}/PutChunk": _w(UPLOADERS, OWN, Klass.UPLOAD),
+    f"{GATEWAY}/GetUpload": _r(UPLOADERS, OWN),
+    f"{GATEWAY}/CompleteUpload": _w(UPLOADERS, OWN, Klass.UPLOAD),
+    f"{GATEWAY}/UploadStream": _w(UPLOADERS, OWN, Klass.UPLOAD),
+    f"{GATEWAY}/ReceivePaymentWebhook": _public(Klass.WRITE, mutating=True),
+    f"{GATEWAY}/ReceiveCarrierWebhook": _public(Klass.WRITE, mutating=True),
+    f"{GATEWAY}/ReceiveChannelWebhook": _public(Klass.WRITE, mutating=True),
+    f"{GATEWAY}/RevealOrder": _w(REVEALERS, ROWS, Klass.READ),
+    f"{GATEWAY}/ListAuditRecords": _r(ADMINS, STAFF_ONLY),
+    f"{GATEWAY}/WatchAlerts": _r(STAFF | {"cs_agent", "warehouse", "finance", "risk"}, ORDER),
 }
 
 

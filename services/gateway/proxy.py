@@ -18,7 +18,8 @@ from google.protobuf.message import DecodeError, Message
 
 from services.gateway import auth, json_fields
 from services.gateway.gate import Caller, Gate, Refused, client_address, trailing
-from services.gateway.policy import rule_for
+from services.gateway.policy import Reach, rule_for
+from services.gateway.visibility import OrderVisibility
 from services.kit import inputs
 from services.kit.errors import DETAILS_KEY, DomainError, InvalidArgument, to_status
 from services.kit.identity import audience_of
@@ -50,8 +51,10 @@ class Dispatcher(grpc.GenericRpcHandler):
         local: dict[str, LocalMethod],
         default_deadline_seconds: float,
         stream_deadline_seconds: float = 3600.0,
+        visibility: OrderVisibility | None = None,
     ) -> None:
         self.gate = gate
+        self.visibility = visibility
         self.upstreams = upstreams
         self.local_service = local_service
         self.local = local
@@ -169,10 +172,17 @@ class Dispatcher(grpc.GenericRpcHandler):
 
         request_class = message_factory.GetMessageClass(descriptor.input_type)
         audience = audience_of(method)
+        rule = rule_for(method)
+        about_an_order = rule is not None and rule.reach is Reach.ORDER
+        if about_an_order and (
+            self.visibility is None or "order_id" not in descriptor.input_type.fields_by_name
+        ):
+            raise RuntimeError(f"{method}: Reach.ORDER needs an order_id field and the orders service")
 
-        def well_formed(request: bytes) -> None:
+        async def well_formed(request: bytes, caller: Caller) -> None:
             """Garbage (and text Postgres cannot store) is refused here with INVALID_ARGUMENT instead of
-            reaching the service or the audit log."""
+            reaching the service or the audit log; a call about an order outside a scoped caller's rows
+            is answered NOT_FOUND before it reaches the service that does not know whose order it is."""
             parsed = request_class()
             try:
                 parsed.ParseFromString(request)
@@ -180,13 +190,19 @@ class Dispatcher(grpc.GenericRpcHandler):
                 raise InvalidArgument("request", "is not a valid message of this method") from None
             if b"\x00" in request:  # no zero byte at all, no NUL in any string: skip the walk
                 inputs.refuse_nul(parsed)
+            if about_an_order and dispatcher.visibility is not None:
+                await dispatcher.visibility.check(caller, str(getattr(parsed, "order_id")))  # noqa: B009
 
         if not descriptor.client_streaming and not descriptor.server_streaming:
             call = channel.unary_unary(method)
 
             async def unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
                 caller, metadata = await dispatcher._admit(method, request, context)
-                well_formed(request)
+                try:
+                    await well_formed(request, caller)
+                except grpc.aio.AioRpcError as error:
+                    await upstream_error(context, caller, error)
+                    raise
                 outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
                 try:
                     return await dispatcher._audited(
@@ -205,7 +221,11 @@ class Dispatcher(grpc.GenericRpcHandler):
                 request: bytes, context: grpc.aio.ServicerContext
             ) -> AsyncIterator[bytes]:
                 caller, metadata = await dispatcher._admit(method, request, context)
-                well_formed(request)
+                try:
+                    await well_formed(request, caller)
+                except grpc.aio.AioRpcError as error:
+                    await upstream_error(context, caller, error)
+                    return
                 outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
                 try:
                     # the caller's deadline, whole: an export runs as long as its caller waits

@@ -191,7 +191,10 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self, request: orders_pb2.GetOrderStatsRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.GetOrderStatsResponse:
         stats = await queries.order_stats(
-            self.uow(), _optional_time(request, "created_from"), _optional_time(request, "created_to")
+            self.uow(),
+            _optional_time(request, "created_from"),
+            _optional_time(request, "created_to"),
+            scope_of(context),
         )
         return orders_pb2.GetOrderStatsResponse(
             statuses=[

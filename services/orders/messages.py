@@ -40,7 +40,9 @@ def event_messages(order: model.Order) -> list[tuple[str, Message]]:
     return out
 
 
-def alert(kind: str, severity: str, order_id: str, text: str) -> alert_events.AlertRaised:
+def alert(
+    kind: str, severity: str, order_id: str, text: str, customer_id: str = "", channel: str = ""
+) -> alert_events.AlertRaised:
     return alert_events.AlertRaised(
         kind=kind,
         severity=SEVERITIES.get(severity, 2),  # type: ignore[arg-type]
@@ -48,6 +50,8 @@ def alert(kind: str, severity: str, order_id: str, text: str) -> alert_events.Al
         order_id=order_id,
         message=text[:2000],
         dedupe_key=f"{kind}:{order_id}",
+        customer_id=customer_id,
+        channel=channel,
     )
 
 
@@ -111,5 +115,5 @@ def _message(order: model.Order, event: object) -> tuple[str, Message] | None:
                 attempted_status=status_value(attempted),  # type: ignore[arg-type]
             )
         case model.AlertRaised(kind=kind, severity=severity, message=text):
-            return "alerts.raised", alert(kind, severity, oid, text)
+            return "alerts.raised", alert(kind, severity, oid, text, order.buyer_id, order.channel.value)
     return None

@@ -286,10 +286,14 @@ def _order_conditions(filter: OrderFilter, repo: OrderRepository) -> list[Column
 
 
 async def order_stats(
-    uow: UnitOfWork, created_from: datetime | None, created_to: datetime | None
+    uow: UnitOfWork,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    scope: Scope = EVERYTHING,
 ) -> OrderStats:
     """Orders per status, dwell per status, the exception ratio and the stage-duration table for
-    the orders created in the window; `definitions` says exactly how each figure is computed."""
+    the orders created in the window and within the caller's scope (an agent's figures count only
+    their customers' orders); `definitions` says exactly how each figure is computed."""
     async with uow:
         now = uow.clock.now()
         start = created_from or (created_to or now) - DEFAULT_STATS_WINDOW
@@ -299,7 +303,9 @@ async def order_stats(
                 raise InvalidArgument(name, "needs a time zone")
         if end <= start:
             raise InvalidArgument("created_to", "must be after created_from")
-        in_window = and_(orders_table.c.created_at >= start, orders_table.c.created_at < end)
+        in_window = and_(
+            orders_table.c.created_at >= start, orders_table.c.created_at < end, *scope_conditions(scope)
+        )
         counts: dict[str, int] = dict(
             (
                 await uow.conn.execute(

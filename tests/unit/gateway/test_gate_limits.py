@@ -10,10 +10,10 @@ import pytest
 from services.gateway import auth
 from services.gateway.gate import Gate, Refused
 from services.gateway.limits import LocalTokenBucket, RateLimiter, parse_limits
-from services.gateway.policy import Klass, Rule
+from services.gateway.policy import Klass, Reach, Rule
 from tests.unit.gateway.test_local_limiter import FlakyRedisBucket
 
-WRITE = Rule(frozenset({"ops"}), Klass.WRITE, mutating=True)
+WRITE = Rule(frozenset({"ops"}), Reach.STAFF, Klass.WRITE, mutating=True)
 OPS = auth.Principal(subject="ops-1", kind="user", roles=frozenset({"ops"}))
 
 

@@ -18,6 +18,7 @@ from services.orders.domain.model import (
     accept,
 )
 from services.orders.domain.orchestration import Step, StockState, next_step
+from services.orders.messages import event_messages
 from tests.unit.orders.test_model import command
 
 S = OrderStatus
@@ -177,3 +178,15 @@ def test_the_process_manager_knows_the_next_step(
     status: OrderStatus, stock: StockState, step: Step | None
 ) -> None:
     assert next_step(order_in(status), stock) is step
+
+
+def test_an_alert_about_an_order_names_its_customer_and_channel_for_the_scoped_alert_stream() -> None:
+    order = order_in(S.ALLOCATED)
+    order.move_to(S.PENDING_PAYMENT, "a report", NOW)
+    [alert] = [message for subject, message in event_messages(order) if subject == "alerts.raised"]
+    assert (alert.order_id, alert.customer_id, alert.channel) == (
+        order.order_id,
+        order.buyer_id,
+        order.channel.value,
+    )
+    assert alert.customer_id
