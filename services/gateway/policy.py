@@ -41,6 +41,8 @@ FINANCE = STAFF | {"finance"}
 STOCK_READERS = STAFF | {"warehouse", "service", "cs_agent"}
 STOCK_WRITERS = STAFF | {"warehouse", "wms", "service"}
 ROUTING_ADMINS = STAFF
+# who may upload at all; completing an upload also needs the rule of its target (IngestOrders for
+# orders, ImportStatement for statements), checked by the gateway at begin and at complete
 UPLOADERS = STAFF | {"channel", "service", "finance"}
 ADMINS = frozenset({"admin", "supervisor"})
 # roles allowed to unmask personal data through the audited reveal
