@@ -126,6 +126,7 @@ class GatewayApi:
             "PutChunk": LocalMethod(self.put_chunk),
             "GetUpload": LocalMethod(self.get_upload),
             "CompleteUpload": LocalMethod(self.complete_upload),
+            "AbortUpload": LocalMethod(self.abort_upload),
             "UploadStream": LocalMethod(self.upload_stream),
             # webhooks audit themselves: the record names the sender and the ids in the notification
             "ReceivePaymentWebhook": LocalMethod(self.payment_webhook, audits_itself=True),
@@ -224,6 +225,12 @@ class GatewayApi:
         state, results = await self._complete(request.upload_id, caller, "CompleteUpload")
         results.upload.CopyFrom(upload_message(state))
         return results
+
+    async def abort_upload(
+        self, request: gateway_pb2.AbortUploadRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.AbortUploadResponse:
+        await _upload_call(self.uploads.abort(_owner(caller), request.upload_id))
+        return gateway_pb2.AbortUploadResponse()
 
     async def upload_stream(
         self, requests: AsyncIterator[gateway_pb2.UploadStreamRequest], context: Any, caller: Caller

@@ -123,6 +123,7 @@ POLICY: dict[str, Rule] = {
     f"{GATEWAY}/PutChunk": _w(UPLOADERS, Klass.UPLOAD),
     f"{GATEWAY}/GetUpload": _r(UPLOADERS),
     f"{GATEWAY}/CompleteUpload": _w(UPLOADERS, Klass.UPLOAD),
+    f"{GATEWAY}/AbortUpload": _w(UPLOADERS, Klass.UPLOAD),
     f"{GATEWAY}/UploadStream": _w(UPLOADERS, Klass.UPLOAD),
     f"{GATEWAY}/ReceivePaymentWebhook": Rule(frozenset(), Klass.WRITE, mutating=True, public=True),
     f"{GATEWAY}/ReceiveCarrierWebhook": Rule(frozenset(), Klass.WRITE, mutating=True, public=True),
