@@ -63,6 +63,7 @@ async def serve(settings: Settings) -> None:
             ttl_seconds=settings.upload_ttl_seconds,
             max_total_bytes=settings.upload_max_bytes,
             max_open_per_owner=settings.uploads_per_principal,
+            quota_bytes_per_owner=settings.upload_quota_bytes,
         )
         channels = {
             service: grpc_client.channel(

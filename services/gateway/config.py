@@ -22,6 +22,9 @@ DEFAULT_PORT = 50050
 DEFAULT_REDIS_MAX_CONNECTIONS = 128
 DEFAULT_REDIS_SOCKET_TIMEOUT_SECONDS = 2.0
 DEFAULT_LIMITER = LimiterSettings()
+DEFAULT_UPLOAD_MAX_BYTES = 64 << 20
+# two uploads of the largest size: with 4 open uploads of up to 64 MiB, 256 MiB would never bind
+DEFAULT_UPLOAD_QUOTA_BYTES = 128 << 20
 DEFAULT_LIMITS = (
     "read=50/s:100,write=20/s:40,upload=20/s:200,auth=5/s:10,"
     "role:admin.read=500/s:1000,role:service.write=1000/s:2000,role:service.read=1000/s:2000"
@@ -48,6 +51,8 @@ class Settings:
     upload_ttl_seconds: int
     upload_max_bytes: int
     uploads_per_principal: int
+    # the bytes a principal's open uploads may declare together
+    upload_quota_bytes: int
     audit_retention: timedelta
     alert_env: Mapping[str, str]
     credential_checks: int
@@ -83,8 +88,9 @@ class Settings:
             signature_window_seconds=integer(env, "SIGNATURE_WINDOW_SECONDS", 300),
             limits=limits,
             upload_ttl_seconds=integer(env, "UPLOAD_TTL_SECONDS", 3600),
-            upload_max_bytes=integer(env, "UPLOAD_MAX_BYTES", 64 << 20),
+            upload_max_bytes=integer(env, "UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES),
             uploads_per_principal=integer(env, "UPLOADS_PER_PRINCIPAL", 4),
+            upload_quota_bytes=_upload_quota(env),
             audit_retention=timedelta(days=retention_days),
             alert_env=dict(env),
             credential_checks=_at_least_one(env, "CREDENTIAL_CHECKS_MAX_CONCURRENT", 2),
@@ -99,6 +105,14 @@ def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise InvalidSetting(f"{name} must be at least 1")
     return value
+
+
+def _upload_quota(env: Mapping[str, str]) -> int:
+    quota = integer(env, "UPLOAD_QUOTA_BYTES_PER_PRINCIPAL", DEFAULT_UPLOAD_QUOTA_BYTES)
+    largest = integer(env, "UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES)
+    if quota < largest:
+        raise InvalidSetting("UPLOAD_QUOTA_BYTES_PER_PRINCIPAL must be at least UPLOAD_MAX_BYTES")
+    return quota
 
 
 def _window(env: Mapping[str, str]) -> float:

@@ -24,7 +24,8 @@ from services.gateway import auth
 from services.gateway.alerts import AlertHub
 from services.gateway.credentials import ChecksBusy, FailureThrottle, SecretChecker
 from services.gateway.gate import Caller, Gate, trailing
-from services.gateway.proxy import LocalMethod
+from services.gateway.policy import ORDERS, allowed, rule_for
+from services.gateway.proxy import REFUSALS, LocalMethod
 from services.gateway.store import (
     PENDING,
     answer_receipt,
@@ -40,10 +41,12 @@ from services.gateway.webhooks import WebhookError, carrier_report, payload_targ
 from services.kit import inputs
 from services.kit.db import UnitOfWork
 from services.kit.errors import (
+    AlreadyExists,
     DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
@@ -58,6 +61,12 @@ TARGETS = {
     gateway_pb2.UPLOAD_TARGET_PAYMENT_STATEMENT: "payments.statement",
 }
 TARGET_ENUMS = {name: value for value, name in TARGETS.items()}
+# the method a completed upload is handed to: the uploader must be allowed to call it
+TARGET_METHODS = {
+    "orders.batch": f"{ORDERS}/IngestOrders",
+    "orders.one": f"{ORDERS}/IngestOrders",
+    "payments.statement": f"{ORDERS}/ImportStatement",
+}
 STATUSES = {
     "open": gateway_pb2.UPLOAD_STATUS_OPEN,
     "verified": gateway_pb2.UPLOAD_STATUS_VERIFIED,
@@ -120,6 +129,7 @@ class GatewayApi:
             "PutChunk": LocalMethod(self.put_chunk),
             "GetUpload": LocalMethod(self.get_upload),
             "CompleteUpload": LocalMethod(self.complete_upload),
+            "AbortUpload": LocalMethod(self.abort_upload),
             "UploadStream": LocalMethod(self.upload_stream),
             # webhooks audit themselves: the record names the sender and the ids in the notification
             "ReceivePaymentWebhook": LocalMethod(self.payment_webhook, audits_itself=True),
@@ -169,15 +179,21 @@ class GatewayApi:
     async def begin_upload(
         self, request: gateway_pb2.BeginUploadRequest, context: Any, caller: Caller
     ) -> gateway_pb2.BeginUploadResponse:
-        state = await self._begin(request, caller)
+        state = await self._begin(request, caller, "BeginUpload")
         return gateway_pb2.BeginUploadResponse(upload=upload_message(state))
 
-    async def _begin(self, request: gateway_pb2.BeginUploadRequest, caller: Caller) -> UploadState:
+    async def _begin(
+        self, request: gateway_pb2.BeginUploadRequest, caller: Caller, method: str
+    ) -> UploadState:
         target = TARGETS.get(request.target)
         if target is None:
             raise InvalidArgument(
-                "target", "must be UPLOAD_TARGET_ORDERS_BATCH or UPLOAD_TARGET_CHANNEL_ORDER"
+                "target",
+                "must be UPLOAD_TARGET_ORDERS_BATCH, UPLOAD_TARGET_CHANNEL_ORDER or "
+                "UPLOAD_TARGET_PAYMENT_STATEMENT",
             )
+        # refused before a byte is stored: an upload carries no rights its uploader lacks
+        self._may_hand_over(caller, target, method)
         return await _upload_call(
             self.uploads.begin(
                 _owner(caller),
@@ -209,9 +225,15 @@ class GatewayApi:
     async def complete_upload(
         self, request: gateway_pb2.CompleteUploadRequest, context: Any, caller: Caller
     ) -> gateway_pb2.CompleteUploadResponse:
-        state, results = await self._complete(request.upload_id, caller, context)
+        state, results = await self._complete(request.upload_id, caller, "CompleteUpload")
         results.upload.CopyFrom(upload_message(state))
         return results
+
+    async def abort_upload(
+        self, request: gateway_pb2.AbortUploadRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.AbortUploadResponse:
+        await _upload_call(self.uploads.abort(_owner(caller), request.upload_id))
+        return gateway_pb2.AbortUploadResponse()
 
     async def upload_stream(
         self, requests: AsyncIterator[gateway_pb2.UploadStreamRequest], context: Any, caller: Caller
@@ -223,7 +245,7 @@ class GatewayApi:
             if which == "header":
                 if state is not None:
                     raise InvalidArgument("header", "comes once, first")
-                state = await self._begin(part.header, caller)
+                state = await self._begin(part.header, caller, "UploadStream")
                 index = min(state.missing, default=state.total_chunks)
             elif which == "chunk":
                 if state is None:
@@ -236,30 +258,55 @@ class GatewayApi:
                 index += 1
         if state is None:
             raise InvalidArgument("header", "is required")
-        final, results = await self._complete(state.upload_id, caller, context)
+        final, results = await self._complete(state.upload_id, caller, "UploadStream")
         return gateway_pb2.UploadStreamResponse(
             upload=upload_message(final), orders=results.orders, statement=results.statement
         )
 
     async def _complete(
-        self, upload_id: str, caller: Caller, context: Any
+        self, upload_id: str, caller: Caller, method: str
     ) -> tuple[UploadState, gateway_pb2.CompleteUploadResponse]:
-        """Verify, hand over, keep the target's answer: a repeated complete returns that first answer."""
+        """Verify, hand over, keep the target's answer: a repeated complete returns that first answer.
+        The target is called as the uploader (the assertion names them, their roles and their scope),
+        so its own row scope applies: a channel's key hands over its own channel's orders only."""
         owner = _owner(caller)
         state = await _upload_call(self.uploads.status(owner, upload_id))
+        self._may_hand_over(caller, state.target, method)
         if state.status == "complete":
             return state, gateway_pb2.CompleteUploadResponse.FromString(state.result)
         payload = await _upload_call(self.uploads.assemble(owner, upload_id))
         metadata = self.gate.upstream_metadata(caller, {}, ORDERS_AUDIENCE)
         answer = gateway_pb2.CompleteUploadResponse()
-        if state.target == "payments.statement":
-            answer.statement.CopyFrom(
-                await self.orders.ImportStatement(_statement_request(payload), metadata=metadata, timeout=300)
-            )
-        else:
-            answer.orders.CopyFrom(await self._ingest(_ingest_items(state.target, payload), metadata))
+        try:
+            if state.target == "payments.statement":
+                answer.statement.CopyFrom(
+                    await self.orders.ImportStatement(
+                        _statement_request(payload), metadata=metadata, timeout=300
+                    )
+                )
+            else:
+                answer.orders.CopyFrom(await self._ingest(_ingest_items(state.target, payload), metadata))
+        except grpc.aio.AioRpcError as error:
+            if error.code() in REFUSALS:
+                self.gate.failed_attempt(
+                    caller, f"/{SERVICE_NAME}/{method}", error.code().name, "service_refused"
+                )
+            raise _target_error(error) from None
         finished = await _upload_call(self.uploads.finish(owner, upload_id, answer.SerializeToString()))
         return finished, answer
+
+    def _may_hand_over(self, caller: Caller, target: str, method: str) -> None:
+        """The uploader must be allowed to call the target method itself (the policy's rule for it)."""
+        target_method = TARGET_METHODS[target]
+        rule = rule_for(target_method)
+        if rule is None or not allowed(rule, caller.principal.roles):
+            self.gate.failed_attempt(
+                caller, f"/{SERVICE_NAME}/{method}", "PERMISSION_DENIED", "target_not_allowed"
+            )
+            raise PermissionDenied(
+                f"target: the upload is handed to {target_method.rpartition('/')[2]}, "
+                "which this caller may not call"
+            )
 
     async def _ingest(
         self, items: list[orders_pb2.IngestItem], metadata: list[tuple[str, str]]
@@ -596,6 +643,30 @@ async def _upload_call(call: Any) -> Any:
         if error.code == "failed_precondition":
             raise FailedPrecondition(f"{error.field}: {error.problem}") from None
         raise InvalidArgument(error.field, error.problem) from None
+
+
+# what a target's refusal becomes for the uploader: the same code and message
+_TARGET_ERRORS: dict[grpc.StatusCode, type[DomainError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+}
+
+
+def _target_error(error: grpc.aio.AioRpcError) -> Exception:
+    """The target's refusal of a handed-over payload, for the uploader; anything else stays an error."""
+    details = error.details() or ""
+    if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        field, _, problem = details.partition(": ")
+        if not problem:
+            return InvalidArgument("payload", details)
+        return InvalidArgument(f"payload.{field}", problem)
+    kind = _TARGET_ERRORS.get(error.code())
+    return error if kind is None else kind(details)
 
 
 def _owner(caller: Caller) -> str:

@@ -65,6 +65,8 @@ FINANCE = STAFF | {"finance"}
 STOCK_READERS = STAFF | {"warehouse", "service", "cs_agent"}
 STOCK_WRITERS = STAFF | {"warehouse", "wms", "service"}
 ROUTING_ADMINS = STAFF
+# who may upload at all; completing an upload also needs the rule of its target (IngestOrders for
+# orders, ImportStatement for statements), checked by the gateway at begin and at complete
 UPLOADERS = STAFF | {"channel", "service", "finance"}
 ADMINS = frozenset({"admin", "supervisor"})
 # roles allowed to unmask personal data through the audited reveal
@@ -152,6 +154,7 @@ POLICY: dict[str, Rule] = {
     f"{GATEWAY}/PutChunk": _w(UPLOADERS, OWN, Klass.UPLOAD),
     f"{GATEWAY}/GetUpload": _r(UPLOADERS, OWN),
     f"{GATEWAY}/CompleteUpload": _w(UPLOADERS, OWN, Klass.UPLOAD),
+    f"{GATEWAY}/AbortUpload": _w(UPLOADERS, OWN, Klass.UPLOAD),
     f"{GATEWAY}/UploadStream": _w(UPLOADERS, OWN, Klass.UPLOAD),
     f"{GATEWAY}/ReceivePaymentWebhook": _public(Klass.WRITE, mutating=True),
     f"{GATEWAY}/ReceiveCarrierWebhook": _public(Klass.WRITE, mutating=True),

@@ -7,7 +7,12 @@ upload's TTL, so an abandoned upload frees its memory by itself. The Redis clien
 (`decode_responses=False`, the default): chunks are binary.
 
 Life of an upload: open → verified (assembled and checked, handed to the target) → complete (the target's
-result stored, chunks deleted), or open → failed (checksum mismatch; nothing is handed over).
+result stored, chunks deleted), or open → failed (checksum mismatch; nothing is handed over). An open
+upload, or a verified one nobody is completing, can be aborted: its keys are deleted at once.
+
+An owner's open and verified uploads are bounded in number and in the bytes they declare (a quota
+checked in the script that begins an upload, so parallel begins cannot overshoot it); completing,
+failing, aborting or expiring frees both.
 """
 
 from __future__ import annotations
@@ -58,21 +63,37 @@ _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ASSEMBLY_LEASE_MS = 60_000
 _READ_BATCH = 64
 
-# KEYS meta, open-index. ARGV upload_id, now, expires_at, ttl_ms, max_open, then field/value pairs.
-# Returns 'exists' (the caller compares parameters), 'full' or 'created'.
+# KEYS meta, open-index, declared bytes. ARGV upload_id, now, expires_at, ttl_ms, max_open, quota,
+# total_bytes, then field/value pairs. The open index (upload id → expiry) and the declared bytes (upload
+# id → total_bytes) hold the same ids. Returns {'exists'} (the caller compares parameters), {'full'},
+# {'over_quota', bytes already declared} or {'created'}.
 _BEGIN_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 'exists'
+  return {'exists'}
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
-  return 'full'
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+local open = redis.call('ZRANGE', KEYS[2], 0, -1)
+if #open >= tonumber(ARGV[5]) then
+  return {'full'}
+end
+local declared = 0
+for _, id in ipairs(open) do
+  declared = declared + (tonumber(redis.call('HGET', KEYS[3], id)) or 0)
+end
+if declared + tonumber(ARGV[7]) > tonumber(ARGV[6]) then
+  return {'over_quota', declared}
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 'created'
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[7])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return {'created'}
 """
 
 # KEYS meta, received, chunk. ARGV index, data. Validation of index and size happened against the same
@@ -102,7 +123,7 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 return 'ok'
 """
 
-# KEYS meta, open-index, lock, chunks... ARGV upload_id, new status, result, lock token.
+# KEYS meta, open-index, declared bytes, lock, chunks... ARGV upload_id, new status, result, lock token.
 # Sets the final status, drops the upload from the owner's open set, frees the chunks and the lease.
 _SETTLE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -110,13 +131,36 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
-if ARGV[4] == '' or redis.call('GET', KEYS[3]) == ARGV[4] then
-  redis.call('DEL', KEYS[3])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if ARGV[4] == '' or redis.call('GET', KEYS[4]) == ARGV[4] then
+  redis.call('DEL', KEYS[4])
 end
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   redis.call('DEL', KEYS[i])
 end
 return 1
+"""
+
+# KEYS meta, open-index, declared bytes, lock, received, chunks... ARGV upload_id.
+# An upload someone is completing (the assembly lease is held) or that has ended stays as it is.
+_ABORT_LUA = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then
+  return 'not_found'
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return 'completing'
+end
+if status ~= 'open' and status ~= 'verified' then
+  return status
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[1])
+for i = 5, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
+return 'aborted'
 """
 
 # HSET alone would recreate an expired upload as a hash without a TTL
@@ -146,6 +190,7 @@ class UploadStore:
         max_chunk_bytes: int = 4 << 20,
         max_open_per_owner: int = 4,
         max_chunks: int = 4096,
+        quota_bytes_per_owner: int = 128 << 20,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
@@ -153,6 +198,7 @@ class UploadStore:
         self._max_total_bytes = max_total_bytes
         self._max_chunk_bytes = max_chunk_bytes
         self._max_open = max_open_per_owner
+        self._quota = quota_bytes_per_owner
         # every chunk is a Redis key with ~100 bytes of overhead; tiny chunks would multiply that
         self._max_chunks = max_chunks
         self._begin = redis.register_script(_BEGIN_LUA)
@@ -160,6 +206,7 @@ class UploadStore:
         self._settle = redis.register_script(_SETTLE_LUA)
         self._mark_verified = redis.register_script(_MARK_VERIFIED_LUA)
         self._release = redis.register_script(_RELEASE_LUA)
+        self._abort = redis.register_script(_ABORT_LUA)
 
     async def begin(
         self,
@@ -188,20 +235,29 @@ class UploadStore:
             "expires_at": repr(expires_at),
             "result": b"",
         }
-        outcome = await self._begin(
-            keys=[self._key(owner, upload_id, "meta"), self._open_index(owner)],
+        outcome, *declared = await self._begin(
+            keys=[self._key(owner, upload_id, "meta"), self._open_index(owner), self._declared(owner)],
             args=[
                 upload_id,
                 repr(now),
                 repr(expires_at),
                 self._ttl_ms(),
                 self._max_open,
+                self._quota,
+                total_bytes,
                 *itertools.chain.from_iterable(fields.items()),
             ],
         )
         if outcome == b"full":
             raise UploadError(
                 "owner", f"too many open uploads (at most {self._max_open})", "resource_exhausted"
+            )
+        if outcome == b"over_quota":
+            raise UploadError(
+                "total_bytes",
+                f"{total_bytes} bytes would exceed the quota of {self._quota} bytes for open uploads "
+                f"({int(declared[0])} already declared); complete or abort one first",
+                "resource_exhausted",
             )
         state = await self.status(owner, upload_id)
         asked = (target, total_bytes, sha256, chunk_bytes)
@@ -310,10 +366,31 @@ class UploadStore:
             raise self._not_found()
         return await self.status(owner, upload_id)
 
+    async def abort(self, owner: str, upload_id: str) -> None:
+        """Deletes an open upload (or a verified one nobody is completing) with its chunks, at once."""
+        state = await self.status(owner, upload_id)
+        outcome = await self._abort(
+            keys=[
+                self._key(owner, upload_id, "meta"),
+                self._open_index(owner),
+                self._declared(owner),
+                self._key(owner, upload_id, "lock"),
+                self._key(owner, upload_id, "received"),
+                *(self._chunk_key(owner, upload_id, i) for i in range(state.total_chunks)),
+            ],
+            args=[upload_id],
+        )
+        if outcome == b"not_found":
+            raise self._not_found()
+        if outcome == b"completing":
+            raise UploadError("upload_id", "is being completed", "failed_precondition")
+        if outcome != b"aborted":
+            raise UploadError("upload_id", f"upload is already {outcome.decode()}", "failed_precondition")
+
     async def sweep(self, now: float) -> int:
-        """Drops expired uploads from the owners' open-upload indexes; Redis TTLs remove everything else.
-        An entry is stale once its expiry has passed or its metadata is gone (the Redis clock and the
-        one passed in may differ a little). Returns how many entries were dropped."""
+        """Drops expired uploads from the owners' open-upload indexes and declared bytes; Redis TTLs
+        remove everything else. An entry is stale once its expiry has passed or its metadata is gone
+        (the Redis clock and the one passed in may differ a little). Returns how many were dropped."""
         removed = 0
         async for index_key in self._redis.scan_iter(match=f"{self._prefix}:*:open", count=500):
             entries = cast(
@@ -330,7 +407,11 @@ class UploadStore:
                 if expires_at <= now or not exists
             ]
             if stale:
-                removed += await self._redis.zrem(index_key, *stale)
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.zrem(index_key, *stale)
+                    pipe.hdel(base + b":bytes", *stale)
+                    dropped, _ = await pipe.execute()
+                removed += dropped
         return removed
 
     def _validate(
@@ -373,7 +454,13 @@ class UploadStore:
         meta = self._key(owner, upload_id, "meta")
         chunks = [self._chunk_key(owner, upload_id, i) for i in range(state.total_chunks)]
         settled = await self._settle(
-            keys=[meta, self._open_index(owner), self._key(owner, upload_id, "lock"), *chunks],
+            keys=[
+                meta,
+                self._open_index(owner),
+                self._declared(owner),
+                self._key(owner, upload_id, "lock"),
+                *chunks,
+            ],
             args=[upload_id, status, result, token],
         )
         return bool(settled)
@@ -393,6 +480,9 @@ class UploadStore:
 
     def _open_index(self, owner: str) -> str:
         return f"{self._prefix}:{self._tag(owner)}:open"
+
+    def _declared(self, owner: str) -> str:
+        return f"{self._prefix}:{self._tag(owner)}:bytes"
 
     def _key(self, owner: str, upload_id: str, part: str) -> str:
         return f"{self._prefix}:{self._tag(owner)}:{upload_id}:{part}"

@@ -324,7 +324,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         else:
             rows = reconciliation.parse_csv(request.csv, currency)
         _, report = await statements.import_statement(
-            self.uow(), request.provider, request.statement_id, rows
+            self.uow(), subject_of(context), request.provider, request.statement_id, rows
         )
         return statement_message(report)
 
@@ -332,7 +332,12 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self, request: orders_pb2.RepairFromStatementRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.RepairFromStatementResponse:
         record, changes = await statements.repair(
-            self.uow, self.policy, request.statement_id, request.transaction_id, request.order_id
+            self.uow,
+            self.policy,
+            subject_of(context),
+            request.statement_id,
+            request.transaction_id,
+            request.order_id,
         )
         self._poke(changes)
         return orders_pb2.RepairFromStatementResponse(payment=payment_message(record))
@@ -512,6 +517,11 @@ def actor_of(context: grpc.aio.ServicerContext) -> Actor:
     kind = principal.actor_type
     actor_type = ActorType(kind) if kind in ActorType._value2member_map_ else ActorType.SERVICE
     return Actor(actor_type, principal.subject)
+
+
+def subject_of(context: grpc.aio.ServicerContext) -> str:
+    """Whose client-chosen ids (statement ids) a call names: the caller's own, never another's."""
+    return identity.current().subject
 
 
 def scope_of(context: grpc.aio.ServicerContext) -> Scope:

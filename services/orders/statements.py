@@ -1,4 +1,8 @@
-"""Payment statements: import and reconcile (one transaction), and the one-step repair."""
+"""Payment statements: import and reconcile (one transaction), and the one-step repair.
+
+A statement id is the importer's own (`owner`, their principal's subject): importing an id another
+caller used makes a statement of one's own, and neither can read or repair from the other's.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from services.orders.store import (
 
 
 async def import_statement(
-    uow: UnitOfWork, provider: str, statement_id: str, rows: list[rec.Row]
+    uow: UnitOfWork, owner: str, provider: str, statement_id: str, rows: list[rec.Row]
 ) -> tuple[str, dict[str, Any]]:
     provider = provider.strip().lower()
     if not provider or len(provider) > 32:
@@ -45,7 +49,9 @@ async def import_statement(
     async with uow:
         conn = uow.conn
         stored = await conn.scalar(
-            select(statements_table.c.report).where(statements_table.c.statement_id == statement_id)
+            select(statements_table.c.report).where(
+                statements_table.c.owner == owner, statements_table.c.statement_id == statement_id
+            )
         )
         if stored is not None:
             return statement_id, dict(stored)
@@ -79,7 +85,11 @@ async def import_statement(
         await conn.execute(
             insert(statements_table)
             .values(
-                statement_id=statement_id, provider=provider, imported_at=uow.clock.now(), report=document
+                owner=owner,
+                statement_id=statement_id,
+                provider=provider,
+                imported_at=uow.clock.now(),
+                report=document,
             )
             .on_conflict_do_nothing()
         )
@@ -87,6 +97,7 @@ async def import_statement(
             insert(statement_rows_table).on_conflict_do_nothing(),
             [
                 {
+                    "owner": owner,
                     "statement_id": statement_id,
                     "transaction_id": row.transaction_id,
                     "merchant_order_no": row.merchant_order_no,
@@ -104,19 +115,24 @@ async def import_statement(
 async def repair(
     uow_factory: Callable[[], UnitOfWork],
     policy: handlers.Policy,
+    owner: str,
     statement_id: str,
     transaction_id: str,
     order_id: str,
 ) -> tuple[handlers.PaymentRecord, handlers.Changes]:
-    """Record a paid-but-not-recorded row as the order's payment, as a reviewer's decision."""
+    """Record a paid-but-not-recorded row of one of the caller's statements as the order's payment, as a
+    reviewer's decision."""
     uow = uow_factory()
     async with uow:
         provider = await uow.conn.scalar(
-            select(statements_table.c.provider).where(statements_table.c.statement_id == statement_id)
+            select(statements_table.c.provider).where(
+                statements_table.c.owner == owner, statements_table.c.statement_id == statement_id
+            )
         )
         row = (
             await uow.conn.execute(
                 select(statement_rows_table).where(
+                    statement_rows_table.c.owner == owner,
                     statement_rows_table.c.statement_id == statement_id,
                     statement_rows_table.c.transaction_id == transaction_id,
                 )

@@ -199,9 +199,11 @@ quarantine_table = Table(
     Column("received_at", TZ, nullable=False),
 )
 
+# a statement id is the importer's own: the key includes who imported it (their principal's subject)
 statements_table = Table(
     "payment_statements",
     metadata,
+    Column("owner", String(128), primary_key=True),
     Column("statement_id", String(64), primary_key=True),
     Column("provider", String(32), nullable=False),
     Column("imported_at", TZ, nullable=False),
@@ -211,6 +213,7 @@ statements_table = Table(
 statement_rows_table = Table(
     "payment_statement_rows",
     metadata,
+    Column("owner", String(128), primary_key=True),
     Column("statement_id", String(64), primary_key=True),
     Column("transaction_id", String(64), primary_key=True),
     Column("merchant_order_no", String(64), nullable=False),

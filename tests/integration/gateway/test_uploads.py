@@ -185,6 +185,7 @@ async def test_another_owner_cannot_tell_the_upload_exists(store: UploadStore) -
         store.put_chunk("tenant-b", state.upload_id, 0, chunks_of(PAYLOAD)[0], NOW),
         store.assemble("tenant-b", state.upload_id),
         store.finish("tenant-b", state.upload_id, b"stolen"),
+        store.abort("tenant-b", state.upload_id),
     ]
     outcomes = await asyncio.gather(*attempts, return_exceptions=True)
 
@@ -241,6 +242,9 @@ async def test_sweeping_drops_expired_uploads_from_the_owners_open_set(redis: Re
 
     assert swept == 1
     assert (await store.status("tenant-a", early.upload_id)).status == "open"  # Redis still holds it
+    declared = [key async for key in redis.scan_iter(match=f"{key_prefix}:up:*:bytes")]
+    held = {upload_id for key in declared for upload_id in await redis.hkeys(key)}
+    assert early.upload_id.encode() not in held and len(held) == 2
 
 
 async def test_finishing_stores_the_result_and_a_retried_finish_returns_the_first(
@@ -284,3 +288,128 @@ async def test_of_concurrent_assembles_exactly_one_wins(store: UploadStore) -> N
     assert all(
         isinstance(o, UploadError) and o.problem == "already completing" for o in outcomes if o != PAYLOAD
     )
+
+
+async def test_an_owners_open_uploads_declare_at_most_the_quota_and_another_owner_is_not_charged(
+    redis: Redis, key_prefix: str
+) -> None:
+    store = UploadStore(redis, prefix=f"{key_prefix}:up", max_open_per_owner=10, quota_bytes_per_owner=25)
+    await store.begin("tenant-a", "orders.IngestBatch", 10, "a" * 64, 10, NOW)
+    await store.begin("tenant-a", "orders.IngestBatch", 15, "a" * 64, 10, NOW)
+
+    with pytest.raises(UploadError) as refused:
+        await store.begin("tenant-a", "orders.IngestBatch", 1, "a" * 64, 10, NOW)
+    others = await store.begin("tenant-b", "orders.IngestBatch", 25, "a" * 64, 10, NOW)
+
+    assert (refused.value.code, refused.value.field) == ("resource_exhausted", "total_bytes")
+    assert "quota of 25 bytes" in refused.value.problem and "25 already declared" in refused.value.problem
+    assert others.status == "open"
+
+
+async def test_parallel_begins_cannot_overshoot_the_quota(redis: Redis, key_prefix: str) -> None:
+    store = UploadStore(redis, prefix=f"{key_prefix}:up", max_open_per_owner=10, quota_bytes_per_owner=100)
+
+    outcomes = await asyncio.gather(
+        *(store.begin("tenant-a", "orders.IngestBatch", 40, "a" * 64, 10, NOW) for _ in range(8)),
+        return_exceptions=True,
+    )
+
+    begun = [o for o in outcomes if isinstance(o, UploadState)]
+    refused = [o for o in outcomes if isinstance(o, UploadError)]
+    assert len(begun) == 2 and len(refused) == 6, outcomes
+    assert {(o.code, o.field) for o in refused} == {("resource_exhausted", "total_bytes")}
+
+
+async def test_completing_failing_aborting_or_expiring_an_upload_frees_its_share_of_the_quota(
+    redis: Redis, key_prefix: str
+) -> None:
+    store = UploadStore(
+        redis,
+        prefix=f"{key_prefix}:up",
+        ttl_seconds=60,
+        max_open_per_owner=10,
+        quota_bytes_per_owner=len(PAYLOAD),
+    )
+
+    async def quota_refuses() -> bool:
+        try:
+            state = await store.begin("tenant-a", "orders.IngestBatch", 1, "a" * 64, 1, NOW + 1)
+        except UploadError as error:
+            assert (error.code, error.field) == ("resource_exhausted", "total_bytes")
+            return True
+        await store.abort("tenant-a", state.upload_id)
+        return False
+
+    completed = await begin(store)
+    assert await quota_refuses()
+    await send(store, completed, [0, 1, 2, 3])
+    await store.assemble("tenant-a", completed.upload_id)
+    await store.finish("tenant-a", completed.upload_id, b"done")
+    assert not await quota_refuses()
+
+    failed = await begin(store)
+    await send(store, failed, [0, 1, 2, 3], payload=bytes(len(PAYLOAD)))
+    with pytest.raises(UploadError):
+        await store.assemble("tenant-a", failed.upload_id)
+    assert not await quota_refuses()
+
+    aborted = await begin(store)
+    await send(store, aborted, [0, 1])
+    assert await quota_refuses()
+    await store.abort("tenant-a", aborted.upload_id)
+    assert not await quota_refuses()
+
+    await store.begin("tenant-a", "orders.IngestBatch", len(PAYLOAD), "a" * 64, CHUNK, NOW)
+    assert await quota_refuses()
+    # its time is up (Redis drops its keys a little later): the next begin no longer counts it
+    expired_by_then = await store.begin("tenant-a", "orders.IngestBatch", 1, "a" * 64, 1, NOW + 61)
+    assert expired_by_then.status == "open"
+
+
+async def test_an_aborted_upload_is_gone_at_once_with_its_chunks_and_its_id_can_begin_afresh(
+    store: UploadStore, redis: Redis, key_prefix: str
+) -> None:
+    state = await begin(store, upload_id="abort-me")
+    await send(store, state, [0, 2])
+
+    await store.abort("tenant-a", "abort-me")
+
+    with pytest.raises(UploadError) as gone:
+        await store.status("tenant-a", "abort-me")
+    with pytest.raises(UploadError) as again:
+        await store.abort("tenant-a", "abort-me")
+    assert gone.value.code == again.value.code == "not_found"
+    assert [key async for key in redis.scan_iter(match=f"{key_prefix}:up:*:abort-me:*")] == []
+    afresh = await begin(store, upload_id="abort-me")
+    assert afresh.missing == [0, 1, 2, 3]
+
+
+async def test_an_upload_being_completed_or_ended_is_not_aborted(
+    store: UploadStore, redis: Redis, key_prefix: str
+) -> None:
+    completing = await begin(store)
+    await send(store, completing, [0, 1, 2, 3])
+    await store.assemble("tenant-a", completing.upload_id)  # verified; the completion lease is held
+    complete = await begin(store)
+    await send(store, complete, [0, 1, 2, 3])
+    await store.assemble("tenant-a", complete.upload_id)
+    await store.finish("tenant-a", complete.upload_id, b"done")
+
+    refusals = await asyncio.gather(
+        store.abort("tenant-a", completing.upload_id),
+        store.abort("tenant-a", complete.upload_id),
+        return_exceptions=True,
+    )
+
+    assert [(r.code, r.problem) for r in refusals if isinstance(r, UploadError)] == [
+        ("failed_precondition", "is being completed"),
+        ("failed_precondition", "upload is already complete"),
+    ]
+    assert (await store.status("tenant-a", completing.upload_id)).status == "verified"
+    # the hand-over failed and its lease lapsed: the verified upload may now be given up
+    [lease] = [key async for key in redis.scan_iter(match=f"{key_prefix}:up:*:{completing.upload_id}:lock")]
+    await redis.delete(lease)
+    await store.abort("tenant-a", completing.upload_id)
+    with pytest.raises(UploadError) as gone:
+        await store.status("tenant-a", completing.upload_id)
+    assert gone.value.code == "not_found"
