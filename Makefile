@@ -38,6 +38,7 @@ lint: protos
 	$(VENV)/bin/ruff format --check services omsctl sandboxes tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/lint-imports --no-cache
 
 unit: protos
 	$(PY) -m pytest -q tests/unit

@@ -30,8 +30,7 @@ from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import grpc_client
 from services.kit.db import UnitOfWork, make_engine
 from services.kit.sealing import KeyRing
-from services.orders import handlers
-from services.orders.domain import anchor
+from services.orders import handlers, status_rules
 from services.orders.domain.model import Address, Channel, IngestOrder, OrderLine
 from services.orders.domain.timeline import Actor
 from services.orders.orchestrator import Orchestrator
@@ -154,7 +153,7 @@ async def statements(
 
     event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
     event.listen(engine.sync_engine, "begin", on_begin)
-    policy = handlers.Policy(keys=keys, rules=anchor.load_rules(anchor.DEFAULT_RULES_PATH.read_text()))
+    policy = handlers.Policy(keys=keys, rules=status_rules.shipped_rules())
     rng = random.Random(11)
     figures: dict[str, float] = {}
 

@@ -50,8 +50,8 @@ from services.kit.errors import (
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
-    to_status,
 )
+from services.kit.status import to_status
 from services.kit.timestamps import timestamp
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name

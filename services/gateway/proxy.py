@@ -21,8 +21,9 @@ from services.gateway.gate import Caller, Gate, Refused, client_address, trailin
 from services.gateway.policy import Reach, rule_for
 from services.gateway.visibility import OrderVisibility
 from services.kit import inputs
-from services.kit.errors import DETAILS_KEY, DomainError, InvalidArgument, to_status
+from services.kit.errors import DomainError, InvalidArgument
 from services.kit.identity import audience_of
+from services.kit.status import DETAILS_KEY, to_status
 
 log = logging.getLogger(__name__)
 

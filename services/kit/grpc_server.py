@@ -17,7 +17,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from services.kit import identity, inputs, reflection, tracing
-from services.kit.errors import DomainError, Unauthenticated, database_error, status_of
+from services.kit.db_errors import database_error
+from services.kit.errors import DomainError, Unauthenticated
+from services.kit.status import status_of
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from services.kit.errors import database_error
+from services.kit.db_errors import database_error
 from services.kit.tracing import current_span_id, current_trace_id
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}

@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit import bus, tracing
-from services.kit.errors import is_connection_failure
+from services.kit.db_errors import is_connection_failure
 from services.kit.ids import new_id
 from services.kit.leader import Leadership
 from services.kit.schema import OUTBOX_CHANNEL, outbox_table

@@ -25,7 +25,7 @@ from services.kit import bus
 from services.kit.config import CommonSettings
 from services.kit.consumer import purge_inbox
 from services.kit.db import make_engine
-from services.kit.errors import is_connection_failure
+from services.kit.db_errors import is_connection_failure
 from services.kit.leader import Leadership
 from services.kit.outbox import OutboxRelay, purge_published
 

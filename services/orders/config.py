@@ -11,6 +11,7 @@ from pathlib import Path
 
 from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional, required
 from services.kit.sealing import KeyRing, KeyRingError
+from services.orders import status_rules
 from services.orders.domain import anchor
 
 DEFAULT_PORT = 50051
@@ -52,9 +53,9 @@ class Settings:
             )
         except KeyRingError as error:
             raise InvalidSetting(f"PII_KEYS/PII_ACTIVE_KEY/PII_HASH_KEY: {error}") from None
-        rules_file = Path(optional(env, "STATUS_RULES_FILE", str(anchor.DEFAULT_RULES_PATH)))
+        rules_file = Path(optional(env, "STATUS_RULES_FILE", str(status_rules.DEFAULT_RULES_PATH)))
         try:
-            rules = anchor.load_rules(rules_file.read_text())
+            rules = status_rules.load_rules(rules_file.read_text())
         except (OSError, anchor.InvalidRules) as error:
             raise InvalidSetting(f"STATUS_RULES_FILE {rules_file}: {error}") from None
         return cls(

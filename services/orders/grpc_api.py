@@ -18,7 +18,8 @@ from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import identity, inputs
 from services.kit.db import UnitOfWork
-from services.kit.errors import InvalidArgument, PermissionDenied, in_field_order
+from services.kit.errors import InvalidArgument, PermissionDenied
+from services.kit.status import in_field_order
 from services.orders import handlers, queries, statements
 from services.orders.domain import masking, reconciliation
 from services.orders.domain import payments as pay

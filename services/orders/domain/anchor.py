@@ -18,18 +18,12 @@ are edited by operations staff and must not be able to run code.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from services.orders.domain.lifecycle import OrderStatus
-
-# Where the rules that ship with the service live; reading it is the caller's job (this module is pure).
-DEFAULT_RULES_PATH: Final = Path(__file__).resolve().parent.parent / "status_rules.yaml"
 
 Scalar = Decimal | str | bool
 
@@ -316,25 +310,6 @@ def agrees(observation: Observation, canonical: OrderStatus) -> bool:
 # Loading
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys: a second `status:` silently winning is a wrong rule."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Hashable] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue  # keys from a `<<: *anchor` merge may be overridden; that is what merges are for
-        key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, Hashable) and key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _status(value: object, where: str) -> OrderStatus:
     if not isinstance(value, str) or value not in OrderStatus.__members__:
         raise InvalidRules(f"{where}: unknown canonical status {value!r}")
@@ -412,12 +387,9 @@ def _load_rule(index: int, raw: object) -> Rule:
     )
 
 
-def load_rules(text: str) -> RuleBook:
-    """Parse and validate a rules document; anything doubtful is refused with InvalidRules."""
-    try:
-        document = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
-    except yaml.YAMLError as error:
-        raise InvalidRules(f"not valid YAML: {error}") from None
+def rules_from_document(document: object) -> RuleBook:
+    """Validate a parsed rules document (services/orders/status_rules.py reads the YAML); anything
+    doubtful is refused with InvalidRules."""
     if not isinstance(document, Mapping):
         raise InvalidRules("document: must be a mapping with 'version' and 'rules'")
     unknown = sorted(str(key) for key in document if key not in _TOP_KEYS)

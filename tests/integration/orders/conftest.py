@@ -24,8 +24,7 @@ from services.kit.clock import FixedClock
 from services.kit.db import UnitOfWork, make_engine
 from services.kit.grpc_server import GrpcServer
 from services.kit.sealing import KeyRing
-from services.orders import handlers
-from services.orders.domain import anchor
+from services.orders import handlers, status_rules
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.orchestrator import Orchestrator
 from services.orders.peers import Peers
@@ -45,7 +44,7 @@ def make_policy(keys: KeyRing | None = None) -> handlers.Policy:
 
     return handlers.Policy(
         keys=keys or make_keys(),
-        rules=anchor.load_rules(anchor.DEFAULT_RULES_PATH.read_text()),
+        rules=status_rules.shipped_rules(),
         retry_delay=timedelta(seconds=5),
     )
 

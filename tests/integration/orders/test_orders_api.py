@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import events_pb2, orders_pb2, orders_pb2_grpc
 from services.kit.db import UnitOfWork
-from services.kit.errors import DETAILS_KEY, field_violations
 from services.kit.grpc_server import GrpcServer
 from services.kit.schema import outbox_table
+from services.kit.status import DETAILS_KEY, field_violations
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.store import order_lines_table, orders_table
 from tests import identity

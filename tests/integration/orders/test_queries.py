@@ -15,8 +15,7 @@ from services.kit.db import UnitOfWork
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.kit.sealing import KeyRing
-from services.orders import handlers, queries
-from services.orders.domain import anchor
+from services.orders import handlers, queries, status_rules
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import Address, Channel, IngestOrder, Order, OrderLine
 from services.orders.domain.payments import PaymentNotification, PaymentState, PaymentStatus
@@ -45,7 +44,7 @@ def keys() -> KeyRing:
 
 @pytest.fixture
 def policy(keys: KeyRing) -> handlers.Policy:
-    return handlers.Policy(keys=keys, rules=anchor.load_rules(anchor.DEFAULT_RULES_PATH.read_text()))
+    return handlers.Policy(keys=keys, rules=status_rules.shipped_rules())
 
 
 @pytest.fixture

@@ -89,7 +89,8 @@ def test_an_exhausted_connection_pool_is_a_retryable_unavailable_and_bugs_stay_o
     import grpc
     import sqlalchemy.exc
 
-    from services.kit.errors import NotFound, to_status
+    from services.kit.errors import NotFound
+    from services.kit.status import to_status
 
     assert to_status(sqlalchemy.exc.TimeoutError("QueuePool limit reached"))[0] == grpc.StatusCode.UNAVAILABLE
     assert to_status(NotFound("order 7 not found")) == (grpc.StatusCode.NOT_FOUND, "order 7 not found")

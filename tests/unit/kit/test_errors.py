@@ -5,16 +5,9 @@ import grpc
 import sqlalchemy.exc
 
 from oms.orders.v1 import orders_pb2
-from services.kit.errors import (
-    DETAILS_KEY,
-    FailedPrecondition,
-    InvalidArgument,
-    field_violations,
-    in_field_order,
-    is_connection_failure,
-    status_of,
-    to_status,
-)
+from services.kit.db_errors import is_connection_failure
+from services.kit.errors import FailedPrecondition, InvalidArgument
+from services.kit.status import DETAILS_KEY, field_violations, in_field_order, status_of, to_status
 
 
 def _wrapped(cause: BaseException, invalidated: bool = False) -> sqlalchemy.exc.DBAPIError:

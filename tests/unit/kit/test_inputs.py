@@ -7,7 +7,8 @@ from google.protobuf import struct_pb2
 
 from oms.orders.v1 import orders_pb2
 from services.kit import grpc_client, inputs
-from services.kit.errors import InvalidArgument, database_error
+from services.kit.db_errors import database_error
+from services.kit.errors import InvalidArgument
 
 
 def _field_of(error: pytest.ExceptionInfo[InvalidArgument]) -> str:

@@ -7,15 +7,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.orders.domain.anchor import (
-    DEFAULT_RULES_PATH,
-    InvalidRules,
-    Observation,
-    RuleBook,
-    agrees,
-    load_rules,
-)
+from services.orders.domain.anchor import InvalidRules, Observation, RuleBook, agrees
 from services.orders.domain.lifecycle import OrderStatus
+from services.orders.status_rules import DEFAULT_RULES_PATH, load_rules
 
 S = OrderStatus
 
