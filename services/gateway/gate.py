@@ -281,7 +281,7 @@ class Gate:
 
 def asserted(principal: auth.Principal, reveal: bool = False) -> identity.Principal:
     """The principal as services are told it: staff are unscoped; a customer sees their own rows,
-    an agent their customers', a channel's key its channel's."""
+    an agent their customers', a channel's key its channel's, a payment provider's its payments."""
     actor_type = "user" if principal.kind == "user" else ("channel" if principal.channel else "service")
     customer_id = agent_id = ""
     if not principal.roles & UNSCOPED_ROLES:
@@ -297,6 +297,7 @@ def asserted(principal: auth.Principal, reveal: bool = False) -> identity.Princi
         agent_id=agent_id,
         # already the one form (auth checked and folded every claim); nothing is re-parsed downstream
         channel=principal.channel,
+        provider=principal.provider,
         reveal=reveal,
     )
 
