@@ -492,6 +492,23 @@ def _wait_for_postgres(port: int, timeout: float, process: Process) -> None:
 
 # --- Redis --------------------------------------------------------------------------------------
 
+# Redis holds the gateway's replay nonces and rate-limit buckets beside upload chunks. Full, it must
+# refuse writes (the gateway then refuses the call, retryable) rather than evict: an evicted nonce
+# reopens a replay window and an evicted bucket resets a limit, both silently.
+DEFAULT_REDIS_MAXMEMORY = "256mb"
+REDIS_MAXMEMORY_POLICY = "noeviction"
+_REDIS_UNITS = {"": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def redis_memory(text: str, setting: str = "REDIS_MAXMEMORY") -> str:
+    """A Redis memory limit such as `256mb` (bytes, kb, mb or gb, above 1 MiB), as redis-server takes it."""
+    value = text.strip().lower()
+    digits = value.rstrip("kmgb")
+    unit = value[len(digits) :]
+    if not digits.isdigit() or unit not in _REDIS_UNITS or int(digits) * _REDIS_UNITS[unit] < 1024**2:
+        raise ValueError(f"{setting}: must be a memory size of at least 1mb such as 256mb, not {text!r}")
+    return value
+
 
 @dataclass
 class EmbeddedRedis:
@@ -499,6 +516,7 @@ class EmbeddedRedis:
     log_dir: Path
     port: int = 0
     durable: bool = True
+    maxmemory: str = DEFAULT_REDIS_MAXMEMORY
     process: Process | None = field(default=None, init=False)
 
     @property
@@ -522,6 +540,10 @@ class EmbeddedRedis:
             "yes" if self.durable else "no",
             "--daemonize",
             "no",
+            "--maxmemory",
+            redis_memory(self.maxmemory),
+            "--maxmemory-policy",
+            REDIS_MAXMEMORY_POLICY,
         ]
         self.process = spawn("redis", argv, self.log_dir, port=self.port)
         wait_for_port(self.port, timeout, self.process.popen)

@@ -136,7 +136,13 @@ class Infra:
         self.redis_url = self._given(env, "REDIS_URL", 6379)
         if not self.redis_url:
             redis = embedded.EmbeddedRedis(
-                self.home / "redis", logs, port=self._port("redis"), durable=self.durable
+                self.home / "redis",
+                logs,
+                port=self._port("redis"),
+                durable=self.durable,
+                maxmemory=embedded.redis_memory(
+                    env.get("REDIS_MAXMEMORY", "").strip() or embedded.DEFAULT_REDIS_MAXMEMORY
+                ),
             )
             redis.start()
             self.started.append(redis)

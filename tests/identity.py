@@ -78,8 +78,18 @@ def principal(
     agent: str = "",
     channel: str = "",
     reveal: bool = False,
+    provider: str = "",
 ) -> Principal:
-    return Principal(subject, actor_type, frozenset(roles), customer, agent, channel, reveal)
+    return Principal(
+        subject,
+        actor_type,
+        frozenset(roles),
+        customer_id=customer,
+        agent_id=agent,
+        channel=channel,
+        provider=provider,
+        reveal=reveal,
+    )
 
 
 def as_gateway(
@@ -91,6 +101,7 @@ def as_gateway(
     agent: str = "",
     channel: str = "",
     reveal: bool = False,
+    provider: str = "",
 ) -> tuple[tuple[str, str], ...]:
     """Call metadata carrying the gateway's assertion of a caller with these roles and scope."""
     who = principal(
@@ -101,6 +112,7 @@ def as_gateway(
         agent=agent,
         channel=channel,
         reveal=reveal,
+        provider=provider,
     )
     return ((ASSERTION_HEADER, signer().mint(who, audience)),)
 

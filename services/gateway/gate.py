@@ -286,7 +286,7 @@ class Gate:
 
 def asserted(principal: auth.Principal, reveal: bool = False) -> identity.Principal:
     """The principal as services are told it: staff are unscoped; a customer sees their own rows,
-    an agent their customers', a channel's key its channel's."""
+    an agent their customers', a channel's key its channel's, a payment provider's its payments."""
     actor_type = "user" if principal.kind == "user" else ("channel" if principal.channel else "service")
     customer_id = agent_id = ""
     if not principal.roles & UNSCOPED_ROLES:
@@ -302,14 +302,16 @@ def asserted(principal: auth.Principal, reveal: bool = False) -> identity.Princi
         agent_id=agent_id,
         # already the one form (auth checked and folded every claim); nothing is re-parsed downstream
         channel=principal.channel,
+        provider=principal.provider,
         reveal=reveal,
     )
 
 
 def is_scoped(principal: auth.Principal) -> bool:
-    """Limited to its own rows: a customer, an agent, a channel's key (as `asserted` tells services)."""
+    """Limited to its own rows: a customer, an agent, a channel's key, a payment provider's key (as
+    `asserted` tells services)."""
     told = asserted(principal)
-    return bool(told.customer_id or told.agent_id or told.channel)
+    return bool(told.customer_id or told.agent_id or told.channel or told.provider)
 
 
 def trailing(retry_after: float = 0.0) -> tuple[tuple[str, str], ...]:

@@ -37,7 +37,15 @@ from services.gateway.store import (
 )
 from services.gateway.uploads import UploadError, UploadState, UploadStore
 from services.gateway.visibility import OrderVisibility, SeenOrders
-from services.gateway.webhooks import WebhookError, carrier_report, payload_targets, payment_report
+from services.gateway.webhooks import (
+    FORWARDED,
+    WebhookError,
+    carrier_report,
+    may_forward,
+    payload_targets,
+    payment_report,
+    sender_principal,
+)
 from services.kit import inputs
 from services.kit.db import UnitOfWork
 from services.kit.errors import (
@@ -359,13 +367,7 @@ class GatewayApi:
         sender = sender.strip().lower()
         if not sender or len(sender) > 32:
             raise InvalidArgument("sender", "is required (at most 32 characters)")
-        principal = auth.Principal(
-            subject=f"webhook:{kind}:{sender}",
-            kind="integration",
-            roles=frozenset({"service"}),
-            channel=sender.upper() if kind == "channel" else "",
-            provider=sender,
-        )
+        principal = sender_principal(kind, sender)
         sent_by = Caller(principal, caller.source_ip, caller.request_id)
         method = WEBHOOK_METHODS[kind]
         targets = payload_targets(kind, body)
@@ -373,6 +375,8 @@ class GatewayApi:
             # a forged notification keeps its own record (not a counted one): it names the order and
             # transaction it tried to touch; the per-address rate limit bounds how many there can be
             self._verify(kind, sender, body, context)
+            if not may_forward(kind, principal):
+                raise PermissionDenied(f"{kind} webhooks may not call {FORWARDED[kind]}")
             result, touched = await self._handle_once(kind, sender, body, sent_by, forward)
         except DomainError as error:
             code, _ = to_status(error)

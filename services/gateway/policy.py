@@ -40,8 +40,9 @@ class Reach(StrEnum):
     PUBLIC = "public"
 
 
-# the roles whose principals are limited to their own rows (see gate.asserted)
-SCOPED_ROLES = frozenset({"customer", "cs_agent", "channel"})
+# the roles whose principals are limited to their own rows (see gate.asserted): a payment provider's
+# key reports only its own provider's payments
+SCOPED_ROLES = frozenset({"customer", "cs_agent", "channel", "payment_provider"})
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ POLICY: dict[str, Rule] = {
     f"{ORDERS}/CancelOrder": _w(ORDER_WRITERS | {"customer"}, ROWS),
     f"{ORDERS}/HoldOrder": _w(ORDER_WRITERS, ROWS),
     f"{ORDERS}/ReleaseOrder": _w(ORDER_WRITERS - {"cs_agent"}, STAFF_ONLY),
-    f"{ORDERS}/ReportPayment": _w(PAYMENT_REPORTERS, STAFF_ONLY),
+    f"{ORDERS}/ReportPayment": _w(PAYMENT_REPORTERS, ROWS),
     f"{ORDERS}/ListPayments": _r(FINANCE | {"risk"}, STAFF_ONLY),
     f"{ORDERS}/ReviewPayment": _w(FINANCE, STAFF_ONLY),
     f"{ORDERS}/ImportStatement": _w(FINANCE, STAFF_ONLY, Klass.UPLOAD),

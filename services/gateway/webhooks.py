@@ -16,6 +16,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2
+from services.gateway import auth
+from services.gateway.policy import ORDERS, allowed, rule_for
 from services.kit import inputs
 from services.kit.errors import InvalidArgument
 from services.kit.timestamps import timestamp
@@ -33,6 +35,33 @@ ALIPAY_STATES = {
     "TRADE_CLOSED": "PAYMENT_STATUS_CLOSED",
     "WAIT_BUYER_PAY": "PAYMENT_STATUS_FAILED",
 }
+
+# what a verified webhook of each kind asks orders to do, and the role its sender does it with
+FORWARDED = {
+    "payment": f"{ORDERS}/ReportPayment",
+    "carrier": f"{ORDERS}/ReportSourceStatus",
+    "channel": f"{ORDERS}/IngestChannelOrder",
+}
+SENDER_ROLES = {"payment": "payment_provider", "carrier": "carrier", "channel": "channel"}
+
+
+def sender_principal(kind: str, sender: str) -> auth.Principal:
+    """A webhook's sender as a principal: the role of its kind, never `service`; a channel scoped to its
+    own orders, a payment provider to its own payments. Named `<kind>/<sender>`, a form no token or API
+    key can claim (their ids never hold a `/`)."""
+    return auth.Principal(
+        subject=f"{kind}/{sender}",
+        kind="integration",
+        roles=frozenset({SENDER_ROLES[kind]}),
+        channel=sender.upper() if kind == "channel" else "",
+        provider=sender if kind == "payment" else "",
+    )
+
+
+def may_forward(kind: str, principal: auth.Principal) -> bool:
+    """Whether the policy lets the sender's role call what its webhook is forwarded to."""
+    rule = rule_for(FORWARDED[kind])
+    return rule is not None and allowed(rule, principal.roles)
 
 
 # the ids a sender's notification names, per kind, for the audit record

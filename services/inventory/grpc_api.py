@@ -12,6 +12,7 @@ from oms.inventory.v1 import inventory_pb2_grpc
 from services.inventory import handlers, messages
 from services.inventory.domain.model import GoodsType, Line, ReplenishmentStatus
 from services.inventory.handlers import Policy, Shortage
+from services.kit import idempotency, identity
 from services.kit.db import UnitOfWork
 from services.kit.errors import InvalidArgument
 
@@ -131,7 +132,13 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
 
     async def RecordReceipt(self, request: pb.RecordReceiptRequest, context: Ctx) -> pb.RecordReceiptResponse:
         row = await handlers.record_receipt(
-            self.uow(), self.policy, request.receipt_id, request.warehouse_id, request.sku, request.quantity
+            self.uow(),
+            self.policy,
+            request.receipt_id,
+            request.warehouse_id,
+            request.sku,
+            request.quantity,
+            owner=_owner(),
         )
         return pb.RecordReceiptResponse(stock=self._level(row))
 
@@ -159,6 +166,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             request.delta,
             reason,
             request.note,
+            owner=_owner(),
         )
         return pb.AdjustStockResponse(stock=self._level(row))
 
@@ -170,6 +178,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             request.order_id,
             request.warehouse_id,
             [(line.sku, line.quantity) for line in request.lines],
+            owner=_owner(),
         )
         return pb.RestockResponse(stock=[self._level(row) for row in rows])
 
@@ -229,6 +238,11 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             self.uow(), request.replenishment_order_id, status, request.note
         )
         return pb.UpdateReplenishmentOrderResponse(order=messages.replenishment(row))
+
+
+def _owner() -> str:
+    """The caller whose receipt, adjustment and return ids these are (they are chosen by the client)."""
+    return idempotency.owner_of(identity.current())
 
 
 def _shortage(shortage: Shortage) -> pb.Shortage:

@@ -550,8 +550,16 @@ async def availability(
 
 
 async def record_receipt(
-    uow: UnitOfWork, policy: Policy, receipt_id: str, warehouse_id: str, sku: str, quantity: int
+    uow: UnitOfWork,
+    policy: Policy,
+    receipt_id: str,
+    warehouse_id: str,
+    sku: str,
+    quantity: int,
+    *,
+    owner: str,
 ) -> StockRow:
+    """Goods in, once per receipt id of the caller `owner` (idempotency.owner_of)."""
     check_reference("receipt_id", receipt_id)
     check_quantity("quantity", quantity)
     return (
@@ -563,6 +571,7 @@ async def record_receipt(
             [(sku, quantity)],
             warehouse_id,
             Movement.RECEIPT,
+            owner=owner,
             reason="received",
         )
     )[0]
@@ -577,6 +586,8 @@ async def adjust_stock(
     delta: int,
     reason: str,
     note: str,
+    *,
+    owner: str,
 ) -> StockRow:
     check_reference("adjustment_id", adjustment_id)
     if delta == 0:
@@ -593,6 +604,7 @@ async def adjust_stock(
             [(sku, delta)],
             warehouse_id,
             Movement.ADJUST,
+            owner=owner,
             reason=f"{reason}: {note}"[:500] if note else reason,
         )
     )[0]
@@ -605,8 +617,10 @@ async def restock(
     order_id: str,
     warehouse_id: str,
     lines: list[tuple[str, int]],
+    *,
+    owner: str,
 ) -> list[StockRow]:
-    """A received return puts its units back on hand, once per return id."""
+    """A received return puts its units back on hand, once per return id of its caller."""
     check_reference("return_id", return_id)
     check_reference("order_id", order_id)
     if not lines:
@@ -626,6 +640,7 @@ async def restock(
         sorted(lines),
         warehouse_id,
         Movement.RESTOCK,
+        owner=owner,
         order_id=order_id,
         reason="return received",
     )
@@ -640,6 +655,7 @@ async def _change_stock(
     warehouse_id: str,
     kind: Movement,
     *,
+    owner: str,
     order_id: str = "",
     reason: str = "",
 ) -> list[StockRow]:
@@ -649,7 +665,7 @@ async def _change_stock(
     digest = idempotency.request_hash(json.dumps([warehouse_id, list(changes), order_id, reason]).encode())
     async with uow:
         store = InventoryStore(uow.conn)
-        first = await idempotency.claim(uow.conn, scope, key, digest)
+        first = await idempotency.claim(uow.conn, scope, key, digest, owner)
         if first is not None:
             return [StockRow(**row) for row in json.loads(first)]
         await _known(store, [sku for sku, _ in changes], warehouse_id)
@@ -684,7 +700,9 @@ async def _change_stock(
             reason=reason,
         )
         rows = await _apply_signals(policy, uow, store, rows)
-        await idempotency.complete(uow.conn, scope, key, json.dumps([asdict(r) for r in rows]).encode())
+        await idempotency.complete(
+            uow.conn, scope, key, json.dumps([asdict(r) for r in rows]).encode(), owner
+        )
         await uow.commit()
     return rows
 

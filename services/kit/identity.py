@@ -38,6 +38,7 @@ MAX_LIFETIME_SECONDS = 60
 # ahead still accepts it
 REFRESH_MARGIN_SECONDS = 15
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "exp")
+SCOPE_CLAIMS = frozenset({"customer", "agent", "channel", "provider"})
 
 
 class IdentityError(Exception):
@@ -52,6 +53,8 @@ class Principal:
     customer_id: str = ""
     agent_id: str = ""
     channel: str = ""
+    # a payment provider's credential reports that provider's payments only
+    provider: str = ""
     # the gateway's audited reveal of personal data (RevealOrder)
     reveal: bool = False
     issuer: str = GATEWAY
@@ -206,6 +209,7 @@ class Signer:
                 ("customer", principal.customer_id),
                 ("agent", principal.agent_id),
                 ("channel", principal.channel),
+                ("provider", principal.provider),
             )
             if value
         }
@@ -340,7 +344,7 @@ def _principal(claims: Mapping[str, Any], issuer: str) -> Principal:
         or not all(isinstance(role, str) for role in roles)
         or not isinstance(scope, dict)
         or not all(isinstance(value, str) for value in scope.values())
-        or set(scope) - {"customer", "agent", "channel"}
+        or set(scope) - SCOPE_CLAIMS
         or not isinstance(reveal, bool)
         # the gateway asserts ids and roles in their one form: never blank or padded, so no service
         # has to (or may) trim them into something else
@@ -354,6 +358,7 @@ def _principal(claims: Mapping[str, Any], issuer: str) -> Principal:
         customer_id=scope.get("customer", ""),
         agent_id=scope.get("agent", ""),
         channel=scope.get("channel", ""),
+        provider=scope.get("provider", ""),
         reveal=reveal,
         issuer=issuer,
     )

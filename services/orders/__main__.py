@@ -25,6 +25,7 @@ def policy_of(settings: Settings) -> handlers.Policy:
         keys=settings.keys,
         rules=settings.rules,
         payment_tolerance=settings.payment_tolerance,
+        self_run_providers=settings.self_run_payment_providers,
         retry_attempts=settings.retry_attempts,
         retry_delay=settings.retry_delay,
         outage_patience=settings.outage_patience,

@@ -13,9 +13,11 @@ from services.kit.config import CommonSettings, InvalidSetting, integer, number,
 from services.kit.sealing import KeyRing, KeyRingError
 from services.orders import status_rules
 from services.orders.domain import anchor
+from services.orders.domain.payments import DEFAULT_SELF_RUN_PROVIDERS
 
 DEFAULT_PORT = 50051
 _CLOCK = re.compile(r"^(\d{2}):(\d{2})([+-])(\d{2}):(\d{2})$")
+_PROVIDER = re.compile(r"^[a-z0-9_-]{1,32}$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Settings:
     # pause spares the database a long export's load, and lets tests make an export outlast a deadline
     export_chunk_orders: int = 500
     export_chunk_pause_seconds: float = 0.0
+    # the payment providers that collect our own shop's and tills' money; marketplaces collect their own
+    self_run_payment_providers: frozenset[str] = DEFAULT_SELF_RUN_PROVIDERS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,7 +84,22 @@ class Settings:
             drift_report_at=parse_clock(optional(env, "DRIFT_REPORT_AT", "02:00+08:00")),
             export_chunk_orders=integer(env, "EXPORT_CHUNK_ORDERS", 500),
             export_chunk_pause_seconds=number(env, "EXPORT_CHUNK_PAUSE_SECONDS", 0),
+            self_run_payment_providers=parse_providers(
+                optional(env, "SELF_RUN_PAYMENT_PROVIDERS", ",".join(sorted(DEFAULT_SELF_RUN_PROVIDERS)))
+            ),
         )
+
+
+def parse_providers(text: str) -> frozenset[str]:
+    """`wechat_pay,alipay` → the providers, as webhook senders name them (lower case)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    bad = [name for name in names if not _PROVIDER.match(name)]
+    if bad or not names:
+        raise InvalidSetting(
+            "SELF_RUN_PAYMENT_PROVIDERS must list payment providers such as wechat_pay,alipay "
+            f"(each 1-32 of a-z 0-9 _ -), not {text!r}"
+        )
+    return frozenset(names)
 
 
 def parse_clock(text: str) -> time:

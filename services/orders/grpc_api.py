@@ -43,6 +43,7 @@ from services.orders.scope import EVERYTHING, Scope, check_channel
 from services.orders.store import Stored
 
 SERVICE_NAME = orders_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name
+PAYMENT_PROVIDER_ROLE = "payment_provider"
 OUTCOMES = {outcome: getattr(orders_pb2, f"INGEST_OUTCOME_{outcome.value}") for outcome in handlers.Outcome}
 
 
@@ -279,7 +280,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self, request: orders_pb2.ReportPaymentRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.ReportPaymentResponse:
         record, duplicate, changes = await handlers.report_payment(
-            self.uow, self.policy, notification(request)
+            self.uow, self.policy, notification(request, provider_of(request, context))
         )
         self._poke(changes)
         return orders_pb2.ReportPaymentResponse(payment=payment_message(record), duplicate=duplicate)
@@ -532,6 +533,19 @@ def scope_of(context: grpc.aio.ServicerContext) -> Scope:
     return Scope(customer_id=principal.customer_id, agent_id=principal.agent_id, channel=principal.channel)
 
 
+def provider_of(request: orders_pb2.ReportPaymentRequest, context: grpc.aio.ServicerContext) -> str:
+    """The provider a notification is from. A payment provider's credential reports its own provider's
+    payments only (an empty provider is its own); one that names no provider reports none."""
+    principal = identity.current()
+    if principal.provider:
+        if request.provider and request.provider != principal.provider:
+            raise PermissionDenied(f"provider: this caller reports {principal.provider} payments only")
+        return principal.provider
+    if PAYMENT_PROVIDER_ROLE in principal.roles:
+        raise PermissionDenied("provider: a payment provider's credential must name its provider")
+    return request.provider
+
+
 def roles_of(context: grpc.aio.ServicerContext) -> list[str]:
     return sorted(identity.current().roles)
 
@@ -662,7 +676,7 @@ def _whole_numbers(value: Any) -> Any:
     return value
 
 
-def notification(request: orders_pb2.ReportPaymentRequest) -> pay.PaymentNotification:
+def notification(request: orders_pb2.ReportPaymentRequest, provider: str) -> pay.PaymentNotification:
     if request.status not in orders_pb2.PaymentStatus.values():
         raise InvalidArgument(
             "status", f"unknown value {request.status}; must be SUCCESS, FAILED, CLOSED or REFUND"
@@ -672,7 +686,7 @@ def notification(request: orders_pb2.ReportPaymentRequest) -> pay.PaymentNotific
     if not request.HasField("paid_at"):
         raise InvalidArgument("paid_at", "is required")
     return pay.PaymentNotification(
-        provider=request.provider,
+        provider=provider,
         transaction_id=request.transaction_id,
         merchant_order_no=request.merchant_order_no,
         currency=request.amount.currency_code,

@@ -80,6 +80,8 @@ class Policy:
     keys: KeyRing
     rules: anchor.RuleBook
     payment_tolerance: timedelta = pay.DEFAULT_TOLERANCE
+    # the providers our own shop and tills are paid through
+    self_run_providers: frozenset[str] = pay.DEFAULT_SELF_RUN_PROVIDERS
     retry_attempts: int = 3
     retry_delay: timedelta = timedelta(seconds=5)
     # a step whose peer is down sleeps (1 s, 2 s, 4 s … up to the cap) for as long as this, then dead-letters
@@ -481,16 +483,27 @@ async def _apply_payment(
     repo = OrderRepository(uow.conn, policy.keys)
     stored = await _order_for_payment(repo, notification.merchant_order_no)
     order = stored.order if stored else None
+    # a provider that cannot have collected the order's money writes nothing on it, not even a parked entry
+    touches_order = order is not None and pay.payable_through(
+        order, notification.provider, policy.self_run_providers
+    )
     actor = Actor.service(notification.provider)
     if reviewed is False:
         state, reason = pay.PaymentState.REJECTED, "rejected by a reviewer"
         verdict = pay.Verdict.RECORD
     else:
-        assessment = pay.assess(notification, order, now, policy.payment_tolerance, reviewed=bool(reviewed))
+        assessment = pay.assess(
+            notification,
+            order,
+            now,
+            policy.payment_tolerance,
+            reviewed=bool(reviewed),
+            providers=policy.self_run_providers,
+        )
         verdict, reason = assessment.verdict, assessment.reason
         state = pay.PaymentState.PARKED if verdict is pay.Verdict.PARK else pay.PaymentState.APPLIED
     extra: list[Entry] = []
-    if stored is not None and order is not None:
+    if stored is not None and order is not None and touches_order:
         version = order.version
         summary = (
             f"{notification.provider} {notification.transaction_id}: {notification.status.value} "
@@ -506,10 +519,15 @@ async def _apply_payment(
             Entry(f"payment_{state.value.lower()}", actor, notification.provider, f"{summary}: {reason}")
         )
         await save_order(uow, repo, stored, version, actor, notification.provider, changes, extra)
-    else:
+    elif state is pay.PaymentState.PARKED:
         uow.publish(
             "alerts.raised",
-            alert("payment_parked", "high", "", f"{notification.transaction_id} parked: {reason}"),
+            alert(
+                "payment_parked",
+                "high",
+                order.order_id if order else "",
+                f"{notification.provider} {notification.transaction_id} parked: {reason}",
+            ),
         )
     await uow.conn.execute(
         update(payments_table)

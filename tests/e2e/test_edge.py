@@ -39,7 +39,7 @@ from services.gateway.routes import EDGE_SERVICES, public_proto_modules
 from services.kit import bus, tracing
 from tests.conftest import random_ref
 from tests.e2e.conftest import auth_metadata, bearer
-from tests.e2e.test_walking_skeleton import http_call, order_json
+from tests.e2e.test_walking_skeleton import http_call, order_json, own_shop_order_json
 from tests.fixtures.channels.builders import big_shopee_payload, load
 
 CHUNK = 512 * 1024
@@ -448,7 +448,9 @@ async def test_a_signed_payment_webhook_is_forwarded_once_and_its_retry_gets_the
     platform: Platform,
 ) -> None:
     ops = bearer(platform, "ops")
-    status, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    status, _, created = await call(
+        platform, "POST", "/v1/orders", own_shop_order_json(random_ref("OWN")), token=ops
+    )
     assert status == 200
     order = created["order"]
     body, headers = signed_payment(platform, order, random_ref("wx"))
@@ -482,17 +484,24 @@ def signed_payment(
             "success_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         }
     ).encode()
+    return body, webhook_signature(platform, body, secret_of)
+
+
+def webhook_signature(platform: Platform, body: bytes, secret_of: str) -> dict[str, str]:
+    """The signature headers of a webhook body, with the secret `secret_of` names (`carrier/sf`)."""
     secret = base64.b64decode(json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])[secret_of])
     timestamp = str(int(time.time()))
     signature = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
-    return body, {"x-oms-webhook-timestamp": timestamp, "x-oms-webhook-signature": signature}
+    return {"x-oms-webhook-timestamp": timestamp, "x-oms-webhook-signature": signature}
 
 
 async def test_five_concurrent_identical_webhooks_get_one_first_answer_and_four_duplicates(
     platform: Platform,
 ) -> None:
     ops = bearer(platform, "ops")
-    _, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    _, _, created = await call(
+        platform, "POST", "/v1/orders", own_shop_order_json(random_ref("OWN")), token=ops
+    )
     body, headers = signed_payment(platform, created["order"], random_ref("wx"))
 
     answers = await asyncio.gather(
@@ -514,7 +523,9 @@ async def test_five_concurrent_identical_webhooks_get_one_first_answer_and_four_
 
 async def test_a_webhooks_audit_record_names_its_sender_and_the_ids_it_touched(platform: Platform) -> None:
     ops = bearer(platform, "ops")
-    _, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    _, _, created = await call(
+        platform, "POST", "/v1/orders", own_shop_order_json(random_ref("OWN")), token=ops
+    )
     order_id, transaction_id = created["order"]["orderId"], random_ref("wx")
     body, headers = signed_payment(platform, created["order"], transaction_id)
     status, _, first = await call(platform, "POST", "/v1/webhooks/payments/wechat_pay", body, **headers)
@@ -528,7 +539,7 @@ async def test_a_webhooks_audit_record_names_its_sender_and_the_ids_it_touched(p
 
     assert status == 200, audit
     records = audit["records"]
-    assert {record["principal"] for record in records} == {"webhook:payment:wechat_pay"}
+    assert {record["principal"] for record in records} == {"payment/wechat_pay"}
     assert all(record["method"].endswith("/ReceivePaymentWebhook") for record in records)
     assert sorted(record["result"] for record in records) == ["OK", "UNAUTHENTICATED"]
     accepted = next(record for record in records if record["result"] == "OK")
@@ -579,7 +590,9 @@ async def test_one_trace_id_reaches_the_timeline_the_event_and_the_audit_record(
 
 async def test_the_console_watches_alerts_live(platform: Platform) -> None:
     ops = bearer(platform, "ops")
-    _, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    _, _, created = await call(
+        platform, "POST", "/v1/orders", own_shop_order_json(random_ref("OWN")), token=ops
+    )
     order = created["order"]
     async with grpc.aio.insecure_channel(platform.endpoints["envoy"]) as channel:
         watch = gateway_pb2_grpc.GatewayServiceStub(channel).WatchAlerts(
@@ -650,7 +663,9 @@ async def test_a_client_stream_uploads_a_large_push_in_one_call(platform: Platfo
 
 async def test_a_payment_statement_is_uploaded_in_chunks_and_reconciled(platform: Platform) -> None:
     ops, finance = bearer(platform, "ops"), bearer(platform, "finance")
-    _, _, created = await call(platform, "POST", "/v1/orders", order_json(random_ref("OWN")), token=ops)
+    _, _, created = await call(
+        platform, "POST", "/v1/orders", own_shop_order_json(random_ref("OWN")), token=ops
+    )
     order = created["order"]
     amount = int(order["total"]["amountMinor"]) / 100
     paid_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())

@@ -49,6 +49,12 @@ def order_json(channel_order_id: str) -> dict[str, Any]:
     }
 
 
+def own_shop_order_json(channel_order_id: str) -> dict[str, Any]:
+    """An order of our own shop: the kind a payment provider's notification pays (a marketplace
+    collects its orders' money itself)."""
+    return {**order_json(channel_order_id), "channel": "CHANNEL_OWN_SHOP"}
+
+
 def http_call(
     platform: Platform,
     method: str,

@@ -1,8 +1,14 @@
 """Payment notifications: what each one means for its order (DOMAIN.md §2).
 
 A notification is never refused for its content. What cannot be applied safely — an amount that
-does not match, a paid time outside the window, an unknown order, a second payment — is parked
-for a person and alerted, so a skewed clock can never make paid orders vanish.
+does not match, a paid time outside the window, an unknown order, a second payment, an order not
+payable through the notification's provider — is parked for a person and alerted, so a skewed clock
+can never make paid orders vanish.
+
+Only the channels we run ourselves (own shop, POS) are paid through a payment provider, and only
+through the providers configured for them; a marketplace collects its orders' money itself, and its
+paid status arrives with the order. A notification for an order its provider cannot have been paid
+for is parked without touching the order: a provider's secret must not write on another's orders.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from enum import StrEnum
 
 from services.kit.errors import InvalidArgument
 from services.orders.domain.lifecycle import OrderStatus
-from services.orders.domain.model import Order
+from services.orders.domain.model import SELF_RUN, Order
 
 DEFAULT_TOLERANCE = timedelta(minutes=10)
+# the providers that collect the money of our own shop and tills (SELF_RUN_PAYMENT_PROVIDERS)
+DEFAULT_SELF_RUN_PROVIDERS = frozenset({"wechat_pay", "alipay"})
 
 
 class PaymentStatus(StrEnum):
@@ -72,16 +80,35 @@ def validate(notification: PaymentNotification) -> None:
         raise InvalidArgument("amount.currency_code", "must be an ISO 4217 code such as CNY")
 
 
+def payable_through(
+    order: Order, provider: str, providers: frozenset[str] = DEFAULT_SELF_RUN_PROVIDERS
+) -> bool:
+    """Whether `provider` can have collected the order's money: one of our own channels' providers."""
+    return order.channel in SELF_RUN and provider in providers
+
+
 def assess(
     notification: PaymentNotification,
     order: Order | None,
     now: datetime,
     tolerance: timedelta = DEFAULT_TOLERANCE,
     reviewed: bool = False,
+    providers: frozenset[str] = DEFAULT_SELF_RUN_PROVIDERS,
 ) -> Assessment:
-    """Decide what a notification does. `reviewed` is a person's acceptance of a parked one."""
+    """Decide what a notification does. `reviewed` is a person's acceptance of a parked one; no
+    acceptance makes an order paid through a provider that cannot have collected its money."""
     if order is None:
         return Assessment(Verdict.PARK, f"no order {notification.merchant_order_no}")
+    if not payable_through(order, notification.provider, providers):
+        why = (
+            f"their providers are {', '.join(sorted(providers))}"
+            if order.channel in SELF_RUN
+            else "the marketplace collects their money"
+        )
+        return Assessment(
+            Verdict.PARK,
+            f"{order.channel.value} orders are not payable through {notification.provider}: {why}",
+        )
     status = notification.status
     if status is PaymentStatus.FAILED:
         return Assessment(Verdict.RECORD, "the provider reports the payment failed")

@@ -13,6 +13,9 @@ from services.inventory.handlers import Policy
 from services.kit.clock import FixedClock
 from services.kit.db import UnitOfWork, make_engine
 
+# the caller whose receipt, adjustment and return ids the tests use (idempotency.owner_of)
+CLERK = "gateway/user/clerk-1"
+
 
 @dataclass
 class Inventory:
@@ -30,7 +33,7 @@ class Inventory:
         for sku, units in skus_and_units:
             await handlers.put_sku(self.uow(), sku, sku)
             await handlers.record_receipt(
-                self.uow(), self.policy, f"r-{warehouse_id}-{sku}", warehouse_id, sku, units
+                self.uow(), self.policy, f"r-{warehouse_id}-{sku}", warehouse_id, sku, units, owner=CLERK
             )
 
     async def row(self, sku: str, warehouse_id: str) -> tuple[int, int, bool]:

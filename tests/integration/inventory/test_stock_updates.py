@@ -9,7 +9,7 @@ from services.inventory import handlers
 from services.inventory.domain.model import Line, ReplenishmentStatus
 from services.inventory.handlers import Policy
 from services.kit.errors import FailedPrecondition, InvalidArgument
-from tests.integration.inventory.conftest import Inventory, inventory_factory
+from tests.integration.inventory.conftest import CLERK, Inventory, inventory_factory
 
 
 async def test_a_wms_count_sets_on_hand_keeps_reservations_and_an_older_version_changes_nothing(
@@ -38,17 +38,17 @@ async def test_a_wms_count_sets_on_hand_keeps_reservations_and_an_older_version_
 async def test_receipts_adjustments_and_restocks_apply_once_per_id(inventory: Inventory) -> None:
     await inventory.stock("SH", ("TEA", 10), ("CUP", 5))
     for _ in range(2):
-        await handlers.record_receipt(inventory.uow(), inventory.policy, "GRN-1", "SH", "TEA", 6)
+        await handlers.record_receipt(inventory.uow(), inventory.policy, "GRN-1", "SH", "TEA", 6, owner=CLERK)
         await handlers.adjust_stock(
-            inventory.uow(), inventory.policy, "ADJ-1", "SH", "TEA", -2, "damaged", "wet box"
+            inventory.uow(), inventory.policy, "ADJ-1", "SH", "TEA", -2, "damaged", "wet box", owner=CLERK
         )
         await handlers.restock(
-            inventory.uow(), inventory.policy, "RMA-9", "o-7", "SH", [("TEA", 1), ("CUP", 2)]
+            inventory.uow(), inventory.policy, "RMA-9", "o-7", "SH", [("TEA", 1), ("CUP", 2)], owner=CLERK
         )
     assert await inventory.row("TEA", "SH") == (15, 0, True)
     assert await inventory.row("CUP", "SH") == (7, 0, True)
     with pytest.raises(InvalidArgument, match="idempotency_key"):
-        await handlers.record_receipt(inventory.uow(), inventory.policy, "GRN-1", "SH", "TEA", 7)
+        await handlers.record_receipt(inventory.uow(), inventory.policy, "GRN-1", "SH", "TEA", 7, owner=CLERK)
     async with inventory.engine.connect() as conn:
         restocks = (
             await conn.execute(
@@ -61,25 +61,51 @@ async def test_receipts_adjustments_and_restocks_apply_once_per_id(inventory: In
     assert [tuple(r) for r in restocks] == [("CUP", 2, "o-7", "RMA-9"), ("TEA", 1, "o-7", "RMA-9")]
 
 
+async def test_another_callers_receipt_under_the_same_id_is_a_receipt_of_its_own(
+    inventory: Inventory,
+) -> None:
+    await inventory.stock("SH", ("TEA", 10))
+    await handlers.record_receipt(inventory.uow(), inventory.policy, "GRN-7", "SH", "TEA", 6, owner=CLERK)
+    other = "gateway/user/clerk-2"
+    # another request under the id: not refused (which would tell the caller someone used the id)
+    await handlers.record_receipt(inventory.uow(), inventory.policy, "GRN-7", "SH", "TEA", 3, owner=other)
+    # the same request: acted on, not answered with the first caller's result
+    await handlers.record_receipt(
+        inventory.uow(), inventory.policy, "GRN-7", "SH", "TEA", 6, owner="orders/service/orders"
+    )
+    await handlers.record_receipt(inventory.uow(), inventory.policy, "GRN-7", "SH", "TEA", 3, owner=other)
+    assert await inventory.row("TEA", "SH") == (25, 0, True)
+
+
 async def test_an_adjustment_below_the_reserved_units_is_refused(inventory: Inventory) -> None:
     await inventory.stock("SH", ("TEA", 10))
     await handlers.reserve(inventory.uow, inventory.policy, "o-1", [Line("TEA", "SH", 8)])
     with pytest.raises(FailedPrecondition):
-        await handlers.adjust_stock(inventory.uow(), inventory.policy, "ADJ-2", "SH", "TEA", -3, "lost", "")
+        await handlers.adjust_stock(
+            inventory.uow(), inventory.policy, "ADJ-2", "SH", "TEA", -3, "lost", "", owner=CLERK
+        )
     assert await inventory.row("TEA", "SH") == (10, 8, True)
 
 
 @pytest.mark.parametrize(
     ("call", "field"),
     [
-        (lambda i: handlers.record_receipt(i.uow(), i.policy, "G", "SH", "TEA", 0), "quantity"),
-        (lambda i: handlers.record_receipt(i.uow(), i.policy, "G", "SH", "NOPE", 1), "sku"),
-        (lambda i: handlers.record_receipt(i.uow(), i.policy, "G", "MARS", "TEA", 1), "warehouse_id"),
-        (lambda i: handlers.adjust_stock(i.uow(), i.policy, "A", "SH", "TEA", 0, "lost", ""), "delta"),
+        (lambda i: handlers.record_receipt(i.uow(), i.policy, "G", "SH", "TEA", 0, owner=CLERK), "quantity"),
+        (lambda i: handlers.record_receipt(i.uow(), i.policy, "G", "SH", "NOPE", 1, owner=CLERK), "sku"),
+        (
+            lambda i: handlers.record_receipt(i.uow(), i.policy, "G", "MARS", "TEA", 1, owner=CLERK),
+            "warehouse_id",
+        ),
+        (
+            lambda i: handlers.adjust_stock(i.uow(), i.policy, "A", "SH", "TEA", 0, "lost", "", owner=CLERK),
+            "delta",
+        ),
         (lambda i: handlers.record_stock_count(i.uow(), i.policy, "SH", "TEA", -1, 5), "on_hand"),
         (lambda i: handlers.record_stock_count(i.uow(), i.policy, "SH", "TEA", 1, 0), "version"),
         (
-            lambda i: handlers.restock(i.uow(), i.policy, "R", "o", "SH", [("TEA", 1), ("TEA", 1)]),
+            lambda i: handlers.restock(
+                i.uow(), i.policy, "R", "o", "SH", [("TEA", 1), ("TEA", 1)], owner=CLERK
+            ),
             "lines[1].sku",
         ),
         (lambda i: handlers.availability(i.uow(), i.policy, ["TEA", "NOPE"], []), "skus[1]"),
@@ -118,7 +144,7 @@ async def test_low_stock_hides_the_row_opens_a_work_order_and_recovery_sells_aga
         inventory.uow(), order.replenishment_order_id, ReplenishmentStatus.ORDERED, "PO-77"
     )
 
-    await handlers.record_receipt(inventory.uow(), inventory.policy, "GRN-2", "SH", "TEA", 10)
+    await handlers.record_receipt(inventory.uow(), inventory.policy, "GRN-2", "SH", "TEA", 10, owner=CLERK)
     assert await inventory.row("TEA", "SH") == (20, 8, True)
     [closed], _ = await handlers.list_replenishment_orders(inventory.uow(), None, "TEA", 0, "")
     assert closed.status == "CLOSED"
@@ -162,7 +188,13 @@ async def test_the_ledger_explains_every_number_after_a_random_workload_and_the_
                     await handlers.release_reservation(inventory.uow, inventory.policy, order, "random")
             elif action == "receipt":
                 await handlers.record_receipt(
-                    inventory.uow(), inventory.policy, f"g-{step}", warehouse, sku, rng.randint(1, 10)
+                    inventory.uow(),
+                    inventory.policy,
+                    f"g-{step}",
+                    warehouse,
+                    sku,
+                    rng.randint(1, 10),
+                    owner=CLERK,
                 )
             elif action == "adjust":
                 await handlers.adjust_stock(
@@ -174,6 +206,7 @@ async def test_the_ledger_explains_every_number_after_a_random_workload_and_the_
                     rng.choice([-3, -1, 2, 5]),
                     "correction",
                     "",
+                    owner=CLERK,
                 )
             elif action == "count":
                 await handlers.record_stock_count(

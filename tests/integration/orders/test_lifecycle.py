@@ -168,6 +168,50 @@ async def test_an_18_minute_skewed_payment_is_parked_alerted_and_visible_never_l
     assert await status(stack, order.order_id) == "PAID"
 
 
+async def test_a_payment_for_a_marketplace_order_is_parked_writes_nothing_on_it_and_no_review_applies_it(
+    stack: Stack,
+) -> None:
+    request = canonical(random_ref("tb"))
+    request.channel = orders_pb2.CHANNEL_TAOBAO  # unpaid on Taobao: the marketplace will collect it
+    order = (await stack.orders.IngestOrder(request)).order
+    before = await stack.orders.GetTimeline(orders_pb2.GetTimelineRequest(order_id=order.order_id))
+
+    payment = await pay(stack, order, random_ref("wx"))
+
+    assert orders_pb2.PaymentState.Name(payment.state) == "PAYMENT_STATE_PARKED"
+    assert (
+        payment.reason
+        == "TAOBAO orders are not payable through wechat_pay: the marketplace collects their money"
+    )
+    assert payment.order_id == order.order_id
+    accepted = await stack.orders.ReviewPayment(
+        orders_pb2.ReviewPaymentRequest(payment_id=payment.payment_id, accept=True, note="looks paid")
+    )
+    assert orders_pb2.PaymentState.Name(accepted.payment.state) == "PAYMENT_STATE_PARKED"
+    rejected = await stack.orders.ReviewPayment(
+        orders_pb2.ReviewPaymentRequest(payment_id=payment.payment_id, accept=False, note="not ours")
+    )
+    assert orders_pb2.PaymentState.Name(rejected.payment.state) == "PAYMENT_STATE_REJECTED"
+    after = await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order.order_id))
+    assert after.order.status == order.status and not after.order.HasField("paid_at")
+    timeline = await stack.orders.GetTimeline(orders_pb2.GetTimelineRequest(order_id=order.order_id))
+    assert list(timeline.entries) == list(before.entries)
+    # parked twice (the report, the acceptance), each alerted once for finance; the rejection is not
+    assert await stack.scalar("SELECT count(*) FROM outbox WHERE subject = 'alerts.raised'") == 2
+
+
+async def test_a_payment_through_a_provider_our_own_shop_does_not_use_is_parked(stack: Stack) -> None:
+    order = await ingest(stack, random_ref("own"))
+    payment = await pay(stack, order, random_ref("pp"), provider="paypal")
+    assert orders_pb2.PaymentState.Name(payment.state) == "PAYMENT_STATE_PARKED"
+    assert (
+        payment.reason
+        == "OWN_SHOP orders are not payable through paypal: their providers are alipay, wechat_pay"
+    )
+    assert await status(stack, order.order_id) == "PENDING_PAYMENT"
+    assert "payment_parked" not in await kinds(stack, order.order_id)
+
+
 async def test_a_payment_of_the_wrong_amount_goes_to_review(stack: Stack) -> None:
     order = await ingest(stack, random_ref("own"))
     payment = await pay(stack, order, random_ref("wx"), amount=money(order.total.amount_minor - 1))

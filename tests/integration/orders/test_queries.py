@@ -541,7 +541,7 @@ async def test_quarantined_payloads_are_hidden_unless_revealed(
 async def test_payments_are_listed_newest_first_by_state_and_order(
     new_uow: NewUow, policy: handlers.Policy, clock: FixedClock
 ) -> None:
-    [order] = await ingest(new_uow, policy, order_command())
+    [order] = await ingest(new_uow, policy, order_command(Channel.OWN_SHOP))
 
     def notification(merchant_order_no: str) -> PaymentNotification:
         return PaymentNotification(

@@ -230,7 +230,13 @@ class Live:
 
     async def receive(self, warehouse: str, sku: str, units: int) -> None:
         await stock.record_receipt(
-            UnitOfWork(self.inventory_engine), StockPolicy(), random_ref("g"), warehouse, sku, units
+            UnitOfWork(self.inventory_engine),
+            StockPolicy(),
+            random_ref("g"),
+            warehouse,
+            sku,
+            units,
+            owner="gateway/user/clerk-1",
         )
 
     async def rows(self, sql: str, **params: object) -> list[tuple[object, ...]]:

@@ -49,7 +49,13 @@ class Stack:
 
     async def receive(self, warehouse: str, sku: str, units: int) -> None:
         await stock.record_receipt(
-            self.inventory_uow(), Policy(), f"g-{warehouse}-{sku}-{units}", warehouse, sku, units
+            self.inventory_uow(),
+            Policy(),
+            f"g-{warehouse}-{sku}-{units}",
+            warehouse,
+            sku,
+            units,
+            owner="gateway/user/clerk-1",
         )
 
     async def subjects(self) -> list[str]:

@@ -5,7 +5,16 @@ import json
 import pytest
 
 from oms.orders.v1 import orders_pb2
-from services.gateway.webhooks import WebhookError, carrier_report, payload_targets, payment_report
+from services.gateway.policy import POLICY
+from services.gateway.webhooks import (
+    FORWARDED,
+    WebhookError,
+    carrier_report,
+    may_forward,
+    payload_targets,
+    payment_report,
+    sender_principal,
+)
 
 
 def wechat(**changes: object) -> bytes:
@@ -97,3 +106,27 @@ def test_a_notifications_target_ids_are_read_even_when_it_is_otherwise_invalid()
     ]
     assert payload_targets("payment", b"not json") == []
     assert payload_targets("channel", wechat()) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "sender", "role", "scope"),
+    [
+        ("payment", "wechat_pay", "payment_provider", {"provider": "wechat_pay", "channel": ""}),
+        ("carrier", "sf", "carrier", {"provider": "", "channel": ""}),
+        ("channel", "taobao", "channel", {"provider": "", "channel": "TAOBAO"}),
+    ],
+)
+def test_a_webhooks_sender_acts_with_its_kinds_role_and_scope_never_as_a_service(
+    kind: str, sender: str, role: str, scope: dict[str, str]
+) -> None:
+    who = sender_principal(kind, sender)
+    assert (who.subject, who.kind, who.roles) == (f"{kind}/{sender}", "integration", frozenset({role}))
+    assert {"provider": who.provider, "channel": who.channel} == scope
+    assert may_forward(kind, who)
+    assert FORWARDED[kind] in POLICY
+
+
+def test_a_webhook_is_forwarded_only_where_the_policy_lets_its_senders_role() -> None:
+    carrier = sender_principal("carrier", "sf")
+    assert not may_forward("payment", carrier) and not may_forward("channel", carrier)
+    assert not may_forward("carrier", sender_principal("payment", "wechat_pay"))

@@ -40,7 +40,9 @@ def signer_at(issuer: str, now: float, kid: str | None = None, key: str | None =
 
 
 def test_a_gateway_assertion_round_trips_every_claim() -> None:
-    who = Principal("bob", "channel", frozenset({"channel", "ops"}), "c1", "a1", "TAOBAO", reveal=True)
+    who = Principal(
+        "bob", "channel", frozenset({"channel", "ops"}), "c1", "a1", "TAOBAO", provider="alipay", reveal=True
+    )
     token = identity.signer().mint(who, "orders")
     assert identity.verifier().verify(token, "orders") == who
 

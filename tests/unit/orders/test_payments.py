@@ -5,16 +5,26 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.kit.config import InvalidSetting
 from services.kit.errors import InvalidArgument
-from services.orders.domain.model import accept
-from services.orders.domain.payments import PaymentNotification, PaymentStatus, Verdict, assess, validate
+from services.orders.config import parse_providers
+from services.orders.domain.model import Channel, accept
+from services.orders.domain.payments import (
+    PaymentNotification,
+    PaymentStatus,
+    Verdict,
+    assess,
+    payable_through,
+    validate,
+)
 from tests.unit.orders.test_model import command
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 
-def order():  # type: ignore[no-untyped-def]
-    return accept(command(), "order-1", NOW)
+def order(channel: Channel = Channel.OWN_SHOP):  # type: ignore[no-untyped-def]
+    """An own-shop order: the kind a provider's notification pays."""
+    return accept(command(channel=channel), "order-1", NOW)
 
 
 def note(**changes: object) -> PaymentNotification:
@@ -78,6 +88,33 @@ def test_a_reviewer_can_accept_a_parked_payment() -> None:
     assert assess(note(amount_minor=1), order(), NOW, reviewed=True).verdict is Verdict.PAY
 
 
+@pytest.mark.parametrize("channel", [Channel.TAOBAO, Channel.JD, Channel.DOUYIN, Channel.SHOPEE])
+@pytest.mark.parametrize("status", list(PaymentStatus))
+def test_a_marketplace_order_is_never_paid_by_a_provider_not_even_by_a_reviewer(
+    channel: Channel, status: PaymentStatus
+) -> None:
+    for reviewed in (False, True):
+        result = assess(note(status=status), order(channel), NOW, reviewed=reviewed)
+        assert result.verdict is Verdict.PARK
+        assert result.reason == (
+            f"{channel.value} orders are not payable through wechat_pay: the marketplace collects their money"
+        )
+
+
+@pytest.mark.parametrize("channel", [Channel.OWN_SHOP, Channel.POS])
+def test_our_own_shop_and_tills_are_paid_through_their_configured_providers_only(channel: Channel) -> None:
+    assert payable_through(order(channel), "wechat_pay") and payable_through(order(channel), "alipay")
+    assert not payable_through(order(channel), "paypal")
+    only_alipay = frozenset({"alipay"})
+    result = assess(note(), order(channel), NOW, providers=only_alipay)
+    assert result.verdict is Verdict.PARK
+    assert (
+        result.reason
+        == f"{channel.value} orders are not payable through wechat_pay: their providers are alipay"
+    )
+    assert assess(note(provider="alipay"), order(channel), NOW, providers=only_alipay).verdict is Verdict.PAY
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -94,3 +131,10 @@ def test_unidentifiable_notifications_are_refused_naming_the_field(
     with pytest.raises(InvalidArgument) as refused:
         validate(note(**changes))
     assert refused.value.field == field
+
+
+def test_the_own_channels_providers_are_a_list_of_sender_names() -> None:
+    assert parse_providers(" wechat_pay, alipay ,") == frozenset({"wechat_pay", "alipay"})
+    for bad in ("", ",", "WeChat Pay", "wechat_pay;alipay"):
+        with pytest.raises(InvalidSetting, match="SELF_RUN_PAYMENT_PROVIDERS"):
+            parse_providers(bad)
