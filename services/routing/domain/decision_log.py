@@ -55,6 +55,7 @@ def command_from_request(raw: dict[str, Any]) -> PlanCommand:
         raw["city"],
         tuple(RouteLine(**line) for line in raw["lines"]),
         raw["priority"],
+        raw.get("country", "CN"),
     )
 
 

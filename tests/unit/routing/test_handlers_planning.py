@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -7,12 +9,15 @@ import pytest
 from services.kit.clock import FixedClock
 from services.kit.errors import InvalidArgument
 from services.routing.domain.commands import PlanCommand
+from services.routing.domain.defaults import default_rules
+from services.routing.domain.documents import to_document
 from services.routing.domain.events import FulfilmentPlanned, OrderParked
 from services.routing.domain.model import ParkReason, RouteLine
+from services.routing.domain.rules import Coverage, Rate, Tier
 from services.routing.handlers.parked import mark_parked_due, retry_parked
 from services.routing.handlers.planning import plan_fulfilment
 from services.routing.handlers.rule_cache import RuleSetCache
-from services.routing.handlers.rule_sets import ensure_default_rules
+from services.routing.handlers.rule_sets import activate, ensure_default_rules, save_draft
 from tests.unit.routing.fakes import FakeStock, FakeStore
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
@@ -174,3 +179,25 @@ async def test_a_full_warehouse_is_passed_over_by_todays_load() -> None:
     assert any(
         line.startswith("Shanghai excluded: at its daily capacity") for line in recorded.decision.explanation
     )
+
+
+async def test_a_parked_order_abroad_is_planned_again_in_its_own_country() -> None:
+    store, cache = await routing()
+    los_angeles = PlanCommand("o-us", "California", "Los Angeles", (RouteLine("TEA", 1),), country="US")
+    stock = FakeStock({("TEA", "WH-XB"): 5})
+    parked = await plan_fulfilment(store.uow, cache, stock, los_angeles)
+    assert parked.decision.parked is ParkReason.NO_COVERAGE
+    rules = default_rules()
+    to_the_us = replace(
+        rules,
+        coverage=(*rules.coverage, Coverage("WH-XB", Tier.STANDARD, ("US",))),
+        rates=(*rules.rates, Rate("WH-XB", "US", "SF-INTL", 9000, 3000, 7)),
+    )
+    draft = await save_draft(store.uow(), json.dumps(to_document(to_the_us)), "ship to the US")
+    await activate(store.uow, cache, draft.version)
+
+    assert await retry_parked(store.uow, cache, stock) == 1
+
+    planned = await store.uow().decisions.current("o-us")
+    assert planned is not None and [s.warehouse_id for s in planned.decision.shipments] == ["WH-XB"]
+    assert planned.decision.destination.country == "US" and not store.state.parked
