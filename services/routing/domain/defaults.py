@@ -6,10 +6,9 @@ by cold-chain carriers, abroad by SF International). Operations replace it throu
 from __future__ import annotations
 
 from services.routing.domain.geography import ABROAD, BY_NAME, PROVINCES, distance_km
-from services.routing.domain.model import (
-    COLD_CHAIN,
+from services.routing.domain.model import COLD_CHAIN, FRESH
+from services.routing.domain.rules import (
     CROSS_BORDER,
-    FRESH,
     Carrier,
     CarrierRule,
     Coverage,

@@ -7,13 +7,13 @@ from typing import Any
 
 from services.kit.errors import InvalidArgument
 from services.routing.domain.geography import BY_NAME, Place, is_region_code, normalise
-from services.routing.domain.model import (
+from services.routing.domain.model import RouteLine
+from services.routing.domain.regression import ExpectedDecision
+from services.routing.domain.rules import (
     Carrier,
     CarrierRule,
     Coverage,
-    ExpectedDecision,
     Rate,
-    RouteLine,
     RuleSet,
     Tier,
     Warehouse,

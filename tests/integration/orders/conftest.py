@@ -28,10 +28,11 @@ from services.orders import handlers, status_rules
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.orchestrator import Orchestrator
 from services.orders.peers import Peers
-from services.routing import handlers as routing_handlers
+from services.routing import bootstrap as routing_bootstrap
 from services.routing.domain.defaults import WAREHOUSES
-from services.routing.grpc_api import RoutingServicer
-from services.routing.inventory_client import InventoryStock
+from services.routing.handlers.rule_cache import RuleSetCache
+from services.routing.handlers.rule_sets import ensure_default_rules
+from services.routing.peers import InventoryStock
 from tests import identity
 
 
@@ -155,8 +156,8 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
         await stock.put_warehouse(UnitOfWork(inventory_engine), warehouse.warehouse_id, warehouse.name)
     for sku in ("TEA", "CUP"):
         await stock.put_sku(UnitOfWork(inventory_engine), sku, sku)
-    await routing_handlers.ensure_default_rules(UnitOfWork(routing_engine))
-    cache = routing_handlers.RuleSetCache()
+    await ensure_default_rules(routing_bootstrap.unit_of_work(routing_engine)())
+    cache = RuleSetCache()
     routing_server = GrpcServer(
         port=0,
         verifier=identity.verifier(),
@@ -164,8 +165,8 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
         host="127.0.0.1",
         grace_seconds=0.1,
         register=lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(
-            RoutingServicer(
-                lambda: UnitOfWork(routing_engine, clock), cache, InventoryStock(routing_inventory_channel)
+            routing_bootstrap.servicer(
+                routing_engine, cache, InventoryStock(routing_inventory_channel), clock
             ),
             s,
         ),

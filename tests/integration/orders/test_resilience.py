@@ -25,6 +25,7 @@ from services.inventory import handlers as stock
 from services.inventory.grpc_api import InventoryServicer
 from services.inventory.handlers import Policy as StockPolicy
 from services.kit import grpc_client
+from services.kit.clock import SystemClock
 from services.kit.consumer import EventConsumer
 from services.kit.db import UnitOfWork, make_engine
 from services.kit.grpc_server import GrpcServer
@@ -33,12 +34,13 @@ from services.orders import consumers, handlers, jobs
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.orchestrator import Orchestrator
 from services.orders.peers import Peers
+from services.routing import bootstrap as routing_bootstrap
 from services.routing import consumers as routing_consumers
-from services.routing import handlers as routing_handlers
 from services.routing import jobs as routing_jobs
 from services.routing.domain.defaults import WAREHOUSES
-from services.routing.grpc_api import RoutingServicer
-from services.routing.inventory_client import InventoryStock
+from services.routing.handlers.rule_cache import RuleSetCache
+from services.routing.handlers.rule_sets import ensure_default_rules
+from services.routing.peers import InventoryStock
 from tests import identity
 from tests.conftest import random_ref
 from tests.integration.orders.conftest import Stack, make_policy
@@ -286,8 +288,8 @@ async def live(
         await stock.put_warehouse(UnitOfWork(inventory_engine), warehouse.warehouse_id, warehouse.name)
     for sku in ("TEA", "CUP"):
         await stock.put_sku(UnitOfWork(inventory_engine), sku, sku)
-    await routing_handlers.ensure_default_rules(UnitOfWork(routing_engine))
-    cache = routing_handlers.RuleSetCache()
+    await ensure_default_rules(routing_bootstrap.unit_of_work(routing_engine)())
+    cache = RuleSetCache()
     routing_stock = InventoryStock(inventory_channel)
     routing_port = free_port()
     routing_servers: list[GrpcServer] = []
@@ -297,7 +299,7 @@ async def live(
             routing_port,
             "routing",
             lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(
-                RoutingServicer(lambda: UnitOfWork(routing_engine), cache, routing_stock), s
+                routing_bootstrap.servicer(routing_engine, cache, routing_stock), s
             ),
         )
         await server.start()
@@ -335,7 +337,7 @@ async def live(
                 name=random_ref("routing"),
                 subject_prefix=subject_prefix,
                 subject=subject,
-                handler=routing_consumers.on_stock_arrived,
+                handler=routing_consumers.on_stock_arrived(SystemClock()),
             ).run
         )
     for subject, use_case in consumers.SUBSCRIPTIONS.items():
@@ -354,7 +356,9 @@ async def live(
 
     async def parked_retries(stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await routing_jobs.retry_parked(lambda: UnitOfWork(routing_engine), cache, routing_stock)
+            await routing_jobs.retry_parked(
+                routing_bootstrap.unit_of_work(routing_engine), cache, routing_stock
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
 

@@ -4,13 +4,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 import grpc
 import pytest
 from alembic import command
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oms.common.v1 import common_pb2
 from oms.inventory.v1 import inventory_pb2_grpc
@@ -24,11 +23,19 @@ from services.kit import grpc_client
 from services.kit.db import UnitOfWork, make_engine
 from services.kit.grpc_server import GrpcServer
 from services.kit.migrate import alembic_config
-from services.routing import handlers
+from services.routing import bootstrap
+from services.routing.domain.commands import PlanCommand
+from services.routing.domain.decision_log import result_document
 from services.routing.domain.defaults import WAREHOUSES, default_rules
 from services.routing.domain.documents import from_document, to_document
-from services.routing.grpc_api import RoutingServicer
-from services.routing.inventory_client import InventoryStock
+from services.routing.domain.model import RouteLine, Stock
+from services.routing.domain.regression import replay
+from services.routing.handlers import planning
+from services.routing.handlers.parked import mark_parked_due, retry_parked
+from services.routing.handlers.rule_cache import RuleSetCache
+from services.routing.handlers.rule_sets import ensure_default_rules
+from services.routing.peers import InventoryStock
+from services.routing.store import RoutingUnitOfWork
 from tests import identity
 from tests.conftest import ROOT
 
@@ -38,14 +45,14 @@ class Stack:
     routing: routing_pb2_grpc.RoutingServiceStub
     routing_engine: AsyncEngine
     inventory_engine: AsyncEngine
-    cache: handlers.RuleSetCache
+    cache: RuleSetCache
     stock: InventoryStock
 
     def inventory_uow(self) -> UnitOfWork:
         return UnitOfWork(self.inventory_engine)
 
-    def routing_uow(self) -> UnitOfWork:
-        return UnitOfWork(self.routing_engine)
+    def routing_uow(self) -> RoutingUnitOfWork:
+        return bootstrap.unit_of_work(self.routing_engine)()
 
     async def receive(self, warehouse: str, sku: str, units: int) -> None:
         await stock.record_receipt(
@@ -80,7 +87,7 @@ async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
     channel = grpc_client.channel(
         f"127.0.0.1:{inventory_server.port}", identity=identity.service_identity("routing")
     )
-    built = Stack(None, routing_engine, inventory_engine, handlers.RuleSetCache(), InventoryStock(channel))  # type: ignore[arg-type]
+    built = Stack(None, routing_engine, inventory_engine, RuleSetCache(), InventoryStock(channel))  # type: ignore[arg-type]
     for warehouse in WAREHOUSES:
         await stock.put_warehouse(built.inventory_uow(), warehouse.warehouse_id, warehouse.name)
     for sku in ("TEA", "CUP"):
@@ -88,7 +95,7 @@ async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
     await stock.put_sku(
         built.inventory_uow(), "FISH", "Chilled salmon", GoodsType.COLD_CHAIN, "seafood", 1200
     )
-    await handlers.ensure_default_rules(built.routing_uow())
+    await ensure_default_rules(built.routing_uow())
     routing_server = GrpcServer(
         port=0,
         verifier=identity.verifier(),
@@ -96,7 +103,7 @@ async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
         host="127.0.0.1",
         grace_seconds=0.1,
         register=lambda s: routing_pb2_grpc.add_RoutingServiceServicer_to_server(
-            RoutingServicer(built.routing_uow, built.cache, built.stock), s
+            bootstrap.servicer(routing_engine, built.cache, built.stock), s
         ),
     )
     await routing_server.start()
@@ -108,6 +115,11 @@ async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
     await channel.close()
     await inventory_engine.dispose()
     await routing_engine.dispose()
+
+
+async def mark_due(conn: AsyncConnection, sku: str) -> int:
+    """What the stock-arrival consumer does in its inbox transaction."""
+    return await mark_parked_due(RoutingUnitOfWork.joined(conn), sku)
 
 
 def order(
@@ -228,12 +240,12 @@ async def test_a_parked_order_is_planned_when_stock_arrives(stack: Stack) -> Non
     assert decision.parked_reason == "out_of_stock" and not decision.shipments
     parked = await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())
     assert [(o.order_id, o.reason) for o in parked.orders] == [("o-4", "out_of_stock")]
-    assert await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock) == 0  # nothing is due yet
+    assert await retry_parked(stack.routing_uow, stack.cache, stack.stock) == 0  # nothing is due yet
 
     await stack.receive("WH-WH", "TEA", 5)
     async with stack.routing_engine.begin() as conn:
-        assert await handlers.mark_parked_due(conn, "TEA", datetime.now(UTC)) == 1
-    assert await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
+        assert await mark_due(conn, "TEA") == 1
+    assert await retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
     planned = (await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-4"))).decision
     assert [s.warehouse_id for s in planned.shipments] == ["WH-WH"]
     assert not (await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())).orders
@@ -255,9 +267,7 @@ async def test_decisions_are_reproducible_from_the_log(stack: Stack) -> None:
                 )
             )
         ).one()
-    again = handlers.result_document(
-        handlers.replay(logged.inputs, from_document(logged.version, logged.document))
-    )
+    again = result_document(replay(logged.inputs, from_document(logged.version, logged.document)))
     assert again == logged.result
     assert len(logged.result["shipments"]) == 2
 
@@ -279,8 +289,8 @@ async def test_a_cold_chain_sku_is_routed_by_its_catalogue_entry_whatever_the_ca
 
     await stack.receive("WH-SH", "FISH", 5)  # cold stock arrives: the parked order becomes due
     async with stack.routing_engine.begin() as conn:
-        assert await handlers.mark_parked_due(conn, "FISH", datetime.now(UTC)) == 1
-    assert await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
+        assert await mark_due(conn, "FISH") == 1
+    assert await retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
     planned = (await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-fish"))).decision
     [shipment] = planned.shipments
     assert (shipment.warehouse_id, shipment.carrier) == ("WH-SH", "SF-COLD")
@@ -336,8 +346,8 @@ async def test_a_singapore_order_is_planned_at_the_cross_border_warehouse_never_
                 )
             )
         ).one()
-    replayed = handlers.replay(logged.inputs, from_document(logged.version, logged.document))
-    assert handlers.result_document(replayed) == logged.result
+    replayed = replay(logged.inputs, from_document(logged.version, logged.document))
+    assert result_document(replayed) == logged.result
 
     case = pb.ExpectedDecision(
         name="Singapore → WH-XB",
@@ -437,21 +447,21 @@ async def test_a_shadow_rule_set_decides_alongside_and_only_reports_its_differen
 class NothingOnHand:
     """Inventory as a plan that read it before the stock arrived saw it: nothing anywhere."""
 
-    async def availability(self, skus: object, warehouses: object) -> handlers.Stock:
-        return handlers.Stock(levels={}, catalogue={})
+    async def availability(self, skus: object, warehouses: object) -> Stock:
+        return Stock(levels={}, catalogue={})
 
 
 async def test_a_plan_that_read_stale_stock_does_not_park_an_order_already_planned(stack: Stack) -> None:
     await stack.receive("WH-SH", "TEA", 5)
     planned = (await stack.routing.PlanFulfilment(order("o-race"))).decision
     assert planned.shipments and not planned.parked_reason
-    late = await handlers.plan_fulfilment(
+    late = await planning.plan_fulfilment(
         stack.routing_uow,
         stack.cache,
         NothingOnHand(),
-        handlers.PlanCommand("o-race", "浙江省", "杭州市", (handlers.RouteLine("TEA", 1),)),
+        PlanCommand("o-race", "浙江省", "杭州市", (RouteLine("TEA", 1),)),
     )
-    assert not late.result["parked"], "the racing call gets the order's plan, not a park"
+    assert not late.decision.parked, "the racing call gets the order's plan, not a park"
     assert not (await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())).orders
     explained = (await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-race"))).decision
     assert [s.warehouse_id for s in explained.shipments] == ["WH-SH"]
@@ -478,7 +488,7 @@ async def test_a_parked_entry_beside_a_plan_is_dropped_and_the_plan_announced_ag
                 )
             },
         )
-    await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock)
+    await retry_parked(stack.routing_uow, stack.cache, stack.stock)
     assert not (await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())).orders
     assert (await stack.subjects()).count("routing.planned") == 2
 
@@ -492,20 +502,20 @@ class StockArrivesMeanwhile:
     async def availability(self, skus: object, warehouses: object) -> dict[tuple[str, str], int]:
         seen = await self.stack.stock.availability(skus, warehouses)  # type: ignore[arg-type]
         async with self.stack.routing_engine.begin() as conn:
-            await handlers.mark_parked_due(conn, "TEA", datetime.now(UTC))
+            await mark_due(conn, "TEA")
         return seen
 
 
 async def test_stock_arriving_during_a_parked_retry_is_not_lost(stack: Stack) -> None:
     await stack.routing.PlanFulfilment(order("o-late"))
     async with stack.routing_engine.begin() as conn:
-        await handlers.mark_parked_due(conn, "TEA", datetime.now(UTC))
-    assert await handlers.retry_parked(stack.routing_uow, stack.cache, StockArrivesMeanwhile(stack)) == 0
+        await mark_due(conn, "TEA")
+    assert await retry_parked(stack.routing_uow, stack.cache, StockArrivesMeanwhile(stack)) == 0
     async with stack.routing_engine.connect() as conn:
         due = await conn.scalar(text("SELECT retry_due FROM parked_orders WHERE order_id = 'o-late'"))
     assert due is not None, "the arrival during the retry keeps the order due"
     await stack.receive("WH-SH", "TEA", 5)
-    assert await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
+    assert await retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
 
 
 async def test_a_parked_retry_that_fails_does_not_stop_the_others(stack: Stack) -> None:
@@ -518,12 +528,12 @@ async def test_a_parked_retry_that_fails_does_not_stop_the_others(stack: Stack) 
                 " retry_due = now() - interval '1 minute' WHERE order_id = 'o-bad'"
             )
         )
-        await handlers.mark_parked_due(conn, "TEA", datetime.now(UTC))
+        await mark_due(conn, "TEA")
         await conn.execute(
             text("UPDATE parked_orders SET retry_due = now() - interval '1 minute' WHERE order_id = 'o-bad'")
         )
     await stack.receive("WH-SH", "TEA", 5)
-    assert await handlers.retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
+    assert await retry_parked(stack.routing_uow, stack.cache, stack.stock) == 1
     async with stack.routing_engine.connect() as conn:
         rows = (await conn.execute(text("SELECT order_id, retry_due > now() FROM parked_orders"))).all()
     assert [(row[0], row[1]) for row in rows] == [("o-bad", True)], "the failing one waits, the others ran"

@@ -12,17 +12,15 @@ from services.routing.domain.geography import PROVINCES, normalise
 from services.routing.domain.model import (
     COLD_CHAIN,
     FRESH,
-    Coverage,
-    ExpectedDecision,
     ParkReason,
     RouteLine,
     RouteRequest,
-    RuleSet,
     SkuFacts,
-    check_expected,
-    plan,
     with_catalogue,
 )
+from services.routing.domain.planner import plan
+from services.routing.domain.regression import ExpectedDecision, check_expected
+from services.routing.domain.rules import Coverage, RuleSet
 
 RULES = default_rules()
 WAREHOUSES = [w.warehouse_id for w in RULES.warehouses]

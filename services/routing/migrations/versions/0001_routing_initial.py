@@ -10,15 +10,15 @@ from collections.abc import Sequence
 from alembic import op
 
 from services.kit.schema import create_kit_tables, drop_kit_tables
-from services.routing.store import metadata
+from services.routing.store.tables import metadata
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The first revision creates the tables as store.py declares them today; later revisions must
-# spell out their changes instead of reading store.py.
+# The first revision creates the tables as store/tables.py declares them today; later revisions must
+# spell out their changes instead of reading store/tables.py.
 TABLES = ("rule_sets", "expected_decisions", "decisions", "parked_orders", "warehouse_load")
 
 

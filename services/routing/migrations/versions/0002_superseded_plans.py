@@ -15,7 +15,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-# 0001 creates the tables as store.py declares them, so a new database already has all of this:
+# 0001 creates the tables as store/tables.py declares them, so a new database already has all of this:
 # every statement here is conditional.
 def upgrade() -> None:
     op.execute("ALTER TABLE decisions ADD COLUMN IF NOT EXISTS superseded_by varchar(36) NOT NULL DEFAULT ''")

@@ -1,4 +1,5 @@
-"""Live stock and the SKUs' catalogue entries from the inventory service, in one batch call per plan."""
+"""Routing's gRPC clients of other services: live stock and the SKUs' catalogue entries from inventory,
+in one batch call per plan."""
 
 from __future__ import annotations
 
@@ -8,14 +9,23 @@ import grpc
 
 from oms.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from services.kit.errors import InvalidArgument, Unavailable
-from services.routing.domain.model import SkuFacts
-from services.routing.handlers import Stock
+from services.kit.status import DETAILS_KEY, field_violations
+from services.routing.domain.model import SkuFacts, Stock
 
 
 def _goods_type(value: int) -> str:
     if value == inventory_pb2.GOODS_TYPE_UNSPECIFIED or value not in inventory_pb2.GoodsType.values():
         return "normal"
     return inventory_pb2.GoodsType.Name(value).removeprefix("GOODS_TYPE_").lower()
+
+
+def refusal(error: grpc.aio.AioRpcError) -> InvalidArgument:
+    """An INVALID_ARGUMENT answer as the field violations it carries in its status details."""
+    details = next((value for key, value in error.trailing_metadata() or () if key == DETAILS_KEY), b"")
+    violations = field_violations(details) if isinstance(details, bytes) and details else []
+    if not violations:
+        return InvalidArgument("skus", error.details() or "refused by inventory")
+    return InvalidArgument.of(violations)
 
 
 class InventoryStock:
@@ -32,8 +42,7 @@ class InventoryStock:
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                field, _, problem = (error.details() or "").partition(": ")
-                raise InvalidArgument(field, problem) from None
+                raise refusal(error) from None
             raise Unavailable(f"inventory unavailable: {error.code().name}") from None
         return Stock(
             {

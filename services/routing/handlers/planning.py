@@ -1,0 +1,150 @@
+"""Planning an order's fulfilment: decide on live stock with the active rule set (and the shadow one),
+log the decision, park the order or count the load, and announce it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from services.kit.errors import InvalidArgument
+from services.kit.ids import new_id
+from services.routing.domain.commands import PlanCommand
+from services.routing.domain.decision_log import inputs_document
+from services.routing.domain.events import FulfilmentPlanned, OrderParked
+from services.routing.domain.explain import superseding
+from services.routing.domain.model import (
+    Decision,
+    ParkedOrder,
+    RecordedDecision,
+    RouteRequest,
+    Stock,
+    route_request,
+    with_catalogue,
+)
+from services.routing.domain.planner import plan
+from services.routing.handlers.ports import StockSource, UnitOfWork
+from services.routing.handlers.rule_cache import RuleSetCache
+
+
+def validate(command: PlanCommand) -> RouteRequest:
+    return route_request(
+        command.order_id, command.province, command.city, command.lines, command.priority, command.country
+    )
+
+
+async def plan_fulfilment(
+    new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, stock_source: StockSource, command: PlanCommand
+) -> RecordedDecision:
+    """Idempotent for a planned order (its decision is returned); a parked order is decided again, and
+    so is a planned one whose plan the caller names as refused (`refused_decision_id`): the new
+    decision supersedes it. A replan naming a plan that is no longer current (another replan replaced
+    it first) is a plain repeat, so two concurrent replans write one decision.
+
+    The repeat is detected by the unique index on planned decisions when the new one is written,
+    not by a read first: the common case (a new order) pays one transaction, not two.
+    """
+    request = validate(command)
+    rules = await cache.active(new_uow())
+    shadow_rules = await cache.shadow(new_uow())
+    warehouses = {w.warehouse_id for w in rules.warehouses}
+    if shadow_rules is not None:
+        warehouses |= {w.warehouse_id for w in shadow_rules.warehouses}
+    skus = [line.sku for line in request.lines]
+    found = await _availability(stock_source, skus, sorted(warehouses))
+    request, stock = with_catalogue(request, found.catalogue), found.levels
+    uow = new_uow()
+    async with uow:
+        load = await cache.load(uow)
+        decision = plan(request, rules, stock, load)
+        shadow = None if shadow_rules is None else plan(request, shadow_rules, stock, load)
+        recorded = await _record(uow, request, decision, stock, load, shadow, command.refused_decision_id)
+        if recorded is not None:
+            await uow.commit()
+    if recorded is None:  # already planned: answer with that plan, after this transaction rolled back
+        existing = await _current(new_uow(), request.order_id)
+        assert existing is not None, "a planned decision conflicted and cannot vanish"
+        await _drop_stale_park(new_uow(), existing)
+        return existing
+    return recorded
+
+
+_SKUS_INDEX = re.compile(r"^skus\[(\d+)\]")
+
+
+async def _availability(source: StockSource, skus: list[str], warehouses: list[str]) -> Stock:
+    """Inventory names an unknown SKU by its place in the request it was sent: `skus[i]` is `lines[i]`
+    (lines name distinct SKUs)."""
+    try:
+        return await source.availability(skus, warehouses)
+    except InvalidArgument as error:
+        raise InvalidArgument.of(
+            [
+                (_SKUS_INDEX.sub(r"lines[\1].sku", field, count=1), problem)
+                for field, problem in error.violations
+            ]
+        ) from None
+
+
+async def _record(
+    uow: UnitOfWork,
+    request: RouteRequest,
+    decision: Decision,
+    stock: dict[tuple[str, str], int],
+    load: dict[str, int],
+    shadow: Decision | None,
+    refused_decision_id: str = "",
+) -> RecordedDecision | None:
+    """Write the decision and its consequences; None when the order already has a planned decision
+    (other than the refused one, which the new decision supersedes)."""
+    # decisions of one order are written one at a time: a call that read the stock before a racing
+    # call planned the order must not park it afterwards (a parked entry beside a plan is never cleared),
+    # and of two replans of one refused plan only the first supersedes it
+    await uow.decisions.lock_order(request.order_id)
+    decision_id = new_id()
+    current = await uow.decisions.current_plan_id(request.order_id)
+    if current and refused_decision_id and current == refused_decision_id:
+        await uow.decisions.supersede(refused_decision_id, by=decision_id)
+        decision = superseding(decision, refused_decision_id)
+        current = None
+    if decision.parked and current:
+        return None
+    now = uow.clock.now()
+    recorded = RecordedDecision(decision_id, now, decision)
+    inputs = inputs_document(request, stock, load)
+    if not await uow.decisions.add(recorded, inputs, shadow):
+        return None
+    if decision.parked:
+        await uow.parked.park(
+            ParkedOrder(request.order_id, decision.parked, decision.park_detail, now),
+            inputs["request"],
+            [line.sku for line in request.lines],
+        )
+        uow.emit(OrderParked(request.order_id, decision_id, decision.parked, decision.park_detail))
+    else:
+        await uow.parked.unpark(request.order_id)
+        await uow.load.count(now.date(), [s.warehouse_id for s in decision.shipments])
+        uow.emit(_planned(recorded))
+    return recorded
+
+
+def _planned(recorded: RecordedDecision) -> FulfilmentPlanned:
+    decision = recorded.decision
+    return FulfilmentPlanned(
+        decision.order_id, recorded.decision_id, decision.ruleset_version, decision.shipments
+    )
+
+
+async def _current(uow: UnitOfWork, order_id: str) -> RecordedDecision | None:
+    async with uow:
+        return await uow.decisions.current(order_id)
+
+
+async def _drop_stale_park(uow: UnitOfWork, planned: RecordedDecision) -> None:
+    """Two plans for one order raced: one was planned, the other saw no stock and parked the order
+    after it. The parked entry is wrong, and whoever got the parked answer may be waiting for the
+    order to be routed: drop the entry and announce the plan again (consumers deduplicate)."""
+    async with uow:
+        if not await uow.parked.unpark(planned.order_id):
+            return
+        uow.emit(_planned(planned))
+        await uow.commit()
