@@ -1,0 +1,80 @@
+"""Inventory's unit of work: one transaction, its repositories, and the one path of its events.
+
+Handlers `emit` domain events (a new reservation brings its own); the unit of work turns each into
+its integration event with the mapper it was built with, and writes them to the outbox in the same
+transaction. The one-statement reserve writes its event through `event_row` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.inventory.domain.events import Event
+from services.inventory.store.catalogue import CatalogueRepository
+from services.inventory.store.idempotency import IdempotencyRepository
+from services.inventory.store.ledger import LedgerRepository
+from services.inventory.store.replenishment import ReplenishmentRepository
+from services.inventory.store.reservations import ReservationRepository
+from services.inventory.store.stock import StockRepository
+from services.kit import outbox
+from services.kit.clock import Clock
+from services.kit.db import UnitOfWork
+
+# a domain event → (subject, integration event); services.inventory.mappers.integration_event
+EventMapper = Callable[[Event], tuple[str, Message]]
+
+
+class InventoryUnitOfWork:
+    def __init__(self, engine: AsyncEngine, to_message: EventMapper, clock: Clock | None = None) -> None:
+        self._transaction = UnitOfWork(engine, clock)
+        self._to_message = to_message
+        self._pending: list[Event] = []
+        self.clock: Clock = self._transaction.clock
+
+    @property
+    def conn(self) -> AsyncConnection:
+        return self._transaction.conn
+
+    async def __aenter__(self) -> InventoryUnitOfWork:
+        await self._transaction.__aenter__()
+        self._pending = []
+        conn = self._transaction.conn
+        self.stock = StockRepository(self)
+        self.reservations = ReservationRepository(conn)
+        self.catalogue = CatalogueRepository(conn)
+        self.replenishment = ReplenishmentRepository(conn)
+        self.ledger = LedgerRepository(conn)
+        self.idempotency = IdempotencyRepository(conn)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._transaction.__aexit__(exc_type, exc, tb)
+
+    def emit(self, *events: Event) -> None:
+        self._pending.extend(events)
+
+    def event_row(self, event: Event) -> dict[str, Any]:
+        """The outbox row of a domain event: the one conversion every inventory event goes through."""
+        subject, message = self._to_message(event)
+        return outbox.event_row(subject, message, self.clock.now())
+
+    async def flush_events(self) -> None:
+        """Write the events emitted so far, e.g. before taking a hot row lock, so the lock is held briefly."""
+        if self._pending:
+            await self.conn.execute(outbox.outbox_table.insert(), [self.event_row(e) for e in self._pending])
+            self._pending = []
+
+    async def commit(self) -> None:
+        await self.flush_events()
+        await self._transaction.commit()
+
+    async def rollback(self) -> None:
+        self._pending = []
+        await self._transaction.rollback()
