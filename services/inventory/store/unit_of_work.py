@@ -22,40 +22,44 @@ from services.inventory.store.replenishment import ReplenishmentRepository
 from services.inventory.store.reservations import ReservationRepository
 from services.inventory.store.stock import StockRepository
 from services.kit import outbox
-from services.kit.clock import Clock
-from services.kit.db import UnitOfWork
+from services.kit.clock import Clock, SystemClock
 
 # a domain event → (subject, integration event); services.inventory.mappers.integration_event
 EventMapper = Callable[[Event], tuple[str, Message]]
 
 
 class InventoryUnitOfWork:
+    """Rolls back unless committed. The transaction begins with the first statement through
+    SQLAlchemy: the one-statement reserve, sent before any, commits on its own and leaves nothing
+    to commit (no BEGIN, no COMMIT: one round trip)."""
+
     def __init__(self, engine: AsyncEngine, to_message: EventMapper, clock: Clock | None = None) -> None:
-        self._transaction = UnitOfWork(engine, clock)
+        self._engine = engine
         self._to_message = to_message
         self._pending: list[Event] = []
-        self.clock: Clock = self._transaction.clock
-
-    @property
-    def conn(self) -> AsyncConnection:
-        return self._transaction.conn
+        self._committed = False
+        self.clock: Clock = clock or SystemClock()
 
     async def __aenter__(self) -> InventoryUnitOfWork:
-        await self._transaction.__aenter__()
+        self.conn: AsyncConnection = await self._engine.connect()
         self._pending = []
-        conn = self._transaction.conn
+        self._committed = False
         self.stock = StockRepository(self)
-        self.reservations = ReservationRepository(conn)
-        self.catalogue = CatalogueRepository(conn)
-        self.replenishment = ReplenishmentRepository(conn)
-        self.ledger = LedgerRepository(conn)
-        self.idempotency = IdempotencyRepository(conn)
+        self.reservations = ReservationRepository(self.conn)
+        self.catalogue = CatalogueRepository(self.conn)
+        self.replenishment = ReplenishmentRepository(self.conn)
+        self.ledger = LedgerRepository(self.conn)
+        self.idempotency = IdempotencyRepository(self.conn)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._transaction.__aexit__(exc_type, exc, tb)
+        try:
+            if not self._committed and self.conn.in_transaction():
+                await self.conn.rollback()
+        finally:
+            await self.conn.close()
 
     def emit(self, *events: Event) -> None:
         self._pending.extend(events)
@@ -73,8 +77,11 @@ class InventoryUnitOfWork:
 
     async def commit(self) -> None:
         await self.flush_events()
-        await self._transaction.commit()
+        if self.conn.in_transaction():
+            await self.conn.commit()
+        self._committed = True
 
     async def rollback(self) -> None:
         self._pending = []
-        await self._transaction.rollback()
+        if self.conn.in_transaction():
+            await self.conn.rollback()
