@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 
@@ -39,6 +39,10 @@ class SkuEntry:
     customised: bool = False
 
 
+# what a PUT replaces (every field of an entry but its code)
+CATALOGUE_FIELDS = tuple(entry_field.name for entry_field in fields(SkuEntry) if entry_field.name != "sku")
+
+
 def sku_entry(
     sku: str,
     title: str,
@@ -60,18 +64,16 @@ def sku_entry(
     return SkuEntry(sku, title or sku, goods_type, category, weight_g, customised)
 
 
-@dataclass(frozen=True)
-class Sku:
+@dataclass(frozen=True, kw_only=True)
+class Sku(SkuEntry):
     """A catalogue entry as stored, with when it was first and last written."""
 
-    sku: str
-    title: str
-    goods_type: GoodsType
-    category: str
-    weight_g: int
-    customised: bool
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def entry(self) -> SkuEntry:
+        return SkuEntry(**{name: getattr(self, name) for name in CATALOGUE_FIELDS}, sku=self.sku)
 
 
 class ReservationStatus(StrEnum):

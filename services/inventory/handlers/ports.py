@@ -24,10 +24,7 @@ from services.inventory.domain.model import (
     StockAudit,
     StockRow,
 )
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
+from services.kit.clock import Clock
 
 
 class Stock(Protocol):

@@ -10,23 +10,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.inventory.domain.model import GoodsType, Sku, SkuEntry
+from services.inventory.domain.model import CATALOGUE_FIELDS, GoodsType, Sku, SkuEntry
 from services.inventory.store.tables import skus_table, warehouses_table
-
-_CATALOGUE = ("title", "goods_type", "category", "weight_g", "customised")
 
 
 def sku_of(row: Any) -> Sku:
-    return Sku(
-        sku=row.sku,
-        title=row.title,
-        goods_type=GoodsType(row.goods_type),
-        category=row.category,
-        weight_g=row.weight_g,
-        customised=row.customised,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    """A `skus` row (its columns are named as the entry's fields) as a catalogue entry."""
+    values = {name: getattr(row, name) for name in CATALOGUE_FIELDS}
+    values["goods_type"] = GoodsType(row.goods_type)
+    return Sku(sku=row.sku, **values, created_at=row.created_at, updated_at=row.updated_at)
 
 
 class CatalogueRepository:
@@ -42,10 +34,12 @@ class CatalogueRepository:
 
     async def put_sku(self, entry: SkuEntry, now: datetime) -> tuple[Sku, bool]:
         """The entry as stored, and whether it changed (a repeat leaves it, and `updated_at`, as it was)."""
-        values = {name: getattr(entry, name) for name in _CATALOGUE}
+        values = {name: getattr(entry, name) for name in CATALOGUE_FIELDS}
         values["goods_type"] = entry.goods_type.value
         statement = insert(skus_table).values(sku=entry.sku, **values, updated_at=now)
-        changed = or_(*(skus_table.c[name].is_distinct_from(statement.excluded[name]) for name in _CATALOGUE))
+        changed = or_(
+            *(skus_table.c[name].is_distinct_from(statement.excluded[name]) for name in CATALOGUE_FIELDS)
+        )
         written = (
             await self._conn.execute(
                 statement.on_conflict_do_update(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Text, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory.domain.model import POOL, Line, Movement, Placement, Reservation, StockRow
 from services.inventory.store.tables import reservation_lines_table, reservations_table, stock_table
@@ -174,7 +175,7 @@ class StockRepository:
         self._uow = uow
 
     @property
-    def _conn(self) -> Any:
+    def _conn(self) -> AsyncConnection:
         return self._uow.conn
 
     async def reserve(

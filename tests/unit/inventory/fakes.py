@@ -232,17 +232,10 @@ class FakeCatalogue:
 
     async def put_sku(self, entry: SkuEntry, now: datetime) -> tuple[Sku, bool]:
         stored = self._state.skus.get(entry.sku)
-        fields = (entry.title, entry.goods_type, entry.category, entry.weight_g, entry.customised)
-        if stored is not None and fields == (
-            stored.title,
-            stored.goods_type,
-            stored.category,
-            stored.weight_g,
-            stored.customised,
-        ):
+        if stored is not None and stored.entry == entry:
             return stored, False
         created = stored.created_at if stored else now
-        self._state.skus[entry.sku] = Sku(entry.sku, *fields, created_at=created, updated_at=now)
+        self._state.skus[entry.sku] = Sku(**vars(entry), created_at=created, updated_at=now)
         return self._state.skus[entry.sku], True
 
     async def sku(self, sku: str) -> Sku | None:
@@ -407,7 +400,7 @@ class FakeInventory:
     def stock(self, warehouse_id: str, sku: str, on_hand: int, *, safety_level: int = 0) -> None:
         self.state.warehouses.setdefault(warehouse_id, warehouse_id)
         now = self.clock.now()
-        self.state.skus.setdefault(sku, Sku(sku, sku, SkuEntry(sku, sku).goods_type, "", 0, False, now, now))
+        self.state.skus.setdefault(sku, Sku(sku=sku, title=sku, created_at=now, updated_at=now))
         self.state.stock[(sku, warehouse_id)] = StockRow(sku, warehouse_id, on_hand, 0, safety_level, 0, True)
         self.state.ledger.append(Entry(Movement.RECEIPT, sku, warehouse_id, on_hand, 0, "", "seed", ""))
 
