@@ -63,8 +63,8 @@ async def reserve(
                     return ReserveOutcome(True, held, held.lines)
         if attempt == 2:
             break
-        # freed here, outside any open transaction (one pooled connection per request): the order's own
-        # hold past its time, or room that holds past their time take from these rows
+        # free what has lapsed, outside any open transaction (one pooled connection per request): the
+        # order's own hold past its time, or holds past their time on the rows that came up short
         stale = (held or reservation).lines
         if not await expire_reservations(new_uow(), policy, keys=[line.key for line in stale]) and not held:
             break
