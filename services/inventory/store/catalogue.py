@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory.domain.model import CATALOGUE_FIELDS, GoodsType, Sku, SkuEntry
+from services.inventory.store.connection import Connect
 from services.inventory.store.tables import skus_table, warehouses_table
 
 
@@ -22,11 +22,12 @@ def sku_of(row: Any) -> Sku:
 
 
 class CatalogueRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
 
     async def put_warehouse(self, warehouse_id: str, name: str) -> None:
-        await self._conn.execute(
+        conn = await self._connect()
+        await conn.execute(
             insert(warehouses_table)
             .values(warehouse_id=warehouse_id, name=name)
             .on_conflict_do_update(index_elements=["warehouse_id"], set_={"name": name})
@@ -34,6 +35,7 @@ class CatalogueRepository:
 
     async def put_sku(self, entry: SkuEntry, now: datetime) -> tuple[Sku, bool]:
         """The entry as stored, and whether it changed (a repeat leaves it, and `updated_at`, as it was)."""
+        conn = await self._connect()
         values = {name: getattr(entry, name) for name in CATALOGUE_FIELDS}
         values["goods_type"] = entry.goods_type.value
         statement = insert(skus_table).values(sku=entry.sku, **values, updated_at=now)
@@ -41,7 +43,7 @@ class CatalogueRepository:
             *(skus_table.c[name].is_distinct_from(statement.excluded[name]) for name in CATALOGUE_FIELDS)
         )
         written = (
-            await self._conn.execute(
+            await conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=["sku"],
                     set_={**values, "updated_at": statement.excluded.updated_at},
@@ -56,21 +58,24 @@ class CatalogueRepository:
         return stored, False
 
     async def sku(self, sku: str) -> Sku | None:
-        row = (await self._conn.execute(select(skus_table).where(skus_table.c.sku == sku))).first()
+        conn = await self._connect()
+        row = (await conn.execute(select(skus_table).where(skus_table.c.sku == sku))).first()
         return None if row is None else sku_of(row)
 
     async def skus(self, skus: Iterable[str]) -> dict[str, Sku]:
-        rows = await self._conn.execute(select(skus_table).where(skus_table.c.sku.in_(set(skus))))
+        conn = await self._connect()
+        rows = await conn.execute(select(skus_table).where(skus_table.c.sku.in_(set(skus))))
         return {row.sku: sku_of(row) for row in rows}
 
     async def unknown(self, skus: Iterable[str], warehouses: Iterable[str]) -> tuple[set[str], set[str]]:
+        conn = await self._connect()
         skus, warehouses = set(skus), set(warehouses)
         known_skus = set(
-            (await self._conn.scalars(select(skus_table.c.sku).where(skus_table.c.sku.in_(skus)))).all()
+            (await conn.scalars(select(skus_table.c.sku).where(skus_table.c.sku.in_(skus)))).all()
         )
         known_warehouses = set(
             (
-                await self._conn.scalars(
+                await conn.scalars(
                     select(warehouses_table.c.warehouse_id).where(
                         warehouses_table.c.warehouse_id.in_(warehouses)
                     )

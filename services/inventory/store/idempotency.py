@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from services.inventory.store.connection import Connect
 from services.kit import idempotency
 
 
 class IdempotencyRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
 
     async def claim(self, scope: str, key: str, digest: str) -> bytes | None:
         """None: this call owns the key and must act, then `complete`. Bytes: the first call's response."""
-        return await idempotency.claim(self._conn, scope, key, digest)
+        conn = await self._connect()
+        return await idempotency.claim(conn, scope, key, digest)
 
     async def complete(self, scope: str, key: str, response: bytes) -> None:
-        await idempotency.complete(self._conn, scope, key, response)
+        conn = await self._connect()
+        await idempotency.complete(conn, scope, key, response)

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory.domain.model import Movement, StockAudit
+from services.inventory.store.connection import Connect
 from services.inventory.store.tables import ledger_table
 from services.kit.tracing import current_trace_id
 
@@ -35,8 +35,8 @@ _AUDIT = text(
 
 
 class LedgerRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
 
     async def record(
         self,
@@ -49,6 +49,7 @@ class LedgerRepository:
         reason: str = "",
     ) -> None:
         """Append (sku, warehouse, on_hand_delta, reserved_delta) movements, with the current trace."""
+        conn = await self._connect()
         trace_id = current_trace_id()
         rows = [
             {
@@ -66,10 +67,11 @@ class LedgerRepository:
             for sku, warehouse_id, on_hand_delta, reserved_delta in moves
         ]
         if rows:
-            await self._conn.execute(ledger_table.insert(), rows)
+            await conn.execute(ledger_table.insert(), rows)
 
     async def audit(self) -> list[StockAudit]:
         """Every row beside its sums from the ledger and its units held by active reservations."""
+        conn = await self._connect()
         return [
             StockAudit(
                 sku=row.sku,
@@ -80,5 +82,5 @@ class LedgerRepository:
                 ledger_reserved=row.ledger_reserved,
                 open_reservation_units=row.open_units,
             )
-            for row in await self._conn.execute(_AUDIT)
+            for row in await conn.execute(_AUDIT)
         ]

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory.domain.model import ReplenishmentOrder, ReplenishmentStatus
+from services.inventory.store.connection import Connect
 from services.inventory.store.tables import replenishment_table
 from services.kit.ids import new_id
 
@@ -30,12 +30,13 @@ def replenishment_of(row: Any) -> ReplenishmentOrder:
 
 
 class ReplenishmentRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
 
     async def open(self, sku: str, warehouse_id: str, suggested_quantity: int, now: datetime) -> str:
         """The row's open work order: a new one, or the one already open."""
-        inserted = await self._conn.execute(
+        conn = await self._connect()
+        inserted = await conn.execute(
             insert(replenishment_table)
             .values(
                 replenishment_order_id=new_id(),
@@ -54,7 +55,7 @@ class ReplenishmentRepository:
         created = inserted.scalar()
         if created is not None:
             return str(created)
-        existing = await self._conn.scalar(
+        existing = await conn.scalar(
             select(replenishment_table.c.replenishment_order_id).where(
                 replenishment_table.c.sku == sku,
                 replenishment_table.c.warehouse_id == warehouse_id,
@@ -64,7 +65,8 @@ class ReplenishmentRepository:
         return str(existing)
 
     async def close_open(self, sku: str, warehouse_id: str, note: str, now: datetime) -> None:
-        await self._conn.execute(
+        conn = await self._connect()
+        await conn.execute(
             update(replenishment_table)
             .where(
                 replenishment_table.c.sku == sku,
@@ -75,8 +77,9 @@ class ReplenishmentRepository:
         )
 
     async def lock(self, replenishment_order_id: str) -> ReplenishmentOrder | None:
+        conn = await self._connect()
         row = (
-            await self._conn.execute(
+            await conn.execute(
                 select(replenishment_table)
                 .where(replenishment_table.c.replenishment_order_id == replenishment_order_id)
                 .with_for_update()
@@ -87,8 +90,9 @@ class ReplenishmentRepository:
     async def update(
         self, replenishment_order_id: str, status: ReplenishmentStatus, note: str, now: datetime
     ) -> ReplenishmentOrder:
+        conn = await self._connect()
         row = (
-            await self._conn.execute(
+            await conn.execute(
                 update(replenishment_table)
                 .where(replenishment_table.c.replenishment_order_id == replenishment_order_id)
                 .values(status=status.value, note=note, updated_at=now)

@@ -8,17 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory.domain.model import Line, Reservation, ReservationStatus
+from services.inventory.store.connection import Connect
 from services.inventory.store.tables import reservation_lines_table, reservations_table
 
 
 class ReservationRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
 
     async def latest(self, order_id: str, *, for_update: bool = False) -> Reservation | None:
+        conn = await self._connect()
         query = (
             select(reservations_table)
             .where(reservations_table.c.order_id == order_id)
@@ -27,7 +28,7 @@ class ReservationRepository:
         )
         if for_update:
             query = query.with_for_update()
-        row = (await self._conn.execute(query)).first()
+        row = (await conn.execute(query)).first()
         return None if row is None else (await self._whole([row]))[0]
 
     async def transition(
@@ -40,13 +41,14 @@ class ReservationRepository:
         unexpired_at: datetime | None = None,
     ) -> Reservation | None:
         """The order's `current` reservation (unexpired at that time, if given) now `target`; else None."""
+        conn = await self._connect()
         query = update(reservations_table).where(
             reservations_table.c.order_id == order_id, reservations_table.c.status == current.value
         )
         if unexpired_at is not None:
             query = query.where(reservations_table.c.expires_at > unexpired_at)
         row = (
-            await self._conn.execute(
+            await conn.execute(
                 query.values(status=target.value, updated_at=now).returning(*reservations_table.c)
             )
         ).first()
@@ -56,6 +58,7 @@ class ReservationRepository:
         self, now: datetime, limit: int, keys: Sequence[tuple[str, str]] = ()
     ) -> list[Reservation]:
         """Active reservations past their TTL; SKIP LOCKED is on reservation rows, never on stock rows."""
+        conn = await self._connect()
         query = (
             select(*reservations_table.c)
             .where(reservations_table.c.status == ReservationStatus.ACTIVE.value)
@@ -75,10 +78,11 @@ class ReservationRepository:
                 )
                 .exists()
             )
-        return await self._whole(list((await self._conn.execute(query)).all()))
+        return await self._whole(list((await conn.execute(query)).all()))
 
     async def mark(self, reservation_ids: Sequence[str], status: ReservationStatus, now: datetime) -> None:
-        await self._conn.execute(
+        conn = await self._connect()
+        await conn.execute(
             update(reservations_table)
             .where(reservations_table.c.reservation_id.in_(reservation_ids))
             .values(status=status.value, updated_at=now)
@@ -86,6 +90,7 @@ class ReservationRepository:
 
     async def _whole(self, rows: Sequence[Any]) -> list[Reservation]:
         """The rows with their lines (in lock order), in one query however many there are."""
+        conn = await self._connect()
         if not rows:
             return []
         ids = [row.reservation_id for row in rows]
@@ -104,7 +109,7 @@ class ReservationRepository:
                 else reservation_lines_table.c.reservation_id.in_(ids)
             )
         )
-        for line in await self._conn.execute(query):
+        for line in await conn.execute(query):
             lines[line.reservation_id].append(Line(line.sku, line.warehouse_id, line.quantity))
         return [
             Reservation(

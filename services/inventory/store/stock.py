@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Text, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory.domain.model import POOL, Line, Movement, Placement, Reservation, StockRow
+from services.inventory.store.connection import Connect
 from services.inventory.store.tables import reservation_lines_table, reservations_table, stock_table
 from services.kit.tracing import current_trace_id
 
@@ -173,10 +173,7 @@ def _arrays(lines: Sequence[Line]) -> dict[str, list[Any]]:
 class StockRepository:
     def __init__(self, uow: InventoryUnitOfWork) -> None:
         self._uow = uow
-
-    @property
-    def _conn(self) -> AsyncConnection:
-        return self._uow.conn
+        self._connect: Connect = uow.connection
 
     async def reserve(
         self, reservation: Reservation, cap_basis_points: int, *, fast: bool = True
@@ -215,9 +212,10 @@ class StockRepository:
         self, reservation: Reservation, cap_basis_points: int
     ) -> _Miss | None:
         [event] = reservation.events
-        row = self._uow.event_row(event)
+        row = self._uow.event_row(event)  # before the connection is checked out: it is held briefly
         lines = reservation.lines
-        driver: Any = (await self._conn.get_raw_connection()).driver_connection
+        conn = await self._connect()
+        driver: Any = (await conn.get_raw_connection()).driver_connection
         outcome = await driver.fetchrow(
             _ONE_STATEMENT,
             reservation.reservation_id,
@@ -241,16 +239,15 @@ class StockRepository:
             return _Miss.CROSSING
         if not outcome["inserted"]:
             return _Miss.HELD
-        if outcome["updated"] != len(lines):
-            raise RuntimeError(
-                "reservation written without its stock update"
-            )  # cannot happen: rows are locked
+        if outcome["updated"] != len(lines):  # cannot happen: the rows are locked
+            raise RuntimeError("reservation written without its stock update")
         reservation.events.clear()
         return None
 
     async def _insert(self, reservation: Reservation) -> bool:
         """False when the order already holds a live (active or committed) reservation."""
-        inserted = await self._conn.execute(
+        conn = await self._connect()
+        inserted = await conn.execute(
             insert(reservations_table)
             .values(
                 reservation_id=reservation.reservation_id,
@@ -267,7 +264,7 @@ class StockRepository:
         )
         if inserted.first() is None:
             return False
-        await self._conn.execute(
+        await conn.execute(
             reservation_lines_table.insert(),
             [
                 {
@@ -283,21 +280,24 @@ class StockRepository:
 
     async def lock_rows(self, lines: Sequence[Line]) -> None:
         """One order's rows, locked in a fixed order so that overlapping orders never deadlock."""
+        conn = await self._connect()
         if len(lines) > 1:
-            await self._conn.execute(_LOCK.bindparams(*_ARRAYS), _arrays(lines))
+            await conn.execute(_LOCK.bindparams(*_ARRAYS), _arrays(lines))
 
     async def reserve_rows(self, lines: Sequence[Line], cap_basis_points: int) -> list[StockRow]:
         """The one conditional statement that reserves; a row without room is simply not updated."""
+        conn = await self._connect()
         await self.lock_rows(lines)
-        result = await self._conn.execute(
+        result = await conn.execute(
             _RESERVE.bindparams(*_ARRAYS), {**_arrays(lines), "cap": cap_basis_points}
         )
         return _rows(result)
 
     async def settle(self, lines: Sequence[Line], *, deduct: bool) -> list[StockRow]:
         """Commit (deduct from on hand) or release (give back) reserved units."""
+        conn = await self._connect()
         await self.lock_rows(lines)
-        result = await self._conn.execute(
+        result = await conn.execute(
             _SETTLE.bindparams(*_ARRAYS), {**_arrays(lines), "deduct": 1 if deduct else 0}
         )
         return _rows(result)
@@ -306,13 +306,14 @@ class StockRepository:
         self, reservation_id: str, moving: Line, to_warehouse: str, cap_basis_points: int
     ) -> list[StockRow] | None:
         """Reserve the line at the target and release it at the source, or (None) change nothing."""
+        conn = await self._connect()
         target = Line(moving.sku, to_warehouse, moving.quantity)
         await self.lock_rows(sorted([moving, target]))
         reserved = await self.reserve_rows([target], cap_basis_points)
         if not reserved:
             return None
         released = await self.settle([moving], deduct=False)
-        await self._conn.execute(
+        await conn.execute(
             update(reservation_lines_table)
             .where(
                 reservation_lines_table.c.reservation_id == reservation_id,
@@ -324,8 +325,9 @@ class StockRepository:
         return [*reserved, *released]
 
     async def get(self, sku: str, warehouse_id: str) -> StockRow | None:
+        conn = await self._connect()
         row = (
-            await self._conn.execute(
+            await conn.execute(
                 select(*STOCK_COLUMNS).where(
                     stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id
                 )
@@ -335,11 +337,12 @@ class StockRepository:
 
     async def lock(self, sku: str, warehouse_id: str) -> tuple[StockRow, int]:
         """The row (created empty if missing) locked for this transaction, with its WMS count version."""
-        await self._conn.execute(
+        conn = await self._connect()
+        await conn.execute(
             insert(stock_table).values(sku=sku, warehouse_id=warehouse_id).on_conflict_do_nothing()
         )
         row = (
-            await self._conn.execute(
+            await conn.execute(
                 select(*STOCK_COLUMNS, stock_table.c.count_version)
                 .where(stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id)
                 .with_for_update()
@@ -350,8 +353,9 @@ class StockRepository:
     async def change_on_hand(
         self, sku: str, warehouse_id: str, delta: int, *, count_version: int | None = None
     ) -> StockRow:
+        conn = await self._connect()
         values: dict[str, Any] = {} if count_version is None else {"count_version": count_version}
-        result = await self._conn.execute(
+        result = await conn.execute(
             update(stock_table)
             .where(stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id)
             .values(on_hand=stock_table.c.on_hand + delta, updated_at=func.now(), **values)
@@ -360,7 +364,8 @@ class StockRepository:
         return stock_row(result.one()._mapping)
 
     async def set_levels(self, sku: str, warehouse_id: str, normal_level: int, safety_level: int) -> StockRow:
-        result = await self._conn.execute(
+        conn = await self._connect()
+        result = await conn.execute(
             insert(stock_table)
             .values(sku=sku, warehouse_id=warehouse_id, normal_level=normal_level, safety_level=safety_level)
             .on_conflict_do_update(
@@ -373,8 +378,9 @@ class StockRepository:
 
     async def pool(self, sku: str) -> StockRow:
         """A SKU across all its warehouses, as one row (warehouse_id POOL) for pool-scope safety stock."""
+        conn = await self._connect()
         row = (
-            await self._conn.execute(
+            await conn.execute(
                 select(
                     func.coalesce(func.sum(stock_table.c.on_hand), 0).label("on_hand"),
                     func.coalesce(func.sum(stock_table.c.reserved), 0).label("reserved"),
@@ -396,10 +402,11 @@ class StockRepository:
 
     async def set_sellable(self, sku: str, warehouse_id: str, sellable: bool) -> bool:
         """Flip the flag (every row of the SKU for POOL); only a transaction that flips a row gets True."""
+        conn = await self._connect()
         scope = [stock_table.c.sku == sku]
         if warehouse_id != POOL:
             scope.append(stock_table.c.warehouse_id == warehouse_id)
-        result = await self._conn.execute(
+        result = await conn.execute(
             update(stock_table)
             .where(*scope, stock_table.c.sellable.is_not(sellable))
             .values(sellable=sellable)
@@ -412,6 +419,7 @@ class StockRepository:
     ) -> list[tuple[StockRow, int]]:
         """Stock rows with the units of their expired-but-not-yet-swept reservations, in one prepared
         statement on this unit of work's connection (a second one per request would starve the pool)."""
-        driver: Any = (await self._conn.get_raw_connection()).driver_connection
+        conn = await self._connect()
+        driver: Any = (await conn.get_raw_connection()).driver_connection
         rows = await driver.fetch(_LEVELS, list(skus), list(warehouses), now)
         return [(stock_row(row), row["expired_units"]) for row in rows]

@@ -29,37 +29,46 @@ EventMapper = Callable[[Event], tuple[str, Message]]
 
 
 class InventoryUnitOfWork:
-    """Rolls back unless committed. The transaction begins with the first statement through
-    SQLAlchemy: the one-statement reserve, sent before any, commits on its own and leaves nothing
-    to commit (no BEGIN, no COMMIT: one round trip)."""
+    """Rolls back unless committed. A connection is checked out at the first statement, and the
+    transaction begins with the first statement through SQLAlchemy: the one-statement reserve, sent
+    before any, commits on its own and leaves nothing to commit (no BEGIN, no COMMIT)."""
 
     def __init__(self, engine: AsyncEngine, to_message: EventMapper, clock: Clock | None = None) -> None:
         self._engine = engine
         self._to_message = to_message
+        self._conn: AsyncConnection | None = None
         self._pending: list[Event] = []
         self._committed = False
         self.clock: Clock = clock or SystemClock()
 
     async def __aenter__(self) -> InventoryUnitOfWork:
-        self.conn: AsyncConnection = await self._engine.connect()
+        self._conn = None
         self._pending = []
         self._committed = False
         self.stock = StockRepository(self)
-        self.reservations = ReservationRepository(self.conn)
-        self.catalogue = CatalogueRepository(self.conn)
-        self.replenishment = ReplenishmentRepository(self.conn)
-        self.ledger = LedgerRepository(self.conn)
-        self.idempotency = IdempotencyRepository(self.conn)
+        self.reservations = ReservationRepository(self.connection)
+        self.catalogue = CatalogueRepository(self.connection)
+        self.replenishment = ReplenishmentRepository(self.connection)
+        self.ledger = LedgerRepository(self.connection)
+        self.idempotency = IdempotencyRepository(self.connection)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._conn is None:
+            return
         try:
-            if not self._committed and self.conn.in_transaction():
-                await self.conn.rollback()
+            if not self._committed and self._conn.in_transaction():
+                await self._conn.rollback()
         finally:
-            await self.conn.close()
+            await self._conn.close()
+            self._conn = None
+
+    async def connection(self) -> AsyncConnection:
+        if self._conn is None:
+            self._conn = await self._engine.connect()
+        return self._conn
 
     def emit(self, *events: Event) -> None:
         self._pending.extend(events)
@@ -72,16 +81,17 @@ class InventoryUnitOfWork:
     async def flush_events(self) -> None:
         """Write the events emitted so far, e.g. before taking a hot row lock, so the lock is held briefly."""
         if self._pending:
-            await self.conn.execute(outbox.outbox_table.insert(), [self.event_row(e) for e in self._pending])
+            rows = [self.event_row(event) for event in self._pending]
+            await (await self.connection()).execute(outbox.outbox_table.insert(), rows)
             self._pending = []
 
     async def commit(self) -> None:
         await self.flush_events()
-        if self.conn.in_transaction():
-            await self.conn.commit()
+        if self._conn is not None and self._conn.in_transaction():
+            await self._conn.commit()
         self._committed = True
 
     async def rollback(self) -> None:
         self._pending = []
-        if self.conn.in_transaction():
-            await self.conn.rollback()
+        if self._conn is not None and self._conn.in_transaction():
+            await self._conn.rollback()

@@ -40,7 +40,7 @@ async def list_skus(
     if page_token:
         query = query.where(skus_table.c.sku > page_token)
     async with uow:
-        rows = [sku_of(row) for row in await uow.conn.execute(query)]
+        rows = [sku_of(row) for row in await (await uow.connection()).execute(query)]
     return rows[:size], rows[size - 1].sku if len(rows) > size else ""
 
 
@@ -60,7 +60,7 @@ async def list_replenishment_orders(
     if page_token:
         query = query.where(replenishment_table.c.replenishment_order_id < page_token)
     async with uow:
-        rows = [replenishment_of(row) for row in await uow.conn.execute(query)]
+        rows = [replenishment_of(row) for row in await (await uow.connection()).execute(query)]
     return rows[:size], rows[size - 1].replenishment_order_id if len(rows) > size else ""
 
 
@@ -97,6 +97,6 @@ async def list_ledger(
                 reason=row.reason,
                 trace_id=row.trace_id,
             )
-            for row in await uow.conn.execute(query)
+            for row in await (await uow.connection()).execute(query)
         ]
     return rows[:size], str(rows[size - 1].entry_id) if len(rows) > size else ""
