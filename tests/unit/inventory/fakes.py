@@ -372,7 +372,7 @@ class FakeUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if not self._committed:
+        if not self._committed:  # what the test observed of the calls stays; the data rolls back
             calls = self._inventory.state.reserve_calls
             self._inventory.state = self._before
             self._inventory.state.reserve_calls = calls
