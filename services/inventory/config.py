@@ -7,17 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.inventory.handlers import POOL_SCOPE, Policy
+from services.inventory.domain.policy import LowStockScope, Policy
 from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional
 
 DEFAULT_PORT = 50052
 
 
-def _scope(env: Mapping[str, str]) -> str:
-    scope = optional(env, "LOW_STOCK_SCOPE", "warehouse")
-    if scope not in ("warehouse", POOL_SCOPE):
+def _scope(env: Mapping[str, str]) -> LowStockScope:
+    scope = optional(env, "LOW_STOCK_SCOPE", LowStockScope.WAREHOUSE.value)
+    if scope not in set(LowStockScope):
         raise InvalidSetting("setting LOW_STOCK_SCOPE must be 'warehouse' or 'pool'")
-    return scope
+    return LowStockScope(scope)
 
 
 @dataclass(frozen=True)

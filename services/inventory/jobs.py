@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable
 
 from services.inventory import handlers
-from services.inventory.handlers import Policy
-from services.kit.db import UnitOfWork
+from services.inventory.domain.policy import Policy
+from services.inventory.handlers.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 
+from services.inventory.domain.events import Event, StockReserved
 from services.kit.errors import FailedPrecondition, InvalidArgument
 
 MAX_QUANTITY = 1_000_000
@@ -14,6 +15,7 @@ MAX_LINES = 200
 # one unit of up to a tonne: heavier is a typo in grams, not a product
 MAX_WEIGHT_G = 1_000_000
 MAX_TITLE = 200
+POOL = ""  # the warehouse id that stands for all of a SKU's warehouses
 _REFERENCE = re.compile(r"^[\w.\-:/#]{1,64}$")
 # later rules (SLA timers, risk) key on categories: keep them to readable names, any script
 _CATEGORY = re.compile(r"^[\w\-/&. ]{0,64}$")
@@ -37,6 +39,10 @@ class SkuEntry:
     customised: bool = False
 
 
+# what a PUT replaces (every field of an entry but its code)
+CATALOGUE_FIELDS = tuple(entry_field.name for entry_field in fields(SkuEntry) if entry_field.name != "sku")
+
+
 def sku_entry(
     sku: str,
     title: str,
@@ -56,6 +62,18 @@ def sku_entry(
     if not 0 <= weight_g <= MAX_WEIGHT_G:
         raise InvalidArgument("weight_g", f"must be between 0 and {MAX_WEIGHT_G} grams")
     return SkuEntry(sku, title or sku, goods_type, category, weight_g, customised)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sku(SkuEntry):
+    """A catalogue entry as stored, with when it was first and last written."""
+
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def entry(self) -> SkuEntry:
+        return SkuEntry(**{name: getattr(self, name) for name in CATALOGUE_FIELDS}, sku=self.sku)
 
 
 class ReservationStatus(StrEnum):
@@ -106,13 +124,60 @@ class Line:
         return (self.sku, self.warehouse_id)
 
 
-@dataclass(frozen=True)
-class ReservationRecord:
+@dataclass
+class Reservation:
+    """An order's hold on stock. A new one records the event that announces it (`events`)."""
+
     reservation_id: str
     order_id: str
-    status: str
+    status: ReservationStatus
     expires_at: datetime
     created_at: datetime
+    lines: tuple[Line, ...]
+    events: list[Event] = field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def place(
+        cls, reservation_id: str, order_id: str, lines: tuple[Line, ...], expires_at: datetime, now: datetime
+    ) -> Reservation:
+        reservation = cls(reservation_id, order_id, ReservationStatus.ACTIVE, expires_at, now, lines)
+        reservation.events.append(StockReserved(order_id, reservation_id, lines, expires_at))
+        return reservation
+
+    def expired_at(self, now: datetime) -> bool:
+        """Active but past its time: it no longer holds stock, whether or not the sweep has run."""
+        return self.status is ReservationStatus.ACTIVE and self.expires_at <= now
+
+
+class Placement(StrEnum):
+    """What writing a new reservation came to."""
+
+    RESERVED = "reserved"
+    HELD = "held"  # the order already holds a live reservation; nothing was written
+    SHORT = "short"  # a line did not fit; nothing was written
+
+
+class ShortageReason(StrEnum):
+    NO_STOCK_RECORD = "no_stock_record"
+    NOT_SELLABLE = "not_sellable"
+    INSUFFICIENT = "insufficient"
+
+
+@dataclass(frozen=True)
+class Shortage:
+    sku: str
+    warehouse_id: str
+    requested: int
+    available: int
+    reason: ShortageReason
+
+
+@dataclass
+class ReserveOutcome:
+    reserved: bool
+    reservation: Reservation | None = None
+    lines: tuple[Line, ...] = ()
+    shortages: list[Shortage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -126,8 +191,109 @@ class StockRow:
     sellable: bool
 
     @property
+    def key(self) -> tuple[str, str]:
+        return (self.sku, self.warehouse_id)
+
+    @property
     def sellable_units(self) -> int:
         return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """A row as callers see it: reserved without expired holds, and what a new reservation may take."""
+
+    sku: str
+    warehouse_id: str
+    on_hand: int
+    reserved: int
+    available: int
+    safety_level: int
+    normal_level: int
+    sellable: bool
+
+
+def stock_level(row: StockRow, cap_basis_points: int, expired_units: int = 0) -> StockLevel:
+    reserved = row.reserved - expired_units
+    return StockLevel(
+        sku=row.sku,
+        warehouse_id=row.warehouse_id,
+        on_hand=row.on_hand,
+        reserved=reserved,
+        available=reservable(row.on_hand, reserved, cap_basis_points, row.sellable),
+        safety_level=row.safety_level,
+        normal_level=row.normal_level,
+        sellable=row.sellable,
+    )
+
+
+def shortage(line: Line, level: StockLevel | None) -> Shortage | None:
+    """Why a line cannot be reserved now, or None when it could."""
+    if level is None:
+        return Shortage(line.sku, line.warehouse_id, line.quantity, 0, ShortageReason.NO_STOCK_RECORD)
+    if not level.sellable:
+        return Shortage(line.sku, line.warehouse_id, line.quantity, 0, ShortageReason.NOT_SELLABLE)
+    if level.available < line.quantity:
+        return Shortage(
+            line.sku, line.warehouse_id, line.quantity, level.available, ShortageReason.INSUFFICIENT
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class SkuAvailability:
+    sku: str
+    pool_available: int
+    pool_on_hand: int
+    warehouses: list[StockLevel]
+    catalogue: Sku
+
+
+@dataclass(frozen=True)
+class ReplenishmentOrder:
+    replenishment_order_id: str
+    sku: str
+    warehouse_id: str
+    status: ReplenishmentStatus
+    suggested_quantity: int
+    note: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    entry_id: int
+    at: datetime
+    sku: str
+    warehouse_id: str
+    kind: Movement
+    on_hand_delta: int
+    reserved_delta: int
+    order_id: str
+    reference: str
+    reason: str
+    trace_id: str
+
+
+@dataclass(frozen=True)
+class StockAudit:
+    """A row's numbers beside what the ledger and the open reservations say they should be."""
+
+    sku: str
+    warehouse_id: str
+    on_hand: int
+    ledger_on_hand: int
+    reserved: int
+    ledger_reserved: int
+    open_reservation_units: int
+
+    @property
+    def breached(self) -> bool:
+        return (self.on_hand, self.reserved) != (
+            self.ledger_on_hand,
+            self.ledger_reserved,
+        ) or self.reserved != self.open_reservation_units
 
 
 def check_reference(field: str, value: str) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from services.inventory import handlers
+from services.inventory import bootstrap, handlers
 from services.inventory.domain.model import Line
-from services.kit.db import UnitOfWork, make_engine
+from services.kit.db import make_engine
 
 
 async def main(url: str, name: str, buyers: int, sku: str, warehouse: str) -> None:
@@ -17,7 +17,7 @@ async def main(url: str, name: str, buyers: int, sku: str, warehouse: str) -> No
 
     async def buy(n: int) -> bool:
         outcome = await handlers.reserve(
-            lambda: UnitOfWork(engine), policy, f"{name}-{n}", [Line(sku, warehouse, 1)]
+            bootstrap.units_of_work(engine), policy, f"{name}-{n}", [Line(sku, warehouse, 1)]
         )
         return outcome.reserved
 

@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.inventory import handlers
+from services.inventory import bootstrap, handlers
 from services.inventory.handlers import Policy
+from services.inventory.store import InventoryUnitOfWork
 from services.kit.clock import FixedClock
-from services.kit.db import UnitOfWork, make_engine
+from services.kit.db import make_engine
 
 # the caller whose receipt, adjustment and return ids the tests use (idempotency.owner_of)
 CLERK = "gateway/user/clerk-1"
@@ -25,8 +26,8 @@ class Inventory:
     clock: FixedClock
     policy: Policy
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.clock)
+    def uow(self) -> InventoryUnitOfWork:
+        return bootstrap.unit_of_work(self.engine, self.clock)
 
     async def stock(self, warehouse_id: str, *skus_and_units: tuple[str, int]) -> None:
         await handlers.put_warehouse(self.uow(), warehouse_id, warehouse_id)

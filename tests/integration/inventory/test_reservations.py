@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.inventory import handlers
+from services.inventory import handlers, views
 from services.inventory.domain.model import Line
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.integration.inventory.conftest import Inventory
@@ -148,10 +148,10 @@ async def test_expired_reservations_stop_counting_at_once_and_the_sweeper_releas
     await handlers.reserve(
         inventory.uow, inventory.policy, "unpaid", [Line("TEA", "SH", 9)], timedelta(minutes=1)
     )
-    [before] = await handlers.availability(inventory.uow(), inventory.policy, ["TEA"], [])
+    [before] = await views.availability(inventory.uow(), inventory.policy, ["TEA"], [])
     assert before.pool_available == 0
     inventory.clock.advance(timedelta(minutes=2))
-    [after] = await handlers.availability(inventory.uow(), inventory.policy, ["TEA"], [])
+    [after] = await views.availability(inventory.uow(), inventory.policy, ["TEA"], [])
     assert (after.warehouses[0].reserved, after.pool_available) == (0, 9)
 
     assert await handlers.expire_reservations(inventory.uow(), inventory.policy) == 1

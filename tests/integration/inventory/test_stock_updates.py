@@ -5,7 +5,7 @@ import random
 import pytest
 from sqlalchemy import text
 
-from services.inventory import handlers
+from services.inventory import handlers, views
 from services.inventory.domain.model import Line, ReplenishmentStatus
 from services.inventory.handlers import Policy
 from services.kit.errors import FailedPrecondition, InvalidArgument
@@ -108,7 +108,7 @@ async def test_an_adjustment_below_the_reserved_units_is_refused(inventory: Inve
             ),
             "lines[1].sku",
         ),
-        (lambda i: handlers.availability(i.uow(), i.policy, ["TEA", "NOPE"], []), "skus[1]"),
+        (lambda i: views.availability(i.uow(), i.policy, ["TEA", "NOPE"], []), "skus[1]"),
     ],
 )
 async def test_bad_stock_updates_are_refused_naming_the_field_and_change_nothing(
@@ -136,7 +136,7 @@ async def test_low_stock_hides_the_row_opens_a_work_order_and_recovery_sells_aga
     assert await inventory.row("TEA", "SH") == (10, 8, False)
     refused = await handlers.reserve(inventory.uow, inventory.policy, "o-2", [Line("TEA", "SH", 1)])
     assert [s.reason for s in refused.shortages] == ["not_sellable"]
-    [order], _ = await handlers.list_replenishment_orders(
+    [order], _ = await views.list_replenishment_orders(
         inventory.uow(), ReplenishmentStatus.OPEN, "TEA", 0, ""
     )
     assert (order.warehouse_id, order.suggested_quantity) == ("SH", 8)
@@ -146,7 +146,7 @@ async def test_low_stock_hides_the_row_opens_a_work_order_and_recovery_sells_aga
 
     await handlers.record_receipt(inventory.uow(), inventory.policy, "GRN-2", "SH", "TEA", 10, owner=CLERK)
     assert await inventory.row("TEA", "SH") == (20, 8, True)
-    [closed], _ = await handlers.list_replenishment_orders(inventory.uow(), None, "TEA", 0, "")
+    [closed], _ = await views.list_replenishment_orders(inventory.uow(), None, "TEA", 0, "")
     assert closed.status == "CLOSED"
     with pytest.raises(FailedPrecondition):
         await handlers.update_replenishment_order(
@@ -251,7 +251,7 @@ async def test_in_pool_scope_the_skus_sums_decide_and_all_its_warehouses_flip_to
         assert await inventory.row("TEA", "SH") == (10, 9, True)  # 1 left here, but 11 in the pool ≥ 6
         await handlers.reserve(inventory.uow, inventory.policy, "o-2", [Line("TEA", "BJ", 6)])
         assert [await inventory.row("TEA", w) for w in ("SH", "BJ")] == [(10, 9, False), (10, 6, False)]
-        [order], _ = await handlers.list_replenishment_orders(inventory.uow(), None, "TEA", 0, "")
+        [order], _ = await views.list_replenishment_orders(inventory.uow(), None, "TEA", 0, "")
         assert (order.warehouse_id, order.status) == ("", "OPEN")
         await handlers.release_reservation(inventory.uow, inventory.policy, "o-2", "cancelled")
         assert [(await inventory.row("TEA", w))[2] for w in ("SH", "BJ")] == [True, True]

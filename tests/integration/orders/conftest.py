@@ -17,8 +17,10 @@ from oms.inventory.v1 import inventory_pb2_grpc
 from oms.orders.v1 import orders_pb2_grpc
 from oms.routing.v1 import routing_pb2_grpc
 from services.inventory import handlers as stock
+from services.inventory.bootstrap import unit_of_work as inventory_uow
 from services.inventory.grpc_api import InventoryServicer
 from services.inventory.handlers import Policy as StockPolicy
+from services.inventory.store import InventoryUnitOfWork
 from services.kit import grpc_client
 from services.kit.clock import FixedClock
 from services.kit.db import UnitOfWork, make_engine
@@ -87,8 +89,8 @@ class Stack:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, self.clock)
 
-    def inventory_uow(self) -> UnitOfWork:
-        return UnitOfWork(self.inventory_engine, self.clock)
+    def inventory_uow(self) -> InventoryUnitOfWork:
+        return inventory_uow(self.inventory_engine, self.clock)
 
     async def receive(self, warehouse: str, sku: str, units: int) -> None:
         await stock.record_receipt(
@@ -141,7 +143,7 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
         host="127.0.0.1",
         grace_seconds=0.1,
         register=lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
-            InventoryServicer(lambda: UnitOfWork(inventory_engine, clock), StockPolicy()), s
+            InventoryServicer(lambda: inventory_uow(inventory_engine, clock), StockPolicy()), s
         ),
     )
     await inventory_server.start()
@@ -153,9 +155,9 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
         f"127.0.0.1:{inventory_server.port}", identity=identity.service_identity("routing")
     )
     for warehouse in WAREHOUSES:
-        await stock.put_warehouse(UnitOfWork(inventory_engine), warehouse.warehouse_id, warehouse.name)
+        await stock.put_warehouse(inventory_uow(inventory_engine), warehouse.warehouse_id, warehouse.name)
     for sku in ("TEA", "CUP"):
-        await stock.put_sku(UnitOfWork(inventory_engine), sku, sku)
+        await stock.put_sku(inventory_uow(inventory_engine), sku, sku)
     await ensure_default_rules(routing_bootstrap.unit_of_work(routing_engine)())
     cache = RuleSetCache()
     routing_server = GrpcServer(

@@ -22,6 +22,7 @@ from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from oms.routing.v1 import routing_pb2_grpc
 from omsctl.embedded import free_port
 from services.inventory import handlers as stock
+from services.inventory.bootstrap import unit_of_work as inventory_uow
 from services.inventory.grpc_api import InventoryServicer
 from services.inventory.handlers import Policy as StockPolicy
 from services.kit import grpc_client
@@ -232,7 +233,7 @@ class Live:
 
     async def receive(self, warehouse: str, sku: str, units: int) -> None:
         await stock.record_receipt(
-            UnitOfWork(self.inventory_engine),
+            inventory_uow(self.inventory_engine),
             StockPolicy(),
             random_ref("g"),
             warehouse,
@@ -277,7 +278,7 @@ async def live(
         0,
         "inv",
         lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
-            InventoryServicer(lambda: UnitOfWork(inventory_engine), StockPolicy()), s
+            InventoryServicer(lambda: inventory_uow(inventory_engine), StockPolicy()), s
         ),
     )
     await inventory_server.start()
@@ -285,9 +286,9 @@ async def live(
         f"127.0.0.1:{inventory_server.port}", identity=identity.service_identity("routing")
     )
     for warehouse in WAREHOUSES:
-        await stock.put_warehouse(UnitOfWork(inventory_engine), warehouse.warehouse_id, warehouse.name)
+        await stock.put_warehouse(inventory_uow(inventory_engine), warehouse.warehouse_id, warehouse.name)
     for sku in ("TEA", "CUP"):
-        await stock.put_sku(UnitOfWork(inventory_engine), sku, sku)
+        await stock.put_sku(inventory_uow(inventory_engine), sku, sku)
     await ensure_default_rules(routing_bootstrap.unit_of_work(routing_engine)())
     cache = RuleSetCache()
     routing_stock = InventoryStock(inventory_channel)

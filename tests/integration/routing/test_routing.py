@@ -16,11 +16,13 @@ from oms.inventory.v1 import inventory_pb2_grpc
 from oms.routing.v1 import routing_pb2 as pb
 from oms.routing.v1 import routing_pb2_grpc
 from services.inventory import handlers as stock
+from services.inventory.bootstrap import unit_of_work as inventory_uow
 from services.inventory.domain.model import GoodsType, Line
 from services.inventory.grpc_api import InventoryServicer
 from services.inventory.handlers import Policy
+from services.inventory.store import InventoryUnitOfWork
 from services.kit import grpc_client
-from services.kit.db import UnitOfWork, make_engine
+from services.kit.db import make_engine
 from services.kit.grpc_server import GrpcServer
 from services.kit.migrate import alembic_config
 from services.routing import bootstrap
@@ -48,8 +50,8 @@ class Stack:
     cache: RuleSetCache
     stock: InventoryStock
 
-    def inventory_uow(self) -> UnitOfWork:
-        return UnitOfWork(self.inventory_engine)
+    def inventory_uow(self) -> InventoryUnitOfWork:
+        return inventory_uow(self.inventory_engine)
 
     def routing_uow(self) -> RoutingUnitOfWork:
         return bootstrap.unit_of_work(self.routing_engine)()
@@ -80,7 +82,7 @@ async def stack(inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
         host="127.0.0.1",
         grace_seconds=0.1,
         register=lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(
-            InventoryServicer(lambda: UnitOfWork(inventory_engine), Policy()), s
+            InventoryServicer(lambda: inventory_uow(inventory_engine), Policy()), s
         ),
     )
     await inventory_server.start()

@@ -1,0 +1,255 @@
+"""Reservations: reserve all lines or none, commit on payment, release, move between warehouses, expire."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import timedelta
+
+from services.inventory.domain.events import ReservationCommitted, ReservationExpired, ReservationReleased
+from services.inventory.domain.model import (
+    Line,
+    Movement,
+    Placement,
+    Reservation,
+    ReservationStatus,
+    ReserveOutcome,
+    Shortage,
+    check_reference,
+    reservation_lines,
+    shortage,
+    stock_level,
+)
+from services.inventory.domain.policy import LowStockScope, Policy
+from services.inventory.handlers.ports import UnitOfWork
+from services.inventory.handlers.safety import apply_signals
+from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.kit.ids import new_id
+
+NewUnitOfWork = Callable[[], UnitOfWork]
+MIN_TTL, MAX_TTL = timedelta(seconds=10), timedelta(days=7)
+MAX_REASON = 500
+
+
+async def reserve(
+    new_uow: NewUnitOfWork, policy: Policy, order_id: str, requested: list[Line], ttl: timedelta | None = None
+) -> ReserveOutcome:
+    """All lines or none; a repeat returns the order's reservation. Room held by reservations past their
+    time is freed first (before the sweeper gets to them), outside any open transaction."""
+    check_reference("order_id", order_id)
+    lines = reservation_lines(requested)
+    if ttl is not None and not MIN_TTL <= ttl <= MAX_TTL:
+        raise InvalidArgument("ttl_seconds", "must be between 10 seconds and 7 days")
+    # in pool scope every reservation may move a pool's safety stock: the one statement cannot tell
+    fast = policy.low_stock_scope != LowStockScope.POOL
+    for attempt in (1, 2):
+        async with new_uow() as uow:
+            now = uow.clock.now()
+            expires_at = now + (ttl or policy.reservation_ttl)
+            reservation = Reservation.place(new_id(), order_id, lines, expires_at, now)
+            placement, rows = await uow.stock.reserve(reservation, policy.cap_basis_points, fast=fast)
+            if placement is Placement.RESERVED:
+                await apply_signals(policy, uow, rows)
+                await uow.commit()
+                return ReserveOutcome(True, reservation, lines)
+            held = None
+            if placement is Placement.HELD:
+                held = await uow.reservations.latest(order_id)
+                assert held is not None, "the conflicting reservation is live and cannot vanish"
+                if attempt == 2 or not held.expired_at(now):
+                    if held.lines != lines:
+                        raise FailedPrecondition(f"order {order_id} already holds a different reservation")
+                    return ReserveOutcome(True, held, held.lines)
+        if attempt == 2:
+            break
+        # free what has lapsed, outside any open transaction (one pooled connection per request): the
+        # order's own hold past its time, or holds past their time on the rows that came up short
+        stale = (held or reservation).lines
+        if not await expire_reservations(new_uow(), policy, keys=[line.key for line in stale]) and not held:
+            break
+        fast = False
+    return ReserveOutcome(False, shortages=await _shortages(new_uow(), policy, lines, requested))
+
+
+async def _shortages(
+    uow: UnitOfWork, policy: Policy, lines: Sequence[Line], requested: Sequence[Line]
+) -> list[Shortage]:
+    """What each line lacks; a line naming an unknown SKU or warehouse is refused, by its request index."""
+    async with uow:
+        rows = await uow.stock.levels(
+            [line.sku for line in lines], [line.warehouse_id for line in lines], uow.clock.now()
+        )
+        levels = {row.key: stock_level(row, policy.cap_basis_points, expired) for row, expired in rows}
+        missing = [line for line in lines if line.key not in levels]
+        unknown_skus, unknown_warehouses = (
+            await uow.catalogue.unknown(
+                (line.sku for line in missing), (line.warehouse_id for line in missing)
+            )
+            if missing
+            else (set(), set())
+        )
+    for index, line in enumerate(requested):
+        if line.sku in unknown_skus:
+            raise InvalidArgument(f"lines[{index}].sku", f"unknown SKU {line.sku}")
+        if line.warehouse_id in unknown_warehouses:
+            raise InvalidArgument(f"lines[{index}].warehouse_id", f"unknown warehouse {line.warehouse_id}")
+    return [found for line in lines if (found := shortage(line, levels.get(line.key))) is not None]
+
+
+async def commit_reservation(
+    new_uow: NewUnitOfWork, policy: Policy, order_id: str
+) -> tuple[Reservation, tuple[Line, ...]]:
+    """Payment confirmed: reserved units leave on hand. A released or expired reservation never commits."""
+    check_reference("order_id", order_id)
+    async with new_uow() as uow:
+        now = uow.clock.now()
+        committed = await uow.reservations.transition(
+            order_id, ReservationStatus.ACTIVE, ReservationStatus.COMMITTED, now, unexpired_at=now
+        )
+        if committed is not None:
+            lines = committed.lines
+            await uow.stock.settle(lines, deduct=True)
+            await uow.ledger.record(
+                Movement.COMMIT,
+                now,
+                ((line.sku, line.warehouse_id, -line.quantity, -line.quantity) for line in lines),
+                order_id=order_id,
+            )
+            uow.emit(ReservationCommitted(order_id, committed.reservation_id, lines))
+            await uow.commit()
+            return committed, lines
+        latest = await uow.reservations.latest(order_id)
+    if latest is None:
+        raise NotFound(f"order {order_id} has no reservation")
+    if latest.status is ReservationStatus.COMMITTED:
+        return latest, latest.lines
+    if latest.status is ReservationStatus.ACTIVE:
+        await expire_reservations(new_uow(), policy, keys=[line.key for line in latest.lines])
+        raise FailedPrecondition(f"the reservation of order {order_id} expired; reserve again")
+    raise FailedPrecondition(
+        f"the reservation of order {order_id} is {latest.status} and cannot be committed"
+    )
+
+
+async def release_reservation(
+    new_uow: NewUnitOfWork, policy: Policy, order_id: str, reason: str
+) -> tuple[Reservation, tuple[Line, ...]]:
+    """The order no longer needs its units (cancelled, re-planned); a repeat answers as the first."""
+    check_reference("order_id", order_id)
+    reason = reason[:MAX_REASON]
+    async with new_uow() as uow:
+        now = uow.clock.now()
+        released = await uow.reservations.transition(
+            order_id, ReservationStatus.ACTIVE, ReservationStatus.RELEASED, now
+        )
+        if released is not None:
+            lines = released.lines
+            stock = await uow.stock.settle(lines, deduct=False)
+            await uow.ledger.record(
+                Movement.RELEASE,
+                now,
+                ((line.sku, line.warehouse_id, 0, -line.quantity) for line in lines),
+                order_id=order_id,
+                reason=reason,
+            )
+            uow.emit(ReservationReleased(order_id, released.reservation_id, lines, reason))
+            await apply_signals(policy, uow, stock)
+            await uow.commit()
+            return released, lines
+        latest = await uow.reservations.latest(order_id)
+    if latest is None:
+        raise NotFound(f"order {order_id} has no reservation")
+    if latest.status is ReservationStatus.COMMITTED:
+        raise FailedPrecondition(
+            f"the reservation of order {order_id} is committed; restock a return instead"
+        )
+    return latest, latest.lines
+
+
+async def move_reservation(
+    new_uow: NewUnitOfWork, policy: Policy, order_id: str, sku: str, from_warehouse: str, to_warehouse: str
+) -> tuple[Reservation, tuple[Line, ...], Shortage | None]:
+    """Re-routing: reserve at the target and release at the source in one transaction, or do nothing."""
+    check_reference("order_id", order_id)
+    check_reference("sku", sku)
+    check_reference("from_warehouse_id", from_warehouse)
+    check_reference("to_warehouse_id", to_warehouse)
+    if from_warehouse == to_warehouse:
+        raise InvalidArgument("to_warehouse_id", "must differ from from_warehouse_id")
+    async with new_uow() as uow:
+        now = uow.clock.now()
+        reservation = await uow.reservations.latest(order_id, for_update=True)
+        if reservation is None:
+            raise NotFound(f"order {order_id} has no reservation")
+        if reservation.status is not ReservationStatus.ACTIVE or reservation.expires_at <= now:
+            raise FailedPrecondition(
+                f"only an active reservation can move; order {order_id}'s is {reservation.status}"
+            )
+        lines = reservation.lines
+        moving = next((line for line in lines if line.key == (sku, from_warehouse)), None)
+        if moving is None:
+            raise NotFound(f"order {order_id} reserves no {sku} at {from_warehouse}")
+        if any(line.key == (sku, to_warehouse) for line in lines):
+            raise FailedPrecondition(f"order {order_id} already reserves {sku} at {to_warehouse}")
+        target = Line(sku, to_warehouse, moving.quantity)
+        changed = await uow.stock.move(
+            reservation.reservation_id, moving, to_warehouse, policy.cap_basis_points
+        )
+        if changed is not None:
+            await uow.ledger.record(
+                Movement.MOVE_OUT, now, [(sku, from_warehouse, 0, -moving.quantity)], order_id=order_id
+            )
+            await uow.ledger.record(
+                Movement.MOVE_IN, now, [(sku, to_warehouse, 0, moving.quantity)], order_id=order_id
+            )
+            await apply_signals(policy, uow, changed)
+            await uow.commit()
+            moved = tuple(sorted(target if line == moving else line for line in lines))
+            return replace(reservation, lines=moved), moved, None
+    shortages = await _shortages(new_uow(), policy, [target], [target])
+    return reservation, lines, shortages[0] if shortages else None
+
+
+async def get_reservation(uow: UnitOfWork, order_id: str) -> tuple[Reservation, tuple[Line, ...]]:
+    check_reference("order_id", order_id)
+    async with uow:
+        reservation = await uow.reservations.latest(order_id)
+    if reservation is None:
+        raise NotFound(f"order {order_id} has no reservation")
+    return reservation, reservation.lines
+
+
+async def expire_reservations(uow: UnitOfWork, policy: Policy, keys: Sequence[tuple[str, str]] = ()) -> int:
+    """Release unpaid reservations past their TTL and announce them; the orders service cancels the orders."""
+    async with uow:
+        now = uow.clock.now()
+        due = await uow.reservations.claim_expired(now, policy.sweep_batch, keys)
+        if not due:
+            return 0
+        totals: dict[tuple[str, str], int] = defaultdict(int)
+        for reservation in due:
+            for line in reservation.lines:
+                totals[line.key] += line.quantity
+            await uow.ledger.record(
+                Movement.EXPIRE,
+                now,
+                ((line.sku, line.warehouse_id, 0, -line.quantity) for line in reservation.lines),
+                order_id=reservation.order_id,
+            )
+            uow.emit(
+                ReservationExpired(
+                    reservation.order_id,
+                    reservation.reservation_id,
+                    reservation.lines,
+                    reservation.expires_at,
+                )
+            )
+        await uow.reservations.mark([r.reservation_id for r in due], ReservationStatus.EXPIRED, now)
+        stock = await uow.stock.settle(
+            sorted(Line(sku, warehouse, quantity) for (sku, warehouse), quantity in totals.items()),
+            deduct=False,
+        )
+        await apply_signals(policy, uow, stock)
+        await uow.commit()
+    return len(due)
