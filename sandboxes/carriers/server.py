@@ -17,7 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -40,13 +40,11 @@ class Dropped(Exception):
     """The connection was closed on purpose; nothing is answered."""
 
 
-def _json(body: JSON, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(
-        body, status=status, headers=headers, dumps=lambda o: json.dumps(o, ensure_ascii=False)
-    )
+def _json(body: JSON, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
-def _drop(request: web.Request) -> None:
+def _drop(request: web.Request) -> NoReturn:
     if request.transport is not None:
         request.transport.abort()
     raise Dropped
@@ -64,7 +62,8 @@ def _loads(text: str | None) -> Any:
 def _address(contact: Any) -> str:
     if not isinstance(contact, dict):
         return ""
-    parts = [contact.get(name) for name in ("province", "city", "county", "district", "address", "detail")]
+    names = ("province", "city", "county", "district", "address", "detail", "printAddr")
+    parts = [contact.get(name) for name in names]
     return "".join(str(part) for part in parts if part)
 
 
@@ -258,8 +257,8 @@ class Sandbox:
             str(order_id) if order_id else None,
             company,
             carrier,
-            _address(param.get("sendMan")) or str((param.get("sendMan") or {}).get("printAddr", "")),
-            _address(param.get("recMan")) or str((param.get("recMan") or {}).get("printAddr", "")),
+            _address(param.get("sendMan")),
+            _address(param.get("recMan")),
             self._now(),
         )
         if param.get("needSubscribe") in (True, "true", "1", 1):
