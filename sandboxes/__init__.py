@@ -1,1 +1,1 @@
-"""Simulators of outside systems (payments, carriers, channels, WMS); none is built yet."""
+"""Simulators of outside systems (payments, carriers, channels, WMS); carriers is the first built."""
