@@ -23,14 +23,14 @@ from services.gateway import auth
 from services.gateway.domain.attempts import AttemptReason, FailedAttempts
 from services.gateway.domain.audit import attempts_record, call_record
 from services.gateway.domain.policy import Klass, Rule, refusal
-from services.gateway.domain.principal import Caller, anonymous, is_scoped, scope_of
+from services.gateway.domain.principal import Caller, anonymous, scope_of
 from services.gateway.limits import RateLimiter, limit_for
 from services.gateway.store.uow import GatewayUnitOfWork
 from services.kit import identity, tracing
 from services.kit.grpc_server import TRACE_ID_HEADER
 from services.kit.ids import new_id
 
-__all__ = ["Caller", "Gate", "Refused", "asserted", "client_address", "is_scoped", "trailing"]
+__all__ = ["Caller", "Gate", "Refused", "asserted", "client_address", "trailing"]
 
 log = logging.getLogger(__name__)
 

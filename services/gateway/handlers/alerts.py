@@ -3,7 +3,6 @@ orders it may see (`Reach.ORDER`)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,9 +20,9 @@ class SeenOrders:
         self,
         orders: Orders,
         caller: Caller,
+        clock: Callable[[], float],
         ttl_seconds: float = 10.0,
         size: int = 4096,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.orders = orders
         self.caller = caller
@@ -58,8 +57,8 @@ class Watchers:
         self,
         feed: AlertFeed,
         orders: Orders,
-        streams_per_principal: int = 5,
-        monotonic: Callable[[], float] = time.monotonic,
+        streams_per_principal: int,
+        monotonic: Callable[[], float],
     ) -> None:
         self.feed = feed
         self.orders = orders
@@ -76,7 +75,7 @@ class Watchers:
                 f"at most {self.cap} WatchAlerts streams per caller; close one before opening another"
             )
         self.watching[who] = self.watching.get(who, 0) + 1
-        seen = SeenOrders(self.orders, caller, clock=self.monotonic)
+        seen = SeenOrders(self.orders, caller, self.monotonic)
         try:
             async with self.feed.subscribe(min_severity=min_severity) as alerts:
                 async for alert in alerts:
