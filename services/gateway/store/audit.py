@@ -93,20 +93,7 @@ class AuditRepository:
 
 
 def _record(row: Any) -> AuditRecord:
-    return AuditRecord(
-        audit_id=row["audit_id"],
-        at=row["at"],
-        principal=row["principal"],
-        principal_kind=row["principal_kind"],
-        roles=tuple(row["roles"]),
-        source_ip=row["source_ip"],
-        method=row["method"],
-        target_ids=tuple(row["target_ids"]),
-        result=row["result"],
-        trace_id=row["trace_id"],
-        detail=row["detail"],
-        attempts=row["attempts"],
-    )
+    return AuditRecord(**{**row, "roles": tuple(row["roles"]), "target_ids": tuple(row["target_ids"])})
 
 
 def _encode_token(at: datetime, audit_id: str) -> str:
