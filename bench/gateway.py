@@ -139,7 +139,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="oms-bench-gw-"))
     home.chmod(0o755)
     os.environ["RATE_LIMITS"] = (
-        DEFAULT_LIMITS + ",role:bench.read=1000000/s:1000000,role:bench.upload=100000/s:100000"
+        DEFAULT_LIMITS + ",role:ops.read=1000000/s:1000000,role:ops.upload=100000/s:100000"
     )
     os.environ["LOG_LEVEL"] = "WARNING"
     infra = Infra(home, durable=False)
@@ -147,13 +147,13 @@ def main() -> None:
     try:
         infra.start()
         platform.start()
-        token = tokens.mint(edge_settings(home), "bench", ["ops", "bench"], 3600)
+        token = tokens.mint(edge_settings(home), "bench", ["ops"], 3600)
         edge_md = (("authorization", f"Bearer {token}"),)
         # straight to orders with what the gateway would send: its assertion of the same caller (one
         # per run, since a gateway assertion lives a minute; each call is verified in full all the same)
         gateway = next(spec for spec in SERVICES if spec.name == "gateway")
         signer = Signer(IdentitySettings.from_env("gateway", identity_settings(home, gateway)))
-        bench_user = Principal("bench", "user", frozenset({"ops", "bench"}))
+        bench_user = Principal("bench", "user", frozenset({"ops"}))
 
         def direct_md() -> tuple[tuple[str, str], ...]:
             return ((ASSERTION_HEADER, signer.mint(bench_user, "orders")),)

@@ -571,7 +571,7 @@ def edge_settings(home: Path) -> dict[str, str]:
         return {name: os.environ[name] for name in EDGE_SETTINGS if os.environ.get(name)}
     path = home / "edge-keys.json"
     if not path.exists():
-        from services.gateway.auth import hash_secret
+        from services.gateway.tokens import hash_secret
 
         home.mkdir(parents=True, exist_ok=True)
         channel_secret, service_secret = KeyRing.generate_key(), KeyRing.generate_key()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from services.gateway.auth import JwtSettings, issue_token
+from services.gateway.tokens import JwtSettings, issue_token
 
 
 def mint(

@@ -1,15 +1,12 @@
 """Who is calling: JWT bearer tokens, service-account client credentials and HMAC-signed integration keys.
 
-Everything here is pure: no network, no wall clock (`now` is passed in), and the only side effect —
-claiming a request nonce — goes through a callable the gateway injects (Redis `SET NX EX`). The gateway
-composes these pieces with its metadata; authorisation (which role may do what) is the policy's job.
+No network and no wall clock here (`now` is passed in); the only side effect — claiming a request nonce —
+goes through a callable the gateway injects (Redis `SET NX EX`). The gateway composes these pieces with
+its metadata; authorisation (which role may do what) is the policy's job (`domain/policy.py`).
 
-Every claim is checked here once and turned into the one form the rest of the platform uses: ids are
-non-empty strings of a safe charset (nothing to trim, so nothing a later `strip()` could turn into
-"no id"), roles come only from `ROLES`, spelled exactly (no case folding, no comma-joined lists), and the
-`service` role only in a token of kind `service` (issued by the client-credentials exchange). A token
-breaking any of these is not a credential we issue, so it is refused as unauthenticated like a bad
-signature; services then take the signed assertion's roles and ids as they are.
+Every claim is checked once, by the rules of `domain/principal.py`, and turned into the one form the rest
+of the platform uses. A token breaking any of them is not a credential we issue, so it is refused as
+unauthenticated like a bad signature; services then take the signed assertion's roles and ids as they are.
 
 Every failure raises `AuthError`. Its message is for the log only: the caller always gets a bare
 "unauthenticated", so nothing tells an attacker which check failed. No message, repr or chained
@@ -34,31 +31,42 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from services.gateway.domain.principal import (
+    CLAIM_ID,
+    KINDS,
+    ROLES,
+    SERVICE_ROLE,
+    AuthError,
+    Principal,
+    check_id,
+    check_roles,
+    check_times,
+    principal_of,
+)
+from services.gateway.domain.principal import short as _short
 from services.kit.config import InvalidSetting
 
-KINDS = frozenset({"user", "service", "integration"})
-# what a JWT may say it is: integration principals come only from signed API-key requests
-JWT_KINDS = frozenset({"user", "service"})
-# every role the policy knows; anything else in a credential is refused, not carried through
-ROLES = frozenset(
-    {
-        "admin",
-        "supervisor",
-        "ops",
-        "cs_agent",
-        "customer",
-        "warehouse",
-        "finance",
-        "risk",
-        "service",
-        "channel",
-        "payment_provider",
-        "wms",
-        "carrier",
-    }
-)
-# only a service account's token (kind "service") may carry this role
-SERVICE_ROLE = "service"
+__all__ = [
+    "KINDS",
+    "ROLES",
+    "SERVICE_ROLE",
+    "ApiKey",
+    "AuthError",
+    "AuthSettingsError",
+    "JwtSettings",
+    "Principal",
+    "ServiceAccount",
+    "authenticate_client",
+    "check_id",
+    "check_roles",
+    "check_secret",
+    "hash_secret",
+    "issue_token",
+    "parse_api_keys",
+    "sign",
+    "verify_jwt",
+    "verify_signature",
+]
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
@@ -78,15 +86,9 @@ PBKDF2_SALT_BYTES = 16
 MAX_PBKDF2_ITERATIONS = 10_000_000
 
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-# subjects, customer ids, channel and provider names: no spaces, commas or control characters, bounded
-_CLAIM_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # Decimal digits only: int() would also accept " 17", "+17" and "1_7", all of which sign differently.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
-
-
-class AuthError(Exception):
-    """The caller is not authenticated. The message is safe to log and is never shown to the caller."""
 
 
 class AuthSettingsError(InvalidSetting, ValueError):
@@ -94,25 +96,6 @@ class AuthSettingsError(InvalidSetting, ValueError):
 
     An `InvalidSetting` so `settings_or_exit` reports it by name at start-up.
     """
-
-
-@dataclass(frozen=True)
-class Principal:
-    subject: str
-    kind: str
-    roles: frozenset[str]
-    customer_id: str = ""
-    channel: str = ""
-    provider: str = ""
-    token_id: str = ""
-
-
-# --- JWT --------------------------------------------------------------------------------------------------
-
-
-def _short(value: object) -> str:
-    """An attacker-chosen value made safe for one log line."""
-    return repr(value)[:80]
 
 
 def _pem(value: bytes | str) -> bytes | None:
@@ -289,21 +272,6 @@ def _parse_key_list(env: Mapping[str, str], name: str, required: bool) -> dict[s
     return keys
 
 
-def _number(claims: Mapping[str, Any], name: str) -> float:
-    value = claims.get(name)
-    # bool is an int in Python; `"exp": true` must not mean 1970-01-01T00:00:01.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise AuthError(f"claim {name} is not a number")
-    return float(value)
-
-
-def _optional_string(claims: Mapping[str, Any], name: str) -> str:
-    value = claims.get(name, "")
-    if not isinstance(value, str):
-        raise AuthError(f"claim {name} is not a string")
-    return value
-
-
 def verify_jwt(token: str, settings: JwtSettings, now: float) -> Principal:
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
         raise AuthError("token missing or too long")
@@ -343,65 +311,8 @@ def verify_jwt(token: str, settings: JwtSettings, now: float) -> Principal:
         )
     except jwt.PyJWTError as error:
         raise AuthError(f"invalid token: {type(error).__name__}: {error}") from None
-    _check_times(claims, settings, now)
-    return _principal(claims)
-
-
-def _check_times(claims: Mapping[str, Any], settings: JwtSettings, now: float) -> None:
-    leeway = settings.leeway_seconds
-    expires, issued = _number(claims, "exp"), _number(claims, "iat")
-    if expires + leeway <= now:
-        raise AuthError("token expired")
-    if issued - leeway > now:
-        raise AuthError("token issued in the future")
-    if "nbf" in claims and _number(claims, "nbf") - leeway > now:
-        raise AuthError("token not yet valid (nbf)")
-    # A stolen long-lived token is a standing key; whoever issued it, we do not honour more than the cap.
-    if expires - issued > settings.max_lifetime_seconds:
-        raise AuthError("token lifetime exceeds the cap")
-    if expires <= issued:
-        raise AuthError("token expires before it was issued")
-
-
-def check_roles(roles: object, kind: str) -> frozenset[str]:
-    """The role claim as the one form used everywhere, or AuthError: a list of known role names, exact
-    case, and `service` only for a service account. A bare string (`"x,admin"`) is not a list."""
-    if not isinstance(roles, list | tuple | frozenset | set) or not all(isinstance(r, str) for r in roles):
-        raise AuthError("claim roles is not a list of strings")
-    unknown = [role for role in roles if role not in ROLES]
-    if unknown:
-        raise AuthError(f"claim roles has unknown {', '.join(map(_short, sorted(unknown)))}")
-    if SERVICE_ROLE in roles and kind != "service":
-        raise AuthError(f"role service in a token of kind {kind!r}")
-    return frozenset(roles)
-
-
-def check_id(value: object, name: str, required: bool = False) -> str:
-    """An id claim (sub, customer_id, channel, provider) as is, or AuthError: "" when absent and not
-    required, otherwise 1-128 of A-Z a-z 0-9 . _ : @ - (so never blank, padded or comma-joined)."""
-    if value is None or value == "":
-        if required:
-            raise AuthError(f"claim {name} is empty")
-        return ""
-    if not isinstance(value, str) or not _CLAIM_ID.fullmatch(value):
-        raise AuthError(f"claim {name} {_short(value)} is not 1-128 of A-Z a-z 0-9 . _ : @ -")
-    return value
-
-
-def _principal(claims: Mapping[str, Any]) -> Principal:
-    kind = _optional_string(claims, "kind") or "user"
-    if kind not in JWT_KINDS:
-        raise AuthError(f"claim kind {_short(kind)} is not one a token may carry")
-    return Principal(
-        subject=check_id(claims.get("sub"), "sub", required=True),
-        kind=kind,
-        roles=check_roles(claims.get("roles", []), kind),
-        customer_id=check_id(claims.get("customer_id"), "customer_id"),
-        # channel names are matched upper-case everywhere (`TAOBAO`); folded here, once
-        channel=check_id(claims.get("channel"), "channel").upper(),
-        provider=check_id(claims.get("provider"), "provider"),
-        token_id=_optional_string(claims, "jti"),
-    )
+    check_times(claims, settings.leeway_seconds, settings.max_lifetime_seconds, now)
+    return principal_of(claims)
 
 
 def issue_token(
@@ -495,7 +406,7 @@ class ServiceAccount:
         # Caught at start-up: otherwise a mistyped hash would only show up as a client that can never log in.
         if _parse_hash(self.secret_hash) is None:
             raise AuthSettingsError(f"service account {self.client_id!r} has a malformed secret hash")
-        if not _CLAIM_ID.fullmatch(self.client_id):
+        if not CLAIM_ID.fullmatch(self.client_id):
             raise AuthSettingsError(
                 f"service account {_short(self.client_id)}: client_id must be 1-128 of A-Z a-z 0-9 . _ : @ -"
             )

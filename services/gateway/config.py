@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from services.gateway import auth
 from services.gateway.credentials import ThrottleSettings
+from services.gateway.domain.webhooks import KINDS as WEBHOOK_KINDS
 from services.gateway.limits import Limit, LimiterSettings, parse_limits
 from services.gateway.routes import PUBLIC_SERVICES
 from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional, required
@@ -180,9 +181,6 @@ def _service_accounts(env: Mapping[str, str]) -> dict[str, auth.ServiceAccount]:
     except (ValueError, KeyError, TypeError) as error:
         raise InvalidSetting(f"SERVICE_ACCOUNTS: {type(error).__name__} in an entry") from None
     return {account.client_id: account for account in accounts}
-
-
-WEBHOOK_KINDS = ("payment", "carrier", "channel")
 
 
 def _webhook_secrets(env: Mapping[str, str]) -> dict[str, bytes]:

@@ -27,12 +27,11 @@ import redis.asyncio
 import redis.exceptions
 
 from services.gateway import auth
+from services.gateway.domain.errors import ChecksBusy
+
+__all__ = ["ChecksBusy", "FailureThrottle", "SecretChecker", "ThrottleSettings", "backoff_seconds"]
 
 log = logging.getLogger(__name__)
-
-
-class ChecksBusy(Exception):
-    """Every credential-check slot is taken; the caller should retry shortly."""
 
 
 class SecretChecker:

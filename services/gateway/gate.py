@@ -11,7 +11,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,20 +20,21 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from services.gateway import auth
-from services.gateway.attempts import FailedAttempts
+from services.gateway.domain.attempts import AttemptReason, FailedAttempts
+from services.gateway.domain.audit import attempts_record, call_record
+from services.gateway.domain.policy import Klass, Rule, refusal
+from services.gateway.domain.principal import Caller, anonymous, scope_of
 from services.gateway.limits import RateLimiter, limit_for
-from services.gateway.policy import Klass, Reach, Rule, allowed
-from services.gateway.store import AuditRecord, add_audit
+from services.gateway.store.uow import GatewayUnitOfWork
 from services.kit import identity, tracing
-from services.kit.db import UnitOfWork
 from services.kit.grpc_server import TRACE_ID_HEADER
 from services.kit.ids import new_id
+
+__all__ = ["Caller", "Gate", "Refused", "asserted", "client_address", "trailing"]
 
 log = logging.getLogger(__name__)
 
 FORWARDED_METADATA = frozenset({"x-request-id", "idempotency-key", "grpc-accept-encoding"})
-# staff roles see every row; anyone else with a scoped role is limited to their rows
-UNSCOPED_ROLES = frozenset({"ops", "supervisor", "admin", "service", "finance", "risk", "warehouse"})
 TARGET_FIELDS = ("channel_order_id", "merchant_order_no", "transaction_id")
 # set by Envoy's route config from the downstream address it computed (deploy/envoy/envoy.yaml)
 CLIENT_ADDRESS_HEADER = "x-oms-client-address"
@@ -48,13 +48,6 @@ class Refused(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
-class Caller:
-    principal: auth.Principal
-    source_ip: str
-    request_id: str
-
-
 class Gate:
     def __init__(
         self,
@@ -64,7 +57,7 @@ class Gate:
         redis: aioredis.Redis,
         limiter: RateLimiter,
         limits: Mapping[str, Any],
-        new_uow: Callable[[], UnitOfWork],
+        new_uow: Callable[[], GatewayUnitOfWork],
         signer: identity.Signer,
         wall: Callable[[], float] = time.time,
         failed_attempts: FailedAttempts | None = None,
@@ -88,23 +81,17 @@ class Gate:
     ) -> Caller:
         source_ip = client_address(metadata, peer)
         principal = (
-            await self.authenticate(method, metadata, body, source_ip) if not rule.public else _anonymous()
+            await self.authenticate(method, metadata, body, source_ip) if not rule.public else anonymous()
         )
-        if not allowed(rule, principal.roles):
-            self.failed_attempt_of(principal, source_ip, method, "PERMISSION_DENIED", "role_not_allowed")
-            raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not allowed for this caller")
-        if (
-            "customer" in principal.roles
-            and not principal.customer_id
-            and not principal.roles & UNSCOPED_ROLES
-        ):
-            self.failed_attempt_of(principal, source_ip, method, "PERMISSION_DENIED", "customer_unnamed")
-            raise Refused(grpc.StatusCode.PERMISSION_DENIED, "a customer token must name its customer")
-        if rule.reach is Reach.STAFF and is_scoped(principal):
-            # the roles of staff-only methods are unscoped; a principal holding one of them is too, so
-            # this holds only if a rule's roles and its reach ever disagree
-            self.failed_attempt_of(principal, source_ip, method, "PERMISSION_DENIED", "scoped_caller")
-            raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not allowed for this caller")
+        reason = refusal(rule, principal)
+        if reason is not None:
+            self.failed_attempt_of(principal, source_ip, method, "PERMISSION_DENIED", reason)
+            message = (
+                "a customer token must name its customer"
+                if reason is AttemptReason.CUSTOMER_UNNAMED
+                else f"{method} is not allowed for this caller"
+            )
+            raise Refused(grpc.StatusCode.PERMISSION_DENIED, message)
         # anonymous calls (token exchange, signed webhooks) are limited per source address, so one
         # noisy sender cannot use up everyone's bucket
         await self._limit(method, rule, principal, principal.subject or f"ip:{source_ip}")
@@ -114,17 +101,17 @@ class Gate:
         self, method: str, metadata: Mapping[str, str], body: bytes, source_ip: str = ""
     ) -> auth.Principal:
         # the reason class of a refusal: which kind of credential failed, never what was sent
-        reason = "no_credentials"
+        reason = AttemptReason.NO_CREDENTIALS
         try:
             header = metadata.get("authorization", "")
             if header:
-                reason = "bearer_token"
+                reason = AttemptReason.BEARER_TOKEN
                 scheme, _, token = header.partition(" ")
                 if scheme.lower() != "bearer" or not token:
                     raise auth.AuthError("authorization is not a bearer token")
                 return auth.verify_jwt(token.strip(), self.jwt, self.wall())
             if "x-oms-key-id" in metadata:
-                reason = "api_key_signature"
+                reason = AttemptReason.API_KEY_SIGNATURE
                 return await auth.verify_signature(
                     self.api_keys,
                     metadata.get("x-oms-key-id", ""),
@@ -198,27 +185,7 @@ class Gate:
             uow = self.new_uow()
             async with uow:
                 for key, count in taken:
-                    start = datetime.fromtimestamp(key.window_start, UTC)
-                    await add_audit(
-                        uow.conn,
-                        AuditRecord(
-                            audit_id=new_id(),
-                            at=start,
-                            principal=key.principal or "anonymous",
-                            principal_kind=key.principal_kind,
-                            roles=(),
-                            source_ip=key.address,
-                            method=key.method,
-                            target_ids=(),
-                            result=key.result,
-                            trace_id="",
-                            detail=(
-                                f"{count} failed attempt{'s' if count != 1 else ''} ({key.reason}) "
-                                f"in the {window:g} s from {start:%Y-%m-%dT%H:%M:%S}Z"
-                            ),
-                            attempts=count,
-                        ),
-                    )
+                    await uow.audit.add(attempts_record(new_id(), key, count, window))
                 await uow.commit()
         except BaseException:
             self.failed_attempts.put_back(taken)
@@ -244,28 +211,19 @@ class Gate:
         self,
         caller: Caller,
         method: str,
-        result: grpc.StatusCode,
+        result: str,
         targets: list[str],
         detail: str = "",
     ) -> None:
-        """Written before the caller gets its answer; if it cannot be written the call fails."""
-        principal = caller.principal
-        record = AuditRecord(
-            audit_id=new_id(),
-            at=datetime.now(UTC),
-            principal=principal.subject or "anonymous",
-            principal_kind=principal.kind,
-            roles=tuple(sorted(principal.roles)),
-            source_ip=caller.source_ip,
-            method=method.lstrip("/"),
-            target_ids=tuple(dict.fromkeys(target for target in targets if target)),
-            result=result.name,
-            trace_id=tracing.current_trace_id(),
-            detail=detail,
+        """Written before the caller gets its answer; if it cannot be written the call fails. `result`
+        is the status code's name (`OK`, `NOT_FOUND`, …)."""
+        at = datetime.fromtimestamp(self.wall(), UTC)
+        record = call_record(
+            new_id(), at, caller, method, result, targets, tracing.current_trace_id(), detail
         )
         uow = self.new_uow()
         async with uow:
-            await add_audit(uow.conn, record)
+            await uow.audit.add(record)
             await uow.commit()
 
     def targets(self, method: str, request: bytes, response: bytes | None) -> list[str]:
@@ -285,33 +243,20 @@ class Gate:
 
 
 def asserted(principal: auth.Principal, reveal: bool = False) -> identity.Principal:
-    """The principal as services are told it: staff are unscoped; a customer sees their own rows,
-    an agent their customers', a channel's key its channel's, a payment provider's its payments."""
+    """The principal as services are told it, with its scope (`domain.principal.scope_of`)."""
     actor_type = "user" if principal.kind == "user" else ("channel" if principal.channel else "service")
-    customer_id = agent_id = ""
-    if not principal.roles & UNSCOPED_ROLES:
-        if "customer" in principal.roles:
-            customer_id = principal.customer_id
-        elif "cs_agent" in principal.roles:
-            agent_id = principal.subject
+    scope = scope_of(principal)
     return identity.Principal(
         subject=principal.subject,
         actor_type=actor_type,
         roles=principal.roles,
-        customer_id=customer_id,
-        agent_id=agent_id,
+        customer_id=scope.customer_id,
+        agent_id=scope.agent_id,
         # already the one form (auth checked and folded every claim); nothing is re-parsed downstream
-        channel=principal.channel,
-        provider=principal.provider,
+        channel=scope.channel,
+        provider=scope.provider,
         reveal=reveal,
     )
-
-
-def is_scoped(principal: auth.Principal) -> bool:
-    """Limited to its own rows: a customer, an agent, a channel's key, a payment provider's key (as
-    `asserted` tells services)."""
-    told = asserted(principal)
-    return bool(told.customer_id or told.agent_id or told.channel or told.provider)
 
 
 def trailing(retry_after: float = 0.0) -> tuple[tuple[str, str], ...]:
@@ -351,7 +296,3 @@ def client_address(metadata: Mapping[str, str], peer: str) -> str:
     # "ipv4:127.0.0.1:54321" / "ipv6:[::1]:54321"
     kind, _, rest = peer.partition(":")
     return rest.rsplit(":", 1)[0].strip("[]") if kind in ("ipv4", "ipv6") else peer
-
-
-def _anonymous() -> auth.Principal:
-    return auth.Principal(subject="", kind="anonymous", roles=frozenset())

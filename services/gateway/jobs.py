@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from services.gateway.store import purge_audit
-from services.gateway.uploads import UploadStore
-from services.kit.db import UnitOfWork
+from services.gateway.store.uow import GatewayUnitOfWork
+from services.gateway.store.uploads import UploadStore
 
 log = logging.getLogger(__name__)
 
 
-async def purge_old_audit(new_uow: Callable[[], UnitOfWork], retention: timedelta) -> int:
+async def purge_old_audit(
+    new_uow: Callable[[], GatewayUnitOfWork], retention: timedelta, wall: Callable[[], float]
+) -> int:
     uow = new_uow()
     async with uow:
-        purged = await purge_audit(uow.conn, datetime.now(UTC), retention)
+        purged = await uow.audit.purge(datetime.fromtimestamp(wall(), UTC), retention)
         await uow.commit()
     if purged:
         log.info("purged %d audit records older than %d days", purged, retention.days)
     return purged
 
 
-async def sweep_uploads(uploads: UploadStore) -> int:
-    return await uploads.sweep(time.time())
+async def sweep_uploads(uploads: UploadStore, wall: Callable[[], float]) -> int:
+    return await uploads.sweep(wall())

@@ -16,10 +16,13 @@ import grpc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
-from services.gateway import auth, json_fields
-from services.gateway.gate import Caller, Gate, Refused, client_address, trailing
-from services.gateway.policy import Reach, rule_for
-from services.gateway.visibility import OrderVisibility
+from services.gateway import json_fields
+from services.gateway.domain.attempts import REFUSED_RESULTS, AttemptReason
+from services.gateway.domain.errors import UpstreamFailure
+from services.gateway.domain.policy import Reach, rule_for
+from services.gateway.domain.principal import Caller, anonymous
+from services.gateway.gate import Gate, Refused, client_address, trailing
+from services.gateway.peers import OrderVisibility
 from services.kit import inputs
 from services.kit.errors import DomainError, InvalidArgument
 from services.kit.identity import audience_of
@@ -30,8 +33,6 @@ log = logging.getLogger(__name__)
 Local = Callable[..., Any]
 
 PASSED_TRAILERS = frozenset({"retry-after", DETAILS_KEY})
-# a service's refusals are failed attempts like the gate's own (audited, counted per window)
-REFUSALS = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,11 @@ class Dispatcher(grpc.GenericRpcHandler):
         try:
             if rule is None:
                 self.gate.failed_attempt_of(
-                    _nobody(),
+                    anonymous(),
                     client_address(metadata, context.peer() or ""),
                     method,
                     "PERMISSION_DENIED",
-                    "not_public",
+                    AttemptReason.NOT_PUBLIC,
                 )
                 raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not a public method")
             caller = await self.gate.admit(method, rule, metadata, body, context.peer() or "")
@@ -131,15 +132,19 @@ class Dispatcher(grpc.GenericRpcHandler):
         try:
             response = await call
         except grpc.aio.AioRpcError as error:
-            await self.gate.audit(caller, method, error.code(), self.gate.targets(method, request, None))
+            await self.gate.audit(caller, method, error.code().name, self.gate.targets(method, request, None))
+            raise
+        except UpstreamFailure as error:
+            # a service the gateway's own method called failed: the audit names its code
+            await self.gate.audit(caller, method, error.code, self.gate.targets(method, request, None))
             raise
         except DomainError as error:
             code, _ = to_status(error)
-            await self.gate.audit(caller, method, code, self.gate.targets(method, request, None), str(error))
+            await self.gate.audit(
+                caller, method, code.name, self.gate.targets(method, request, None), str(error)
+            )
             raise
-        await self.gate.audit(
-            caller, method, grpc.StatusCode.OK, self.gate.targets(method, request, response)
-        )
+        await self.gate.audit(caller, method, "OK", self.gate.targets(method, request, response))
         return response
 
     # ---- forwarded -----------------------------------------------------------------------------
@@ -160,8 +165,10 @@ class Dispatcher(grpc.GenericRpcHandler):
         ) -> None:
             # the service's retry-after and field violations reach the caller (Envoy turns the
             # details into the JSON error body)
-            if error.code() in REFUSALS:
-                dispatcher.gate.failed_attempt(caller, method, error.code().name, "service_refused")
+            if error.code().name in REFUSED_RESULTS:
+                dispatcher.gate.failed_attempt(
+                    caller, method, error.code().name, AttemptReason.SERVICE_REFUSED
+                )
             passed = [
                 (key, value) for key, value in error.trailing_metadata() or () if key in PASSED_TRAILERS
             ]
@@ -272,11 +279,11 @@ class Dispatcher(grpc.GenericRpcHandler):
                     response: Message = await entry.handler(parsed, context, caller)
                 except DomainError as error:
                     code, _ = to_status(error)
-                    await dispatcher.gate.audit(caller, method, code, [], str(error))
+                    await dispatcher.gate.audit(caller, method, code.name, [], str(error))
                     raise
                 upload = getattr(response, "upload", None)
                 targets = [upload.upload_id] if upload is not None else []
-                await dispatcher.gate.audit(caller, method, grpc.StatusCode.OK, targets)
+                await dispatcher.gate.audit(caller, method, "OK", targets)
                 return response.SerializeToString()
 
             return grpc.stream_unary_rpc_method_handler(client_stream)
@@ -309,7 +316,3 @@ class Dispatcher(grpc.GenericRpcHandler):
 async def _unimplemented(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     await context.abort(grpc.StatusCode.UNIMPLEMENTED, "client streaming is not forwarded")
     raise AssertionError("unreachable")
-
-
-def _nobody() -> auth.Principal:
-    return auth.Principal(subject="", kind="anonymous", roles=frozenset())

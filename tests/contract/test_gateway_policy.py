@@ -7,7 +7,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pool
 
-from services.gateway.policy import POLICY, SCOPED_ROLES, Reach
+from services.gateway.domain.policy import POLICY, SCOPED_ROLES, Reach
 from services.gateway.routes import EDGE_SERVICES, public_proto_modules
 from tests.contract.test_contracts import descriptor_set
 

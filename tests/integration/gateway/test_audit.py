@@ -12,10 +12,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.gateway import auth
-from services.gateway.attempts import FailedAttempts
+from services.gateway.domain.attempts import FailedAttempts
+from services.gateway.domain.audit import AuditRecord
 from services.gateway.gate import Gate
-from services.gateway.store import AuditRecord, add_audit, list_audit, purge_audit
-from services.kit.db import UnitOfWork, make_engine
+from services.gateway.store.audit import add_audit, list_audit, purge_audit
+from services.gateway.store.uow import GatewayUnitOfWork
+from services.kit.db import make_engine
 from services.kit.ids import new_id
 
 
@@ -83,7 +85,7 @@ async def test_failed_attempts_are_written_as_one_counted_record_per_closed_wind
         redis=cast(Any, None),
         limiter=cast(Any, None),
         limits={},
-        new_uow=lambda: UnitOfWork(engine),
+        new_uow=lambda: GatewayUnitOfWork(engine),
         signer=cast(Any, None),
         wall=lambda: clock[0],
         failed_attempts=FailedAttempts(window_seconds=60),

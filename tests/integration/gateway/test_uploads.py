@@ -8,7 +8,8 @@ import pytest
 from redis.asyncio import Redis
 
 from omsctl.stack import Infra
-from services.gateway.uploads import UploadError, UploadState, UploadStore
+from services.gateway.domain.uploads import UploadError, UploadState
+from services.gateway.store.uploads import UploadStore
 
 NOW = 1_700_000_000.0
 CHUNK = 4096

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.gateway.store import (
+from services.gateway.store.receipts import (
     PENDING,
     answer_receipt,
     claim_receipt,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.gateway.attempts import OVERFLOW_ADDRESS, FailedAttempts
+from services.gateway.domain.attempts import OVERFLOW_ADDRESS, FailedAttempts
 
 
 def test_attempts_of_one_key_in_one_window_are_one_count() -> None:

@@ -10,7 +10,7 @@ import pytest
 from omsctl import tokens
 from services.gateway import gate
 from services.gateway.auth import ROLES, AuthError, JwtSettings, issue_token, parse_api_keys, verify_jwt
-from services.gateway.policy import POLICY
+from services.gateway.domain.policy import POLICY
 from services.kit import identity
 from tests import identity as test_identity
 from tests.unit.gateway.test_auth import NOW, claims, hs_settings, hs_token

@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from services.gateway import auth
+from services.gateway.domain.policy import Klass, Reach, Rule
 from services.gateway.gate import Gate, Refused
 from services.gateway.limits import LocalTokenBucket, RateLimiter, parse_limits
-from services.gateway.policy import Klass, Reach, Rule
 from tests.unit.gateway.test_local_limiter import FlakyRedisBucket
 
 WRITE = Rule(frozenset({"ops"}), Reach.STAFF, Klass.WRITE, mutating=True)

@@ -5,16 +5,15 @@ import json
 import pytest
 
 from oms.orders.v1 import orders_pb2
-from services.gateway.policy import POLICY
-from services.gateway.webhooks import (
+from services.gateway.domain.policy import POLICY
+from services.gateway.domain.webhooks import (
     FORWARDED,
     WebhookError,
-    carrier_report,
     may_forward,
     payload_targets,
-    payment_report,
     sender_principal,
 )
+from services.gateway.mappers import carrier_report, payment_report
 
 
 def wechat(**changes: object) -> bytes:

@@ -1,14 +1,13 @@
-"""Chunked uploads: a client splits a payload too large for one request into chunks, any gateway replica
-takes any chunk, and the whole is handed over only after its size and SHA-256 check out (DOMAIN.md §8).
+"""Chunked uploads in Redis: a client splits a payload too large for one request into chunks, any gateway
+replica takes any chunk, and the whole is handed over only after its size and SHA-256 check out (the
+rules are in `domain/uploads.py`).
 
 State lives in Redis. All keys of one owner share a hash tag, so each operation is one atomic script even
 on Redis Cluster, and another owner's upload is simply a key that does not exist. Every key carries the
 upload's TTL, so an abandoned upload frees its memory by itself. The Redis client must return bytes
 (`decode_responses=False`, the default): chunks are binary.
 
-Life of an upload: open → verified (assembled and checked, handed to the target) → complete (the target's
-result stored, chunks deleted), or open → failed (checksum mismatch; nothing is handed over). An open
-upload, or a verified one nobody is completing, can be aborted: its keys are deleted at once.
+Completing an upload deletes its chunks; aborting one deletes its keys at once.
 
 An owner's open and verified uploads are bounded in number and in the bytes they declare (a quota
 checked in the script that begins an upload, so parallel begins cannot overshoot it); completing,
@@ -20,46 +19,23 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import re
 import uuid
-from dataclasses import dataclass
 from typing import cast
 
 import redis.asyncio
 
+from services.gateway.domain.uploads import (
+    UPLOAD_ID,
+    UploadError,
+    UploadLimits,
+    UploadProblem,
+    UploadState,
+    UploadStatus,
+    check_assemblable,
+    check_chunk,
+    not_found,
+)
 
-class UploadError(Exception):
-    """`code` is one of invalid, not_found, failed_precondition, resource_exhausted."""
-
-    def __init__(self, field: str, problem: str, code: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
-        self.code = code
-
-
-@dataclass(frozen=True)
-class UploadState:
-    upload_id: str
-    owner: str
-    target: str
-    total_bytes: int
-    sha256: str
-    chunk_bytes: int
-    total_chunks: int
-    received: frozenset[int]
-    status: str
-    created_at: float
-    expires_at: float
-    result: bytes = b""
-
-    @property
-    def missing(self) -> list[int]:
-        return [index for index in range(self.total_chunks) if index not in self.received]
-
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ASSEMBLY_LEASE_MS = 60_000
 _READ_BATCH = 64
 
@@ -195,12 +171,9 @@ class UploadStore:
         self._redis = redis
         self._prefix = prefix
         self._ttl_seconds = ttl_seconds
-        self._max_total_bytes = max_total_bytes
-        self._max_chunk_bytes = max_chunk_bytes
+        self._limits = UploadLimits(max_total_bytes, max_chunk_bytes, max_chunks)
         self._max_open = max_open_per_owner
         self._quota = quota_bytes_per_owner
-        # every chunk is a Redis key with ~100 bytes of overhead; tiny chunks would multiply that
-        self._max_chunks = max_chunks
         self._begin = redis.register_script(_BEGIN_LUA)
         self._put_chunk = redis.register_script(_PUT_CHUNK_LUA)
         self._settle = redis.register_script(_SETTLE_LUA)
@@ -219,7 +192,7 @@ class UploadStore:
         upload_id: str | None = None,
     ) -> UploadState:
         sha256 = sha256.lower()
-        self._validate(target, total_bytes, sha256, chunk_bytes, upload_id)
+        self._limits.check(target, total_bytes, sha256, chunk_bytes, upload_id)
         upload_id = upload_id or uuid.uuid4().hex
         total_chunks = math.ceil(total_bytes / chunk_bytes)
         expires_at = now + self._ttl_seconds
@@ -230,7 +203,7 @@ class UploadStore:
             "sha256": sha256,
             "chunk_bytes": chunk_bytes,
             "total_chunks": total_chunks,
-            "status": "open",
+            "status": UploadStatus.OPEN.value,
             "created_at": repr(now),
             "expires_at": repr(expires_at),
             "result": b"",
@@ -250,14 +223,14 @@ class UploadStore:
         )
         if outcome == b"full":
             raise UploadError(
-                "owner", f"too many open uploads (at most {self._max_open})", "resource_exhausted"
+                "owner", f"too many open uploads (at most {self._max_open})", UploadProblem.RESOURCE_EXHAUSTED
             )
         if outcome == b"over_quota":
             raise UploadError(
                 "total_bytes",
                 f"{total_bytes} bytes would exceed the quota of {self._quota} bytes for open uploads "
                 f"({int(declared[0])} already declared); complete or abort one first",
-                "resource_exhausted",
+                UploadProblem.RESOURCE_EXHAUSTED,
             )
         state = await self.status(owner, upload_id)
         asked = (target, total_bytes, sha256, chunk_bytes)
@@ -265,18 +238,13 @@ class UploadStore:
             outcome == b"exists"
             and (state.target, state.total_bytes, state.sha256, state.chunk_bytes) != asked
         ):
-            raise UploadError("upload_id", "already begun with different parameters", "failed_precondition")
+            raise UploadError(
+                "upload_id", "already begun with different parameters", UploadProblem.FAILED_PRECONDITION
+            )
         return state
 
     async def put_chunk(self, owner: str, upload_id: str, index: int, data: bytes, now: float) -> UploadState:
-        state = await self.status(owner, upload_id)
-        if now >= state.expires_at:
-            raise self._not_found()  # Redis has not dropped it yet, but its time is up
-        if not 0 <= index < state.total_chunks:
-            raise UploadError("index", f"must be between 0 and {state.total_chunks - 1}", "invalid")
-        expected = self._chunk_size(state, index)
-        if len(data) != expected:
-            raise UploadError("data", f"chunk {index} must be {expected} bytes, not {len(data)}", "invalid")
+        check_chunk(await self.status(owner, upload_id), index, len(data), now)
         outcome = await self._put_chunk(
             keys=[
                 self._key(owner, upload_id, "meta"),
@@ -286,24 +254,28 @@ class UploadStore:
             args=[index, data],
         )
         if outcome == b"not_found":
-            raise self._not_found()
+            raise not_found()
         if outcome == b"conflict":
             raise UploadError(
-                "data", f"chunk {index} was already received with different bytes", "failed_precondition"
+                "data",
+                f"chunk {index} was already received with different bytes",
+                UploadProblem.FAILED_PRECONDITION,
             )
         if outcome != b"ok":
-            raise UploadError("upload_id", f"upload is already {outcome.decode()}", "failed_precondition")
+            raise UploadError(
+                "upload_id", f"upload is already {outcome.decode()}", UploadProblem.FAILED_PRECONDITION
+            )
         return await self.status(owner, upload_id)
 
     async def status(self, owner: str, upload_id: str) -> UploadState:
-        if not _UPLOAD_ID.fullmatch(upload_id):
-            raise self._not_found()
+        if not UPLOAD_ID.fullmatch(upload_id):
+            raise not_found()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self._key(owner, upload_id, "meta"))
             pipe.smembers(self._key(owner, upload_id, "received"))
             meta, received = await pipe.execute()
         if not meta or meta[b"owner"].decode() != owner:
-            raise self._not_found()
+            raise not_found()
         return UploadState(
             upload_id=upload_id,
             owner=owner,
@@ -324,46 +296,37 @@ class UploadStore:
         `finish`. Only one caller at a time assembles: it holds a lease until `finish`, so a concurrent
         retry is told the upload is already completing; if the holder dies, the lease lapses and a retry
         may assemble the verified upload again (targets take the upload id as their idempotency key)."""
-        self._check_assemblable(await self.status(owner, upload_id))
+        check_assemblable(await self.status(owner, upload_id))
         lock = self._key(owner, upload_id, "lock")
         token = uuid.uuid4().hex
         if not await self._redis.set(lock, token, nx=True, px=_ASSEMBLY_LEASE_MS):
-            raise UploadError("upload_id", "already completing", "failed_precondition")
+            raise UploadError("upload_id", "already completing", UploadProblem.FAILED_PRECONDITION)
         try:
             # again under the lease: a previous holder may have finished (and freed the chunks) meanwhile
             state = await self.status(owner, upload_id)
-            self._check_assemblable(state)
+            check_assemblable(state)
             payload = await self._read_chunks(state)
         except BaseException:
             await self._release(keys=[lock], args=[token])
             raise
         if len(payload) != state.total_bytes or hashlib.sha256(payload).hexdigest() != state.sha256:
-            await self._settle_as(state, "failed", b"", token)
-            raise UploadError("sha256", "checksum mismatch", "failed_precondition")
+            await self._settle_as(state, UploadStatus.FAILED, b"", token)
+            raise UploadError("sha256", "checksum mismatch", UploadProblem.FAILED_PRECONDITION)
         if not await self._mark_verified(keys=[self._key(owner, upload_id, "meta")]):
-            raise self._not_found()
+            raise not_found()
         return payload
-
-    @staticmethod
-    def _check_assemblable(state: UploadState) -> None:
-        if state.status not in ("open", "verified"):
-            raise UploadError("upload_id", f"upload is already {state.status}", "failed_precondition")
-        if state.missing:
-            raise UploadError(
-                "upload_id",
-                f"{len(state.missing)} of {state.total_chunks} chunks are missing",
-                "failed_precondition",
-            )
 
     async def finish(self, owner: str, upload_id: str, result: bytes) -> UploadState:
         """Records the target's result; a retried finish keeps and returns the first result."""
         state = await self.status(owner, upload_id)
-        if state.status == "complete":
+        if state.status == UploadStatus.COMPLETE:
             return state
-        if state.status != "verified":
-            raise UploadError("upload_id", f"upload is {state.status}, not verified", "failed_precondition")
-        if not await self._settle_as(state, "complete", result, ""):
-            raise self._not_found()
+        if state.status != UploadStatus.VERIFIED:
+            raise UploadError(
+                "upload_id", f"upload is {state.status}, not verified", UploadProblem.FAILED_PRECONDITION
+            )
+        if not await self._settle_as(state, UploadStatus.COMPLETE, result, ""):
+            raise not_found()
         return await self.status(owner, upload_id)
 
     async def abort(self, owner: str, upload_id: str) -> None:
@@ -381,11 +344,13 @@ class UploadStore:
             args=[upload_id],
         )
         if outcome == b"not_found":
-            raise self._not_found()
+            raise not_found()
         if outcome == b"completing":
-            raise UploadError("upload_id", "is being completed", "failed_precondition")
+            raise UploadError("upload_id", "is being completed", UploadProblem.FAILED_PRECONDITION)
         if outcome != b"aborted":
-            raise UploadError("upload_id", f"upload is already {outcome.decode()}", "failed_precondition")
+            raise UploadError(
+                "upload_id", f"upload is already {outcome.decode()}", UploadProblem.FAILED_PRECONDITION
+            )
 
     async def sweep(self, now: float) -> int:
         """Drops expired uploads from the owners' open-upload indexes and declared bytes; Redis TTLs
@@ -414,28 +379,6 @@ class UploadStore:
                 removed += dropped
         return removed
 
-    def _validate(
-        self, target: str, total_bytes: int, sha256: str, chunk_bytes: int, upload_id: str | None
-    ) -> None:
-        if not target:
-            raise UploadError("target", "is required", "invalid")
-        if not 1 <= total_bytes <= self._max_total_bytes:
-            if total_bytes < 1:
-                raise UploadError("total_bytes", "must be at least 1", "invalid")
-            raise UploadError(
-                "total_bytes", f"exceeds the limit of {self._max_total_bytes} bytes", "resource_exhausted"
-            )
-        if not _SHA256.fullmatch(sha256):
-            raise UploadError("sha256", "must be 64 hexadecimal digits", "invalid")
-        if not 1 <= chunk_bytes <= self._max_chunk_bytes:
-            raise UploadError("chunk_bytes", f"must be between 1 and {self._max_chunk_bytes}", "invalid")
-        if math.ceil(total_bytes / chunk_bytes) > self._max_chunks:
-            raise UploadError(
-                "chunk_bytes", f"too small: an upload has at most {self._max_chunks} chunks", "invalid"
-            )
-        if upload_id is not None and not _UPLOAD_ID.fullmatch(upload_id):
-            raise UploadError("upload_id", "must be 1-64 letters, digits, '_' or '-'", "invalid")
-
     async def _read_chunks(self, state: UploadState) -> bytes:
         keys = [self._chunk_key(state.owner, state.upload_id, i) for i in range(state.total_chunks)]
         parts: list[bytes] = []
@@ -445,7 +388,7 @@ class UploadStore:
             chunks = cast(list[bytes | None], await self._redis.mget(keys[start : start + _READ_BATCH]))
             for chunk in chunks:
                 if chunk is None:
-                    raise self._not_found()  # expired while assembling
+                    raise not_found()  # expired while assembling
                 parts.append(chunk)
         return b"".join(parts)
 
@@ -465,12 +408,6 @@ class UploadStore:
         )
         return bool(settled)
 
-    @staticmethod
-    def _chunk_size(state: UploadState, index: int) -> int:
-        if index < state.total_chunks - 1:
-            return state.chunk_bytes
-        return state.total_bytes - (state.total_chunks - 1) * state.chunk_bytes
-
     def _ttl_ms(self) -> int:
         return max(1, math.ceil(self._ttl_seconds * 1000))
 
@@ -489,7 +426,3 @@ class UploadStore:
 
     def _chunk_key(self, owner: str, upload_id: str, index: int) -> str:
         return self._key(owner, upload_id, f"c:{index}")
-
-    @staticmethod
-    def _not_found() -> UploadError:
-        return UploadError("upload_id", "no such upload", "not_found")

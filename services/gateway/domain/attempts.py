@@ -15,8 +15,29 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 OVERFLOW_ADDRESS = "*"
+
+
+class AttemptReason(StrEnum):
+    """Which check refused an attempt (the audit record's reason class)."""
+
+    NO_CREDENTIALS = "no_credentials"
+    BEARER_TOKEN = "bearer_token"
+    API_KEY_SIGNATURE = "api_key_signature"
+    CLIENT_SECRET = "client_secret"
+    ROLE_NOT_ALLOWED = "role_not_allowed"
+    CUSTOMER_UNNAMED = "customer_unnamed"
+    SCOPED_CALLER = "scoped_caller"
+    NOT_PUBLIC = "not_public"
+    TARGET_NOT_ALLOWED = "target_not_allowed"
+    SERVICE_REFUSED = "service_refused"
+    MANY_SOURCES = "many_sources"
+
+
+# the refusals of a called service that count as failed attempts, like the gate's own
+REFUSED_RESULTS = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
 
 
 @dataclass(frozen=True)
@@ -51,7 +72,9 @@ class FailedAttempts:
         start = math.floor(now / self.window_seconds) * self.window_seconds
         key = AttemptKey(start, address, method.lstrip("/"), result, reason, principal, principal_kind)
         if key not in self._counts and len(self._counts) >= self.max_keys:
-            key = AttemptKey(start, OVERFLOW_ADDRESS, key.method, result, "many_sources", "", "anonymous")
+            key = AttemptKey(
+                start, OVERFLOW_ADDRESS, key.method, result, AttemptReason.MANY_SOURCES, "", "anonymous"
+            )
         self._counts[key] = self._counts.get(key, 0) + 1
 
     def take_closed(self, now: float, everything: bool = False) -> list[tuple[AttemptKey, int]]:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from services.gateway.domain.attempts import AttemptReason
+from services.gateway.domain.principal import UNSCOPED_ROLES, Principal, is_scoped
+
 
 class Klass(StrEnum):
     """Rate-limit classes: reads are cheap, writes cost a transaction, uploads carry megabytes."""
@@ -40,7 +43,7 @@ class Reach(StrEnum):
     PUBLIC = "public"
 
 
-# the roles whose principals are limited to their own rows (see gate.asserted): a payment provider's
+# the roles whose principals are limited to their own rows (see principal.scope_of): a payment provider's
 # key reports only its own provider's payments
 SCOPED_ROLES = frozenset({"customer", "cs_agent", "channel", "payment_provider"})
 
@@ -173,3 +176,17 @@ def rule_for(method: str) -> Rule | None:
 
 def allowed(rule: Rule, roles: frozenset[str]) -> bool:
     return rule.public or bool(rule.roles & roles)
+
+
+def refusal(rule: Rule, principal: Principal) -> AttemptReason | None:
+    """Why the principal may not call a method of this rule (None: it may): none of its roles, a
+    customer naming no customer, or a scoped caller at a staff-only method."""
+    if not allowed(rule, principal.roles):
+        return AttemptReason.ROLE_NOT_ALLOWED
+    if "customer" in principal.roles and not principal.customer_id and not principal.roles & UNSCOPED_ROLES:
+        return AttemptReason.CUSTOMER_UNNAMED
+    if rule.reach is Reach.STAFF and is_scoped(principal):
+        # the roles of staff-only methods are unscoped; a principal holding one of them is too, so
+        # this holds only if a rule's roles and its reach ever disagree
+        return AttemptReason.SCOPED_CALLER
+    return None

@@ -1,6 +1,5 @@
-"""The gateway's alerts feed: an in-process fan-out hub for the WatchAlerts stream, and the outbound
-delivery adapters (log, generic webhook, WeCom robot, DingTalk robot, e-mail) with cross-replica
-de-duplication in Redis and per-sink retries.
+"""Where alerts are delivered: the log, a generic webhook, WeCom and DingTalk group robots, e-mail; and
+the ALERT_SINKS setting that picks them.
 
 HTTP and SMTP use the standard library only (run in a worker thread) so the gateway gains no dependency.
 """
@@ -19,19 +18,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import weakref
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from oms.alerts.v1 import events_pb2
+from services.gateway.domain.alerts import clip
 
 logger = logging.getLogger(__name__)
-
-# Robot APIs cap message sizes (WeCom markdown: 4096 bytes); a runaway message must not make delivery fail.
-MAX_MESSAGE_CHARS = 1500
 
 
 def severity_name(severity: int) -> str:
@@ -47,10 +42,6 @@ def _occurred_at(alert: events_pb2.AlertRaised) -> str:
     return alert.occurred_at.ToJsonString() if alert.HasField("occurred_at") else ""
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
-
-
 def alert_fields(alert: events_pb2.AlertRaised) -> dict[str, str]:
     """The alert as plain JSON-able fields, severity by name."""
     return {
@@ -63,158 +54,6 @@ def alert_fields(alert: events_pb2.AlertRaised) -> dict[str, str]:
         "message": alert.message,
         "dedupe_key": alert.dedupe_key,
     }
-
-
-# --------------------------------------------------------------------------------------------- fan-out hub
-
-
-class Subscription:
-    """One WatchAlerts stream's view of the hub: an async iterator of alerts, closed with `aclose()`.
-
-    It is registered when created (not on first iteration, as an async generator would be), so nothing
-    published between `subscribe()` and the first `await` is lost. The hub holds it weakly, so a stream
-    that is dropped without being closed stops receiving as soon as it is garbage.
-    """
-
-    def __init__(self, hub: AlertHub, min_severity: int, queue_size: int) -> None:
-        self._hub = hub
-        self.min_severity = min_severity
-        self._queue: deque[events_pb2.AlertRaised] = deque(maxlen=queue_size)
-        self._ready = asyncio.Event()
-        self._closed = False
-        self.dropped = 0
-
-    def _offer(self, alert: events_pb2.AlertRaised) -> int:
-        """Queue the alert if it passes the filter; returns how many old alerts were dropped for it."""
-        if self._closed or alert.severity < self.min_severity:
-            return 0
-        # A full bounded deque discards from the left on append: the oldest alert goes, publish never waits.
-        lost = 1 if len(self._queue) == self._queue.maxlen else 0
-        self._queue.append(alert)
-        self.dropped += lost
-        self._ready.set()
-        return lost
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> events_pb2.AlertRaised:
-        while not self._queue:
-            if self._closed:
-                raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
-        return self._queue.popleft()
-
-    async def aclose(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop receiving (the reader is done); alerts already queued are discarded, a waiting read ends."""
-        self._queue.clear()
-        self._finish()
-
-    def _finish(self) -> None:
-        # Takes no new alerts; the reader still gets what is queued, then the iteration ends.
-        self._closed = True
-        self._hub._subscribers.discard(self)
-        self._ready.set()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        self.close()
-
-
-class AlertHub:
-    """In-process fan-out for the server-streaming WatchAlerts RPC: every subscriber gets every alert
-    published after it subscribed (plus the last N for a late joiner), optionally filtered by minimum
-    severity. Single event loop; `publish` is synchronous and never blocks."""
-
-    def __init__(self, replay: int = 100, queue_size: int = 1000) -> None:
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
-        self.queue_size = queue_size
-        self._recent: deque[events_pb2.AlertRaised] = deque(maxlen=max(replay, 0))
-        self._subscribers: weakref.WeakSet[Subscription] = weakref.WeakSet()
-        self.published = 0
-        self.dropped = 0  # over all subscribers: how many alerts slow streams lost
-
-    def publish(self, alert: events_pb2.AlertRaised) -> None:
-        """Deliver to every current subscriber; a slow subscriber's queue drops its oldest alert."""
-        self.published += 1
-        self._recent.append(alert)
-        for subscription in list(self._subscribers):
-            self.dropped += subscription._offer(alert)
-
-    def subscribe(self, min_severity: int = 0, replay: bool = True) -> Subscription:
-        """Alerts with severity >= min_severity; with replay, first the recent ones that pass the filter."""
-        subscription = Subscription(self, min_severity, self.queue_size)
-        if replay:
-            for alert in self._recent:
-                subscription._offer(alert)
-            # Replay is history, not loss: older replayed alerts pushed out by a small queue are not counted.
-            subscription.dropped = 0
-        self._subscribers.add(subscription)
-        return subscription
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscribers)
-
-    def close(self) -> None:
-        """End every stream (server shutdown): each reader gets what is already queued, then stops."""
-        for subscription in list(self._subscribers):
-            subscription._finish()
-
-
-# ----------------------------------------------------------------------------------------- de-duplication
-
-
-class Deduper:
-    """At most one delivery per (channel, dedupe_key) within a window, across replicas: Redis SET NX EX."""
-
-    def __init__(
-        self, redis: Any, prefix: str = "oms:alert", window_seconds: int = 600, timeout_seconds: float = 1.0
-    ) -> None:
-        self.redis = redis
-        self.prefix = prefix
-        self.window_seconds = window_seconds
-        # Bounded so a hung or retrying Redis client delays an alert by at most this, then we fail open.
-        self.timeout_seconds = timeout_seconds
-
-    def _key(self, channel: str, dedupe_key: str) -> str:
-        return f"{self.prefix}:dedupe:{channel}:{dedupe_key}"
-
-    async def first(self, channel: str, dedupe_key: str) -> bool:
-        """True the first time in the window. If Redis fails → True: better a duplicate than a lost alert."""
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                claimed = await self.redis.set(
-                    self._key(channel, dedupe_key), "1", nx=True, ex=self.window_seconds
-                )
-        except Exception as error:  # any Redis or network failure: fail open
-            logger.warning(
-                "alert dedupe unavailable, delivering anyway",
-                extra={"channel": channel, "dedupe_key": dedupe_key, "error": repr(error)},
-            )
-            return True
-        return bool(claimed)
-
-    async def release(self, channel: str, dedupe_key: str) -> None:
-        """Give the window back after a delivery finally failed, so the next occurrence is tried again."""
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                await self.redis.delete(self._key(channel, dedupe_key))
-        except Exception as error:
-            logger.warning(
-                "alert dedupe release failed",
-                extra={"channel": channel, "dedupe_key": dedupe_key, "error": repr(error)},
-            )
-
-
-# ------------------------------------------------------------------------------------------------- sinks
 
 
 class Sink(Protocol):
@@ -319,7 +158,7 @@ def _markdown_lines(alert: events_pb2.AlertRaised) -> list[str]:
     if alert.HasField("occurred_at"):
         lines.append(f"> at: {_occurred_at(alert)}")
     lines.append("")
-    lines.append(_clip(alert.message))
+    lines.append(clip(alert.message))
     return lines
 
 
@@ -417,8 +256,6 @@ class EmailSink:
             smtp.send_message(message, from_addr=self.sender, to_addrs=list(self.recipients))
 
 
-# ------------------------------------------------------------------------------------------------ settings
-
 SINK_NAMES = ("log", "webhook", "wecom", "dingtalk", "email")
 
 
@@ -479,87 +316,3 @@ def sinks_from_settings(env: Mapping[str, str]) -> list[Sink]:
         else:
             raise ValueError(f"ALERT_SINKS names unknown sink {name!r} (known: {', '.join(SINK_NAMES)})")
     return sinks
-
-
-# ---------------------------------------------------------------------------------------------- dispatch
-
-DEFAULT_BACKOFF = (0.5, 1.0, 2.0)
-
-
-class Dispatcher:
-    """Deliver one alert to every sink once (dedupe per sink), with retries per sink (3 attempts by default,
-    waiting backoff[i] before retry i+1); a failing sink never blocks the others; failures are logged and
-    counted."""
-
-    def __init__(
-        self,
-        sinks: Sequence[Sink],
-        deduper: Deduper | None,
-        hub: AlertHub,
-        attempts: int = 3,
-        backoff: Sequence[float] = DEFAULT_BACKOFF,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        names = [sink.name for sink in sinks]
-        if len(set(names)) != len(names):
-            # The name is the dedupe channel: two sinks sharing one would suppress each other.
-            raise ValueError(f"alert sink names must be unique, got {names}")
-        self.sinks = list(sinks)
-        self.deduper = deduper
-        self.hub = hub
-        self.attempts = attempts
-        self.backoff = tuple(backoff) or (0.0,)
-        self.sleep = sleep
-        self.delivered: Counter[str] = Counter()
-        self.failed: Counter[str] = Counter()
-        self.suppressed: Counter[str] = Counter()
-        self.retried: Counter[str] = Counter()
-
-    async def handle(self, alert: events_pb2.AlertRaised) -> None:
-        """Publish to the live feed first (operators watching see it at once), then deliver to all sinks
-        concurrently; returns when every sink has succeeded, been deduplicated or given up."""
-        self.hub.publish(alert)
-        await asyncio.gather(*(self._deliver(sink, alert) for sink in self.sinks))
-
-    async def _deliver(self, sink: Sink, alert: events_pb2.AlertRaised) -> None:
-        # Without a dedupe key the event id still de-duplicates the bus's at-least-once redeliveries.
-        key = alert.dedupe_key or alert.event_id
-        claimed = bool(key) and self.deduper is not None
-        if claimed and self.deduper is not None and not await self.deduper.first(sink.name, key):
-            self.suppressed[sink.name] += 1
-            return
-        delivered = False
-        try:
-            delivered = await self._attempt(sink, alert)
-        finally:
-            # Failed for good or cancelled mid-way: give the window back so the next occurrence (or the
-            # bus's redelivery to another replica) is tried on this channel instead of being suppressed.
-            if claimed and not delivered and self.deduper is not None:
-                await self.deduper.release(sink.name, key)
-
-    async def _attempt(self, sink: Sink, alert: events_pb2.AlertRaised) -> bool:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                await sink.send(alert)
-            except Exception as error:
-                if attempt < self.attempts:
-                    self.retried[sink.name] += 1
-                    await self.sleep(self.backoff[min(attempt - 1, len(self.backoff) - 1)])
-                    continue
-                self.failed[sink.name] += 1
-                logger.error(
-                    "alert delivery failed",
-                    extra={
-                        "sink": sink.name,
-                        "event_id": alert.event_id,
-                        "kind": alert.kind,
-                        "attempts": attempt,
-                        "error": str(error) or repr(error),
-                    },
-                )
-                return False
-            self.delivered[sink.name] += 1
-            return True
-        return False

@@ -1,0 +1,31 @@
+"""The gateway's alerts: the live feed for WatchAlerts (`hub`), cross-replica de-duplication
+(`dedupe`), the delivery channels (`sinks`) and the dispatcher that ties them together (`dispatch`)."""
+
+from services.gateway.alerts.dedupe import Deduper
+from services.gateway.alerts.dispatch import Dispatcher
+from services.gateway.alerts.hub import AlertHub, Subscription
+from services.gateway.alerts.sinks import (
+    DeliveryError,
+    DingTalkSink,
+    EmailSink,
+    LogSink,
+    Sink,
+    WebhookSink,
+    WeComSink,
+    sinks_from_settings,
+)
+
+__all__ = [
+    "AlertHub",
+    "Deduper",
+    "DeliveryError",
+    "DingTalkSink",
+    "Dispatcher",
+    "EmailSink",
+    "LogSink",
+    "Sink",
+    "Subscription",
+    "WeComSink",
+    "WebhookSink",
+    "sinks_from_settings",
+]

@@ -1,0 +1,165 @@
+"""Wiring: settings → stores, the gate, orders, the use cases, the servicer, the consumers and timers."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from services.gateway import alerts, jobs, mappers
+from services.gateway.config import Settings
+from services.gateway.consumers import deliver, to_hub
+from services.gateway.credentials import FailureThrottle, SecretChecker
+from services.gateway.domain.attempts import FailedAttempts
+from services.gateway.gate import Gate
+from services.gateway.grpc_api import SERVICE_NAME, GatewayApi
+from services.gateway.handlers.alerts import Watchers
+from services.gateway.handlers.audit import AuditLogReader
+from services.gateway.handlers.reveal import Reveal
+from services.gateway.handlers.tokens import Tokens
+from services.gateway.handlers.uploads import Uploads
+from services.gateway.handlers.webhooks import Webhooks
+from services.gateway.limits import LocalTokenBucket, RateLimiter, RedisTokenBucket, connect_redis
+from services.gateway.peers import OrdersPeer, OrderVisibility
+from services.gateway.proxy import Dispatcher
+from services.gateway.routes import public_proto_modules
+from services.gateway.store.uow import GatewayUnitOfWork
+from services.gateway.store.uploads import UploadStore
+from services.kit import grpc_client, identity
+from services.kit.consumer import EventConsumer
+from services.kit.grpc_server import GrpcServer, wait_for_shutdown_signal
+from services.kit.runtime import Runtime
+
+log = logging.getLogger(__name__)
+ORDERS = "oms.orders.v1.OrdersService"
+
+
+async def serve(settings: Settings) -> None:
+    public_proto_modules()
+    # the gateway's clocks: epoch seconds for records, tokens and expiries; monotonic for waits
+    wall, monotonic = time.time, time.monotonic
+    async with Runtime(settings.common) as runtime:
+
+        def new_uow() -> GatewayUnitOfWork:
+            return GatewayUnitOfWork(runtime.engine)
+
+        redis = connect_redis(
+            settings.redis_url, settings.redis_max_connections, settings.redis_socket_timeout_seconds
+        )
+        limiter = RateLimiter(RedisTokenBucket(redis), LocalTokenBucket(), settings.limiter, monotonic)
+        gate = Gate(
+            settings.jwt,
+            settings.api_keys,
+            settings.signature_window_seconds,
+            redis,
+            limiter,
+            settings.limits,
+            new_uow,
+            identity.Signer(settings.common.identity),
+            wall=wall,
+            failed_attempts=FailedAttempts(settings.failed_attempt_window_seconds),
+        )
+        uploads = UploadStore(
+            redis,
+            ttl_seconds=settings.upload_ttl_seconds,
+            max_total_bytes=settings.upload_max_bytes,
+            max_open_per_owner=settings.uploads_per_principal,
+            quota_bytes_per_owner=settings.upload_quota_bytes,
+        )
+        channels = {
+            service: grpc_client.channel(
+                address,
+                settings.upstream_deadline_seconds,
+                trace_interceptor=False,
+                identity=None,
+                streams=grpc_client.server_streams(service),
+            )
+            for service, address in settings.upstreams.items()
+        }
+        hub = alerts.AlertHub()
+        visibility = OrderVisibility(gate, channels[ORDERS])
+        orders = OrdersPeer(gate, channels[ORDERS], visibility)
+        checker = SecretChecker(settings.credential_checks)
+        api = GatewayApi(
+            tokens=Tokens(
+                settings.jwt,
+                settings.service_accounts,
+                checker,
+                FailureThrottle(redis, settings.credential_throttle, monotonic),
+                gate,
+                wall,
+            ),
+            uploads=Uploads(uploads, orders, gate, wall),
+            webhooks=Webhooks(
+                settings.webhook_secrets,
+                settings.signature_window_seconds,
+                new_uow,
+                orders,
+                gate,
+                mappers.webhook_result_bytes,
+                mappers.webhook_result_of,
+                wall,
+                monotonic,
+            ),
+            reveal=Reveal(orders, gate),
+            audit_log=AuditLogReader(new_uow),
+            watchers=Watchers(hub, orders, settings.watch_streams_per_principal, monotonic),
+        )
+        prefix = settings.common.subject_prefix
+        await runtime.nc.subscribe(f"{prefix}.alerts.>", cb=to_hub(hub))
+        deliveries = alerts.Dispatcher(
+            alerts.sinks_from_settings(settings.alert_env), alerts.Deduper(redis), alerts.AlertHub()
+        )
+        consumer = EventConsumer(
+            runtime.js,
+            runtime.engine,
+            name="gateway-alerts",
+            subject_prefix=prefix,
+            subject="alerts.raised",
+            handler=deliver(deliveries),
+            streams=settings.common.streams,
+        )
+        runtime.spawn("alert-deliveries", consumer.run)
+        runtime.every(
+            "audit purge",
+            3600,
+            lambda: jobs.purge_old_audit(new_uow, settings.audit_retention, wall),
+            one_replica=True,
+        )
+        runtime.every("upload sweep", 60, lambda: jobs.sweep_uploads(uploads, wall), one_replica=True)
+        # every replica writes the failed attempts it counted, once their window has closed
+        runtime.every("failed attempts", 1, gate.flush_failed_attempts)
+        dispatcher = Dispatcher(
+            gate,
+            channels,
+            SERVICE_NAME,
+            api.methods(),
+            settings.upstream_deadline_seconds,
+            settings.stream_deadline_seconds,
+            visibility,
+        )
+        server = GrpcServer(
+            port=settings.common.port,
+            host=settings.common.host,
+            # the edge: callers bring credentials, which the gate checks, not assertions
+            verifier=None,
+            service_names=[*settings.upstreams, SERVICE_NAME],
+            register=lambda _server: None,
+            generic_handlers=[dispatcher],
+            grace_seconds=settings.common.grace_seconds,
+            readiness=runtime.ready,
+            readiness_seconds=settings.common.readiness_check_seconds,
+        )
+        await server.start()
+        try:
+            await wait_for_shutdown_signal()
+        finally:
+            hub.close()
+            await server.stop()
+            checker.close()
+            try:
+                await gate.flush_failed_attempts(everything=True)
+            except Exception:
+                log.warning("the last failed attempts could not be audited", exc_info=True)
+            for channel in channels.values():
+                await channel.close()
+            await redis.aclose()

@@ -1,0 +1,128 @@
+"""What the use cases need from the rest of the gateway, as protocols (the gate, orders, the stores)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from services.gateway.domain.audit import AuditRecord
+from services.gateway.domain.principal import Caller
+from services.gateway.domain.uploads import UploadState
+from services.gateway.domain.webhooks import Forwarded
+
+
+class AuditLog(Protocol):
+    """The gate's audit: records written before the caller is answered, failed attempts counted."""
+
+    async def audit(
+        self, caller: Caller, method: str, result: str, targets: list[str], detail: str = ""
+    ) -> None: ...
+
+    def failed_attempt(self, caller: Caller, method: str, result: str, reason: str) -> None: ...
+
+
+class AuditRecords(Protocol):
+    async def add(self, record: AuditRecord) -> None: ...
+
+    async def page(
+        self, principal: str, method: str, target_id: str, trace_id: str, page_size: int, page_token: str
+    ) -> tuple[list[AuditRecord], str]: ...
+
+    async def purge(self, now: datetime, retention: timedelta) -> int: ...
+
+
+class Receipts(Protocol):
+    """One receipt per (kind, sender, body digest); `claim` is true for exactly one delivery."""
+
+    async def claim(self, kind: str, sender: str, body_sha256: str, now: datetime) -> bool: ...
+
+    async def take_over(
+        self, kind: str, sender: str, body_sha256: str, now: datetime, claimed_before: datetime
+    ) -> bool: ...
+
+    async def first(self, kind: str, sender: str, body_sha256: str) -> bytes | None: ...
+
+    async def answer(self, kind: str, sender: str, body_sha256: str, response: bytes) -> None: ...
+
+    async def release(self, kind: str, sender: str, body_sha256: str) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: rolled back unless committed."""
+
+    @property
+    def audit(self) -> AuditRecords: ...
+
+    @property
+    def receipts(self) -> Receipts: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class Orders(Protocol):
+    """Orders, called as the caller (its row scope applies); failures raise `UpstreamFailure`."""
+
+    async def sees(self, caller: Caller, order_id: str) -> bool: ...
+
+    async def hand_over(self, caller: Caller, target: str, payload: bytes) -> bytes: ...
+
+    async def report_payment(self, caller: Caller, sender: str, body: bytes) -> Forwarded: ...
+
+    async def report_carrier(self, caller: Caller, sender: str, body: bytes) -> Forwarded: ...
+
+    async def ingest_channel_order(self, caller: Caller, sender: str, body: bytes) -> Forwarded: ...
+
+    # the order as orders answers it, passed through untouched
+    async def reveal(self, caller: Caller, order_id: str) -> Any: ...
+
+
+class UploadStore(Protocol):
+    async def begin(
+        self,
+        owner: str,
+        target: str,
+        total_bytes: int,
+        sha256: str,
+        chunk_bytes: int,
+        now: float,
+        upload_id: str | None = None,
+    ) -> UploadState: ...
+
+    async def put_chunk(
+        self, owner: str, upload_id: str, index: int, data: bytes, now: float
+    ) -> UploadState: ...
+
+    async def status(self, owner: str, upload_id: str) -> UploadState: ...
+
+    async def assemble(self, owner: str, upload_id: str) -> bytes: ...
+
+    async def finish(self, owner: str, upload_id: str, result: bytes) -> UploadState: ...
+
+    async def abort(self, owner: str, upload_id: str) -> None: ...
+
+
+class AlertFeed(Protocol):
+    def subscribe(
+        self, min_severity: int = 0, replay: bool = True
+    ) -> AbstractAsyncContextManager[AsyncIterator[Any]]: ...
+
+
+class SecretChecks(Protocol):
+    async def authenticate(self, accounts: Mapping[str, Any], client_id: str, secret: str) -> Any: ...
+
+
+class FailureThrottle(Protocol):
+    async def blocked_for(self, client_id: str, address: str) -> float: ...
+
+    async def failed(self, client_id: str, address: str) -> float: ...
+
+    async def succeeded(self, client_id: str) -> None: ...

@@ -1,0 +1,174 @@
+"""The gateway's calls to orders: whether orders shows a scoped caller an order, and the calls the
+gateway's own use cases make (handing over uploads, forwarding webhooks, the audited reveal).
+
+Every call carries an assertion of the caller the gateway signs for orders (`Gate.upstream_metadata`),
+so orders' own row scope applies to it.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from oms.gateway.v1 import gateway_pb2
+from oms.orders.v1 import orders_pb2, orders_pb2_grpc
+from services.gateway import mappers
+from services.gateway.domain.errors import UpstreamFailure
+from services.gateway.domain.principal import Caller, is_scoped
+from services.gateway.domain.uploads import Target
+from services.gateway.domain.webhooks import Forwarded
+from services.gateway.gate import Gate
+from services.kit.errors import NotFound
+from services.kit.status import DETAILS_KEY, field_violations
+
+ORDERS_AUDIENCE = "orders"
+# IngestOrders takes at most this many items per call
+BATCH = 500
+CALL_TIMEOUT_SECONDS = 10
+INGEST_TIMEOUT_SECONDS = 120
+STATEMENT_TIMEOUT_SECONDS = 300
+
+
+class OrderVisibility:
+    """Whether orders shows a scoped caller an order: the one test behind every `Reach.ORDER` method.
+
+    Routing's decisions, inventory's reservations and the alert stream answer about an order but do not
+    know whose it is (a customer's, an agent's customers', a channel's): orders does. So the gateway asks
+    orders, under the caller's own assertion, before it forwards such a call or shows such an alert; an
+    order orders would not show is answered exactly like an unknown one. Staff and services are unscoped
+    and cost nothing here.
+    """
+
+    def __init__(self, gate: Gate, orders: grpc.aio.Channel, timeout_seconds: float = 5.0) -> None:
+        self.gate = gate
+        self.orders = orders_pb2_grpc.OrdersServiceStub(orders)
+        self.timeout = timeout_seconds
+
+    async def sees(self, caller: Caller, order_id: str) -> bool:
+        """True when the caller may see the order (always, for unscoped callers). Orders' own refusal
+        of a malformed id (INVALID_ARGUMENT) and its outages reach the caller as they are."""
+        if not is_scoped(caller.principal):
+            return True
+        if not order_id:
+            return False
+        try:
+            await self.orders.GetOrder(
+                orders_pb2.GetOrderRequest(order_id=order_id),
+                metadata=self.gate.upstream_metadata(caller, {}, ORDERS_AUDIENCE),
+                timeout=self.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    async def check(self, caller: Caller, order_id: str) -> None:
+        """NOT_FOUND, worded like orders' own, for an order outside the caller's scope."""
+        if not await self.sees(caller, order_id):
+            raise NotFound(f"order {order_id} not found")
+
+
+def upstream_failure(error: grpc.aio.AioRpcError) -> UpstreamFailure:
+    """A called service's error as the use cases read it: the code, the message, the field violations."""
+    details = next((value for key, value in error.trailing_metadata() or () if key == DETAILS_KEY), b"")
+    violations = tuple(field_violations(details)) if isinstance(details, bytes) and details else ()
+    return UpstreamFailure(error.code().name, error.details() or "", violations)
+
+
+class OrdersPeer:
+    """Orders as the gateway's use cases call it; its errors come back as `UpstreamFailure`."""
+
+    def __init__(self, gate: Gate, orders: grpc.aio.Channel, visibility: OrderVisibility) -> None:
+        self.gate = gate
+        self.orders = orders_pb2_grpc.OrdersServiceStub(orders)
+        self.visibility = visibility
+
+    def _metadata(self, caller: Caller, reveal: bool = False) -> list[tuple[str, str]]:
+        return self.gate.upstream_metadata(caller, {}, ORDERS_AUDIENCE, reveal=reveal)
+
+    async def sees(self, caller: Caller, order_id: str) -> bool:
+        try:
+            return await self.visibility.sees(caller, order_id)
+        except grpc.aio.AioRpcError as error:
+            raise upstream_failure(error) from None
+
+    async def hand_over(self, caller: Caller, target: str, payload: bytes) -> bytes:
+        """A verified upload's payload to its target, as the uploader; the answer, serialised."""
+        answer = gateway_pb2.CompleteUploadResponse()
+        try:
+            if target == Target.PAYMENT_STATEMENT:
+                answer.statement.CopyFrom(
+                    await self.orders.ImportStatement(
+                        mappers.statement_request(payload),
+                        metadata=self._metadata(caller),
+                        timeout=STATEMENT_TIMEOUT_SECONDS,
+                    )
+                )
+            else:
+                answer.orders.CopyFrom(await self._ingest(mappers.ingest_items(target, payload), caller))
+        except grpc.aio.AioRpcError as error:
+            raise upstream_failure(error) from None
+        return answer.SerializeToString()
+
+    async def _ingest(
+        self, items: list[orders_pb2.IngestItem], caller: Caller
+    ) -> orders_pb2.IngestOrdersResponse:
+        metadata = self._metadata(caller)
+        results = orders_pb2.IngestOrdersResponse()
+        for start in range(0, len(items), BATCH):
+            reply = await self.orders.IngestOrders(
+                orders_pb2.IngestOrdersRequest(items=items[start : start + BATCH]),
+                metadata=metadata,
+                timeout=INGEST_TIMEOUT_SECONDS,
+            )
+            for result in reply.results:
+                result.index += start
+                results.results.append(result)
+            results.created += reply.created
+            results.unchanged += reply.unchanged
+            results.updated += reply.updated
+            results.stale += reply.stale
+            results.rejected += reply.rejected
+        return results
+
+    async def report_payment(self, caller: Caller, sender: str, body: bytes) -> Forwarded:
+        report = mappers.payment_report(sender, body)
+        try:
+            reply = await self.orders.ReportPayment(
+                report, metadata=self._metadata(caller), timeout=CALL_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_failure(error) from None
+        return Forwarded(str(reply.payment.payment_id), [reply.payment.order_id])
+
+    async def report_carrier(self, caller: Caller, sender: str, body: bytes) -> Forwarded:
+        report = mappers.carrier_report(sender, body)
+        try:
+            reply = await self.orders.ReportSourceStatus(
+                report, metadata=self._metadata(caller), timeout=CALL_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_failure(error) from None
+        return Forwarded(str(reply.order.order_id), [reply.order.channel_order_id])
+
+    async def ingest_channel_order(self, caller: Caller, sender: str, body: bytes) -> Forwarded:
+        request = mappers.channel_order_request(sender, body)
+        try:
+            reply = await self.orders.IngestChannelOrder(
+                request, metadata=self._metadata(caller), timeout=CALL_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_failure(error) from None
+        return Forwarded(str(reply.order.order_id), [reply.order.channel_order_id])
+
+    async def reveal(self, caller: Caller, order_id: str) -> orders_pb2.Order:
+        """The order unmasked (the assertion says so); orders decides whether the caller sees it."""
+        try:
+            reply = await self.orders.GetOrder(
+                orders_pb2.GetOrderRequest(order_id=order_id),
+                metadata=self._metadata(caller, reveal=True),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_failure(error) from None
+        return reply.order

@@ -1,0 +1,2 @@
+"""The gateway's state: Postgres (the audit log, webhook receipts) through SQLAlchemy Core, and Redis
+(chunked uploads). The only code that speaks SQL."""
