@@ -173,6 +173,17 @@ class AlertRaised:
     message: str
 
 
+@dataclass(frozen=True)
+class ServiceAlert:
+    """An alert raised outside any order being changed (a payment for an order it cannot touch, steps
+    no worker takes, drift): it names the order only by id, if at all."""
+
+    kind: str
+    severity: str
+    message: str
+    order_id: str = ""
+
+
 @dataclass
 class Order:
     order_id: str

@@ -24,10 +24,11 @@ from services.kit.clock import FixedClock
 from services.kit.db import UnitOfWork, make_engine
 from services.kit.grpc_server import GrpcServer
 from services.kit.sealing import KeyRing
-from services.orders import handlers, status_rules
+from services.orders import bootstrap, handlers, status_rules
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.orchestrator import Orchestrator
 from services.orders.peers import Peers
+from services.orders.store import OrdersUnitOfWork
 from services.routing import handlers as routing_handlers
 from services.routing.domain.defaults import WAREHOUSES
 from services.routing.grpc_api import RoutingServicer
@@ -83,8 +84,8 @@ class Stack:
                 for row in rows
             ]
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.clock)
+    def uow(self) -> OrdersUnitOfWork:
+        return bootstrap.unit_of_work(self.engine, self.policy.keys, self.clock)
 
     def inventory_uow(self) -> UnitOfWork:
         return UnitOfWork(self.inventory_engine, self.clock)
@@ -176,8 +177,8 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
     )
     policy = make_policy()
 
-    def new_uow() -> UnitOfWork:
-        return UnitOfWork(orders_engine, clock)
+    def new_uow() -> OrdersUnitOfWork:
+        return bootstrap.unit_of_work(orders_engine, policy.keys, clock)
 
     orchestrator = Orchestrator(new_uow, policy, Peers(routing_channel, inventory_channel, 0))
     servicer = OrdersServicer(new_uow, policy, orchestrator)
