@@ -31,7 +31,7 @@ from services.kit import tracing
 from services.kit.errors import DomainError, Unavailable
 from services.orders import handlers
 from services.orders.domain.lifecycle import OrderStatus
-from services.orders.domain.model import AlertRaised, Order
+from services.orders.domain.model import AlertRaised, HoldCause, Order
 from services.orders.domain.orchestration import Step, StockState, Stored, next_step
 from services.orders.domain.timeline import Actor, Entry, entries_for
 from services.orders.handlers.ports import UnitOfWork
@@ -50,6 +50,7 @@ class Result:
     warehouses: tuple[str, ...] = ()
     parked: str = ""  # routing could not plan it
     short: bool = False  # inventory refused the planned reservation
+    out_of_stock: bool = False  # routing parked it for want of stock (stock arriving plans it again)
     decision_id: str = ""  # routing's decision this step acted on
     answered: tuple[str, ...] = ("routing", "inventory")  # the peers that answered this step
 
@@ -168,7 +169,13 @@ class Orchestrator:
         plan = await self.peers.plan(order, stored.refused_decision_id)
         if plan.parked_reason:
             parked = f"{plan.parked_reason}: {plan.parked_detail}".strip(": ")
-            return Result(StockState.NONE, parked=parked, answered=("routing",), decision_id=plan.decision_id)
+            return Result(
+                StockState.NONE,
+                parked=parked,
+                out_of_stock=plan.out_of_stock,
+                answered=("routing",),
+                decision_id=plan.decision_id,
+            )
         return await self._reserve(order, plan)
 
     async def _reserve(self, order: Order, plan: Plan) -> Result:
@@ -333,10 +340,11 @@ def _apply_result(stored: Stored, result: Result, now: datetime) -> list[Entry]:
     elif result.parked or result.short:
         why = result.parked or "out of stock at the planned warehouses"
         if order.is_paid and order.status is OrderStatus.PAID:
-            order.freeze(f"paid, out of stock ({why})", now)
+            order.freeze(f"paid, out of stock ({why})", now, cause=HoldCause.PAID_OUT_OF_STOCK)
             order.events.append(AlertRaised("paid_out_of_stock", "critical", f"paid, out of stock: {why}"))
         elif order.status in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID):
-            order.hold(f"{handlers.UNROUTABLE}{why}", now)
+            cause = HoldCause.OUT_OF_STOCK if result.short or result.out_of_stock else HoldCause.UNROUTABLE
+            order.hold(f"unroutable: {why}", now, cause=cause)
     return notes
 
 

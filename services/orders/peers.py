@@ -53,6 +53,13 @@ class Plan:
     def warehouses(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(warehouse for warehouse, _, _ in self.lines))
 
+    @property
+    def out_of_stock(self) -> bool:
+        return self.parked_reason == OUT_OF_STOCK
+
+
+# routing's parked reason (Decision.parked_reason) for an order no warehouse has the stock for
+OUT_OF_STOCK = "out_of_stock"
 
 # the order's priority in routing's words (orders' domain keeps its own enum)
 PRIORITIES = {

@@ -10,14 +10,13 @@ from services.orders.handlers.ingest import ChannelPayload, Ingested, Outcome, i
 from services.orders.handlers.manual import assign_customers, cancel_order, hold_order, release_order
 from services.orders.handlers.payments import due_payments, handle_payment, report_payment, review_payment
 from services.orders.handlers.ports import UnitOfWork
-from services.orders.handlers.reactions import UNROUTABLE, reservation_expired, route_found, stock_arrived
+from services.orders.handlers.reactions import reservation_expired, route_found, stock_arrived
 from services.orders.handlers.reads import get_order, get_order_by_channel
 from services.orders.handlers.statements import import_statement, repair
 from services.orders.handlers.status import SourceReport, report_source_status
 from services.orders.handlers.sweep import Sweep, sweep_stuck
 
 __all__ = [
-    "UNROUTABLE",
     "BulkReplay",
     "Changes",
     "ChannelPayload",

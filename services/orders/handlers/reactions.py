@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from services.kit.ids import is_id
 from services.orders.domain.lifecycle import OrderStatus
-from services.orders.domain.model import AlertRaised
+from services.orders.domain.model import AlertRaised, HoldCause
 from services.orders.domain.orchestration import StockState, Stored
 from services.orders.domain.timeline import Actor, Entry
 from services.orders.handlers.common import Changes, Policy, save_order
 from services.orders.handlers.ports import UnitOfWork
 
-UNROUTABLE = "unroutable: "
 # Held for stock (see the store's held_for_stock): the reservation at the planned warehouses was
 # refused, or routing parked the order as out of stock, or it was paid with no stock left (frozen).
 # Stock arriving for one of its SKUs (or the sweep) plans it again.
 STOCK_ARRIVED_BATCH = 1000
+# the holds of an order routing could not plan, which its planning later lifts
+ROUTABLE_AGAIN = frozenset({HoldCause.UNROUTABLE, HoldCause.OUT_OF_STOCK})
 
 
 async def reservation_expired(uow: UnitOfWork, policy: Policy, order_id: str) -> Changes:
@@ -46,7 +47,7 @@ async def route_found(uow: UnitOfWork, policy: Policy, order_id: str) -> Changes
     if stored is None:
         return changes
     order = stored.order
-    if order.status is not OrderStatus.ON_HOLD or not order.status_reason.startswith(UNROUTABLE):
+    if order.status is not OrderStatus.ON_HOLD or order.hold_cause not in ROUTABLE_AGAIN:
         return changes
     order.release("routing found a warehouse", uow.clock.now())
     await save_order(uow, stored, Actor.service("routing"), "routing", changes)

@@ -15,7 +15,7 @@ from services.kit import tracing
 from services.kit.schema import outbox_table
 from services.kit.sealing import KeyRing
 from services.orders.domain.lifecycle import OrderStatus
-from services.orders.domain.model import Channel, Order
+from services.orders.domain.model import Channel, HoldCause, Order
 from services.orders.domain.orchestration import DeadSteps, StockState, Stored
 from services.orders.domain.timeline import Entry
 from services.orders.store import sql
@@ -410,15 +410,15 @@ def with_lines(query: Any) -> Any:
 
 
 # waiting for stock: held unpaid (the reservation was refused, or routing parked it as out of stock),
-# or frozen paid with no stock left; the reasons are the ones the process manager writes
+# or frozen paid with no stock left
 _HELD_FOR_STOCK = or_(
     and_(
         orders_table.c.status == OrderStatus.ON_HOLD.value,
-        orders_table.c.status_reason.like("unroutable: out%"),
+        orders_table.c.hold_cause == HoldCause.OUT_OF_STOCK.value,
     ),
     and_(
         orders_table.c.status == OrderStatus.EXCEPTION.value,
-        orders_table.c.status_reason.like("paid, out of stock (%"),
+        orders_table.c.hold_cause == HoldCause.PAID_OUT_OF_STOCK.value,
     ),
 )
 

@@ -19,6 +19,7 @@ from services.orders.domain.model import (
     Channel,
     Discount,
     DiscountKind,
+    HoldCause,
     Order,
     OrderLine,
     Priority,
@@ -105,6 +106,7 @@ def order_row(stored: Stored, keys: KeyRing) -> dict[str, Any]:
         "step_traceparent": stored.step_traceparent[:64],
         "priority": order.priority.value,
         "refused_decision_id": stored.refused_decision_id,
+        "hold_cause": order.hold_cause.value,
     }
 
 
@@ -145,6 +147,7 @@ def stored_from_row(row: Any, keys: KeyRing) -> Stored:
         scanned_out_at=row["scanned_out_at"],
         version=row["version"],
         priority=Priority(row["priority"]),
+        hold_cause=HoldCause(row["hold_cause"]),
     )
     return Stored(
         order=order,

@@ -70,6 +70,7 @@ orders_table = Table(
     Column("step_traceparent", String(64), nullable=False, info=STEP),
     Column("priority", String(16), nullable=False, info=FIXED),
     Column("refused_decision_id", String(64), nullable=False),
+    Column("hold_cause", String(24), nullable=False, server_default=""),
 )
 
 order_lines_table = Table(
