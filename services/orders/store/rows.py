@@ -178,7 +178,11 @@ def line_rows(order: Order) -> list[dict[str, Any]]:
             "quantity": line.quantity,
             "unit_price_minor": line.unit_price_minor,
             "discount_minor": line.discount_minor,
-            **{f"{bucket}_minor": getattr(share, f"{bucket}_minor") for bucket in _BUCKETS},
+            "goods_minor": share.goods_minor,
+            "promotion_minor": share.promotion_minor,
+            "coupon_minor": share.coupon_minor,
+            "points_minor": share.points_minor,
+            "shipping_minor": share.shipping_minor,
             "paid_minor": share.paid_minor,
         }
         for number, (line, share) in enumerate(zip(order.lines, order.shares, strict=True))
