@@ -28,9 +28,9 @@ from bench.common import (
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import grpc_client
-from services.kit.db import UnitOfWork, make_engine
+from services.kit.db import make_engine
 from services.kit.sealing import KeyRing
-from services.orders import handlers, status_rules
+from services.orders import bootstrap, handlers, status_rules
 from services.orders.domain.model import Address, Channel, IngestOrder, OrderLine
 from services.orders.domain.timeline import Actor
 from services.orders.orchestrator import Orchestrator
@@ -164,11 +164,11 @@ async def statements(
 
     for n in range(orders):
         await handlers.ingest(
-            UnitOfWork(engine), policy, [command(f"count-{n}", rng)], Actor.service("bench")
+            bootstrap.unit_of_work(engine, keys), policy, [command(f"count-{n}", rng)], Actor.service("bench")
         )
     figures["single"], figures["single_tx"] = (value / orders for value in take())
     await handlers.ingest(
-        UnitOfWork(engine),
+        bootstrap.unit_of_work(engine, keys),
         policy,
         [command(f"count-b-{n}", rng) for n in range(BATCH_SIZE)],
         Actor.service("bench"),
@@ -179,7 +179,7 @@ async def statements(
         grpc_client.channel(inventory, identity=BENCH_CLIENT),
     )
     orchestrator = Orchestrator(
-        lambda: UnitOfWork(engine), policy, Peers(routing_channel, inventory_channel, 0)
+        lambda: bootstrap.unit_of_work(engine, keys), policy, Peers(routing_channel, inventory_channel, 0)
     )
     take()
     while await orchestrator.run_due():

@@ -9,13 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms.inventory.v1 import events_pb2 as inventory_events  # noqa: F401 - the events decoded here
 from oms.routing.v1 import events_pb2 as routing_events  # noqa: F401 - the events decoded here
+from services.kit.clock import Clock
 from services.kit.consumer import Envelope
-from services.kit.db import UnitOfWork
-from services.orders import handlers
+from services.orders import handlers, mappers
+from services.orders.store import OrdersUnitOfWork
 
 Handler = Callable[[AsyncConnection, Message, Envelope], Awaitable[None]]
 # a use case driven by an event: (unit of work, policy, the event's key: an order id or a SKU)
-OrderEvent = Callable[[UnitOfWork, handlers.Policy, str], Awaitable[handlers.Changes]]
+OrderEvent = Callable[[handlers.UnitOfWork, handlers.Policy, str], Awaitable[handlers.Changes]]
 
 # subject → the use case it drives, with the event's order id (or SKU, see KEYS)
 SUBSCRIPTIONS: dict[str, OrderEvent] = {
@@ -36,13 +37,14 @@ def handler(
     policy: handlers.Policy,
     poke: Callable[[handlers.Changes], None],
     key: str = "order_id",
+    clock: Clock | None = None,
 ) -> Handler:
     """Run the use case inside the consumer's inbox transaction, then wake the process manager."""
 
     async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
         if getattr(event, "on_hand_delta", 1) <= 0:  # stock went down: nothing can move on for it
             return
-        uow = UnitOfWork.joined(conn)
+        uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
         changes = await use_case(uow, policy, getattr(event, key))
         await uow.flush_events()
         poke(changes)

@@ -10,18 +10,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import or_, select, update
-
-from services.kit.db import UnitOfWork
-from services.orders import handlers, queries
-from services.orders.messages import alert
-from services.orders.store import dumps, orders_table
+from services.orders import handlers, views
+from services.orders.domain.model import ServiceAlert
+from services.orders.store import OrdersUnitOfWork
 
 log = logging.getLogger(__name__)
 
 
 async def retry_payments(
-    new_uow: Callable[[], UnitOfWork], policy: handlers.Policy, poke: Callable[[handlers.Changes], None]
+    new_uow: Callable[[], OrdersUnitOfWork], policy: handlers.Policy, poke: Callable[[handlers.Changes], None]
 ) -> int:
     """Notifications whose handling failed are handled again when due; the last failure dead-letters."""
     due = await handlers.due_payments(new_uow())
@@ -32,7 +29,7 @@ async def retry_payments(
 
 
 async def sweep_stuck(
-    new_uow: Callable[[], UnitOfWork], policy: handlers.Policy, poke: Callable[[handlers.Changes], None]
+    new_uow: Callable[[], OrdersUnitOfWork], policy: handlers.Policy, poke: Callable[[handlers.Changes], None]
 ) -> handlers.Sweep:
     """No order stays where nothing will move it: see `handlers.sweep_stuck`."""
     swept, changes = await handlers.sweep_stuck(new_uow(), policy)
@@ -58,23 +55,21 @@ def next_run(now: datetime, at: time) -> datetime:
     return candidate
 
 
-async def drift_report(new_uow: Callable[[], UnitOfWork]) -> str:
+async def drift_report(new_uow: Callable[[], OrdersUnitOfWork]) -> str:
     """Store today's drift report; raise one alert when anything drifts."""
-    report = await queries.drift_report(new_uow(), "", 10_000)
-    report_id = await queries.save_drift_report(new_uow(), report)
+    report = await views.drift_report(new_uow(), "", views.MAX_DRIFT_LIMIT)
+    report_id = await views.save_drift_report(new_uow(), report)
     total = sum(report.per_source.values())
     log.info("drift report %s: %d orders drift %s", report_id, total, json.dumps(dict(report.per_source)))
     if total:
         uow = new_uow()
         async with uow:
-            uow.publish(
-                "alerts.raised",
-                alert(
+            uow.emit(
+                ServiceAlert(
                     "status_drift",
                     "medium",
-                    "",
                     f"{total} order statuses disagree with a source system: {dict(report.per_source)}",
-                ),
+                )
             )
             await uow.commit()
     return report_id
@@ -95,41 +90,12 @@ async def daily(
             log.exception("daily job failed")
 
 
-async def reseal(new_uow: Callable[[], UnitOfWork], policy: handlers.Policy, batch: int = 500) -> int:
+async def reseal(new_uow: Callable[[], OrdersUnitOfWork], policy: handlers.Policy, batch: int = 500) -> int:
     """After a key rotation, move personal data to the active key (and seal rows from before sealing)."""
-    keys = policy.keys
-    active_prefix = f"v1.{keys.active_key_id}.%"
     uow = new_uow()
     async with uow:
-        rows = (
-            await uow.conn.execute(
-                select(orders_table.c.order_id, orders_table.c.pii_sealed, orders_table.c.shipping_address)
-                .where(
-                    or_(
-                        orders_table.c.pii_sealed.is_(None), orders_table.c.pii_sealed.not_like(active_prefix)
-                    )
-                )
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-        for row in rows:
-            address = dict(row.shipping_address)
-            if row.pii_sealed is None:
-                private = {
-                    name: address.pop(name, "")
-                    for name in ("recipient_name", "phone", "detail", "postal_code")
-                }
-                values = {
-                    "pii_sealed": keys.seal(dumps(private).encode(), row.order_id),
-                    "shipping_address": address,
-                }
-            else:
-                values = {"pii_sealed": keys.reseal(row.pii_sealed, row.order_id) or row.pii_sealed}
-            await uow.conn.execute(
-                update(orders_table).where(orders_table.c.order_id == row.order_id).values(**values)
-            )
+        moved = await uow.orders.reseal(batch)
         await uow.commit()
-    if rows:
-        log.info("re-sealed personal data of %d orders under key %s", len(rows), keys.active_key_id)
-    return len(rows)
+    if moved:
+        log.info("re-sealed personal data of %d orders under key %s", moved, policy.keys.active_key_id)
+    return moved

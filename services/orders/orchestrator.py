@@ -20,25 +20,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from opentelemetry import trace
 
 from services.kit import tracing
-from services.kit.db import UnitOfWork
 from services.kit.errors import DomainError, Unavailable
 from services.orders import handlers
 from services.orders.domain.lifecycle import OrderStatus
-from services.orders.domain.model import AlertRaised, Order
-from services.orders.domain.orchestration import Step, StockState, next_step
-from services.orders.domain.timeline import Actor, Entry
+from services.orders.domain.model import AlertRaised, HoldCause, Order
+from services.orders.domain.orchestration import Step, StockState, Stored, next_step
+from services.orders.domain.timeline import Actor, Entry, entries_for
+from services.orders.handlers.ports import UnitOfWork
 from services.orders.peers import PeerRefused, Peers, PeerUnavailable, Plan, StockGone
-from services.orders.store import OrderRepository, Stored
 
 log = logging.getLogger(__name__)
 ACTOR = Actor.service("orders")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Result:
     warehouses: tuple[str, ...] = ()
     parked: str = ""  # routing could not plan it
     short: bool = False  # inventory refused the planned reservation
+    out_of_stock: bool = False  # routing parked it for want of stock (stock arriving plans it again)
     decision_id: str = ""  # routing's decision this step acted on
     answered: tuple[str, ...] = ("routing", "inventory")  # the peers that answered this step
 
@@ -97,9 +99,7 @@ class Orchestrator:
         uow = self.new_uow()
         async with uow:
             now = uow.clock.now()
-            claimed = await OrderRepository(uow.conn, self.policy.keys).claim_due_steps(
-                now, now + self.lease, self.batch
-            )
+            claimed = await uow.orders.claim_due_steps(now, now + self.lease, self.batch)
             await uow.commit()
         if claimed:
             await asyncio.gather(*(self._guarded(stored) for stored in claimed))
@@ -140,7 +140,7 @@ class Orchestrator:
         if stored is None:
             uow = self.new_uow()
             async with uow:
-                stored = await OrderRepository(uow.conn, self.policy.keys).get(order_id)
+                stored = await uow.orders.get(order_id)
             if stored is None:
                 return ()
         step = next_step(stored.order, StockState(stored.stock_state))
@@ -169,7 +169,13 @@ class Orchestrator:
         plan = await self.peers.plan(order, stored.refused_decision_id)
         if plan.parked_reason:
             parked = f"{plan.parked_reason}: {plan.parked_detail}".strip(": ")
-            return Result(StockState.NONE, parked=parked, answered=("routing",), decision_id=plan.decision_id)
+            return Result(
+                StockState.NONE,
+                parked=parked,
+                out_of_stock=plan.out_of_stock,
+                answered=("routing",),
+                decision_id=plan.decision_id,
+            )
         return await self._reserve(order, plan)
 
     async def _reserve(self, order: Order, plan: Plan) -> Result:
@@ -185,33 +191,30 @@ class Orchestrator:
                 return Result(StockState.NONE, plan.warehouses, short=True, decision_id=decision)
         return Result(StockState.RESERVED, plan.warehouses, decision_id=decision)
 
-    async def _apply(self, order_id: str, result: Result | None, linked: str = "") -> None:
-        changes = handlers.Changes()
+    async def _with_locked(
+        self, order_id: str, change: Callable[[UnitOfWork, Stored, datetime], Awaitable[T]]
+    ) -> T | None:
+        """Run `change` on the order under its row lock in a unit of work of its own, then commit;
+        None (and nothing done) when the order is gone."""
         uow = self.new_uow()
         async with uow:
-            now = uow.clock.now()
-            repo = OrderRepository(uow.conn, self.policy.keys)
-            stored = await repo.get(order_id, lock=True)
+            stored = await uow.orders.get(order_id, lock=True)
             if stored is None:
-                return
-            order = stored.order
-            version = order.version
-            extra: list[Entry] = []
-            if result is not None:
-                extra = _apply_result(stored, result, now)
-            await handlers.save_order(
-                uow,
-                repo,
-                stored,
-                version,
-                ACTOR,
-                "orders",
-                changes,
-                extra,
-                step_done=True,
-                linked_trace_id=linked,
-            )
+                return None
+            done = await change(uow, stored, uow.clock.now())
             await uow.commit()
+        return done
+
+    async def _apply(self, order_id: str, result: Result | None, linked: str = "") -> None:
+        changes = handlers.Changes()
+
+        async def apply(uow: UnitOfWork, stored: Stored, now: datetime) -> None:
+            extra = _apply_result(stored, result, now) if result is not None else []
+            await handlers.save_order(
+                uow, stored, ACTOR, "orders", changes, extra, step_done=True, linked_trace_id=linked
+            )
+
+        await self._with_locked(order_id, apply)
         self.poke(changes)
 
     async def _wake_paused(self, peers: list[str]) -> None:
@@ -219,7 +222,7 @@ class Orchestrator:
         rather than at the end of its back-off (a step waiting for another peer sleeps on)."""
         uow = self.new_uow()
         async with uow:
-            woken = await OrderRepository(uow.conn, self.policy.keys).wake_paused(peers, uow.clock.now())
+            woken = await uow.orders.wake_paused(peers, uow.clock.now())
             await uow.commit()
         if woken:
             log.info("%s answer again: %d paused order steps resume now", " and ".join(peers), woken)
@@ -228,65 +231,60 @@ class Orchestrator:
     async def _paused(self, order_id: str, error: Unavailable) -> None:
         """A peer is down: sleep with growing back-off, keep the attempts; past the patience, dead-letter."""
         peer = error.peer if isinstance(error, PeerUnavailable) else "unknown"
-        uow = self.new_uow()
-        async with uow:
-            now = uow.clock.now()
-            repo = OrderRepository(uow.conn, self.policy.keys)
-            stored = await repo.get(order_id, lock=True)
-            if stored is None:
-                return
+
+        async def pause(uow: UnitOfWork, stored: Stored, now: datetime) -> tuple[datetime, timedelta | None]:
             since = stored.step_paused_since or now
-            out_of_patience = now - since >= self.policy.outage_patience
-            if not out_of_patience:
-                pause = await self._pause(repo, stored, peer, error, now)
-                await uow.commit()
-                self.sleeping.add(peer)
-        if out_of_patience:
+            if now - since >= self.policy.outage_patience:
+                return since, None
+            return since, await self._pause(uow, stored, peer, error, now)
+
+        paused = await self._with_locked(order_id, pause)
+        if paused is None:
+            return
+        since, pause_for = paused
+        if pause_for is None:
             await self._failed(
                 order_id, error, dead=True, why=f"{peer} unavailable since {since.isoformat()}: "
             )
         else:
-            log.warning("step for order %s paused %.1fs: %s", order_id, pause.total_seconds(), error)
+            self.sleeping.add(peer)
+            log.warning("step for order %s paused %.1fs: %s", order_id, pause_for.total_seconds(), error)
 
     async def _pause(
-        self, repo: OrderRepository, stored: Stored, peer: str, error: Unavailable, now: datetime
+        self, uow: UnitOfWork, stored: Stored, peer: str, error: Unavailable, now: datetime
     ) -> timedelta:
         policy = self.policy
         pause = min(
             policy.outage_backoff_initial * (2 ** min(stored.step_pauses, 20)), policy.outage_backoff_max
         )
-        await repo.step_paused(stored.order.order_id, peer, str(error), now + pause, now)
+        await uow.orders.step_paused(stored.order.order_id, peer, str(error), now + pause, now)
         if stored.step_pauses == 0:  # once per outage on the timeline, not once per pause
-            rows = [Entry("step_paused", ACTOR, "orders", f"waiting for {peer}: {error}")]
-            timeline, _ = handlers.history(stored.order, ACTOR, "orders", now, rows)
-            await repo.add_timeline(timeline)
+            entry = Entry("step_paused", ACTOR, "orders", f"waiting for {peer}: {error}")
+            await uow.orders.add_timeline(stored.order.order_id, [entry], now)
         return pause
 
     async def _refused(self, order_id: str, error: PeerRefused) -> None:
         """A peer refused for good: the order stops at once with the reason in words; no retries."""
         changes = handlers.Changes()
         why = error.message
-        uow = self.new_uow()
-        async with uow:
-            now = uow.clock.now()
-            repo = OrderRepository(uow.conn, self.policy.keys)
-            stored = await repo.get(order_id, lock=True)
-            if stored is None:
-                return
+
+        async def stop(uow: UnitOfWork, stored: Stored, now: datetime) -> bool:
             order = stored.order
-            version = order.version
-            releasing = order.status is OrderStatus.CANCELLED
+            if order.status is OrderStatus.CANCELLED:
+                return True  # its stock could not be given back: dead-lettered below
             if order.status is OrderStatus.PAID:
                 order.freeze(f"paid, cannot be fulfilled: {why}", now)  # raises its own alert
             elif order.status is OrderStatus.PENDING_PAYMENT:
                 order.hold(why, now)
                 order.events.append(AlertRaised("order_step_refused", "medium", f"order held: {why}"))
-            if not releasing:  # (held by a person meanwhile: the step is simply no longer wanted)
-                extra = [Entry("step_refused", ACTOR, error.peer, why)]
-                await handlers.save_order(
-                    uow, repo, stored, version, ACTOR, "orders", changes, extra, step_done=True
-                )
-                await uow.commit()
+            # (held by a person meanwhile: the step is simply no longer wanted)
+            extra = [Entry("step_refused", ACTOR, error.peer, why)]
+            await handlers.save_order(uow, stored, ACTOR, "orders", changes, extra, step_done=True)
+            return False
+
+        releasing = await self._with_locked(order_id, stop)
+        if releasing is None:
+            return
         if releasing:  # a cancelled order's stock could not be given back: a person must look, now
             await self._failed(order_id, error, dead=True)
             return
@@ -297,27 +295,23 @@ class Orchestrator:
         """Retry after a pause; after the last attempt (or at once when `dead`) the step is
         dead-lettered and alerted."""
         message = f"{why}{type(error).__name__}: {error}"
-        uow = self.new_uow()
-        async with uow:
-            now = uow.clock.now()
-            repo = OrderRepository(uow.conn, self.policy.keys)
-            stored = await repo.get(order_id, lock=True)
-            if stored is None:
-                return
-            dead = dead or stored.step_attempts >= self.policy.retry_attempts
-            await repo.step_failed(
-                order_id, message, None if dead else now + self.policy.retry_delay, dead, now
-            )
-            rows = [Entry("step_failed", ACTOR, "orders", f"attempt {stored.step_attempts}: {message}")]
-            if dead:
+
+        async def fail(uow: UnitOfWork, stored: Stored, now: datetime) -> None:
+            to_dead = dead or stored.step_attempts >= self.policy.retry_attempts
+            due_at = None if to_dead else now + self.policy.retry_delay
+            await uow.orders.step_failed(order_id, message, due_at, to_dead, now)
+            entries = [Entry("step_failed", ACTOR, "orders", f"attempt {stored.step_attempts}: {message}")]
+            if to_dead:
                 stored.order.events.append(
                     AlertRaised("order_step_dead", "high", f"{stored.step or 'step'} failed: {message}")
                 )
-                rows.append(Entry("dead_letter", ACTOR, "orders", "step moved to the dead-letter list"))
-            timeline, events = handlers.history(stored.order, ACTOR, "orders", now, rows)
-            await repo.add_timeline(timeline)
-            await repo.add_events(events)
-            await uow.commit()
+                entries.append(Entry("dead_letter", ACTOR, "orders", "step moved to the dead-letter list"))
+            await uow.orders.add_timeline(
+                order_id, [*entries_for(stored.order.events, ACTOR, "orders"), *entries], now
+            )
+            uow.collect(stored.order)
+
+        await self._with_locked(order_id, fail)
         level = logging.ERROR if not isinstance(error, DomainError) else logging.WARNING
         log.log(level, "step for order %s failed: %s", order_id, message)
 
@@ -346,10 +340,11 @@ def _apply_result(stored: Stored, result: Result, now: datetime) -> list[Entry]:
     elif result.parked or result.short:
         why = result.parked or "out of stock at the planned warehouses"
         if order.is_paid and order.status is OrderStatus.PAID:
-            order.freeze(f"paid, out of stock ({why})", now)
+            order.freeze(f"paid, out of stock ({why})", now, cause=HoldCause.PAID_OUT_OF_STOCK)
             order.events.append(AlertRaised("paid_out_of_stock", "critical", f"paid, out of stock: {why}"))
         elif order.status in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID):
-            order.hold(f"{handlers.UNROUTABLE}{why}", now)
+            cause = HoldCause.OUT_OF_STOCK if result.short or result.out_of_stock else HoldCause.UNROUTABLE
+            order.hold(f"unroutable: {why}", now, cause=cause)
     return notes
 
 

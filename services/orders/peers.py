@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ from oms.common.v1 import common_pb2
 from oms.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from oms.routing.v1 import routing_pb2, routing_pb2_grpc
 from services.kit.errors import DomainError, Unavailable
+from services.kit.status import DETAILS_KEY, field_violations
 from services.orders.domain.model import Order, Priority
 
 # A peer that says this will say it again: the step ends at once with the reason on the order.
@@ -26,7 +27,6 @@ PERMANENT = frozenset(
         grpc.StatusCode.ALREADY_EXISTS,
     }
 )
-_FIELD = re.compile(r"[a-z_][a-z0-9_]*(\[\d+\])?(\.[a-z_][a-z0-9_]*(\[\d+\])?)*")
 # The peer is down, slow or shedding load, or the call was cut off on the way (CANCELLED: a server
 # shutting down, a deadline met at the peer; ABORTED: a conflict there): wait it out without spending
 # the step's attempts. Every step is idempotent at the peer, so asking again is safe.
@@ -53,6 +53,13 @@ class Plan:
     def warehouses(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(warehouse for warehouse, _, _ in self.lines))
 
+    @property
+    def out_of_stock(self) -> bool:
+        return self.parked_reason == OUT_OF_STOCK
+
+
+# routing's parked reason (Decision.parked_reason) for an order no warehouse has the stock for
+OUT_OF_STOCK = "out_of_stock"
 
 # the order's priority in routing's words (orders' domain keeps its own enum)
 PRIORITIES = {
@@ -69,10 +76,12 @@ class StockGone(Exception):
 class PeerRefused(DomainError):
     """A peer refused the request for good (unknown SKU, unknown province, …): retrying cannot help."""
 
-    def __init__(self, peer: str, code: grpc.StatusCode, detail: str) -> None:
-        field, _, problem = detail.partition(": ")
-        # "lines[0].sku: unknown SKU X" reads better for people as "unknown SKU X (lines[0].sku)"
-        words = f"{problem} ({field})" if problem and _FIELD.fullmatch(field) else detail
+    def __init__(
+        self, peer: str, code: grpc.StatusCode, detail: str, violations: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        # the first field the peer named (its message names it too) reads better for people as
+        # "unknown SKU X (lines[0].sku)" than as "lines[0].sku: unknown SKU X"
+        words = f"{violations[0][1]} ({violations[0][0]})" if violations else detail
         super().__init__(f"{peer}: {words or code.name.lower()}")
         self.peer = peer
         self.status = code
@@ -230,7 +239,13 @@ async def _call(call: Any, peer: str) -> Any:
     except grpc.aio.AioRpcError as error:
         code, detail = error.code(), error.details() or ""
         if code in PERMANENT:
-            raise PeerRefused(peer, code, detail) from None
+            raise PeerRefused(peer, code, detail, _violations(error)) from None
         if code in TRANSIENT:
             raise PeerUnavailable(peer, code, detail) from None
         raise PeerFailed(peer, code, detail) from None
+
+
+def _violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    """The BadRequest field violations a refusal carries in its status details, if any."""
+    details = next((value for key, value in error.trailing_metadata() or () if key == DETAILS_KEY), b"")
+    return field_violations(details) if isinstance(details, bytes) and details else []

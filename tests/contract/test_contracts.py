@@ -19,7 +19,7 @@ from google.protobuf import descriptor_pb2
 
 from omsctl import embedded, envoy
 from services.gateway.routes import EDGE_SERVICES, PUBLIC_SERVICES
-from services.orders import messages as orders_messages
+from services.orders import mappers as orders_mappers
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sysconfig.get_path("scripts"))
@@ -190,7 +190,7 @@ def test_the_events_catalogue_lists_exactly_the_event_messages() -> None:
         assert subject.startswith(f"oms.{domain}."), f"{subject} is not on its domain's stream"
         assert f"### `{message}`" in catalogue, f"{message} has no field table"
     listed = {subject for subject, _ in rows}
-    for subject in orders_messages.SUBJECTS:
+    for subject in orders_mappers.SUBJECTS:
         assert f"oms.{subject}" in listed, f"oms.{subject} is published but not catalogued"
 
 

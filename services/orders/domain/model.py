@@ -49,6 +49,16 @@ class Priority(StrEnum):
     MEMBER = "MEMBER"  # a member's order (a loyalty level on the channel)
 
 
+class HoldCause(StrEnum):
+    """Why the process manager stopped an order, in the form code acts on (`status_reason` says it
+    in words, for people): what would let it go on."""
+
+    NONE = ""
+    UNROUTABLE = "UNROUTABLE"  # held: routing could not plan it (no coverage, no cold chain, …)
+    OUT_OF_STOCK = "OUT_OF_STOCK"  # held: routing parked it out of stock, or its reservation was refused
+    PAID_OUT_OF_STOCK = "PAID_OUT_OF_STOCK"  # frozen: paid, and no stock could be placed for it
+
+
 class DiscountKind(StrEnum):
     PROMOTION = "PROMOTION"
     COUPON = "COUPON"
@@ -173,6 +183,17 @@ class AlertRaised:
     message: str
 
 
+@dataclass(frozen=True)
+class ServiceAlert:
+    """An alert raised outside any order being changed (a payment for an order it cannot touch, steps
+    no worker takes, drift): it names the order only by id, if at all."""
+
+    kind: str
+    severity: str
+    message: str
+    order_id: str = ""
+
+
 @dataclass
 class Order:
     order_id: str
@@ -200,6 +221,7 @@ class Order:
     scanned_out_at: datetime | None = None
     version: int = 1
     priority: Priority = Priority.STANDARD
+    hold_cause: HoldCause = HoldCause.NONE
     events: list[object] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -258,12 +280,12 @@ class Order:
             return True
         return False
 
-    def hold(self, reason: str, now: datetime) -> None:
+    def hold(self, reason: str, now: datetime, cause: HoldCause = HoldCause.NONE) -> None:
         if self.status is OrderStatus.ON_HOLD:
             raise lifecycle.IllegalTransition(self.status, OrderStatus.ON_HOLD)
         lifecycle.check(self.status, OrderStatus.ON_HOLD)
         self.resume_status = self.status
-        self._set_status(OrderStatus.ON_HOLD, reason, now)
+        self._set_status(OrderStatus.ON_HOLD, reason, now, cause)
         self.events.append(OrderHeld(reason))
 
     def release(self, reason: str, now: datetime) -> OrderStatus:
@@ -286,14 +308,21 @@ class Order:
         self._set_status(OrderStatus.CANCELLED, reason, now)
         self.events.append(OrderCancelled(reason, self.is_paid))
 
-    def freeze(self, reason: str, now: datetime, attempted: OrderStatus | None = None) -> None:
+    def freeze(
+        self,
+        reason: str,
+        now: datetime,
+        attempted: OrderStatus | None = None,
+        cause: HoldCause = HoldCause.NONE,
+    ) -> None:
         """Stop the order where it is: EXCEPTION, the attempt recorded, an alert raised."""
         if self.status is not OrderStatus.EXCEPTION:
             if self.status not in PAUSED:
                 self.resume_status = self.status
-            self._set_status(OrderStatus.EXCEPTION, reason, now)
+            self._set_status(OrderStatus.EXCEPTION, reason, now, cause)
         else:
             self.status_reason = reason
+            self.hold_cause = cause
             self.updated_at = now
         self.events.append(OrderFrozen(reason, attempted))
         self.events.append(AlertRaised("order_exception", "high", f"order {self.order_id}: {reason}"))
@@ -315,10 +344,13 @@ class Order:
     def has_shipping_proof(self) -> bool:
         return bool(self.waybill_no) and self.scanned_out_at is not None
 
-    def _set_status(self, target: OrderStatus, reason: str, now: datetime) -> None:
+    def _set_status(
+        self, target: OrderStatus, reason: str, now: datetime, cause: HoldCause = HoldCause.NONE
+    ) -> None:
         previous = self.status
         self.status = target
         self.status_reason = reason
+        self.hold_cause = cause
         self.updated_at = now
         self.events.append(StatusChanged(previous, target, reason))
 

@@ -6,6 +6,8 @@ order id), so a step interrupted by a crash is simply run again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from services.orders.domain.lifecycle import OrderStatus
@@ -34,3 +36,46 @@ def next_step(order: Order, stock: StockState) -> Step | None:
     if status is OrderStatus.PAID:
         return Step.COMMIT if stock is StockState.RESERVED else Step.RESERVE
     return None
+
+
+@dataclass
+class Stored:
+    """An order with the process manager's bookkeeping around it, as the store keeps it."""
+
+    order: Order
+    stock_state: str = StockState.NONE.value
+    step: str | None = None  # the step due; None when there is none or it is dead-lettered
+    step_due_at: datetime | None = None
+    step_attempts: int = 0
+    step_error: str = ""
+    step_dead: bool = False
+    step_failed_at: datetime | None = None
+    step_pauses: int = 0
+    step_paused_since: datetime | None = None
+    step_waiting_for: str | None = None  # the peer a paused step sleeps on
+    traceparent: str = ""  # the ingest's trace, continued by every step
+    step_traceparent: str = ""  # the trace that made the current step due (a payment, a release, …)
+    # the routing decision whose reservation inventory refused on the last attempt (its stock went to
+    # another order): the next plan asks routing to decide again instead of repeating it; "" otherwise
+    refused_decision_id: str = ""
+    status_changed_at: datetime | None = None
+
+    def schedule(self, step: str | None, now: datetime) -> None:
+        """Make `step` the order's next step, due now, with fresh attempts (None: no step)."""
+        self.step = step
+        self.step_due_at = now if step else None
+        self.step_attempts = 0
+        self.step_error = ""
+        self.step_dead = False
+        self.step_pauses = 0
+        self.step_paused_since = None
+        self.step_waiting_for = None
+
+
+@dataclass(frozen=True)
+class DeadSteps:
+    """Which dead-lettered steps a bulk replay takes: error text and failure time."""
+
+    reason_contains: str = ""
+    failed_from: datetime | None = None
+    failed_to: datetime | None = None

@@ -52,6 +52,19 @@ class PaymentNotification:
     status: PaymentStatus
 
 
+@dataclass
+class PaymentRecord:
+    """A stored notification and what became of it."""
+
+    payment_id: str
+    notification: PaymentNotification
+    order_id: str | None
+    state: PaymentState
+    reason: str
+    attempts: int
+    received_at: datetime
+
+
 class Verdict(StrEnum):
     PAY = "PAY"  # apply: the order is paid
     PARK = "PARK"  # a person decides

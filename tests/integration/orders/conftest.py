@@ -23,13 +23,14 @@ from services.inventory.handlers import Policy as StockPolicy
 from services.inventory.store import InventoryUnitOfWork
 from services.kit import grpc_client
 from services.kit.clock import FixedClock
-from services.kit.db import UnitOfWork, make_engine
+from services.kit.db import make_engine
 from services.kit.grpc_server import GrpcServer
 from services.kit.sealing import KeyRing
-from services.orders import handlers, status_rules
+from services.orders import bootstrap, handlers, status_rules
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.orchestrator import Orchestrator
 from services.orders.peers import Peers
+from services.orders.store import OrdersUnitOfWork
 from services.routing import bootstrap as routing_bootstrap
 from services.routing.domain.defaults import WAREHOUSES
 from services.routing.handlers.rule_cache import RuleSetCache
@@ -86,8 +87,8 @@ class Stack:
                 for row in rows
             ]
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.clock)
+    def uow(self) -> OrdersUnitOfWork:
+        return bootstrap.unit_of_work(self.engine, self.policy.keys, self.clock)
 
     def inventory_uow(self) -> InventoryUnitOfWork:
         return inventory_uow(self.inventory_engine, self.clock)
@@ -179,8 +180,8 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
     )
     policy = make_policy()
 
-    def new_uow() -> UnitOfWork:
-        return UnitOfWork(orders_engine, clock)
+    def new_uow() -> OrdersUnitOfWork:
+        return bootstrap.unit_of_work(orders_engine, policy.keys, clock)
 
     orchestrator = Orchestrator(new_uow, policy, Peers(routing_channel, inventory_channel, 0))
     servicer = OrdersServicer(new_uow, policy, orchestrator)

@@ -316,8 +316,7 @@ async def test_an_unroutable_order_is_held_with_the_reason(stack: Stack) -> None
 
 
 async def test_an_unroutable_hold_resumes_when_routing_finds_a_warehouse(stack: Stack) -> None:
-    from services.kit.db import UnitOfWork
-    from services.orders import handlers
+    from services.orders import bootstrap, handlers
 
     order = await ingest(stack, random_ref("own"))
     await stack.drive()
@@ -325,7 +324,7 @@ async def test_an_unroutable_hold_resumes_when_routing_finds_a_warehouse(stack: 
     await stack.receive("WH-SH", "TEA", 10)
     await stack.receive("WH-SH", "CUP", 10)
     async with stack.engine.begin() as conn:  # what the consumer of oms.routing.planned does
-        uow = UnitOfWork.joined(conn, stack.clock)
+        uow = bootstrap.joined_unit_of_work(conn, stack.policy.keys, stack.clock)
         await handlers.route_found(uow, stack.policy, order.order_id)
         await uow.flush_events()
     assert await status(stack, order.order_id) == "PENDING_PAYMENT"
@@ -376,9 +375,9 @@ async def test_reservation_expiry_cancels_the_unpaid_order(stack: Stack) -> None
     order = await ingest(stack, random_ref("own"))
     await stack.drive()
     async with stack.engine.begin() as conn:
-        from services.kit.db import UnitOfWork
+        from services.orders import bootstrap
 
-        uow = UnitOfWork.joined(conn, stack.clock)
+        uow = bootstrap.joined_unit_of_work(conn, stack.policy.keys, stack.clock)
         await handlers.reservation_expired(uow, stack.policy, order.order_id)
         await uow.flush_events()
     assert await status(stack, order.order_id) == "CANCELLED"
@@ -508,7 +507,6 @@ async def test_a_step_whose_peer_stays_down_past_the_patience_is_dead_lettered_n
 
     from omsctl.embedded import free_port
     from services.kit import grpc_client
-    from services.kit.db import UnitOfWork
     from services.orders.orchestrator import Orchestrator
     from services.orders.peers import Peers
 
@@ -520,7 +518,7 @@ async def test_a_step_whose_peer_stays_down_past_the_patience_is_dead_lettered_n
     )
     policy = replace(stack.policy, outage_patience=timedelta(minutes=2))
     broken = Orchestrator(
-        lambda: UnitOfWork(stack.engine, stack.clock),
+        stack.uow,
         policy,
         Peers(nowhere, nowhere, 0, deadline_seconds=0.3),
     )

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import events_pb2, orders_pb2, orders_pb2_grpc
-from services.kit.db import UnitOfWork
 from services.kit.grpc_server import GrpcServer
 from services.kit.schema import outbox_table
 from services.kit.status import DETAILS_KEY, field_violations
+from services.orders import bootstrap
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.store import order_lines_table, orders_table
 from tests import identity
@@ -58,7 +58,8 @@ def order_request(channel_order_id: str, **overrides: object) -> orders_pb2.Inge
 
 @pytest.fixture
 async def stub(orders_engine: AsyncEngine) -> AsyncIterator[orders_pb2_grpc.OrdersServiceStub]:
-    servicer = OrdersServicer(lambda: UnitOfWork(orders_engine), make_policy())
+    policy = make_policy()
+    servicer = OrdersServicer(lambda: bootstrap.unit_of_work(orders_engine, policy.keys), policy)
     server = GrpcServer(
         port=0,
         verifier=identity.verifier(),

@@ -11,16 +11,16 @@ from sqlalchemy import event, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.clock import FixedClock
-from services.kit.db import UnitOfWork
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.kit.sealing import KeyRing
-from services.orders import handlers, queries, status_rules
+from services.orders import bootstrap, handlers, status_rules, views
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import Address, Channel, IngestOrder, Order, OrderLine
 from services.orders.domain.payments import PaymentNotification, PaymentState, PaymentStatus
 from services.orders.domain.timeline import Actor, Entry
 from services.orders.store import (
+    OrdersUnitOfWork,
     drift_reports_table,
     orders_table,
     payments_table,
@@ -34,7 +34,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 ACTOR = Actor.service("test")
 
-NewUow = Callable[[], UnitOfWork]
+NewUow = Callable[[], OrdersUnitOfWork]
 
 
 @pytest.fixture
@@ -53,8 +53,8 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def new_uow(orders_engine: AsyncEngine, clock: FixedClock) -> NewUow:
-    return lambda: UnitOfWork(orders_engine, clock)
+def new_uow(orders_engine: AsyncEngine, keys: KeyRing, clock: FixedClock) -> NewUow:
+    return lambda: bootstrap.unit_of_work(orders_engine, keys, clock)
 
 
 def order_command(
@@ -118,7 +118,7 @@ async def report(
     )
 
 
-def ids(stored: list[queries.Stored]) -> list[str]:
+def ids(stored: list[views.Stored]) -> list[str]:
     return [item.order.order_id for item in stored]
 
 
@@ -140,31 +140,31 @@ async def test_each_filter_narrows_the_list_to_the_matching_orders(
         update(orders_table).where(orders_table.c.order_id == b.order_id).values(warehouses=["WH-A", "WH-B"]),
         update(orders_table).where(orders_table.c.order_id == c.order_id).values(warehouses=["WH-B"]),
     )
-    cases: list[tuple[queries.OrderFilter, set[str]]] = [
-        (queries.OrderFilter(), {a.order_id, b.order_id, c.order_id}),
-        (queries.OrderFilter(statuses=(OrderStatus.PAID,)), {b.order_id}),
+    cases: list[tuple[views.OrderFilter, set[str]]] = [
+        (views.OrderFilter(), {a.order_id, b.order_id, c.order_id}),
+        (views.OrderFilter(statuses=(OrderStatus.PAID,)), {b.order_id}),
         (
-            queries.OrderFilter(statuses=(OrderStatus.PAID, OrderStatus.PENDING_PAYMENT)),
+            views.OrderFilter(statuses=(OrderStatus.PAID, OrderStatus.PENDING_PAYMENT)),
             {a.order_id, b.order_id, c.order_id},
         ),
-        (queries.OrderFilter(channels=(Channel.TAOBAO, Channel.DOUYIN)), {a.order_id, c.order_id}),
-        (queries.OrderFilter(created_from=T0 + HOUR), {b.order_id, c.order_id}),
-        (queries.OrderFilter(created_to=T0 + HOUR), {a.order_id}),
-        (queries.OrderFilter(created_from=T0 + HOUR, created_to=T0 + 2 * HOUR), {b.order_id}),
-        (queries.OrderFilter(warehouse_id="WH-A"), {b.order_id}),
-        (queries.OrderFilter(warehouse_id="WH-B"), {b.order_id, c.order_id}),
-        (queries.OrderFilter(warehouse_id="WH-C"), set()),
-        (queries.OrderFilter(buyer_id="buyer-1"), {a.order_id, c.order_id}),
-        (queries.OrderFilter(buyer_phone="139 0000 0001"), {a.order_id, c.order_id}),
-        (queries.OrderFilter(buyer_phone="13900000003"), set()),
-        (queries.OrderFilter(buyer_id="buyer-1", channels=(Channel.DOUYIN,)), {c.order_id}),
+        (views.OrderFilter(channels=(Channel.TAOBAO, Channel.DOUYIN)), {a.order_id, c.order_id}),
+        (views.OrderFilter(created_from=T0 + HOUR), {b.order_id, c.order_id}),
+        (views.OrderFilter(created_to=T0 + HOUR), {a.order_id}),
+        (views.OrderFilter(created_from=T0 + HOUR, created_to=T0 + 2 * HOUR), {b.order_id}),
+        (views.OrderFilter(warehouse_id="WH-A"), {b.order_id}),
+        (views.OrderFilter(warehouse_id="WH-B"), {b.order_id, c.order_id}),
+        (views.OrderFilter(warehouse_id="WH-C"), set()),
+        (views.OrderFilter(buyer_id="buyer-1"), {a.order_id, c.order_id}),
+        (views.OrderFilter(buyer_phone="139 0000 0001"), {a.order_id, c.order_id}),
+        (views.OrderFilter(buyer_phone="13900000003"), set()),
+        (views.OrderFilter(buyer_id="buyer-1", channels=(Channel.DOUYIN,)), {c.order_id}),
     ]
     for order_filter, expected in cases:
-        found, token = await queries.list_orders(new_uow(), keys, order_filter, 0, "")
+        found, token = await views.list_orders(new_uow(), keys, order_filter, 0, "")
         assert set(ids(found)) == expected, order_filter
         assert token == ""
-    [paid], _ = await queries.list_orders(
-        new_uow(), keys, queries.OrderFilter(statuses=(OrderStatus.PAID,)), 0, ""
+    [paid], _ = await views.list_orders(
+        new_uow(), keys, views.OrderFilter(statuses=(OrderStatus.PAID,)), 0, ""
     )
     assert paid.order.shipping_address.phone == "13900000002"
     assert [line.sku for line in paid.order.lines] == ["SKU-1"]
@@ -184,7 +184,7 @@ async def test_pages_walk_every_order_exactly_once_newest_first(
     walked: list[str] = []
     pages, token = 0, ""
     while True:
-        page, token = await queries.list_orders(new_uow(), keys, queries.OrderFilter(), 3, token)
+        page, token = await views.list_orders(new_uow(), keys, views.OrderFilter(), 3, token)
         walked += ids(page)
         pages += 1
         if not token:
@@ -204,9 +204,9 @@ async def test_a_page_of_orders_and_the_dashboard_take_a_fixed_number_of_stateme
 
     event.listen(orders_engine.sync_engine, "before_cursor_execute", count)
     try:
-        page, _ = await queries.list_orders(new_uow(), keys, queries.OrderFilter(), 20, "")
+        page, _ = await views.list_orders(new_uow(), keys, views.OrderFilter(), 20, "")
         listed = len(statements)
-        await queries.order_stats(new_uow(), None, None)
+        await views.order_stats(new_uow(), None, None)
     finally:
         event.remove(orders_engine.sync_engine, "before_cursor_execute", count)
     assert len(page) == 20
@@ -228,7 +228,7 @@ async def test_a_page_token_this_list_did_not_return_is_refused_naming_the_field
     new_uow: NewUow, keys: KeyRing, token: str
 ) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        await queries.list_orders(new_uow(), keys, queries.OrderFilter(), 10, token)
+        await views.list_orders(new_uow(), keys, views.OrderFilter(), 10, token)
     assert refused.value.field == "page.page_token"
 
 
@@ -237,20 +237,20 @@ async def test_a_page_size_out_of_range_is_refused_naming_the_field(
     new_uow: NewUow, keys: KeyRing, size: int
 ) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        await queries.list_orders(new_uow(), keys, queries.OrderFilter(), size, "")
+        await views.list_orders(new_uow(), keys, views.OrderFilter(), size, "")
     assert refused.value.field == "page.page_size"
 
 
 async def test_page_size_zero_means_fifty(new_uow: NewUow, policy: handlers.Policy, keys: KeyRing) -> None:
     await ingest(new_uow, policy, *(order_command() for _ in range(51)))
-    page, token = await queries.list_orders(new_uow(), keys, queries.OrderFilter(), 0, "")
+    page, token = await views.list_orders(new_uow(), keys, views.OrderFilter(), 0, "")
     assert len(page) == 50
     assert token
 
 
 async def test_a_created_window_ending_before_it_starts_is_refused(new_uow: NewUow, keys: KeyRing) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        await queries.list_orders(new_uow(), keys, queries.OrderFilter(created_from=T0, created_to=T0), 0, "")
+        await views.list_orders(new_uow(), keys, views.OrderFilter(created_from=T0, created_to=T0), 0, "")
     assert refused.value.field == "filter.created_to"
 
 
@@ -261,22 +261,20 @@ async def test_export_yields_every_matching_order_in_chunks_each_in_its_own_tran
     paid = await ingest_paid(new_uow, policy, clock)
     transactions = 0
 
-    def counting_uow() -> UnitOfWork:
+    def counting_uow() -> OrdersUnitOfWork:
         nonlocal transactions
         transactions += 1
         return new_uow()
 
-    only_unpaid = queries.OrderFilter(statuses=(OrderStatus.PENDING_PAYMENT,))
-    chunks = [chunk async for chunk in queries.export_orders(counting_uow, keys, only_unpaid, chunk=3)]
+    only_unpaid = views.OrderFilter(statuses=(OrderStatus.PENDING_PAYMENT,))
+    chunks = [chunk async for chunk in views.export_orders(counting_uow, keys, only_unpaid, chunk=3)]
     assert [len(chunk) for chunk in chunks] == [3, 3, 1]
     assert sorted(order_id for chunk in chunks for order_id in ids(chunk)) == sorted(
         o.order_id for o in unpaid
     )
     assert transactions == 3
 
-    everything = [
-        chunk async for chunk in queries.export_orders(new_uow, keys, queries.OrderFilter(), chunk=4)
-    ]
+    everything = [chunk async for chunk in views.export_orders(new_uow, keys, views.OrderFilter(), chunk=4)]
     assert [len(chunk) for chunk in everything] == [4, 4]
     assert paid.order_id in ids(everything[0] + everything[1])
 
@@ -293,13 +291,13 @@ async def test_stats_count_statuses_dwell_and_the_exception_ratio_of_the_window(
     held, frozen = await ingest(new_uow, policy, order_command(), order_command())
     await ingest_paid(new_uow, policy, clock)
     clock.advance(HOUR)
-    await handlers.hold_order(new_uow(), policy, held.order_id, "address check", ACTOR)
+    await handlers.hold_order(new_uow(), held.order_id, "address check", ACTOR)
     clock.advance(HOUR)
     # the warehouse starts picking an unpaid order: illegal, so the order is frozen
     await report(new_uow, policy, "WMS", frozen.order_id, clock.now(), status="PICKING")
     clock.advance(HOUR)
 
-    stats = await queries.order_stats(new_uow(), None, None)
+    stats = await views.order_stats(new_uow(), None, None)
 
     assert (stats.created_from, stats.created_to) == (T0 + 3 * HOUR - timedelta(days=30), T0 + 3 * HOUR)
     by_status = {row.status: row for row in stats.statuses}
@@ -327,17 +325,17 @@ async def test_stats_count_statuses_dwell_and_the_exception_ratio_of_the_window(
     assert stats.definitions
     assert any("Exception ratio" in line for line in stats.definitions)
 
-    only_old = await queries.order_stats(new_uow(), T0 - timedelta(days=41), T0 - timedelta(days=39))
+    only_old = await views.order_stats(new_uow(), T0 - timedelta(days=41), T0 - timedelta(days=39))
     assert only_old.total_orders == 1
     assert {row.status: row.orders for row in only_old.statuses}[OrderStatus.PENDING_PAYMENT] == 1
     assert old.order_id
 
 
 async def test_stats_of_an_empty_window_are_zero_not_an_error(new_uow: NewUow) -> None:
-    stats = await queries.order_stats(new_uow(), None, None)
+    stats = await views.order_stats(new_uow(), None, None)
     assert stats.total_orders == 0
     assert stats.exception_ratio == 0.0
-    assert [(stage.stage, stage.orders) for stage in stats.stages] == [(name, 0) for name in queries.STAGES]
+    assert [(stage.stage, stage.orders) for stage in stats.stages] == [(name, 0) for name in views.STAGES]
 
 
 async def test_stage_durations_come_from_the_first_timeline_entries_of_each_stage(
@@ -361,10 +359,10 @@ async def test_stage_durations_come_from_the_first_timeline_entries_of_each_stag
         await plant_timeline(orders_engine, order.order_id, T0 + hours * HOUR, entry)
     clock.advance(100 * HOUR)
 
-    stats = await queries.order_stats(new_uow(), None, None)
+    stats = await views.order_stats(new_uow(), None, None)
 
     table = {row.stage: (row.orders, row.average_hours, row.p50_hours, row.p90_hours) for row in stats.stages}
-    assert list(table) == list(queries.STAGES)
+    assert list(table) == list(views.STAGES)
     assert table["paid→allocated"] == (3, pytest.approx(3.0), pytest.approx(3.0), pytest.approx(3.8))
     assert table["allocated→out_of_warehouse"] == (
         2,
@@ -389,11 +387,11 @@ async def test_the_timeline_lists_an_orders_history_oldest_first(
 ) -> None:
     [order] = await ingest(new_uow, policy, order_command())
     clock.advance(HOUR)
-    await handlers.hold_order(new_uow(), policy, order.order_id, "fraud review", ACTOR)
+    await handlers.hold_order(new_uow(), order.order_id, "fraud review", ACTOR)
     clock.advance(HOUR)
-    await handlers.release_order(new_uow(), policy, order.order_id, "", ACTOR)
+    await handlers.release_order(new_uow(), order.order_id, "", ACTOR)
 
-    rows = await queries.timeline(new_uow(), order.order_id)
+    rows = await views.timeline(new_uow(), order.order_id)
 
     assert [(row.kind, row.from_status, row.to_status, row.at) for row in rows] == [
         ("created", None, OrderStatus.PENDING_PAYMENT, T0),
@@ -412,7 +410,7 @@ async def test_an_order_paid_on_arrival_reads_created_before_what_happened_at_th
 ) -> None:
     paid = await ingest_paid(new_uow, policy, clock)
 
-    rows = await queries.timeline(new_uow(), paid.order_id)
+    rows = await views.timeline(new_uow(), paid.order_id)
 
     assert rows[0].kind == "created"
     assert sorted(row.kind for row in rows) == ["created", "paid", "status_changed"]
@@ -420,9 +418,9 @@ async def test_an_order_paid_on_arrival_reads_created_before_what_happened_at_th
 
 async def test_the_timeline_of_an_unknown_order_is_not_found(new_uow: NewUow) -> None:
     with pytest.raises(NotFound):
-        await queries.timeline(new_uow(), new_id())
+        await views.timeline(new_uow(), new_id())
     with pytest.raises(InvalidArgument) as refused:
-        await queries.timeline(new_uow(), "order-1")
+        await views.timeline(new_uow(), "order-1")
     assert refused.value.field == "order_id"
 
 
@@ -459,7 +457,7 @@ async def test_the_drift_report_lists_disagreeing_sources_and_counts_them_per_so
     )
     clock.advance(HOUR)
 
-    full = await queries.drift_report(new_uow())
+    full = await views.drift_report(new_uow())
 
     assert {(drift.order_id, drift.source) for drift in full.drifts} == {
         (unpaid_seen_as_paid.order_id, "TAOBAO"),
@@ -477,11 +475,11 @@ async def test_the_drift_report_lists_disagreeing_sources_and_counts_them_per_so
     assert erp.source_age_seconds == 3600 + 600
     assert full.drifts[0] == erp  # the longest-standing disagreement first
 
-    only_erp = await queries.drift_report(new_uow(), source="erp")
+    only_erp = await views.drift_report(new_uow(), source="erp")
     assert {drift.source for drift in only_erp.drifts} == {"ERP"}
     assert only_erp.per_source == {"ERP": 2}
 
-    limited = await queries.drift_report(new_uow(), limit=1)
+    limited = await views.drift_report(new_uow(), limit=1)
     assert len(limited.drifts) == 1
     assert limited.per_source == {"TAOBAO": 1, "ERP": 2}
 
@@ -492,7 +490,7 @@ async def test_a_saved_drift_report_keeps_its_drifts_and_counts(
     [unpaid] = await ingest(new_uow, policy, order_command())
     await report(new_uow, policy, "TAOBAO", unpaid.order_id, clock.now(), status="WAIT_SELLER_SEND_GOODS")
 
-    report_id = await queries.save_drift_report(new_uow(), await queries.drift_report(new_uow()))
+    report_id = await views.save_drift_report(new_uow(), await views.drift_report(new_uow()))
 
     async with orders_engine.connect() as conn:
         row = (await conn.execute(select(drift_reports_table))).one()
@@ -522,18 +520,18 @@ async def test_quarantined_payloads_are_hidden_unless_revealed(
         new_uow(), policy, [handlers.ChannelPayload(Channel.JD, {"orderId": "JD-1"})], ACTOR
     )
 
-    hidden, token = await queries.list_quarantine(new_uow(), keys, None, 0, "", reveal=False)
+    hidden, token = await views.list_quarantine(new_uow(), keys, None, 0, "", reveal=False)
     assert [row.channel for row in hidden] == [Channel.JD, Channel.TAOBAO]
-    assert {row.payload for row in hidden} == {queries.HIDDEN_PAYLOAD}
+    assert {row.payload for row in hidden} == {views.HIDDEN_PAYLOAD}
     assert token == ""
     assert hidden[1].channel_order_id == "TB-1"
     assert hidden[1].error_field
 
-    shown, _ = await queries.list_quarantine(new_uow(), keys, Channel.TAOBAO, 0, "", reveal=True)
+    shown, _ = await views.list_quarantine(new_uow(), keys, Channel.TAOBAO, 0, "", reveal=True)
     assert [json.loads(row.payload) for row in shown] == [taobao_payload]
 
-    first, token = await queries.list_quarantine(new_uow(), keys, None, 1, "", reveal=False)
-    second, last = await queries.list_quarantine(new_uow(), keys, None, 1, token, reveal=False)
+    first, token = await views.list_quarantine(new_uow(), keys, None, 1, "", reveal=False)
+    second, last = await views.list_quarantine(new_uow(), keys, None, 1, token, reveal=False)
     assert [row.channel for row in first + second] == [Channel.JD, Channel.TAOBAO]
     assert last == ""
 
@@ -559,24 +557,24 @@ async def test_payments_are_listed_newest_first_by_state_and_order(
     parked, _, _ = await handlers.report_payment(new_uow, policy, notification("no-such-order"))
     assert (applied.state, parked.state) == (PaymentState.APPLIED, PaymentState.PARKED)
 
-    everything, token = await queries.list_payments(new_uow())
+    everything, token = await views.list_payments(new_uow())
     assert [record.payment_id for record in everything] == [parked.payment_id, applied.payment_id]
     assert token == ""
     assert everything[1].order_id == order.order_id
     assert everything[1].notification.amount_minor == order.payable_minor
 
-    by_state, _ = await queries.list_payments(new_uow(), state="PARKED")
+    by_state, _ = await views.list_payments(new_uow(), state="PARKED")
     assert [record.payment_id for record in by_state] == [parked.payment_id]
-    by_order, _ = await queries.list_payments(new_uow(), order_id=order.order_id)
+    by_order, _ = await views.list_payments(new_uow(), order_id=order.order_id)
     assert [record.payment_id for record in by_order] == [applied.payment_id]
 
-    first, token = await queries.list_payments(new_uow(), page_size=1)
-    second, last = await queries.list_payments(new_uow(), page_size=1, page_token=token)
+    first, token = await views.list_payments(new_uow(), page_size=1)
+    second, last = await views.list_payments(new_uow(), page_size=1, page_token=token)
     assert [record.payment_id for record in first + second] == [parked.payment_id, applied.payment_id]
     assert last == ""
 
     with pytest.raises(InvalidArgument) as refused:
-        await queries.list_payments(new_uow(), state="LOST")
+        await views.list_payments(new_uow(), state="LOST")
     assert refused.value.field == "state"
 
 
@@ -618,7 +616,7 @@ async def test_dead_letters_join_dead_payments_and_dead_order_steps_newest_first
         ),
     )
 
-    letters, token = await queries.list_dead_letters(new_uow())
+    letters, token = await views.list_dead_letters(new_uow())
 
     assert token == ""
     assert [
@@ -631,7 +629,7 @@ async def test_dead_letters_join_dead_payments_and_dead_order_steps_newest_first
     ]
     assert healthy.order_id not in {row.order_id for row in letters}
 
-    first, token = await queries.list_dead_letters(new_uow(), page_size=2)
-    rest, last = await queries.list_dead_letters(new_uow(), page_size=2, page_token=token)
+    first, token = await views.list_dead_letters(new_uow(), page_size=2)
+    rest, last = await views.list_dead_letters(new_uow(), page_size=2, page_token=token)
     assert [row.dead_letter_id for row in first + rest] == [row.dead_letter_id for row in letters]
     assert last == ""

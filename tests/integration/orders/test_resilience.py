@@ -28,13 +28,14 @@ from services.inventory.handlers import Policy as StockPolicy
 from services.kit import grpc_client
 from services.kit.clock import SystemClock
 from services.kit.consumer import EventConsumer
-from services.kit.db import UnitOfWork, make_engine
+from services.kit.db import make_engine
 from services.kit.grpc_server import GrpcServer
 from services.kit.outbox import OutboxRelay
-from services.orders import consumers, handlers, jobs
+from services.orders import bootstrap, consumers, handlers, jobs
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.orchestrator import Orchestrator
 from services.orders.peers import Peers
+from services.orders.store import OrdersUnitOfWork
 from services.routing import bootstrap as routing_bootstrap
 from services.routing import consumers as routing_consumers
 from services.routing import jobs as routing_jobs
@@ -322,8 +323,8 @@ async def live(
         stuck_after=timedelta(seconds=20),
     )
 
-    def new_uow() -> UnitOfWork:
-        return UnitOfWork(orders_engine)
+    def new_uow() -> OrdersUnitOfWork:
+        return bootstrap.unit_of_work(orders_engine, policy.keys)
 
     orchestrator = Orchestrator(
         new_uow, policy, Peers(routing_channel, inventory_channel, 0, deadline_seconds=2.0), concurrency=16

@@ -18,7 +18,7 @@ from services.orders.domain.model import (
     accept,
 )
 from services.orders.domain.orchestration import Step, StockState, next_step
-from services.orders.messages import event_messages
+from services.orders.mappers import event_messages
 from tests.unit.orders.test_model import command
 
 S = OrderStatus

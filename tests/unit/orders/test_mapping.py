@@ -9,7 +9,7 @@ from oms.orders.v1 import orders_pb2
 from oms.routing.v1 import routing_pb2
 from services.kit.errors import InvalidArgument
 from services.orders.domain.model import Channel, OrderStatus, Priority, accept
-from services.orders.grpc_api import ingest_command, order_message
+from services.orders.mappers import ingest_command, order_message
 from services.orders.peers import PRIORITIES
 
 

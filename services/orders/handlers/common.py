@@ -1,0 +1,96 @@
+"""What every orders use case shares: the service's tunables, what a unit of work changed, finding an
+order the caller may see, and saving a changed order with its next step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from services.kit.errors import InvalidArgument, NotFound
+from services.kit.ids import is_id
+from services.kit.sealing import KeyRing
+from services.orders.domain import anchor, orchestration
+from services.orders.domain import payments as pay
+from services.orders.domain.model import Order
+from services.orders.domain.orchestration import StockState, Stored
+from services.orders.domain.scope import Scope
+from services.orders.domain.timeline import Actor, Entry, entries_for
+from services.orders.handlers.ports import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The orders service's tunables (from settings)."""
+
+    keys: KeyRing  # for the store and the read side, which seal and open personal data
+    rules: anchor.RuleBook
+    payment_tolerance: timedelta = pay.DEFAULT_TOLERANCE
+    # the providers our own shop and tills are paid through
+    self_run_providers: frozenset[str] = pay.DEFAULT_SELF_RUN_PROVIDERS
+    retry_attempts: int = 3
+    retry_delay: timedelta = timedelta(seconds=5)
+    # a step whose peer is down sleeps (1 s, 2 s, 4 s … up to the cap) for as long as this, then dead-letters
+    outage_patience: timedelta = timedelta(hours=6)
+    outage_backoff_initial: timedelta = timedelta(seconds=1)
+    outage_backoff_max: timedelta = timedelta(seconds=30)
+    # an order in an automatic state that has not moved for this long is re-driven by the sweep
+    stuck_after: timedelta = timedelta(minutes=2)
+
+
+@dataclass
+class Changes:
+    """What one unit of work did to orders, for the caller to act on after commit."""
+
+    due_steps: set[str] = field(default_factory=set)
+
+
+def check_order_id(order_id: str) -> None:
+    if not is_id(order_id):
+        raise InvalidArgument("order_id", "must be an order id as returned by IngestOrder")
+
+
+async def check_visible(uow: UnitOfWork, scope: Scope, order: Order) -> None:
+    """NOT_FOUND (the same answer as an unknown id) for an order outside the caller's scope."""
+    if scope.unrestricted:
+        return
+    if scope.hides(order) or (
+        scope.agent_id and not await uow.assignments.is_assigned(scope.agent_id, order.buyer_id)
+    ):
+        raise NotFound(f"order {order.order_id} not found")
+
+
+async def locked_order(uow: UnitOfWork, order_id: str) -> Stored:
+    """The order, locked for a change; NOT_FOUND for an unknown id."""
+    check_order_id(order_id)
+    stored = await uow.orders.get(order_id, lock=True)
+    if stored is None:
+        raise NotFound(f"order {order_id} not found")
+    return stored
+
+
+async def save_order(
+    uow: UnitOfWork,
+    stored: Stored,
+    actor: Actor,
+    source: str,
+    changes: Changes,
+    extra: Sequence[Entry] = (),
+    step_done: bool = False,
+    linked_trace_id: str = "",
+) -> None:
+    """Write back a changed order with its events and timeline (its domain events' entries, then the
+    `extra` ones), and schedule its next step: one statement. `step_done` says the process manager
+    finished the order's current step. `linked_trace_id` names the trace that caused a
+    process-manager step running in the order's own trace (`omsctl trace` follows it)."""
+    order = stored.order
+    now = uow.clock.now()
+    entries = [*entries_for(order.events, actor, source), *extra]
+    step = orchestration.next_step(order, StockState(stored.stock_state))
+    wanted = step.value if step else None
+    scheduled = step_done or wanted != stored.step
+    if scheduled:
+        stored.schedule(wanted, now)
+    await uow.orders.save(stored, entries, now, scheduled=scheduled, linked_trace_id=linked_trace_id)
+    if wanted:
+        changes.due_steps.add(order.order_id)

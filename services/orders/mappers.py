@@ -1,0 +1,692 @@
+"""Every proto ↔ domain conversion of the orders service, in one place: requests into commands,
+domain objects into replies, and domain events into the integration events the outbox carries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from oms.alerts.v1 import events_pb2 as alert_events
+from oms.common.v1 import common_pb2
+from oms.orders.v1 import events_pb2, orders_pb2
+from services.kit import inputs
+from services.kit.errors import InvalidArgument, PermissionDenied
+from services.kit.status import in_field_order
+from services.kit.timestamps import timestamp
+from services.orders import handlers, views
+from services.orders.domain import anchor, masking, model, reconciliation
+from services.orders.domain import payments as pay
+from services.orders.domain.lifecycle import OrderStatus
+from services.orders.domain.model import (
+    Address,
+    Channel,
+    Discount,
+    DiscountKind,
+    Order,
+    OrderLine,
+    Priority,
+    is_currency_code,
+)
+from services.orders.domain.model import IngestOrder as IngestCommand
+from services.orders.domain.model import violations as model_violations
+from services.orders.domain.orchestration import Stored
+from services.orders.domain.payments import PaymentRecord
+from services.orders.domain.scope import EVERYTHING, Scope
+
+SUBJECTS = (
+    "orders.created",
+    "orders.updated",
+    "orders.paid",
+    "orders.allocated",
+    "orders.status_changed",
+    "orders.cancelled",
+    "orders.held",
+    "orders.released",
+    "orders.exception",
+    "alerts.raised",
+)
+SEVERITIES = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def status_value(status: OrderStatus | None) -> str:
+    return f"ORDER_STATUS_{status.value}" if status else "ORDER_STATUS_UNSPECIFIED"
+
+
+def integration_event(event: object, order: Order | None) -> tuple[str, Message] | None:
+    """The integration event (subject, message) a domain event publishes, if any: the encoder the
+    store's unit of work is built with (bootstrap), so every orders event takes this one path."""
+    if isinstance(event, model.ServiceAlert):
+        return "alerts.raised", alert(event.kind, event.severity, event.order_id, event.message)
+    return _message(order, event) if order is not None else None
+
+
+def event_messages(order: Order) -> list[tuple[str, Message]]:
+    """The integration events for the domain events recorded on the order, in order."""
+    return [found for event in order.events if (found := integration_event(event, order)) is not None]
+
+
+def alert(
+    kind: str, severity: str, order_id: str, text: str, customer_id: str = "", channel: str = ""
+) -> alert_events.AlertRaised:
+    return alert_events.AlertRaised(
+        kind=kind,
+        severity=SEVERITIES.get(severity, 2),  # type: ignore[arg-type]
+        source="orders",
+        order_id=order_id,
+        message=text[:2000],
+        dedupe_key=f"{kind}:{order_id}",
+        customer_id=customer_id,
+        channel=channel,
+    )
+
+
+def _money(order: model.Order, amount: int) -> common_pb2.Money:
+    return common_pb2.Money(currency_code=order.currency, amount_minor=amount)
+
+
+def _message(order: model.Order, event: object) -> tuple[str, Message] | None:
+    oid = order.order_id
+    match event:
+        case model.OrderCreated(status=status):
+            return "orders.created", events_pb2.OrderCreated(
+                order_id=oid,
+                channel=f"CHANNEL_{order.channel.value}",  # type: ignore[arg-type]
+                channel_order_id=order.channel_order_id,
+                status=status_value(status),  # type: ignore[arg-type]
+                buyer_id=order.buyer_id,
+                total=_money(order, order.payable_minor),
+                line_count=len(order.lines),
+            )
+        case model.OrderUpdated(fields=fields):
+            return "orders.updated", events_pb2.OrderUpdated(order_id=oid, fields=list(fields))
+        case model.StatusChanged(previous=previous, status=status, reason=reason):
+            return (
+                "orders.status_changed",
+                events_pb2.OrderStatusChanged(
+                    order_id=oid,
+                    from_status=status_value(previous),  # type: ignore[arg-type]
+                    to_status=status_value(status),  # type: ignore[arg-type]
+                    reason=reason[:2000],
+                ),
+            )
+        case model.OrderPaid(paid_at=paid_at, amount_minor=amount, transaction_id=transaction):
+            return "orders.paid", events_pb2.OrderPaid(
+                order_id=oid,
+                amount=_money(order, amount),
+                paid_at=timestamp(paid_at),
+                transaction_id=transaction,
+                channel=f"CHANNEL_{order.channel.value}",  # type: ignore[arg-type]
+            )
+        case model.OrderAllocated(warehouses=warehouses):
+            return "orders.allocated", events_pb2.OrderAllocated(order_id=oid, warehouse_ids=list(warehouses))
+        case model.OrderCancelled(reason=reason, was_paid=was_paid):
+            return "orders.cancelled", events_pb2.OrderCancelled(
+                order_id=oid,
+                reason=reason[:2000],
+                was_paid=was_paid,
+                refund_due=_money(order, order.payable_minor if was_paid else 0),
+            )
+        case model.OrderHeld(reason=reason):
+            return "orders.held", events_pb2.OrderHeld(order_id=oid, reason=reason[:2000])
+        case model.OrderReleased(status=status):
+            return "orders.released", events_pb2.OrderReleased(
+                order_id=oid,
+                status=status_value(status),  # type: ignore[arg-type]
+            )
+        case model.OrderFrozen(reason=reason, attempted=attempted):
+            return "orders.exception", events_pb2.OrderException(
+                order_id=oid,
+                reason=reason[:2000],
+                attempted_status=status_value(attempted),  # type: ignore[arg-type]
+            )
+        case model.AlertRaised(kind=kind, severity=severity, message=text):
+            return "alerts.raised", alert(kind, severity, oid, text, order.buyer_id, order.channel.value)
+    return None
+
+
+# ---- proto → domain ------------------------------------------------------------------------------
+
+
+def ingest_command(request: orders_pb2.IngestOrderRequest) -> IngestCommand:
+    """The domain's command; what only the request can show wrong (an unknown enum number, amounts in
+    another currency) is reported together with the domain's own findings, in field order."""
+    found: list[tuple[str, str]] = []
+    known_channel = request.channel in orders_pb2.Channel.values()
+    if not known_channel:
+        found.append(("channel", f"unknown value {request.channel}"))
+    priority = _priority(request.priority, found)
+    currency = request.lines[0].unit_price.currency_code if request.lines else ""
+    if is_currency_code(currency):
+        found += _other_currencies(request, currency)
+    lines = tuple(
+        OrderLine(
+            sku=line.sku,
+            title=line.title,
+            quantity=line.quantity,
+            unit_price_minor=line.unit_price.amount_minor,
+            discount_minor=line.discount.amount_minor,
+        )
+        for line in request.lines
+    )
+    discounts = []
+    for index, discount in enumerate(request.discounts):
+        if discount.kind not in orders_pb2.DiscountKind.values():
+            found.append((f"discounts[{index}].kind", f"unknown value {discount.kind}; {_DISCOUNT_KINDS}"))
+        elif discount.kind == orders_pb2.DISCOUNT_KIND_UNSPECIFIED:
+            found.append((f"discounts[{index}].kind", _DISCOUNT_KINDS))
+        else:
+            discounts.append(
+                Discount(
+                    DiscountKind(orders_pb2.DiscountKind.Name(discount.kind).removeprefix("DISCOUNT_KIND_")),
+                    discount.amount.amount_minor,
+                    discount.reference,
+                )
+            )
+    command = IngestCommand(
+        channel=channel_of(request.channel) if known_channel else None,
+        channel_order_id=request.channel_order_id,
+        buyer_id=request.buyer_id,
+        currency=currency,
+        lines=lines,
+        shipping_address=_address(request.shipping_address) if request.HasField("shipping_address") else None,
+        shipping_fee_minor=request.shipping_fee.amount_minor,
+        placed_at=optional_time(request, "placed_at"),
+        discounts=tuple(discounts),
+        channel_status=request.channel_status,
+        paid_at=optional_time(request, "paid_at"),
+        cancelled=request.cancelled,
+        channel_modified_at=optional_time(request, "channel_modified_at"),
+        buyer_note=request.buyer_note,
+        priority=priority,
+    )
+    if found:
+        named = {field for field, _ in found}
+        found += [v for v in model_violations(command) if v[0] not in named]
+        raise InvalidArgument.of(in_field_order(found, orders_pb2.IngestOrderRequest.DESCRIPTOR))
+    return command
+
+
+_DISCOUNT_KINDS = "must be PROMOTION, COUPON or POINTS"
+
+
+def _priority(value: int, found: list[tuple[str, str]]) -> Priority | None:
+    """UNSPECIFIED is None (standard); an unknown number is reported with the request's other faults."""
+    if value not in orders_pb2.OrderPriority.values():
+        found.append(("priority", f"unknown value {value}"))
+        return None
+    if value == orders_pb2.ORDER_PRIORITY_UNSPECIFIED:
+        return None
+    return Priority(orders_pb2.OrderPriority.Name(value).removeprefix("ORDER_PRIORITY_"))
+
+
+def _other_currencies(request: orders_pb2.IngestOrderRequest, currency: str) -> list[tuple[str, str]]:
+    """Every amount must be in the order's currency, its first line's."""
+    amounts = [(f"lines[{i}].unit_price", line.unit_price) for i, line in enumerate(request.lines)]
+    amounts += [
+        (f"lines[{i}].discount", line.discount)
+        for i, line in enumerate(request.lines)
+        if line.HasField("discount")
+    ]
+    if request.HasField("shipping_fee"):
+        amounts.append(("shipping_fee", request.shipping_fee))
+    amounts += [(f"discounts[{i}].amount", d.amount) for i, d in enumerate(request.discounts)]
+    return [
+        (f"{where}.currency_code", f"must be {currency}, the currency of the order's first line")
+        for where, money in amounts
+        if money.currency_code != currency
+    ]
+
+
+def channel_payload(request: orders_pb2.IngestChannelOrderRequest) -> handlers.ChannelPayload:
+    if request.HasField("payload") and request.payload_json:
+        raise InvalidArgument("payload_json", "send payload or payload_json, not both")
+    if request.payload_json:
+        payload = inputs.loads(request.payload_json, "payload_json")
+        if not isinstance(payload, dict):
+            raise InvalidArgument("payload_json", "must be a JSON object")
+        return handlers.ChannelPayload(channel_of(request.channel), payload)
+    if not request.HasField("payload"):
+        raise InvalidArgument("payload", "is required: the channel's order as a JSON object")
+    payload = json_format.MessageToDict(request.payload)
+    inputs.check_document(payload, "payload")
+    return handlers.ChannelPayload(channel_of(request.channel), _whole_numbers(payload))
+
+
+def _whole_numbers(value: Any) -> Any:
+    """Struct carries every number as a double; a channel's ids and counts are integers again."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
+
+
+def notification(request: orders_pb2.ReportPaymentRequest, provider: str) -> pay.PaymentNotification:
+    if request.status not in orders_pb2.PaymentStatus.values():
+        raise InvalidArgument(
+            "status", f"unknown value {request.status}; must be SUCCESS, FAILED, CLOSED or REFUND"
+        )
+    if request.status == orders_pb2.PAYMENT_STATUS_UNSPECIFIED:
+        raise InvalidArgument("status", "must be SUCCESS, FAILED, CLOSED or REFUND")
+    if not request.HasField("paid_at"):
+        raise InvalidArgument("paid_at", "is required")
+    return pay.PaymentNotification(
+        provider=provider,
+        transaction_id=request.transaction_id,
+        merchant_order_no=request.merchant_order_no,
+        currency=request.amount.currency_code,
+        amount_minor=request.amount.amount_minor,
+        paid_at=request.paid_at.ToDatetime(tzinfo=UTC),
+        status=pay.PaymentStatus(
+            orders_pb2.PaymentStatus.Name(request.status).removeprefix("PAYMENT_STATUS_")
+        ),
+    )
+
+
+def order_filter(
+    message: orders_pb2.OrderFilter, scope: Scope | None = None, roles: Iterable[str] = ()
+) -> views.OrderFilter:
+    """The query's filter; a lookup by the full phone only for roles that see it unmasked (masking)."""
+    if message.buyer_phone and not masking.may_match_sealed(roles):
+        raise PermissionDenied(
+            "filter.buyer_phone: looking orders up by phone is only for roles that see the phone unmasked"
+        )
+    statuses: list[OrderStatus] = []
+    for index, value in enumerate(message.statuses):
+        if value not in orders_pb2.OrderStatus.values():
+            raise InvalidArgument(f"filter.statuses[{index}]", f"unknown value {value}")
+        if value == orders_pb2.ORDER_STATUS_UNSPECIFIED:
+            raise InvalidArgument(f"filter.statuses[{index}]", "is not an order status")
+        statuses.append(OrderStatus(orders_pb2.OrderStatus.Name(value).removeprefix("ORDER_STATUS_")))
+    found_channels: list[Channel] = []
+    for index, number in enumerate(message.channels):
+        found = channel_of(number, f"filter.channels[{index}]")
+        if found is None:
+            raise InvalidArgument(f"filter.channels[{index}]", "is not a channel")
+        found_channels.append(found)
+    return views.OrderFilter(
+        statuses=tuple(statuses),
+        channels=tuple(found_channels),
+        created_from=optional_time(message, "created_from"),
+        created_to=optional_time(message, "created_to"),
+        warehouse_id=message.warehouse_id,
+        buyer_id=message.buyer_id,
+        buyer_phone=message.buyer_phone,
+        scope=scope or EVERYTHING,
+    )
+
+
+def optional_time(message: Any, name: str) -> datetime | None:
+    return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
+
+
+def channel_of(value: int, field: str = "channel") -> Channel | None:
+    """None when unset; a number this API does not know is refused, never read as "unset"."""
+    if value == orders_pb2.CHANNEL_UNSPECIFIED:
+        return None
+    if value not in orders_pb2.Channel.values():
+        raise InvalidArgument(field, f"unknown value {value}")
+    return Channel(orders_pb2.Channel.Name(value).removeprefix("CHANNEL_"))
+
+
+def channel_value(channel: Channel | None) -> str:
+    return f"CHANNEL_{channel.value}" if channel else "CHANNEL_UNSPECIFIED"
+
+
+def _address(address: common_pb2.Address) -> Address:
+    return Address(
+        recipient_name=address.recipient_name,
+        phone=address.phone,
+        country_code=address.country_code,
+        province=address.province,
+        city=address.city,
+        district=address.district,
+        detail=address.detail,
+        postal_code=address.postal_code,
+    )
+
+
+# ---- domain → proto ------------------------------------------------------------------------------
+
+
+def stored_message(stored: Stored, reveal: bool) -> orders_pb2.Order:
+    return order_message(stored.order, reveal, "dead-lettered" if stored.step_dead else (stored.step or ""))
+
+
+def order_message(order: Order, reveal: bool = False, pending_step: str = "") -> orders_pb2.Order:
+    def money(amount: int) -> common_pb2.Money:
+        return common_pb2.Money(currency_code=order.currency, amount_minor=amount)
+
+    address = order.shipping_address
+    name, phone, detail, postal = address.recipient_name, address.phone, address.detail, address.postal_code
+    if not reveal:
+        name, phone, detail = masking.mask_name(name), masking.mask_phone(phone), masking.mask_detail(detail)
+        postal = ""
+    message = orders_pb2.Order(
+        order_id=order.order_id,
+        channel=channel_value(order.channel),  # type: ignore[arg-type]
+        channel_order_id=order.channel_order_id,
+        status=status_value(order.status),  # type: ignore[arg-type]
+        buyer_id=order.buyer_id,
+        lines=[
+            orders_pb2.OrderLine(
+                sku=line.sku,
+                title=line.title,
+                quantity=line.quantity,
+                unit_price=money(line.unit_price_minor),
+                discount=money(line.discount_minor),
+                amounts=orders_pb2.LineAmounts(
+                    goods=money(share.goods_minor),
+                    promotion=money(share.promotion_minor),
+                    coupon=money(share.coupon_minor),
+                    points=money(share.points_minor),
+                    shipping=money(share.shipping_minor),
+                    paid=money(share.paid_minor),
+                ),
+            )
+            for line, share in zip(order.lines, order.shares, strict=True)
+        ],
+        shipping_address=common_pb2.Address(
+            recipient_name=name,
+            phone=phone,
+            country_code=address.country_code,
+            province=address.province,
+            city=address.city,
+            district=address.district,
+            detail=detail,
+            postal_code=postal,
+        ),
+        shipping_fee=money(order.shipping_fee_minor),
+        total=money(order.payable_minor),
+        placed_at=timestamp(order.placed_at),
+        created_at=timestamp(order.created_at),
+        updated_at=timestamp(order.updated_at),
+        discounts=[
+            orders_pb2.Discount(
+                kind=f"DISCOUNT_KIND_{discount.kind.value}",  # type: ignore[arg-type]
+                amount=money(discount.amount_minor),
+                reference=discount.reference,
+            )
+            for discount in order.discounts
+        ],
+        status_reason=order.status_reason,
+        warehouse_ids=list(order.warehouses),
+        waybill_no=order.waybill_no,
+        channel_status=order.channel_status,
+        buyer_note=order.buyer_note,
+        masked=not reveal,
+        pending_step=pending_step,
+        priority=f"ORDER_PRIORITY_{order.priority.value}",  # type: ignore[arg-type]
+    )
+    if order.paid_at is not None:
+        message.paid_at.CopyFrom(timestamp(order.paid_at))
+    return message
+
+
+def payment_message(record: PaymentRecord) -> orders_pb2.Payment:
+    note = record.notification
+    return orders_pb2.Payment(
+        payment_id=record.payment_id,
+        provider=note.provider,
+        transaction_id=note.transaction_id,
+        merchant_order_no=note.merchant_order_no,
+        order_id=record.order_id or "",
+        amount=common_pb2.Money(currency_code=note.currency, amount_minor=note.amount_minor),
+        paid_at=timestamp(note.paid_at),
+        status=f"PAYMENT_STATUS_{note.status.value}",  # type: ignore[arg-type]
+        state=f"PAYMENT_STATE_{record.state.value}",  # type: ignore[arg-type]
+        reason=record.reason,
+        attempts=record.attempts,
+        received_at=timestamp(record.received_at),
+    )
+
+
+def statement_message(report: dict[str, Any]) -> orders_pb2.ImportStatementResponse:
+    def item(found: dict[str, Any]) -> orders_pb2.ReconciliationItem:
+        message = orders_pb2.ReconciliationItem(
+            kind=found["kind"],
+            order_id=found["order_id"],
+            payment_id=found["payment_id"],
+            candidate_order_ids=found["candidates"],
+            detail=found["detail"],
+        )
+        row = found["row"]
+        if row is not None:
+            message.row.CopyFrom(
+                orders_pb2.StatementRow(
+                    transaction_id=row["transaction_id"],
+                    merchant_order_no=row["merchant_order_no"],
+                    amount=common_pb2.Money(currency_code=row["currency"], amount_minor=row["amount_minor"]),
+                    paid_at=timestamp(datetime.fromisoformat(row["paid_at"])),
+                )
+            )
+        return message
+
+    return orders_pb2.ImportStatementResponse(
+        statement_id=report["statement_id"],
+        rows=report["rows"],
+        matched=report["matched"],
+        paid_not_recorded=[item(found) for found in report["paid_not_recorded"]],
+        recorded_not_paid=[item(found) for found in report["recorded_not_paid"]],
+        amount_mismatches=[item(found) for found in report["amount_mismatches"]],
+    )
+
+
+OUTCOMES = {outcome: getattr(orders_pb2, f"INGEST_OUTCOME_{outcome.value}") for outcome in handlers.Outcome}
+
+
+def outcome_value(outcome: handlers.Outcome) -> Any:
+    return OUTCOMES[outcome]
+
+
+def batch_items(request: orders_pb2.IngestOrdersRequest) -> list[IngestCommand | handlers.ChannelPayload]:
+    """The batch's items as commands or channel payloads; a fault names the item it is in."""
+    items: list[IngestCommand | handlers.ChannelPayload] = []
+    for index, item in enumerate(request.items):
+        which = item.WhichOneof("item")
+        if which == "order":
+            try:
+                items.append(ingest_command(item.order))
+            except InvalidArgument as error:
+                raise error.within(f"items[{index}].order") from None
+        elif which == "channel_order":
+            items.append(channel_payload(item.channel_order))
+        else:
+            raise InvalidArgument(f"items[{index}]", "needs an order or a channel_order")
+    return items
+
+
+def batch_reply(results: Sequence[handlers.Ingested]) -> orders_pb2.IngestOrdersResponse:
+    counts = {outcome: 0 for outcome in handlers.Outcome}
+    reply = orders_pb2.IngestOrdersResponse()
+    for result in results:
+        counts[result.outcome] += 1
+        reply.results.append(
+            orders_pb2.IngestResult(
+                index=result.index,
+                outcome=outcome_value(result.outcome),
+                order_id=result.order.order_id if result.order else "",
+                channel=channel_value(result.channel),  # type: ignore[arg-type]
+                channel_order_id=result.channel_order_id,
+                error_field=result.error_field,
+                error=result.error,
+            )
+        )
+    reply.created = counts[handlers.Outcome.CREATED]
+    reply.unchanged = counts[handlers.Outcome.UNCHANGED]
+    reply.updated = counts[handlers.Outcome.UPDATED]
+    reply.stale = counts[handlers.Outcome.STALE]
+    reply.rejected = counts[handlers.Outcome.REJECTED]
+    return reply
+
+
+def payment_state(value: int) -> str:
+    """A PaymentState filter as the domain names it; "" for none."""
+    return orders_pb2.PaymentState.Name(value).removeprefix("PAYMENT_STATE_") if value else ""  # type: ignore[arg-type]
+
+
+def statement_rows(request: orders_pb2.ImportStatementRequest) -> list[reconciliation.Row]:
+    """The statement's rows, as messages or as the provider's CSV (in CNY unless said otherwise)."""
+    currency = request.currency_code or "CNY"
+    if not request.rows:
+        return reconciliation.parse_csv(request.csv, currency)
+    return [
+        reconciliation.Row(
+            transaction_id=row.transaction_id,
+            merchant_order_no=row.merchant_order_no,
+            currency=row.amount.currency_code or currency,
+            amount_minor=row.amount.amount_minor,
+            paid_at=row.paid_at.ToDatetime(tzinfo=UTC),
+        )
+        for row in request.rows
+    ]
+
+
+def source_report(request: orders_pb2.ReportSourceStatusRequest) -> handlers.SourceReport:
+    return handlers.SourceReport(
+        source=request.source,
+        order_id=request.order_id,
+        channel=channel_of(request.channel),
+        channel_order_id=request.channel_order_id,
+        fields=json_format.MessageToDict(request.fields) if request.HasField("fields") else {},
+        reported_at=optional_time(request, "reported_at"),
+    )
+
+
+def source_report_reply(
+    order: Order, observation: anchor.Observation | None, changed: bool, reveal: bool
+) -> orders_pb2.ReportSourceStatusResponse:
+    return orders_pb2.ReportSourceStatusResponse(
+        order=order_message(order, reveal),
+        rule=observation.rule if observation else "",
+        means=[status_value(status) for status in sorted(observation.means)] if observation else [],  # type: ignore[misc]
+        status_changed=changed,
+    )
+
+
+def stats_message(stats: views.OrderStats) -> orders_pb2.GetOrderStatsResponse:
+    return orders_pb2.GetOrderStatsResponse(
+        statuses=[
+            orders_pb2.StatusStats(
+                status=status_value(row.status),  # type: ignore[arg-type]
+                orders=row.orders,
+                average_dwell_seconds=row.average_dwell_seconds,
+            )
+            for row in stats.statuses
+        ],
+        total_orders=stats.total_orders,
+        exception_ratio=stats.exception_ratio,
+        stages=[
+            orders_pb2.StageDuration(
+                stage=row.stage,
+                orders=row.orders,
+                average_hours=row.average_hours,
+                p50_hours=row.p50_hours,
+                p90_hours=row.p90_hours,
+            )
+            for row in stats.stages
+        ],
+        definitions=list(stats.definitions),
+    )
+
+
+def timeline_message(entries: Sequence[views.TimelineRow]) -> orders_pb2.GetTimelineResponse:
+    return orders_pb2.GetTimelineResponse(
+        entries=[
+            orders_pb2.TimelineEntry(
+                sequence=entry.sequence,
+                at=timestamp(entry.at),
+                kind=entry.kind,
+                actor_type=entry.actor_type,
+                actor_id=entry.actor_id,
+                source=entry.source,
+                from_status=status_value(entry.from_status),  # type: ignore[arg-type]
+                to_status=status_value(entry.to_status),  # type: ignore[arg-type]
+                detail=entry.detail,
+                trace_id=entry.trace_id,
+                linked_trace_id=entry.linked_trace_id,
+            )
+            for entry in entries
+        ]
+    )
+
+
+def dead_letters_message(
+    rows: Sequence[views.DeadLetterRow], token: str
+) -> orders_pb2.ListDeadLettersResponse:
+    return orders_pb2.ListDeadLettersResponse(
+        dead_letters=[
+            orders_pb2.DeadLetter(
+                dead_letter_id=row.dead_letter_id,
+                kind=row.kind,
+                order_id=row.order_id or "",
+                error=row.error,
+                attempts=row.attempts,
+                failed_at=timestamp(row.failed_at),
+            )
+            for row in rows
+        ],
+        page=common_pb2.PageResponse(next_page_token=token),
+    )
+
+
+def rules_message(rules: anchor.RuleBook) -> orders_pb2.GetStatusRulesResponse:
+    return orders_pb2.GetStatusRulesResponse(
+        version=rules.version,
+        rules=[
+            orders_pb2.StatusRule(
+                name=rule.name,
+                source=rule.source,
+                when=[condition.text for condition in rule.when],
+                status=status_value(rule.status),  # type: ignore[arg-type]
+                means=[status_value(status) for status in sorted(rule.means)],  # type: ignore[misc]
+                waybill_from=rule.waybill_from or "",
+                scan_out=rule.scan_out,
+                raw_status_field=rule.raw_status_field or "",
+            )
+            for rule in rules.rules
+        ],
+    )
+
+
+def drift_message(report: views.DriftReport) -> orders_pb2.GetDriftReportResponse:
+    return orders_pb2.GetDriftReportResponse(
+        drifts=[
+            orders_pb2.Drift(
+                order_id=drift.order_id,
+                source=drift.source,
+                canonical_status=status_value(drift.canonical_status),  # type: ignore[arg-type]
+                source_status=drift.source_status,
+                source_means=[status_value(status) for status in drift.source_means],  # type: ignore[misc]
+                canonical_age_seconds=drift.canonical_age_seconds,
+                source_age_seconds=drift.source_age_seconds,
+            )
+            for drift in report.drifts
+        ],
+        per_source=dict(report.per_source),
+        generated_at=timestamp(report.generated_at),
+    )
+
+
+def quarantine_message(rows: Sequence[views.QuarantineRow], token: str) -> orders_pb2.ListQuarantineResponse:
+    return orders_pb2.ListQuarantineResponse(
+        payloads=[
+            orders_pb2.QuarantinedPayload(
+                quarantine_id=row.quarantine_id,
+                channel=channel_value(row.channel),  # type: ignore[arg-type]
+                channel_order_id=row.channel_order_id,
+                error_field=row.error_field,
+                reason=row.reason,
+                payload_json=row.payload,
+                received_at=timestamp(row.received_at),
+            )
+            for row in rows
+        ],
+        page=common_pb2.PageResponse(next_page_token=token),
+    )
