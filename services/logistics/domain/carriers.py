@@ -12,6 +12,12 @@ from enum import StrEnum
 from services.kit.errors import InvalidArgument
 
 
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
 class Protocol(StrEnum):
     SF = "sf"
     KUAIDI100 = "kuaidi100"

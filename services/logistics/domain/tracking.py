@@ -63,6 +63,28 @@ SF_PUSH_OK = ("application/json;charset=UTF-8", '{"return_code":"0000","return_m
 KUAIDI100_PUSH_OK = ("application/json;charset=UTF-8", '{"result":true,"returnCode":"200","message":"成功"}')
 
 
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often a parcel on its way is polled (default every 6 h), each interval jittered so the polls
+    of a busy hour's parcels spread out instead of arriving together."""
+
+    interval: timedelta = timedelta(hours=6)
+    jitter: float = 0.1
+
+    def next_poll(self, now: datetime, draw: float) -> datetime:
+        """`draw` is uniform in [0, 1)."""
+        return now + self.interval * (1 - self.jitter + 2 * self.jitter * draw)
+
+
+@dataclass(frozen=True)
+class TrackingAnswer:
+    """A carrier's answer about one waybill: its scans so far, or why it could not say."""
+
+    waybill_no: str
+    scans: tuple[Scan, ...] = ()
+    error: str = ""
+
+
 class MalformedPush(Exception):
     """A body that is not the carrier's format; the reason says what is wrong with it."""
 

@@ -78,6 +78,14 @@ Outcome = Issued | Failed
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """Whether the carrier has a waybill for an order: the waybill (inside an Issued), None for no, or
+    a Failed when the carrier could not be asked."""
+
+    found: Outcome | None
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 6
     base_seconds: float = 2.0

@@ -4,18 +4,17 @@ it, tests fake it) and the carriers (the HTTP clients in `services.logistics.car
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
 from services.kit.clock import Clock
 from services.logistics.domain.anomalies import Returns
+from services.logistics.domain.carriers import BreakerState
 from services.logistics.domain.events import Event
 from services.logistics.domain.model import Shipment, TrackingEvent
-from services.logistics.domain.tracking import Scan
-from services.logistics.domain.waybills import Outcome, WaybillOrder, WaybillRequest
+from services.logistics.domain.tracking import TrackingAnswer
+from services.logistics.domain.waybills import Lookup, Outcome, WaybillOrder, WaybillRequest
 
 
 class Shipments(Protocol):
@@ -42,10 +41,10 @@ class Shipments(Protocol):
     async def set_next_poll(self, shipment_id: str, at: datetime | None) -> None: ...
 
     async def without_first_scan(self, scanned_out_before: datetime, limit: int) -> list[Shipment]:
-        """Shipped before that time and never scanned by the carrier since."""
+        """Shipped before that time, never scanned by the carrier since, and not alerted on for it yet."""
 
     async def not_updated(self, last_scan_before: datetime, limit: int) -> list[Shipment]:
-        """On their way, last scanned before that time."""
+        """On their way, last scanned before that time, and not alerted on since that scan."""
 
     async def returns(self, shipment: Shipment, since: datetime) -> Returns:
         """Parcels returned or refused since then, to the shipment's customer and to its address."""
@@ -62,6 +61,8 @@ class WaybillRequests(Protocol):
     async def add_batch(
         self, batch_id: str, request_id: str, at: datetime, requests: Sequence[WaybillRequest]
     ) -> None: ...
+
+    async def items(self, batch_id: str) -> list[WaybillRequest]: ...
 
     async def pending_for(self, shipment_ids: Sequence[str]) -> dict[str, WaybillRequest]:
         """Each named shipment's request under way (queued, in flight or retrying), if it has one."""
@@ -136,29 +137,6 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
 
-class BreakerState(StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-@dataclass(frozen=True)
-class TrackingAnswer:
-    """A carrier's answer about one waybill: its scans so far, or why it could not say."""
-
-    waybill_no: str
-    scans: tuple[Scan, ...] = ()
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """Whether the carrier has a waybill for an order: the waybill (inside an Issued), None for no, or
-    a Failed when the carrier could not be asked."""
-
-    found: Outcome | None
-
-
 class Carriers(Protocol):
     """The carriers' APIs behind each account's rate limit, concurrency and circuit breaker.
 
@@ -178,3 +156,6 @@ class Carriers(Protocol):
         """Subscribe a waybill to Kuaidi100's pushes; "" when done, else why not."""
 
     def breaker(self, account: str) -> tuple[BreakerState, datetime | None]: ...
+
+
+__all__ = ["BreakerState", "Lookup", "TrackingAnswer"]
