@@ -84,10 +84,10 @@ class BreakerRepository:
         self.conn = conn
 
     async def save(self, carrier: str, state: str, at: datetime) -> bool:
-        statement = insert(carrier_breakers_table).values(carrier=carrier, state=state, changed_at=at)
-        statement = statement.on_conflict_do_update(
+        row = insert(carrier_breakers_table).values(carrier=carrier, state=state, changed_at=at)
+        upsert = row.on_conflict_do_update(
             index_elements=["carrier"],
-            set_={"state": statement.excluded.state, "changed_at": statement.excluded.changed_at},
-            where=carrier_breakers_table.c.state != statement.excluded.state,
+            set_={"state": row.excluded.state, "changed_at": row.excluded.changed_at},
+            where=carrier_breakers_table.c.state != row.excluded.state,
         ).returning(carrier_breakers_table.c.carrier)
-        return (await self.conn.execute(statement)).first() is not None
+        return (await self.conn.execute(upsert)).first() is not None

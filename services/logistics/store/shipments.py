@@ -31,7 +31,7 @@ from services.logistics.domain.model import (
     TrackingEvent,
     Waybill,
 )
-from services.logistics.store.tables import shipments_table, tracking_events_table
+from services.logistics.store.tables import anomalies_table, shipments_table, tracking_events_table
 
 _ON_THE_WAY = sorted(status.value for status in ON_THE_WAY)
 _RETURNS = [Node.RETURNED.value, Node.REFUSED.value]
@@ -91,6 +91,16 @@ def address_text(destination: Place, recipient: Recipient) -> str:
     """One spelling per address for its blind index: NFKC, no spaces, case folded."""
     raw = "|".join((destination.province, destination.city, destination.district, recipient.detail))
     return "".join(unicodedata.normalize("NFKC", raw).casefold().split())
+
+
+def _alerted(rule: str, since: Any) -> Any:
+    """The shipment was alerted on for this rule (since that time): the sweep need not ask again."""
+    raised = select(anomalies_table.c.anomaly_key).where(
+        anomalies_table.c.shipment_id == shipments_table.c.shipment_id, anomalies_table.c.rule == rule
+    )
+    if since is not None:
+        raised = raised.where(anomalies_table.c.raised_at >= since)
+    return raised.exists()
 
 
 class ShipmentRepository:
@@ -273,6 +283,7 @@ class ShipmentRepository:
                 shipments_table.c.status == ShipmentStatus.SHIPPED.value,
                 shipments_table.c.scanned_out_at <= scanned_out_before,
                 shipments_table.c.furthest_node.is_(None),
+                ~_alerted("no_first_scan", None),
             )
             .order_by(shipments_table.c.scanned_out_at)
             .limit(limit)
@@ -285,6 +296,7 @@ class ShipmentRepository:
             .where(
                 shipments_table.c.status.in_(_ON_THE_WAY),
                 shipments_table.c.last_node_at <= last_scan_before,
+                ~_alerted("no_update", shipments_table.c.last_node_at),
             )
             .order_by(shipments_table.c.last_node_at)
             .limit(limit)

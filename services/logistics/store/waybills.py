@@ -72,6 +72,10 @@ class WaybillRequestRepository:
         if requests:
             await self.conn.execute(waybill_requests_table.insert(), [_row(request) for request in requests])
 
+    async def items(self, batch_id: str) -> list[WaybillRequest]:
+        rows = await self.conn.execute(select(waybill_requests_table).where(_requests.batch_id == batch_id))
+        return [waybill_request(row) for row in rows]
+
     async def pending_for(self, shipment_ids: Sequence[str]) -> dict[str, WaybillRequest]:
         if not shipment_ids:
             return {}
