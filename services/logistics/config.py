@@ -136,8 +136,8 @@ def carrier_config(env: Mapping[str, str]) -> CarrierConfig:
         ),
         breaker=BreakerSettings(
             failure_ratio=number(env, "BREAKER_FAILURE_RATIO", 0.5),
-            window=_at_least(env, "BREAKER_WINDOW", 20, 1),
-            min_calls=_at_least(env, "BREAKER_MIN_CALLS", 10, 1),
+            window=_at_least(env, "BREAKER_WINDOW", 50, 1),
+            min_calls=_at_least(env, "BREAKER_MIN_CALLS", 20, 1),
             open_seconds=number(env, "BREAKER_OPEN_SECONDS", 30.0),
         ),
         pushes=Pushes(callback, salt),

@@ -34,8 +34,8 @@ class Endpoints:
 class BreakerSettings:
     # opens when this share of the last `window` calls failed (with at least `min_calls` seen) …
     failure_ratio: float = 0.5
-    window: int = 20
-    min_calls: int = 10
+    window: int = 50
+    min_calls: int = 20
     # … and stays open this long before a probe is let through (half open)
     open_seconds: float = 30.0
 
