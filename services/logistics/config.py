@@ -54,7 +54,7 @@ class Settings:
             carriers=carrier_config(env),
             retry=RetryPolicy(
                 max_attempts=_at_least(env, "WAYBILL_MAX_ATTEMPTS", 6, 1),
-                base_seconds=number(env, "WAYBILL_RETRY_BASE_SECONDS", 2.0),
+                base_seconds=number(env, "WAYBILL_RETRY_BASE_SECONDS", 1.0),
                 max_seconds=number(env, "WAYBILL_RETRY_MAX_SECONDS", 300.0),
                 jitter=_fraction(env, "WAYBILL_RETRY_JITTER", 0.5),
             ),
@@ -131,7 +131,7 @@ def carrier_config(env: Mapping[str, str]) -> CarrierConfig:
         limits=Limits(
             timeout_seconds=number(env, "CARRIER_TIMEOUT_SECONDS", 5.0),
             concurrency=_at_least(env, "CARRIER_CONCURRENCY", 20, 1),
-            create_per_s=per_account(env, "CARRIER_CREATE_LIMITS", 50.0),
+            create_per_s=per_account(env, "CARRIER_CREATE_LIMITS", 100.0),
             query_per_s=per_account(env, "CARRIER_QUERY_LIMITS", 10.0),
         ),
         breaker=BreakerSettings(

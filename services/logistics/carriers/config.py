@@ -50,7 +50,7 @@ class Limits:
     # calls in flight per account
     concurrency: int = 20
     # calls per second per account: waybills, and tracking queries
-    create_per_s: dict[str, float] = field(default_factory=lambda: _every(50.0))
+    create_per_s: dict[str, float] = field(default_factory=lambda: _every(100.0))
     query_per_s: dict[str, float] = field(default_factory=lambda: _every(10.0))
 
 

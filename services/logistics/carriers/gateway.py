@@ -34,7 +34,7 @@ class CarrierGateway:
         self.breakers = Breakers(config.breaker, on_breaker_change or (lambda _name, _state: None))
         limits = config.limits
         self.slots = {account: asyncio.Semaphore(limits.concurrency) for account in ACCOUNTS}
-        self.create_limits = {a: AsyncLimiter(limits.create_per_s.get(a, 50.0), 1.0) for a in ACCOUNTS}
+        self.create_limits = {a: AsyncLimiter(limits.create_per_s.get(a, 100.0), 1.0) for a in ACCOUNTS}
         self.query_limits = {a: AsyncLimiter(limits.query_per_s.get(a, 10.0), 1.0) for a in ACCOUNTS}
         self.session: aiohttp.ClientSession | None = None
 

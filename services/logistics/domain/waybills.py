@@ -88,7 +88,7 @@ class Lookup:
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 6
-    base_seconds: float = 2.0
+    base_seconds: float = 1.0
     max_seconds: float = 300.0
     # each delay is drawn from [d·(1−jitter), d·(1+jitter)]
     jitter: float = 0.5
