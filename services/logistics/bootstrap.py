@@ -48,14 +48,20 @@ def _logged(done: asyncio.Task[bool]) -> None:
 
 
 def breaker_recorder(new_uow: Callable[[], LogisticsUnitOfWork]) -> Callable[[str, BreakerState], None]:
-    """purgatory's hooks are plain calls: each change is recorded (and an opening alerted) in a task."""
-    pending: set[asyncio.Task[bool]] = set()
+    """purgatory's hooks are plain calls: each change is recorded (and an opening alerted) in a task,
+    one after the other, so the last state recorded is the last state reached."""
+    chain: list[asyncio.Task[bool]] = []
+
+    async def record(previous: asyncio.Task[bool] | None, carrier: str, state: BreakerState) -> bool:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        return await waybills.record_breaker(new_uow(), carrier, state)
 
     def changed(carrier: str, state: BreakerState) -> None:
-        task = asyncio.get_running_loop().create_task(waybills.record_breaker(new_uow(), carrier, state))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        previous = chain[-1] if chain else None
+        task = asyncio.get_running_loop().create_task(record(previous, carrier, state))
         task.add_done_callback(_logged)
+        chain[:] = [task]
 
     return changed
 

@@ -75,8 +75,9 @@ async def test_a_thousand_waybills_through_failures_timeouts_and_a_dead_carrier(
     ).items
     assert {item.shipment_id for item in letters} == dead
 
+    # open, or probing (half open) when the batch outlasted its open time: anything but closed
     await eventually(lambda: breaker_of(service, "jd"), within=5)
-    assert await breaker_of(service, "jd") == pb.BREAKER_STATE_OPEN
+    assert await breaker_of(service, "jd") in (pb.BREAKER_STATE_OPEN, pb.BREAKER_STATE_HALF_OPEN)
     alerts = [
         alerts_pb.AlertRaised.FromString(payload) for _, payload in await service.outbox("alerts.raised")
     ]
