@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e security contract test bench bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
+.PHONY: all venv protos run down status lint unit integration e2e security contract test bench bench-inventory bench-routing bench-logistics bench-orders bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
 
 all: test
 
@@ -62,6 +62,9 @@ bench: bench-inventory bench-routing bench-orders bench-gateway bench-identity b
 
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
+
+bench-logistics: protos ## one 1,000-waybill action against the carrier sandbox at 50 ms and 5 % failures; prints `name: value unit`
+	$(PY) -m bench.logistics
 
 bench-routing: protos ## plans/s and latency with live inventory calls; prints `name: value unit`
 	$(PY) -m bench.routing

@@ -1,1 +1,2 @@
-"""The logistics service: not built yet (see the open issues); this package only reserves its place."""
+"""The logistics service: shipments, batch e-waybills through the carriers' own APIs, pick lists with
+QR codes, the warehouse's scans, and tracking by push and by poll with its anomaly alerts."""

@@ -1,0 +1,113 @@
+"""Tracking from the sandbox's real pushes (SF's route JSON, Kuaidi100's signed forms) through the
+gateway's stand-in to ReportTracking: duplicated and reordered pushes record each node once and never
+move a shipment back; a lost push is caught by the poll; 48 h without a first scan is alerted (the
+clock is moved, nothing sleeps)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from oms.alerts.v1 import events_pb2 as alerts_pb
+from oms.logistics.v1 import events_pb2 as events_pb
+from oms.logistics.v1 import logistics_pb2 as pb
+from tests.integration.logistics.conftest import Receiver, Service, order_request
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.timeout(60)
+ROUTE = 7
+RANK = {
+    pb.SHIPMENT_STATUS_PACKED: 0,
+    pb.SHIPMENT_STATUS_SHIPPED: 1,
+    pb.SHIPMENT_STATUS_PICKED_UP: 2,
+    pb.SHIPMENT_STATUS_IN_TRANSIT: 3,
+    pb.SHIPMENT_STATUS_OUT_FOR_DELIVERY: 4,
+    pb.SHIPMENT_STATUS_DELIVERED: 5,
+}
+
+
+async def shipped(service: Service, order_id: str, carrier: str) -> str:
+    """Picked, packed, waybilled and scanned out at once (the parcel's timeline starts with its waybill)."""
+    (shipment,) = (await service.stub.CreateShipments(order_request(order_id, ("WH-SH", carrier)))).shipments
+    sid = shipment.shipment_id
+    await service.stub.ConfirmPick(pb.ConfirmPickRequest(warehouse_id="WH-SH", shipment_id=sid))
+    await service.stub.ConfirmPacked(pb.ConfirmPackedRequest(warehouse_id="WH-SH", shipment_id=sid))
+    queued = await service.stub.CreateWaybills(pb.CreateWaybillsRequest(shipment_ids=[sid]))
+    await service.run_batch(queued.batch_id)
+    await service.stub.ScanOut(pb.ScanOutRequest(warehouse_id="WH-SH", code=sid))
+    return sid
+
+
+async def tracking(service: Service, sid: str) -> pb.GetTrackingResponse:
+    return await service.stub.GetTracking(pb.GetTrackingRequest(shipment_id=sid))
+
+
+async def delivered(service: Service, sid: str) -> bool:
+    return (await tracking(service, sid)).shipment.status == pb.SHIPMENT_STATUS_DELIVERED
+
+
+async def updates(service: Service, sid: str) -> list[events_pb.TrackingUpdated]:
+    found = [
+        events_pb.TrackingUpdated.FromString(p) for _, p in await service.outbox("logistics.tracking_updated")
+    ]
+    return [u for u in found if u.shipment_id == sid]
+
+
+@pytest.mark.parametrize("carrier", ["SF", "ZTO"])
+async def test_duplicated_and_reordered_pushes_record_each_node_once_and_never_move_back(
+    service: Service, receiver: Receiver, carrier: str
+) -> None:
+    await service.sandbox.control("all", duplicate_push_rate=1.0, reorder_pushes=True)
+    sid = await shipped(service, f"o-pushed-{carrier}", carrier)
+    await eventually(lambda: delivered(service, sid), within=15)
+    events = (await tracking(service, sid)).events
+    assert len(events) == ROUTE
+    assert {pb.TRACKING_NODE_PICKED_UP, pb.TRACKING_NODE_DELIVERED} <= {e.node for e in events}
+    assert all(e.source == pb.TRACKING_SOURCE_PUSH for e in events)
+    published = await updates(service, sid)
+    assert len(published) == ROUTE
+    ranks = [RANK[u.status] for u in published]
+    assert ranks == sorted(ranks), "a late node moved the shipment back"
+    assert len(await service.outbox("logistics.delivered")) == 1
+    # every push was answered as the carrier's protocol wants, the repeats recording nothing
+    assert any(
+        nodes == 0 for name, nodes in receiver.answers if name == carrier.lower().replace("zto", "kuaidi100")
+    )
+
+
+async def test_a_lost_push_is_caught_by_the_poll(service: Service) -> None:
+    await service.sandbox.control("sf", push_enabled=False)
+    sid = await shipped(service, "o-lost", "SF")
+    number = (await tracking(service, sid)).shipment.waybill.waybill_no
+
+    async def finished() -> bool:
+        return any(
+            w["waybill_no"] == number and len(w["nodes"]) == ROUTE for w in await service.sandbox.waybills()
+        )
+
+    await eventually(finished, within=10)
+    assert (await tracking(service, sid)).events == []
+    assert await service.logistics.poller.poll_due() == 0  # not due yet: polled every 6 h
+    service.clock.advance(timedelta(hours=7))
+    assert await service.logistics.poller.poll_due() == 1
+    found = await tracking(service, sid)
+    assert found.shipment.status == pb.SHIPMENT_STATUS_DELIVERED
+    assert len(found.events) == ROUTE and all(e.source == pb.TRACKING_SOURCE_POLL for e in found.events)
+    assert await service.logistics.poller.poll_due() == 0  # delivered: no longer followed
+
+
+async def test_48_hours_without_a_first_scan_raise_the_alert_after_a_poll(service: Service) -> None:
+    await service.sandbox.control("zto", no_first_scan=True)
+    sid = await shipped(service, "o-stalled", "ZTO")
+    assert await service.logistics.poller.sweep() == 0
+    service.clock.advance(timedelta(hours=47))
+    assert await service.logistics.poller.sweep() == 0
+    service.clock.advance(timedelta(hours=2))
+    assert await service.logistics.poller.sweep() == 1
+    assert await service.logistics.poller.sweep() == 0  # raised once
+    alerts = [alerts_pb.AlertRaised.FromString(p) for _, p in await service.outbox("alerts.raised")]
+    (alert,) = [a for a in alerts if a.kind == "logistics_no_first_scan"]
+    assert (alert.order_id, alert.customer_id, alert.channel) == ("o-stalled", "c-1", "TAOBAO")
+    assert "expected a first pickup scan by" in alert.message and alert.message.endswith("from a poll")
+    assert sid in alert.message
