@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oms.orders.v1 import orders_pb2_grpc
@@ -16,6 +18,8 @@ from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.orchestrator import Orchestrator
 from services.orders.peers import Peers
 from services.orders.store import OrdersUnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 def policy_of(settings: Settings) -> handlers.Policy:
@@ -53,7 +57,18 @@ async def serve(settings: Settings) -> None:
         me = identity.own_identity(settings.common.identity)
         routing = grpc_client.channel(settings.routing_address, identity=me)
         inventory = grpc_client.channel(settings.inventory_address, identity=me)
-        peers = Peers(routing, inventory, settings.reservation_ttl_seconds, settings.step_deadline_seconds)
+        logistics = None
+        if settings.logistics_address:
+            logistics = grpc_client.channel(settings.logistics_address, identity=me)
+        if logistics is None:
+            log.warning("LOGISTICS_SERVICE_ADDR is not set: orders stop at ALLOCATED, nothing ships them")
+        peers = Peers(
+            routing,
+            inventory,
+            settings.reservation_ttl_seconds,
+            settings.step_deadline_seconds,
+            logistics=logistics,
+        )
         concurrency = settings.process_manager_concurrency
         orchestrator = Orchestrator(
             new_uow, policy, peers, lease=settings.step_lease, concurrency=max(concurrency, 1)
@@ -74,6 +89,19 @@ async def serve(settings: Settings) -> None:
                 streams=settings.common.streams,
             )
             runtime.spawn(name, consumer.run)
+        if logistics is not None:
+            for subject in consumers.SHIPMENT_SUBJECTS:
+                name = "orders-" + subject.replace(".", "-")
+                consumer = EventConsumer(
+                    runtime.js,
+                    runtime.engine,
+                    name=name,
+                    subject_prefix=settings.common.subject_prefix,
+                    subject=subject,
+                    handler=consumers.shipment_handler(policy, orchestrator.poke),
+                    streams=settings.common.streams,
+                )
+                runtime.spawn(name, consumer.run)
         runtime.every(
             "payment retries",
             1.0,
@@ -109,3 +137,5 @@ async def serve(settings: Settings) -> None:
         )
         await routing.close()
         await inventory.close()
+        if logistics is not None:
+            await logistics.close()

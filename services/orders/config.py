@@ -41,6 +41,9 @@ class Settings:
     process_manager_concurrency: int
     reservation_ttl_seconds: int
     drift_report_at: time
+    # empty: orders runs without logistics, and its orders stop at ALLOCATED (a warehouse system then
+    # moves them on through ReportSourceStatus)
+    logistics_address: str = ""
     # an export reads this many orders per short transaction, pausing between chunks (0: none); the
     # pause spares the database a long export's load, and lets tests make an export outlast a deadline
     export_chunk_orders: int = 500
@@ -82,6 +85,7 @@ class Settings:
             process_manager_concurrency=integer(env, "PROCESS_MANAGER_CONCURRENCY", 16),
             reservation_ttl_seconds=integer(env, "RESERVATION_TTL_SECONDS", 0),
             drift_report_at=parse_clock(optional(env, "DRIFT_REPORT_AT", "02:00+08:00")),
+            logistics_address=optional(env, "LOGISTICS_SERVICE_ADDR", "").strip(),
             export_chunk_orders=integer(env, "EXPORT_CHUNK_ORDERS", 500),
             export_chunk_pause_seconds=number(env, "EXPORT_CHUNK_PAUSE_SECONDS", 0),
             self_run_payment_providers=parse_providers(

@@ -8,6 +8,7 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms.inventory.v1 import events_pb2 as inventory_events  # noqa: F401 - the events decoded here
+from oms.logistics.v1 import events_pb2 as logistics_events  # noqa: F401 - the events decoded here
 from oms.routing.v1 import events_pb2 as routing_events  # noqa: F401 - the events decoded here
 from services.kit.clock import Clock
 from services.kit.consumer import Envelope
@@ -46,6 +47,38 @@ def handler(
             return
         uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
         changes = await use_case(uow, policy, getattr(event, key))
+        await uow.flush_events()
+        poke(changes)
+
+    return handle
+
+
+# logistics' events about shipments: each moves its order on (never back), once, through the inbox
+SHIPMENT_SUBJECTS = (
+    "logistics.picked",
+    "logistics.packed",
+    "logistics.waybill_created",
+    "logistics.waybill_failed",
+    "logistics.scanned_out",
+    "logistics.tracking_updated",
+    "logistics.delivered",
+    "logistics.exception",
+    "logistics.returned",
+)
+
+
+def shipment_handler(
+    policy: handlers.Policy, poke: Callable[[handlers.Changes], None], clock: Clock | None = None
+) -> Handler:
+    """Record a logistics event on its order inside the consumer's inbox transaction, then wake the
+    process manager (a cancelled order's shipments are cancelled by its next step)."""
+
+    async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
+        report = mappers.shipment_report(event)
+        if report is None:
+            return
+        uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
+        changes = await handlers.shipment_reported(uow, policy, report)
         await uow.flush_events()
         poke(changes)
 

@@ -12,6 +12,8 @@ from google.protobuf.message import Message
 
 from oms.alerts.v1 import events_pb2 as alert_events
 from oms.common.v1 import common_pb2
+from oms.logistics.v1 import events_pb2 as logistics_events
+from oms.logistics.v1 import logistics_pb2
 from oms.orders.v1 import events_pb2, orders_pb2
 from services.kit import inputs
 from services.kit.errors import InvalidArgument, PermissionDenied
@@ -36,6 +38,7 @@ from services.orders.domain.model import violations as model_violations
 from services.orders.domain.orchestration import Stored
 from services.orders.domain.payments import PaymentRecord
 from services.orders.domain.scope import EVERYTHING, Scope
+from services.orders.domain.shipping import Report, Shipment, ShipmentReport, ShippingPlan, Stage
 
 SUBJECTS = (
     "orders.created",
@@ -690,3 +693,183 @@ def quarantine_message(rows: Sequence[views.QuarantineRow], token: str) -> order
         ],
         page=common_pb2.PageResponse(next_page_token=token),
     )
+
+
+# ---- logistics: the shipments orders asks for, and what logistics says about them ---------------
+
+# routing's carriers that keep goods chilled: their parcels are picked first (logistics' pick priority)
+CHILLED_CARRIERS = frozenset({"SF-COLD"})
+_LOGISTICS_PRIORITIES = {
+    Priority.STANDARD: logistics_pb2.PRIORITY_STANDARD,
+    Priority.EXPEDITED: logistics_pb2.PRIORITY_EXPEDITED,
+    Priority.MEMBER: logistics_pb2.PRIORITY_MEMBER,
+}
+_STAGES = {
+    logistics_pb2.SHIPMENT_STATUS_CREATED: Stage.CREATED,
+    logistics_pb2.SHIPMENT_STATUS_PICKING: Stage.CREATED,
+    logistics_pb2.SHIPMENT_STATUS_PICKED: Stage.PICKED,
+    logistics_pb2.SHIPMENT_STATUS_PACKED: Stage.PACKED,
+    logistics_pb2.SHIPMENT_STATUS_SHIPPED: Stage.SHIPPED,
+    logistics_pb2.SHIPMENT_STATUS_PICKED_UP: Stage.SHIPPED,
+    logistics_pb2.SHIPMENT_STATUS_IN_TRANSIT: Stage.SHIPPED,
+    logistics_pb2.SHIPMENT_STATUS_OUT_FOR_DELIVERY: Stage.SHIPPED,
+    logistics_pb2.SHIPMENT_STATUS_REFUSED: Stage.SHIPPED,
+    logistics_pb2.SHIPMENT_STATUS_RETURNED: Stage.SHIPPED,
+    logistics_pb2.SHIPMENT_STATUS_DELIVERED: Stage.DELIVERED,
+    logistics_pb2.SHIPMENT_STATUS_CANCELLED: Stage.CANCELLED,
+}
+
+
+def shipments_request(order: Order, plan: ShippingPlan) -> logistics_pb2.CreateShipmentsRequest:
+    """What logistics needs to open the order's shipments: who and where (the full address, opened
+    from its seal by the store), how urgent, and one planned shipment per warehouse the order's stock
+    is committed at, with routing's carrier for it. Raises NoParcelPlanned for a warehouse the plan
+    has no carrier for."""
+    address = order.shipping_address
+    titles: dict[str, str] = {}
+    for line in order.lines:
+        titles.setdefault(line.sku, line.title)
+    return logistics_pb2.CreateShipmentsRequest(
+        order_id=order.order_id,
+        customer_id=order.buyer_id,
+        channel=order.channel.value,
+        address=common_pb2.Address(
+            recipient_name=address.recipient_name,
+            phone=address.phone,
+            country_code=address.country_code,
+            province=address.province,
+            city=address.city,
+            district=address.district,
+            detail=address.detail,
+            postal_code=address.postal_code,
+        ),
+        priority=_LOGISTICS_PRIORITIES[order.priority],
+        # no deadline: orders has no handling SLA of its own yet (logistics ranks by priority)
+        shipments=[
+            logistics_pb2.PlannedShipment(
+                warehouse_id=parcel.warehouse_id,
+                carrier=parcel.carrier,
+                service=parcel.service,
+                lines=[
+                    logistics_pb2.ShipmentLine(
+                        sku=sku,
+                        title=titles.get(sku, sku)[:500],
+                        quantity=quantity,
+                        goods_type="cold_chain" if parcel.carrier in CHILLED_CARRIERS else "normal",
+                    )
+                    for sku, quantity in parcel.lines
+                ],
+            )
+            for parcel in plan.for_warehouses(order.warehouses or plan_warehouses(plan))
+        ],
+        decision_id=plan.decision_id,
+    )
+
+
+def plan_warehouses(plan: ShippingPlan) -> tuple[str, ...]:
+    return tuple(parcel.warehouse_id for parcel in plan.parcels)
+
+
+def shipment_of(message: logistics_pb2.Shipment) -> Shipment:
+    """Logistics' shipment as the order keeps it."""
+    waybill = message.waybill.waybill_no if message.HasField("waybill") else ""
+    return Shipment(
+        shipment_id=message.shipment_id,
+        warehouse_id=message.warehouse_id,
+        carrier=message.carrier,
+        stage=_STAGES.get(message.status, Stage.CREATED),
+        waybill_no=waybill,
+        scanned_out_at=optional_time(message, "scanned_out_at"),
+        delivered_at=optional_time(message, "delivered_at"),
+    )
+
+
+def _node(value: int) -> str:
+    return logistics_pb2.TrackingNode.Name(value).removeprefix("TRACKING_NODE_") if value else ""
+
+
+def shipment_report(event: Message) -> ShipmentReport | None:
+    """A logistics event as a report about one of an order's shipments (None: not one orders follows)."""
+    when = optional_time(event, "occurred_at")
+    match event:
+        case logistics_events.ShipmentPicked():
+            return ShipmentReport(
+                Report.PICKED, event.order_id, event.shipment_id, when, warehouse_id=event.warehouse_id
+            )
+        case logistics_events.ShipmentPacked():
+            return ShipmentReport(
+                Report.PACKED, event.order_id, event.shipment_id, when, warehouse_id=event.warehouse_id
+            )
+        case logistics_events.WaybillCreated():
+            return ShipmentReport(
+                Report.WAYBILL,
+                event.order_id,
+                event.shipment_id,
+                when,
+                warehouse_id=event.warehouse_id,
+                carrier=event.carrier,
+                waybill_no=event.waybill_no,
+            )
+        case logistics_events.WaybillFailed():
+            detail = f"{event.reason} (after {event.attempts} attempts; in the dead-letter list)"
+            return ShipmentReport(
+                Report.WAYBILL_FAILED,
+                event.order_id,
+                event.shipment_id,
+                when,
+                carrier=event.carrier,
+                detail=detail,
+            )
+        case logistics_events.ShipmentScannedOut():
+            return ShipmentReport(
+                Report.SCANNED_OUT,
+                event.order_id,
+                event.shipment_id,
+                when,
+                warehouse_id=event.warehouse_id,
+                carrier=event.carrier,
+                waybill_no=event.waybill_no,
+            )
+        case logistics_events.TrackingUpdated():
+            return ShipmentReport(
+                Report.TRACKING,
+                event.order_id,
+                event.shipment_id,
+                optional_time(event, "scanned_at") or when,
+                carrier=event.carrier,
+                waybill_no=event.waybill_no,
+                node=_node(event.node),
+                detail=event.description,
+                area=event.area,
+                via=logistics_pb2.TrackingSource.Name(event.source).removeprefix("TRACKING_SOURCE_").lower()
+                if event.source
+                else "",
+            )
+        case logistics_events.ShipmentDelivered():
+            return ShipmentReport(
+                Report.DELIVERED,
+                event.order_id,
+                event.shipment_id,
+                optional_time(event, "delivered_at") or when,
+                waybill_no=event.waybill_no,
+            )
+        case logistics_events.ShipmentException():
+            return ShipmentReport(
+                Report.EXCEPTION,
+                event.order_id,
+                event.shipment_id,
+                when,
+                waybill_no=event.waybill_no,
+                node=_node(event.node),
+                detail=event.description,
+            )
+        case logistics_events.ShipmentReturned():
+            return ShipmentReport(
+                Report.RETURNED,
+                event.order_id,
+                event.shipment_id,
+                optional_time(event, "returned_at") or when,
+                waybill_no=event.waybill_no,
+                refused=event.refused,
+            )
+    return None

@@ -1,4 +1,5 @@
-"""The process manager: drives each order through routing and inventory, one leased step at a time.
+"""The process manager: drives each order through routing, inventory and logistics, one leased step
+at a time (reserve, commit, ship; release when cancelled).
 
 A step is claimed by moving its due time one lease ahead (committed at once), then the peers are
 called with no transaction open, then the result is applied under the order's row lock. A worker
@@ -12,7 +13,8 @@ attempts, and the first step that gets through to that peer again wakes every st
 anything unexpected spends one of the step's few attempts, and the last one dead-letters it.
 
 Each step runs in the trace of the request that created the order (linked to the trace that made
-the step due, e.g. the payment), so one trace id follows the order through routing and inventory.
+the step due, e.g. the payment), so one trace id follows the order through routing, inventory and
+logistics. From then on logistics' events move the order (consumers.py, handlers.shipment_reported).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from services.orders import handlers
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import AlertRaised, HoldCause, Order
 from services.orders.domain.orchestration import Step, StockState, Stored, next_step
+from services.orders.domain.shipping import Shipment, ShippingPlan
 from services.orders.domain.timeline import Actor, Entry, entries_for
 from services.orders.handlers.ports import UnitOfWork
 from services.orders.peers import PeerRefused, Peers, PeerUnavailable, Plan, StockGone
@@ -53,6 +56,10 @@ class Result:
     out_of_stock: bool = False  # routing parked it for want of stock (stock arriving plans it again)
     decision_id: str = ""  # routing's decision this step acted on
     answered: tuple[str, ...] = ("routing", "inventory")  # the peers that answered this step
+    shipping_plan: ShippingPlan | None = None  # routing's parcels, kept with a reservation (if shipping)
+    shipments: tuple[Shipment, ...] | None = None  # logistics' answer: opened, or (`cancelled`) cancelled
+    cancelled: bool = False
+    stock_touched: bool = True  # False: inventory was not asked, the stock is as it was
 
 
 class Orchestrator:
@@ -156,8 +163,11 @@ class Orchestrator:
     async def _call_peers(self, step: Step, stored: Stored) -> Result:
         order = stored.order
         if step is Step.RELEASE:
-            await self.peers.release(order, order.status_reason or "order cancelled")
-            return Result(StockState.RELEASED, answered=("inventory",))
+            return await self._release(stored)
+        if step is Step.SHIP:
+            shipments = await self.peers.create_shipments(order)
+            stock = StockState(stored.stock_state)
+            return Result(stock, shipments=shipments, stock_touched=False, answered=("logistics",))
         if step is Step.COMMIT:
             try:
                 return Result(
@@ -178,18 +188,47 @@ class Orchestrator:
             )
         return await self._reserve(order, plan)
 
+    async def _release(self, stored: Stored) -> Result:
+        """A cancelled order: logistics cancels its shipments still in the warehouse first (those the
+        order knows of, or any an allocated order may have had opened by a ship step whose answer was
+        lost), then inventory gives the stock back."""
+        order = stored.order
+        stock = StockState(stored.stock_state)
+        held = stock in (StockState.RESERVED, StockState.COMMITTED)
+        answered: list[str] = []
+        shipments = None
+        allocated = order.shipping_plan is not None and stock is StockState.COMMITTED
+        if order.shipments_in_warehouse or (self.peers.ships and allocated):
+            shipments = await self.peers.cancel_shipments(order)
+            answered.append("logistics")
+        if held:
+            await self.peers.release(order, order.status_reason or "order cancelled")
+            answered.append("inventory")
+        return Result(
+            StockState.RELEASED if held else stock,
+            shipments=shipments,
+            cancelled=True,
+            stock_touched=held,
+            answered=tuple(answered),
+        )
+
     async def _reserve(self, order: Order, plan: Plan) -> Result:
         decision = plan.decision_id
         if not await self.peers.reserve(order.order_id, plan):
             return Result(StockState.NONE, plan.warehouses, short=True, decision_id=decision)
+        # routing's carriers for the shipments logistics opens once the order is allocated
+        shipping = plan.shipping if self.peers.ships else None
         if order.is_paid:
             try:
                 return Result(
-                    StockState.COMMITTED, await self.peers.commit(order.order_id), decision_id=decision
+                    StockState.COMMITTED,
+                    await self.peers.commit(order.order_id),
+                    decision_id=decision,
+                    shipping_plan=shipping,
                 )
             except StockGone:
                 return Result(StockState.NONE, plan.warehouses, short=True, decision_id=decision)
-        return Result(StockState.RESERVED, plan.warehouses, decision_id=decision)
+        return Result(StockState.RESERVED, plan.warehouses, decision_id=decision, shipping_plan=shipping)
 
     async def _with_locked(
         self, order_id: str, change: Callable[[UnitOfWork, Stored, datetime], Awaitable[T]]
@@ -277,6 +316,8 @@ class Orchestrator:
             elif order.status is OrderStatus.PENDING_PAYMENT:
                 order.hold(why, now)
                 order.events.append(AlertRaised("order_step_refused", "medium", f"order held: {why}"))
+            elif order.status is OrderStatus.ALLOCATED:  # logistics will not open its shipments
+                order.freeze(f"allocated, cannot be shipped: {why}", now)  # raises its own alert
             # (held by a person meanwhile: the step is simply no longer wanted)
             extra = [Entry("step_refused", ACTOR, error.peer, why)]
             await handlers.save_order(uow, stored, ACTOR, "orders", changes, extra, step_done=True)
@@ -319,9 +360,17 @@ class Orchestrator:
 def _apply_result(stored: Stored, result: Result, now: datetime) -> list[Entry]:
     order = stored.order
     notes: list[Entry] = []
+    if result.shipments is not None:
+        # what logistics holds is a fact whatever happened to the order meanwhile: an order cancelled
+        # while its shipments were being opened has them cancelled by its next step
+        order.shipments_answered(result.shipments, now, cancelled=result.cancelled)
+    if not result.stock_touched:
+        return notes
     # what inventory now holds is a fact whatever happened to the order meanwhile; a cancelled
     # order that got a reservation in between is released by its next step
     stored.stock_state = result.stock.value
+    if result.shipping_plan is not None:
+        order.shipping_plan = result.shipping_plan
     if result.decision_id or result.stock is not StockState.NONE:
         # remembered only while the order waits for stock after a refused reservation (see _call_peers)
         stored.refused_decision_id = result.decision_id if result.short else ""

@@ -1,4 +1,4 @@
-"""The orders service's view of routing and inventory: plain results, gRPC kept in here."""
+"""The orders service's view of routing, inventory and logistics: plain results, gRPC kept in here."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ import grpc
 
 from oms.common.v1 import common_pb2
 from oms.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from oms.logistics.v1 import logistics_pb2, logistics_pb2_grpc
 from oms.routing.v1 import routing_pb2, routing_pb2_grpc
 from services.kit.errors import DomainError, Unavailable
 from services.kit.status import DETAILS_KEY, field_violations
+from services.orders import mappers
 from services.orders.domain.model import Order, Priority
+from services.orders.domain.shipping import NoParcelPlanned, PlannedParcel, Shipment, ShippingPlan
 
 # A peer that says this will say it again: the step ends at once with the reason on the order.
 PERMANENT = frozenset(
@@ -48,10 +51,16 @@ class Plan:
     parked_reason: str = ""
     parked_detail: str = ""
     decision_id: str = ""  # routing's decision: named back to it when its stock cannot be reserved
+    # each shipment of the plan with the carrier routing chose for it
+    parcels: tuple[PlannedParcel, ...] = ()
 
     @property
     def warehouses(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(warehouse for warehouse, _, _ in self.lines))
+
+    @property
+    def shipping(self) -> ShippingPlan:
+        return ShippingPlan(self.decision_id, self.parcels)
 
     @property
     def out_of_stock(self) -> bool:
@@ -110,15 +119,24 @@ class Peers:
         inventory: grpc.aio.Channel,
         reservation_ttl_seconds: int,
         deadline_seconds: float = 5.0,
+        logistics: grpc.aio.Channel | None = None,
     ) -> None:
         self.routing = routing_pb2_grpc.RoutingServiceStub(routing)
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(inventory)
+        # None: orders is run without logistics (LOGISTICS_SERVICE_ADDR unset) and its orders stop at
+        # ALLOCATED, for a warehouse system reporting through ReportSourceStatus to move them on
+        self.logistics = None if logistics is None else logistics_pb2_grpc.LogisticsServiceStub(logistics)
         self.ttl = reservation_ttl_seconds
         # every call waits for its channel to be ready, up to this long (a peer restarting is not an error)
         self.deadline = deadline_seconds
 
     def _options(self) -> dict[str, Any]:
         return {"timeout": self.deadline, "wait_for_ready": True}
+
+    @property
+    def ships(self) -> bool:
+        """Orders are shipped through logistics: routing's parcels are kept for it when stock is reserved."""
+        return self.logistics is not None
 
     async def plan(self, order: Order, refused_decision_id: str = "") -> Plan:
         """Routing's plan for the order; `refused_decision_id` names the plan whose reservation inventory
@@ -147,6 +165,15 @@ class Peers:
                 for line in shipment.lines
             ),
             decision_id=decision.decision_id,
+            parcels=tuple(
+                PlannedParcel(
+                    shipment.warehouse_id,
+                    shipment.carrier,
+                    shipment.service,
+                    tuple((line.sku, int(line.quantity)) for line in shipment.lines),
+                )
+                for shipment in decision.shipments
+            ),
         )
 
     async def reserve(self, order_id: str, plan: Plan) -> bool:
@@ -222,6 +249,48 @@ class Peers:
                 ),
                 "inventory",
             )
+
+    # ---- logistics ------------------------------------------------------------------------------
+
+    def _logistics(self) -> logistics_pb2_grpc.LogisticsServiceStub:
+        if self.logistics is None:  # a deployment that dropped logistics with shipments still open
+            raise PeerUnavailable("logistics", grpc.StatusCode.UNAVAILABLE, "LOGISTICS_SERVICE_ADDR unset")
+        return self.logistics
+
+    async def create_shipments(self, order: Order) -> tuple[Shipment, ...]:
+        """Logistics opens the allocated order's shipments, one per warehouse with routing's carrier for
+        it. Idempotent at logistics on (order, warehouse): asking again after a timeout (the first call
+        may have opened them) answers the same shipments."""
+        stub = self._logistics()
+        plan = order.shipping_plan
+        if plan is None:
+            raise PeerRefused("routing", grpc.StatusCode.FAILED_PRECONDITION, "no plan kept for the order")
+        try:
+            request = mappers.shipments_request(order, plan)
+        except NoParcelPlanned as error:
+            raise PeerRefused("routing", grpc.StatusCode.FAILED_PRECONDITION, str(error)) from None
+        reply = await _call(stub.CreateShipments(request, **self._options()), "logistics")
+        return tuple(mappers.shipment_of(shipment) for shipment in reply.shipments)
+
+    async def cancel_shipments(self, order: Order) -> tuple[Shipment, ...]:
+        """A cancelled order's shipments still in the warehouse are cancelled at logistics (idempotent;
+        none held: empty). One that left already is refused (FAILED_PRECONDITION): a person must look."""
+        stub = self._logistics()
+        try:
+            reply = await _call(
+                stub.CancelShipments(
+                    logistics_pb2.CancelShipmentsRequest(
+                        order_id=order.order_id, reason=(order.status_reason or "order cancelled")[:500]
+                    ),
+                    **self._options(),
+                ),
+                "logistics",
+            )
+        except PeerRefused as error:
+            if error.status == grpc.StatusCode.NOT_FOUND:
+                return ()
+            raise
+        return tuple(mappers.shipment_of(shipment) for shipment in reply.shipments)
 
 
 def _quantities(order: Order) -> list[tuple[str, int]]:

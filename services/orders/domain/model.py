@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -11,6 +12,16 @@ from services.kit.errors import InvalidArgument
 from services.orders.domain import lifecycle
 from services.orders.domain.lifecycle import CANCELLABLE, PAUSED, OrderStatus
 from services.orders.domain.money import LineShare, split_order
+from services.orders.domain.shipping import (
+    IN_WAREHOUSE,
+    RANK,
+    Report,
+    Shipment,
+    ShipmentReport,
+    ShippingPlan,
+    Stage,
+    describe,
+)
 
 __all__ = ["OrderStatus"]
 
@@ -23,6 +34,14 @@ _REFERENCE = re.compile(r"^[\w.\-:/#]{1,64}$")
 # Until picking starts the warehouse can still ship to a corrected address.
 ADDRESS_EDITABLE = frozenset(
     {OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.ALLOCATED, OrderStatus.ON_HOLD}
+)
+# the part of the lifecycle an order walks by following its shipments, one legal step at a time
+FULFILMENT = (
+    OrderStatus.ALLOCATED,
+    OrderStatus.PICKING,
+    OrderStatus.PACKED,
+    OrderStatus.SHIPPED,
+    OrderStatus.DELIVERED,
 )
 
 
@@ -184,6 +203,14 @@ class AlertRaised:
 
 
 @dataclass(frozen=True)
+class ShipmentNoted:
+    """Something logistics did or said about one of the order's shipments: a timeline entry."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class ServiceAlert:
     """An alert raised outside any order being changed (a payment for an order it cannot touch, steps
     no worker takes, drift): it names the order only by id, if at all."""
@@ -222,6 +249,10 @@ class Order:
     version: int = 1
     priority: Priority = Priority.STANDARD
     hold_cause: HoldCause = HoldCause.NONE
+    # routing's parcels, kept when the stock is reserved, for the shipments logistics opens once the
+    # order is allocated (None: the order is not shipped through logistics)
+    shipping_plan: ShippingPlan | None = None
+    shipments: tuple[Shipment, ...] = ()
     events: list[object] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -297,7 +328,9 @@ class Order:
         self.resume_status = None
         self._set_status(target, reason, now)
         self.events.append(OrderReleased(target))
-        return target
+        if self.shipments:  # the warehouse and the carriers went on meanwhile: catch up with them
+            self.follow_shipments(now)
+        return self.status
 
     def cancel(self, reason: str, now: datetime) -> None:
         if self.status is OrderStatus.CANCELLED:
@@ -343,6 +376,131 @@ class Order:
     @property
     def has_shipping_proof(self) -> bool:
         return bool(self.waybill_no) and self.scanned_out_at is not None
+
+    # ---- following the shipments (logistics) ----------------------------------------------------
+
+    @property
+    def shipments_listed(self) -> bool:
+        """Logistics answered which shipments the order has (CreateShipments): it knows them all."""
+        return any(shipment.listed for shipment in self.shipments)
+
+    @property
+    def shipments_in_warehouse(self) -> bool:
+        return any(shipment.stage in IN_WAREHOUSE for shipment in self.shipments)
+
+    def shipments_answered(
+        self, answer: Sequence[Shipment], now: datetime, *, cancelled: bool = False
+    ) -> None:
+        """Logistics' answer about the order's shipments, merged with what its events already told
+        (an event may overtake the answer); `cancelled`: the answer to cancelling them."""
+        known = {shipment.shipment_id: shipment for shipment in self.shipments}
+        for shipment in answer:
+            current = known.get(shipment.shipment_id)
+            known[shipment.shipment_id] = current.merged(shipment) if current else shipment
+        if cancelled:  # what logistics did not name, it holds no open shipment for
+            named = {shipment.shipment_id for shipment in answer}
+            for shipment_id, shipment in known.items():
+                if shipment_id not in named and shipment.stage in IN_WAREHOUSE:
+                    known[shipment_id] = replace(shipment, stage=Stage.CANCELLED)
+        before = self.shipments
+        self.shipments = tuple(known.values())
+        self.updated_at = now
+        parcels = "; ".join(
+            f"{s.shipment_id} from {s.warehouse_id} by {s.carrier} ({s.stage.value.lower()})" for s in answer
+        )
+        if cancelled:
+            if self.shipments != before or answer:
+                self.events.append(
+                    ShipmentNoted("shipments_cancelled", f"logistics cancelled: {parcels or 'none held'}")
+                )
+        else:
+            self.events.append(ShipmentNoted("shipments_created", f"shipments at logistics: {parcels}"))
+        self.follow_shipments(now)
+
+    def report_shipment(self, report: ShipmentReport, now: datetime) -> bool:
+        """A shipment's event from logistics; False when it tells nothing new (a late or repeated
+        report: the shipment and the order never move back)."""
+        shipments = list(self.shipments)
+        index = next((i for i, s in enumerate(shipments) if s.shipment_id == report.shipment_id), None)
+        if index is None:  # the event overtook CreateShipments' answer: the order learns of it here
+            shipments.append(Shipment(report.shipment_id, report.warehouse_id, report.carrier, listed=False))
+            index = len(shipments) - 1
+        before = shipments[index]
+        shipment = replace(
+            before,
+            warehouse_id=before.warehouse_id or report.warehouse_id,
+            carrier=before.carrier or report.carrier,
+            waybill_no=before.waybill_no or report.waybill_no,
+        )
+        noted = True  # a tracking node, a problem, a return: news each time (the inbox drops repeats)
+        match report.kind:
+            case Report.PICKED:
+                shipment = shipment.reached(Stage.PICKED)
+                noted = shipment.stage is not before.stage
+            case Report.PACKED:
+                shipment = shipment.reached(Stage.PACKED)
+                noted = shipment.stage is not before.stage
+            case Report.WAYBILL:
+                noted = shipment.waybill_no != before.waybill_no
+            case Report.SCANNED_OUT:
+                if shipment.scanned_out_at is None:
+                    shipment = replace(shipment, scanned_out_at=report.at or now)
+                noted = shipment != before
+            case Report.DELIVERED:
+                delivered_at = before.delivered_at or report.at or now
+                shipment = replace(shipment.reached(Stage.DELIVERED), delivered_at=delivered_at)
+                noted = shipment.stage is not before.stage
+            case Report.EXCEPTION:
+                self.events.append(
+                    AlertRaised("shipment_exception", "medium", f"order {self.order_id}: {describe(report)}")
+                )
+        if shipment.out:  # scanned out and waybilled, whichever report came last
+            shipment = shipment.reached(Stage.SHIPPED)
+        if not noted and shipment == before:
+            return False
+        shipments[index] = shipment
+        self.shipments = tuple(shipments)
+        self.updated_at = now
+        if noted:
+            self.events.append(ShipmentNoted(report.kind.value, describe(report)))
+        self.follow_shipments(now)
+        return True
+
+    def _record_shipment_proof(self, shipment: Shipment, now: datetime) -> None:
+        """The order's proof (DOMAIN.md §1) is its first shipment's waybill and scan-out; each
+        shipment's own waybill stays with the shipment."""
+        waybill = "" if self.waybill_no else shipment.waybill_no
+        for name in self.record_proof(waybill, shipment.scanned_out_at, now):
+            if name == "waybill_no":
+                self.events.append(ShipmentNoted("proof", f"waybill_no recorded: {self.waybill_no}"))
+
+    def follow_shipments(self, now: datetime) -> None:
+        """Move the order as far as its shipments went, one legal step at a time, never back: PICKING
+        at the first shipment picked; PACKED, SHIPPED and DELIVERED once every shipment got there (and
+        only when the order knows every shipment); SHIPPED also needs the order's proof."""
+        active = [shipment for shipment in self.shipments if shipment.stage is not Stage.CANCELLED]
+        first_out = next((shipment for shipment in active if shipment.out), None)
+        if first_out is not None and not self.has_shipping_proof:
+            self._record_shipment_proof(first_out, now)
+        if not active or self.status not in FULFILMENT:
+            return
+        complete = self.shipments_listed
+        target = OrderStatus.ALLOCATED
+        if complete and all(s.out and s.stage is Stage.DELIVERED for s in active):
+            target = OrderStatus.DELIVERED
+        elif complete and all(s.out for s in active):
+            target = OrderStatus.SHIPPED
+        elif complete and all(RANK[s.stage] >= RANK[Stage.PACKED] for s in active):
+            target = OrderStatus.PACKED
+        elif any(RANK[s.stage] >= RANK[Stage.PICKED] for s in active):
+            target = OrderStatus.PICKING
+        while FULFILMENT.index(self.status) < FULFILMENT.index(target):
+            following = FULFILMENT[FULFILMENT.index(self.status) + 1]
+            if following is OrderStatus.SHIPPED and not self.has_shipping_proof:
+                missing = "scan-out" if self.waybill_no else "waybill number"
+                self.events.append(ShipmentNoted("waiting_for_proof", f"shipped needs the {missing}"))
+                return
+            self.move_to(following, _FOLLOWING[following].format(count=len(active)), now)
 
     def _set_status(
         self, target: OrderStatus, reason: str, now: datetime, cause: HoldCause = HoldCause.NONE
@@ -390,6 +548,14 @@ class Order:
                 command.paid_at, self.payable_minor, f"{self.channel.value}:{self.channel_order_id}", now
             )
         return True
+
+
+_FOLLOWING = {
+    OrderStatus.PICKING: "logistics: picking started",
+    OrderStatus.PACKED: "logistics: packed ({count} of {count} shipments)",
+    OrderStatus.SHIPPED: "logistics: scanned out with the waybill ({count} of {count} shipments)",
+    OrderStatus.DELIVERED: "logistics: delivered ({count} of {count} shipments)",
+}
 
 
 def _is_newer(incoming: datetime | None, stored: datetime | None) -> bool:

@@ -1,7 +1,8 @@
 """The process manager's rule: given an order and where its stock stands, what happens next.
 
 Every step is idempotent at the peer (routing plans and inventory reservations are keyed by the
-order id), so a step interrupted by a crash is simply run again.
+order id, logistics' shipments by the order and the warehouse), so a step interrupted by a crash,
+or whose answer was lost in a timeout, is simply run again.
 """
 
 from __future__ import annotations
@@ -24,17 +25,23 @@ class StockState(StrEnum):
 class Step(StrEnum):
     RESERVE = "reserve"  # plan with routing, reserve at the planned warehouses (and commit if paid)
     COMMIT = "commit"  # payment arrived for reserved stock
-    RELEASE = "release"  # a cancelled order gives its stock back
+    # a cancelled order gives its stock back, and has logistics cancel its shipments still in the
+    # warehouse (when it shipped through logistics)
+    RELEASE = "release"
+    SHIP = "ship"  # an allocated order has logistics open its shipments, one per planned parcel
 
 
 def next_step(order: Order, stock: StockState) -> Step | None:
     status = order.status
     if status is OrderStatus.CANCELLED:
-        return Step.RELEASE if stock in (StockState.RESERVED, StockState.COMMITTED) else None
+        held = stock in (StockState.RESERVED, StockState.COMMITTED)
+        return Step.RELEASE if held or order.shipments_in_warehouse else None
     if status is OrderStatus.PENDING_PAYMENT:
         return Step.RESERVE if stock is StockState.NONE else None
     if status is OrderStatus.PAID:
         return Step.COMMIT if stock is StockState.RESERVED else Step.RESERVE
+    if status is OrderStatus.ALLOCATED and order.shipping_plan is not None and not order.shipments_listed:
+        return Step.SHIP
     return None
 
 

@@ -1,6 +1,6 @@
 """Orders use cases, each inside one unit of work (handlers.ports says what they may ask of it).
 
-Calls to routing and inventory (the process manager's steps) live in `orchestrator.py`; they never
+Calls to routing, inventory and logistics (the process manager's steps) live in `orchestrator.py`; they never
 run while a transaction here is open.
 """
 
@@ -12,6 +12,7 @@ from services.orders.handlers.payments import due_payments, handle_payment, repo
 from services.orders.handlers.ports import UnitOfWork
 from services.orders.handlers.reactions import reservation_expired, route_found, stock_arrived
 from services.orders.handlers.reads import get_order, get_order_by_channel
+from services.orders.handlers.shipping import shipment_reported
 from services.orders.handlers.statements import import_statement, repair
 from services.orders.handlers.status import SourceReport, report_source_status
 from services.orders.handlers.sweep import Sweep, sweep_stuck
@@ -47,6 +48,7 @@ __all__ = [
     "review_payment",
     "route_found",
     "save_order",
+    "shipment_reported",
     "stock_arrived",
     "sweep_stuck",
 ]

@@ -312,7 +312,16 @@ class OrderRepository:
                 o.stock_state.in_([none, released]),
             ),
             and_(o.status == OrderStatus.PAID.value, o.stock_state == reserved),
-            and_(o.status == OrderStatus.CANCELLED.value, o.stock_state.in_([reserved, committed])),
+            and_(
+                o.status == OrderStatus.CANCELLED.value,
+                or_(o.stock_state.in_([reserved, committed]), o.shipping["in_warehouse"].as_boolean()),
+            ),
+            # allocated with routing's parcels kept, and no shipments at logistics yet
+            and_(
+                o.status == OrderStatus.ALLOCATED.value,
+                func.jsonb_typeof(o.shipping["plan"]) == "object",
+                o.shipping["listed"].as_boolean().is_(False),
+            ),
         )
         query = (
             with_lines(select(orders_table))

@@ -33,6 +33,7 @@ from services.orders.domain.payments import (
     PaymentState,
     PaymentStatus,
 )
+from services.orders.domain.shipping import PlannedParcel, Shipment, ShippingPlan, Stage
 from services.orders.domain.timeline import Entry
 
 PII_FIELDS = ("recipient_name", "phone", "detail", "postal_code")
@@ -107,6 +108,7 @@ def order_row(stored: Stored, keys: KeyRing) -> dict[str, Any]:
         "priority": order.priority.value,
         "refused_decision_id": stored.refused_decision_id,
         "hold_cause": order.hold_cause.value,
+        "shipping": shipping_document(order),
     }
 
 
@@ -148,6 +150,8 @@ def stored_from_row(row: Any, keys: KeyRing) -> Stored:
         version=row["version"],
         priority=Priority(row["priority"]),
         hold_cause=HoldCause(row["hold_cause"]),
+        shipping_plan=plan_from(row["shipping"]),
+        shipments=shipments_from(row["shipping"]),
     )
     return Stored(
         order=order,
@@ -166,6 +170,86 @@ def stored_from_row(row: Any, keys: KeyRing) -> Stored:
         refused_decision_id=row["refused_decision_id"],
         status_changed_at=row["status_changed_at"],
     )
+
+
+# ---- the order's parcels (one JSON document) -----------------------------------------------------
+
+
+def shipping_document(order: Order) -> dict[str, Any] | None:
+    """Routing's plan and logistics' shipments; `listed` and `in_warehouse` are there for the queries
+    that look for orders needing a step (store.orders.unowned)."""
+    plan = order.shipping_plan
+    if plan is None and not order.shipments:
+        return None
+    return {
+        "plan": None
+        if plan is None
+        else {
+            "decision_id": plan.decision_id,
+            "parcels": [
+                {
+                    "warehouse_id": parcel.warehouse_id,
+                    "carrier": parcel.carrier,
+                    "service": parcel.service,
+                    "lines": [[sku, quantity] for sku, quantity in parcel.lines],
+                }
+                for parcel in plan.parcels
+            ],
+        },
+        "shipments": [
+            {
+                "shipment_id": shipment.shipment_id,
+                "warehouse_id": shipment.warehouse_id,
+                "carrier": shipment.carrier,
+                "stage": shipment.stage.value,
+                "waybill_no": shipment.waybill_no,
+                "scanned_out_at": shipment.scanned_out_at,
+                "delivered_at": shipment.delivered_at,
+                "listed": shipment.listed,
+            }
+            for shipment in order.shipments
+        ],
+        "listed": order.shipments_listed,
+        "in_warehouse": order.shipments_in_warehouse,
+    }
+
+
+def plan_from(document: Mapping[str, Any] | None) -> ShippingPlan | None:
+    plan = (document or {}).get("plan")
+    if not plan:
+        return None
+    return ShippingPlan(
+        plan["decision_id"],
+        tuple(
+            PlannedParcel(
+                parcel["warehouse_id"],
+                parcel["carrier"],
+                parcel["service"],
+                tuple((sku, int(quantity)) for sku, quantity in parcel["lines"]),
+            )
+            for parcel in plan["parcels"]
+        ),
+    )
+
+
+def shipments_from(document: Mapping[str, Any] | None) -> tuple[Shipment, ...]:
+    return tuple(
+        Shipment(
+            shipment_id=item["shipment_id"],
+            warehouse_id=item["warehouse_id"],
+            carrier=item["carrier"],
+            stage=Stage(item["stage"]),
+            waybill_no=item["waybill_no"],
+            scanned_out_at=_when(item.get("scanned_out_at")),
+            delivered_at=_when(item.get("delivered_at")),
+            listed=item["listed"],
+        )
+        for item in (document or {}).get("shipments", ())
+    )
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def line_rows(order: Order) -> list[dict[str, Any]]:

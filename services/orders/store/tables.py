@@ -71,6 +71,8 @@ orders_table = Table(
     Column("priority", String(16), nullable=False, info=FIXED),
     Column("refused_decision_id", String(64), nullable=False),
     Column("hold_cause", String(24), nullable=False, server_default=""),
+    # routing's parcels and logistics' shipments (rows.shipping_document); NULL until a plan is kept
+    Column("shipping", JSONB),
 )
 
 order_lines_table = Table(

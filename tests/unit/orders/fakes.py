@@ -232,7 +232,17 @@ class FakeOrderRepository:
                     and stock in (StockState.NONE, StockState.RELEASED)
                 )
                 or (status is OrderStatus.PAID and stock is StockState.RESERVED)
-                or (status is OrderStatus.CANCELLED and stock in (StockState.RESERVED, StockState.COMMITTED))
+                or (
+                    status is OrderStatus.CANCELLED
+                    and (
+                        stock in (StockState.RESERVED, StockState.COMMITTED) or s.order.shipments_in_warehouse
+                    )
+                )
+                or (
+                    status is OrderStatus.ALLOCATED
+                    and s.order.shipping_plan is not None
+                    and not s.order.shipments_listed
+                )
             )
 
         found = [

@@ -1,0 +1,27 @@
+"""What logistics' events do to orders: each shipment's progress moves its order forward (never back).
+Each runs in the consumer's inbox transaction (a joined unit of work), so an event is handled once."""
+
+from __future__ import annotations
+
+from services.kit.ids import is_id
+from services.orders.domain.shipping import ShipmentReport
+from services.orders.domain.timeline import Actor
+from services.orders.handlers.common import Changes, Policy, save_order
+from services.orders.handlers.ports import UnitOfWork
+
+LOGISTICS = Actor.service("logistics")
+
+
+async def shipment_reported(uow: UnitOfWork, policy: Policy, report: ShipmentReport) -> Changes:
+    """A shipment was picked, packed, waybilled, scanned out, tracked, delivered, had a problem or came
+    back: its order records it and follows (SHIPPED only with the waybill and the scan-out of every
+    shipment). A report that tells nothing new (late, repeated) writes nothing; an order this service
+    does not hold is not ours to follow."""
+    changes = Changes()
+    if not is_id(report.order_id):
+        return changes
+    stored = await uow.orders.get(report.order_id, lock=True)
+    if stored is None or not stored.order.report_shipment(report, uow.clock.now()):
+        return changes
+    await save_order(uow, stored, LOGISTICS, "logistics", changes)
+    return changes
