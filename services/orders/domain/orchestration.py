@@ -14,6 +14,10 @@ from enum import StrEnum
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import Order
 
+# allocated, or already picking when a pick event overtook the ship step's answer: logistics' list of
+# the order's shipments is still wanted (the order moves past PICKING only once it knows them all)
+SHIPPABLE = frozenset({OrderStatus.ALLOCATED, OrderStatus.PICKING})
+
 
 class StockState(StrEnum):
     NONE = "NONE"  # nothing held at inventory
@@ -40,7 +44,7 @@ def next_step(order: Order, stock: StockState) -> Step | None:
         return Step.RESERVE if stock is StockState.NONE else None
     if status is OrderStatus.PAID:
         return Step.COMMIT if stock is StockState.RESERVED else Step.RESERVE
-    if status is OrderStatus.ALLOCATED and order.shipping_plan is not None and not order.shipments_listed:
+    if status in SHIPPABLE and order.shipping_plan is not None and not order.shipments_listed:
         return Step.SHIP
     return None
 

@@ -16,7 +16,7 @@ from services.kit.schema import outbox_table
 from services.kit.sealing import KeyRing
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import Channel, HoldCause, Order
-from services.orders.domain.orchestration import DeadSteps, StockState, Stored
+from services.orders.domain.orchestration import SHIPPABLE, DeadSteps, StockState, Stored
 from services.orders.domain.timeline import Entry
 from services.orders.store import sql
 from services.orders.store.rows import (
@@ -316,9 +316,9 @@ class OrderRepository:
                 o.status == OrderStatus.CANCELLED.value,
                 or_(o.stock_state.in_([reserved, committed]), o.shipping["in_warehouse"].as_boolean()),
             ),
-            # allocated with routing's parcels kept, and no shipments at logistics yet
+            # allocated with routing's parcels kept, and logistics' shipments not known yet
             and_(
-                o.status == OrderStatus.ALLOCATED.value,
+                o.status.in_([status.value for status in SHIPPABLE]),
                 func.jsonb_typeof(o.shipping["plan"]) == "object",
                 o.shipping["listed"].as_boolean().is_(False),
             ),

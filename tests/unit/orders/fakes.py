@@ -22,7 +22,7 @@ from services.orders.domain import reconciliation as rec
 from services.orders.domain.anchor import Observation
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import Channel, HoldCause, Order
-from services.orders.domain.orchestration import DeadSteps, StockState, Stored
+from services.orders.domain.orchestration import SHIPPABLE, DeadSteps, StockState, Stored
 from services.orders.domain.payments import PaymentRecord, PaymentState
 from services.orders.domain.timeline import Entry
 
@@ -239,9 +239,7 @@ class FakeOrderRepository:
                     )
                 )
                 or (
-                    status is OrderStatus.ALLOCATED
-                    and s.order.shipping_plan is not None
-                    and not s.order.shipments_listed
+                    status in SHIPPABLE and s.order.shipping_plan is not None and not s.order.shipments_listed
                 )
             )
 
