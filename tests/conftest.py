@@ -115,6 +115,21 @@ async def inventory_db(infra: Infra, inventory_template: str) -> AsyncIterator[s
     await _drop(infra, name)
 
 
+@pytest.fixture(scope="session")
+async def logistics_template(infra: Infra) -> AsyncIterator[str]:
+    name = await _migrated_template(infra, "logistics")
+    yield name
+    await _drop(infra, name)
+
+
+@pytest.fixture
+async def logistics_db(infra: Infra, logistics_template: str) -> AsyncIterator[str]:
+    """A throwaway, migrated logistics database; yields its URL."""
+    name = await _copy_of(infra, logistics_template, "logistics")
+    yield with_database(infra.database_url, name)
+    await _drop(infra, name)
+
+
 @pytest.fixture
 def subject_prefix() -> str:
     return random_ref("t")

@@ -90,18 +90,16 @@ async def serve(settings: Settings) -> None:
             )
             runtime.spawn(name, consumer.run)
         if logistics is not None:
-            for subject in consumers.SHIPMENT_SUBJECTS:
-                name = "orders-" + subject.replace(".", "-")
-                consumer = EventConsumer(
-                    runtime.js,
-                    runtime.engine,
-                    name=name,
-                    subject_prefix=settings.common.subject_prefix,
-                    subject=subject,
-                    handler=consumers.shipment_handler(policy, orchestrator.poke),
-                    streams=settings.common.streams,
-                )
-                runtime.spawn(name, consumer.run)
+            consumer = EventConsumer(
+                runtime.js,
+                runtime.engine,
+                name="orders-logistics",
+                subject_prefix=settings.common.subject_prefix,
+                subject=consumers.LOGISTICS_EVENTS,
+                handler=consumers.shipment_handler(policy, orchestrator.poke),
+                streams=settings.common.streams,
+            )
+            runtime.spawn("orders-logistics", consumer.run)
         runtime.every(
             "payment retries",
             1.0,

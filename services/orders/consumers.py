@@ -53,18 +53,11 @@ def handler(
     return handle
 
 
-# logistics' events about shipments: each moves its order on (never back), once, through the inbox
-SHIPMENT_SUBJECTS = (
-    "logistics.picked",
-    "logistics.packed",
-    "logistics.waybill_created",
-    "logistics.waybill_failed",
-    "logistics.scanned_out",
-    "logistics.tracking_updated",
-    "logistics.delivered",
-    "logistics.exception",
-    "logistics.returned",
-)
+# logistics' events about shipments (picked, packed, waybill_created, waybill_failed, scanned_out,
+# tracking_updated, delivered, exception, returned; mappers.shipment_report reads them, the others are
+# passed by): one consumer for all of them, so an order's events are handled in the order logistics
+# published them and its timeline reads as it happened. Each moves its order on, never back, once.
+LOGISTICS_EVENTS = "logistics.>"
 
 
 def shipment_handler(

@@ -15,6 +15,7 @@ from services.orders.domain.money import LineShare, split_order
 from services.orders.domain.shipping import (
     IN_WAREHOUSE,
     RANK,
+    STEPS,
     Report,
     Shipment,
     ShipmentReport,
@@ -432,24 +433,22 @@ class Order:
             carrier=before.carrier or report.carrier,
             waybill_no=before.waybill_no or report.waybill_no,
         )
-        noted = True  # a tracking node, a problem, a return: news each time (the inbox drops repeats)
+        # a step (picked, packed, …) is noted once per shipment, even late; a tracking node, a problem,
+        # a return are news every time (the inbox drops repeated events)
+        noted = report.kind not in before.reported
+        if report.kind in STEPS:
+            shipment = replace(shipment, reported=before.reported | {report.kind.value})
         match report.kind:
             case Report.PICKED:
                 shipment = shipment.reached(Stage.PICKED)
-                noted = shipment.stage is not before.stage
             case Report.PACKED:
                 shipment = shipment.reached(Stage.PACKED)
-                noted = shipment.stage is not before.stage
-            case Report.WAYBILL:
-                noted = shipment.waybill_no != before.waybill_no
             case Report.SCANNED_OUT:
                 if shipment.scanned_out_at is None:
                     shipment = replace(shipment, scanned_out_at=report.at or now)
-                noted = shipment != before
             case Report.DELIVERED:
                 delivered_at = before.delivered_at or report.at or now
                 shipment = replace(shipment.reached(Stage.DELIVERED), delivered_at=delivered_at)
-                noted = shipment.stage is not before.stage
             case Report.EXCEPTION:
                 self.events.append(
                     AlertRaised("shipment_exception", "medium", f"order {self.order_id}: {describe(report)}")

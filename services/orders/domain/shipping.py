@@ -85,6 +85,9 @@ class Shipment:
     # named by logistics' answer to CreateShipments (or CancelShipments); False while the order only
     # knows it from an event that overtook that answer: the order does not yet know all its shipments
     listed: bool = True
+    # the warehouse's and the carrier's steps already on the order's timeline (a late one still goes
+    # there once, though it moves nothing; a repeated one does not)
+    reported: frozenset[str] = frozenset()
 
     @property
     def out(self) -> bool:
@@ -110,6 +113,7 @@ class Shipment:
             scanned_out_at=self.scanned_out_at or answer.scanned_out_at,
             delivered_at=self.delivered_at or answer.delivered_at,
             listed=self.listed or answer.listed,
+            reported=self.reported | answer.reported,
         )
 
 
@@ -125,6 +129,10 @@ class Report(StrEnum):
     DELIVERED = "delivered"
     EXCEPTION = "exception"
     RETURNED = "returned"
+
+
+# the reports that are each shipment's steps, noted once each (the others are news every time)
+STEPS = frozenset({Report.PICKED, Report.PACKED, Report.WAYBILL, Report.SCANNED_OUT, Report.DELIVERED})
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,7 @@ def shipping_document(order: Order) -> dict[str, Any] | None:
                 "scanned_out_at": shipment.scanned_out_at,
                 "delivered_at": shipment.delivered_at,
                 "listed": shipment.listed,
+                "reported": sorted(shipment.reported),
             }
             for shipment in order.shipments
         ],
@@ -243,6 +244,7 @@ def shipments_from(document: Mapping[str, Any] | None) -> tuple[Shipment, ...]:
             scanned_out_at=_when(item.get("scanned_out_at")),
             delivered_at=_when(item.get("delivered_at")),
             listed=item["listed"],
+            reported=frozenset(item.get("reported", ())),
         )
         for item in (document or {}).get("shipments", ())
     )

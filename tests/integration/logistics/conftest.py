@@ -28,13 +28,12 @@ from oms.logistics.v1 import logistics_pb2 as pb
 from oms.logistics.v1 import logistics_pb2_grpc
 from omsctl.stack import Infra
 from sandboxes.carriers.protocols import kuaidi100 as k100_protocol
-from services.kit.db import make_engine, with_database
+from services.kit.db import make_engine
 from services.kit.grpc_server import GrpcServer
 from services.kit.sealing import KeyRing
 from services.logistics import bootstrap
 from services.logistics.config import Settings
 from tests import identity
-from tests.conftest import _copy_of, _drop, _migrated_template
 
 ROOT = Path(__file__).resolve().parents[3]
 STEP = 0.25
@@ -167,20 +166,6 @@ async def running_sandbox(receiver: Receiver) -> AsyncIterator[Sandbox]:
 async def sandbox(running_sandbox: Sandbox) -> Sandbox:
     await running_sandbox.reset()
     return running_sandbox
-
-
-@pytest.fixture(scope="session")
-async def logistics_template(infra: Infra) -> AsyncIterator[str]:
-    name = await _migrated_template(infra, "logistics")
-    yield name
-    await _drop(infra, name)
-
-
-@pytest.fixture
-async def logistics_db(infra: Infra, logistics_template: str) -> AsyncIterator[str]:
-    name = await _copy_of(infra, logistics_template, "logistics")
-    yield with_database(infra.database_url, name)
-    await _drop(infra, name)
 
 
 KEYS = f"k1:{KeyRing.generate_key()}"

@@ -1,21 +1,29 @@
-"""The orders service with live inventory and routing servers on port 0, and real Postgres.
+"""The orders service with live inventory and routing servers on port 0, and real Postgres; `shipping`
+adds a live logistics server (its own database, the carrier sandbox as a real process) that orders
+ships through.
 
 Every server verifies identity assertions as in the platform (tests/identity.py holds the keys)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import grpc
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms.inventory.v1 import inventory_pb2_grpc
+from oms.logistics.v1 import logistics_pb2, logistics_pb2_grpc
 from oms.orders.v1 import orders_pb2_grpc
 from oms.routing.v1 import routing_pb2_grpc
+from omsctl.stack import Infra
 from services.inventory import handlers as stock
 from services.inventory.bootstrap import unit_of_work as inventory_uow
 from services.inventory.grpc_api import InventoryServicer
@@ -26,6 +34,8 @@ from services.kit.clock import FixedClock
 from services.kit.db import make_engine
 from services.kit.grpc_server import GrpcServer
 from services.kit.sealing import KeyRing
+from services.logistics import bootstrap as logistics_bootstrap
+from services.logistics.config import Settings as LogisticsSettings
 from services.orders import bootstrap, handlers, status_rules
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.orchestrator import Orchestrator
@@ -37,6 +47,13 @@ from services.routing.handlers.rule_cache import RuleSetCache
 from services.routing.handlers.rule_sets import ensure_default_rules
 from services.routing.peers import InventoryStock
 from tests import identity
+from tests.integration.logistics import conftest as logistics_fixtures
+from tests.integration.logistics.conftest import Receiver, Sandbox, ShiftedClock, settings_env
+
+# the carrier sandbox (a real process) and the gateway's carrier webhooks, as logistics' tests run them
+receiver = logistics_fixtures.receiver
+running_sandbox = logistics_fixtures.running_sandbox
+sandbox = logistics_fixtures.sandbox
 
 
 def make_keys() -> KeyRing:
@@ -130,6 +147,19 @@ class Stack:
 
 @pytest.fixture
 async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIterator[Stack]:
+    async with running_stack(orders_db, inventory_db, routing_db) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    orders_db: str,
+    inventory_db: str,
+    routing_db: str,
+    logistics: grpc.aio.Channel | None = None,
+    deadline_seconds: float = 5.0,
+) -> AsyncIterator[Stack]:
+    """Orders with routing and inventory; shipping through logistics at `logistics` when given."""
     # starts at the real time: the peers and Postgres also read the wall clock in places
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
     orders_engine, inventory_engine, routing_engine = (
@@ -183,7 +213,8 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
     def new_uow() -> OrdersUnitOfWork:
         return bootstrap.unit_of_work(orders_engine, policy.keys, clock)
 
-    orchestrator = Orchestrator(new_uow, policy, Peers(routing_channel, inventory_channel, 0))
+    peers = Peers(routing_channel, inventory_channel, 0, deadline_seconds, logistics=logistics)
+    orchestrator = Orchestrator(new_uow, policy, peers)
     servicer = OrdersServicer(new_uow, policy, orchestrator)
     orders_server = GrpcServer(
         port=0,
@@ -212,3 +243,113 @@ async def stack(orders_db: str, inventory_db: str, routing_db: str) -> AsyncIter
         await peer.close()
     for engine in (orders_engine, inventory_engine, routing_engine):
         await engine.dispose()
+
+
+# ---- shipping through a live logistics ---------------------------------------------------------------
+
+
+class FlakyLogistics:
+    """Logistics' servicer with a real peer's habits, switched on by a test: the answer to opening
+    shipments lost after they were opened (the caller's deadline passes first)."""
+
+    def __init__(self, servicer: Any) -> None:
+        self._servicer = servicer
+        self.hang_after_create = 0.0
+        self.creates = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._servicer, name)
+
+    async def CreateShipments(self, request: Any, context: Any) -> Any:
+        self.creates += 1
+        reply = await self._servicer.CreateShipments(request, context)
+        if self.hang_after_create:
+            hang, self.hang_after_create = self.hang_after_create, 0.0
+            await asyncio.sleep(hang)
+        return reply
+
+
+def _logistics_server(servicer: FlakyLogistics, port: int) -> GrpcServer:
+    return GrpcServer(
+        port=port,
+        verifier=identity.verifier(),
+        service_names=["logistics"],
+        host="127.0.0.1",
+        grace_seconds=0.1,
+        register=lambda s: logistics_pb2_grpc.add_LogisticsServiceServicer_to_server(servicer, s),  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class Shipping:
+    """Orders (with routing and inventory) shipping through a live logistics server on its own database."""
+
+    stack: Stack
+    logistics: logistics_pb2_grpc.LogisticsServiceStub
+    engine: AsyncEngine
+    service: logistics_bootstrap.Logistics
+    servicer: FlakyLogistics
+    settings: LogisticsSettings
+    clock: ShiftedClock
+    sandbox: Sandbox
+    port: int
+    server: GrpcServer
+
+    async def down(self) -> None:
+        await self.server.stop()
+
+    async def up(self) -> None:
+        self.server = _logistics_server(self.servicer, self.port)
+        await self.server.start()
+
+    async def shipments(self, order_id: str) -> list[logistics_pb2.Shipment]:
+        reply = await self.logistics.ListShipments(logistics_pb2.ListShipmentsRequest(order_id=order_id))
+        return sorted(reply.shipments, key=lambda shipment: shipment.warehouse_id)
+
+    async def run_batch(self, batch_id: str, within: float = 30.0) -> logistics_pb2.WaybillBatch:
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            await self.service.runner.tick()
+            request = logistics_pb2.GetWaybillBatchRequest(batch_id=batch_id)
+            batch = (await self.logistics.GetWaybillBatch(request)).batch
+            if batch.finished:
+                await self.service.runner.settle()
+                return batch
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"batch not finished: {batch.pending} pending"
+            )
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def shipping(
+    orders_db: str,
+    inventory_db: str,
+    routing_db: str,
+    logistics_db: str,
+    infra: Infra,
+    sandbox: Sandbox,
+    receiver: Receiver,
+) -> AsyncIterator[Shipping]:
+    settings = LogisticsSettings.from_env(
+        settings_env(logistics_db, infra.nats_url, sandbox.base, receiver.url)
+    )
+    clock = ShiftedClock()
+    engine = make_engine(logistics_db, pool_size=5)
+    assembled = await logistics_bootstrap.assemble(settings, engine, clock)
+    servicer = FlakyLogistics(assembled.servicer)
+    server = _logistics_server(servicer, 0)
+    port = await server.start()
+    channel = grpc_client.channel(f"127.0.0.1:{port}", identity=identity.service_identity("orders"))
+    # a short deadline, so a lost answer is waited for briefly
+    async with running_stack(orders_db, inventory_db, routing_db, channel, deadline_seconds=2.0) as stack:
+        async with identity.client_channel(f"127.0.0.1:{port}") as client:
+            stub = logistics_pb2_grpc.LogisticsServiceStub(client)
+            receiver.stub = stub
+            found = Shipping(stack, stub, engine, assembled, servicer, settings, clock, sandbox, port, server)
+            yield found
+            await assembled.runner.settle()
+        await found.server.stop()
+    await channel.close()
+    await assembled.close()
+    await engine.dispose()
