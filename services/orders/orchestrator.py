@@ -34,7 +34,7 @@ from services.kit.errors import DomainError, Unavailable
 from services.orders import handlers
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import AlertRaised, HoldCause, Order
-from services.orders.domain.orchestration import Step, StockState, Stored, next_step
+from services.orders.domain.orchestration import SHIPPABLE, Step, StockState, Stored, next_step
 from services.orders.domain.shipping import Shipment, ShippingPlan
 from services.orders.domain.timeline import Actor, Entry, entries_for
 from services.orders.handlers.ports import UnitOfWork
@@ -316,8 +316,8 @@ class Orchestrator:
             elif order.status is OrderStatus.PENDING_PAYMENT:
                 order.hold(why, now)
                 order.events.append(AlertRaised("order_step_refused", "medium", f"order held: {why}"))
-            elif order.status is OrderStatus.ALLOCATED:  # logistics will not open its shipments
-                order.freeze(f"allocated, cannot be shipped: {why}", now)  # raises its own alert
+            elif order.status in SHIPPABLE:  # logistics will not open its shipments
+                order.freeze(f"{order.status.value.lower()}, cannot be shipped: {why}", now)  # alerted
             # (held by a person meanwhile: the step is simply no longer wanted)
             extra = [Entry("step_refused", ACTOR, error.peer, why)]
             await handlers.save_order(uow, stored, ACTOR, "orders", changes, extra, step_done=True)

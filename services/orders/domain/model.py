@@ -529,6 +529,7 @@ class Order:
             command.shipping_address is not None
             and command.shipping_address != self.shipping_address
             and self.status in ADDRESS_EDITABLE
+            and not self.shipments  # logistics' shipments carry the address they were opened with
         ):
             _validate_address(command.shipping_address)
             self.shipping_address = command.shipping_address

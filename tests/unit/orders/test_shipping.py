@@ -17,7 +17,7 @@ from oms.logistics.v1 import logistics_pb2 as lpb
 from services.kit.ids import new_id
 from services.orders import handlers, mappers
 from services.orders.domain.lifecycle import OrderStatus
-from services.orders.domain.model import AlertRaised, Order, Priority, StatusChanged, accept
+from services.orders.domain.model import Address, AlertRaised, Order, Priority, StatusChanged, accept
 from services.orders.domain.orchestration import Step, StockState, Stored, next_step
 from services.orders.domain.shipping import (
     PlannedParcel,
@@ -572,3 +572,30 @@ def test_the_plan_and_the_shipments_survive_the_row() -> None:
     assert rows.shipments_from(stored) == order.shipments
     assert rows.shipping_document(order_with(S.ALLOCATED)) is None
     assert rows.plan_from(None) is None and rows.shipments_from(None) == ()
+
+
+async def test_a_ship_step_refused_for_an_order_already_picking_freezes_it_rather_than_asking_forever() -> (
+    None
+):
+    db, peers = FakeOrders(), ScriptedPeers()
+    order_id = await shipping_order(db, listed_too=False)
+    await reported(db, report(Report.PICKED, order_id))  # overtook the ship step
+    stored = db.order(order_id)
+    assert (stored.order.status, next_step(stored.order, StockState.COMMITTED)) == (S.PICKING, Step.SHIP)
+    stored.schedule(Step.SHIP.value, NOW)
+    peers.failures = [PeerRefused("logistics", grpc.StatusCode.FAILED_PRECONDITION, "order refused")]
+    await drive(orchestrator(db, peers))
+    stored = db.order(order_id)
+    assert stored.order.status is S.EXCEPTION
+    assert stored.order.status_reason == "picking, cannot be shipped: logistics: order refused"
+    assert stored.step is None and peers.calls == ["create_shipments"]
+
+
+def test_an_address_revised_after_the_shipments_were_opened_is_not_taken() -> None:
+    order = order_with(S.ALLOCATED, PLAN, listed(("WH-SH", "SF", Stage.CREATED)))
+    moved = Address("Li Lei", "13800000000", "CN", "Zhejiang", "Ningbo", "Yinzhou", "2 Tiantong Road")
+    assert order.revise(replace(command(shipping_address=moved), channel_modified_at=NOW), NOW)
+    assert order.shipping_address.city == "Hangzhou", "the parcel goes where logistics was told"
+    order = order_with(S.ALLOCATED, PLAN)
+    order.revise(replace(command(shipping_address=moved), channel_modified_at=NOW), NOW)
+    assert order.shipping_address.city == "Ningbo", "no shipments yet: still editable"
