@@ -18,7 +18,7 @@ from oms.orders.v1 import orders_pb2
 from services.kit.consumer import EventConsumer
 from services.kit.outbox import OutboxRelay
 from services.logistics import consumers as logistics_consumers
-from services.orders import consumers
+from services.orders import consumers, jobs
 from tests.conftest import random_ref
 from tests.integration.orders.conftest import Shipping, Stack
 from tests.integration.orders.test_lifecycle import canonical, kinds, stamp, status
@@ -250,3 +250,21 @@ async def test_a_cancelled_orders_shipments_are_cancelled_at_logistics_by_its_ev
     order = await order_of(stack, order_id)
     assert (order.status, order.pending_step) == (orders_pb2.ORDER_STATUS_CANCELLED, "")
     assert "shipments_cancelled" in await kinds(stack, order_id)
+
+
+async def test_the_sweep_drives_an_allocated_order_whose_ship_step_was_lost(shipping: Shipping) -> None:
+    stack = shipping.stack
+    order_id = await paid_order(stack)
+    await shipping.down()
+    await stack.drive()
+    await shipping.up()
+    async with stack.engine.begin() as conn:  # its step was lost (a bug, a manual edit)
+        await conn.execute(
+            text("UPDATE orders SET step = NULL, step_due_at = NULL WHERE order_id = :o"), {"o": order_id}
+        )
+    stack.clock.advance(stack.policy.stuck_after + timedelta(seconds=1))
+    swept = await jobs.sweep_stuck(stack.uow, stack.policy, stack.orchestrator.poke)
+    assert order_id in swept.redriven
+    await stack.drive()
+    assert len(await kept_shipments(stack, order_id)) == 1
+    assert await stack.scalar("SELECT step FROM orders WHERE order_id = :o", o=order_id) is None
