@@ -258,6 +258,9 @@ class Platform:
         sf_push, _ = self.push_urls(ports)
         extra = {f"CARRIER_SANDBOX_{name}": value for name, value in CARRIER_CREDENTIALS.items()}
         extra["CARRIER_SANDBOX_PUSH_URL"] = sf_push
+        # logistics keeps its waybills across restarts, the sandbox forgets them: a fixed seed would
+        # issue the same numbers again after a restart (CARRIER_SANDBOX_SEED given replays one)
+        extra["CARRIER_SANDBOX_SEED"] = os.environ.get("CARRIER_SANDBOX_SEED", "random")
         return embedded.python_env(ROOT, extra)
 
     def service_env(self, spec: ServiceSpec, ports: dict[str, int]) -> dict[str, str]:
