@@ -63,8 +63,9 @@ bench: bench-inventory bench-routing bench-orders bench-gateway bench-identity b
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
 
-bench-logistics: protos ## one 1,000-waybill action against the carrier sandbox at 50 ms and 5 % failures; prints `name: value unit`
+bench-logistics: protos ## one 1,000-waybill action against the carrier sandbox at 50 ms and 5 % failures, then real-format tracking pushes through Envoy (pushes/s, push → event p99); prints `name: value unit`
 	$(PY) -m bench.logistics
+	$(PY) -m bench.logistics_tracking
 
 bench-routing: protos ## plans/s and latency with live inventory calls; prints `name: value unit`
 	$(PY) -m bench.routing

@@ -11,6 +11,9 @@ omsctl protos         generate gen/ from protos/
 omsctl token --sub S --role R [--role R2] [--customer C] [--channel CH]
                       mint a development bearer token with the local stack's JWT key
 omsctl trace TRACE_ID what each service logged, the order timeline and the audit log recorded for one trace
+omsctl carriers [show | set CARRIER SWITCH=VALUE … | reset | waybills [--carrier C] [--order O]]
+                      the carrier sandbox's misbehaviour switches (latency, failures, timeouts, dead
+                      carriers, 429s, duplicate or reordered pushes, …): docs/sandboxes.md
 """
 
 from __future__ import annotations
@@ -139,7 +142,12 @@ def print_banner(
         *(
             (f"{name} (gRPC)", address)
             for name, address in platform.endpoints.items()
-            if not name.startswith("envoy")
+            if name in stack.SERVICE_NAMES
+        ),
+        *(
+            (sandbox.label, f"http://{platform.endpoints[sandbox.name]}")
+            for sandbox in stack.SANDBOXES
+            if sandbox.name in platform.endpoints
         ),
         ("PostgreSQL", infra.database_url),
         ("Redis", infra.redis_url),
@@ -183,6 +191,8 @@ def print_banner(
         f"  .venv/bin/grpcurl -plaintext -H 'authorization: Bearer {token}' {edge} list",
         "",
         'Pay it, see it allocated and its events: README.md, "Your first order".',
+        'Shipments, waybills, pick lists and tracking: README.md, "Logistics"; the carrier sandbox\'s',
+        "switches: .venv/bin/python -m omsctl carriers set sf latency_ms=50 failure_rate=0.05",
         "Events: .venv/bin/python -m omsctl events  (JetStream oms.orders.> on " + infra.nats_url + ")",
         "Stop: Ctrl-C here, or `make down` from another terminal.",
     ]
@@ -298,6 +308,11 @@ def env(subject: str, roles: list[str], ttl: int) -> int:
         "OMS_GRPC": endpoints["envoy"],
         "OMS_ADMIN": f"http://{endpoints['envoy-admin']}",
         **{f"OMS_{name.upper()}_ADDR": endpoints[name] for name in stack.SERVICE_NAMES if name in endpoints},
+        **{
+            f"OMS_{name.upper()}_URL": f"http://{endpoints[name]}"
+            for name in stack.SANDBOX_NAMES
+            if name in endpoints
+        },
         "OMS_DATABASE_URL": urls["DATABASE_URL"],
         "OMS_REDIS_URL": urls["REDIS_URL"],
         "OMS_NATS_URL": urls["NATS_URL"],
@@ -306,6 +321,53 @@ def env(subject: str, roles: list[str], ttl: int) -> int:
     }
     for name in sorted(values):
         print(f"export {name}={shlex.quote(values[name])}")
+    return 0
+
+
+def carriers(action: str, words: list[str], carrier: str = "", order: str = "") -> int:
+    """The carrier sandbox's control API (`/_control`): show, set switches, reset, list waybills."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    state = _running_state()
+    endpoints: dict[str, str] = state["endpoints"] if state else {}  # type: ignore[assignment]
+    if "carriers" not in endpoints:
+        print("the carrier sandbox is not running; `make run` starts it", file=sys.stderr)
+        return 1
+    base = f"http://{endpoints['carriers']}/_control"
+    body: bytes | None = None
+    if action == "show":
+        url = base
+    elif action == "reset":
+        url, body = f"{base}/reset", b"{}"
+    elif action == "waybills":
+        query = urllib.parse.urlencode({k: v for k, v in (("carrier", carrier), ("order_id", order)) if v})
+        url = f"{base}/waybills" + (f"?{query}" if query else "")
+    else:  # set CARRIER SWITCH=VALUE …
+        if len(words) < 2 or any("=" not in word for word in words[1:]):
+            print("usage: omsctl carriers set CARRIER SWITCH=VALUE [SWITCH=VALUE …]", file=sys.stderr)
+            return 2
+        switches: dict[str, object] = {}
+        for word in words[1:]:
+            name, _, raw = word.partition("=")
+            try:
+                switches[name] = json.loads(raw)
+            except ValueError:
+                switches[name] = raw  # a text value: timeout_mode=drop, push_url=http://…
+        url, body = f"{base}/{urllib.parse.quote(words[0])}", json.dumps(switches).encode()
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST" if body is not None else "GET",
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            print(json.dumps(json.load(reply), indent=2, ensure_ascii=False))
+    except urllib.error.HTTPError as error:
+        print(error.read().decode("utf-8", "replace"), file=sys.stderr)
+        return 2
     return 0
 
 
@@ -326,7 +388,7 @@ def main() -> None:
     commands.add_parser("down", help="stop what `up` started")
     restart_parser = commands.add_parser("restart", help="restart one process of the running stack")
     restart_parser.add_argument(
-        "name", help="orders, inventory, routing, gateway, envoy, postgres, redis, nats"
+        "name", help="orders, inventory, routing, logistics, gateway, carriers, envoy, postgres, redis, nats"
     )
     env_parser = commands.add_parser("env", help="print `export` lines for the endpoints and a token")
     env_parser.add_argument("--sub", default="demo-ops", help="the token's subject (default demo-ops)")
@@ -350,7 +412,24 @@ def main() -> None:
         "trace", help="gather one trace id's logs, timeline entries and audit records"
     )
     trace_parser.add_argument("trace_id")
+    carriers_parser = commands.add_parser(
+        "carriers",
+        help="the carrier sandbox's switches: show, set CARRIER SWITCH=VALUE …, reset, waybills",
+        description="e.g. `omsctl carriers set sf latency_ms=50 failure_rate=0.05`, "
+        "`omsctl carriers set cainiao dead=true`, `omsctl carriers set all reorder_pushes=true`, "
+        "`omsctl carriers reset`; CARRIER is sf, zto, yto, ems, jd, cainiao or all (docs/sandboxes.md)",
+    )
+    carriers_parser.add_argument(
+        "action", nargs="?", default="show", choices=["show", "set", "reset", "waybills"]
+    )
+    carriers_parser.add_argument("words", nargs="*", help="for set: CARRIER SWITCH=VALUE …")
+    carriers_parser.add_argument("--carrier", default="", help="waybills: only this carrier's")
+    carriers_parser.add_argument(
+        "--order", default="", help="waybills: only this order id's (the shipment id)"
+    )
     args = parser.parse_args()
+    if args.command == "carriers":
+        sys.exit(carriers(args.action, args.words, args.carrier, args.order))
     if args.command == "token":
         sys.exit(tokens.run(args, {**stack.edge_settings(home()), **os.environ}))
     if args.command == "trace":

@@ -36,8 +36,10 @@ class ServiceSpec:
     peers: tuple[str, ...] = ()
     # sealing keys for personal data (PII_KEYS, PII_ACTIVE_KEY, PII_HASH_KEY)
     pii: bool = False
-    # the edge's credentials: JWT keys, API keys, service accounts, webhook secrets
+    # the edge's credentials: JWT keys, API keys, service accounts, webhook secrets, carriers' push secrets
     edge: bool = False
+    # calls the carriers' APIs (the carrier sandbox locally) and is pushed their tracking
+    carriers: bool = False
 
     @property
     def module(self) -> str:
@@ -46,11 +48,31 @@ class ServiceSpec:
 
 # Order matters: a service starts after the peers it calls.
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("orders", 50051, database=True, peers=("routing", "inventory"), pii=True),
+    ServiceSpec("orders", 50051, database=True, peers=("routing", "inventory", "logistics"), pii=True),
     ServiceSpec("inventory", 50052, database=True),
     ServiceSpec("routing", 50053, database=True, peers=("inventory",)),
-    ServiceSpec("gateway", 50050, database=True, peers=("orders", "inventory", "routing"), edge=True),
+    ServiceSpec("logistics", 50054, database=True, pii=True, carriers=True),
+    ServiceSpec(
+        "gateway", 50050, database=True, peers=("orders", "inventory", "routing", "logistics"), edge=True
+    ),
 )
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """A stand-in for an outside system, speaking its real protocol over HTTP (docs/sandboxes.md)."""
+
+    name: str
+    default_port: int
+    module: str
+    label: str
+
+
+SANDBOXES: tuple[SandboxSpec, ...] = (
+    SandboxSpec("carriers", 18010, "sandboxes.carriers", "carrier sandbox (SF, Kuaidi100, Cainiao)"),
+)
+SANDBOX_NAMES = frozenset(spec.name for spec in SANDBOXES)
+SERVICE_NAMES = frozenset(spec.name for spec in SERVICES)
 ENVOY_PORT = 8080
 ENVOY_ADMIN_PORT = 9901
 
@@ -58,10 +80,24 @@ ENVOY_ADMIN_PORT = 9901
 PORT_SETTINGS = {
     "envoy": "OMS_HTTP_PORT",
     "envoy-admin": "OMS_ADMIN_PORT",
-    **{spec.name: f"OMS_{spec.name.upper()}_PORT" for spec in SERVICES},
+    **{name: f"OMS_{name.upper()}_PORT" for name in (*SERVICE_NAMES, *SANDBOX_NAMES)},
     "postgres": "OMS_POSTGRES_PORT",
     "redis": "OMS_REDIS_PORT",
     "nats": "OMS_NATS_PORT",
+}
+
+# the carriers' tracking pushes arrive here, through Envoy (the gateway's real-format webhooks)
+SF_PUSH_PATH = "/v1/webhooks/tracking/sf"
+KUAIDI100_PUSH_PATH = "/v1/webhooks/tracking/kuaidi100"
+# development carrier accounts: logistics calls the sandbox with these, the sandbox checks them
+CARRIER_CREDENTIALS = {
+    "SF_PARTNER_ID": "OMS_SANDBOX",
+    "SF_CHECKWORD": "sandbox-sf-checkword",
+    "KUAIDI100_KEY": "sandbox-kuaidi100-key",
+    "KUAIDI100_SECRET": "sandbox-kuaidi100-secret",
+    "KUAIDI100_CUSTOMER": "SANDBOXCUSTOMER",
+    "CAINIAO_APP_KEY": "12345678",
+    "CAINIAO_APP_SECRET": "sandbox-cainiao-secret",
 }
 
 
@@ -209,6 +245,24 @@ class Platform:
     def database_name(self, service: str) -> str:
         return self.database_names.get(service, service)
 
+    def push_urls(self, ports: dict[str, int]) -> tuple[str, str]:
+        """Where the carriers push tracking: SF's address with its secret token, Kuaidi100's callback."""
+        edge = f"http://127.0.0.1:{ports['envoy']}"
+        token = push_settings(self.home)["SF_PUSH_TOKEN"]
+        return f"{edge}{SF_PUSH_PATH}?token={token}", f"{edge}{KUAIDI100_PUSH_PATH}"
+
+    def sandbox_env(self, spec: SandboxSpec, ports: dict[str, int]) -> dict[str, str]:
+        """The carrier sandbox: the development accounts, and SF's push address (Kuaidi100 pushes to the
+        callback logistics subscribes with). In the environment, not on the command line: the address
+        carries SF's push token."""
+        sf_push, _ = self.push_urls(ports)
+        extra = {f"CARRIER_SANDBOX_{name}": value for name, value in CARRIER_CREDENTIALS.items()}
+        extra["CARRIER_SANDBOX_PUSH_URL"] = sf_push
+        # logistics keeps its waybills across restarts, the sandbox forgets them: a fixed seed would
+        # issue the same numbers again after a restart (CARRIER_SANDBOX_SEED given replays one)
+        extra["CARRIER_SANDBOX_SEED"] = os.environ.get("CARRIER_SANDBOX_SEED", "random")
+        return embedded.python_env(ROOT, extra)
+
     def service_env(self, spec: ServiceSpec, ports: dict[str, int]) -> dict[str, str]:
         extra = {
             "PORT": str(ports[spec.name]),
@@ -224,6 +278,13 @@ class Platform:
             extra.update(pii_settings(self.home))
         if spec.edge:
             extra.update(edge_settings(self.home))
+            extra.update(push_settings(self.home))
+        if spec.carriers:
+            _, kuaidi100_push = self.push_urls(ports)
+            extra.update(CARRIER_CREDENTIALS)
+            extra["CARRIER_API_URL"] = f"http://127.0.0.1:{ports['carriers']}"
+            extra["KUAIDI100_CALLBACK_URL"] = kuaidi100_push
+            extra["KUAIDI100_PUSH_SALT"] = push_settings(self.home)["KUAIDI100_PUSH_SALT"]
         extra.update(identity_settings(self.home, spec))
         return embedded.python_env(ROOT, extra)
 
@@ -234,6 +295,10 @@ class Platform:
         if self.ports is None:
             self.ports = PortBook(prefer_defaults=self.fixed_ports)
         ports = {spec.name: self.ports.choose(spec.name, spec.default_port) for spec in SERVICES}
+        # chosen before anything starts: the sandbox and logistics are told Envoy's push addresses
+        ports["envoy"] = self.ports.choose("envoy", ENVOY_PORT)
+        ports["envoy-admin"] = self.ports.choose("envoy-admin", ENVOY_ADMIN_PORT)
+        ports.update({spec.name: self.ports.choose(spec.name, spec.default_port) for spec in SANDBOXES})
         migrations = [
             embedded.spawn(
                 f"{spec.name}-migrate",
@@ -261,6 +326,28 @@ class Platform:
         for spec in SERVICES:
             self.processes.append(launch(spec))
             self.endpoints[spec.name] = f"127.0.0.1:{ports[spec.name]}"
+        sandboxes = []
+        for sandbox in SANDBOXES:
+            sandboxes.append(
+                embedded.spawn(
+                    sandbox.name,
+                    [
+                        embedded.python(),
+                        "-m",
+                        sandbox.module,
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(ports[sandbox.name]),
+                    ],
+                    logs,
+                    env=self.sandbox_env(sandbox, ports),
+                    cwd=ROOT,
+                    port=ports[sandbox.name],
+                )
+            )
+            self.endpoints[sandbox.name] = f"127.0.0.1:{ports[sandbox.name]}"
+        self.processes.extend(sandboxes)
         deadline = time.monotonic() + timeout
         for index, spec in enumerate(SERVICES):
             # as the supervisor does later: a service that dies while starting is started again
@@ -274,12 +361,12 @@ class Platform:
                     log.warning("%s exited while starting; starting it again", spec.name)
                     time.sleep(RESTART_FIRST_DELAY)
                     self.processes[index] = launch(spec)
-        self._start_envoy(ports["gateway"], logs, deadline)
+        for process in sandboxes:
+            embedded.wait_for_port(process.port, max(1.0, deadline - time.monotonic()), process.popen)
+        self._start_envoy(ports, logs, deadline)
 
-    def _start_envoy(self, gateway_port: int, logs: Path, deadline: float) -> None:
-        assert self.ports is not None
-        listen = self.ports.choose("envoy", ENVOY_PORT)
-        admin = self.ports.choose("envoy-admin", ENVOY_ADMIN_PORT)
+    def _start_envoy(self, ports: dict[str, int], logs: Path, deadline: float) -> None:
+        listen, admin, gateway_port = ports["envoy"], ports["envoy-admin"], ports["gateway"]
         config = envoy.render(
             ROOT / "deploy" / "envoy" / "envoy.yaml",
             listen_port=listen,
@@ -314,7 +401,6 @@ STARTUP_ATTEMPTS = 3
 RESTART_MAX_DELAY = 30.0
 # a process that stayed up this long has its back-off forgotten
 RESTART_STABLE_SECONDS = 60.0
-SERVICE_NAMES = frozenset(spec.name for spec in SERVICES)
 
 
 def restart_request(home: Path, name: str) -> Path:
@@ -525,6 +611,7 @@ def reset(home: Path) -> None:
     (home / "pii-keys.json").unlink(missing_ok=True)
     (home / "edge-keys.json").unlink(missing_ok=True)
     (home / "identity-keys.json").unlink(missing_ok=True)
+    (home / "push-keys.json").unlink(missing_ok=True)
 
 
 PII_SETTINGS = ("PII_KEYS", "PII_ACTIVE_KEY", "PII_HASH_KEY")
@@ -552,7 +639,7 @@ EDGE_SETTINGS = ("JWT_KEYS", "JWT_ACTIVE_KID", "API_KEYS", "SERVICE_ACCOUNTS", "
 DEMO_SENDERS = (
     "payment/wechat_pay",
     "payment/alipay",
-    "carrier/sf",
+    # SF and Kuaidi100 push in their own formats (push_settings); other carriers may sign our JSON
     "carrier/zto",
     "channel/taobao",
     "channel/jd",
@@ -604,6 +691,29 @@ def edge_settings(home: Path) -> dict[str, str]:
         path.touch(mode=0o600)
         path.write_text(json.dumps(minted))
     return _with_bound_webhook_secrets(path, dict(json.loads(path.read_text())))
+
+
+PUSH_SETTINGS = ("SF_PUSH_TOKEN", "KUAIDI100_PUSH_SALT")
+
+
+def push_settings(home: Path) -> dict[str, str]:
+    """The carriers' push secrets, shared by the gateway (which checks them), logistics (which subscribes
+    Kuaidi100 with the salt) and the sandbox (which pushes with them): from the environment when given,
+    else minted once per home and kept 0600 beside the data."""
+    if all(os.environ.get(name) for name in PUSH_SETTINGS):
+        return {name: os.environ[name] for name in PUSH_SETTINGS}
+    path = home / "push-keys.json"
+    if not path.exists():
+        import secrets
+
+        home.mkdir(parents=True, exist_ok=True)
+        minted = {
+            "SF_PUSH_TOKEN": secrets.token_urlsafe(32),
+            "KUAIDI100_PUSH_SALT": secrets.token_urlsafe(24),
+        }
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(minted))
+    return dict(json.loads(path.read_text()))
 
 
 def _with_bound_webhook_secrets(path: Path, settings: dict[str, str]) -> dict[str, str]:

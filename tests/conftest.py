@@ -163,7 +163,11 @@ def platform(infra: Infra) -> Iterator[Platform]:
         infra,
         home,
         subject_prefix=random_ref("e2e"),
-        database_names={"orders": random_ref("e2e_orders_"), "gateway": random_ref("e2e_gateway_")},
+        database_names={
+            "orders": random_ref("e2e_orders_"),
+            "gateway": random_ref("e2e_gateway_"),
+            "logistics": random_ref("e2e_logistics_"),
+        },
         fixed_ports=False,
     )
     # a deliberately tight read limit for one role no other end-to-end test reads with (a credential
@@ -175,6 +179,8 @@ def platform(infra: Infra) -> Iterator[Platform]:
         # exports of 2 orders a chunk, 1 s apart: a test's export of a few orders outlasts 5 s
         "EXPORT_CHUNK_ORDERS": "2",
         "EXPORT_CHUNK_PAUSE_SECONDS": "1",
+        # the carrier sandbox's compressed timeline: a parcel's seven scans one second apart
+        "CARRIER_SANDBOX_STEP_SECONDS": "1",
     }
     previous = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,15 @@ class Settings:
     assignments: tuple[tuple[str, str, Any], ...] = ()
 
 
+def _seed(text: str) -> int:
+    if text.strip().lower() == "random":
+        return secrets.randbits(63)
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be an integer or random, not {text!r}") from None
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"CARRIER_SANDBOX_{name}", default)
 
@@ -50,7 +60,13 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--host", default=_env("HOST", defaults.host))
     parser.add_argument("--port", type=int, default=int(_env("PORT", str(defaults.port))))
     parser.add_argument("--push-url", default=_env("PUSH_URL", "") or None, help="where tracking is pushed")
-    parser.add_argument("--seed", type=int, default=int(_env("SEED", str(defaults.seed))))
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=_seed(_env("SEED", str(defaults.seed))),
+        help="an integer, or `random` for a new one at each start (waybill numbers then never repeat "
+        "those a previous run issued, which a platform that keeps its data needs)",
+    )
     parser.add_argument(
         "--step-seconds",
         type=float,

@@ -456,7 +456,8 @@ class Sandbox:
             "seed": self.settings.seed,
             "step_seconds": self.settings.step_seconds,
             "push_retry_seconds": self.settings.push_retry_seconds,
-            "push_url": self.settings.push_url,
+            # the address is shown without its query: SF's push address carries the receiver's secret token
+            "push_url": self.settings.push_url.split("?", 1)[0] if self.settings.push_url else None,
         }
         return _json(
             {"carriers": self.control.snapshot(), "settings": settings, "pushes": dict(self.tracker.stats)}

@@ -205,7 +205,7 @@ class Tracker:
         if attempt >= len(backoff):
             self.stats[f"{push.carrier}.abandoned"] += 1
             logger.warning(
-                "gave up pushing %s to %s after %d attempts", push.waybill_no, push.url, attempt + 1
+                "gave up pushing %s to %s after %d attempts", push.waybill_no, _shown(push.url), attempt + 1
             )
             return
         self._spawn(self._retry(push, attempt + 1, backoff[attempt] * self._settings.push_retry_seconds))
@@ -226,5 +226,10 @@ class Tracker:
             async with self._session.post(push.url, data=push.form) as response:
                 return kuaidi100.push_accepted(response.status, await response.read())
         except (aiohttp.ClientError, TimeoutError) as error:
-            logger.info("push of %s to %s failed: %r", push.waybill_no, push.url, error)
+            logger.info("push of %s to %s failed: %r", push.waybill_no, _shown(push.url), error)
             return False
+
+
+def _shown(url: str) -> str:
+    """A push address as logged: without its query, which may hold the receiver's secret (SF's token)."""
+    return url.split("?", 1)[0]

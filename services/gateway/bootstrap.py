@@ -16,10 +16,11 @@ from services.gateway.handlers.alerts import Watchers
 from services.gateway.handlers.audit import AuditLogReader
 from services.gateway.handlers.reveal import Reveal
 from services.gateway.handlers.tokens import Tokens
+from services.gateway.handlers.tracking_pushes import TrackingPushes
 from services.gateway.handlers.uploads import Uploads
 from services.gateway.handlers.webhooks import Webhooks
 from services.gateway.limits import LocalTokenBucket, RateLimiter, RedisTokenBucket, connect_redis
-from services.gateway.peers import OrdersPeer, OrderVisibility
+from services.gateway.peers import LogisticsPeer, OrdersPeer, OrderVisibility
 from services.gateway.proxy import Dispatcher
 from services.gateway.routes import public_proto_modules
 from services.gateway.store.uow import GatewayUnitOfWork
@@ -31,6 +32,7 @@ from services.kit.runtime import Runtime
 
 log = logging.getLogger(__name__)
 ORDERS = "oms.orders.v1.OrdersService"
+LOGISTICS = "oms.logistics.v1.LogisticsService"
 
 
 async def serve(settings: Settings) -> None:
@@ -103,6 +105,9 @@ async def serve(settings: Settings) -> None:
             reveal=Reveal(orders, gate),
             audit_log=AuditLogReader(new_uow),
             watchers=Watchers(hub, orders, settings.watch_streams_per_principal, monotonic),
+            tracking_pushes=TrackingPushes(
+                settings.push_secrets, LogisticsPeer(gate, channels[LOGISTICS]), gate
+            ),
         )
         prefix = settings.common.subject_prefix
         await runtime.nc.subscribe(f"{prefix}.alerts.>", cb=to_hub(hub))

@@ -12,6 +12,8 @@ from datetime import timedelta
 
 from services.gateway import auth
 from services.gateway.credentials import ThrottleSettings
+from services.gateway.domain.policy import Klass
+from services.gateway.domain.tracking_pushes import PushSecrets
 from services.gateway.domain.webhooks import KINDS as WEBHOOK_KINDS
 from services.gateway.limits import Limit, LimiterSettings, parse_limits
 from services.gateway.routes import PUBLIC_SERVICES
@@ -26,8 +28,9 @@ DEFAULT_LIMITER = LimiterSettings()
 DEFAULT_UPLOAD_MAX_BYTES = 64 << 20
 # two uploads of the largest size: with 4 open uploads of up to 64 MiB, 256 MiB would never bind
 DEFAULT_UPLOAD_QUOTA_BYTES = 128 << 20
+# push: per source address; a carrier's push service sends from a few addresses, in bursts after an outage
 DEFAULT_LIMITS = (
-    "read=50/s:100,write=20/s:40,upload=20/s:200,auth=5/s:10,"
+    "read=50/s:100,write=20/s:40,upload=20/s:200,auth=5/s:10,push=500/s:2000,"
     "role:admin.read=500/s:1000,role:service.write=1000/s:2000,role:service.read=1000/s:2000"
 )
 
@@ -47,6 +50,8 @@ class Settings:
     api_keys: dict[str, auth.ApiKey]
     service_accounts: dict[str, auth.ServiceAccount]
     webhook_secrets: dict[str, bytes]
+    # SF's push token and Kuaidi100's push salt (carriers' tracking pushes in their own formats)
+    push_secrets: PushSecrets
     signature_window_seconds: int
     limits: dict[str, Limit]
     upload_ttl_seconds: int
@@ -68,6 +73,9 @@ class Settings:
             limits = parse_limits(optional(env, "RATE_LIMITS", DEFAULT_LIMITS))
         except ValueError as error:
             raise InvalidSetting(f"RATE_LIMITS: {error}") from None
+        # a method class the setting leaves out keeps its default (a class added later needs no edit)
+        defaults = parse_limits(DEFAULT_LIMITS)
+        limits.update({klass.value: defaults[klass.value] for klass in Klass if klass.value not in limits})
         retention_days = integer(env, "AUDIT_RETENTION_DAYS", 365)
         if retention_days < 180:
             raise InvalidSetting("AUDIT_RETENTION_DAYS must be at least 180 (six months)")
@@ -86,6 +94,7 @@ class Settings:
             api_keys=_api_keys(env),
             service_accounts=_service_accounts(env),
             webhook_secrets=_webhook_secrets(env),
+            push_secrets=push_secrets(env),
             signature_window_seconds=integer(env, "SIGNATURE_WINDOW_SECONDS", 300),
             limits=limits,
             upload_ttl_seconds=integer(env, "UPLOAD_TTL_SECONDS", 3600),
@@ -207,3 +216,35 @@ def _webhook_secrets(env: Mapping[str, str]) -> dict[str, bytes]:
     if short:
         raise InvalidSetting(f"WEBHOOK_SECRETS: the secrets of {', '.join(short)} are shorter than 32 bytes")
     return secrets
+
+
+# what may stand in a URL's query unescaped (SF is given the push address as it is)
+_URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+
+
+def push_secrets(env: Mapping[str, str]) -> PushSecrets:
+    """SF_PUSH_TOKEN (the secret in the push address registered with SF: at least 32 URL-safe characters)
+    and KUAIDI100_PUSH_SALT (the salt logistics subscribes with, at least 16 characters), each with an
+    optional *_PREVIOUS still accepted during a rotation. Without one, that carrier's pushes are refused."""
+    tokens = tuple(
+        token
+        for token in (optional(env, "SF_PUSH_TOKEN", ""), optional(env, "SF_PUSH_TOKEN_PREVIOUS", ""))
+        if token
+    )
+    for token in tokens:
+        if len(token) < 32 or not set(token) <= _URL_SAFE:
+            raise InvalidSetting(
+                "SF_PUSH_TOKEN(_PREVIOUS) must be at least 32 characters of A-Z a-z 0-9 - _ . ~ "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+    salts = tuple(
+        salt
+        for salt in (
+            optional(env, "KUAIDI100_PUSH_SALT", ""),
+            optional(env, "KUAIDI100_PUSH_SALT_PREVIOUS", ""),
+        )
+        if salt
+    )
+    if any(len(salt) < 16 for salt in salts):
+        raise InvalidSetting("KUAIDI100_PUSH_SALT(_PREVIOUS) must be at least 16 characters")
+    return PushSecrets(tokens, salts)

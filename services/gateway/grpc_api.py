@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from google.api import httpbody_pb2
 
 from oms.gateway.v1 import gateway_pb2
 from services.gateway import mappers
@@ -20,6 +21,7 @@ from services.gateway.handlers.alerts import Watchers
 from services.gateway.handlers.audit import AuditLogReader
 from services.gateway.handlers.reveal import Reveal
 from services.gateway.handlers.tokens import Tokens
+from services.gateway.handlers.tracking_pushes import TrackingPushes
 from services.gateway.handlers.uploads import Uploads
 from services.gateway.handlers.webhooks import Webhooks
 from services.gateway.proxy import LocalMethod
@@ -36,6 +38,7 @@ class GatewayApi:
         reveal: Reveal,
         audit_log: AuditLogReader,
         watchers: Watchers,
+        tracking_pushes: TrackingPushes,
     ) -> None:
         self.tokens = tokens
         self.uploads = uploads
@@ -43,6 +46,7 @@ class GatewayApi:
         self.reveal = reveal
         self.audit_log = audit_log
         self.watchers = watchers
+        self.tracking_pushes = tracking_pushes
 
     def methods(self) -> dict[str, LocalMethod]:
         return {
@@ -57,6 +61,7 @@ class GatewayApi:
             "ReceivePaymentWebhook": LocalMethod(self.payment_webhook, audits_itself=True),
             "ReceiveCarrierWebhook": LocalMethod(self.carrier_webhook, audits_itself=True),
             "ReceiveChannelWebhook": LocalMethod(self.channel_webhook, audits_itself=True),
+            "ReceiveTrackingPush": LocalMethod(self.tracking_push, audits_itself=True),
             "RevealOrder": LocalMethod(self.reveal_order, audits_itself=True),
             "ListAuditRecords": LocalMethod(self.list_audit_records),
             "WatchAlerts": LocalMethod(self.watch_alerts),
@@ -136,6 +141,16 @@ class GatewayApi:
     ) -> gateway_pb2.ReceiveChannelWebhookResponse:
         result = await self._webhook("channel", request.sender, request.body.data, context, caller)
         return gateway_pb2.ReceiveChannelWebhookResponse(result=result)
+
+    async def tracking_push(
+        self, request: gateway_pb2.ReceiveTrackingPushRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.ReceiveTrackingPushResponse:
+        reply = await self.tracking_pushes.receive(
+            request.carrier, request.token, request.body.content_type, request.body.data, caller
+        )
+        return gateway_pb2.ReceiveTrackingPushResponse(
+            reply=httpbody_pb2.HttpBody(content_type=reply.content_type, data=reply.body)
+        )
 
     async def reveal_order(
         self, request: gateway_pb2.RevealOrderRequest, context: Any, caller: Caller

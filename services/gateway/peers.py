@@ -1,8 +1,9 @@
 """The gateway's calls to orders: whether orders shows a scoped caller an order, and the calls the
-gateway's own use cases make (handing over uploads, forwarding webhooks, the audited reveal).
+gateway's own use cases make (handing over uploads, forwarding webhooks, the audited reveal); and to
+logistics: the carriers' verified tracking pushes.
 
-Every call carries an assertion of the caller the gateway signs for orders (`Gate.upstream_metadata`),
-so orders' own row scope applies to it.
+Every call carries an assertion of the caller the gateway signs for the called service
+(`Gate.upstream_metadata`), so its own row scope applies to it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import grpc
 
 from oms.gateway.v1 import gateway_pb2
+from oms.logistics.v1 import logistics_pb2, logistics_pb2_grpc
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.gateway import mappers
 from services.gateway.domain.errors import UpstreamFailure
 from services.gateway.domain.principal import Caller, is_scoped
+from services.gateway.domain.tracking_pushes import PushReply
 from services.gateway.domain.uploads import Target
 from services.gateway.domain.webhooks import Forwarded
 from services.gateway.gate import Gate
@@ -21,6 +24,7 @@ from services.kit.errors import NotFound
 from services.kit.status import DETAILS_KEY, field_violations
 
 ORDERS_AUDIENCE = "orders"
+LOGISTICS_AUDIENCE = "logistics"
 # IngestOrders takes at most this many items per call
 BATCH = 500
 CALL_TIMEOUT_SECONDS = 10
@@ -172,3 +176,27 @@ class OrdersPeer:
         except grpc.aio.AioRpcError as error:
             raise upstream_failure(error) from None
         return reply.order
+
+
+class LogisticsPeer:
+    """Logistics as the gateway's use cases call it; its errors come back as `UpstreamFailure`."""
+
+    def __init__(self, gate: Gate, logistics: grpc.aio.Channel) -> None:
+        self.gate = gate
+        self.logistics = logistics_pb2_grpc.LogisticsServiceStub(logistics)
+
+    async def report_tracking(
+        self, caller: Caller, carrier: str, content_type: str, body: bytes
+    ) -> PushReply:
+        """A verified push as it arrived; logistics reads the carrier's format and says what to answer."""
+        try:
+            reply = await self.logistics.ReportTracking(
+                logistics_pb2.ReportTrackingRequest(carrier=carrier, content_type=content_type, body=body),
+                metadata=self.gate.upstream_metadata(caller, {}, LOGISTICS_AUDIENCE),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_failure(error) from None
+        return PushReply(
+            reply.reply.content_type, reply.reply.data, reply.nodes_recorded, reply.quarantine_id
+        )

@@ -9,6 +9,7 @@ PUBLIC_SERVICES: dict[str, str] = {
     "oms.orders.v1.OrdersService": "ORDERS_SERVICE_ADDR",
     "oms.inventory.v1.InventoryService": "INVENTORY_SERVICE_ADDR",
     "oms.routing.v1.RoutingService": "ROUTING_SERVICE_ADDR",
+    "oms.logistics.v1.LogisticsService": "LOGISTICS_SERVICE_ADDR",
 }
 
 
@@ -21,5 +22,6 @@ def public_proto_modules() -> None:
     """Import the public contracts so reflection and the proxy can describe them."""
     from oms.gateway.v1 import gateway_pb2  # noqa: F401
     from oms.inventory.v1 import inventory_pb2  # noqa: F401
+    from oms.logistics.v1 import logistics_pb2  # noqa: F401
     from oms.orders.v1 import orders_pb2  # noqa: F401
     from oms.routing.v1 import routing_pb2  # noqa: F401

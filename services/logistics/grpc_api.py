@@ -228,7 +228,9 @@ class LogisticsServicer(logistics_pb2_grpc.LogisticsServiceServicer):
         )
 
     async def GetTracking(self, request: pb.GetTrackingRequest, context: Ctx) -> pb.GetTrackingResponse:
-        found = await shipments.get_shipment(self.uow(), request.shipment_id.strip())
+        found = await shipments.get_shipment(
+            self.uow(), request.shipment_id.strip(), request.order_id.strip()
+        )
         events = await self.views.tracking(found.shipment_id)
         return pb.GetTrackingResponse(
             shipment=mappers.shipment(found), events=[mappers.tracking_event(e) for e in events]

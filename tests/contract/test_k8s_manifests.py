@@ -25,10 +25,41 @@ NAMESPACE = "oms"
 GRPC_PORTS = {spec.name: spec.default_port for spec in SERVICES}
 DATABASE_SERVICES = [spec.name for spec in SERVICES if spec.database]
 IDENTITY_ENV = {"HOST", "IDENTITY_SIGNING_KID", "IDENTITY_SIGNING_KEY", "IDENTITY_TRUSTED_KEYS"}
-REQUIRED_ENV = {
-    **{name: {"DATABASE_URL", "NATS_URL", "PORT", *IDENTITY_ENV} for name in DATABASE_SERVICES},
-    "gateway": {"PORT", *PUBLIC_SERVICES.values(), *IDENTITY_ENV},
+CARRIER_ACCOUNTS = {
+    "SF_PARTNER_ID",
+    "SF_CHECKWORD",
+    "KUAIDI100_KEY",
+    "KUAIDI100_SECRET",
+    "KUAIDI100_CUSTOMER",
+    "CAINIAO_APP_KEY",
+    "CAINIAO_APP_SECRET",
 }
+CARRIER_ENV = {
+    *CARRIER_ACCOUNTS,
+    "SF_API_URL",
+    "KUAIDI100_API_URL",
+    "CAINIAO_API_URL",
+    "KUAIDI100_CALLBACK_URL",
+    "KUAIDI100_PUSH_SALT",
+}
+PII_ENV = {"PII_KEYS", "PII_ACTIVE_KEY", "PII_HASH_KEY"}
+REQUIRED_ENV = {
+    **{
+        spec.name: {
+            "DATABASE_URL",
+            "NATS_URL",
+            "PORT",
+            *IDENTITY_ENV,
+            *(PII_ENV if spec.pii else ()),
+            *(CARRIER_ENV if spec.carriers else ()),
+        }
+        for spec in SERVICES
+        if spec.database
+    },
+    "gateway": {"PORT", *PUBLIC_SERVICES.values(), *IDENTITY_ENV, "SF_PUSH_TOKEN", "KUAIDI100_PUSH_SALT"},
+}
+# stand-ins for outside systems, in the dev overlay only (docs/sandboxes.md)
+SANDBOX_DEPLOYMENTS = {"dev": {"carrier-sandbox"}, "prod": set()}
 # who may call whom: the gateway is called by Envoy, every other service by the gateway and the
 # services that name it as a peer
 CALLERS = {
@@ -192,6 +223,9 @@ def test_the_example_secrets_are_never_applied_but_match_what_the_services_read(
         | {f"{spec.name}-pii" for spec in SERVICES if spec.pii}
         | {f"{spec.name}-auth" for spec in SERVICES if spec.edge}
         | {f"{spec.name}-identity" for spec in SERVICES}
+        | {f"{spec.name}-carriers" for spec in SERVICES if spec.carriers}
+        # the carriers' push token and salt, read by the gateway, logistics and the dev sandbox alike
+        | {"carrier-push"}
     )
     for secret in secrets.values():
         assert secret["kind"] == "Secret"
@@ -210,8 +244,8 @@ def test_the_example_secrets_are_never_applied_but_match_what_the_services_read(
 def test_each_overlay_deploys_exactly_the_services_that_exist_today(overlay: str) -> None:
     objects = render(overlay)
     deployed = {*GRPC_PORTS, "envoy"}
-    assert set(of_kind(objects, "Deployment")) == deployed
-    assert set(of_kind(objects, "Service")) == deployed
+    assert set(of_kind(objects, "Deployment")) == deployed | SANDBOX_DEPLOYMENTS[overlay]
+    assert set(of_kind(objects, "Service")) == deployed | SANDBOX_DEPLOYMENTS[overlay]
     assert set(of_kind(objects, "PodDisruptionBudget")) == deployed
     assert set(of_kind(objects, "HorizontalPodAutoscaler")) == set(GRPC_PORTS)
     assert set(of_kind(objects, "Namespace")) == {NAMESPACE}
@@ -438,7 +472,7 @@ def test_autoscalers_and_disruption_budgets_target_their_deployments(overlay: st
 def test_dev_runs_one_replica_of_each_service() -> None:
     objects = render("dev")
     assert {name: d["spec"]["replicas"] for name, d in of_kind(objects, "Deployment").items()} == {
-        name: 1 for name in (*GRPC_PORTS, "envoy")
+        name: 1 for name in (*GRPC_PORTS, "envoy", *SANDBOX_DEPLOYMENTS["dev"])
     }
     assert all(h["spec"]["maxReplicas"] == 1 for h in of_kind(objects, "HorizontalPodAutoscaler").values())
 
@@ -558,3 +592,39 @@ def test_every_service_keeps_its_streams_with_the_overlays_replicas_and_limits(
     for name in GRPC_PORTS:
         given = {entry["name"] for entry in main_container(deployments[name])["env"]}
         assert {"STREAM_REPLICAS", "STREAM_MAX_AGE_SECONDS", "STREAM_MAX_BYTES"} <= given, name
+
+
+def _secret_reference(container: Object, name: str) -> tuple[str, str]:
+    reference = next(e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == name)
+    return reference["name"], reference["key"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_and_logistics_read_the_one_kuaidi100_salt_and_the_sandbox_their_accounts(
+    overlay: str,
+) -> None:
+    deployments = of_kind(render(overlay), "Deployment")
+    gateway, logistics = main_container(deployments["gateway"]), main_container(deployments["logistics"])
+    salt = ("carrier-push", "KUAIDI100_PUSH_SALT")
+    assert _secret_reference(gateway, "KUAIDI100_PUSH_SALT") == _secret_reference(
+        logistics, "KUAIDI100_PUSH_SALT"
+    )
+    assert _secret_reference(gateway, "KUAIDI100_PUSH_SALT") == salt
+    if "carrier-sandbox" not in deployments:
+        return
+    sandbox = main_container(deployments["carrier-sandbox"])
+    for account in CARRIER_ACCOUNTS:
+        assert _secret_reference(sandbox, f"CARRIER_SANDBOX_{account}") == _secret_reference(
+            logistics, account
+        )
+    assert _secret_reference(sandbox, "SF_PUSH_TOKEN") == _secret_reference(gateway, "SF_PUSH_TOKEN")
+    push_url = env_value(sandbox, "CARRIER_SANDBOX_PUSH_URL")
+    assert push_url.startswith("http://envoy:8080/v1/webhooks/tracking/sf?token=$(SF_PUSH_TOKEN)")
+    names = [e["name"] for e in sandbox["env"]]
+    # Kubernetes expands $(VAR) only from variables defined before it
+    assert names.index("SF_PUSH_TOKEN") < names.index("CARRIER_SANDBOX_PUSH_URL")
+    config = of_kind(render(overlay), "ConfigMap")["oms-config"]["data"]
+    assert {config[key] for key in ("SF_API_URL", "KUAIDI100_API_URL", "CAINIAO_API_URL")} == {
+        "http://carrier-sandbox:18010"
+    }
+    assert config["KUAIDI100_CALLBACK_URL"] == "http://envoy:8080/v1/webhooks/tracking/kuaidi100"

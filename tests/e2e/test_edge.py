@@ -488,7 +488,7 @@ def signed_payment(
 
 
 def webhook_signature(platform: Platform, body: bytes, secret_of: str) -> dict[str, str]:
-    """The signature headers of a webhook body, with the secret `secret_of` names (`carrier/sf`)."""
+    """The signature headers of a webhook body, with the secret `secret_of` names (`carrier/zto`)."""
     secret = base64.b64decode(json.loads(edge_settings(platform.home)["WEBHOOK_SECRETS"])[secret_of])
     timestamp = str(int(time.time()))
     signature = hmac.new(secret, timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()

@@ -18,7 +18,7 @@ from typing import IO, Any
 import pytest
 
 from omsctl import embedded
-from omsctl.stack import SERVICES, reset
+from omsctl.stack import SANDBOXES, SERVICES, reset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,16 +95,20 @@ def _up_restart_and_down(home: Path, env: dict[str, str]) -> None:
     first, banner = _start(home, env)
     assert any("OMS platform is up in" in line for line in banner)
     pids = _pids(home)
-    assert len(pids) == 3 + len(SERVICES) + 1  # postgres, redis, nats, each service, envoy
-    assert (
-        subprocess.run(
-            [sys.executable, "-m", "omsctl", "status"],
-            cwd=ROOT,
-            env={**env, "OMS_HOME": str(home)},
-            capture_output=True,
-        ).returncode
-        == 0
+    # postgres, redis, nats, each service, the carrier sandbox, envoy
+    assert len(pids) == 3 + len(SERVICES) + len(SANDBOXES) + 1
+    assert any(line.strip().startswith("logistics (gRPC)") for line in banner)
+    assert any(line.strip().startswith("carrier sandbox") for line in banner)
+    status = subprocess.run(
+        [sys.executable, "-m", "omsctl", "status"],
+        cwd=ROOT,
+        env={**env, "OMS_HOME": str(home)},
+        capture_output=True,
+        text=True,
     )
+    assert status.returncode == 0, status.stdout
+    shown = {line.split()[0] for line in status.stdout.splitlines() if " pid " in line}
+    assert {"logistics", "carriers", "gateway", "envoy"} <= shown
 
     both = _printed_command(banner, "Both in one line:")
     reply = subprocess.run(["bash", "-c", both], capture_output=True, text=True, timeout=30)
@@ -297,6 +301,16 @@ def test_up_restarts_a_killed_service_on_its_port_keeps_ports_prints_env_and_die
         restarted = _omsctl(home, env, "restart", "inventory")
         assert restarted.returncode == 0, restarted.stderr
         assert _entry(home, "inventory")["port"] == ports["inventory"]
+
+        # the carrier sandbox's switches, through its control API
+        switched = _omsctl(home, env, "carriers", "set", "sf", "latency_ms=50", "timeout_mode=drop")
+        assert switched.returncode == 0, switched.stderr
+        assert json.loads(switched.stdout)["carriers"]["sf"]["latency_ms"] == 50
+        assert json.loads(switched.stdout)["carriers"]["sf"]["timeout_mode"] == "drop"
+        refused = _omsctl(home, env, "carriers", "set", "sf", "no_such_switch=1")
+        assert refused.returncode == 2 and "no_such_switch" in refused.stderr
+        reset_ = _omsctl(home, env, "carriers", "reset")
+        assert json.loads(reset_.stdout)["carriers"]["sf"]["latency_ms"] == 0
 
         # `omsctl env` prints export lines a shell can eval, with a token that works at the edge
         printed = _omsctl(home, env, "env")

@@ -34,6 +34,8 @@ class AttemptReason(StrEnum):
     TARGET_NOT_ALLOWED = "target_not_allowed"
     SERVICE_REFUSED = "service_refused"
     MANY_SOURCES = "many_sources"
+    # a carrier's tracking push without its push token (SF) or with a wrong sign (Kuaidi100)
+    PUSH_SIGNATURE = "push_signature"
 
 
 # the refusals of a called service that count as failed attempts, like the gate's own

@@ -16,12 +16,15 @@ from services.gateway.domain.principal import UNSCOPED_ROLES, Principal, is_scop
 
 
 class Klass(StrEnum):
-    """Rate-limit classes: reads are cheap, writes cost a transaction, uploads carry megabytes."""
+    """Rate-limit classes: reads are cheap, writes cost a transaction, uploads carry megabytes, and
+    carriers' tracking pushes come in floods from a few addresses (limited per address, and never
+    refused for want of Redis: a refused push is pushed again, a lost one waits for the poll)."""
 
     READ = "read"
     WRITE = "write"
     UPLOAD = "upload"
     AUTH = "auth"
+    PUSH = "push"
 
 
 class Reach(StrEnum):
@@ -75,6 +78,11 @@ UPLOADERS = STAFF | {"channel", "service", "finance"}
 ADMINS = frozenset({"admin", "supervisor"})
 # roles allowed to unmask personal data through the audited reveal
 REVEALERS = frozenset({"admin", "supervisor", "cs_agent", "warehouse"})
+# logistics: the warehouse floor (people and its WMS) picks, packs and scans out
+WAREHOUSE_FLOOR = STAFF | {"warehouse", "wms"}
+SHIPMENT_READERS = STAFF | {"warehouse", "service"}
+# a shipment and its tracking, read through an order the caller may see
+SHIPMENT_TRACKERS = SHIPMENT_READERS | {"cs_agent", "customer"}
 
 
 def _r(roles: frozenset[str], reach: Reach, klass: Klass = Klass.READ) -> Rule:
@@ -95,6 +103,7 @@ ROWS, ORDER, OWN, SHARED, STAFF_ONLY = Reach.ROWS, Reach.ORDER, Reach.OWN, Reach
 ORDERS = "oms.orders.v1.OrdersService"
 INVENTORY = "oms.inventory.v1.InventoryService"
 ROUTING = "oms.routing.v1.RoutingService"
+LOGISTICS = "oms.logistics.v1.LogisticsService"
 GATEWAY = "oms.gateway.v1.GatewayService"
 
 POLICY: dict[str, Rule] = {
@@ -153,6 +162,29 @@ POLICY: dict[str, Rule] = {
     f"{ROUTING}/SetShadowRuleSet": _w(ROUTING_ADMINS, STAFF_ONLY),
     f"{ROUTING}/GetShadowReport": _r(ROUTING_ADMINS, STAFF_ONLY),
     f"{ROUTING}/ListParkedOrders": _r(STAFF, STAFF_ONLY),
+    # orders' process manager opens and cancels an order's shipments (service-to-service, or a
+    # client-credentials token); people change an order through orders, never its shipments directly
+    f"{LOGISTICS}/CreateShipments": _w(frozenset({"service"}), STAFF_ONLY),
+    f"{LOGISTICS}/CancelShipments": _w(frozenset({"service"}), STAFF_ONLY),
+    f"{LOGISTICS}/GetShipment": _r(SHIPMENT_READERS, STAFF_ONLY),
+    f"{LOGISTICS}/ListShipments": _r(SHIPMENT_TRACKERS, ORDER),
+    f"{LOGISTICS}/GetTracking": _r(SHIPMENT_TRACKERS, ORDER),
+    f"{LOGISTICS}/CreateWaybills": _w(STAFF | {"service"}, STAFF_ONLY),
+    f"{LOGISTICS}/GetWaybillBatch": _r(STAFF | {"service"}, STAFF_ONLY),
+    f"{LOGISTICS}/ListCarriers": _r(STAFF | {"service"}, STAFF_ONLY),
+    f"{LOGISTICS}/ListWaybillDeadLetters": _r(STAFF, STAFF_ONLY),
+    f"{LOGISTICS}/ReplayWaybillDeadLetter": _w(STAFF, STAFF_ONLY),
+    f"{LOGISTICS}/ListPickTasks": _r(WAREHOUSE_FLOOR, STAFF_ONLY),
+    f"{LOGISTICS}/CreatePickList": _w(WAREHOUSE_FLOOR, STAFF_ONLY),
+    f"{LOGISTICS}/GetPickList": _r(WAREHOUSE_FLOOR, STAFF_ONLY),
+    f"{LOGISTICS}/RenderPickList": _r(WAREHOUSE_FLOOR, STAFF_ONLY),
+    f"{LOGISTICS}/RenderOrderCode": _r(WAREHOUSE_FLOOR, STAFF_ONLY),
+    f"{LOGISTICS}/ConfirmPick": _w(WAREHOUSE_FLOOR, STAFF_ONLY),
+    f"{LOGISTICS}/ConfirmPacked": _w(WAREHOUSE_FLOOR, STAFF_ONLY),
+    f"{LOGISTICS}/ScanOut": _w(WAREHOUSE_FLOOR, STAFF_ONLY),
+    # what a verified carrier push is forwarded to (ReceiveTrackingPush); staff may replay one by hand
+    f"{LOGISTICS}/ReportTracking": _w(STAFF | {"carrier"}, STAFF_ONLY, Klass.PUSH),
+    f"{LOGISTICS}/ListQuarantinedPushes": _r(STAFF, STAFF_ONLY),
     f"{GATEWAY}/IssueToken": _public(Klass.AUTH, mutating=False),
     f"{GATEWAY}/BeginUpload": _w(UPLOADERS, OWN, Klass.UPLOAD),
     f"{GATEWAY}/PutChunk": _w(UPLOADERS, OWN, Klass.UPLOAD),
@@ -162,6 +194,7 @@ POLICY: dict[str, Rule] = {
     f"{GATEWAY}/UploadStream": _w(UPLOADERS, OWN, Klass.UPLOAD),
     f"{GATEWAY}/ReceivePaymentWebhook": _public(Klass.WRITE, mutating=True),
     f"{GATEWAY}/ReceiveCarrierWebhook": _public(Klass.WRITE, mutating=True),
+    f"{GATEWAY}/ReceiveTrackingPush": _public(Klass.PUSH, mutating=True),
     f"{GATEWAY}/ReceiveChannelWebhook": _public(Klass.WRITE, mutating=True),
     f"{GATEWAY}/RevealOrder": _w(REVEALERS, ROWS, Klass.READ),
     f"{GATEWAY}/ListAuditRecords": _r(ADMINS, STAFF_ONLY),

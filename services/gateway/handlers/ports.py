@@ -10,6 +10,7 @@ from typing import Any, Protocol, Self
 
 from services.gateway.domain.audit import AuditRecord
 from services.gateway.domain.principal import Caller
+from services.gateway.domain.tracking_pushes import PushReply
 from services.gateway.domain.uploads import UploadState
 from services.gateway.domain.webhooks import Forwarded
 
@@ -83,6 +84,14 @@ class Orders(Protocol):
 
     # the order as orders answers it, passed through untouched
     async def reveal(self, caller: Caller, order_id: str) -> Any: ...
+
+
+class Logistics(Protocol):
+    """Logistics, called as the verified sender; failures raise `UpstreamFailure`."""
+
+    async def report_tracking(
+        self, caller: Caller, carrier: str, content_type: str, body: bytes
+    ) -> PushReply: ...
 
 
 class UploadStore(Protocol):

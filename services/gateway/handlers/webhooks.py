@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from services.gateway.domain.errors import UpstreamFailure
 from services.gateway.domain.policy import GATEWAY
 from services.gateway.domain.principal import Caller
+from services.gateway.domain.tracking_pushes import CARRIERS as OWN_FORMAT_CARRIERS
 from services.gateway.domain.webhooks import (
     FORWARDED,
     KINDS,
@@ -71,6 +72,11 @@ class Webhooks:
         sender = sender.strip().lower()
         if not sender or len(sender) > 32:
             raise InvalidArgument("sender", "is required (at most 32 characters)")
+        if kind == "carrier" and sender in OWN_FORMAT_CARRIERS:
+            # their real pushes are taken in their own formats; an HMAC secret for them signs nothing
+            raise InvalidArgument(
+                "sender", f"{sender} pushes tracking in its own format to POST /v1/webhooks/tracking/{sender}"
+            )
         principal = sender_principal(kind, sender)
         sent_by = Caller(principal, caller.source_ip, caller.request_id)
         method = METHODS[kind]

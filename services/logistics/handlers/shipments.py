@@ -97,10 +97,12 @@ async def create_shipments(uow: UnitOfWork, command: CreateShipments) -> list[Sh
     return found
 
 
-async def get_shipment(uow: UnitOfWork, shipment_id: str) -> Shipment:
+async def get_shipment(uow: UnitOfWork, shipment_id: str, of_order: str = "") -> Shipment:
+    """The shipment; with `of_order`, a shipment of another order is answered like an unknown one (the
+    order named is how far a customer or an agent reaches, never a hint that the shipment exists)."""
     async with uow:
         found = await uow.shipments.get(shipment_id)
-    if found is None:
+    if found is None or (of_order and found.order_id != of_order):
         raise NotFound(f"shipment {shipment_id[:64]} not found")
     return found
 

@@ -171,3 +171,13 @@ async def test_a_claim_left_by_a_delivery_that_died_is_taken_over_after_thirty_s
     )
 
     assert not result.duplicate and len(orders.forwarded) == 1
+
+
+@pytest.mark.parametrize("sender", ["sf", "kuaidi100"])
+async def test_carriers_that_push_in_their_own_format_are_not_taken_through_the_hmac_webhook(
+    sender: str,
+) -> None:
+    handler, _, orders, _ = webhooks()[:4]
+    with pytest.raises(InvalidArgument, match=f"/v1/webhooks/tracking/{sender}"):
+        await handler.receive("carrier", sender, BODY, *signature(SECRETS["carrier/sf"]), SENT_FROM)
+    assert orders.forwarded == []

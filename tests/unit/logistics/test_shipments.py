@@ -7,9 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from services.kit.errors import FailedPrecondition
+from services.kit.clock import FixedClock
+from services.kit.errors import FailedPrecondition, NotFound
 from services.logistics.domain.model import Node, ShipmentStatus
+from services.logistics.handlers.shipments import get_shipment
 from tests.unit.logistics.builders import T0, scan, shipment, shipped, waybill
+from tests.unit.logistics.fakes import FakeUnitOfWork, State
 
 
 def kinds(found: object) -> list[str]:
@@ -128,3 +131,12 @@ def test_scans_before_the_scan_out_are_kept_and_applied_at_the_scan_out() -> Non
     assert found.status is ShipmentStatus.PACKED
     found.scan_out("WH-SH", T0 + timedelta(minutes=10))
     assert found.status is ShipmentStatus.PICKED_UP
+
+
+async def test_a_shipment_read_through_another_order_is_answered_like_an_unknown_one() -> None:
+    state = State(shipments={"s-1": shipment()})
+    clock = FixedClock(T0)
+    assert (await get_shipment(FakeUnitOfWork(state, clock), "s-1", "o-s-1")).shipment_id == "s-1"
+    assert (await get_shipment(FakeUnitOfWork(state, clock), "s-1")).order_id == "o-s-1"
+    with pytest.raises(NotFound, match="shipment s-1 not found"):
+        await get_shipment(FakeUnitOfWork(state, clock), "s-1", "o-other")
