@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e security contract test bench bench-inventory bench-routing bench-logistics bench-orders bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
+.PHONY: all venv protos run down status lint unit integration e2e security contract test bench bench-inventory bench-routing bench-logistics bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
 
 all: test
 
@@ -58,7 +58,7 @@ contract: protos
 test: lint protos
 	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e tests/security
 
-bench: bench-inventory bench-routing bench-orders bench-gateway bench-identity bench-limiter bench-outbox bench-credentials
+bench: bench-inventory bench-routing bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-credentials
 
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
@@ -72,6 +72,9 @@ bench-routing: protos ## plans/s and latency with live inventory calls; prints `
 
 bench-orders: protos ## ingest single/batch with routing and inventory live, SQL per order; prints `name: value unit`
 	$(PY) -m bench.orders
+
+bench-orders-cpu: protos ## the orders code's own CPU per ingest (a batch of 500, single orders), in process on a real Postgres; prints `name: value unit`
+	$(PY) -m bench.orders_ingest_cpu
 
 bench-gateway: protos ## GetOrder through Envoy + gateway vs. direct, chunked upload MB/s; prints `name: value unit`
 	$(PY) -m bench.gateway

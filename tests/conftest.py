@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from omsctl.stack import Infra, Platform, reset
 from services.gateway.config import DEFAULT_LIMITS
@@ -21,6 +22,10 @@ from services.kit.db import plain_url, with_database
 from services.kit.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# property tests judge what is generated, not how fast: on two loaded cores generation is slow
+settings.register_profile("oms", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("oms")
 
 
 def random_ref(prefix: str = "t") -> str:
