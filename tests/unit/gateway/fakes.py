@@ -6,8 +6,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from services.gateway.domain.audit import AuditRecord
 from services.gateway.domain.errors import UpstreamFailure
@@ -23,6 +22,7 @@ from services.gateway.domain.uploads import (
     not_found,
 )
 from services.gateway.domain.webhooks import Forwarded
+from tests.unit.fake_uow import SnapshotUnitOfWork
 
 PENDING = b""
 
@@ -100,43 +100,17 @@ class FakeAuditRecords:
         return purged
 
 
-class FakeUnitOfWork:
-    """Changes reach the shared state only when committed; anything else is rolled back."""
-
-    def __init__(self, store: FakeStore) -> None:
-        self.store = store
-        self.committed = False
-
-    @property
-    def audit(self) -> FakeAuditRecords:
-        return self._audit
-
-    @property
-    def receipts(self) -> FakeReceipts:
-        return self._receipts
-
-    async def __aenter__(self) -> Self:
-        self._rows = dict(self.store.receipts)
-        self._records = list(self.store.audit)
-        self._receipts = FakeReceipts(self._rows)
-        self._audit = FakeAuditRecords(self._records)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
-    async def commit(self) -> None:
-        self.store.receipts = self._rows
-        self.store.audit = self._records
-        self.committed = True
+class FakeUnitOfWork(SnapshotUnitOfWork["FakeStore"]):
+    def bind(self, state: FakeStore) -> None:
+        self.receipts = FakeReceipts(state.receipts)
+        self.audit = FakeAuditRecords(state.audit)
 
 
 @dataclass
 class FakeStore:
     receipts: dict[tuple[str, str, str], tuple[bytes, datetime]] = field(default_factory=dict)
     audit: list[AuditRecord] = field(default_factory=list)
+    published: list[object] = field(default_factory=list)
 
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)

@@ -6,12 +6,10 @@ leaves the state as it found it (like a transaction), and only committed events 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 from services.inventory.domain.events import Event
 from services.inventory.domain.model import (
@@ -30,6 +28,7 @@ from services.inventory.domain.model import (
 )
 from services.kit.clock import FixedClock
 from services.kit.errors import InvalidArgument
+from tests.unit.fake_uow import SnapshotUnitOfWork
 
 E = TypeVar("E")
 LIVE = (ReservationStatus.ACTIVE, ReservationStatus.COMMITTED)
@@ -349,44 +348,20 @@ class FakeIdempotency:
         self._state.keys[(scope, key)] = (digest, response)
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(SnapshotUnitOfWork[State]):
+    kept_on_rollback = ("reserve_calls",)  # what the test observed of the calls stays
+
     def __init__(self, inventory: FakeInventory) -> None:
-        self._inventory = inventory
         self.clock = inventory.clock
-        self._pending: list[Event] = []
+        super().__init__(inventory.state)
 
-    @property
-    def state(self) -> State:
-        return self._inventory.state
-
-    async def __aenter__(self) -> Self:
-        self._before = copy.deepcopy(self._inventory.state)
-        self._pending = []
-        self._committed = False
+    def bind(self, state: State) -> None:
         self.stock = FakeStock(self)
-        self.reservations = FakeReservations(self.state)
-        self.catalogue = FakeCatalogue(self.state)
-        self.replenishment = FakeReplenishment(self.state)
-        self.ledger = FakeLedger(self.state)
-        self.idempotency = FakeIdempotency(self.state)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if not self._committed:  # what the test observed of the calls stays; the data rolls back
-            calls = self._inventory.state.reserve_calls
-            self._inventory.state = self._before
-            self._inventory.state.reserve_calls = calls
-
-    def emit(self, *events: Event) -> None:
-        self._pending.extend(events)
-
-    async def commit(self) -> None:
-        self.state.published.extend(self._pending)
-        self._pending = []
-        self._before = copy.deepcopy(self.state)
-        self._committed = True
+        self.reservations = FakeReservations(state)
+        self.catalogue = FakeCatalogue(state)
+        self.replenishment = FakeReplenishment(state)
+        self.ledger = FakeLedger(state)
+        self.idempotency = FakeIdempotency(state)
 
 
 class FakeInventory:

@@ -7,7 +7,6 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 from services.kit.clock import FixedClock
@@ -23,6 +22,7 @@ from services.logistics.domain.waybills import (
     WaybillRequest,
     WaybillState,
 )
+from tests.unit.fake_uow import SnapshotUnitOfWork
 
 
 @dataclass
@@ -137,7 +137,7 @@ class FakeWaybills:
         }
 
     async def claim_due(self, now: datetime, abandoned_before: datetime, limit: int) -> list[WaybillRequest]:
-        claimed = []
+        claimed: list[WaybillRequest] = []
         for key, request in sorted(self.state.requests.items()):
             waiting = request.state in (WaybillState.QUEUED, WaybillState.RETRYING)
             due = waiting and request.next_attempt_at is not None and request.next_attempt_at <= now
@@ -205,39 +205,19 @@ class FakePickLists:
         return False
 
 
-class FakeUnitOfWork:
-    """Works on a copy of the state; commit makes the copy the state and publishes the events."""
-
+class FakeUnitOfWork(SnapshotUnitOfWork[State]):
     def __init__(self, state: State, clock: FixedClock) -> None:
-        self.committed_state = state
         self.clock = clock
+        super().__init__(state)
 
-    async def __aenter__(self) -> FakeUnitOfWork:
-        self.working = copy.deepcopy(self.committed_state)
-        self.events: list[Any] = []
-        self.shipments = FakeShipments(self.working)
-        self.tracking = FakeTracking(self.working)
-        self.waybills = FakeWaybills(self.working)
-        self.anomalies = FakeAnomalies(self.working)
-        self.quarantine = FakeQuarantine(self.working)
-        self.breakers = FakeBreakers(self.working)
+    def bind(self, state: State) -> None:
+        self.shipments = FakeShipments(state)
+        self.tracking = FakeTracking(state)
+        self.waybills = FakeWaybills(state)
+        self.anomalies = FakeAnomalies(state)
+        self.quarantine = FakeQuarantine(state)
+        self.breakers = FakeBreakers(state)
         self.pick_lists = FakePickLists()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
-    def emit(self, event: Any) -> None:
-        self.events.append(event)
-
-    async def commit(self) -> None:
-        for name, value in vars(self.working).items():
-            if name != "published":
-                setattr(self.committed_state, name, value)
-        self.committed_state.published.extend(self.events)
-        self.events = []
 
 
 class ScriptedCarriers:

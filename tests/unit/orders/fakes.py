@@ -10,10 +10,9 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from services.kit.clock import FixedClock
 from services.kit.sealing import KeyRing
@@ -25,6 +24,7 @@ from services.orders.domain.model import Channel, HoldCause, Order
 from services.orders.domain.orchestration import SHIPPABLE, DeadSteps, StockState, Stored
 from services.orders.domain.payments import PaymentRecord, PaymentState
 from services.orders.domain.timeline import Entry
+from tests.unit.fake_uow import SnapshotUnitOfWork
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 # the handlers never touch the keys (the store seals); the policy carries them for the store and views
@@ -435,23 +435,18 @@ class FakeAssignmentRepository:
         return buyer_id in self.state.assignments.get(agent_id, set())
 
 
-class FakeUnitOfWork:
-    """Works on a copy of the shared state, which only `commit` makes the state."""
-
+class FakeUnitOfWork(SnapshotUnitOfWork[State]):
     def __init__(self, shared: State, clock: FixedClock) -> None:
-        self._shared = shared
         self._clock = clock
-        self.committed = False
-        self._begin()
+        super().__init__(shared)
 
-    def _begin(self) -> None:
-        self.state = copy.deepcopy(self._shared)
-        self._orders = FakeOrderRepository(self.state)
-        self._payments = FakePaymentRepository(self.state)
-        self._statements = FakeStatementRepository(self.state)
-        self._sources = FakeSourceRepository(self.state)
-        self._quarantine = FakeQuarantineRepository(self.state)
-        self._assignments = FakeAssignmentRepository(self.state)
+    def bind(self, state: State) -> None:
+        self._orders = FakeOrderRepository(state)
+        self._payments = FakePaymentRepository(state)
+        self._statements = FakeStatementRepository(state)
+        self._sources = FakeSourceRepository(state)
+        self._quarantine = FakeQuarantineRepository(state)
+        self._assignments = FakeAssignmentRepository(state)
 
     @property
     def clock(self) -> FixedClock:
@@ -481,27 +476,12 @@ class FakeUnitOfWork:
     def assignments(self) -> FakeAssignmentRepository:
         return self._assignments
 
-    async def __aenter__(self) -> Self:
-        self.committed = False
-        self._begin()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._begin()  # whatever was not committed is gone
-
     def emit(self, *events: object) -> None:
-        self.state.published += [("", event) for event in events]
+        super().emit(*(("", event) for event in events))
 
     def collect(self, order: Order) -> None:
-        self.state.published += [(order.order_id, event) for event in order.events]
+        super().emit(*((order.order_id, event) for event in order.events))
         order.events.clear()
-
-    async def commit(self) -> None:
-        for name in (f.name for f in fields(State)):
-            setattr(self._shared, name, copy.deepcopy(getattr(self.state, name)))
-        self.committed = True
 
 
 class FakeOrders:

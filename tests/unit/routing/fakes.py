@@ -3,12 +3,10 @@ does: a unit of work rolls back unless committed, and its events are published o
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from types import TracebackType
 from typing import Any
 
 from services.kit.clock import Clock
@@ -26,6 +24,7 @@ from services.routing.domain.model import (
 from services.routing.domain.regression import ExpectedDecision, PastDecision
 from services.routing.domain.rules import RuleSetStatus, RuleSetVersion
 from services.routing.handlers import ports
+from tests.unit.fake_uow import SnapshotUnitOfWork
 
 
 @dataclass
@@ -55,6 +54,7 @@ class State:
     rule_sets: dict[int, RuleSetVersion] = field(default_factory=dict)
     expected: list[ExpectedDecision] = field(default_factory=list)
     load: dict[tuple[date, str], int] = field(default_factory=dict)
+    published: list[Event] = field(default_factory=list)
 
 
 class FakeDecisionLog:
@@ -218,48 +218,26 @@ class FakeStore:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.state = State()
-        self.published: list[Event] = []
+
+    @property
+    def published(self) -> list[Event]:
+        return self.state.published
 
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(SnapshotUnitOfWork[State]):
     def __init__(self, store: FakeStore) -> None:
-        self.store = store
         self.clock = store.clock
-        self._events: list[Event] = []
-        self._snapshot: State | None = None
-        self._bind()
+        super().__init__(store.state)
 
-    def _bind(self) -> None:
-        state = self.store.state
+    def bind(self, state: State) -> None:
         self.decisions = FakeDecisionLog(state)
         self.parked = FakeParkedOrders(state)
         self.rule_sets = FakeRuleSets(state)
         self.expected = FakeExpectedDecisions(state)
         self.load = FakeWarehouseLoad(state)
-
-    async def __aenter__(self) -> FakeUnitOfWork:
-        self._snapshot = copy.deepcopy(self.store.state)
-        self._events = []
-        self._bind()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._snapshot is not None:  # not committed: roll back
-            self.store.state = self._snapshot
-            self._snapshot = None
-
-    def emit(self, event: Event) -> None:
-        self._events.append(event)
-
-    async def commit(self) -> None:
-        self.store.published += self._events
-        self._events = []
-        self._snapshot = None
 
 
 class FakeStock:
