@@ -429,6 +429,18 @@ def order_message(order: Order, reveal: bool = False, pending_step: str = "") ->
     )
     if order.paid_at is not None:
         message.paid_at.CopyFrom(timestamp(order.paid_at))
+    for shipment in order.shipments:
+        shown = message.shipments.add(
+            shipment_id=shipment.shipment_id,
+            warehouse_id=shipment.warehouse_id,
+            carrier=shipment.carrier,
+            stage=shipment.stage.value,
+            waybill_no=shipment.waybill_no,
+        )
+        if shipment.scanned_out_at is not None:
+            shown.scanned_out_at.CopyFrom(timestamp(shipment.scanned_out_at))
+        if shipment.delivered_at is not None:
+            shown.delivered_at.CopyFrom(timestamp(shipment.delivered_at))
     return message
 
 

@@ -213,6 +213,14 @@ async def test_logistics_events_take_a_split_order_to_shipped_and_delivered_with
     assert order.waybill_no in waybills
     kept = await kept_shipments(stack, order_id)
     assert {k["waybill_no"] for k in kept} == waybills
+    # the order shows each of its shipments as it followed them
+    shown = {s.shipment_id: s for s in order.shipments}
+    assert set(shown) == {s.shipment_id for s in opened}
+    for shipment in opened:
+        mine = shown[shipment.shipment_id]
+        assert (mine.warehouse_id, mine.stage) == (shipment.warehouse_id, "DELIVERED")
+        assert mine.waybill_no in waybills and mine.HasField("scanned_out_at")
+        assert mine.delivered_at.ToDatetime() >= mine.scanned_out_at.ToDatetime()
     assert {k["stage"] for k in kept} == {"DELIVERED"}
     assert "exception" not in history
 
