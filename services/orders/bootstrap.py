@@ -100,6 +100,17 @@ async def serve(settings: Settings) -> None:
                 streams=settings.common.streams,
             )
             runtime.spawn("orders-logistics", consumer.run)
+        # after-sales' tickets and refunds, whenever an after-sales service publishes them
+        consumer = EventConsumer(
+            runtime.js,
+            runtime.engine,
+            name="orders-aftersales",
+            subject_prefix=settings.common.subject_prefix,
+            subject=consumers.AFTERSALES_EVENTS,
+            handler=consumers.ticket_handler(policy, orchestrator.poke),
+            streams=settings.common.streams,
+        )
+        runtime.spawn("orders-aftersales", consumer.run)
         runtime.every(
             "payment retries",
             1.0,

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from oms.aftersales.v1 import events_pb2 as aftersales_events  # noqa: F401 - the events decoded here
 from oms.inventory.v1 import events_pb2 as inventory_events  # noqa: F401 - the events decoded here
 from oms.logistics.v1 import events_pb2 as logistics_events  # noqa: F401 - the events decoded here
 from oms.routing.v1 import events_pb2 as routing_events  # noqa: F401 - the events decoded here
@@ -72,6 +73,29 @@ def shipment_handler(
             return
         uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
         changes = await handlers.shipment_reported(uow, policy, report)
+        await uow.flush_events()
+        poke(changes)
+
+    return handle
+
+
+# after-sales' events about tickets (opened, approved, rejected, escalated, return_received,
+# refund_requested, refunded, refund_failed, closed; mappers.ticket_report reads them): one consumer, so
+# a ticket's steps reach its order's timeline in the order after-sales published them.
+AFTERSALES_EVENTS = "aftersales.>"
+
+
+def ticket_handler(
+    policy: handlers.Policy, poke: Callable[[handlers.Changes], None], clock: Clock | None = None
+) -> Handler:
+    """Record an after-sales event on its order inside the consumer's inbox transaction."""
+
+    async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
+        report = mappers.ticket_report(event)
+        if report is None:
+            return
+        uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
+        changes = await handlers.ticket_reported(uow, policy, report)
         await uow.flush_events()
         poke(changes)
 

@@ -10,6 +10,8 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from oms.aftersales.v1 import aftersales_pb2
+from oms.aftersales.v1 import events_pb2 as aftersales_events
 from oms.alerts.v1 import events_pb2 as alert_events
 from oms.common.v1 import common_pb2
 from oms.logistics.v1 import events_pb2 as logistics_events
@@ -37,6 +39,7 @@ from services.orders.domain.model import IngestOrder as IngestCommand
 from services.orders.domain.model import violations as model_violations
 from services.orders.domain.orchestration import Stored
 from services.orders.domain.payments import PaymentRecord
+from services.orders.domain.refunds import TicketReport, TicketStep
 from services.orders.domain.scope import EVERYTHING, Scope
 from services.orders.domain.shipping import Report, Shipment, ShipmentReport, ShippingPlan, Stage
 
@@ -441,6 +444,17 @@ def order_message(order: Order, reveal: bool = False, pending_step: str = "") ->
             shown.scanned_out_at.CopyFrom(timestamp(shipment.scanned_out_at))
         if shipment.delivered_at is not None:
             shown.delivered_at.CopyFrom(timestamp(shipment.delivered_at))
+    refunds = order.refunds
+    if refunds.settled or refunds.in_progress:
+        message.refunds.CopyFrom(
+            orders_pb2.OrderRefunds(
+                in_progress=bool(refunds.in_progress),
+                cash=money(refunds.cash_minor),
+                points=money(refunds.points_minor),
+                lines=[orders_pb2.RefundedLine(line_index=i, quantity=q) for i, q in refunds.units],
+                refunding_ticket_ids=sorted(refunds.in_progress),
+            )
+        )
     return message
 
 
@@ -884,4 +898,60 @@ def shipment_report(event: Message) -> ShipmentReport | None:
                 waybill_no=event.waybill_no,
                 refused=event.refused,
             )
+    return None
+
+
+def _cash(voucher: Any) -> tuple[int, int]:
+    return voucher.cash.amount_minor, voucher.points.amount_minor
+
+
+def ticket_report(event: Message) -> TicketReport | None:
+    """An after-sales event as a report about one of an order's tickets (None: not one orders follows)."""
+    when = optional_time(event, "occurred_at")
+    ticket, order = getattr(event, "ticket_id", ""), getattr(event, "order_id", "")
+    match event:
+        case aftersales_events.TicketOpened():
+            lines = ", ".join(f"line {line.line_index} × {line.quantity}" for line in event.lines)
+            kind = aftersales_pb2.TicketKind.Name(event.kind).removeprefix("TICKET_KIND_").lower()
+            detail = f"{kind} for {event.reason.lower()}: {lines}"
+            return TicketReport(TicketStep.OPENED, ticket, order, detail, when)
+        case aftersales_events.TicketApproved():
+            decision = event.decision
+            by = (
+                f"rules v{decision.rule_set_version} ({decision.rule})"
+                if decision.rule_set_version
+                else decision.decided_by
+            )
+            return TicketReport(TicketStep.APPROVED, ticket, order, f"approved by {by}", when)
+        case aftersales_events.TicketRejected():
+            return TicketReport(
+                TicketStep.REJECTED, ticket, order, f"rejected by {event.decided_by}: {event.reason}", when
+            )
+        case aftersales_events.TicketEscalated():
+            return TicketReport(
+                TicketStep.ESCALATED, ticket, order, f"{event.level.lower()}: not answered in time", when
+            )
+        case aftersales_events.ReturnReceived():
+            received = f"{event.restocked} restocked, {event.damaged} damaged"
+            detail = f"return received at {event.warehouse_id}: {received}"
+            return TicketReport(TicketStep.RETURN_RECEIVED, ticket, order, detail, when)
+        case aftersales_events.RefundRequested():
+            cash, points = _cash(event.voucher)
+            detail = f"refund of {cash} sent to {event.provider} ({event.out_refund_no})"
+            return TicketReport(TicketStep.REFUND_REQUESTED, ticket, order, detail, when, cash, points)
+        case aftersales_events.Refunded():
+            cash, points = _cash(event.voucher)
+            units = tuple((line.line_index, line.quantity) for line in event.lines)
+            detail = (
+                f"{cash} refunded by {event.provider} ({event.provider_refund_id or event.out_refund_no})"
+            )
+            if points:
+                detail += f", {points} in points returned"
+            return TicketReport(TicketStep.REFUNDED, ticket, order, detail, when, cash, points, units)
+        case aftersales_events.RefundFailed():
+            detail = f"refund {event.out_refund_no} {event.status}: {event.reason}"
+            return TicketReport(TicketStep.REFUND_FAILED, ticket, order, detail, when)
+        case aftersales_events.TicketClosed():
+            outcome = aftersales_pb2.TicketStatus.Name(event.outcome).removeprefix("TICKET_STATUS_").lower()
+            return TicketReport(TicketStep.CLOSED, ticket, order, f"closed ({outcome})", when)
     return None

@@ -12,6 +12,9 @@ from services.kit.errors import InvalidArgument
 from services.orders.domain import lifecycle
 from services.orders.domain.lifecycle import CANCELLABLE, PAUSED, OrderStatus
 from services.orders.domain.money import LineShare, split_order
+from services.orders.domain.refunds import Refunds, TicketReport, TicketStep, status_after_refund
+from services.orders.domain.refunds import apply as apply_ticket_report
+from services.orders.domain.refunds import describe as describe_ticket
 from services.orders.domain.shipping import (
     IN_WAREHOUSE,
     RANK,
@@ -212,6 +215,14 @@ class ShipmentNoted:
 
 
 @dataclass(frozen=True)
+class TicketNoted:
+    """A step of one of the order's after-sales tickets: a timeline entry."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class ServiceAlert:
     """An alert raised outside any order being changed (a payment for an order it cannot touch, steps
     no worker takes, drift): it names the order only by id, if at all."""
@@ -254,6 +265,7 @@ class Order:
     # order is allocated (None: the order is not shipped through logistics)
     shipping_plan: ShippingPlan | None = None
     shipments: tuple[Shipment, ...] = ()
+    refunds: Refunds = field(default_factory=Refunds)
     events: list[object] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -463,6 +475,42 @@ class Order:
         if noted:
             self.events.append(ShipmentNoted(report.kind.value, describe(report)))
         self.follow_shipments(now)
+        return True
+
+    # ---- after-sales ------------------------------------------------------------------------------
+
+    @property
+    def refund_in_progress(self) -> bool:
+        return bool(self.refunds.in_progress)
+
+    def report_ticket(self, report: TicketReport, now: datetime) -> bool:
+        """A step of one of the order's tickets: on the timeline once; a refund sent to the provider
+        marks the order as refunding (its status reason says so); a settled refund adds up what was
+        paid back and moves the order to PARTIALLY_REFUNDED or REFUNDED; a failed one is alerted.
+        Returns whether anything changed."""
+        after, news = apply_ticket_report(self.refunds, report)
+        if not news and after == self.refunds:
+            return False
+        self.refunds = after
+        self.updated_at = now
+        detail = describe_ticket(report)
+        if news:
+            self.events.append(TicketNoted(f"ticket_{report.step.value}", detail))
+        match report.step:
+            case TicketStep.REFUND_REQUESTED if self.refund_in_progress:
+                self.status_reason = f"refund in progress ({detail})"
+            case TicketStep.REFUNDED if news:
+                target = status_after_refund(self.status, after, [line.quantity for line in self.lines])
+                reason = f"refunded {report.cash_minor} ({detail})"
+                if target is not None and (
+                    target is not self.status or target is OrderStatus.PARTIALLY_REFUNDED
+                ):
+                    self.move_to(target, reason, now)
+                else:
+                    self.status_reason = reason
+            case TicketStep.REFUND_FAILED if news:
+                self.status_reason = f"refund failed ({detail})"
+                self.events.append(AlertRaised("refund_failed", "high", f"order {self.order_id}: {detail}"))
         return True
 
     def _record_shipment_proof(self, shipment: Shipment, now: datetime) -> None:

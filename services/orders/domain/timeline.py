@@ -67,6 +67,6 @@ def _entry(event: object, actor: Actor, source: str) -> Entry | None:
             return Entry("exception", actor, source, reason + attempt, None, attempted)
         case model.AlertRaised(kind=kind, severity=severity, message=message):
             return Entry("alert", actor, source, f"[{severity}] {kind}: {message}")
-        case model.ShipmentNoted(kind=kind, detail=detail):
+        case model.ShipmentNoted(kind=kind, detail=detail) | model.TicketNoted(kind=kind, detail=detail):
             return Entry(kind, actor, source, detail)
     return None

@@ -12,6 +12,7 @@ from services.orders.handlers.payments import due_payments, handle_payment, repo
 from services.orders.handlers.ports import UnitOfWork
 from services.orders.handlers.reactions import reservation_expired, route_found, stock_arrived
 from services.orders.handlers.reads import get_order, get_order_by_channel
+from services.orders.handlers.refunds import ticket_reported
 from services.orders.handlers.shipping import shipment_reported
 from services.orders.handlers.statements import import_statement, repair
 from services.orders.handlers.status import SourceReport, report_source_status
@@ -51,4 +52,5 @@ __all__ = [
     "shipment_reported",
     "stock_arrived",
     "sweep_stuck",
+    "ticket_reported",
 ]

@@ -35,6 +35,7 @@ from services.orders.domain.payments import (
     PaymentState,
     PaymentStatus,
 )
+from services.orders.domain.refunds import Refunds
 from services.orders.domain.shipping import PlannedParcel, Shipment, ShippingPlan, Stage
 from services.orders.domain.timeline import Entry
 
@@ -107,6 +108,7 @@ def order_row(stored: Stored, keys: KeyRing) -> dict[str, Any]:
         "refused_decision_id": stored.refused_decision_id,
         "hold_cause": order.hold_cause.value,
         "shipping": shipping_document(order),
+        "refunds": refunds_document(order.refunds),
     }
 
 
@@ -150,6 +152,7 @@ def stored_from_row(row: Any, keys: KeyRing) -> Stored:
         hold_cause=HoldCause(row["hold_cause"]),
         shipping_plan=plan_from(row["shipping"]),
         shipments=shipments_from(row["shipping"]),
+        refunds=refunds_from(row["refunds"]),
     )
     return Stored(
         order=order,
@@ -245,6 +248,32 @@ def shipments_from(document: Mapping[str, Any] | None) -> tuple[Shipment, ...]:
             reported=frozenset(item.get("reported", ())),
         )
         for item in (document or {}).get("shipments", ())
+    )
+
+
+def refunds_document(refunds: Refunds) -> dict[str, Any] | None:
+    if refunds == Refunds():
+        return None
+    return {
+        "cash_minor": refunds.cash_minor,
+        "points_minor": refunds.points_minor,
+        "units": [list(pair) for pair in refunds.units],
+        "in_progress": sorted(refunds.in_progress),
+        "settled": sorted(refunds.settled),
+        "noted": sorted([ticket, step] for ticket, step in refunds.noted),
+    }
+
+
+def refunds_from(document: Mapping[str, Any] | None) -> Refunds:
+    if not document:
+        return Refunds()
+    return Refunds(
+        cash_minor=int(document["cash_minor"]),
+        points_minor=int(document["points_minor"]),
+        units=tuple((int(index), int(quantity)) for index, quantity in document["units"]),
+        in_progress=frozenset(document["in_progress"]),
+        settled=frozenset(document["settled"]),
+        noted=frozenset((ticket, step) for ticket, step in document["noted"]),
     )
 
 

@@ -73,6 +73,8 @@ orders_table = Table(
     Column("hold_cause", String(24), nullable=False, server_default=""),
     # routing's parcels and logistics' shipments (rows.shipping_document); NULL until a plan is kept
     Column("shipping", JSONB),
+    # after-sales' refunds as the order follows them (rows.refunds_document); NULL until a ticket
+    Column("refunds", JSONB),
 )
 
 order_lines_table = Table(
