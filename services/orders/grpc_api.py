@@ -183,6 +183,12 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self._poke(changes)
         return orders_pb2.ReleaseOrderResponse(order=mappers.order_message(order, _reveal(context)))
 
+    async def ListAgentCustomers(
+        self, request: orders_pb2.ListAgentCustomersRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.ListAgentCustomersResponse:
+        customers = await handlers.agent_customers(self.uow(), request.agent_id)
+        return orders_pb2.ListAgentCustomersResponse(buyer_ids=customers)
+
     async def AssignCustomers(
         self, request: orders_pb2.AssignCustomersRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.AssignCustomersResponse:

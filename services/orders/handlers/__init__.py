@@ -7,7 +7,13 @@ run while a transaction here is open.
 from services.orders.handlers.common import Changes, Policy, check_order_id, save_order
 from services.orders.handlers.dead_letters import BulkReplay, replay_dead_steps, replay_payment, replay_step
 from services.orders.handlers.ingest import ChannelPayload, Ingested, Outcome, ingest
-from services.orders.handlers.manual import assign_customers, cancel_order, hold_order, release_order
+from services.orders.handlers.manual import (
+    agent_customers,
+    assign_customers,
+    cancel_order,
+    hold_order,
+    release_order,
+)
 from services.orders.handlers.payments import due_payments, handle_payment, report_payment, review_payment
 from services.orders.handlers.ports import UnitOfWork
 from services.orders.handlers.reactions import reservation_expired, route_found, stock_arrived
@@ -28,6 +34,7 @@ __all__ = [
     "SourceReport",
     "Sweep",
     "UnitOfWork",
+    "agent_customers",
     "assign_customers",
     "cancel_order",
     "check_order_id",

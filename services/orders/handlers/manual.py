@@ -68,6 +68,15 @@ def _reason(reason: str, default: str) -> str:
     return reason
 
 
+async def agent_customers(uow: UnitOfWork, agent_id: str) -> list[str]:
+    """The customers a customer-service agent looks after."""
+    agent = agent_id.strip()
+    if not agent or len(agent) > 128:
+        raise InvalidArgument("agent_id", "is required (at most 128 characters)")
+    async with uow:
+        return await uow.assignments.customers_of(agent)
+
+
 async def assign_customers(uow: UnitOfWork, agent_id: str, buyer_ids: list[str], replace: bool) -> list[str]:
     """Give a customer-service agent these customers (replacing their present ones on `replace`)."""
     agent = agent_id.strip()

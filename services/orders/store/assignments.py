@@ -36,6 +36,12 @@ class AssignmentRepository:
         )
         return [row.buyer_id for row in rows]
 
+    async def customers_of(self, agent_id: str) -> list[str]:
+        rows = await self.conn.execute(
+            select(_A.buyer_id).where(_A.agent_id == agent_id).order_by(_A.buyer_id)
+        )
+        return [row.buyer_id for row in rows]
+
     async def is_assigned(self, agent_id: str, buyer_id: str) -> bool:
         found = await self.conn.scalar(
             select(_A.buyer_id).where(_A.agent_id == agent_id, _A.buyer_id == buyer_id)

@@ -28,6 +28,15 @@ async def test_an_agent_sees_only_their_customers_orders_and_cannot_tell_other_i
         orders_pb2.AssignCustomersRequest(agent_id="agent-1", buyer_ids=["alice"])
     )
     agent = as_gateway("cs_agent", subject="agent-1", agent="agent-1")
+    listed_customers = await stack.orders.ListAgentCustomers(
+        orders_pb2.ListAgentCustomersRequest(agent_id="agent-1")
+    )
+    assert list(listed_customers.buyer_ids) == ["alice"]
+    nobody = await stack.orders.ListAgentCustomers(orders_pb2.ListAgentCustomersRequest(agent_id="agent-9"))
+    assert list(nobody.buyer_ids) == []
+    assert (await refusal(stack.orders.ListAgentCustomers(orders_pb2.ListAgentCustomersRequest())))[
+        0
+    ] == grpc.StatusCode.INVALID_ARGUMENT
 
     read = await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=mine.order_id), metadata=agent)
     assert read.order.order_id == mine.order_id

@@ -431,6 +431,9 @@ class FakeAssignmentRepository:
         self.state.assignments.setdefault(agent_id, set()).update(buyer_ids)
         return sorted(self.state.assignments[agent_id])
 
+    async def customers_of(self, agent_id: str) -> list[str]:
+        return sorted(self.state.assignments.get(agent_id, set()))
+
     async def is_assigned(self, agent_id: str, buyer_id: str) -> bool:
         return buyer_id in self.state.assignments.get(agent_id, set())
 

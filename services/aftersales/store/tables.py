@@ -1,0 +1,161 @@
+"""After-sales' tables: tickets (with the order as it was when each opened, its voucher and decision),
+their history, the per-line claims that keep refunds within what was paid, refunds at the providers
+(the execution queue and the finance ledger), returns waiting to be restocked, and approval rule sets."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+TZ = DateTime(timezone=True)
+
+# statuses in which a ticket still holds its reason on the order (one open ticket per reason)
+OPEN_STATUSES = ("OPEN", "APPROVED", "AWAITING_RETURN", "RETURN_RECEIVED", "REFUNDING", "REPLACEMENT_SHIPPED")
+_OPEN = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+
+tickets_table = Table(
+    "tickets",
+    metadata,
+    Column("ticket_id", String(36), primary_key=True),
+    Column("order_id", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=False),
+    Column("channel", String(32), nullable=False, server_default=""),
+    Column("kind", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("customer_note", Text, nullable=False, server_default=""),
+    Column("damage_reported", Boolean, nullable=False),
+    # the caller's request id (a repeat answers the ticket it opened); '' when none was given
+    Column("request_id", String(128), nullable=False, server_default=""),
+    # the order as it was when the ticket opened: totals, payment, every line's buckets
+    Column("snapshot", JSONB, nullable=False),
+    # the ticket's lines: quantities asked, received and damaged
+    Column("lines", JSONB, nullable=False),
+    Column("voucher", JSONB, nullable=False),
+    Column("decision", JSONB),
+    Column("opened_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    Column("answered_at", TZ),
+    Column("flagged_at", TZ),
+    Column("escalated_at", TZ),
+    # the ticket's next response-time deadline (flag, then escalate); NULL once answered
+    Column("next_deadline", TZ),
+    Column("version", Integer, nullable=False),
+    Index("tickets_by_order", "order_id"),
+    Index("tickets_by_customer", "customer_id", "opened_at"),
+    Index("tickets_by_status", "status", "opened_at"),
+    Index("tickets_due", "next_deadline", postgresql_where=text("next_deadline IS NOT NULL")),
+    Index(
+        "tickets_one_open_per_reason",
+        "order_id",
+        "reason",
+        unique=True,
+        postgresql_where=text(f"status IN ({_OPEN})"),
+    ),
+    Index("tickets_by_request", "request_id", unique=True, postgresql_where=text("request_id <> ''")),
+)
+
+ticket_history_table = Table(
+    "ticket_history",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ticket_id", String(36), nullable=False),
+    Column("at", TZ, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ticket_history_by_ticket", "ticket_id", "id"),
+)
+
+# What the tickets of an order have claimed of each line, per bucket (units, goods, promotion, coupon,
+# points, shipping), against what was paid: the CHECK refuses a claim past it, so two tickets approved at
+# the same moment can never refund more than was paid (the second update waits for the first's row lock
+# and then fails the check).
+line_claims_table = Table(
+    "line_claims",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("line_index", Integer, primary_key=True),
+    Column("bucket", String(16), primary_key=True),
+    Column("paid", BigInteger, nullable=False),
+    Column("claimed", BigInteger, nullable=False),
+    CheckConstraint("claimed >= 0 AND claimed <= paid", name="line_claims_within_paid"),
+)
+
+refunds_table = Table(
+    "refunds",
+    metadata,
+    Column("ticket_id", String(36), primary_key=True),
+    Column("order_id", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("transaction_id", String(64), nullable=False),
+    Column("merchant_order_no", String(64), nullable=False),
+    # derived from the ticket: every attempt sends the same number, so the provider refunds once
+    Column("out_refund_no", String(64), nullable=False, unique=True),
+    Column("provider_refund_id", String(64), nullable=False, server_default=""),
+    # PENDING (not sent yet), SENDING (an attempt's answer is unknown), PROCESSING, SUCCESS, CLOSED,
+    # ABNORMAL, REFUSED
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("cash", BigInteger, nullable=False),
+    Column("total_paid", BigInteger, nullable=False),
+    Column("goods", BigInteger, nullable=False),
+    Column("promotion", BigInteger, nullable=False),
+    Column("coupon", BigInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("shipping", BigInteger, nullable=False),
+    Column("approved_by", String(128), nullable=False),
+    Column("requested_at", TZ, nullable=False),
+    Column("settled_at", TZ),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", TZ),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Index("refunds_due", "next_attempt_at", postgresql_where=text("next_attempt_at IS NOT NULL")),
+    Index("refunds_by_time", "requested_at"),
+)
+
+# a received return waiting for inventory to put its intact units back (idempotent on the return id)
+restocks_table = Table(
+    "restocks",
+    metadata,
+    Column("return_id", String(64), primary_key=True),
+    Column("ticket_id", String(36), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("lines", JSONB, nullable=False),
+    Column("received_at", TZ, nullable=False),
+    Column("restocked_at", TZ),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", TZ),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Index("restocks_due", "next_attempt_at", postgresql_where=text("next_attempt_at IS NOT NULL")),
+)
+
+rule_sets_table = Table(
+    "approval_rule_sets",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("rules", JSONB, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", TZ, nullable=False),
+    Column("activated_at", TZ),
+    Index("approval_rule_sets_one_active", "status", unique=True, postgresql_where=text("status = 'ACTIVE'")),
+)
