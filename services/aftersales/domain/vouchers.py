@@ -279,11 +279,15 @@ def calculate_voucher(
                 before.units,
                 line.quantity,
                 share,
-                f"{RULE_UNITS}: units {before.units + 1}–{before.units + wanted.quantity} of "
-                f"{line.quantity}; {shipping_rule}",
+                f"{RULE_UNITS}: {_units(before.units, wanted.quantity)} of {line.quantity}; {shipping_rule}",
             )
         )
     return _voucher(order, reason, responsibility, out, shipping_rule)
+
+
+def _units(first: int, count: int) -> str:
+    """Units as people count them, from 1: "unit 2", "units 2–3"."""
+    return f"unit {first + 1}" if count == 1 else f"units {first + 1}–{first + count}"
 
 
 def ledger_after(refunded: Ledger, voucher: Voucher) -> dict[int, LineRefunded]:
