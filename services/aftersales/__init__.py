@@ -1,1 +1,2 @@
-"""The aftersales service: not built yet (see the open issues); this package only reserves its place."""
+"""The after-sales service: tickets (refund only, return and refund, exchange), refunds to the cent
+through the order's original payment provider, auto-approval rule sets, SLA escalation, retention."""
