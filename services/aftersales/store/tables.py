@@ -20,38 +20,33 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from services.aftersales.domain.lifecycle import OPEN_STATUSES
+
 metadata = MetaData()
 TZ = DateTime(timezone=True)
 
 # statuses in which a ticket still holds its reason on the order (one open ticket per reason)
-OPEN_STATUSES = ("OPEN", "APPROVED", "AWAITING_RETURN", "RETURN_RECEIVED", "REFUNDING", "REPLACEMENT_SHIPPED")
-_OPEN = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+_OPEN = ", ".join(f"'{status.value}'" for status in sorted(OPEN_STATUSES))
 
 tickets_table = Table(
     "tickets",
     metadata,
-    Column("ticket_id", String(36), primary_key=True),
+    Column("ticket_id", String(64), primary_key=True),
     Column("order_id", String(64), nullable=False),
-    Column("customer_id", String(64), nullable=False),
+    Column("customer_id", String(128), nullable=False),
     Column("channel", String(32), nullable=False, server_default=""),
     Column("kind", String(20), nullable=False),
     Column("status", String(20), nullable=False),
     Column("reason", String(32), nullable=False),
-    Column("customer_note", Text, nullable=False, server_default=""),
     Column("damage_reported", Boolean, nullable=False),
+    Column("flagged", Boolean, nullable=False, server_default="false"),
     # the caller's request id (a repeat answers the ticket it opened); '' when none was given
     Column("request_id", String(128), nullable=False, server_default=""),
-    # the order as it was when the ticket opened: totals, payment, every line's buckets
-    Column("snapshot", JSONB, nullable=False),
-    # the ticket's lines: quantities asked, received and damaged
-    Column("lines", JSONB, nullable=False),
-    Column("voucher", JSONB, nullable=False),
-    Column("decision", JSONB),
+    # the whole ticket (rows.ticket_document): the order as it was when it opened, its lines, quote,
+    # decision, received units, voucher and refund attempts
+    Column("state", JSONB, nullable=False),
     Column("opened_at", TZ, nullable=False),
     Column("updated_at", TZ, nullable=False),
-    Column("answered_at", TZ),
-    Column("flagged_at", TZ),
-    Column("escalated_at", TZ),
     # the ticket's next response-time deadline (flag, then escalate); NULL once answered
     Column("next_deadline", TZ),
     Column("version", Integer, nullable=False),
@@ -73,7 +68,7 @@ ticket_history_table = Table(
     "ticket_history",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("ticket_id", String(36), nullable=False),
+    Column("ticket_id", String(64), nullable=False),
     Column("at", TZ, nullable=False),
     Column("kind", String(32), nullable=False),
     Column("actor", String(128), nullable=False),
@@ -99,7 +94,7 @@ line_claims_table = Table(
 refunds_table = Table(
     "refunds",
     metadata,
-    Column("ticket_id", String(36), primary_key=True),
+    Column("ticket_id", String(64), primary_key=True),
     Column("order_id", String(64), nullable=False),
     Column("customer_id", String(64), nullable=False),
     Column("provider", String(32), nullable=False),
@@ -134,7 +129,7 @@ restocks_table = Table(
     "restocks",
     metadata,
     Column("return_id", String(64), primary_key=True),
-    Column("ticket_id", String(36), nullable=False),
+    Column("ticket_id", String(64), nullable=False),
     Column("order_id", String(64), nullable=False),
     Column("warehouse_id", String(64), nullable=False),
     Column("lines", JSONB, nullable=False),
