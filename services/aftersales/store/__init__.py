@@ -1,1 +1,1 @@
-"""After-sales\x27 store: the only SQL of the service (tables, repositories, the unit of work)."""
+"""After-sales' store: the only SQL of the service (tables, repositories, the unit of work)."""
