@@ -4,8 +4,8 @@ Calls to orders, inventory and the payment providers never run while a transacti
 the order is read before a ticket opens; refunds and restocks are queued in the transaction and sent
 by their runners after it."""
 
-from services.aftersales.handlers.common import EVERYONE, Policy, Scope
-from services.aftersales.handlers.refunds import RefundRunner, report_refund
+from services.aftersales.handlers.common import EVERYONE, Policy, Scope, not_found_order
+from services.aftersales.handlers.refunds import RefundRunner, refund_ledger, report_refund
 from services.aftersales.handlers.returns import RestockRunner, receive_return
 from services.aftersales.handlers.rules import activate, dry_run, list_versions, put_draft
 from services.aftersales.handlers.sla import sweep
@@ -23,9 +23,11 @@ __all__ = [
     "get_ticket",
     "list_tickets",
     "list_versions",
+    "not_found_order",
     "open_new",
     "put_draft",
     "receive_return",
+    "refund_ledger",
     "report_refund",
     "retry_refund",
     "sweep",

@@ -63,6 +63,11 @@ def not_found(ticket_id: str) -> NotFound:
     return NotFound(f"ticket {ticket_id[:64]} not found")
 
 
+def not_found_order(order_id: str) -> NotFound:
+    """An order outside the caller's scope reads like an unknown one."""
+    return NotFound(f"order {order_id[:64]} not found")
+
+
 def emit_recorded(uow: UnitOfWork, ticket: Ticket) -> None:
     """Publish what the ticket's moves recorded, in order, with the alerts some of them call for."""
     for event in ticket.events:

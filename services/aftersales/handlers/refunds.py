@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from services.aftersales.domain.events import RefundFailure
 from services.aftersales.domain.lifecycle import TicketStatus
@@ -132,6 +133,24 @@ class RefundRunner:
                 assert locked is not None
                 await settle(uow, self.policy, locked, job.refund_no, answer)
             await uow.commit()
+
+
+MAX_LEDGER_PAGE = 1000
+
+
+async def refund_ledger(
+    uow: UnitOfWork, since: datetime | None, until: datetime | None, size: int, token: str
+) -> tuple[list[dict[str, object]], str]:
+    """The finance ledger of refunds (who, when, each bucket, the provider's reference), newest first."""
+    if size < 0:
+        raise InvalidArgument("page_size", "must not be negative")
+    if since is not None and until is not None and until < since:
+        raise InvalidArgument("until", "is before since")
+    async with uow:
+        try:
+            return await uow.refunds.ledger(since, until, min(size or 100, MAX_LEDGER_PAGE), token)
+        except ValueError:
+            raise InvalidArgument("page_token", "is not a token this service gave") from None
 
 
 def ledger_csv_header() -> list[str]:
