@@ -134,13 +134,13 @@ async def test_wechat_refuses_a_call_not_signed_by_the_merchant_and_refunds_noth
     await sandbox.pay("wechat_pay", trade_no, 10000)
     stranger = keys.private_pem(keys.generate())
     body = refund_body(trade_no, ref("R"), 1000, 10000)
-    for attempt in (
-        {"key": stranger},
-        {"tamper": True},
-        {"timestamp": int(time.time()) - 600},
+    for label, call in (
+        ("another key", wechat_call(sandbox, "POST", REFUNDS, body, key=stranger)),
+        ("a body changed after signing", wechat_call(sandbox, "POST", REFUNDS, body, tamper=True)),
+        ("a stale timestamp", wechat_call(sandbox, "POST", REFUNDS, body, timestamp=int(time.time()) - 600)),
     ):
-        status, answer, headers = await wechat_call(sandbox, "POST", REFUNDS, body, **attempt)  # type: ignore[arg-type]
-        assert (status, answer["code"]) == (401, "SIGN_ERROR"), (attempt, answer)
+        status, answer, headers = await call
+        assert (status, answer["code"]) == (401, "SIGN_ERROR"), (label, answer)
         assert platform_signed(sandbox, headers, headers["_body"])
     assert await sandbox.refunds("wechat_pay", out_trade_no=trade_no) == []
     assert (await sandbox.trade("wechat_pay", trade_no))["refunded"] == 0
