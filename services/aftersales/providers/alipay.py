@@ -15,6 +15,8 @@ from services.aftersales.providers.amounts import fen_to_yuan, yuan_to_fen
 from services.aftersales.providers.config import AlipayConfig
 from services.aftersales.providers.http import send
 from services.aftersales.providers.ports import (
+    REFUND_NO,
+    TRADE_NO,
     CallRefused,
     Provider,
     RefundRequest,
@@ -29,6 +31,7 @@ from services.aftersales.providers.signing import (
     response_node_text,
     rsa_verify,
 )
+from services.kit.errors import InvalidArgument
 
 REFUND = "alipay.trade.refund"
 REFUND_QUERY = "alipay.trade.fastpay.refund.query"
@@ -158,6 +161,10 @@ class AlipayClient:
         )
 
     async def query(self, refund_no: str, out_trade_no: str) -> RefundResult:
+        if not REFUND_NO.match(refund_no):
+            raise InvalidArgument("refund_no", "1 to 64 characters of 0-9 A-Z a-z _ - | * @")
+        if not TRADE_NO.match(out_trade_no):
+            raise InvalidArgument("out_trade_no", "6 to 32 characters of 0-9 A-Z a-z _ - | * @")
         node = await self._call(REFUND_QUERY, {"out_trade_no": out_trade_no, "out_request_no": refund_no})
         if node.get("code") != "10000":
             return _refusal(node, refund_no, out_trade_no)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from services.aftersales.providers.ports import Provider, RetryableError
 
@@ -23,7 +24,7 @@ async def send(
     session: aiohttp.ClientSession,
     provider: Provider,
     method: str,
-    url: str,
+    url: str | URL,
     seconds: float,
     headers: Mapping[str, str] | None = None,
     data: bytes | Mapping[str, str] | None = None,

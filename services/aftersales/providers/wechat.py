@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 import secrets
 import time
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from services.aftersales.providers.config import WechatPayConfig
 from services.aftersales.providers.http import Reply, send
 from services.aftersales.providers.ports import (
+    REFUND_NO,
     CallRefused,
     Provider,
     RefundRequest,
@@ -30,6 +31,7 @@ from services.aftersales.providers.signing import (
     wechat_authorization,
     wechat_reply_message,
 )
+from services.kit.errors import InvalidArgument
 
 REFUNDS = "/v3/refund/domestic/refunds"
 # a signature more than five minutes off is not believed (WeChat's own rule for both directions)
@@ -93,8 +95,6 @@ class WechatPayClient:
         self.session = session
         self.config = config
         self.base = config.api_url.rstrip("/")
-        # what is signed is the path as the server sees it, with any prefix of the base URL
-        self.prefix = urllib.parse.urlsplit(self.base).path
         self.key = load_private_key(config.merchant_private_key)
         self.platform_keys = {
             serial: load_public_key(key) for serial, key in config.platform_public_keys.items()
@@ -106,7 +106,9 @@ class WechatPayClient:
     ) -> tuple[int, dict[str, Any]]:
         """The status and JSON of an answer whose signature held; RetryableError or CallRefused otherwise."""
         body = _body(payload)
-        signed_url = self.prefix + path
+        # signed as it goes on the wire: the path and query exactly as the URL encodes them
+        target = URL(self.base + path)
+        signed_url = target.raw_path_qs
         headers = {
             "Authorization": wechat_authorization(
                 self.config.mchid,
@@ -127,7 +129,7 @@ class WechatPayClient:
             self.session,
             PROVIDER,
             method,
-            self.base + path,
+            target,
             self.config.timeout_seconds,
             headers,
             body.encode("utf-8") if payload is not None else None,
@@ -181,7 +183,10 @@ class WechatPayClient:
         return _refusal(answer, request.refund_no, request.out_trade_no)
 
     async def query(self, refund_no: str, out_trade_no: str = "") -> RefundResult:
-        path = f"{REFUNDS}/{urllib.parse.quote(refund_no, safe='')}"
+        if not REFUND_NO.match(refund_no):
+            raise InvalidArgument("refund_no", "1 to 64 characters of 0-9 A-Z a-z _ - | * @")
+        # yarl quotes what needs it (| → %7C); what is signed is what is sent
+        path = f"{REFUNDS}/{refund_no}"
         status, answer = await self._call("GET", path)
         if status != 200:
             return _refusal(answer, refund_no, out_trade_no)

@@ -40,6 +40,7 @@ from services.aftersales.providers.ports import (
 from services.aftersales.providers.retry import refund_retrying
 from services.aftersales.providers.signing import load_public_key
 from services.aftersales.providers.wechat import WechatPayClient
+from services.kit.errors import InvalidArgument
 from tests.payments_sandbox import Delivery, Receiver, Sandbox, receiving, running
 from tests.waiting import eventually
 
@@ -165,7 +166,8 @@ async def test_wechat_query_follows_processing_to_closed(
     await sandbox.control("wechat_pay", processing_ms=300, refund_outcome="CLOSED")
     trade_no = ref("WX")
     await sandbox.pay("wechat_pay", trade_no, 600)
-    request = RefundRequest(ref("T"), trade_no, 600, 600)
+    # characters a URL path quotes (|) or keeps (@, *): the query path is signed as it is sent
+    request = RefundRequest(ref("T") + "|@*", trade_no, 600, 600)
     accepted = await client.refund(request)
     assert accepted.status is RefundStatus.PROCESSING and not accepted.status.final
     assert (await client.query(request.refund_no, trade_no)).status is RefundStatus.PROCESSING
@@ -177,6 +179,9 @@ async def test_wechat_query_follows_processing_to_closed(
     assert (await client.query(ref("T"), trade_no)).status is RefundStatus.NOT_FOUND
     other_trade = await client.query(request.refund_no, ref("WX"))
     assert (other_trade.status, other_trade.code) == (RefundStatus.NOT_FOUND, "OTHER_TRADE")
+    with pytest.raises(InvalidArgument) as bad:
+        await client.query("T/../1", trade_no)
+    assert bad.value.field == "refund_no"
 
 
 async def test_a_wechat_answer_not_signed_by_the_platform_key_is_not_believed(
