@@ -101,7 +101,11 @@ class Notifier:
             self._held[key] = copies
             self.spawn(self._release(key, copies, behaviour.reorder_window_ms / 1000, delay))
             return
-        queue = [*copies, *held] if held is not None else copies
+        if held is None:
+            queue = copies
+        else:
+            # overtaken while reordering; sent first again once reordering is switched off
+            queue = [*copies, *held] if behaviour.reorder_notifications else [*held, *copies]
         self.spawn(self._send_in_order(queue, delay))
 
     async def _release(self, key: tuple[str, str], copies: list[Notice], window: float, delay: float) -> None:
