@@ -23,7 +23,6 @@ from services.aftersales.providers.ports import (
     RefundProvider,
     RefundRequest,
     RefundResult,
-    RefundStatus,
     RetryableError,
 )
 from services.aftersales.providers.wechat import WechatPayClient
@@ -91,7 +90,9 @@ class PaymentProviders:
         except RetryableError as failure:
             return ProviderAnswer("SENDING", detail=failure.reason[:500], retry=True)
         except CallRefused as refused:
-            log.error("%s refused refund %s: %s (fix the configuration)", job.provider, job.refund_no, refused)
+            log.error(
+                "%s refused refund %s: %s (fix the configuration)", job.provider, job.refund_no, refused
+            )
             return ProviderAnswer("SENDING", detail=str(refused)[:500], retry=True)
 
 

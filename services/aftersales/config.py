@@ -9,7 +9,12 @@ from datetime import timedelta
 
 from services.aftersales.domain.sla import SlaPolicy
 from services.aftersales.handlers.common import Policy
-from services.aftersales.providers.config import AlipayConfig, WechatPayConfig, alipay_from_env, wechat_from_env
+from services.aftersales.providers.config import (
+    AlipayConfig,
+    WechatPayConfig,
+    alipay_from_env,
+    wechat_from_env,
+)
 from services.kit.config import CommonSettings, InvalidSetting, number, optional, required
 
 DEFAULT_PORT = 50055

@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 
-from services.aftersales.providers.amounts import fen_to_yuan, yuan_to_fen
 from services.aftersales.providers.config import AlipayConfig
 from services.aftersales.providers.http import send
 from services.aftersales.providers.ports import (
@@ -24,14 +23,15 @@ from services.aftersales.providers.ports import (
     RefundStatus,
     RetryableError,
 )
-from services.aftersales.providers.signing import (
+from services.kit.errors import InvalidArgument
+from services.kit.provider_signing import (
     alipay_sign,
     load_private_key,
     load_public_key,
     response_node_text,
     rsa_verify,
 )
-from services.kit.errors import InvalidArgument
+from services.kit.yuan import fen_to_yuan, yuan_to_fen
 
 REFUND = "alipay.trade.refund"
 REFUND_QUERY = "alipay.trade.fastpay.refund.query"

@@ -9,10 +9,9 @@ failed with `RetryableError` is sent again with the **identical** request and ca
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from services.kit.errors import InvalidArgument
 
@@ -129,39 +128,3 @@ class RefundProvider(Protocol):
     async def refund(self, request: RefundRequest) -> RefundResult: ...
 
     async def query(self, refund_no: str, out_trade_no: str) -> RefundResult: ...
-
-
-class NotificationRejected(Exception):
-    """A notification that must not be believed; `check` names what failed: ``headers``, ``serial``,
-    ``timestamp``, ``signature``, ``format``, ``decryption``, ``sign_type``, ``app_id`` or ``amount``."""
-
-    def __init__(self, check: str, reason: str) -> None:
-        super().__init__(f"{check}: {reason}")
-        self.check = check
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class WechatNotification:
-    """A WeChat Pay notification whose signature held, with its resource decrypted."""
-
-    id: str
-    event_type: str  # REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED, TRANSACTION.SUCCESS, …
-    create_time: str
-    summary: str
-    original_type: str  # refund, transaction
-    resource: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AlipayNotify:
-    """An Alipay asynchronous notify whose signature held."""
-
-    notify_id: str
-    notify_type: str
-    trade_status: str  # TRADE_SUCCESS, TRADE_FINISHED, TRADE_CLOSED, WAIT_BUYER_PAY
-    out_trade_no: str
-    trade_no: str
-    total_amount: int  # fen
-    gmt_payment: str
-    fields: Mapping[str, str] = field(default_factory=dict)

@@ -24,14 +24,14 @@ from services.aftersales.providers.ports import (
     RefundStatus,
     RetryableError,
 )
-from services.aftersales.providers.signing import (
+from services.kit.errors import InvalidArgument
+from services.kit.provider_signing import (
     load_private_key,
     load_public_key,
     rsa_verify,
     wechat_authorization,
     wechat_reply_message,
 )
-from services.kit.errors import InvalidArgument
 
 REFUNDS = "/v3/refund/domestic/refunds"
 # a signature more than five minutes off is not believed (WeChat's own rule for both directions)

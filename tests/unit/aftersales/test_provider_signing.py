@@ -15,9 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sandboxes.payments.protocols import alipay as sandbox_alipay
 from sandboxes.payments.protocols import wechat as sandbox_wechat
 from services.aftersales.providers.alipay import refund_biz
-from services.aftersales.providers.amounts import fen_to_yuan, yuan_to_fen
 from services.aftersales.providers.ports import RefundRequest
-from services.aftersales.providers.signing import (
+from services.aftersales.providers.wechat import refund_payload
+from services.kit.errors import InvalidArgument
+from services.kit.provider_signing import (
     BadKey,
     alipay_sign,
     alipay_sign_content,
@@ -33,8 +34,7 @@ from services.aftersales.providers.signing import (
     wechat_reply_message,
     wechat_request_message,
 )
-from services.aftersales.providers.wechat import refund_payload
-from services.kit.errors import InvalidArgument
+from services.kit.yuan import fen_to_yuan, yuan_to_fen
 
 APIV3 = b"0123456789abcdefghijklmnopqrstuv"
 

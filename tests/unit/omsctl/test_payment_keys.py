@@ -17,7 +17,7 @@ from omsctl.stack import (
 )
 from sandboxes.payments.config import credentials_from
 from services.aftersales.providers.config import alipay_from_env, wechat_from_env
-from services.aftersales.providers.signing import load_private_key, load_public_key, rsa_sign, rsa_verify
+from services.kit.provider_signing import load_private_key, load_public_key, rsa_sign, rsa_verify
 
 
 def _pairs(private: rsa.RSAPrivateKey, public: rsa.RSAPublicKey) -> bool:

@@ -12,33 +12,70 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.aftersales.providers.amounts import yuan_to_fen
-from services.aftersales.providers.ports import (
-    AlipayNotify,
-    NotificationRejected,
-    Provider,
-    RefundResult,
-    RefundStatus,
-    WechatNotification,
-)
-from services.aftersales.providers.signing import (
+from services.kit.provider_signing import (
     alipay_verify_notify,
     rsa_verify,
     wechat_decrypt,
     wechat_reply_message,
 )
+from services.kit.yuan import yuan_to_fen
 
 WINDOW_SECONDS = 300
-REFUND_STATUSES = {
-    "SUCCESS": RefundStatus.SUCCESS,
-    "CLOSED": RefundStatus.CLOSED,
-    "ABNORMAL": RefundStatus.ABNORMAL,
-    "PROCESSING": RefundStatus.PROCESSING,
-}
+REFUND_STATUSES = frozenset({"SUCCESS", "CLOSED", "ABNORMAL", "PROCESSING"})
+
+
+class NotificationRejected(Exception):
+    """A notification that must not be believed; `check` names what failed: ``headers``, ``serial``,
+    ``timestamp``, ``signature``, ``format``, ``decryption``, ``sign_type``, ``app_id`` or ``amount``."""
+
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(f"{check}: {reason}")
+        self.check = check
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WechatNotification:
+    """A WeChat Pay notification whose signature held, with its resource decrypted."""
+
+    id: str
+    event_type: str  # REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED, TRANSACTION.SUCCESS, …
+    create_time: str
+    summary: str
+    original_type: str  # refund, transaction
+    resource: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlipayNotify:
+    """An Alipay asynchronous notify whose signature held."""
+
+    notify_id: str
+    notify_type: str
+    trade_status: str  # TRADE_SUCCESS, TRADE_FINISHED, TRADE_CLOSED, WAIT_BUYER_PAY
+    out_trade_no: str
+    trade_no: str
+    total_amount: int  # fen
+    gmt_payment: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundNotice:
+    """What a verified REFUND.* notification says of one refund."""
+
+    status: str  # SUCCESS, CLOSED, ABNORMAL, PROCESSING
+    refund_no: str  # out_refund_no: ours, derived from the ticket
+    out_trade_no: str
+    provider_trade_no: str
+    provider_refund_id: str
+    amount: int  # fen
+    success_time: str
 
 
 def verify_wechat_notification(
@@ -119,20 +156,19 @@ def _object(text: str, what: str) -> dict[str, Any]:
     return loaded
 
 
-def wechat_refund_of(notification: WechatNotification) -> RefundResult:
+def wechat_refund_of(notification: WechatNotification) -> RefundNotice:
     """The refund a verified REFUND.* notification tells of."""
     if notification.original_type != "refund" or not notification.event_type.startswith("REFUND."):
         raise NotificationRejected("format", f"{notification.event_type} is not a refund notification")
     resource = notification.resource
-    status = REFUND_STATUSES.get(str(resource.get("refund_status", "")))
-    if status is None:
+    status = str(resource.get("refund_status", ""))
+    if status not in REFUND_STATUSES:
         raise NotificationRejected("format", f"refund_status {resource.get('refund_status')!r} is unknown")
     amount = resource.get("amount") if isinstance(resource.get("amount"), dict) else {}
     refunded = amount.get("refund") if isinstance(amount, dict) else None
     if isinstance(refunded, bool) or not isinstance(refunded, int) or refunded < 0:
         raise NotificationRejected("amount", "amount.refund is not a whole number of fen")
-    return RefundResult(
-        provider=Provider.WECHAT_PAY,
+    return RefundNotice(
         status=status,
         refund_no=str(resource.get("out_refund_no", "")),
         out_trade_no=str(resource.get("out_trade_no", "")),
