@@ -54,8 +54,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("inventory", 50052, database=True),
     ServiceSpec("routing", 50053, database=True, peers=("inventory",)),
     ServiceSpec("logistics", 50054, database=True, pii=True, carriers=True),
+    ServiceSpec("aftersales", 50055, database=True, peers=("orders", "inventory"), payments=True),
     ServiceSpec(
-        "gateway", 50050, database=True, peers=("orders", "inventory", "routing", "logistics"), edge=True
+        "gateway",
+        50050,
+        database=True,
+        peers=("orders", "inventory", "routing", "logistics", "aftersales"),
+        edge=True,
     ),
 )
 
@@ -92,6 +97,8 @@ PORT_SETTINGS = {
 # the carriers' tracking pushes arrive here, through Envoy (the gateway's real-format webhooks)
 SF_PUSH_PATH = "/v1/webhooks/tracking/sf"
 KUAIDI100_PUSH_PATH = "/v1/webhooks/tracking/kuaidi100"
+# the payment providers notify here, through Envoy (the gateway checks their signatures)
+PROVIDER_NOTIFY_PATH = "/v1/webhooks/providers"
 # development carrier accounts: logistics calls the sandbox with these, the sandbox checks them
 CARRIER_CREDENTIALS = {
     "SF_PARTNER_ID": "OMS_SANDBOX",
@@ -259,7 +266,12 @@ class Platform:
         callback logistics subscribes with). In the environment, not on the command line: the address
         carries SF's push token. The payment sandbox: the provider halves of the payment keys."""
         if spec.name == "payments":
-            return embedded.python_env(ROOT, payment_sandbox_env(self.home))
+            edge = f"http://127.0.0.1:{ports['envoy']}{PROVIDER_NOTIFY_PATH}"
+            notify = {
+                "PAYMENT_SANDBOX_WECHAT_NOTIFY_URL": f"{edge}/wechat_pay",
+                "PAYMENT_SANDBOX_ALIPAY_NOTIFY_URL": f"{edge}/alipay",
+            }
+            return embedded.python_env(ROOT, {**payment_sandbox_env(self.home), **notify})
         sf_push, _ = self.push_urls(ports)
         extra = {f"CARRIER_SANDBOX_{name}": value for name, value in CARRIER_CREDENTIALS.items()}
         extra["CARRIER_SANDBOX_PUSH_URL"] = sf_push
@@ -292,6 +304,24 @@ class Platform:
             extra["KUAIDI100_PUSH_SALT"] = push_settings(self.home)["KUAIDI100_PUSH_SALT"]
         if spec.payments:
             extra.update(payment_client_env(self.home, ports["payments"]))
+            edge = f"http://127.0.0.1:{ports['envoy']}{PROVIDER_NOTIFY_PATH}"
+            extra["PAYMENT_WECHAT_REFUND_NOTIFY_URL"] = f"{edge}/wechat_pay"
+        if spec.edge:
+            # the gateway checks the providers' notifications: WeChat's platform key and APIv3 key,
+            # Alipay's public key and the app id (the merchant's private keys stay with after-sales)
+            keys = payment_settings(self.home)
+            extra.update(
+                {
+                    f"PAYMENT_{name}": keys[name]
+                    for name in (
+                        "WECHAT_PLATFORM_SERIAL",
+                        "WECHAT_PLATFORM_PUBLIC_KEY",
+                        "WECHAT_APIV3_KEY",
+                        "ALIPAY_PUBLIC_KEY",
+                        "ALIPAY_APP_ID",
+                    )
+                }
+            )
         extra.update(identity_settings(self.home, spec))
         return embedded.python_env(ROOT, extra)
 

@@ -26,6 +26,18 @@ from services.kit.provider_signing import (
 from services.kit.yuan import yuan_to_fen
 
 WINDOW_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class ProviderKeys:
+    """What the gateway checks the providers' notifications with; None: that provider is not used."""
+
+    wechat_platform_keys: Mapping[str, rsa.RSAPublicKey] | None = None
+    wechat_apiv3_key: bytes = b""
+    alipay_public_key: rsa.RSAPublicKey | None = None
+    alipay_app_id: str = ""
+
+
 REFUND_STATUSES = frozenset({"SUCCESS", "CLOSED", "ABNORMAL", "PROCESSING"})
 
 

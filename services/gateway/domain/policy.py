@@ -218,6 +218,7 @@ POLICY: dict[str, Rule] = {
     f"{GATEWAY}/ReceivePaymentWebhook": _public(Klass.WRITE, mutating=True),
     f"{GATEWAY}/ReceiveCarrierWebhook": _public(Klass.WRITE, mutating=True),
     f"{GATEWAY}/ReceiveTrackingPush": _public(Klass.PUSH, mutating=True),
+    f"{GATEWAY}/ReceiveProviderNotification": _public(Klass.PUSH, mutating=True),
     f"{GATEWAY}/ReceiveChannelWebhook": _public(Klass.WRITE, mutating=True),
     f"{GATEWAY}/RevealOrder": _w(REVEALERS, ROWS, Klass.READ),
     f"{GATEWAY}/ListAuditRecords": _r(ADMINS, STAFF_ONLY),
