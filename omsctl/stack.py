@@ -54,8 +54,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("inventory", 50052, database=True),
     ServiceSpec("routing", 50053, database=True, peers=("inventory",)),
     ServiceSpec("logistics", 50054, database=True, pii=True, carriers=True),
+    ServiceSpec("aftersales", 50055, database=True, peers=("orders", "inventory"), payments=True),
     ServiceSpec(
-        "gateway", 50050, database=True, peers=("orders", "inventory", "routing", "logistics"), edge=True
+        "gateway",
+        50050,
+        database=True,
+        peers=("orders", "inventory", "routing", "logistics", "aftersales"),
+        edge=True,
     ),
 )
 
