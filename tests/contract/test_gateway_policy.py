@@ -32,6 +32,7 @@ def test_only_token_exchange_and_signed_webhooks_are_public() -> None:
         "oms.gateway.v1.GatewayService/ReceiveCarrierWebhook",
         "oms.gateway.v1.GatewayService/ReceiveChannelWebhook",
         "oms.gateway.v1.GatewayService/ReceiveTrackingPush",
+        "oms.gateway.v1.GatewayService/ReceiveProviderNotification",
     }
 
 

@@ -294,13 +294,19 @@ class Shipping:
     sandbox: Sandbox
     port: int
     server: GrpcServer
+    # orders' own channel to logistics
+    channel: grpc.aio.Channel
 
     async def down(self) -> None:
         await self.server.stop()
 
     async def up(self) -> None:
+        """Logistics answers again, and orders' channel has reconnected to it: gRPC's reconnect backoff
+        would otherwise fail the next call at once, as it does after any outage, and the test would be
+        about that backoff instead of the pause."""
         self.server = _logistics_server(self.servicer, self.port)
         await self.server.start()
+        await asyncio.wait_for(self.channel.channel_ready(), timeout=15)
 
     async def shipments(self, order_id: str) -> list[logistics_pb2.Shipment]:
         reply = await self.logistics.ListShipments(logistics_pb2.ListShipmentsRequest(order_id=order_id))
@@ -346,7 +352,9 @@ async def shipping(
         async with identity.client_channel(f"127.0.0.1:{port}") as client:
             stub = logistics_pb2_grpc.LogisticsServiceStub(client)
             receiver.stub = stub
-            found = Shipping(stack, stub, engine, assembled, servicer, settings, clock, sandbox, port, server)
+            found = Shipping(
+                stack, stub, engine, assembled, servicer, settings, clock, sandbox, port, server, channel
+            )
             yield found
             await assembled.runner.settle()
         await found.server.stop()
