@@ -40,6 +40,8 @@ class ServiceSpec:
     edge: bool = False
     # calls the carriers' APIs (the carrier sandbox locally) and is pushed their tracking
     carriers: bool = False
+    # calls the payment providers' APIs (the payment sandbox locally): PAYMENT_* settings
+    payments: bool = False
 
     @property
     def module(self) -> str:
@@ -52,8 +54,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("inventory", 50052, database=True),
     ServiceSpec("routing", 50053, database=True, peers=("inventory",)),
     ServiceSpec("logistics", 50054, database=True, pii=True, carriers=True),
+    ServiceSpec("aftersales", 50055, database=True, peers=("orders", "inventory"), payments=True),
     ServiceSpec(
-        "gateway", 50050, database=True, peers=("orders", "inventory", "routing", "logistics"), edge=True
+        "gateway",
+        50050,
+        database=True,
+        peers=("orders", "inventory", "routing", "logistics", "aftersales"),
+        edge=True,
     ),
 )
 
@@ -70,6 +77,7 @@ class SandboxSpec:
 
 SANDBOXES: tuple[SandboxSpec, ...] = (
     SandboxSpec("carriers", 18010, "sandboxes.carriers", "carrier sandbox (SF, Kuaidi100, Cainiao)"),
+    SandboxSpec("payments", 18020, "sandboxes.payments", "payment sandbox (WeChat Pay v3, Alipay)"),
 )
 SANDBOX_NAMES = frozenset(spec.name for spec in SANDBOXES)
 SERVICE_NAMES = frozenset(spec.name for spec in SERVICES)
@@ -89,6 +97,8 @@ PORT_SETTINGS = {
 # the carriers' tracking pushes arrive here, through Envoy (the gateway's real-format webhooks)
 SF_PUSH_PATH = "/v1/webhooks/tracking/sf"
 KUAIDI100_PUSH_PATH = "/v1/webhooks/tracking/kuaidi100"
+# the payment providers notify here, through Envoy (the gateway checks their signatures)
+PROVIDER_NOTIFY_PATH = "/v1/webhooks/providers"
 # development carrier accounts: logistics calls the sandbox with these, the sandbox checks them
 CARRIER_CREDENTIALS = {
     "SF_PARTNER_ID": "OMS_SANDBOX",
@@ -254,7 +264,14 @@ class Platform:
     def sandbox_env(self, spec: SandboxSpec, ports: dict[str, int]) -> dict[str, str]:
         """The carrier sandbox: the development accounts, and SF's push address (Kuaidi100 pushes to the
         callback logistics subscribes with). In the environment, not on the command line: the address
-        carries SF's push token."""
+        carries SF's push token. The payment sandbox: the provider halves of the payment keys."""
+        if spec.name == "payments":
+            edge = f"http://127.0.0.1:{ports['envoy']}{PROVIDER_NOTIFY_PATH}"
+            notify = {
+                "PAYMENT_SANDBOX_WECHAT_NOTIFY_URL": f"{edge}/wechat_pay",
+                "PAYMENT_SANDBOX_ALIPAY_NOTIFY_URL": f"{edge}/alipay",
+            }
+            return embedded.python_env(ROOT, {**payment_sandbox_env(self.home), **notify})
         sf_push, _ = self.push_urls(ports)
         extra = {f"CARRIER_SANDBOX_{name}": value for name, value in CARRIER_CREDENTIALS.items()}
         extra["CARRIER_SANDBOX_PUSH_URL"] = sf_push
@@ -285,6 +302,26 @@ class Platform:
             extra["CARRIER_API_URL"] = f"http://127.0.0.1:{ports['carriers']}"
             extra["KUAIDI100_CALLBACK_URL"] = kuaidi100_push
             extra["KUAIDI100_PUSH_SALT"] = push_settings(self.home)["KUAIDI100_PUSH_SALT"]
+        if spec.payments:
+            extra.update(payment_client_env(self.home, ports["payments"]))
+            edge = f"http://127.0.0.1:{ports['envoy']}{PROVIDER_NOTIFY_PATH}"
+            extra["PAYMENT_WECHAT_REFUND_NOTIFY_URL"] = f"{edge}/wechat_pay"
+        if spec.edge:
+            # the gateway checks the providers' notifications: WeChat's platform key and APIv3 key,
+            # Alipay's public key and the app id (the merchant's private keys stay with after-sales)
+            keys = payment_settings(self.home)
+            extra.update(
+                {
+                    f"PAYMENT_{name}": keys[name]
+                    for name in (
+                        "WECHAT_PLATFORM_SERIAL",
+                        "WECHAT_PLATFORM_PUBLIC_KEY",
+                        "WECHAT_APIV3_KEY",
+                        "ALIPAY_PUBLIC_KEY",
+                        "ALIPAY_APP_ID",
+                    )
+                }
+            )
         extra.update(identity_settings(self.home, spec))
         return embedded.python_env(ROOT, extra)
 
@@ -612,6 +649,7 @@ def reset(home: Path) -> None:
     (home / "edge-keys.json").unlink(missing_ok=True)
     (home / "identity-keys.json").unlink(missing_ok=True)
     (home / "push-keys.json").unlink(missing_ok=True)
+    (home / "payment-keys.json").unlink(missing_ok=True)
 
 
 PII_SETTINGS = ("PII_KEYS", "PII_ACTIVE_KEY", "PII_HASH_KEY")
@@ -714,6 +752,97 @@ def push_settings(home: Path) -> dict[str, str]:
         path.touch(mode=0o600)
         path.write_text(json.dumps(minted))
     return dict(json.loads(path.read_text()))
+
+
+def payment_settings(home: Path) -> dict[str, str]:
+    """Development payment accounts: the merchant's and the providers' RSA key pairs and WeChat's APIv3
+    key, minted once per home and kept 0600 beside the data (`--fresh` wipes them), so a restarted
+    sandbox and the services that call it keep agreeing. WeChat's keys as PEM, Alipay's as the one-line
+    base64 DER Alipay hands out."""
+    path = home / "payment-keys.json"
+    if not path.exists():
+        import base64
+        import secrets
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        def pair(pem: bool) -> tuple[str, str]:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            encoding = serialization.Encoding.PEM if pem else serialization.Encoding.DER
+            private = key.private_bytes(
+                encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            public = key.public_key().public_bytes(encoding, serialization.PublicFormat.SubjectPublicKeyInfo)
+            if pem:
+                return private.decode("ascii"), public.decode("ascii")
+            return base64.b64encode(private).decode("ascii"), base64.b64encode(public).decode("ascii")
+
+        (mch_private, mch_public), (platform_private, platform_public) = pair(True), pair(True)
+        (app_private, app_public), (alipay_private, alipay_public) = pair(False), pair(False)
+        minted = {
+            "WECHAT_MCHID": "1900000109",
+            "WECHAT_MERCHANT_SERIAL": secrets.token_hex(20).upper(),
+            "WECHAT_MERCHANT_PRIVATE_KEY": mch_private,
+            "WECHAT_MCH_PUBLIC_KEY": mch_public,
+            "WECHAT_PLATFORM_SERIAL": f"PUB_KEY_ID_{secrets.randbelow(10**28):028d}",
+            "WECHAT_PLATFORM_PRIVATE_KEY": platform_private,
+            "WECHAT_PLATFORM_PUBLIC_KEY": platform_public,
+            "WECHAT_APIV3_KEY": secrets.token_hex(16),
+            "ALIPAY_APP_ID": "2021000000000001",
+            "ALIPAY_APP_PRIVATE_KEY": app_private,
+            "ALIPAY_APP_PUBLIC_KEY": app_public,
+            "ALIPAY_PRIVATE_KEY": alipay_private,
+            "ALIPAY_PUBLIC_KEY": alipay_public,
+        }
+        home.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(minted))
+    return dict(json.loads(path.read_text()))
+
+
+# the sandbox checks and signs with these (PAYMENT_SANDBOX_*); the merchant halves go to the services
+PAYMENT_SANDBOX_KEYS = (
+    "WECHAT_MCHID",
+    "WECHAT_MERCHANT_SERIAL",
+    "WECHAT_MCH_PUBLIC_KEY",
+    "WECHAT_PLATFORM_SERIAL",
+    "WECHAT_PLATFORM_PRIVATE_KEY",
+    "WECHAT_APIV3_KEY",
+    "ALIPAY_APP_ID",
+    "ALIPAY_APP_PUBLIC_KEY",
+    "ALIPAY_PRIVATE_KEY",
+)
+PAYMENT_CLIENT_KEYS = (
+    "WECHAT_MCHID",
+    "WECHAT_MERCHANT_SERIAL",
+    "WECHAT_MERCHANT_PRIVATE_KEY",
+    "WECHAT_PLATFORM_SERIAL",
+    "WECHAT_PLATFORM_PUBLIC_KEY",
+    "WECHAT_APIV3_KEY",
+    "ALIPAY_APP_ID",
+    "ALIPAY_APP_PRIVATE_KEY",
+    "ALIPAY_PUBLIC_KEY",
+)
+
+
+def payment_sandbox_env(home: Path) -> dict[str, str]:
+    keys = payment_settings(home)
+    extra = {f"PAYMENT_SANDBOX_{name}": keys[name] for name in PAYMENT_SANDBOX_KEYS}
+    # the services keep their refunds across restarts, the sandbox forgets its trades: a fixed seed would
+    # issue the same numbers again (PAYMENT_SANDBOX_SEED given replays one)
+    extra["PAYMENT_SANDBOX_SEED"] = os.environ.get("PAYMENT_SANDBOX_SEED", "random")
+    return extra
+
+
+def payment_client_env(home: Path, port: int) -> dict[str, str]:
+    keys = payment_settings(home)
+    url = f"http://127.0.0.1:{port}"
+    return {
+        "PAYMENT_WECHAT_API_URL": url,
+        "PAYMENT_ALIPAY_API_URL": url,
+        **{f"PAYMENT_{name}": keys[name] for name in PAYMENT_CLIENT_KEYS},
+    }
 
 
 def _with_bound_webhook_secrets(path: Path, settings: dict[str, str]) -> dict[str, str]:

@@ -14,13 +14,14 @@ from services.gateway.gate import Gate
 from services.gateway.grpc_api import SERVICE_NAME, GatewayApi
 from services.gateway.handlers.alerts import Watchers
 from services.gateway.handlers.audit import AuditLogReader
+from services.gateway.handlers.provider_notifications import ProviderNotifications
 from services.gateway.handlers.reveal import Reveal
 from services.gateway.handlers.tokens import Tokens
 from services.gateway.handlers.tracking_pushes import TrackingPushes
 from services.gateway.handlers.uploads import Uploads
 from services.gateway.handlers.webhooks import Webhooks
 from services.gateway.limits import LocalTokenBucket, RateLimiter, RedisTokenBucket, connect_redis
-from services.gateway.peers import LogisticsPeer, OrdersPeer, OrderVisibility
+from services.gateway.peers import AftersalesPeer, LogisticsPeer, OrdersPeer, OrderVisibility
 from services.gateway.proxy import Dispatcher
 from services.gateway.routes import public_proto_modules
 from services.gateway.store.uow import GatewayUnitOfWork
@@ -33,6 +34,7 @@ from services.kit.runtime import Runtime
 log = logging.getLogger(__name__)
 ORDERS = "oms.orders.v1.OrdersService"
 LOGISTICS = "oms.logistics.v1.LogisticsService"
+AFTERSALES = "oms.aftersales.v1.AftersalesService"
 
 
 async def serve(settings: Settings) -> None:
@@ -107,6 +109,9 @@ async def serve(settings: Settings) -> None:
             watchers=Watchers(hub, orders, settings.watch_streams_per_principal, monotonic),
             tracking_pushes=TrackingPushes(
                 settings.push_secrets, LogisticsPeer(gate, channels[LOGISTICS]), gate
+            ),
+            provider_notifications=ProviderNotifications(
+                settings.provider_keys, orders, AftersalesPeer(gate, channels[AFTERSALES]), gate, wall
             ),
         )
         prefix = settings.common.subject_prefix

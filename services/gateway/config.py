@@ -16,8 +16,10 @@ from services.gateway.domain.policy import Klass
 from services.gateway.domain.tracking_pushes import PushSecrets
 from services.gateway.domain.webhooks import KINDS as WEBHOOK_KINDS
 from services.gateway.limits import Limit, LimiterSettings, parse_limits
+from services.gateway.provider_notifications import ProviderKeys
 from services.gateway.routes import PUBLIC_SERVICES
 from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional, required
+from services.kit.provider_signing import BadKey, load_public_key
 
 DEFAULT_PORT = 50050
 # sized with bench/limiter.py: the last of 200 concurrent checks on a loaded 2-core gateway is answered
@@ -52,6 +54,8 @@ class Settings:
     webhook_secrets: dict[str, bytes]
     # SF's push token and Kuaidi100's push salt (carriers' tracking pushes in their own formats)
     push_secrets: PushSecrets
+    # what the payment providers' own notifications are checked with (WeChat Pay v3, Alipay)
+    provider_keys: ProviderKeys
     signature_window_seconds: int
     limits: dict[str, Limit]
     upload_ttl_seconds: int
@@ -95,6 +99,7 @@ class Settings:
             service_accounts=_service_accounts(env),
             webhook_secrets=_webhook_secrets(env),
             push_secrets=push_secrets(env),
+            provider_keys=provider_keys(env),
             signature_window_seconds=integer(env, "SIGNATURE_WINDOW_SECONDS", 300),
             limits=limits,
             upload_ttl_seconds=integer(env, "UPLOAD_TTL_SECONDS", 3600),
@@ -220,6 +225,36 @@ def _webhook_secrets(env: Mapping[str, str]) -> dict[str, bytes]:
 
 # what may stand in a URL's query unescaped (SF is given the push address as it is)
 _URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+
+
+def provider_keys(env: Mapping[str, str]) -> ProviderKeys:
+    """PAYMENT_WECHAT_PLATFORM_SERIAL + PAYMENT_WECHAT_PLATFORM_PUBLIC_KEY + PAYMENT_WECHAT_APIV3_KEY (WeChat
+    Pay v3's platform key and the merchant's APIv3 key) and PAYMENT_ALIPAY_PUBLIC_KEY + PAYMENT_ALIPAY_APP_ID;
+    a provider whose settings are absent has its notifications refused."""
+    wechat_keys = None
+    apiv3 = b""
+    serial = optional(env, "PAYMENT_WECHAT_PLATFORM_SERIAL", "")
+    if serial:
+        apiv3 = required(env, "PAYMENT_WECHAT_APIV3_KEY").encode("utf-8")
+        if len(apiv3) != 32:
+            raise InvalidSetting("setting PAYMENT_WECHAT_APIV3_KEY must be 32 bytes (AES-256)")
+        try:
+            wechat_keys = {serial: load_public_key(required(env, "PAYMENT_WECHAT_PLATFORM_PUBLIC_KEY"))}
+        except BadKey as error:
+            raise InvalidSetting(f"setting PAYMENT_WECHAT_PLATFORM_PUBLIC_KEY: {error}") from None
+    alipay_key = None
+    alipay_text = optional(env, "PAYMENT_ALIPAY_PUBLIC_KEY", "")
+    if alipay_text:
+        try:
+            alipay_key = load_public_key(alipay_text)
+        except BadKey as error:
+            raise InvalidSetting(f"setting PAYMENT_ALIPAY_PUBLIC_KEY: {error}") from None
+    return ProviderKeys(
+        wechat_platform_keys=wechat_keys,
+        wechat_apiv3_key=apiv3,
+        alipay_public_key=alipay_key,
+        alipay_app_id=required(env, "PAYMENT_ALIPAY_APP_ID") if alipay_key is not None else "",
+    )
 
 
 def push_secrets(env: Mapping[str, str]) -> PushSecrets:

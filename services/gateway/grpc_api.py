@@ -19,6 +19,7 @@ from services.gateway.domain.principal import Caller
 from services.gateway.gate import trailing
 from services.gateway.handlers.alerts import Watchers
 from services.gateway.handlers.audit import AuditLogReader
+from services.gateway.handlers.provider_notifications import ProviderNotifications
 from services.gateway.handlers.reveal import Reveal
 from services.gateway.handlers.tokens import Tokens
 from services.gateway.handlers.tracking_pushes import TrackingPushes
@@ -39,6 +40,7 @@ class GatewayApi:
         audit_log: AuditLogReader,
         watchers: Watchers,
         tracking_pushes: TrackingPushes,
+        provider_notifications: ProviderNotifications,
     ) -> None:
         self.tokens = tokens
         self.uploads = uploads
@@ -47,6 +49,7 @@ class GatewayApi:
         self.audit_log = audit_log
         self.watchers = watchers
         self.tracking_pushes = tracking_pushes
+        self.provider_notifications = provider_notifications
 
     def methods(self) -> dict[str, LocalMethod]:
         return {
@@ -62,6 +65,7 @@ class GatewayApi:
             "ReceiveCarrierWebhook": LocalMethod(self.carrier_webhook, audits_itself=True),
             "ReceiveChannelWebhook": LocalMethod(self.channel_webhook, audits_itself=True),
             "ReceiveTrackingPush": LocalMethod(self.tracking_push, audits_itself=True),
+            "ReceiveProviderNotification": LocalMethod(self.provider_notification, audits_itself=True),
             "RevealOrder": LocalMethod(self.reveal_order, audits_itself=True),
             "ListAuditRecords": LocalMethod(self.list_audit_records),
             "WatchAlerts": LocalMethod(self.watch_alerts),
@@ -149,6 +153,17 @@ class GatewayApi:
             request.carrier, request.token, request.body.content_type, request.body.data, caller
         )
         return gateway_pb2.ReceiveTrackingPushResponse(
+            reply=httpbody_pb2.HttpBody(content_type=reply.content_type, data=reply.body)
+        )
+
+    async def provider_notification(
+        self, request: gateway_pb2.ReceiveProviderNotificationRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.ReceiveProviderNotificationResponse:
+        headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        reply = await self.provider_notifications.receive(
+            request.provider, headers, request.body.data, caller
+        )
+        return gateway_pb2.ReceiveProviderNotificationResponse(
             reply=httpbody_pb2.HttpBody(content_type=reply.content_type, data=reply.body)
         )
 

@@ -1,6 +1,7 @@
 """The gateway's calls to orders: whether orders shows a scoped caller an order, and the calls the
 gateway's own use cases make (handing over uploads, forwarding webhooks, the audited reveal); and to
-logistics: the carriers' verified tracking pushes.
+logistics: the carriers' verified tracking pushes; and to after-sales: the providers' verified refund
+notifications.
 
 Every call carries an assertion of the caller the gateway signs for the called service
 (`Gate.upstream_metadata`), so its own row scope applies to it.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import grpc
 
+from oms.aftersales.v1 import aftersales_pb2, aftersales_pb2_grpc
+from oms.common.v1 import common_pb2
 from oms.gateway.v1 import gateway_pb2
 from oms.logistics.v1 import logistics_pb2, logistics_pb2_grpc
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
@@ -20,11 +23,13 @@ from services.gateway.domain.tracking_pushes import PushReply
 from services.gateway.domain.uploads import Target
 from services.gateway.domain.webhooks import Forwarded
 from services.gateway.gate import Gate
+from services.gateway.provider_notifications import RefundNotice
 from services.kit.errors import NotFound
 from services.kit.status import DETAILS_KEY, field_violations
 
 ORDERS_AUDIENCE = "orders"
 LOGISTICS_AUDIENCE = "logistics"
+AFTERSALES_AUDIENCE = "aftersales"
 # IngestOrders takes at most this many items per call
 BATCH = 500
 CALL_TIMEOUT_SECONDS = 10
@@ -176,6 +181,31 @@ class OrdersPeer:
         except grpc.aio.AioRpcError as error:
             raise upstream_failure(error) from None
         return reply.order
+
+
+class AftersalesPeer:
+    """After-sales as the gateway's use cases call it; its errors come back as `UpstreamFailure`."""
+
+    def __init__(self, gate: Gate, aftersales: grpc.aio.Channel) -> None:
+        self.gate = gate
+        self.aftersales = aftersales_pb2_grpc.AftersalesServiceStub(aftersales)
+
+    async def report_refund(self, caller: Caller, provider: str, notice: RefundNotice) -> None:
+        request = aftersales_pb2.ReportRefundRequest(
+            provider=provider,
+            out_refund_no=notice.refund_no,
+            provider_refund_id=notice.provider_refund_id,
+            status=notice.status,
+            amount=common_pb2.Money(currency_code="CNY", amount_minor=notice.amount),
+        )
+        try:
+            await self.aftersales.ReportRefund(
+                request,
+                metadata=self.gate.upstream_metadata(caller, {}, AFTERSALES_AUDIENCE),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise upstream_failure(error) from None
 
 
 class LogisticsPeer:

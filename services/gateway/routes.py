@@ -10,6 +10,7 @@ PUBLIC_SERVICES: dict[str, str] = {
     "oms.inventory.v1.InventoryService": "INVENTORY_SERVICE_ADDR",
     "oms.routing.v1.RoutingService": "ROUTING_SERVICE_ADDR",
     "oms.logistics.v1.LogisticsService": "LOGISTICS_SERVICE_ADDR",
+    "oms.aftersales.v1.AftersalesService": "AFTERSALES_SERVICE_ADDR",
 }
 
 
@@ -20,6 +21,7 @@ EDGE_SERVICES = (*PUBLIC_SERVICES, GATEWAY_SERVICE)
 
 def public_proto_modules() -> None:
     """Import the public contracts so reflection and the proxy can describe them."""
+    from oms.aftersales.v1 import aftersales_pb2  # noqa: F401
     from oms.gateway.v1 import gateway_pb2  # noqa: F401
     from oms.inventory.v1 import inventory_pb2  # noqa: F401
     from oms.logistics.v1 import logistics_pb2  # noqa: F401

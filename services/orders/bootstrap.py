@@ -34,6 +34,7 @@ def policy_of(settings: Settings) -> handlers.Policy:
         outage_backoff_initial=settings.outage_backoff_initial,
         outage_backoff_max=settings.outage_backoff_max,
         stuck_after=settings.stuck_after,
+        hold_for_overdue_tickets=settings.hold_for_overdue_tickets,
     )
 
 

@@ -50,6 +50,8 @@ class Settings:
     export_chunk_pause_seconds: float = 0.0
     # the payment providers that collect our own shop's and tills' money; marketplaces collect their own
     self_run_payment_providers: frozenset[str] = DEFAULT_SELF_RUN_PROVIDERS
+    # after-sales' policy option: a customer with an overdue ticket has their next order held for review
+    hold_for_overdue_tickets: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,7 +93,15 @@ class Settings:
             self_run_payment_providers=parse_providers(
                 optional(env, "SELF_RUN_PAYMENT_PROVIDERS", ",".join(sorted(DEFAULT_SELF_RUN_PROVIDERS)))
             ),
+            hold_for_overdue_tickets=flag(env, "HOLD_ORDERS_OF_OVERDUE_TICKETS"),
         )
+
+
+def flag(env: Mapping[str, str], name: str) -> bool:
+    value = optional(env, name, "false").strip().lower()
+    if value not in ("true", "false"):
+        raise InvalidSetting(f"setting {name} must be true or false, not {value!r}")
+    return value == "true"
 
 
 def parse_providers(text: str) -> frozenset[str]:

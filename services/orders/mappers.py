@@ -914,7 +914,7 @@ def ticket_report(event: Message) -> TicketReport | None:
             lines = ", ".join(f"line {line.line_index} × {line.quantity}" for line in event.lines)
             kind = aftersales_pb2.TicketKind.Name(event.kind).removeprefix("TICKET_KIND_").lower()
             detail = f"{kind} for {event.reason.lower()}: {lines}"
-            return TicketReport(TicketStep.OPENED, ticket, order, detail, when)
+            return TicketReport(TicketStep.OPENED, ticket, order, detail, when, customer_id=event.customer_id)
         case aftersales_events.TicketApproved():
             decision = event.decision
             by = (
@@ -928,8 +928,9 @@ def ticket_report(event: Message) -> TicketReport | None:
                 TicketStep.REJECTED, ticket, order, f"rejected by {event.decided_by}: {event.reason}", when
             )
         case aftersales_events.TicketEscalated():
+            detail = f"{event.level.lower()}: not answered in time"
             return TicketReport(
-                TicketStep.ESCALATED, ticket, order, f"{event.level.lower()}: not answered in time", when
+                TicketStep.ESCALATED, ticket, order, detail, when, customer_id=event.customer_id, overdue=True
             )
         case aftersales_events.ReturnReceived():
             received = f"{event.restocked} restocked, {event.damaged} damaged"

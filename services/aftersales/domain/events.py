@@ -131,6 +131,20 @@ class RetentionSuggested(TicketEvent):
     suggestion: Suggestion
 
 
+@dataclass(frozen=True, kw_only=True)
+class AlertRaised:
+    """Something needs a person: a failed refund, an escalated ticket (on `oms.alerts.raised`, addressed
+    to a role)."""
+
+    kind: str
+    severity: str
+    message: str
+    order_id: str = ""
+    customer_id: str = ""
+    # who should act: supervisor, cs_lead, finance
+    roles: tuple[str, ...] = ()
+
+
 Event = (
     TicketOpened
     | TicketApproved
@@ -144,4 +158,5 @@ Event = (
     | ReplacementShipped
     | TicketClosed
     | RetentionSuggested
+    | AlertRaised
 )

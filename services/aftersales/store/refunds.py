@@ -38,7 +38,7 @@ def refund_row(ticket: Ticket, approved_by: str, now: datetime) -> dict[str, Any
         raise FailedPrecondition(f"order {ticket.order_id} was not paid through a provider")
     totals = voucher.totals
     return {
-        "refund_no": ticket.refund_no,
+        "out_refund_no": ticket.refund_no,
         "ticket_id": ticket.ticket_id,
         "attempt": ticket.refund_attempt,
         "order_id": ticket.order_id,
@@ -48,13 +48,13 @@ def refund_row(ticket: Ticket, approved_by: str, now: datetime) -> dict[str, Any
         "merchant_order_no": payment.merchant_order_no,
         "status": PENDING,
         "currency": voucher.currency,
-        "cash_minor": voucher.cash_minor,
-        "goods_minor": totals.goods_minor,
-        "promotion_minor": totals.promotion_minor,
-        "coupon_minor": totals.coupon_minor,
-        "points_minor": totals.points_minor,
-        "shipping_minor": totals.shipping_minor,
-        "total_paid_minor": payment.amount_minor,
+        "cash": voucher.cash_minor,
+        "goods": totals.goods_minor,
+        "promotion": totals.promotion_minor,
+        "coupon": totals.coupon_minor,
+        "points": totals.points_minor,
+        "shipping": totals.shipping_minor,
+        "total_paid": payment.amount_minor,
         "approved_by": approved_by,
         "requested_at": ticket.refund_requested_at or now,
         "attempts": 0,
@@ -69,10 +69,10 @@ def refund_job(row: Row[Any], status: str | None = None) -> RefundJob:
         provider=row.provider,
         transaction_id=row.transaction_id,
         merchant_order_no=row.merchant_order_no,
-        refund_no=row.refund_no,
+        refund_no=row.out_refund_no,
         currency=row.currency,
-        cash_minor=row.cash_minor,
-        total_paid_minor=row.total_paid_minor,
+        cash_minor=row.cash,
+        total_paid_minor=row.total_paid,
         status=status or row.status,
         attempts=row.attempts,
     )
@@ -85,10 +85,10 @@ class RefundRepository:
     async def add(self, ticket: Ticket, approved_by: str, now: datetime) -> None:
         """The ticket's current refund attempt, due to be sent now; adding it again does nothing."""
         statement = insert(refunds_table).values(refund_row(ticket, approved_by, now))
-        await self.conn.execute(statement.on_conflict_do_nothing(index_elements=["refund_no"]))
+        await self.conn.execute(statement.on_conflict_do_nothing(index_elements=["out_refund_no"]))
 
     async def get(self, refund_no: str) -> RefundJob | None:
-        row = (await self.conn.execute(select(refunds_table).where(_r.refund_no == refund_no))).first()
+        row = (await self.conn.execute(select(refunds_table).where(_r.out_refund_no == refund_no))).first()
         return refund_job(row) if row is not None else None
 
     async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[RefundJob]:
@@ -99,16 +99,16 @@ class RefundRepository:
         before, the answer unknown: send the same number again) or PROCESSING (the provider has it:
         ask after it). A PENDING row is SENDING from here on."""
         due = (
-            select(_r.refund_no, _r.status.label("was"))
+            select(_r.out_refund_no, _r.status.label("was"))
             .where(_r.next_attempt_at <= now, _r.status.in_(WORKING))
-            .order_by(_r.next_attempt_at, _r.refund_no)
+            .order_by(_r.next_attempt_at, _r.out_refund_no)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .cte("due")
         )
         claimed = (
             update(refunds_table)
-            .where(_r.refund_no == due.c.refund_no)
+            .where(_r.out_refund_no == due.c.out_refund_no)
             .values(
                 next_attempt_at=lease_until,
                 attempts=_r.attempts + 1,
@@ -148,8 +148,8 @@ class RefundRepository:
         )
 
     async def _update(self, refund_no: str, **values: Any) -> None:
-        statement = update(refunds_table).where(_r.refund_no == refund_no).values(**values)
-        found = (await self.conn.execute(statement.returning(_r.refund_no))).first()
+        statement = update(refunds_table).where(_r.out_refund_no == refund_no).values(**values)
+        found = (await self.conn.execute(statement.returning(_r.out_refund_no))).first()
         if found is None:
             raise NotFound(f"refund {refund_no} was never asked for")
 
@@ -157,7 +157,9 @@ class RefundRepository:
         self, since: datetime | None, until: datetime | None, size: int, token: str
     ) -> tuple[list[dict[str, object]], str]:
         """The finance ledger, one row per refund attempt, newest first (requested_at, then number);
-        `since` ≤ requested_at < `until` when given. Amounts in minor units, times as datetimes."""
+        `since` ≤ requested_at < `until` when given. Each row has the table's columns but the queue's
+        due time (out_refund_no, attempt, cash, goods, … in minor units, requested_at and settled_at as
+        datetimes). A token this list did not give raises BadToken (a ValueError)."""
         check_size(size)
         query = select(*_LEDGER)
         if since is not None:
@@ -166,12 +168,14 @@ class RefundRepository:
             query = query.where(_r.requested_at < until)
         if token:
             at, number = decode_token(token)
-            query = query.where(or_(_r.requested_at < at, and_(_r.requested_at == at, _r.refund_no < number)))
-        query = query.order_by(_r.requested_at.desc(), _r.refund_no.desc()).limit(size + 1)
+            query = query.where(
+                or_(_r.requested_at < at, and_(_r.requested_at == at, _r.out_refund_no < number))
+            )
+        query = query.order_by(_r.requested_at.desc(), _r.out_refund_no.desc()).limit(size + 1)
         rows = [dict(row._mapping) for row in await self.conn.execute(query)]
         page, more = rows[:size], len(rows) > size
         last = page[-1] if page else None
-        token = encode_token(last["requested_at"], last["refund_no"]) if more and last else ""
+        token = encode_token(last["requested_at"], last["out_refund_no"]) if more and last else ""
         return page, token
 
 

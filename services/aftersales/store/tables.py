@@ -45,7 +45,7 @@ tickets_table = Table(
     # the caller's request id (a repeat answers the ticket it opened); '' when none was given
     Column("request_id", String(128), nullable=False, server_default=""),
     # the current refund attempt's provider number (`Ticket.refund_no`); '' before the refund is asked
-    # for (earlier attempts' numbers are in refunds.refund_no)
+    # for (earlier attempts' numbers are in refunds.out_refund_no)
     Column("refund_no", String(64), nullable=False, server_default=""),
     # the whole ticket (rows.ticket_document): the order as it was when it opened, its lines, quote,
     # decision, received units, voucher and refund attempts; the other columns are read from it
@@ -112,8 +112,9 @@ refunds_table = Table(
     # the provider's refund number (WeChat out_refund_no, Alipay out_request_no): `RF<ticket>` and, for
     # a person's new attempt after CLOSED, `RF<ticket>_<n>`; every send of an attempt uses the same
     # number, so the provider refunds once
-    Column("refund_no", String(64), primary_key=True),
+    Column("out_refund_no", String(64), primary_key=True),
     Column("ticket_id", String(64), nullable=False),
+    # the ticket's refund attempt this row is (1, then 2, … after CLOSED)
     Column("attempt", Integer, nullable=False),
     Column("order_id", String(64), nullable=False),
     Column("customer_id", String(128), nullable=False),
@@ -125,15 +126,15 @@ refunds_table = Table(
     # ABNORMAL, REFUSED
     Column("status", String(16), nullable=False),
     Column("currency", String(3), nullable=False),
-    # money back through the provider, and the voucher's totals per bucket (minor units)
-    Column("cash_minor", BigInteger, nullable=False),
-    Column("goods_minor", BigInteger, nullable=False),
-    Column("promotion_minor", BigInteger, nullable=False),
-    Column("coupon_minor", BigInteger, nullable=False),
-    Column("points_minor", BigInteger, nullable=False),
-    Column("shipping_minor", BigInteger, nullable=False),
+    # minor units: the money back through the provider, and the voucher's totals per bucket
+    Column("cash", BigInteger, nullable=False),
+    Column("goods", BigInteger, nullable=False),
+    Column("promotion", BigInteger, nullable=False),
+    Column("coupon", BigInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("shipping", BigInteger, nullable=False),
     # the payment's whole amount (WeChat's amount.total)
-    Column("total_paid_minor", BigInteger, nullable=False),
+    Column("total_paid", BigInteger, nullable=False),
     Column("approved_by", String(128), nullable=False),
     Column("requested_at", TZ, nullable=False),
     Column("settled_at", TZ),
@@ -142,7 +143,7 @@ refunds_table = Table(
     Column("last_error", Text, nullable=False, server_default=""),
     Index("refunds_by_ticket", "ticket_id"),
     Index("refunds_due", "next_attempt_at", postgresql_where=text("next_attempt_at IS NOT NULL")),
-    Index("refunds_by_time", "requested_at", "refund_no"),
+    Index("refunds_by_time", "requested_at", "out_refund_no"),
 )
 
 # a received return waiting for inventory to put its intact units back (idempotent on the return id)

@@ -26,13 +26,12 @@ from services.aftersales.handlers.ports import ConcurrentChange, TicketFilter
 from services.aftersales.store.constraints import violated
 from services.aftersales.store.rows import ticket_document, ticket_from_document
 from services.aftersales.store.tables import refunds_table, tickets_table
-from services.kit.errors import AlreadyExists, InvalidArgument
+from services.kit.errors import AlreadyExists
 
 _t = tickets_table.c
 # every ticket operation on an order waits for the others on the same order (a 64-bit key)
 _LOCK_ORDER = text("SELECT pg_advisory_xact_lock(hashtextextended('aftersales:order:' || :order_id, 0))")
 _NEWEST_FIRST = (_t.opened_at.desc(), _t.ticket_id.desc())
-MAX_PAGE = 500
 
 
 def decided_at(ticket: Ticket) -> datetime | None:
@@ -81,20 +80,25 @@ def encode_token(at: datetime, key: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([at.isoformat(), key]).encode()).decode()
 
 
-def decode_token(token: str, field: str = "page.page_token") -> tuple[datetime, str]:
+class BadToken(ValueError):
+    """A page token this list did not give out (the use case names its request field)."""
+
+
+def decode_token(token: str) -> tuple[datetime, str]:
     try:
         at, key = json.loads(base64.urlsafe_b64decode(token.encode()))
         moment = datetime.fromisoformat(at)
     except (ValueError, TypeError):
-        raise InvalidArgument(field, "is not a token this list gave out") from None
+        raise BadToken("not a token this list gave out") from None
     if moment.tzinfo is None or not isinstance(key, str):
-        raise InvalidArgument(field, "is not a token this list gave out")
+        raise BadToken("not a token this list gave out")
     return moment, key
 
 
-def check_size(size: int, field: str = "page.page_size") -> None:
-    if not 1 <= size <= MAX_PAGE:
-        raise InvalidArgument(field, f"must be between 1 and {MAX_PAGE}")
+def check_size(size: int) -> None:
+    """The use cases bound a page's size; the store only refuses one that could give nothing."""
+    if size < 1:
+        raise ValueError(f"a page holds at least one row, not {size}")
 
 
 class TicketRepository:
@@ -144,7 +148,7 @@ class TicketRepository:
         refunds the provider was asked for)."""
         if not refund_no:
             return None
-        earlier = select(refunds_table.c.ticket_id).where(refunds_table.c.refund_no == refund_no)
+        earlier = select(refunds_table.c.ticket_id).where(refunds_table.c.out_refund_no == refund_no)
         query = select(tickets_table).where(or_(_t.refund_no == refund_no, _t.ticket_id.in_(earlier)))
         return await self._one(query, lock)
 
@@ -212,8 +216,9 @@ class TicketRepository:
         self, where: TicketFilter, now: datetime, size: int, token: str
     ) -> tuple[list[Ticket], str]:
         """Newest first (opened_at, then ticket id); the token continues after the last one, "" at
-        the end. `overdue_only`: flagged by the SLA and not answered, or past the respond limit and
-        not swept yet (`next_deadline <= now`)."""
+        the end (one this list did not give raises BadToken, a ValueError). `overdue_only`: flagged
+        by the SLA and not answered, or past the respond limit and not swept yet
+        (`next_deadline <= now`)."""
         check_size(size)
         if where.customers is not None and not where.customers:
             return [], ""

@@ -83,6 +83,12 @@ WAREHOUSE_FLOOR = STAFF | {"warehouse", "wms"}
 SHIPMENT_READERS = STAFF | {"warehouse", "service"}
 # a shipment and its tracking, read through an order the caller may see
 SHIPMENT_TRACKERS = SHIPMENT_READERS | {"cs_agent", "customer"}
+# after-sales: customers open and follow their own tickets, agents and supervisors decide them
+TICKET_OPENERS = STAFF | {"cs_agent", "customer", "service"}
+TICKET_READERS = TICKET_OPENERS | {"finance", "warehouse"}
+TICKET_DECIDERS = STAFF | {"cs_agent"}
+RETURN_DESK = WAREHOUSE_FLOOR
+REFUND_REPORTERS = STAFF | {"payment_provider", "service"}
 
 
 def _r(roles: frozenset[str], reach: Reach, klass: Klass = Klass.READ) -> Rule:
@@ -104,6 +110,7 @@ ORDERS = "oms.orders.v1.OrdersService"
 INVENTORY = "oms.inventory.v1.InventoryService"
 ROUTING = "oms.routing.v1.RoutingService"
 LOGISTICS = "oms.logistics.v1.LogisticsService"
+AFTERSALES = "oms.aftersales.v1.AftersalesService"
 GATEWAY = "oms.gateway.v1.GatewayService"
 
 POLICY: dict[str, Rule] = {
@@ -186,6 +193,21 @@ POLICY: dict[str, Rule] = {
     # what a verified carrier push is forwarded to (ReceiveTrackingPush); staff may replay one by hand
     f"{LOGISTICS}/ReportTracking": _w(STAFF | {"carrier"}, STAFF_ONLY, Klass.PUSH),
     f"{LOGISTICS}/ListQuarantinedPushes": _r(STAFF, STAFF_ONLY),
+    # after-sales: a scoped caller reaches the tickets of the orders it may see (its own as a customer,
+    # its customers' as an agent: after-sales asks orders whose they are), a provider its own refunds
+    f"{AFTERSALES}/OpenTicket": _w(TICKET_OPENERS, ORDER),
+    f"{AFTERSALES}/GetTicket": _r(TICKET_READERS, ROWS),
+    f"{AFTERSALES}/ListTickets": _r(TICKET_READERS, ROWS),
+    f"{AFTERSALES}/ApproveTicket": _w(TICKET_DECIDERS, ROWS),
+    f"{AFTERSALES}/RejectTicket": _w(TICKET_DECIDERS, ROWS),
+    f"{AFTERSALES}/ReceiveReturn": _w(RETURN_DESK, STAFF_ONLY),
+    f"{AFTERSALES}/ReportRefund": _w(REFUND_REPORTERS, ROWS),
+    f"{AFTERSALES}/ListRefunds": _r(FINANCE, STAFF_ONLY),
+    f"{AFTERSALES}/ExportRefunds": _r(FINANCE, STAFF_ONLY, Klass.UPLOAD),
+    f"{AFTERSALES}/PutApprovalRules": _w(ADMINS | {"ops"}, STAFF_ONLY),
+    f"{AFTERSALES}/ListApprovalRules": _r(STAFF | {"cs_agent"}, SHARED),
+    f"{AFTERSALES}/DryRunApprovalRules": _r(STAFF, STAFF_ONLY),
+    f"{AFTERSALES}/ActivateApprovalRules": _w(ADMINS, STAFF_ONLY),
     f"{GATEWAY}/IssueToken": _public(Klass.AUTH, mutating=False),
     f"{GATEWAY}/BeginUpload": _w(UPLOADERS, OWN, Klass.UPLOAD),
     f"{GATEWAY}/PutChunk": _w(UPLOADERS, OWN, Klass.UPLOAD),
@@ -196,6 +218,7 @@ POLICY: dict[str, Rule] = {
     f"{GATEWAY}/ReceivePaymentWebhook": _public(Klass.WRITE, mutating=True),
     f"{GATEWAY}/ReceiveCarrierWebhook": _public(Klass.WRITE, mutating=True),
     f"{GATEWAY}/ReceiveTrackingPush": _public(Klass.PUSH, mutating=True),
+    f"{GATEWAY}/ReceiveProviderNotification": _public(Klass.PUSH, mutating=True),
     f"{GATEWAY}/ReceiveChannelWebhook": _public(Klass.WRITE, mutating=True),
     f"{GATEWAY}/RevealOrder": _w(REVEALERS, ROWS, Klass.READ),
     f"{GATEWAY}/ListAuditRecords": _r(ADMINS, STAFF_ONLY),

@@ -13,6 +13,7 @@ from services.gateway.domain.principal import Caller
 from services.gateway.domain.tracking_pushes import PushReply
 from services.gateway.domain.uploads import UploadState
 from services.gateway.domain.webhooks import Forwarded
+from services.gateway.provider_notifications import RefundNotice
 
 
 class AuditLog(Protocol):
@@ -84,6 +85,12 @@ class Orders(Protocol):
 
     # the order as orders answers it, passed through untouched
     async def reveal(self, caller: Caller, order_id: str) -> Any: ...
+
+
+class Aftersales(Protocol):
+    """After-sales, called as the verified provider; failures raise `UpstreamFailure`."""
+
+    async def report_refund(self, caller: Caller, provider: str, notice: RefundNotice) -> None: ...
 
 
 class Logistics(Protocol):

@@ -80,6 +80,8 @@ class HoldCause(StrEnum):
     UNROUTABLE = "UNROUTABLE"  # held: routing could not plan it (no coverage, no cold chain, …)
     OUT_OF_STOCK = "OUT_OF_STOCK"  # held: routing parked it out of stock, or its reservation was refused
     PAID_OUT_OF_STOCK = "PAID_OUT_OF_STOCK"  # frozen: paid, and no stock could be placed for it
+    # held at acceptance: the customer has an after-sales ticket past its response limit (a policy)
+    OVERDUE_TICKET = "OVERDUE_TICKET"
 
 
 class DiscountKind(StrEnum):

@@ -28,6 +28,9 @@ class TicketStep(StrEnum):
     CLOSED = "closed"
 
 
+ANSWERED = frozenset({TicketStep.APPROVED, TicketStep.REJECTED, TicketStep.CLOSED})
+
+
 @dataclass(frozen=True)
 class TicketReport:
     """One after-sales event about one of the order's tickets."""
@@ -41,6 +44,14 @@ class TicketReport:
     cash_minor: int = 0
     points_minor: int = 0
     units: tuple[tuple[int, int], ...] = ()
+    # the ticket's customer, and whether the ticket went past its response limit (FLAGGED)
+    customer_id: str = ""
+    overdue: bool = False
+
+    @property
+    def answered(self) -> bool:
+        """The ticket was decided or ended: it is no longer overdue."""
+        return self.step in ANSWERED
 
 
 @dataclass(frozen=True)

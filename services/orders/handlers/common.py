@@ -36,6 +36,8 @@ class Policy:
     outage_backoff_max: timedelta = timedelta(seconds=30)
     # an order in an automatic state that has not moved for this long is re-driven by the sweep
     stuck_after: timedelta = timedelta(minutes=2)
+    # hold a new order of a customer with an after-sales ticket past its response limit (off by default)
+    hold_for_overdue_tickets: bool = False
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 from services.kit.errors import FailedPrecondition, InvalidArgument
 from services.kit.ids import new_id
 from services.orders.domain import channels, orchestration
-from services.orders.domain.model import Channel, IngestOrder, Order, accept, vouched
+from services.orders.domain.model import Channel, HoldCause, IngestOrder, Order, accept, vouched
 from services.orders.domain.orchestration import Stored
 from services.orders.domain.timeline import Actor, Entry, entries_for
 from services.orders.handlers.common import Changes, Policy, save_order
@@ -95,6 +95,12 @@ async def ingest(
         for payload, ref, problem in refused:
             channel = payload.channel.value if payload.channel else ""
             await uow.quarantine.add(channel, ref, problem.field, problem.problem, payload.payload, now)
+        if policy.hold_for_overdue_tickets and accepted:
+            owing = await uow.overdue.customers_among(sorted({order.buyer_id for _, order, _, _ in accepted}))
+            for _, order, _, _ in accepted:
+                if order.buyer_id in owing:
+                    reason = "held for review: the customer has an overdue after-sales ticket"
+                    order.hold(reason, now, HoldCause.OVERDUE_TICKET)
         new: list[tuple[Stored, Sequence[Entry], bytes]] = []
         for _, order, _, raw in accepted:
             step = orchestration.next_step(order, orchestration.StockState.NONE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.kit.ids import is_id, new_id
+from services.kit.ids import canonical, is_id, new_id
 from services.orders.domain import payments as pay
 from services.orders.domain.model import AlertRaised, Channel, ServiceAlert
 from services.orders.domain.orchestration import Stored
@@ -159,9 +159,10 @@ async def _record_on_order(
 
 
 async def _order_for_payment(orders: Orders, merchant_order_no: str) -> Stored | None:
-    """The merchant order number is our order id, or the own shop's order number."""
+    """The merchant order number is our order id (with or without its hyphens: WeChat Pay's out_trade_no
+    holds 32 characters), or the own shop's order number."""
     if is_id(merchant_order_no):
-        stored = await orders.get(merchant_order_no, lock=True)
+        stored = await orders.get(canonical(merchant_order_no), lock=True)
         if stored is not None:
             return stored
     return await orders.get_by_channel(Channel.OWN_SHOP, merchant_order_no, lock=True)

@@ -147,6 +147,16 @@ class Quarantine(Protocol):
     ) -> None: ...
 
 
+class OverdueTickets(Protocol):
+    """Customers with an after-sales ticket past its response limit, as after-sales' events tell."""
+
+    async def flag(self, buyer_id: str, ticket_id: str, at: datetime) -> None: ...
+
+    async def clear(self, ticket_id: str) -> None: ...
+
+    async def customers_among(self, buyer_ids: Sequence[str]) -> set[str]: ...
+
+
 class Assignments(Protocol):
     async def assign(
         self, agent_id: str, buyer_ids: Sequence[str], replace: bool, now: datetime
@@ -181,6 +191,9 @@ class UnitOfWork(Protocol):
 
     @property
     def assignments(self) -> Assignments: ...
+
+    @property
+    def overdue(self) -> OverdueTickets: ...
 
     def emit(self, *events: object) -> None:
         """Queue events about no order being saved (a ServiceAlert) for the outbox."""

@@ -17,6 +17,10 @@ async def ticket_reported(uow: UnitOfWork, policy: Policy, report: TicketReport)
     """A ticket of the order moved: the order records it (a repeated or late report writes nothing); an
     order this service does not hold is not ours to follow."""
     changes = Changes()
+    if report.overdue and report.customer_id:
+        await uow.overdue.flag(report.customer_id, report.ticket_id, uow.clock.now())
+    elif report.answered:
+        await uow.overdue.clear(report.ticket_id)
     if not is_id(report.order_id):
         return changes
     stored = await uow.orders.get(report.order_id, lock=True)

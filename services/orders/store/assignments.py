@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.orders.store.tables import customer_assignments_table
+from services.orders.store.tables import customer_assignments_table, overdue_tickets_table
 
 _A = customer_assignments_table.c
 
@@ -47,3 +47,26 @@ class AssignmentRepository:
             select(_A.buyer_id).where(_A.agent_id == agent_id, _A.buyer_id == buyer_id)
         )
         return found is not None
+
+
+class OverdueTicketRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def flag(self, buyer_id: str, ticket_id: str, at: datetime) -> None:
+        await self.conn.execute(
+            insert(overdue_tickets_table)
+            .values(ticket_id=ticket_id, buyer_id=buyer_id, flagged_at=at)
+            .on_conflict_do_nothing()
+        )
+
+    async def clear(self, ticket_id: str) -> None:
+        table = overdue_tickets_table
+        await self.conn.execute(table.delete().where(table.c.ticket_id == ticket_id))
+
+    async def customers_among(self, buyer_ids: Sequence[str]) -> set[str]:
+        table = overdue_tickets_table
+        rows = await self.conn.execute(
+            select(table.c.buyer_id).where(table.c.buyer_id.in_(list(buyer_ids))).distinct()
+        )
+        return {row.buyer_id for row in rows}

@@ -209,6 +209,16 @@ customer_assignments_table = Table(
     Column("assigned_at", TZ, nullable=False),
 )
 
+# customers with an after-sales ticket past its response limit, as after-sales' events tell (a new
+# order of theirs is held when the policy says so)
+overdue_tickets_table = Table(
+    "overdue_tickets",
+    metadata,
+    Column("ticket_id", String(64), primary_key=True),
+    Column("buyer_id", String(128), nullable=False, index=True),
+    Column("flagged_at", TZ, nullable=False),
+)
+
 drift_reports_table = Table(
     "drift_reports",
     metadata,

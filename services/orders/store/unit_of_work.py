@@ -20,7 +20,7 @@ from services.kit import outbox
 from services.kit.clock import Clock, SystemClock
 from services.kit.sealing import KeyRing
 from services.orders.domain.model import Order
-from services.orders.store.assignments import AssignmentRepository
+from services.orders.store.assignments import AssignmentRepository, OverdueTicketRepository
 from services.orders.store.orders import OrderRepository
 from services.orders.store.payments import PaymentRepository
 from services.orders.store.quarantine import QuarantineRepository
@@ -67,6 +67,7 @@ class OrdersUnitOfWork:
         self.sources = SourceRepository(conn)
         self.quarantine = QuarantineRepository(conn, self.keys)
         self.assignments = AssignmentRepository(conn)
+        self.overdue = OverdueTicketRepository(conn)
 
     async def __aenter__(self) -> OrdersUnitOfWork:
         conn = await self._engine.connect()

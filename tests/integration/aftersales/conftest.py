@@ -4,7 +4,6 @@ per session (its Alembic migrations, as the service runs them), and units of wor
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 
 import pytest
 from google.protobuf.message import Message
@@ -14,23 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from omsctl.stack import Infra
 from services.aftersales.domain.events import Event
 from services.aftersales.store.uow import AftersalesUnitOfWork
-from services.kit.clock import Clock
+from services.kit.clock import Clock, FixedClock
 from services.kit.db import make_engine, with_database
 from tests.conftest import _copy_of, _drop, _migrated_template
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.at = now
-
-    def now(self) -> datetime:
-        return self.at
+from tests.unit.aftersales.builders import T0
 
 
 def encode_event(event: Event) -> tuple[str, Message]:
     """A trivial encoder standing in for the mappers': the subject names the event's class, the
     message carries its ticket id."""
-    return f"test.aftersales.{type(event).__name__}", StringValue(value=event.ticket_id)
+    return f"test.aftersales.{type(event).__name__}", StringValue(value=getattr(event, "ticket_id", ""))
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +49,7 @@ async def engine(aftersales_db: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 def clock() -> FixedClock:
-    return FixedClock(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+    return FixedClock(T0)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ ENV = {
     "INVENTORY_SERVICE_ADDR": "h:2",
     "ROUTING_SERVICE_ADDR": "h:3",
     "LOGISTICS_SERVICE_ADDR": "h:4",
+    "AFTERSALES_SERVICE_ADDR": "h:5",
     "JWT_KEYS": f"k1:{base64.b64encode(bytes(32)).decode()}",
     "JWT_ACTIVE_KID": "k1",
     **identity.env("gateway"),

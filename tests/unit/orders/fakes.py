@@ -62,6 +62,7 @@ class State:
     source_status: dict[tuple[str, str], Observation] = field(default_factory=dict)
     statements: dict[tuple[str, str], tuple[str, dict[str, Any], list[rec.Row]]] = field(default_factory=dict)
     assignments: dict[str, set[str]] = field(default_factory=dict)
+    overdue: dict[str, str] = field(default_factory=dict)
 
 
 class FakeOrderRepository:
@@ -438,6 +439,20 @@ class FakeAssignmentRepository:
         return buyer_id in self.state.assignments.get(agent_id, set())
 
 
+class FakeOverdueTickets:
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    async def flag(self, buyer_id: str, ticket_id: str, at: datetime) -> None:
+        self.state.overdue.setdefault(ticket_id, buyer_id)
+
+    async def clear(self, ticket_id: str) -> None:
+        self.state.overdue.pop(ticket_id, None)
+
+    async def customers_among(self, buyer_ids: Sequence[str]) -> set[str]:
+        return {buyer for buyer in self.state.overdue.values() if buyer in buyer_ids}
+
+
 class FakeUnitOfWork(SnapshotUnitOfWork[State]):
     def __init__(self, shared: State, clock: FixedClock) -> None:
         self._clock = clock
@@ -450,6 +465,7 @@ class FakeUnitOfWork(SnapshotUnitOfWork[State]):
         self._sources = FakeSourceRepository(state)
         self._quarantine = FakeQuarantineRepository(state)
         self._assignments = FakeAssignmentRepository(state)
+        self._overdue = FakeOverdueTickets(state)
 
     @property
     def clock(self) -> FixedClock:
@@ -478,6 +494,10 @@ class FakeUnitOfWork(SnapshotUnitOfWork[State]):
     @property
     def assignments(self) -> FakeAssignmentRepository:
         return self._assignments
+
+    @property
+    def overdue(self) -> FakeOverdueTickets:
+        return self._overdue
 
     def emit(self, *events: object) -> None:
         super().emit(*(("", event) for event in events))

@@ -62,6 +62,15 @@ async def test_the_own_shops_order_number_finds_the_order_too() -> None:
     assert (record.state, record.order_id) == (PaymentState.APPLIED, order_id)
 
 
+async def test_the_order_id_without_its_hyphens_finds_the_order_as_wechat_pays_32_characters_carry_it() -> (
+    None
+):
+    db = FakeOrders()
+    order_id = await own_shop_order(db)
+    record, _, _ = await handlers.report_payment(db.uow, POLICY, paid(order_id.replace("-", "").upper()))
+    assert (record.state, record.order_id) == (PaymentState.APPLIED, order_id)
+
+
 async def test_a_wrong_amount_is_parked_on_the_order_for_a_person_and_alerted() -> None:
     db = FakeOrders()
     order_id = await own_shop_order(db)

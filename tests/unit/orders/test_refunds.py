@@ -4,6 +4,8 @@ refund alerted, and the events decoded from their protobuf messages."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from oms.aftersales.v1 import aftersales_pb2 as apb
@@ -12,14 +14,16 @@ from oms.common.v1 import common_pb2
 from services.kit.ids import new_id
 from services.orders import handlers, mappers
 from services.orders.domain.lifecycle import OrderStatus
-from services.orders.domain.model import AlertRaised, Order, accept
+from services.orders.domain.model import AlertRaised, HoldCause, Order, accept
 from services.orders.domain.orchestration import StockState, Stored
 from services.orders.domain.refunds import Refunds, TicketReport, TicketStep
+from services.orders.domain.timeline import Actor
 from services.orders.store import rows
 from tests.unit.orders.fakes import NOW, POLICY, FakeOrders
 from tests.unit.orders.test_model import command
 
 S = OrderStatus
+TEST = Actor.service("test")
 
 
 def order_in(db: FakeOrders, status: OrderStatus) -> str:
@@ -191,3 +195,30 @@ def replace_ids(event: object) -> object:
 
 def test_an_event_orders_does_not_follow_is_none() -> None:
     assert mappers.ticket_report(aev.RetentionSuggested(ticket_id="t-1")) is None
+
+
+async def test_the_policy_holds_the_next_order_of_a_customer_with_an_overdue_ticket_until_answered() -> None:
+    db = FakeOrders()
+    holding = replace(POLICY, hold_for_overdue_tickets=True)
+    flagged = TicketReport(
+        TicketStep.ESCALATED, "t-7", new_id(), "flagged", NOW, customer_id="buyer-1", overdue=True
+    )
+    async with db.uow() as uow:
+        await handlers.ticket_reported(uow, holding, flagged)
+        await uow.commit()
+
+    async def place(policy: handlers.Policy, ref: str) -> Order:
+        results, _ = await handlers.ingest(db.uow(), policy, [command(channel_order_id=ref)], TEST)
+        assert results[0].order is not None
+        return db.order(results[0].order.order_id).order
+
+    held = await place(holding, "TB-held")
+    assert (held.status, held.hold_cause) == (S.ON_HOLD, HoldCause.OVERDUE_TICKET)
+    assert "overdue after-sales ticket" in held.status_reason
+    assert db.order(held.order_id).step is None, "nothing drives a held order"
+    assert (await place(POLICY, "TB-off")).status is S.PENDING_PAYMENT, "off by default"
+    answered = TicketReport(TicketStep.APPROVED, "t-7", flagged.order_id, "approved", NOW)
+    async with db.uow() as uow:
+        await handlers.ticket_reported(uow, holding, answered)
+        await uow.commit()
+    assert (await place(holding, "TB-after")).status is S.PENDING_PAYMENT

@@ -1,0 +1,1 @@
+"""Each provider's wire format, signatures and code tables: pure functions, no I/O."""

@@ -1,0 +1,175 @@
+"""Refunds at the order's own payment provider, idempotent on the ticket: every attempt of a refund sends
+the same number, so a retry after a timeout refunds once. The result comes by the provider's
+notification (`report_refund`) or by asking it (`RefundRunner`, for refunds still PROCESSING); a refund
+the provider CLOSED or found ABNORMAL is shown and alerted, never sent again as new money."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from services.aftersales.domain.events import RefundFailure
+from services.aftersales.domain.lifecycle import TicketStatus
+from services.aftersales.domain.tickets import Ticket
+from services.aftersales.handlers.common import Policy, Scope, save
+from services.aftersales.handlers.ports import ProviderAnswer, Providers, RefundJob, UnitOfWork
+from services.kit.errors import InvalidArgument, NotFound
+
+log = logging.getLogger(__name__)
+S = TicketStatus
+SETTLED = frozenset({"SUCCESS", "CLOSED", "ABNORMAL", "REFUSED"})
+REPORTED = frozenset({"SUCCESS", "CLOSED", "ABNORMAL", "PROCESSING"})
+
+
+async def settle(
+    uow: UnitOfWork, policy: Policy, ticket: Ticket, refund_no: str, answer: ProviderAnswer
+) -> bool:
+    """Apply a provider's final word on one refund attempt to its ticket (inside `uow`); False when it
+    is old news (a duplicate or late notification)."""
+    now = uow.clock.now()
+    if refund_no != ticket.refund_no:
+        return False  # an earlier attempt's late word: that attempt is already settled
+    if answer.status == "SUCCESS":
+        changed = ticket.refund_succeeded(refund_no, answer.provider_refund_id, now)
+        if changed:
+            ticket.close("aftersales", now, "refunded")
+    else:
+        failure = RefundFailure.ABNORMAL if answer.status == "ABNORMAL" else RefundFailure.CLOSED
+        if ticket.status is S.REFUNDED:
+            log.error(
+                "provider says %s for refund %s already refunded: kept refunded", answer.status, refund_no
+            )
+            return False
+        changed = ticket.refund_failed(refund_no, failure, answer.detail or answer.status.lower(), now)
+        if changed and failure is RefundFailure.CLOSED:
+            assert ticket.voucher is not None
+            await uow.claims.release(ticket.order_id, ticket.voucher)  # no money moved: the units are free
+    await uow.refunds.settled(refund_no, answer.status, answer.provider_refund_id, now)
+    if changed:
+        await save(uow, ticket, policy)
+    return changed
+
+
+async def report_refund(
+    uow: UnitOfWork, policy: Policy, refund_no: str, status: str, provider_refund_id: str, scope: Scope
+) -> tuple[Ticket, bool]:
+    """A provider's refund notification (verified by the gateway); returns the ticket and whether the
+    notification was news."""
+    number = refund_no.strip()
+    if not number:
+        raise InvalidArgument("out_refund_no", "is required")
+    state = status.strip().upper()
+    if state not in REPORTED:
+        raise InvalidArgument("status", f"one of {', '.join(sorted(REPORTED))}")
+    async with uow:
+        found = await uow.tickets.by_refund_no(number)
+        if found is None or scope.hides(found):
+            raise NotFound(f"refund {number[:64]} not found")
+        await uow.tickets.lock_order(found.order_id)
+        ticket = await uow.tickets.get(found.ticket_id, lock=True)
+        assert ticket is not None
+        if state == "PROCESSING":
+            await uow.refunds.answered(
+                number, "PROCESSING", provider_refund_id, uow.clock.now() + policy.query_every, ""
+            )
+            await uow.commit()
+            return ticket, False
+        news = await settle(uow, policy, ticket, number, ProviderAnswer(state, provider_refund_id))
+        await uow.commit()
+    return ticket, news
+
+
+class RefundRunner:
+    """Sends due refunds to their providers and asks after those still PROCESSING, outside any
+    transaction; records each answer in its own."""
+
+    def __init__(
+        self, new_uow: Callable[[], UnitOfWork], providers: Providers, policy: Policy, batch: int = 50
+    ) -> None:
+        self.new_uow = new_uow
+        self.providers = providers
+        self.policy = policy
+        self.batch = batch
+
+    async def run_due(self) -> int:
+        uow = self.new_uow()
+        async with uow:
+            now = uow.clock.now()
+            jobs = await uow.refunds.claim_due(now, now + self.policy.lease, self.batch)
+            await uow.commit()
+        for job in jobs:
+            answer = await self._ask(job)
+            await self.record(job, answer)
+        return len(jobs)
+
+    async def _ask(self, job: RefundJob) -> ProviderAnswer:
+        try:
+            if job.status == "PROCESSING":
+                return await self.providers.query(job)
+            return await self.providers.refund(job, "after-sales refund")
+        except Exception as failure:
+            log.warning("refund %s at %s: %s; asked again later", job.refund_no, job.provider, failure)
+            return ProviderAnswer("SENDING", detail=str(failure)[:500], retry=True)
+
+    async def record(self, job: RefundJob, answer: ProviderAnswer) -> None:
+        uow = self.new_uow()
+        async with uow:
+            now = uow.clock.now()
+            if answer.retry:
+                delay = self.policy.retry_delay(job.attempts)
+                await uow.refunds.answered(job.refund_no, "SENDING", "", now + delay, answer.detail)
+            elif answer.status == "PROCESSING":
+                await uow.refunds.answered(
+                    job.refund_no, "PROCESSING", answer.provider_refund_id, now + self.policy.query_every, ""
+                )
+            else:
+                ticket = await uow.tickets.by_refund_no(job.refund_no)
+                if ticket is None:
+                    log.error("refund %s has no ticket", job.refund_no)
+                    return
+                await uow.tickets.lock_order(ticket.order_id)
+                locked = await uow.tickets.get(ticket.ticket_id, lock=True)
+                assert locked is not None
+                await settle(uow, self.policy, locked, job.refund_no, answer)
+            await uow.commit()
+
+
+MAX_LEDGER_PAGE = 1000
+
+
+async def refund_ledger(
+    uow: UnitOfWork, since: datetime | None, until: datetime | None, size: int, token: str
+) -> tuple[list[dict[str, object]], str]:
+    """The finance ledger of refunds (who, when, each bucket, the provider's reference), newest first."""
+    if size < 0:
+        raise InvalidArgument("page_size", "must not be negative")
+    if since is not None and until is not None and until < since:
+        raise InvalidArgument("until", "is before since")
+    async with uow:
+        try:
+            return await uow.refunds.ledger(since, until, min(size or 100, MAX_LEDGER_PAGE), token)
+        except ValueError:
+            raise InvalidArgument("page_token", "is not a token this service gave") from None
+
+
+def ledger_csv_header() -> list[str]:
+    return [
+        "ticket_id",
+        "order_id",
+        "customer_id",
+        "provider",
+        "out_refund_no",
+        "provider_refund_id",
+        "status",
+        "currency",
+        "cash",
+        "goods",
+        "promotion",
+        "coupon",
+        "points",
+        "shipping",
+        "approved_by",
+        "requested_at",
+        "settled_at",
+    ]

@@ -1,0 +1,146 @@
+"""The return desk: a returned parcel is found by the original order's QR code (what logistics printed
+on its pick list and packing slip: the order id), its units are counted, the intact ones go back into
+stock through inventory (idempotent on the return id, the ledger entry naming the ticket), the damaged
+ones are recorded and not restocked, and a return-and-refund ticket asks for its money."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from services.aftersales.domain.commands import ReceivedLine
+from services.aftersales.domain.lifecycle import REFUNDS, RETURNS, TicketStatus
+from services.aftersales.domain.tickets import Ticket
+from services.aftersales.handlers.common import Policy, save
+from services.aftersales.handlers.ports import Inventory, RestockJob, UnitOfWork
+from services.aftersales.handlers.tickets import request_refund
+from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+S = TicketStatus
+WAITING = (S.APPROVED, S.RETURN_PENDING)
+MAX_CODE = 128
+
+
+def order_of_code(code: str) -> str:
+    """The order a scanned QR code names (the code is the order id itself)."""
+    order_id = code.strip()
+    if not order_id or len(order_id) > MAX_CODE:
+        raise InvalidArgument("order_code", "is required: scan the order's QR code from its packing slip")
+    return order_id
+
+
+def return_id(ticket: Ticket) -> str:
+    """The restock's id at inventory: one per ticket, so a repeated scan restocks once."""
+    return f"RT{ticket.ticket_id}"[:64]
+
+
+def restock_job(ticket: Ticket, warehouse_id: str) -> RestockJob | None:
+    units: dict[str, int] = {}
+    for line in ticket.received:
+        intact = line.quantity - line.damaged
+        if intact > 0:
+            sku = ticket.order.lines[line.line_index].sku
+            units[sku] = units.get(sku, 0) + intact
+    if not units:
+        return None
+    return RestockJob(
+        return_id(ticket), ticket.ticket_id, ticket.order_id, warehouse_id, tuple(sorted(units.items())), 0
+    )
+
+
+async def receive_return(
+    uow: UnitOfWork,
+    policy: Policy,
+    code: str,
+    warehouse_id: str,
+    lines: Sequence[ReceivedLine],
+    ticket_id: str = "",
+) -> tuple[Ticket, int]:
+    """Record what came back for the order's ticket waiting for it (the one named, else the oldest);
+    returns the ticket and the units to be restocked. A repeated scan of the same parcel changes nothing."""
+    order_id = order_of_code(code)
+    if not warehouse_id.strip() or len(warehouse_id) > 64:
+        raise InvalidArgument("warehouse_id", "is required: the warehouse the return desk is at")
+    async with uow:
+        await uow.tickets.lock_order(order_id)
+        tickets = await uow.tickets.of_order(order_id)
+        if not tickets:
+            raise NotFound(f"order {order_id[:64]} has no after-sales ticket")
+        returns = [t for t in tickets if t.kind in RETURNS]
+        if ticket_id:
+            chosen = [t for t in returns if t.ticket_id == ticket_id.strip()]
+            if not chosen:
+                raise NotFound(f"ticket {ticket_id[:64]} is not a return of order {order_id[:64]}")
+            ticket = chosen[0]
+        else:
+            waiting = sorted((t for t in returns if t.status in WAITING), key=lambda t: t.opened_at)
+            received = [t for t in returns if t.received_at is not None]
+            if not waiting and not received:
+                raise FailedPrecondition(
+                    f"order {order_id[:64]} has no approved return waiting for its goods"
+                )
+            ticket = waiting[0] if waiting else received[-1]
+        if ticket.status not in WAITING and ticket.received_at is None:
+            raise FailedPrecondition(
+                f"ticket {ticket.ticket_id} is {ticket.status.value}: only an approved return is received"
+            )
+        now = uow.clock.now()
+        if not ticket.receive_return(lines, now):
+            job = restock_job(ticket, warehouse_id.strip())
+            return ticket, sum(q for _, q in job.lines) if job else 0
+        job = restock_job(ticket, warehouse_id.strip())
+        if job is not None:
+            await uow.restocks.add(job, now)
+        if ticket.kind in REFUNDS:
+            await request_refund(uow, ticket, tickets)
+        await save(uow, ticket, policy)
+        await uow.commit()
+    return ticket, sum(q for _, q in job.lines) if job else 0
+
+
+class RestockRunner:
+    """Puts received returns back into stock at inventory; an outage is waited out, never dropped."""
+
+    def __init__(
+        self, new_uow: Callable[[], UnitOfWork], inventory: Inventory, policy: Policy, batch: int = 50
+    ) -> None:
+        self.new_uow = new_uow
+        self.inventory = inventory
+        self.policy = policy
+        self.batch = batch
+
+    async def run_due(self) -> int:
+        uow = self.new_uow()
+        async with uow:
+            now = uow.clock.now()
+            jobs = await uow.restocks.claim_due(now, now + self.policy.lease, self.batch)
+            await uow.commit()
+        done = 0
+        for job in jobs:
+            try:
+                await self.inventory.restock(job)
+            except (Unavailable, OSError) as failure:
+                log.warning(
+                    "restock %s for ticket %s waits for inventory: %s", job.return_id, job.ticket_id, failure
+                )
+                await self._later(job, str(failure))
+                continue
+            except (InvalidArgument, FailedPrecondition, NotFound) as refused:
+                log.error("inventory refused restock %s: %s", job.return_id, refused)
+                await self._later(job, f"refused: {refused}", timedelta(hours=1))
+                continue
+            uow = self.new_uow()
+            async with uow:
+                await uow.restocks.done(job.return_id, uow.clock.now())
+                await uow.commit()
+            done += 1
+        return done
+
+    async def _later(self, job: RestockJob, error: str, delay: timedelta | None = None) -> None:
+        uow = self.new_uow()
+        async with uow:
+            wait = delay or self.policy.retry_delay(job.attempts + 1)
+            await uow.restocks.retry(job.return_id, uow.clock.now() + wait, error[:500])
+            await uow.commit()

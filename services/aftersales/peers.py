@@ -1,0 +1,105 @@
+"""After-sales' view of orders and inventory: plain results, gRPC kept in here. Each call is this
+service's own (its identity), never the caller's: the gateway has already decided who may ask."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+
+from oms.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from oms.orders.v1 import orders_pb2, orders_pb2_grpc
+from services.aftersales import mappers
+from services.aftersales.domain.order_snapshot import OrderSnapshot
+from services.aftersales.handlers.ports import RestockJob
+from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+
+TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+# how long an agent's customers are trusted as orders said them
+AGENT_CACHE_SECONDS = 30.0
+
+
+def _translated(peer: str, error: grpc.aio.AioRpcError, what: str) -> Exception:
+    code = error.code()
+    if code in TRANSIENT:
+        return Unavailable(f"{peer} is unavailable: {error.details() or code.name}")
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(what)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument("order_id", error.details() or "refused")
+    return FailedPrecondition(f"{peer} refused: {error.details() or code.name}")
+
+
+class OrdersPeer:
+    def __init__(self, orders: grpc.aio.Channel, inventory: grpc.aio.Channel) -> None:
+        self.orders = orders_pb2_grpc.OrdersServiceStub(orders)
+        self.inventory = inventory_pb2_grpc.InventoryServiceStub(inventory)
+        self._agents: dict[str, tuple[float, frozenset[str]]] = {}
+
+    async def snapshot(self, order_id: str) -> OrderSnapshot:
+        """The order now, with its applied payment and which of its SKUs are customised."""
+        missing = f"order {order_id[:64]} not found"
+        try:
+            found, payments = await asyncio.gather(
+                self.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order_id)),
+                self.orders.ListPayments(orders_pb2.ListPaymentsRequest(order_id=order_id)),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translated("orders", error, missing) from None
+        customised = await self._customised(sorted({line.sku for line in found.order.lines}))
+        return mappers.snapshot(found.order, list(payments.payments), customised)
+
+    async def _customised(self, skus: list[str]) -> dict[str, bool]:
+        """What inventory's catalogue says of each SKU; one it does not know stays unknown (None)."""
+
+        async def one(sku: str) -> tuple[str, bool | None]:
+            try:
+                reply = await self.inventory.GetSku(inventory_pb2.GetSkuRequest(sku=sku))
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.NOT_FOUND:
+                    return sku, None
+                raise _translated("inventory", error, f"sku {sku}") from None
+            return sku, reply.sku.customised
+
+        answers = await asyncio.gather(*(one(sku) for sku in skus))
+        return {sku: value for sku, value in answers if value is not None}
+
+    async def agent_customers(self, agent_id: str) -> frozenset[str]:
+        cached = self._agents.get(agent_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            reply = await self.orders.ListAgentCustomers(
+                orders_pb2.ListAgentCustomersRequest(agent_id=agent_id)
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _translated("orders", error, f"agent {agent_id[:64]}") from None
+        customers = frozenset(reply.buyer_ids)
+        self._agents[agent_id] = (time.monotonic() + AGENT_CACHE_SECONDS, customers)
+        return customers
+
+
+class InventoryPeer:
+    def __init__(self, inventory: grpc.aio.Channel) -> None:
+        self.inventory = inventory_pb2_grpc.InventoryServiceStub(inventory)
+
+    async def restock(self, job: RestockJob) -> None:
+        request = inventory_pb2.RestockRequest(
+            return_id=job.return_id,
+            order_id=job.order_id,
+            warehouse_id=job.warehouse_id,
+            lines=[inventory_pb2.RestockLine(sku=sku, quantity=quantity) for sku, quantity in job.lines],
+        )
+        try:
+            await self.inventory.Restock(request)
+        except grpc.aio.AioRpcError as error:
+            raise _translated("inventory", error, f"restock {job.return_id}") from None
