@@ -4,6 +4,7 @@ test needs no kubectl; a kustomization using anything else fails here until the 
 
 from __future__ import annotations
 
+import ast
 import copy
 import functools
 import json
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from omsctl import envoy as edge
-from omsctl.stack import SERVICES
+from omsctl.stack import PAYMENT_CLIENT_KEYS, PAYMENT_SANDBOX_KEYS, SERVICES
 from services.gateway.routes import PUBLIC_SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,19 @@ CARRIER_ENV = {
     "KUAIDI100_PUSH_SALT",
 }
 PII_ENV = {"PII_KEYS", "PII_ACTIVE_KEY", "PII_HASH_KEY"}
+# the merchant's accounts and keys (what omsctl hands a service with payments=True) and the providers' URLs
+PAYMENT_ACCOUNTS = {f"PAYMENT_{name}" for name in PAYMENT_CLIENT_KEYS}
+PAYMENT_ENV = {*PAYMENT_ACCOUNTS, "PAYMENT_WECHAT_API_URL", "PAYMENT_ALIPAY_API_URL"}
+PAYMENT_API_URLS = {
+    "prod": {
+        "PAYMENT_WECHAT_API_URL": "https://api.mch.weixin.qq.com",
+        "PAYMENT_ALIPAY_API_URL": "https://openapi.alipay.com",
+    },
+    "dev": {
+        "PAYMENT_WECHAT_API_URL": "http://payment-sandbox:18020",
+        "PAYMENT_ALIPAY_API_URL": "http://payment-sandbox:18020",
+    },
+}
 REQUIRED_ENV = {
     **{
         spec.name: {
@@ -52,6 +66,7 @@ REQUIRED_ENV = {
             *IDENTITY_ENV,
             *(PII_ENV if spec.pii else ()),
             *(CARRIER_ENV if spec.carriers else ()),
+            *(PAYMENT_ENV if spec.payments else ()),
         }
         for spec in SERVICES
         if spec.database
@@ -59,7 +74,7 @@ REQUIRED_ENV = {
     "gateway": {"PORT", *PUBLIC_SERVICES.values(), *IDENTITY_ENV, "SF_PUSH_TOKEN", "KUAIDI100_PUSH_SALT"},
 }
 # stand-ins for outside systems, in the dev overlay only (docs/sandboxes.md)
-SANDBOX_DEPLOYMENTS = {"dev": {"carrier-sandbox"}, "prod": set()}
+SANDBOX_DEPLOYMENTS = {"dev": {"carrier-sandbox", "payment-sandbox"}, "prod": set()}
 # who may call whom: the gateway is called by Envoy, every other service by the gateway and the
 # services that name it as a peer
 CALLERS = {
@@ -224,8 +239,11 @@ def test_the_example_secrets_are_never_applied_but_match_what_the_services_read(
         | {f"{spec.name}-auth" for spec in SERVICES if spec.edge}
         | {f"{spec.name}-identity" for spec in SERVICES}
         | {f"{spec.name}-carriers" for spec in SERVICES if spec.carriers}
+        | {f"{spec.name}-payments" for spec in SERVICES if spec.payments}
         # the carriers' push token and salt, read by the gateway, logistics and the dev sandbox alike
         | {"carrier-push"}
+        # the providers' halves of the dev payment accounts, read by the dev overlay's payment sandbox
+        | {"payment-sandbox"}
     )
     for secret in secrets.values():
         assert secret["kind"] == "Secret"
@@ -323,6 +341,64 @@ def test_each_service_is_given_the_settings_its_code_requires(overlay: str) -> N
         given = {env["name"] for env in main_container(deployments[name])["env"]}
         assert required <= given, f"{name} lacks {sorted(required - given)}"
         assert env_value(main_container(deployments[name]), "PORT") == str(GRPC_PORTS[name])
+
+
+def settings_the_code_requires(name: str) -> set[str]:
+    """The settings a service's config code reads with `required(env, "NAME")`: its config modules
+    (config.py at any depth of its package) and the kit's common settings."""
+    modules = [
+        *sorted((ROOT / "services" / name).rglob("config.py")),
+        ROOT / "services" / "kit" / "config.py",
+    ]
+    names = set()
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "required"
+                and len(node.args) == 2
+                and isinstance(node.args[1], ast.Constant)
+                and isinstance(node.args[1].value, str)
+            ):
+                names.add(node.args[1].value)
+    return names
+
+
+def test_the_config_code_scan_finds_what_the_services_require() -> None:
+    assert {"DATABASE_URL", "NATS_URL", "ROUTING_SERVICE_ADDR", "PII_KEYS"} <= settings_the_code_requires(
+        "orders"
+    )
+    assert {"ORDERS_SERVICE_ADDR", "PAYMENT_WECHAT_APIV3_KEY", "PAYMENT_ALIPAY_APP_ID"} <= (
+        settings_the_code_requires("aftersales")
+    )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_is_given_every_setting_its_config_code_requires(overlay: str) -> None:
+    deployments = of_kind(render(overlay), "Deployment")
+    for name in GRPC_PORTS:
+        given = {env["name"] for env in main_container(deployments[name])["env"]}
+        missing = settings_the_code_requires(name) - given
+        assert not missing, f"{name}'s config requires {sorted(missing)}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_address_names_the_owners_kubernetes_service_and_port(overlay: str) -> None:
+    objects = render(overlay)
+    services = of_kind(objects, "Service")
+    checked = set()
+    for name, deployment in of_kind(objects, "Deployment").items():
+        for env in main_container(deployment).get("env", []):
+            if not env["name"].endswith("_SERVICE_ADDR"):
+                continue
+            owner = env["name"].removesuffix("_SERVICE_ADDR").lower()
+            host, port = env["value"].rsplit(":", 1)
+            assert services[host]["spec"]["selector"]["app.kubernetes.io/name"] == owner, env["name"]
+            assert [int(port)] == [p["port"] for p in services[host]["spec"]["ports"]], env["name"]
+            assert int(port) == GRPC_PORTS[owner], env["name"]
+            checked.add((name, owner))
+    assert {("aftersales", "orders"), ("aftersales", "inventory"), ("gateway", "aftersales")} <= checked
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -628,3 +704,51 @@ def test_the_gateway_and_logistics_read_the_one_kuaidi100_salt_and_the_sandbox_t
         "http://carrier-sandbox:18010"
     }
     assert config["KUAIDI100_CALLBACK_URL"] == "http://envoy:8080/v1/webhooks/tracking/kuaidi100"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_aftersales_refunds_through_the_real_providers_in_prod_and_the_payment_sandbox_in_dev(
+    overlay: str,
+) -> None:
+    objects = render(overlay)
+    config = of_kind(objects, "ConfigMap")["oms-config"]["data"]
+    assert {key: config[key] for key in PAYMENT_API_URLS[overlay]} == PAYMENT_API_URLS[overlay]
+    deployments = of_kind(objects, "Deployment")
+    for spec in SERVICES:
+        if not spec.payments:
+            continue
+        container = main_container(deployments[spec.name])
+        for name in PAYMENT_API_URLS[overlay]:
+            reference = next(e["valueFrom"]["configMapKeyRef"] for e in container["env"] if e["name"] == name)
+            assert reference == {"name": "oms-config", "key": name}
+        for name in PAYMENT_ACCOUNTS:
+            assert _secret_reference(container, name) == (f"{spec.name}-payments", name)
+    if overlay == "dev":
+        sandbox = of_kind(objects, "Service")["payment-sandbox"]
+        assert [p["port"] for p in sandbox["spec"]["ports"]] == [18020]
+
+
+def test_the_payment_sandbox_shares_aftersales_accounts_and_holds_the_other_halves_of_its_keys() -> None:
+    deployments = of_kind(render("dev"), "Deployment")
+    aftersales = main_container(deployments["aftersales"])
+    sandbox = main_container(deployments["payment-sandbox"])
+    assert env_value(sandbox, "PAYMENT_SANDBOX_HOST") == "0.0.0.0"
+    assert env_value(sandbox, "PAYMENT_SANDBOX_PORT") == "18020"
+    assert sandbox["ports"] == [{"name": "http", "containerPort": 18020}]
+    for name in PAYMENT_SANDBOX_KEYS:
+        reference = _secret_reference(sandbox, f"PAYMENT_SANDBOX_{name}")
+        if name in PAYMENT_CLIENT_KEYS:
+            # account numbers, serials, the APIv3 key: the very values after-sales calls with
+            assert reference == _secret_reference(aftersales, f"PAYMENT_{name}")
+        else:
+            # the merchant's public keys and the providers' private keys: never in after-sales' Secret
+            assert reference == ("payment-sandbox", f"PAYMENT_SANDBOX_{name}")
+    secrets = {s["metadata"]["name"]: s for s in documents(K8S / "base" / "secrets.example.yaml")}
+    assert set(secrets["aftersales-payments"]["stringData"]) == PAYMENT_ACCOUNTS
+    assert set(secrets["payment-sandbox"]["stringData"]) == {
+        f"PAYMENT_SANDBOX_{name}" for name in PAYMENT_SANDBOX_KEYS if name not in PAYMENT_CLIENT_KEYS
+    }
+    policy = of_kind(render("dev"), "NetworkPolicy")["payment-sandbox-ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "aftersales"}}}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 18020}]
