@@ -143,11 +143,22 @@ class RuleSets(Protocol):
 
 class UnitOfWork(Protocol):
     clock: Clock
-    tickets: Tickets
-    claims: Claims
-    refunds: Refunds
-    restocks: Restocks
-    rule_sets: RuleSets
+
+    # read-only (properties), so the store's repositories, which do more than these, fit them
+    @property
+    def tickets(self) -> Tickets: ...
+
+    @property
+    def claims(self) -> Claims: ...
+
+    @property
+    def refunds(self) -> Refunds: ...
+
+    @property
+    def restocks(self) -> Restocks: ...
+
+    @property
+    def rule_sets(self) -> RuleSets: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -1,0 +1,98 @@
+"""The use cases on the real store (the fakes stand in only for orders and the providers): what the
+handlers were written against holds on Postgres, with the mappers' encoder writing the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.aftersales import handlers, mappers
+from services.aftersales.domain.lifecycle import TicketKind, TicketStatus
+from services.aftersales.domain.reasons import Reason
+from services.aftersales.handlers.ports import ProviderAnswer, TicketFilter
+from services.aftersales.store.uow import AftersalesUnitOfWork
+from services.kit.clock import FixedClock
+from tests.unit.aftersales.builders import command, order
+from tests.unit.aftersales.fakes import FakeOrders, ScriptedProviders
+
+pytestmark = pytest.mark.timeout(60)
+S = TicketStatus
+POLICY = handlers.Policy()
+
+
+@pytest.fixture
+def world(engine: AsyncEngine, clock: FixedClock) -> Callable[[], AftersalesUnitOfWork]:
+    """Units of work as the bootstrap makes them (the mappers' encoder), on the test's clock."""
+    return lambda: AftersalesUnitOfWork(engine, clock, mappers.event_message)
+
+
+async def subjects(new_uow: Callable[[], AftersalesUnitOfWork]) -> list[str]:
+    async with new_uow() as uow:
+        rows = await uow.conn.execute(text("SELECT subject FROM outbox ORDER BY id"))
+        return [str(row.subject).rsplit(".", 1)[-1] for row in rows]
+
+
+async def test_a_refund_approved_by_the_rules_is_sent_once_and_settles_the_ticket(
+    world: Callable[[], AftersalesUnitOfWork], clock: FixedClock
+) -> None:
+    snapshot = order()
+    orders = FakeOrders(snapshot)
+    opening = command(snapshot, [(2, 1)], kind=TicketKind.REFUND_ONLY, reason=Reason.DAMAGED)
+    opened = await handlers.open_new(world(), orders, POLICY, opening, "req-1", handlers.EVERYONE)
+    assert opened.status is S.REFUND_REQUESTED
+    again = await handlers.open_new(world(), orders, POLICY, opening, "req-1", handlers.EVERYONE)
+    assert again == opened
+    providers = ScriptedProviders(ProviderAnswer("SENDING", retry=True, detail="timeout"))
+    runner = handlers.RefundRunner(world, providers, POLICY)
+    assert await runner.run_due() == 1
+    assert await runner.run_due() == 0  # the retry waits for its delay
+    clock.advance(POLICY.retry_delays[0])
+    assert await runner.run_due() == 1
+    assert [job.refund_no for job in providers.sent] == ["RFt-1", "RFt-1"]
+    assert [job.status for job in providers.sent] == ["PENDING", "SENDING"]
+    ticket = await handlers.get_ticket(world(), "t-1", handlers.EVERYONE)
+    assert ticket.status is S.CLOSED and ticket.refunded_at is not None
+    # the provider's notification of the same refund afterwards is old news
+    _, news = await handlers.report_refund(world(), POLICY, "RFt-1", "SUCCESS", "502", handlers.EVERYONE)
+    assert news is False
+    rows, _ = await handlers.refund_ledger(world(), None, None, 10, "")
+    assert [(row["out_refund_no"], row["status"]) for row in rows] == [("RFt-1", "SUCCESS")]
+    assert rows[0]["cash"] == opened.voucher.cash_minor  # type: ignore[union-attr]
+    listed, _ = await handlers.list_tickets(world(), TicketFilter(status="CLOSED"), handlers.EVERYONE, 10, "")
+    assert [t.ticket_id for t in listed] == ["t-1"]
+    assert await subjects(world) == ["opened", "approved", "refund_requested", "refunded", "closed"]
+
+
+async def test_a_closed_refund_frees_its_units_and_a_person_s_new_attempt_takes_them_again(
+    world: Callable[[], AftersalesUnitOfWork],
+) -> None:
+    snapshot = order()
+    orders = FakeOrders(snapshot)
+    opening = command(snapshot, [(2, 3)], kind=TicketKind.REFUND_ONLY, reason=Reason.DAMAGED)
+    await handlers.open_new(world(), orders, POLICY, opening, "", handlers.EVERYONE)
+    runner = handlers.RefundRunner(world, ScriptedProviders(ProviderAnswer("CLOSED", "501")), POLICY)
+    assert await runner.run_due() == 1
+    async with world() as uow:
+        units = await uow.conn.scalar(
+            text("SELECT claimed FROM line_claims WHERE line_index = 2 AND bucket = 'units'")
+        )
+        assert units == 0
+    ticket = await handlers.retry_refund(world(), POLICY, "t-1", "supervisor-1", handlers.EVERYONE)
+    assert ticket.refund_no == "RFt-1_2" and ticket.status is S.REFUND_REQUESTED
+    assert await handlers.RefundRunner(world, ScriptedProviders(), POLICY).run_due() == 1
+    rows, _ = await handlers.refund_ledger(world(), None, None, 10, "")
+    assert sorted((row["out_refund_no"], row["status"]) for row in rows) == [
+        ("RFt-1", "CLOSED"),
+        ("RFt-1_2", "SUCCESS"),
+    ]
+    # a late word on the first attempt finds the ticket and changes nothing
+    _, news = await handlers.report_refund(world(), POLICY, "RFt-1", "CLOSED", "501", handlers.EVERYONE)
+    assert news is False
+    async with world() as uow:
+        units = await uow.conn.scalar(
+            text("SELECT claimed FROM line_claims WHERE line_index = 2 AND bucket = 'units'")
+        )
+        assert units == 3
