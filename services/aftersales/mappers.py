@@ -453,6 +453,7 @@ def event_message(event: ev.Event) -> tuple[str, Message]:
         case ev.Refunded():
             message = events_pb.Refunded(
                 **ids,
+                provider=event.provider,
                 out_refund_no=event.refund_no,
                 provider_refund_id=event.provider_refund_id,
                 voucher=voucher_message(event.voucher),

@@ -101,6 +101,7 @@ class RefundRequested(TicketEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class Refunded(TicketEvent):
+    provider: str
     refund_no: str
     provider_refund_id: str
     voucher: Voucher

@@ -364,6 +364,7 @@ class Ticket:
         self.events.append(
             Refunded(
                 **self._ids(now),
+                provider=self.order.payment.provider if self.order.payment else "",
                 refund_no=number,
                 provider_refund_id=provider_refund_id,
                 voucher=self.voucher,
