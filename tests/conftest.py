@@ -172,6 +172,7 @@ def platform(infra: Infra) -> Iterator[Platform]:
             "orders": random_ref("e2e_orders_"),
             "gateway": random_ref("e2e_gateway_"),
             "logistics": random_ref("e2e_logistics_"),
+            "aftersales": random_ref("e2e_aftersales_"),
         },
         fixed_ports=False,
     )

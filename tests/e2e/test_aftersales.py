@@ -1,0 +1,307 @@
+"""After-sales through Envoy and NATS, as issue 14 names it: an order with a promotion, a coupon, points and
+shipping is paid through the payment sandbox (a signed, encrypted WeChat Pay notification to the gateway),
+shipped and delivered; its customer returns one of its three lines; the return desk scans the order's QR
+code; the refund lands at the provider once, to the fen of the voucher; the order reads
+PARTIALLY_REFUNDED and inventory has the unit back, its ledger entry naming the ticket."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+from omsctl.stack import Platform
+from tests.conftest import random_ref
+from tests.e2e.conftest import bearer
+from tests.e2e.test_edge import call
+from tests.e2e.test_logistics_edge import sandbox, until
+from tests.e2e.test_walking_skeleton import own_shop_order_json
+
+WAREHOUSE = "WH-GZ"
+
+
+def payments(platform: Platform, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The payment sandbox's control API."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://{platform.endpoints['payments']}{path}",
+        data=data,
+        method="GET" if data is None else "POST",
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        answer: dict[str, Any] = json.load(reply)
+    return answer
+
+
+async def stocked(platform: Platform, ops: str, count: int) -> list[str]:
+    skus = [random_ref("SKU") for _ in range(count)]
+    status, _, answer = await call(
+        platform, "PUT", f"/v1/inventory/warehouses/{WAREHOUSE}", {"name": "GZ"}, token=ops
+    )
+    assert status == 200, answer
+    for sku in skus:
+        for method, path, body in (
+            ("PUT", f"/v1/inventory/skus/{sku}", {"title": sku}),
+            (
+                "POST",
+                "/v1/inventory/receipts",
+                {"receiptId": random_ref("G"), "warehouseId": WAREHOUSE, "sku": sku, "quantity": "20"},
+            ),
+        ):
+            status, _, answer = await call(platform, method, path, body, token=ops)
+            assert status == 200, answer
+    return skus
+
+
+async def on_hand(platform: Platform, ops: str, sku: str) -> int:
+    """On hand at the warehouse, as inventory's ledger explains it (every movement since the receipt)."""
+    status, _, read = await call(
+        platform, "GET", f"/v1/inventory/ledger?sku={sku}&warehouseId={WAREHOUSE}", token=ops
+    )
+    assert status == 200, read
+    return sum(int(entry["onHandDelta"]) for entry in read["entries"])
+
+
+async def ship_to_the_door(platform: Platform, order_id: str, ops: str) -> None:
+    """Waybilled, picked, packed, scanned out, and delivered by the carrier sandbox's pushes."""
+    warehouse = bearer(platform, "warehouse", sub="picker-wu")
+
+    async def shipments() -> list[dict[str, Any]] | None:
+        status, _, listed = await call(
+            platform, "GET", f"/v1/logistics/shipments?orderId={order_id}", token=ops
+        )
+        assert status == 200, listed
+        return listed.get("shipments") or None
+
+    [shipment] = await until(shipments, within=30)
+    body = {"shipmentIds": [shipment["shipmentId"]]}
+    status, _, queued = await call(platform, "POST", "/v1/logistics/waybill-batches", body, token=ops)
+    assert status == 200, queued
+
+    async def waybill() -> str | None:
+        _status, _, read = await call(
+            platform, "GET", f"/v1/logistics/waybill-batches/{queued['batchId']}", token=ops
+        )
+        batch = read["batch"]
+        return str(batch["items"][0]["waybillNo"]) if batch["finished"] else None
+
+    waybill_no = await until(waybill, within=30)
+    for step in ("picks", "packs"):
+        status, _, scanned = await call(
+            platform,
+            "POST",
+            f"/v1/logistics/warehouses/{WAREHOUSE}/{step}",
+            {"shipmentId": shipment["shipmentId"]},
+            token=warehouse,
+        )
+        assert status == 200, scanned
+    status, _, out = await call(
+        platform,
+        "POST",
+        f"/v1/logistics/warehouses/{WAREHOUSE}/scan-outs",
+        {"code": waybill_no},
+        token=warehouse,
+    )
+    assert status == 200, out
+
+    async def delivered() -> bool:
+        _status, _, read = await call(platform, "GET", f"/v1/orders/{order_id}", token=ops)
+        return bool(read["order"]["status"] == "ORDER_STATUS_DELIVERED")
+
+    await until(delivered, within=90)
+
+
+async def test_a_returned_line_of_a_discounted_order_is_restocked_and_refunded_once_to_the_fen(
+    platform: Platform,
+) -> None:
+    sandbox(platform, "/_control/reset", {})
+    ops = bearer(platform, "ops")
+    skus = await stocked(platform, ops, 3)
+    body = own_shop_order_json(random_ref("AS"))
+    buyer = random_ref("buyer")
+    body["buyerId"] = buyer
+    body["lines"] = [
+        {
+            "sku": skus[0],
+            "title": "Tea",
+            "quantity": 2,
+            "unitPrice": {"currencyCode": "CNY", "amountMinor": "4500"},
+        },
+        {
+            "sku": skus[1],
+            "title": "Cup",
+            "quantity": 1,
+            "unitPrice": {"currencyCode": "CNY", "amountMinor": "5990"},
+        },
+        {
+            "sku": skus[2],
+            "title": "Spoon",
+            "quantity": 3,
+            "unitPrice": {"currencyCode": "CNY", "amountMinor": "1990"},
+        },
+    ]
+    body["discounts"] = [
+        {"kind": "DISCOUNT_KIND_PROMOTION", "amount": {"currencyCode": "CNY", "amountMinor": "2000"}},
+        {"kind": "DISCOUNT_KIND_COUPON", "amount": {"currencyCode": "CNY", "amountMinor": "1000"}},
+        {"kind": "DISCOUNT_KIND_POINTS", "amount": {"currencyCode": "CNY", "amountMinor": "500"}},
+    ]
+    body["shippingFee"] = {"currencyCode": "CNY", "amountMinor": "800"}
+    status, _, created = await call(platform, "POST", "/v1/orders", body, token=ops)
+    assert status == 200, created
+    order = created["order"]
+    order_id, total = order["orderId"], int(order["total"]["amountMinor"])
+    line = order["lines"][1]
+    # the line's share of everything, as orders fixed it at acceptance
+    amounts = {
+        name: int(line["amounts"][name]["amountMinor"])
+        for name in ("goods", "promotion", "coupon", "points", "shipping")
+    }
+    assert amounts["promotion"] and amounts["coupon"] and amounts["points"] and amounts["shipping"], amounts
+
+    # paid the way WeChat Pay pays: the sandbox notifies the gateway, signed and encrypted
+    trade_no = order_id.replace("-", "")
+    payments(
+        platform, "/_control/payments", {"provider": "wechat_pay", "out_trade_no": trade_no, "amount": total}
+    )
+
+    async def allocated() -> bool:
+        _status, _, read = await call(platform, "GET", f"/v1/orders/{order_id}", token=ops)
+        return bool(read["order"]["status"] == "ORDER_STATUS_ALLOCATED")
+
+    await until(allocated, within=30)
+    await ship_to_the_door(platform, order_id, ops)
+    before = await on_hand(platform, ops, skus[1])
+
+    # the customer returns the cup (one of three lines) for its size, themselves
+    customer = bearer(platform, "customer", sub=buyer, customer_id=buyer)
+    ticket_body = {
+        "orderId": order_id,
+        "kind": "TICKET_KIND_RETURN_AND_REFUND",
+        "reason": "size_fit",
+        "lines": [{"lineIndex": 1, "quantity": 1}],
+        "customerNote": "too small",
+        "requestId": random_ref("req"),
+    }
+    status, _, opened = await call(platform, "POST", "/v1/aftersales/tickets", ticket_body, token=customer)
+    assert status == 200, opened
+    ticket = opened["ticket"]
+    ticket_id = ticket["ticketId"]
+    # signed for two seconds ago, not customised, undamaged, under 200.00: approved by the rules
+    assert ticket["status"] == "TICKET_STATUS_APPROVED", ticket
+    assert ticket["decision"]["ruleSetVersion"] == 1 and all(
+        c["held"] for c in ticket["decision"]["conditions"]
+    )
+    voucher = ticket["voucher"]
+    cash = int(voucher["cash"]["amountMinor"])
+    # what the customer paid for the cup, shipping kept (the customer's choice)
+    assert cash == amounts["goods"] - amounts["promotion"] - amounts["coupon"] - amounts["points"]
+    assert int(voucher["points"]["amountMinor"]) == amounts["points"]
+    assert int(voucher["shipping"]["amountMinor"]) == 0
+    # the same request again answers the same ticket; another customer cannot see it
+    status, _, again = await call(platform, "POST", "/v1/aftersales/tickets", ticket_body, token=customer)
+    assert status == 200 and again["ticket"]["ticketId"] == ticket_id, again
+    stranger = bearer(platform, "customer", sub="someone", customer_id="someone")
+    status, _, hidden = await call(platform, "GET", f"/v1/aftersales/tickets/{ticket_id}", token=stranger)
+    assert status == 404, hidden
+
+    # the return desk scans the order's QR code (its id) and counts the cup
+    desk = bearer(platform, "warehouse", sub="returns-desk")
+    scan = {"orderCode": order_id, "warehouseId": WAREHOUSE, "lines": [{"lineIndex": 1, "quantity": 1}]}
+    status, _, received = await call(platform, "POST", "/v1/aftersales/returns", scan, token=desk)
+    assert status == 200, received
+    assert received["restocked"] == 1, received
+
+    async def closed() -> dict[str, Any] | None:
+        status, _, read = await call(platform, "GET", f"/v1/aftersales/tickets/{ticket_id}", token=customer)
+        assert status == 200, read
+        return read["ticket"] if read["ticket"]["status"] == "TICKET_STATUS_CLOSED" else None
+
+    done = await until(closed, within=30)
+    assert done["refund"]["status"] == "SUCCESS" and int(done["refund"]["amount"]["amountMinor"]) == cash
+    # at the provider: one refund, executed once, of exactly the voucher's cash
+    refunds = [r for r in payments(platform, "/_control/refunds")["refunds"] if r["out_trade_no"] == trade_no]
+    assert [(r["amount"], r["executed"]) for r in refunds] == [(cash, 1)], refunds
+
+    async def partially_refunded() -> dict[str, Any] | None:
+        _status, _, read = await call(platform, "GET", f"/v1/orders/{order_id}", token=ops)
+        found = read["order"]
+        return found if found["status"] == "ORDER_STATUS_PARTIALLY_REFUNDED" else None
+
+    refunded = await until(partially_refunded, within=30)
+    assert int(refunded["refunds"]["cash"]["amountMinor"]) == cash
+    assert refunded["refunds"]["lines"] == [{"lineIndex": 1, "quantity": 1}]
+    assert await on_hand(platform, ops, skus[1]) == before + 1
+    status, _, ledger = await call(platform, "GET", f"/v1/inventory/ledger?sku={skus[1]}", token=ops)
+    restock = [e for e in ledger["entries"] if e["kind"] == "restock"]
+    assert [(e["reference"], int(e["onHandDelta"]), e["orderId"]) for e in restock] == [
+        (f"RT{ticket_id}", 1, order_id)
+    ], restock
+
+    # agents see the ticket's steps on the order's timeline (from after-sales' events on NATS)
+    status, _, timeline = await call(platform, "GET", f"/v1/orders/{order_id}/timeline", token=ops)
+    kinds = [e["kind"] for e in timeline["entries"]]
+    for kind in (
+        "ticket_opened",
+        "ticket_approved",
+        "ticket_return_received",
+        "ticket_refund_requested",
+        "ticket_refunded",
+    ):
+        assert kinds.count(kind) == 1, (kind, kinds)
+
+    # finance's ledger names the refund per bucket
+    finance = bearer(platform, "finance", sub="fin-1")
+    status, _, listed = await call(platform, "GET", "/v1/aftersales/refunds", token=finance)
+    assert status == 200, listed
+    [row] = [r for r in listed["refunds"] if r["ticketId"] == ticket_id]
+    assert int(row["cash"]["amountMinor"]) == cash and int(row["points"]["amountMinor"]) == amounts["points"]
+    assert row["providerRefundId"] and row["status"] == "SUCCESS"
+
+
+async def test_bad_tickets_are_refused_naming_the_field_and_write_nothing(platform: Platform) -> None:
+    ops = bearer(platform, "ops")
+    skus = await stocked(platform, ops, 1)
+    body = own_shop_order_json(random_ref("ASBAD"))
+    body["lines"][0]["sku"] = skus[0]
+    status, _, created = await call(platform, "POST", "/v1/orders", body, token=ops)
+    assert status == 200, created
+    order_id = created["order"]["orderId"]
+    cases = [
+        # not paid: nothing to refund (FAILED_PRECONDITION, 400 over HTTP)
+        (
+            {
+                "kind": "TICKET_KIND_REFUND_ONLY",
+                "reason": "changed_mind",
+                "lines": [{"lineIndex": 0, "quantity": 1}],
+            },
+            "order_id",
+        ),
+        (
+            {
+                "kind": "TICKET_KIND_REFUND_ONLY",
+                "reason": "sleepy",
+                "lines": [{"lineIndex": 0, "quantity": 1}],
+            },
+            "reason",
+        ),
+        ({"kind": "TICKET_KIND_REFUND_ONLY", "reason": "changed_mind", "lines": []}, "lines"),
+        (
+            {
+                "kind": "TICKET_KIND_UNSPECIFIED",
+                "reason": "changed_mind",
+                "lines": [{"lineIndex": 0, "quantity": 1}],
+            },
+            "kind",
+        ),
+    ]
+    for ticket, field in cases:
+        status, _, answer = await call(
+            platform, "POST", "/v1/aftersales/tickets", {"orderId": order_id, **ticket}, token=ops
+        )
+        assert status == 400, answer
+        assert field in answer["message"], answer
+    status, _, listed = await call(platform, "GET", f"/v1/aftersales/tickets?orderId={order_id}", token=ops)
+    assert status == 200 and listed["tickets"] == [], listed
+    status, _, missing = await call(platform, "GET", f"/v1/aftersales/tickets/{random_ref('t')}", token=ops)
+    assert status == 404, missing
