@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e security contract test bench bench-inventory bench-routing bench-logistics bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
+.PHONY: all venv protos run down status lint unit integration e2e security contract test bench bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
 
 all: test
 
@@ -66,6 +66,9 @@ bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prin
 bench-logistics: protos ## one 1,000-waybill action against the carrier sandbox at 50 ms and 5 % failures, then real-format tracking pushes through Envoy (pushes/s, push → event p99); prints `name: value unit`
 	$(PY) -m bench.logistics
 	$(PY) -m bench.logistics_tracking
+
+bench-aftersales: protos ## 10,000 random vouchers to the cent, then refund-only tickets opened, auto-approved and refunded end to end at the payment sandbox (50 ms); prints `name: value unit`
+	$(PY) -m bench.aftersales
 
 bench-routing: protos ## plans/s and latency with live inventory calls; prints `name: value unit`
 	$(PY) -m bench.routing

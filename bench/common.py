@@ -32,7 +32,7 @@ from services.kit.identity import (
 from services.kit.migrate import upgrade
 
 # every process of a benchmark trusts every other; the bench client calls as a service of its own
-ISSUERS = ("gateway", "orders", "inventory", "routing", "logistics", "bench")
+ISSUERS = ("gateway", "orders", "inventory", "routing", "logistics", "aftersales", "bench")
 KEYS = {issuer: generate_key() for issuer in ISSUERS}
 
 

@@ -123,7 +123,7 @@ async def assemble(settings: Settings, engine: AsyncEngine, clock: Clock | None 
     orders = OrdersPeer(orders_channel, inventory_channel)
     refunds = handlers.RefundRunner(new_uow, PaymentProviders(clients), settings.policy)
     restocks = handlers.RestockRunner(new_uow, InventoryPeer(inventory_channel), settings.policy)
-    servicer = AftersalesServicer(new_uow, orders, settings.policy)
+    servicer = AftersalesServicer(new_uow, orders, settings.policy, on_queued=refunds.wake.set)
 
     async def close() -> None:
         await session.close()
@@ -139,7 +139,7 @@ async def build(settings: Settings, runtime: Runtime, clock: Clock | None = None
     clock = clock or SystemClock()
     aftersales = await assemble(settings, runtime.engine, clock)
     new_uow = unit_of_work(runtime.engine, clock)
-    runtime.every("refunds", settings.runner_seconds, aftersales.refunds.run_due)
+    runtime.spawn("refunds", lambda stop: aftersales.refunds.run(stop, settings.runner_seconds))
     runtime.every("restocks", settings.runner_seconds, aftersales.restocks.run_due)
     runtime.every(
         "ticket sla",

@@ -96,7 +96,9 @@ def test_every_public_method_has_a_reach_that_fits_its_roles() -> None:
             and name != "oms.gateway.v1.GatewayService/WatchAlerts"
         ):
             problems.append(f"{name}: Reach.ORDER needs the request to name an order_id")
-        if rule.reach is Reach.ROWS and not (name.startswith(SCOPE_ENFORCING) or name in READS_THROUGH_ORDERS):
+        if rule.reach is Reach.ROWS and not (
+            name.startswith(SCOPE_ENFORCING) or name in READS_THROUGH_ORDERS
+        ):
             # only orders and after-sales filter by the asserted scope (after-sales' tests prove it);
             # elsewhere the row scope would be unenforced
             problems.append(f"{name}: Reach.ROWS outside orders (use ORDER, OWN or STAFF)")

@@ -5,6 +5,7 @@ the provider CLOSED or found ABNORMAL is shown and alerted, never sent again as 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -70,6 +71,8 @@ async def report_refund(
         ticket = await uow.tickets.get(found.ticket_id, lock=True)
         assert ticket is not None
         if state == "PROCESSING":
+            if number != ticket.refund_no:  # an earlier attempt's news: that attempt is settled
+                return ticket, False
             await uow.refunds.answered(
                 number, "PROCESSING", provider_refund_id, uow.clock.now() + policy.query_every, ""
             )
@@ -85,23 +88,53 @@ class RefundRunner:
     transaction; records each answer in its own."""
 
     def __init__(
-        self, new_uow: Callable[[], UnitOfWork], providers: Providers, policy: Policy, batch: int = 50
+        self,
+        new_uow: Callable[[], UnitOfWork],
+        providers: Providers,
+        policy: Policy,
+        batch: int = 100,
+        concurrency: int = 32,
     ) -> None:
         self.new_uow = new_uow
         self.providers = providers
         self.policy = policy
         self.batch = batch
+        # calls in flight to the providers at once (each waits for the provider's answer)
+        self.limit = asyncio.Semaphore(concurrency)
+        # set when a refund was queued: the runner looks at once instead of at its next round
+        self.wake = asyncio.Event()
 
     async def run_due(self) -> int:
+        """Send or ask after every refund due now, many at once; how many were taken."""
         uow = self.new_uow()
         async with uow:
             now = uow.clock.now()
             jobs = await uow.refunds.claim_due(now, now + self.policy.lease, self.batch)
             await uow.commit()
-        for job in jobs:
-            answer = await self._ask(job)
-            await self.record(job, answer)
+        await asyncio.gather(*(self._one(job) for job in jobs))
         return len(jobs)
+
+    async def _one(self, job: RefundJob) -> None:
+        async with self.limit:
+            answer = await self._ask(job)
+        try:
+            await self.record(job, answer)
+        except Exception:
+            log.exception("refund %s: the answer %s was not recorded", job.refund_no, answer.status)
+
+    async def run(self, stop: asyncio.Event, every_seconds: float) -> None:
+        """Until `stop`: take due refunds when woken (a refund queued) or every `every_seconds`."""
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                while await self.run_due() >= self.batch and not stop.is_set():
+                    pass
+            except Exception:
+                log.exception("refund round failed; trying again")
+            waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waits, timeout=every_seconds, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
 
     async def _ask(self, job: RefundJob) -> ProviderAnswer:
         try:
