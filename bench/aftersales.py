@@ -25,9 +25,7 @@ import time
 import urllib.request
 from typing import Any
 
-from aiohttp import web
-
-from bench.common import bench_stack, client_channel
+from bench.common import bench_stack, client_channel, cpu_seconds
 from oms.aftersales.v1 import aftersales_pb2 as apb
 from oms.aftersales.v1 import aftersales_pb2_grpc
 from oms.common.v1 import common_pb2
@@ -205,22 +203,6 @@ def order_request(ref: str) -> orders_pb2.IngestOrderRequest:
     )
 
 
-async def receiver() -> tuple[web.AppRunner, str]:
-    """Where the sandbox's payment notifications go: answered at once (the bench pays orders itself)."""
-
-    async def ok(_: web.Request) -> web.Response:
-        return web.json_response({"code": "SUCCESS"})
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", ok)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/notify"
-
-
 async def paid_orders(orders: str, sandbox: str, count: int) -> list[str]:
     async with client_channel(orders) as channel:
         stub = orders_pb2_grpc.OrdersServiceStub(channel)
@@ -274,6 +256,8 @@ async def auto_refunds(aftersales: str, orders: list[str]) -> tuple[float, int, 
                 )
 
         await asyncio.gather(*(client() for _ in range(CLIENTS)))
+        opened_in = time.perf_counter() - started
+        print(f"tickets_opened_per_s: {len(orders) / opened_in:.0f} tickets/s")
         settled = 0
         deadline = time.perf_counter() + 600
         while time.perf_counter() < deadline:
@@ -307,52 +291,55 @@ def main() -> None:
         "PII_HASH_KEY": KeyRing.generate_key(),
     }
     with bench_stack() as bench:
-
-        async def run() -> None:
-            notify, notify_url = await receiver()
-            sandbox_process, sandbox = start_sandbox(bench.home, notify_url)
-            try:
-                control(sandbox, "/_control/wechat_pay", {"latency_ms": LATENCY_MS})
-                inventory = bench.start("inventory", {"DATABASE_URL": bench.database("inventory")})
-                orders = bench.start(
-                    "orders",
-                    {
-                        "DATABASE_URL": bench.database("orders"),
-                        "ROUTING_SERVICE_ADDR": "127.0.0.1:9",
-                        "INVENTORY_SERVICE_ADDR": inventory,
-                        "PROCESS_MANAGER_CONCURRENCY": "0",
-                        **keys,
-                    },
-                )
-                port = sandbox.rsplit(":", 1)[1]
-                aftersales = bench.start(
-                    "aftersales",
-                    {
-                        "DATABASE_URL": bench.database("aftersales"),
-                        "ORDERS_SERVICE_ADDR": orders,
-                        "INVENTORY_SERVICE_ADDR": inventory,
-                        **payment_client_env(bench.home, int(port)),
-                    },
-                )
-                ids = await paid_orders(orders, sandbox, TICKETS)
-                rate, settled, opened = await auto_refunds(aftersales, ids)
-                refunds = control(sandbox, "/_control/refunds")["refunds"]
-                per_trade: dict[str, int] = {}
-                for refund in refunds:
-                    per_trade[refund["out_trade_no"]] = per_trade.get(refund["out_trade_no"], 0) + 1
-                duplicated = sum(refund["executed"] - 1 for refund in refunds if refund["executed"] > 1)
-                duplicated += sum(count - 1 for count in per_trade.values() if count > 1)
-                print(f"auto_refunds_per_s: {rate:.0f} tickets/s")
-                print(f"auto_refunds_settled: {settled} of {opened} tickets")
-                print(f"refunds_duplicated: {duplicated} refunds")
-                print(f"provider_latency_ms: {LATENCY_MS} ms")
-                print(f"bench_clients: {CLIENTS} clients")
-            finally:
-                sandbox_process.terminate()
-                sandbox_process.wait(timeout=10)
-                await notify.cleanup()
-
-        asyncio.run(run())
+        # the sandbox's payment notifications go nowhere: the bench pays orders itself
+        sandbox_process, sandbox = start_sandbox(bench.home, "http://127.0.0.1:9/notify")
+        try:
+            control(sandbox, "/_control/wechat_pay", {"latency_ms": LATENCY_MS})
+            inventory = bench.start("inventory", {"DATABASE_URL": bench.database("inventory")})
+            orders = bench.start(
+                "orders",
+                {
+                    "DATABASE_URL": bench.database("orders"),
+                    "ROUTING_SERVICE_ADDR": "127.0.0.1:9",
+                    "INVENTORY_SERVICE_ADDR": inventory,
+                    "PROCESS_MANAGER_CONCURRENCY": "0",
+                    **keys,
+                },
+            )
+            aftersales = bench.start(
+                "aftersales",
+                {
+                    "DATABASE_URL": bench.database("aftersales"),
+                    "ORDERS_SERVICE_ADDR": orders,
+                    "INVENTORY_SERVICE_ADDR": inventory,
+                    **payment_client_env(bench.home, int(sandbox.rsplit(":", 1)[1])),
+                },
+            )
+            ids = asyncio.run(paid_orders(orders, sandbox, TICKETS))
+            groups = {
+                name: [p.pid for p in bench.processes if p.name.startswith(name)]
+                for name in ("orders", "inventory", "aftersales")
+            }
+            groups["sandbox"] = [sandbox_process.pid]
+            before, wall = cpu_seconds(groups), time.perf_counter()
+            rate, settled, opened = asyncio.run(auto_refunds(aftersales, ids))
+            elapsed = time.perf_counter() - wall
+            for name, used in cpu_seconds(groups).items():
+                print(f"auto_refunds_cpu_{name}: {(used - before[name]) / elapsed * 100:.0f} % of a core")
+            refunds = control(sandbox, "/_control/refunds")["refunds"]
+        finally:
+            sandbox_process.terminate()
+            sandbox_process.wait(timeout=10)
+    per_trade: dict[str, int] = {}
+    for refund in refunds:
+        per_trade[refund["out_trade_no"]] = per_trade.get(refund["out_trade_no"], 0) + 1
+    duplicated = sum(refund["executed"] - 1 for refund in refunds if refund["executed"] > 1)
+    duplicated += sum(count - 1 for count in per_trade.values() if count > 1)
+    print(f"auto_refunds_per_s: {rate:.0f} tickets/s")
+    print(f"auto_refunds_settled: {settled} of {opened} tickets")
+    print(f"refunds_duplicated: {duplicated} refunds")
+    print(f"provider_latency_ms: {LATENCY_MS} ms")
+    print(f"bench_clients: {CLIENTS} clients")
 
 
 if __name__ == "__main__":

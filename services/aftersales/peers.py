@@ -26,6 +26,9 @@ TRANSIENT = frozenset(
 )
 # how long an agent's customers are trusted as orders said them
 AGENT_CACHE_SECONDS = 30.0
+# how long a SKU's "customised" flag is trusted as inventory's catalogue said it
+SKU_CACHE_SECONDS = 60.0
+MAX_CACHED_SKUS = 50_000
 
 
 def _translated(peer: str, error: grpc.aio.AioRpcError, what: str) -> Exception:
@@ -44,6 +47,7 @@ class OrdersPeer:
         self.orders = orders_pb2_grpc.OrdersServiceStub(orders)
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(inventory)
         self._agents: dict[str, tuple[float, frozenset[str]]] = {}
+        self._skus: dict[str, tuple[float, bool]] = {}
 
     async def snapshot(self, order_id: str) -> OrderSnapshot:
         """The order now, with its applied payment and which of its SKUs are customised."""
@@ -59,15 +63,23 @@ class OrdersPeer:
         return mappers.snapshot(found.order, list(payments.payments), customised)
 
     async def _customised(self, skus: list[str]) -> dict[str, bool]:
-        """What inventory's catalogue says of each SKU; one it does not know stays unknown (None)."""
+        """What inventory's catalogue says of each SKU (kept a minute: it rarely changes); one it does
+        not know stays unknown (None)."""
+        now = time.monotonic()
 
         async def one(sku: str) -> tuple[str, bool | None]:
+            cached = self._skus.get(sku)
+            if cached is not None and cached[0] > now:
+                return sku, cached[1]
             try:
                 reply = await self.inventory.GetSku(inventory_pb2.GetSkuRequest(sku=sku))
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.NOT_FOUND:
                     return sku, None
                 raise _translated("inventory", error, f"sku {sku}") from None
+            self._skus[sku] = (now + SKU_CACHE_SECONDS, reply.sku.customised)
+            if len(self._skus) > MAX_CACHED_SKUS:
+                self._skus.clear()
             return sku, reply.sku.customised
 
         answers = await asyncio.gather(*(one(sku) for sku in skus))
