@@ -38,8 +38,19 @@ def test_payment_keys_are_minted_once_per_home_and_wiped_by_reset(tmp_path: Path
 def test_the_sandbox_gets_the_provider_halves_and_a_service_the_merchant_halves(tmp_path: Path) -> None:
     payments = next(spec for spec in SANDBOXES if spec.name == "payments")
     assert (payments.default_port, payments.module) == (18020, "sandboxes.payments")
-    sandbox_env = Platform(Infra(tmp_path), tmp_path).sandbox_env(payments, {"payments": 18020})
+    sandbox_env = Platform(Infra(tmp_path), tmp_path).sandbox_env(
+        payments, {"payments": 18020, "envoy": 8080}
+    )
     assert sandbox_env["PAYMENT_SANDBOX_SEED"] == "random"
+    # the providers notify the gateway's real-format webhooks, through Envoy
+    assert (
+        sandbox_env["PAYMENT_SANDBOX_WECHAT_NOTIFY_URL"]
+        == "http://127.0.0.1:8080/v1/webhooks/providers/wechat_pay"
+    )
+    assert (
+        sandbox_env["PAYMENT_SANDBOX_ALIPAY_NOTIFY_URL"]
+        == "http://127.0.0.1:8080/v1/webhooks/providers/alipay"
+    )
     assert not any(
         "MERCHANT_PRIVATE" in name or "APP_PRIVATE" in name
         for name in sandbox_env
