@@ -122,7 +122,9 @@ async def assemble(settings: Settings, engine: AsyncEngine, clock: Clock | None 
         clients["alipay"] = AlipayClient(session, settings.alipay)
     orders = OrdersPeer(orders_channel, inventory_channel)
     refunds = handlers.RefundRunner(new_uow, PaymentProviders(clients), settings.policy)
-    restocks = handlers.RestockRunner(new_uow, InventoryPeer(inventory_channel), settings.policy)
+    restocks = handlers.RestockRunner(
+        new_uow, InventoryPeer(inventory_channel), settings.policy, orders=orders
+    )
     servicer = AftersalesServicer(new_uow, orders, settings.policy, on_queued=refunds.wake.set)
 
     async def close() -> None:

@@ -8,6 +8,7 @@ import time
 
 import grpc
 
+from oms.common.v1 import common_pb2
 from oms.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.aftersales import mappers
@@ -98,6 +99,36 @@ class OrdersPeer:
         customers = frozenset(reply.buyer_ids)
         self._agents[agent_id] = (time.monotonic() + AGENT_CACHE_SECONDS, customers)
         return customers
+
+    async def place_replacement(self, job: RestockJob) -> str:
+        """The exchange's replacement as an own-shop order of the same customer to the same address:
+        the SKUs that came back, nothing to pay (so orders takes it as paid, reserves its stock and has
+        logistics ship it). Idempotent: the order number is the job's (`EX<ticket id>`)."""
+        try:
+            original = (await self.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=job.order_id))).order
+            titles = {line.sku: line.title for line in original.lines}
+            currency = original.total.currency_code or "CNY"
+            request = orders_pb2.IngestOrderRequest(
+                channel=orders_pb2.CHANNEL_OWN_SHOP,
+                channel_order_id=job.return_id,
+                buyer_id=original.buyer_id,
+                lines=[
+                    orders_pb2.OrderLine(
+                        sku=sku,
+                        title=titles.get(sku, sku),
+                        quantity=quantity,
+                        unit_price=common_pb2.Money(currency_code=currency, amount_minor=0),
+                    )
+                    for sku, quantity in job.lines
+                ],
+                shipping_address=original.shipping_address,
+                shipping_fee=common_pb2.Money(currency_code=currency, amount_minor=0),
+                buyer_note=f"replacement for order {job.order_id} (after-sales ticket {job.ticket_id})",
+            )
+            placed = await self.orders.IngestOrder(request)
+        except grpc.aio.AioRpcError as error:
+            raise _translated("orders", error, f"order {job.order_id[:64]}") from None
+        return placed.order.order_id
 
 
 class InventoryPeer:

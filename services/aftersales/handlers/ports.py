@@ -46,7 +46,9 @@ class RefundJob:
 
 @dataclass(frozen=True)
 class RestockJob:
-    """A received return's intact units waiting for inventory to put them back."""
+    """Work a received return leaves for another service, sent until it is done: its intact units for
+    inventory to put back (`restock`), or an exchange's replacement for orders to ship (`replacement`:
+    the same SKUs again, nothing to pay, to the original order's customer and address)."""
 
     return_id: str
     ticket_id: str
@@ -54,6 +56,7 @@ class RestockJob:
     warehouse_id: str
     lines: tuple[tuple[str, int], ...]
     attempts: int
+    kind: str = "restock"
 
 
 class Tickets(Protocol):
@@ -179,6 +182,9 @@ class Orders(Protocol):
         """The order as it is now with its payment (NotFound when orders does not have it)."""
 
     async def agent_customers(self, agent_id: str) -> frozenset[str]: ...
+
+    async def place_replacement(self, job: RestockJob) -> str:
+        """An exchange's replacement as an order of its own (idempotent on the job's return id); its id."""
 
 
 class Inventory(Protocol):

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from services.aftersales.domain.commands import ReceivedLine
-from services.aftersales.domain.lifecycle import REFUNDS, RETURNS, TicketStatus
+from services.aftersales.domain.lifecycle import REFUNDS, RETURNS, TicketKind, TicketStatus
 from services.aftersales.domain.tickets import Ticket
 from services.aftersales.handlers.common import Policy, save
-from services.aftersales.handlers.ports import Inventory, RestockJob, UnitOfWork
+from services.aftersales.handlers.ports import Inventory, Orders, RestockJob, UnitOfWork
 from services.aftersales.handlers.tickets import request_refund
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
@@ -34,6 +34,26 @@ def order_of_code(code: str) -> str:
 def return_id(ticket: Ticket) -> str:
     """The restock's id at inventory: one per ticket, so a repeated scan restocks once."""
     return f"RT{ticket.ticket_id}"[:64]
+
+
+def replacement_job(ticket: Ticket, warehouse_id: str) -> RestockJob | None:
+    """An exchange's replacement: the same SKUs again, one for every unit that came back."""
+    units: dict[str, int] = {}
+    for line in ticket.received:
+        if line.quantity > 0:
+            sku = ticket.order.lines[line.line_index].sku
+            units[sku] = units.get(sku, 0) + line.quantity
+    if not units:
+        return None
+    return RestockJob(
+        f"EX{ticket.ticket_id}"[:64],
+        ticket.ticket_id,
+        ticket.order_id,
+        warehouse_id,
+        tuple(sorted(units.items())),
+        0,
+        kind="replacement",
+    )
 
 
 def restock_job(ticket: Ticket, warehouse_id: str) -> RestockJob | None:
@@ -93,6 +113,11 @@ async def receive_return(
         job = restock_job(ticket, warehouse_id.strip())
         if job is not None:
             await uow.restocks.add(job, now)
+        replacement = (
+            replacement_job(ticket, warehouse_id.strip()) if ticket.kind is TicketKind.EXCHANGE else None
+        )
+        if replacement is not None:
+            await uow.restocks.add(replacement, now)
         if ticket.kind in REFUNDS:
             await request_refund(uow, ticket, tickets)
         await save(uow, ticket, policy)
@@ -101,13 +126,20 @@ async def receive_return(
 
 
 class RestockRunner:
-    """Puts received returns back into stock at inventory; an outage is waited out, never dropped."""
+    """Puts received returns back into stock at inventory and has orders ship exchanges' replacements;
+    an outage is waited out, never dropped."""
 
     def __init__(
-        self, new_uow: Callable[[], UnitOfWork], inventory: Inventory, policy: Policy, batch: int = 50
+        self,
+        new_uow: Callable[[], UnitOfWork],
+        inventory: Inventory,
+        policy: Policy,
+        batch: int = 50,
+        orders: Orders | None = None,
     ) -> None:
         self.new_uow = new_uow
         self.inventory = inventory
+        self.orders = orders
         self.policy = policy
         self.batch = batch
 
@@ -120,6 +152,10 @@ class RestockRunner:
         done = 0
         for job in jobs:
             try:
+                if job.kind == "replacement":
+                    await self._replace(job)
+                    done += 1
+                    continue
                 await self.inventory.restock(job)
             except (Unavailable, OSError) as failure:
                 log.warning(
@@ -137,6 +173,23 @@ class RestockRunner:
                 await uow.commit()
             done += 1
         return done
+
+    async def _replace(self, job: RestockJob) -> None:
+        """The exchange's replacement placed as an order of its own (orders reserves its stock and has
+        logistics ship it); the ticket says REPLACEMENT_SHIPPED with that order's id."""
+        if self.orders is None:
+            raise Unavailable("no orders peer to place replacements with")
+        replacement = await self.orders.place_replacement(job)
+        uow = self.new_uow()
+        async with uow:
+            now = uow.clock.now()
+            await uow.tickets.lock_order(job.order_id)
+            ticket = await uow.tickets.get(job.ticket_id, lock=True)
+            if ticket is not None and ticket.status is S.RETURN_RECEIVED:
+                ticket.ship_replacement(replacement, now)
+                await save(uow, ticket, self.policy)
+            await uow.restocks.done(job.return_id, now)
+            await uow.commit()
 
     async def _later(self, job: RestockJob, error: str, delay: timedelta | None = None) -> None:
         uow = self.new_uow()

@@ -27,6 +27,7 @@ def restock_job(row: Row[Any]) -> RestockJob:
         warehouse_id=row.warehouse_id,
         lines=tuple((str(sku), int(units)) for sku, units in row.lines),
         attempts=row.attempts,
+        kind=row.kind,
     )
 
 
@@ -38,6 +39,7 @@ class RestockRepository:
         """Due now; adding the same return again does nothing."""
         statement = insert(restocks_table).values(
             return_id=job.return_id,
+            kind=job.kind,
             ticket_id=job.ticket_id,
             order_id=job.order_id,
             warehouse_id=job.warehouse_id,

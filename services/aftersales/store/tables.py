@@ -151,6 +151,8 @@ restocks_table = Table(
     "restocks",
     metadata,
     Column("return_id", String(64), primary_key=True),
+    # restock (inventory puts the intact units back) or replacement (orders ships an exchange's goods)
+    Column("kind", String(16), nullable=False, server_default="restock"),
     Column("ticket_id", String(64), nullable=False),
     Column("order_id", String(64), nullable=False),
     Column("warehouse_id", String(64), nullable=False),

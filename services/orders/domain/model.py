@@ -655,6 +655,10 @@ def accept(command: IngestOrder, order_id: str, now: datetime) -> Order:
         order.cancel(f"cancelled on {channel.value} before it reached us", now)
     elif command.paid_at is not None:
         order.pay(command.paid_at, order.payable_minor, f"{channel.value}:{command.channel_order_id}", now)
+    elif order.payable_minor == 0 and channel in SELF_RUN:
+        # nothing to collect (an after-sales replacement, a fully discounted order): no payment record
+        # will ever come, and none is needed
+        order.pay(now, 0, f"nothing to pay:{command.channel_order_id}", now)
     return order
 
 

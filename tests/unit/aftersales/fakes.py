@@ -245,6 +245,7 @@ class FakeOrders:
     def __init__(self, *orders: OrderSnapshot, agents: dict[str, frozenset[str]] | None = None) -> None:
         self.orders = {order.order_id: order for order in orders}
         self.agents = agents or {}
+        self.placed: dict[str, RestockJob] = {}
 
     async def snapshot(self, order_id: str) -> OrderSnapshot:
         if order_id not in self.orders:
@@ -253,6 +254,10 @@ class FakeOrders:
 
     async def agent_customers(self, agent_id: str) -> frozenset[str]:
         return self.agents.get(agent_id, frozenset())
+
+    async def place_replacement(self, job: RestockJob) -> str:
+        self.placed.setdefault(job.return_id, job)
+        return f"order-{job.return_id}"
 
 
 class ScriptedProviders:

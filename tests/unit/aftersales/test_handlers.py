@@ -269,3 +269,26 @@ async def test_a_rule_set_is_drafted_dry_run_and_activated_and_then_decides() ->
     with pytest.raises(NotFound):
         await handlers.activate(world.uow(), 99)
     assert DEFAULT_DOCUMENT["rules"]
+
+
+async def test_an_exchange_received_has_its_replacement_placed_once_and_restocks_what_is_intact() -> None:
+    world = World()
+    ticket = await world.open(kind=TicketKind.EXCHANGE, lines=((0, 2),), reason=Reason.DAMAGED)
+    await handlers.decide(world.uow(), POLICY, ticket.ticket_id, True, "agent-1", "", handlers.EVERYONE)
+    lines = [ReceivedLine(0, 2, damaged=1)]
+    received, restocked = await handlers.receive_return(world.uow(), POLICY, "o-1", "WH-SH", lines)
+    assert (received.status, restocked) == (S.RETURN_RECEIVED, 1)
+    assert world.state.refunds == {}, "an exchange pays nothing back"
+    inventory = FakeInventory()
+    runner = handlers.RestockRunner(world.uow, inventory, POLICY, orders=world.orders)
+    assert await runner.run_due() == 2
+    replacement = world.orders.placed[f"EX{ticket.ticket_id}"]
+    assert (replacement.kind, replacement.lines) == ("replacement", (("SKU-0", 2),)), "both units again"
+    assert [job.lines for job in inventory.restocked] == [(("SKU-0", 1),)], "only the intact unit"
+    shipped = world.ticket()
+    assert (shipped.status, shipped.replacement_shipment_id) == (
+        S.REPLACEMENT_SHIPPED,
+        f"order-EX{ticket.ticket_id}",
+    )
+    world.clock.advance(timedelta(hours=2))
+    assert await runner.run_due() == 0, "placed once"

@@ -98,3 +98,18 @@ def test_the_total_is_exactly_the_lines_plus_shipping(lines: list[OrderLine], sh
     order = accept(command(lines=tuple(lines), shipping_fee_minor=shipping), "order-1", NOW)
     assert order.total_minor == sum(line.quantity * line.unit_price_minor for line in lines) + shipping
     assert order.total_minor >= 0
+
+
+def test_an_own_shop_order_with_nothing_to_pay_is_paid_when_accepted_and_one_with_something_is_not() -> None:
+    free = accept(
+        command(
+            channel=Channel.OWN_SHOP,
+            lines=(OrderLine("SKU-1", "Tea", 1, 0),),
+            shipping_fee_minor=0,
+        ),
+        "order-free",
+        NOW,
+    )
+    assert free.status is OrderStatus.PAID and free.payable_minor == 0
+    priced = accept(command(channel=Channel.OWN_SHOP), "order-priced", NOW)
+    assert priced.status is OrderStatus.PENDING_PAYMENT, "only a payment record pays what costs something"
