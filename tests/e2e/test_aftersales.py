@@ -305,3 +305,66 @@ async def test_bad_tickets_are_refused_naming_the_field_and_write_nothing(platfo
     assert status == 200 and listed["tickets"] == [], listed
     status, _, missing = await call(platform, "GET", f"/v1/aftersales/tickets/{random_ref('t')}", token=ops)
     assert status == 404, missing
+
+
+async def test_an_exchange_ships_a_replacement_order_with_nothing_to_pay_to_the_same_customer(
+    platform: Platform,
+) -> None:
+    ops = bearer(platform, "ops")
+    [sku] = await stocked(platform, ops, 1)
+    body = own_shop_order_json(random_ref("EXC"))
+    buyer = random_ref("buyer")
+    body["buyerId"] = buyer
+    body["lines"][0]["sku"] = sku
+    status, _, created = await call(platform, "POST", "/v1/orders", body, token=ops)
+    assert status == 200, created
+    order_id, total = created["order"]["orderId"], int(created["order"]["total"]["amountMinor"])
+    trade_no = order_id.replace("-", "")
+    payments(
+        platform, "/_control/payments", {"provider": "wechat_pay", "out_trade_no": trade_no, "amount": total}
+    )
+
+    async def allocated() -> bool:
+        _status, _, read = await call(platform, "GET", f"/v1/orders/{order_id}", token=ops)
+        return bool(read["order"]["status"] == "ORDER_STATUS_ALLOCATED")
+
+    await until(allocated, within=30)
+    await ship_to_the_door(platform, order_id, ops)
+    customer = bearer(platform, "customer", sub=buyer, customer_id=buyer)
+    ticket_body = {
+        "orderId": order_id,
+        "kind": "TICKET_KIND_EXCHANGE",
+        "reason": "wrong_item",
+        "lines": [{"lineIndex": 0, "quantity": 1}],
+    }
+    status, _, opened = await call(platform, "POST", "/v1/aftersales/tickets", ticket_body, token=customer)
+    assert status == 200, opened
+    ticket_id = opened["ticket"]["ticketId"]
+    assert opened["ticket"]["status"] == "TICKET_STATUS_APPROVED", opened
+    desk = bearer(platform, "warehouse", sub="returns-desk")
+    scan = {"orderCode": order_id, "warehouseId": WAREHOUSE, "lines": [{"lineIndex": 0, "quantity": 1}]}
+    status, _, received = await call(platform, "POST", "/v1/aftersales/returns", scan, token=desk)
+    assert status == 200, received
+
+    async def replaced() -> dict[str, Any] | None:
+        _status, _, read = await call(platform, "GET", f"/v1/aftersales/tickets/{ticket_id}", token=customer)
+        return read["ticket"] if read["ticket"]["status"] == "TICKET_STATUS_REPLACEMENT_SHIPPED" else None
+
+    await until(replaced, within=30)
+
+    async def replacement() -> dict[str, Any] | None:
+        _status, _, read = await call(
+            platform, "GET", f"/v1/channel-orders/CHANNEL_OWN_SHOP/EX{ticket_id}", token=ops
+        )
+        found = read.get("order")
+        return (
+            found if found and found["status"] in ("ORDER_STATUS_ALLOCATED", "ORDER_STATUS_PICKING") else None
+        )
+
+    placed = await until(replacement, within=30)
+    assert placed["buyerId"] == buyer and int(placed["total"]["amountMinor"]) == 0
+    assert [(line["sku"], line["quantity"]) for line in placed["lines"]] == [(sku, 1)]
+    status, _, refunds = await call(
+        platform, "GET", "/v1/aftersales/refunds", token=bearer(platform, "finance")
+    )
+    assert all(r["ticketId"] != ticket_id for r in refunds["refunds"]), "an exchange pays nothing back"
