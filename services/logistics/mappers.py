@@ -305,5 +305,6 @@ def event_message(event: Event) -> tuple[str, Message]:
             dedupe_key=event.dedupe_key,
             customer_id=event.customer_id,
             channel=event.channel,
+            roles=list(event.roles),
         )
     raise ValueError(f"no integration event for {type(event).__name__}")

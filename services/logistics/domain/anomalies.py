@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.logistics.domain.events import AlertRaised, Severity
+from services.logistics.domain.events import ANOMALY_ROLES, AlertRaised, Severity
 from services.logistics.domain.model import ON_THE_WAY, Node, Place, Shipment, Source, TrackingEvent
 
 NO_FIRST_SCAN = "no_first_scan"
@@ -61,6 +61,7 @@ class Anomaly:
             order_id=shipment.order_id,
             customer_id=shipment.customer_id,
             channel=shipment.channel,
+            roles=ANOMALY_ROLES,
         )
 
 

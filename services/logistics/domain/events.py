@@ -35,6 +35,12 @@ class AlertRaised:
     order_id: str = ""
     customer_id: str = ""
     channel: str = ""
+    # who is expected to act (oms.alerts.raised `roles`); empty: operations
+    roles: tuple[str, ...] = ()
+
+
+# a parcel's anomalies are for the warehouse supervisor and the customer-service lead (DOMAIN.md §5)
+ANOMALY_ROLES = ("warehouse_supervisor", "cs_lead")
 
 
 Event = ShipmentFact | WaybillFailed | AlertRaised

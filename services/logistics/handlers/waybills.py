@@ -252,6 +252,7 @@ async def record(
                         "in the dead-letter list (ReplayWaybillDeadLetter)"
                     ),
                     dedupe_key=f"waybill_dead_letter:{request.shipment_id}",
+                    roles=("warehouse_supervisor",),
                     order_id=request.order_id,
                     customer_id=shipment.customer_id if shipment else "",
                     channel=shipment.channel if shipment else "",

@@ -111,3 +111,4 @@ async def test_48_hours_without_a_first_scan_raise_the_alert_after_a_poll(servic
     assert (alert.order_id, alert.customer_id, alert.channel) == ("o-stalled", "c-1", "TAOBAO")
     assert "expected a first pickup scan by" in alert.message and alert.message.endswith("from a poll")
     assert sid in alert.message
+    assert list(alert.roles) == ["warehouse_supervisor", "cs_lead"]

@@ -31,6 +31,7 @@ def test_no_first_scan_is_seen_only_after_48_hours_and_names_rule_expected_seen_
     assert "expected a first pickup scan by 2026-03-03 08:00 UTC" in alert.message
     assert "seen no carrier scan" in alert.message and alert.message.endswith("from a poll")
     assert (alert.order_id, alert.customer_id, alert.channel) == ("o-s-1", "c-1", "TAOBAO")
+    assert alert.roles == ("warehouse_supervisor", "cs_lead"), "addressed to who acts on it"
 
 
 def test_any_scan_counts_as_the_first_one_and_an_unshipped_parcel_has_none_due() -> None:
