@@ -420,8 +420,10 @@ class Platform:
             port=listen,
         )
         self.processes.append(process)
+        # Envoy is started last: however long the services took, it gets its own half minute
+        deadline = max(deadline, time.monotonic() + 30)
         embedded.wait_for_port(listen, max(1.0, deadline - time.monotonic()), process.popen)
-        wait_for_envoy_ready(admin, deadline)
+        wait_for_envoy_ready(admin, deadline, process)
         self.endpoints["envoy"] = f"127.0.0.1:{listen}"
         self.endpoints["envoy-admin"] = f"127.0.0.1:{admin}"
 
@@ -561,10 +563,15 @@ def health_status(address: str, timeout: float = 1.0, service: str = "readiness"
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
-def wait_for_envoy_ready(admin_port: int, deadline: float) -> None:
+def wait_for_envoy_ready(admin_port: int, deadline: float, process: embedded.Process | None = None) -> None:
+    """Until Envoy's admin says ready; an Envoy that exits (a port taken by another program, a bad
+    config) is reported at once with the end of its log."""
     import urllib.request
 
     while time.monotonic() < deadline:
+        if process is not None and process.popen.poll() is not None:
+            tail = process.log_path.read_text(errors="replace")[-2000:] if process.log_path.exists() else ""
+            raise RuntimeError(f"envoy exited with {process.popen.returncode} while starting:\n{tail}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1) as reply:
                 if reply.status == 200:
