@@ -11,6 +11,9 @@ omsctl protos         generate gen/ from protos/
 omsctl token --sub S --role R [--role R2] [--customer C] [--channel CH]
                       mint a development bearer token with the local stack's JWT key
 omsctl trace TRACE_ID what each service logged, the order timeline and the audit log recorded for one trace
+omsctl payments [show | set PROVIDER SWITCH=VALUE … | reset | refunds | pay PROVIDER TRADE FEN]
+                      the payment sandbox's switches (latency, SYSTEM_ERROR, timeouts after a refund
+                      was accepted, CLOSED/ABNORMAL refunds, late or duplicate notifications, …)
 omsctl carriers [show | set CARRIER SWITCH=VALUE … | reset | waybills [--carrier C] [--order O]]
                       the carrier sandbox's misbehaviour switches (latency, failures, timeouts, dead
                       carriers, 429s, duplicate or reordered pushes, …): docs/sandboxes.md
@@ -324,41 +327,30 @@ def env(subject: str, roles: list[str], ttl: int) -> int:
     return 0
 
 
-def carriers(action: str, words: list[str], carrier: str = "", order: str = "") -> int:
-    """The carrier sandbox's control API (`/_control`): show, set switches, reset, list waybills."""
+def _switches(words: list[str]) -> dict[str, object]:
+    switches: dict[str, object] = {}
+    for word in words:
+        name, _, raw = word.partition("=")
+        try:
+            switches[name] = json.loads(raw)
+        except ValueError:
+            switches[name] = raw  # a text value: timeout_mode=drop, push_url=http://…
+    return switches
+
+
+def _control(sandbox: str, path: str, body: dict[str, object] | None = None) -> int:
+    """One call to a running sandbox's control API (`/_control…`), its JSON answer printed."""
     import urllib.error
-    import urllib.parse
     import urllib.request
 
     state = _running_state()
     endpoints: dict[str, str] = state["endpoints"] if state else {}  # type: ignore[assignment]
-    if "carriers" not in endpoints:
-        print("the carrier sandbox is not running; `make run` starts it", file=sys.stderr)
+    if sandbox not in endpoints:
+        print(f"the {sandbox} sandbox is not running; `make run` starts it", file=sys.stderr)
         return 1
-    base = f"http://{endpoints['carriers']}/_control"
-    body: bytes | None = None
-    if action == "show":
-        url = base
-    elif action == "reset":
-        url, body = f"{base}/reset", b"{}"
-    elif action == "waybills":
-        query = urllib.parse.urlencode({k: v for k, v in (("carrier", carrier), ("order_id", order)) if v})
-        url = f"{base}/waybills" + (f"?{query}" if query else "")
-    else:  # set CARRIER SWITCH=VALUE …
-        if len(words) < 2 or any("=" not in word for word in words[1:]):
-            print("usage: omsctl carriers set CARRIER SWITCH=VALUE [SWITCH=VALUE …]", file=sys.stderr)
-            return 2
-        switches: dict[str, object] = {}
-        for word in words[1:]:
-            name, _, raw = word.partition("=")
-            try:
-                switches[name] = json.loads(raw)
-            except ValueError:
-                switches[name] = raw  # a text value: timeout_mode=drop, push_url=http://…
-        url, body = f"{base}/{urllib.parse.quote(words[0])}", json.dumps(switches).encode()
     request = urllib.request.Request(
-        url,
-        data=body,
+        f"http://{endpoints[sandbox]}/_control{path}",
+        data=None if body is None else json.dumps(body).encode(),
         method="POST" if body is not None else "GET",
         headers={"content-type": "application/json"},
     )
@@ -369,6 +361,47 @@ def carriers(action: str, words: list[str], carrier: str = "", order: str = "") 
         print(error.read().decode("utf-8", "replace"), file=sys.stderr)
         return 2
     return 0
+
+
+def carriers(action: str, words: list[str], carrier: str = "", order: str = "") -> int:
+    """The carrier sandbox's control API: show, set switches, reset, list waybills."""
+    import urllib.parse
+
+    if action == "show":
+        return _control("carriers", "")
+    if action == "reset":
+        return _control("carriers", "/reset", {})
+    if action == "waybills":
+        query = urllib.parse.urlencode({k: v for k, v in (("carrier", carrier), ("order_id", order)) if v})
+        return _control("carriers", "/waybills" + (f"?{query}" if query else ""))
+    if len(words) < 2 or any("=" not in word for word in words[1:]):
+        print("usage: omsctl carriers set CARRIER SWITCH=VALUE [SWITCH=VALUE …]", file=sys.stderr)
+        return 2
+    return _control("carriers", f"/{urllib.parse.quote(words[0])}", _switches(words[1:]))
+
+
+def payments(action: str, words: list[str]) -> int:
+    """The payment sandbox's control API: show, set switches, reset, list refunds, pay a trade."""
+    import urllib.parse
+
+    if action == "show":
+        return _control("payments", "")
+    if action == "reset":
+        return _control("payments", "/reset", {})
+    if action == "refunds":
+        return _control("payments", "/refunds")
+    if action == "pay":
+        if len(words) != 3 or not words[2].isdigit():
+            print("usage: omsctl payments pay PROVIDER OUT_TRADE_NO AMOUNT_IN_FEN", file=sys.stderr)
+            return 2
+        provider, trade, amount = words
+        return _control(
+            "payments", "/payments", {"provider": provider, "out_trade_no": trade, "amount": int(amount)}
+        )
+    if len(words) < 2 or any("=" not in word for word in words[1:]):
+        print("usage: omsctl payments set PROVIDER SWITCH=VALUE [SWITCH=VALUE …]", file=sys.stderr)
+        return 2
+    return _control("payments", f"/{urllib.parse.quote(words[0])}", _switches(words[1:]))
 
 
 def main() -> None:
@@ -427,7 +460,23 @@ def main() -> None:
     carriers_parser.add_argument(
         "--order", default="", help="waybills: only this order id's (the shipment id)"
     )
+    payments_parser = commands.add_parser(
+        "payments",
+        help="the payment sandbox: show, set PROVIDER SWITCH=VALUE …, reset, refunds, pay PROVIDER TRADE FEN",
+        description="e.g. `omsctl payments set wechat_pay latency_ms=50 timeout_next=1 timeout_mode=drop`, "
+        "`omsctl payments set all refund_outcome=CLOSED processing_ms=2000`, `omsctl payments refunds`, "
+        "`omsctl payments pay wechat_pay <order id without hyphens> 18600`; PROVIDER is wechat_pay, "
+        "alipay or all (docs/sandboxes.md)",
+    )
+    payments_parser.add_argument(
+        "action", nargs="?", default="show", choices=["show", "set", "reset", "refunds", "pay"]
+    )
+    payments_parser.add_argument(
+        "words", nargs="*", help="set: PROVIDER SWITCH=VALUE …; pay: PROVIDER TRADE FEN"
+    )
     args = parser.parse_args()
+    if args.command == "payments":
+        sys.exit(payments(args.action, args.words))
     if args.command == "carriers":
         sys.exit(carriers(args.action, args.words, args.carrier, args.order))
     if args.command == "token":

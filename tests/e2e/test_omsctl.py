@@ -312,6 +312,18 @@ def test_up_restarts_a_killed_service_on_its_port_keeps_ports_prints_env_and_die
         reset_ = _omsctl(home, env, "carriers", "reset")
         assert json.loads(reset_.stdout)["carriers"]["sf"]["latency_ms"] == 0
 
+        # and the payment sandbox's, the same way
+        switched = _omsctl(home, env, "payments", "set", "wechat_pay", "latency_ms=50", "timeout_mode=drop")
+        assert switched.returncode == 0, switched.stderr
+        assert json.loads(switched.stdout)["providers"]["wechat_pay"]["latency_ms"] == 50
+        assert json.loads(switched.stdout)["providers"]["wechat_pay"]["timeout_mode"] == "drop"
+        refused = _omsctl(home, env, "payments", "set", "alipay", "no_such_switch=1")
+        assert refused.returncode == 2 and "no_such_switch" in refused.stderr
+        paid = _omsctl(home, env, "payments", "pay", "alipay", "OMSCTLTRADE01", "1234")
+        assert paid.returncode == 0 and json.loads(paid.stdout)["trade"]["total"] == 1234, paid.stderr
+        reset_ = _omsctl(home, env, "payments", "reset")
+        assert json.loads(reset_.stdout)["providers"]["wechat_pay"]["latency_ms"] == 0
+
         # `omsctl env` prints export lines a shell can eval, with a token that works at the edge
         printed = _omsctl(home, env, "env")
         assert printed.returncode == 0, printed.stderr
