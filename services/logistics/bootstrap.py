@@ -130,6 +130,22 @@ async def build(settings: Settings, runtime: Runtime, clock: Clock | None = None
         streams=settings.common.streams,
     )
     runtime.spawn(name, consumer.run)
+    # a held or frozen order stops the warehouse; its release lets it go on (one consumer, in order)
+    for name, subject, handler in (
+        ("logistics-orders-held", "orders.held", consumers.on_order_held(settings.keys, clock)),
+        ("logistics-orders-frozen", "orders.exception", consumers.on_order_held(settings.keys, clock)),
+        ("logistics-orders-released", "orders.released", consumers.on_order_released(settings.keys, clock)),
+    ):
+        consumer = EventConsumer(
+            runtime.js,
+            runtime.engine,
+            name=name,
+            subject_prefix=settings.common.subject_prefix,
+            subject=subject,
+            handler=handler,
+            streams=settings.common.streams,
+        )
+        runtime.spawn(name, consumer.run)
     runtime.every(
         "tracking poll",
         settings.poll_every_seconds,

@@ -125,6 +125,7 @@ def shipment(value: Shipment) -> pb.Shipment:
         pick_list_id=value.pick_list_id,
         last_node=node(value.last_node),
         exception=value.exception,
+        held=value.held,
         customer_id=value.customer_id,
         channel=value.channel,
     )

@@ -145,3 +145,62 @@ ORDER = [
 async def _reached(status_of: Any, expected: str) -> bool:
     current = await status_of()
     return current in ORDER and ORDER.index(current) >= ORDER.index(expected)
+
+
+async def test_a_held_order_stops_the_warehouse_and_its_release_lets_it_pick(platform: Platform) -> None:
+    ops, warehouse = bearer(platform, "ops"), bearer(platform, "warehouse", sub="picker-hu")
+    body = own_shop_order_json(random_ref("HOLD"))
+    body["lines"][0]["sku"] = await _stocked_sku(platform, ops)
+    status, _, created = await call(platform, "POST", "/v1/orders", body, token=ops)
+    assert status == 200, created
+    order = created["order"]
+    order_id = order["orderId"]
+    payment, headers = signed_payment(platform, order, random_ref("wx"))
+    status, _, answer = await call(platform, "POST", "/v1/webhooks/payments/wechat_pay", payment, **headers)
+    assert status == 200, answer
+
+    async def shipment() -> dict[str, Any] | None:
+        _status, _, listed = await call(
+            platform, "GET", f"/v1/logistics/shipments?orderId={order_id}", token=ops
+        )
+        found = listed.get("shipments") or []
+        return found[0] if found else None
+
+    opened = await until(shipment, within=30)
+    status, _, held = await call(
+        platform, "POST", f"/v1/orders/{order_id}/hold", {"reason": "address check"}, token=ops
+    )
+    assert status == 200, held
+
+    async def held_at_logistics() -> dict[str, Any] | None:
+        found = await shipment()
+        return found if found and found["held"] else None
+
+    seen = await until(held_at_logistics, within=30)
+    assert "address check" in seen["held"]
+    pick = {"shipmentId": opened["shipmentId"]}
+    status, _, refused = await call(
+        platform, "POST", "/v1/logistics/warehouses/WH-GZ/picks", pick, token=warehouse
+    )
+    assert status == 400 and "on hold" in refused["message"], refused
+    status, _, tasks = await call(
+        platform, "GET", "/v1/logistics/warehouses/WH-GZ/pick-tasks", token=warehouse
+    )
+    assert status == 200 and all(t["shipmentId"] != opened["shipmentId"] for t in tasks.get("tasks", [])), (
+        tasks
+    )
+
+    status, _, released = await call(
+        platform, "POST", f"/v1/orders/{order_id}/release", {"reason": "checked"}, token=ops
+    )
+    assert status == 200, released
+
+    async def free() -> bool:
+        found = await shipment()
+        return bool(found and not found["held"])
+
+    await until(free, within=30)
+    status, _, picked = await call(
+        platform, "POST", "/v1/logistics/warehouses/WH-GZ/picks", pick, token=warehouse
+    )
+    assert status == 200, picked

@@ -172,6 +172,10 @@ class Shipment:
     furthest_node: Node | None = None
     exception: str = ""
     updated_at: datetime | None = None
+    # the order is on hold or frozen (orders' events): the warehouse neither picks, packs nor ships it
+    held: str = ""
+    # when orders held or released the order (the event's time): a late, older event changes nothing
+    hold_changed_at: datetime | None = None
     events: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -194,8 +198,37 @@ class Shipment:
     def _not_cancelled(self, what: str) -> None:
         if self.status is ShipmentStatus.CANCELLED:
             raise FailedPrecondition(f"shipment {self.shipment_id} is cancelled: cannot {what}")
+        if self.held:
+            raise FailedPrecondition(
+                f"shipment {self.shipment_id}: order {self.order_id} is on hold ({self.held}): cannot {what}"
+            )
+
+    def _newer(self, at: datetime) -> bool:
+        return self.hold_changed_at is None or at > self.hold_changed_at
+
+    def hold(self, reason: str, at: datetime, now: datetime) -> bool:
+        """The order was held or frozen at `at`: stop the warehouse until it is released. False when
+        nothing changes: already held, out of the warehouse (after-sales' business then), or a hold
+        older than the release already applied (the two events may arrive in either order)."""
+        if self.status not in IN_WAREHOUSE or self.status is ShipmentStatus.CANCELLED or not self._newer(at):
+            return False
+        self.hold_changed_at = at
+        if self.held:
+            return True
+        self.held, self.updated_at = (reason.strip() or "held")[:200], now
+        return True
+
+    def release(self, at: datetime, now: datetime) -> bool:
+        """The order was released at `at`; False for a release older than the hold in force."""
+        if not self._newer(at):
+            return False
+        self.hold_changed_at = at
+        if self.held:
+            self.held, self.updated_at = "", now
+        return True
 
     def start_picking(self, pick_list_id: str, now: datetime) -> None:
+        self._not_cancelled("go on a pick list")
         if self.status is not ShipmentStatus.CREATED:
             raise FailedPrecondition(
                 f"shipment {self.shipment_id} is {self.status.value}: only a shipment waiting to be "

@@ -4,6 +4,7 @@ reading one, and cancelling those still in the warehouse."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
@@ -131,6 +132,29 @@ async def cancel_in_transaction(uow: UnitOfWork, order_id: str) -> int:
             await uow.shipments.save(shipment)
             cancelled += 1
     return cancelled
+
+
+async def hold_in_transaction(uow: UnitOfWork, order_id: str, reason: str, at: datetime | None) -> int:
+    """The order was held or frozen at `at` (its event, in the consumer's inbox transaction): its
+    shipments still in the warehouse are neither picked, packed nor shipped until it is released."""
+    now = uow.clock.now()
+    held = 0
+    for shipment in await uow.shipments.for_order(order_id, lock=True):
+        if shipment.hold(reason, at or now, now):
+            await uow.shipments.save(shipment)
+            held += 1
+    return held
+
+
+async def release_in_transaction(uow: UnitOfWork, order_id: str, at: datetime | None) -> int:
+    """The order was released at `at`: the warehouse takes its shipments again."""
+    now = uow.clock.now()
+    released = 0
+    for shipment in await uow.shipments.for_order(order_id, lock=True):
+        if shipment.release(at or now, now):
+            await uow.shipments.save(shipment)
+            released += 1
+    return released
 
 
 def emit_recorded(uow: UnitOfWork, shipment: Shipment) -> None:

@@ -149,6 +149,8 @@ class ShipmentRepository:
             last_node_at=row.last_node_at,
             furthest_node=Node(row.furthest_node) if row.furthest_node else None,
             exception=row.exception,
+            held=row.held,
+            hold_changed_at=row.hold_changed_at,
             updated_at=row.updated_at,
         )
 
@@ -169,6 +171,8 @@ class ShipmentRepository:
             "last_node_at": shipment.last_node_at,
             "furthest_node": shipment.furthest_node.value if shipment.furthest_node else None,
             "exception": shipment.exception,
+            "held": shipment.held,
+            "hold_changed_at": shipment.hold_changed_at,
         }
 
     async def add(self, shipment: Shipment, decision_id: str) -> bool:
@@ -248,6 +252,7 @@ class ShipmentRepository:
             .where(
                 shipments_table.c.warehouse_id == warehouse_id,
                 shipments_table.c.status == ShipmentStatus.CREATED.value,
+                shipments_table.c.held == "",
             )
             .order_by(*_PICK_ORDER)
             .limit(limit)

@@ -60,6 +60,9 @@ shipments_table = Table(
     Column("last_node_at", DateTime(timezone=True)),
     Column("furthest_node", String(20)),
     Column("exception", Text, nullable=False, server_default=""),
+    # why the order is on hold or frozen ('' when it is not): the warehouse leaves the shipment alone
+    Column("held", Text, nullable=False, server_default=""),
+    Column("hold_changed_at", DateTime(timezone=True)),
     # when the tracking poll next asks the carrier about this parcel
     Column("next_poll_at", DateTime(timezone=True)),
     UniqueConstraint("order_id", "warehouse_id", name="shipments_one_per_order_and_warehouse"),

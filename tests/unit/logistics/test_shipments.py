@@ -140,3 +140,30 @@ async def test_a_shipment_read_through_another_order_is_answered_like_an_unknown
     assert (await get_shipment(FakeUnitOfWork(state, clock), "s-1")).order_id == "o-s-1"
     with pytest.raises(NotFound, match="shipment s-1 not found"):
         await get_shipment(FakeUnitOfWork(state, clock), "s-1", "o-other")
+
+
+def test_a_held_order_stops_the_warehouse_until_released_and_an_older_event_changes_nothing() -> None:
+    found = shipment()
+    held_at, released_at = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+    assert found.hold("manual review", held_at, T0)
+    for scan_it in (
+        lambda: found.confirm_pick("WH-SH", T0),
+        lambda: found.confirm_packed("WH-SH", T0),
+        lambda: found.scan_out("WH-SH", T0),
+        lambda: found.start_picking("pl-1", T0),
+    ):
+        with pytest.raises(FailedPrecondition) as refused:
+            scan_it()
+        assert "on hold (manual review)" in str(refused.value)
+    assert found.release(released_at, T0)
+    assert not found.hold("late, older hold", held_at, T0), "a hold older than the release is old news"
+    assert found.held == "" and found.confirm_pick("WH-SH", T0)
+    # the release may also arrive first: the older release does not undo the newer hold
+    other = shipment("s-2")
+    assert other.release(held_at, T0) and other.hold("frozen", released_at, T0)
+    assert not other.release(held_at, T0) and other.held == "frozen"
+
+
+def test_a_parcel_out_of_the_warehouse_is_not_held() -> None:
+    found = shipped()
+    assert not found.hold("manual review", T0 + timedelta(hours=1), T0) and found.held == ""
