@@ -1,5 +1,5 @@
 """After-sales' tables: tickets (with the order as it was when each opened, its voucher and decision),
-their history, the per-line claims that keep refunds within what was paid, refunds at the providers
+the per-line claims that keep refunds within what was paid, refunds at the providers
 (the execution queue and the finance ledger), returns waiting to be restocked, and approval rule sets."""
 
 from __future__ import annotations
@@ -72,18 +72,6 @@ tickets_table = Table(
     ),
     Index("tickets_by_request", "request_id", unique=True, postgresql_where=text("request_id <> ''")),
     Index("tickets_by_refund_no", "refund_no", unique=True, postgresql_where=text("refund_no <> ''")),
-)
-
-ticket_history_table = Table(
-    "ticket_history",
-    metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("ticket_id", String(64), nullable=False),
-    Column("at", TZ, nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("actor", String(128), nullable=False),
-    Column("detail", Text, nullable=False),
-    Index("ticket_history_by_ticket", "ticket_id", "id"),
 )
 
 # the buckets a line's claims are kept in: its units and each of its money buckets (minor units)

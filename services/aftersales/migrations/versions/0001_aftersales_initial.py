@@ -21,7 +21,6 @@ depends_on: str | Sequence[str] | None = None
 # spell out their changes instead of reading store/tables.py.
 TABLES = (
     "tickets",
-    "ticket_history",
     "line_claims",
     "refunds",
     "restocks",
