@@ -17,7 +17,7 @@ from services.aftersales.handlers.ports import Orders, TicketFilter, UnitOfWork
 from services.aftersales.handlers.refunds import ledger_csv_header
 from services.kit import identity
 from services.kit.errors import InvalidArgument
-from services.kit.ids import new_id
+from services.kit.ids import is_id, new_id
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AftersalesService"].full_name
 Ctx = Any
@@ -56,8 +56,8 @@ class AftersalesServicer(aftersales_pb2_grpc.AftersalesServiceServicer):
 
     async def OpenTicket(self, request: pb.OpenTicketRequest, context: Ctx) -> pb.OpenTicketResponse:
         order_id = request.order_id.strip()
-        if not order_id:
-            raise InvalidArgument("order_id", "is required")
+        if not is_id(order_id):
+            raise InvalidArgument("order_id", "must be an order id as returned by IngestOrder")
         scope = await self._scope()
         mappers.kind_of(request.kind)  # a bad kind is refused before orders is asked
         order = await self.orders.snapshot(order_id)

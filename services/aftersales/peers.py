@@ -15,6 +15,7 @@ from services.aftersales import mappers
 from services.aftersales.domain.order_snapshot import OrderSnapshot
 from services.aftersales.handlers.ports import RestockJob
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from services.kit.status import DETAILS_KEY, field_violations
 
 TRANSIENT = frozenset(
     {
@@ -39,7 +40,12 @@ def _translated(peer: str, error: grpc.aio.AioRpcError, what: str) -> Exception:
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(what)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument("order_id", error.details() or "refused")
+        # the peer's own field violations, read from its status details (never parsed out of its text)
+        details = next((value for key, value in error.trailing_metadata() or () if key == DETAILS_KEY), b"")
+        violations = field_violations(details) if isinstance(details, bytes) and details else []
+        return (
+            InvalidArgument.of(violations) if violations else InvalidArgument("order_id", "refused by orders")
+        )
     return FailedPrecondition(f"{peer} refused: {error.details() or code.name}")
 
 

@@ -311,6 +311,16 @@ async def test_bad_tickets_are_refused_naming_the_field_and_write_nothing(platfo
         )
         assert status == 400, answer
         assert field in answer["message"], answer
+    bad = {
+        "orderId": "nope",
+        "kind": "TICKET_KIND_REFUND_ONLY",
+        "reason": "damaged",
+        "lines": [{"lineIndex": 0, "quantity": 1}],
+    }
+    status, _, answer = await call(platform, "POST", "/v1/aftersales/tickets", bad, token=ops)
+    assert (
+        status == 400 and answer["message"] == "order_id: must be an order id as returned by IngestOrder"
+    ), answer
     status, _, listed = await call(platform, "GET", f"/v1/aftersales/tickets?orderId={order_id}", token=ops)
     assert status == 200 and listed["tickets"] == [], listed
     status, _, missing = await call(platform, "GET", f"/v1/aftersales/tickets/{random_ref('t')}", token=ops)
