@@ -14,7 +14,7 @@ from services.aftersales.domain.lifecycle import REFUNDS, RETURNS, TicketStatus
 from services.aftersales.domain.tickets import Ticket, open_ticket
 from services.aftersales.handlers.common import Policy, Scope, emit_recorded, not_found, save
 from services.aftersales.handlers.ports import Orders, TicketFilter, UnitOfWork
-from services.kit.errors import FailedPrecondition, InvalidArgument
+from services.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 
 MAX_PAGE = 200
 S = TicketStatus
@@ -59,22 +59,40 @@ async def open_new(
         async with uow:
             existing = await uow.tickets.by_request(request_id)
         if existing is not None:
-            if existing.order_id != command.order.order_id or scope.hides(existing):
-                raise FailedPrecondition(f"request_id {request_id[:64]} was used for another ticket")
-            return existing
+            return _same_request(existing, command, request_id, scope)
     async with uow:
         now = uow.clock.now()
         await uow.tickets.lock_order(command.order.order_id)
+        if request_id:  # the same request, sent twice at once, may have opened it while we waited
+            first = await uow.tickets.by_request(request_id)
+            if first is not None:
+                return _same_request(first, command, request_id, scope)
         others = await uow.tickets.of_order(command.order.order_id)
         ticket = open_ticket(command, now, others=others, policy=policy.refunds, retention=policy.retention)
         active = await uow.rule_sets.active()
         rules = active.rule_set() if active is not None else default_rule_set()
         if ticket.decide(evaluate(rules, ticket.facts(), now), now):
             await after_approval(uow, ticket, others)
-        await uow.tickets.add(ticket, request_id, ticket.next_deadline(policy.sla))
+        try:
+            await uow.tickets.add(ticket, request_id, ticket.next_deadline(policy.sla))
+        except AlreadyExists:
+            if not request_id:
+                raise
+            # the same request, sent twice at once, opened its ticket in the other transaction
+            first = await uow.tickets.by_request(request_id)
+            if first is None:
+                raise
+            return _same_request(first, command, request_id, scope)
         emit_recorded(uow, ticket)
         await uow.commit()
     return ticket
+
+
+def _same_request(first: Ticket, command: OpenTicket, request_id: str, scope: Scope) -> Ticket:
+    """A repeated request id answers the ticket it opened, if it was for the same order and caller."""
+    if first.order_id != command.order.order_id or scope.hides(first):
+        raise FailedPrecondition(f"request_id {request_id[:64]} was used for another ticket")
+    return first
 
 
 async def _visible(uow: UnitOfWork, ticket_id: str, scope: Scope, *, lock: bool = False) -> Ticket:

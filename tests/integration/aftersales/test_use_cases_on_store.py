@@ -3,6 +3,7 @@ handlers were written against holds on Postgres, with the mappers' encoder writi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +16,7 @@ from services.aftersales.domain.reasons import Reason
 from services.aftersales.handlers.ports import ProviderAnswer, TicketFilter
 from services.aftersales.store.uow import AftersalesUnitOfWork
 from services.kit.clock import FixedClock
+from services.kit.errors import FailedPrecondition
 from tests.unit.aftersales.builders import command, order
 from tests.unit.aftersales.fakes import FakeOrders, ScriptedProviders
 
@@ -96,3 +98,64 @@ async def test_a_closed_refund_frees_its_units_and_a_person_s_new_attempt_takes_
             text("SELECT claimed FROM line_claims WHERE line_index = 2 AND bucket = 'units'")
         )
         assert units == 3
+
+
+async def test_the_same_request_sent_twice_at_once_opens_one_ticket(
+    world: Callable[[], AftersalesUnitOfWork],
+) -> None:
+    snapshot = order()
+    orders = FakeOrders(snapshot)
+    first = command(snapshot, [(0, 1)], kind=TicketKind.REFUND_ONLY, reason=Reason.DAMAGED, ticket_id="t-a")
+    second = command(snapshot, [(0, 1)], kind=TicketKind.REFUND_ONLY, reason=Reason.DAMAGED, ticket_id="t-b")
+    opened = await asyncio.gather(
+        handlers.open_new(world(), orders, POLICY, first, "req-twice", handlers.EVERYONE),
+        handlers.open_new(world(), orders, POLICY, second, "req-twice", handlers.EVERYONE),
+    )
+    assert opened[0].ticket_id == opened[1].ticket_id
+    listed, _ = await handlers.list_tickets(
+        world(), TicketFilter(order_id=snapshot.order_id), handlers.EVERYONE, 10, ""
+    )
+    assert len(listed) == 1
+    assert (await subjects(world)).count("opened") == 1
+
+
+async def test_two_tickets_approved_at_the_same_moment_never_refund_more_than_was_paid(
+    world: Callable[[], AftersalesUnitOfWork],
+) -> None:
+    snapshot = order()  # line 0: 2 units
+    orders = FakeOrders(snapshot)
+    waiting = [
+        command(
+            snapshot,
+            [(0, 1)],
+            kind=TicketKind.REFUND_ONLY,
+            reason=reason,
+            ticket_id=f"t-{n}",
+            damage_reported=True,
+        )
+        for n, reason in enumerate((Reason.DAMAGED, Reason.QUALITY_ISSUE))
+    ]
+    for opening in waiting:
+        ticket = await handlers.open_new(world(), orders, POLICY, opening, "", handlers.EVERYONE)
+        assert ticket.status is S.OPEN, "damage reported: for a person"
+    third = command(
+        snapshot, [(0, 1)], kind=TicketKind.REFUND_ONLY, reason=Reason.WRONG_ITEM, ticket_id="t-3"
+    )
+    with pytest.raises(FailedPrecondition):
+        await handlers.open_new(world(), orders, POLICY, third, "", handlers.EVERYONE)
+    decided = await asyncio.gather(
+        *(
+            handlers.decide(world(), POLICY, f"t-{n}", True, "agent-1", "", handlers.EVERYONE)
+            for n in range(2)
+        ),
+        return_exceptions=True,
+    )
+    assert all(not isinstance(result, Exception) for result in decided), decided
+    async with world() as uow:
+        claimed = await uow.conn.execute(
+            text("SELECT bucket, paid, claimed FROM line_claims WHERE order_id = :o AND line_index = 0"),
+            {"o": snapshot.order_id},
+        )
+        rows = {row.bucket: (row.paid, row.claimed) for row in claimed}
+    assert rows["units"] == (2, 2), rows
+    assert all(claimed <= paid for paid, claimed in rows.values()), rows
