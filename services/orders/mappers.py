@@ -928,9 +928,10 @@ def ticket_report(event: Message) -> TicketReport | None:
                 TicketStep.REJECTED, ticket, order, f"rejected by {event.decided_by}: {event.reason}", when
             )
         case aftersales_events.TicketEscalated():
+            step = TicketStep.FLAGGED if event.level == "FLAGGED" else TicketStep.ESCALATED
             detail = f"{event.level.lower()}: not answered in time"
             return TicketReport(
-                TicketStep.ESCALATED, ticket, order, detail, when, customer_id=event.customer_id, overdue=True
+                step, ticket, order, detail, when, customer_id=event.customer_id, overdue=True
             )
         case aftersales_events.ReturnReceived():
             received = f"{event.restocked} restocked, {event.damaged} damaged"

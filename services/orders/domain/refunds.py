@@ -20,7 +20,8 @@ class TicketStep(StrEnum):
     OPENED = "opened"
     APPROVED = "approved"
     REJECTED = "rejected"
-    ESCALATED = "escalated"
+    FLAGGED = "flagged"  # past its response limit
+    ESCALATED = "escalated"  # past its escalation limit: a supervisor has it
     RETURN_RECEIVED = "return_received"
     REFUND_REQUESTED = "refund_requested"
     REFUNDED = "refunded"

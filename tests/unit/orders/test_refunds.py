@@ -177,6 +177,7 @@ def test_aftersales_events_are_read_as_ticket_reports() -> None:
             TicketStep.APPROVED,
         ),
         (aev.TicketRejected(reason="used"), TicketStep.REJECTED),
+        (aev.TicketEscalated(level="FLAGGED"), TicketStep.FLAGGED),
         (aev.TicketEscalated(level="ESCALATED"), TicketStep.ESCALATED),
         (aev.ReturnReceived(warehouse_id="WH-SH", restocked=1), TicketStep.RETURN_RECEIVED),
         (aev.RefundFailed(status="CLOSED"), TicketStep.REFUND_FAILED),
@@ -222,3 +223,14 @@ async def test_the_policy_holds_the_next_order_of_a_customer_with_an_overdue_tic
         await handlers.ticket_reported(uow, holding, answered)
         await uow.commit()
     assert (await place(holding, "TB-after")).status is S.PENDING_PAYMENT
+
+
+async def test_a_ticket_flagged_then_escalated_is_on_the_timeline_twice() -> None:
+    db = FakeOrders()
+    order_id = order_in(db, S.DELIVERED)
+    for level in ("FLAGGED", "ESCALATED"):
+        report = mappers.ticket_report(aev.TicketEscalated(ticket_id="t-1", order_id=order_id, level=level))
+        assert report is not None
+        await tell(db, report)
+    kinds = db.kinds(order_id)
+    assert (kinds.count("ticket_flagged"), kinds.count("ticket_escalated")) == (1, 1), kinds
