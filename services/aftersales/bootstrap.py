@@ -125,7 +125,7 @@ async def assemble(settings: Settings, engine: AsyncEngine, clock: Clock | None 
     restocks = handlers.RestockRunner(
         new_uow, InventoryPeer(inventory_channel), settings.policy, orders=orders
     )
-    servicer = AftersalesServicer(new_uow, orders, settings.policy, on_queued=refunds.wake.set)
+    servicer = AftersalesServicer(new_uow, orders, settings.policy, clock, on_queued=refunds.wake.set)
 
     async def close() -> None:
         await session.close()

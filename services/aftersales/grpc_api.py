@@ -16,6 +16,7 @@ from services.aftersales import handlers, mappers
 from services.aftersales.handlers.ports import Orders, TicketFilter, UnitOfWork
 from services.aftersales.handlers.refunds import ledger_csv_header
 from services.kit import identity
+from services.kit.clock import Clock
 from services.kit.errors import InvalidArgument
 from services.kit.ids import is_id, new_id
 
@@ -34,11 +35,13 @@ class AftersalesServicer(aftersales_pb2_grpc.AftersalesServiceServicer):
         uow_factory: Callable[[], UnitOfWork],
         orders: Orders,
         policy: handlers.Policy,
+        clock: Clock,
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.uow = uow_factory
         self.orders = orders
         self.policy = policy
+        self.clock = clock
         self.on_queued = on_queued
 
     async def _scope(self) -> handlers.Scope:
@@ -52,7 +55,7 @@ class AftersalesServicer(aftersales_pb2_grpc.AftersalesServiceServicer):
         return scope
 
     def _message(self, ticket: Any) -> pb.Ticket:
-        return mappers.ticket_message(ticket, self.policy, self.uow().clock.now())
+        return mappers.ticket_message(ticket, self.policy, self.clock.now())
 
     async def OpenTicket(self, request: pb.OpenTicketRequest, context: Ctx) -> pb.OpenTicketResponse:
         order_id = request.order_id.strip()
@@ -61,9 +64,7 @@ class AftersalesServicer(aftersales_pb2_grpc.AftersalesServiceServicer):
         scope = await self._scope()
         mappers.kind_of(request.kind)  # a bad kind is refused before orders is asked
         order = await self.orders.snapshot(order_id)
-        if scope.customer_id and order.customer_id != scope.customer_id:
-            raise handlers.not_found_order(order_id)
-        if scope.agent_id and order.customer_id not in (scope.customers or frozenset()):
+        if scope.hides_customer(order.customer_id):
             raise handlers.not_found_order(order_id)
         command = mappers.open_command(request, new_id(), order, identity.current().subject)
         ticket = await handlers.open_new(

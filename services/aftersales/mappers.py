@@ -235,13 +235,14 @@ def _history(ticket: Ticket) -> list[pb.TicketEntry]:
         (ticket.refunded_at, "refunded", "provider", ticket.provider_refund_id),
         (ticket.closed_at, "closed", ticket.closed_by, ticket.close_note),
     ]
-    entries = [
-        pb.TicketEntry(kind=kind, actor=actor, detail=detail) for at, kind, actor, detail in steps if at
+    happened = sorted(
+        ((at, kind, actor, detail) for at, kind, actor, detail in steps if at is not None),
+        key=lambda step: step[0],
+    )
+    return [
+        pb.TicketEntry(at=timestamp(at), kind=kind, actor=actor, detail=detail)
+        for at, kind, actor, detail in happened
     ]
-    for entry, at in zip(entries, [at for at, *_ in steps if at], strict=True):
-        entry.at.CopyFrom(timestamp(at))
-    entries.sort(key=lambda e: (e.at.seconds, e.at.nanos))
-    return entries
 
 
 REFUND_STATUS = {

@@ -6,8 +6,6 @@ PARTIALLY_REFUNDED and inventory has the unit back, its ledger entry naming the 
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 
 from omsctl.stack import Platform
@@ -22,16 +20,7 @@ WAREHOUSE = "WH-GZ"
 
 def payments(platform: Platform, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """The payment sandbox's control API."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"http://{platform.endpoints['payments']}{path}",
-        data=data,
-        method="GET" if data is None else "POST",
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        answer: dict[str, Any] = json.load(reply)
-    return answer
+    return sandbox(platform, path, body, name="payments")
 
 
 async def stocked(platform: Platform, ops: str, count: int) -> list[str]:

@@ -23,11 +23,13 @@ PNG = b"\x89PNG\r\n\x1a\n"
 UNKNOWN_ID = "01a20000-0000-7000-8000-000000000000"
 
 
-def sandbox(platform: Platform, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The carrier sandbox's control API."""
+def sandbox(
+    platform: Platform, path: str, body: dict[str, Any] | None = None, name: str = "carriers"
+) -> dict[str, Any]:
+    """A sandbox's control API (the carriers' by default)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        f"http://{platform.endpoints['carriers']}{path}",
+        f"http://{platform.endpoints[name]}{path}",
         data=data,
         method="GET" if data is None else "POST",
         headers={"content-type": "application/json"},

@@ -47,10 +47,14 @@ class Scope:
     def unrestricted(self) -> bool:
         return not (self.customer_id or self.agent_id or self.provider)
 
-    def hides(self, ticket: Ticket) -> bool:
-        if self.customer_id and ticket.customer_id != self.customer_id:
+    def hides_customer(self, customer_id: str) -> bool:
+        """Whether this customer's orders and tickets are outside the caller's reach."""
+        if self.customer_id and customer_id != self.customer_id:
             return True
-        if self.agent_id and ticket.customer_id not in (self.customers or frozenset()):
+        return bool(self.agent_id and customer_id not in (self.customers or frozenset()))
+
+    def hides(self, ticket: Ticket) -> bool:
+        if self.hides_customer(ticket.customer_id):
             return True
         payment = ticket.order.payment
         return bool(self.provider and (payment is None or payment.provider != self.provider))

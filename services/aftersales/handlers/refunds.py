@@ -157,14 +157,12 @@ class RefundRunner:
                     job.refund_no, "PROCESSING", answer.provider_refund_id, now + self.policy.query_every, ""
                 )
             else:
-                ticket = await uow.tickets.by_refund_no(job.refund_no)
+                await uow.tickets.lock_order(job.order_id)
+                ticket = await uow.tickets.get(job.ticket_id, lock=True)
                 if ticket is None:
-                    log.error("refund %s has no ticket", job.refund_no)
+                    log.error("refund %s has no ticket %s", job.refund_no, job.ticket_id)
                     return
-                await uow.tickets.lock_order(ticket.order_id)
-                locked = await uow.tickets.get(ticket.ticket_id, lock=True)
-                assert locked is not None
-                await settle(uow, self.policy, locked, job.refund_no, answer)
+                await settle(uow, self.policy, ticket, job.refund_no, answer)
             await uow.commit()
 
 

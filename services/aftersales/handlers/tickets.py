@@ -7,6 +7,8 @@ never refunding more than was paid."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from services.aftersales.domain.approval import default_rule_set, evaluate
 from services.aftersales.domain.commands import OpenTicket
 from services.aftersales.domain.events import BY_RULES
@@ -158,9 +160,9 @@ async def list_tickets(
     if scope.customer_id:
         if where.customer_id and where.customer_id != scope.customer_id:
             return [], ""
-        where = TicketFilter(**{**where.__dict__, "customer_id": scope.customer_id})
+        where = replace(where, customer_id=scope.customer_id)
     if scope.agent_id:
-        where = TicketFilter(**{**where.__dict__, "customers": scope.customers or frozenset()})
+        where = replace(where, customers=scope.customers or frozenset())
     async with uow:
         try:
             tickets, next_token = await uow.tickets.page(

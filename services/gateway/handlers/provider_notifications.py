@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -22,6 +22,7 @@ from services.gateway.domain.policy import AFTERSALES, GATEWAY, ORDERS, allowed,
 from services.gateway.domain.principal import Caller
 from services.gateway.domain.webhooks import sender_principal
 from services.gateway.handlers.ports import Aftersales, AuditLog, Orders
+from services.gateway.handlers.tracking_pushes import RETRYABLE
 from services.gateway.provider_notifications import (
     NotificationRejected,
     ProviderKeys,
@@ -42,7 +43,6 @@ METHOD = f"/{GATEWAY}/ReceiveProviderNotification"
 PAYMENT = f"{ORDERS}/ReportPayment"
 REFUND = f"{AFTERSALES}/ReportRefund"
 PROVIDERS = ("wechat_pay", "alipay")
-RETRYABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"})
 WECHAT_OK = b'{"code":"SUCCESS","message":"\xe6\x88\x90\xe5\x8a\x9f"}'
 ALIPAY_OK = b"success"
 # Alipay's times are Beijing time without an offset ("2026-12-01 10:00:00")
@@ -99,14 +99,14 @@ class ProviderNotifications:
                 sent_by,
                 REFUND,
                 [notice.refund_no, notice.out_trade_no],
-                self.aftersales.report_refund(sent_by, "wechat_pay", notice),
+                lambda: self.aftersales.report_refund(sent_by, "wechat_pay", notice),
             )
         elif notification.event_type == "TRANSACTION.SUCCESS":
             resource = dict(notification.resource)
             targets = [str(resource.get("transaction_id", "")), str(resource.get("out_trade_no", ""))]
             document = json.dumps(resource).encode()
             await self._forward(
-                sent_by, PAYMENT, targets, self.orders.report_payment(sent_by, "wechat_pay", document)
+                sent_by, PAYMENT, targets, lambda: self.orders.report_payment(sent_by, "wechat_pay", document)
             )
         else:
             await self.audit.audit(sent_by, METHOD, "OK", [], f"{notification.event_type}: not followed")
@@ -135,17 +135,20 @@ class ProviderNotifications:
             sent_by,
             PAYMENT,
             [notify.trade_no, notify.out_trade_no],
-            self.orders.report_payment(sent_by, "alipay", json.dumps(document).encode()),
+            lambda: self.orders.report_payment(sent_by, "alipay", json.dumps(document).encode()),
         )
         return NotificationReply("text/plain", ALIPAY_OK)
 
-    async def _forward(self, sent_by: Caller, target: str, targets: list[str], call: object) -> None:
+    async def _forward(
+        self, sent_by: Caller, target: str, targets: list[str], call: Callable[[], Awaitable[object]]
+    ) -> None:
+        """Make `call` (the forwarded request) as the verified sender, if the policy lets its role, and
+        audit it; a peer's passing failure asks the provider to notify again."""
         rule = rule_for(target)
         if rule is None or not allowed(rule, sent_by.principal.roles):
-            call.close()  # type: ignore[attr-defined]
             raise PermissionDenied(f"payment providers may not call {target}")
         try:
-            await call  # type: ignore[misc]
+            await call()
         except DomainError as error:
             await self.audit.audit(sent_by, METHOD, error.code.value, targets, str(error))
             raise
