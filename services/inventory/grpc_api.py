@@ -12,8 +12,9 @@ from services.inventory import handlers, mappers, views
 from services.inventory.domain.model import GoodsType, StockRow, stock_level
 from services.inventory.domain.policy import Policy
 from services.inventory.store import InventoryUnitOfWork
-from services.kit import idempotency, identity
+from services.kit import batching, idempotency, identity
 
+BATCH_CONCURRENCY = 16  # items of a batch call in flight at once (each holds a pooled connection)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["InventoryService"].full_name
 Ctx = Any
 
@@ -81,6 +82,49 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             )
         return pb.ReserveResponse(
             reserved=True, reservation=mappers.reservation(outcome.reservation, outcome.lines)
+        )
+
+    async def ReserveBatch(self, request: pb.ReserveBatchRequest, context: Ctx) -> pb.ReserveBatchResponse:
+        """Each order as Reserve would answer it, a few at a time, each in its own transaction."""
+        items = list(request.requests)
+        keys = [item.order_id for item in items]
+        batching.distinct(keys, "requests")
+        answers = await batching.answer_each(
+            items,
+            lambda item: self.Reserve(item, context),
+            BATCH_CONCURRENCY,
+            batching.traceparents_for(keys, request.traceparents),
+            "inventory.reserve",
+        )
+        return pb.ReserveBatchResponse(
+            outcomes=[
+                pb.ReserveOutcome(order_id=key, error=mappers.item_error(answer))
+                if isinstance(answer, Exception)
+                else pb.ReserveOutcome(order_id=key, reserved=answer)
+                for key, answer in zip(keys, answers, strict=True)
+            ]
+        )
+
+    async def CommitReservations(
+        self, request: pb.CommitReservationsRequest, context: Ctx
+    ) -> pb.CommitReservationsResponse:
+        """Each order as CommitReservation would answer it, a few at a time."""
+        keys = list(request.order_ids)
+        batching.distinct(keys, "order_ids")
+        answers = await batching.answer_each(
+            keys,
+            lambda key: handlers.commit_reservation(self.uow, self.policy, key),
+            BATCH_CONCURRENCY,
+            batching.traceparents_for(keys, request.traceparents),
+            "inventory.commit",
+        )
+        return pb.CommitReservationsResponse(
+            outcomes=[
+                pb.CommitOutcome(order_id=key, error=mappers.item_error(answer))
+                if isinstance(answer, Exception)
+                else pb.CommitOutcome(order_id=key, reservation=mappers.reservation(*answer))
+                for key, answer in zip(keys, answers, strict=True)
+            ]
         )
 
     async def CommitReservation(

@@ -8,6 +8,7 @@ from typing import assert_never
 
 from google.protobuf.message import Message
 
+from oms.common.v1 import common_pb2
 from oms.inventory.v1 import events_pb2
 from oms.inventory.v1 import inventory_pb2 as pb
 from services.inventory.domain import events
@@ -25,6 +26,7 @@ from services.inventory.domain.model import (
     StockAudit,
     StockLevel,
 )
+from services.kit import status
 from services.kit.errors import InvalidArgument
 from services.kit.timestamps import timestamp
 
@@ -33,6 +35,10 @@ from services.kit.timestamps import timestamp
 
 def lines_in(values: Iterable[pb.ReservationLine]) -> list[Line]:
     return [Line(line.sku, line.warehouse_id, line.quantity) for line in values]
+
+
+def item_error(error: Exception) -> common_pb2.ItemError:
+    return status.item_error(error, common_pb2.ItemError, common_pb2.FieldViolation)  # type: ignore[no-any-return]
 
 
 def ttl_in(seconds: int) -> timedelta | None:

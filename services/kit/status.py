@@ -7,6 +7,7 @@ a `retry-after` trailer, never INTERNAL; anything that is not a `DomainError` is
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from services.kit.db_errors import is_connection_failure
 from services.kit.errors import DomainError, InvalidArgument, Unavailable
 
+_log = logging.getLogger(__name__)
 DETAILS_KEY = "grpc-status-details-bin"
 RETRY_AFTER_SECONDS = 1
 DATABASE_UNAVAILABLE = "database unavailable; retry"
@@ -103,3 +105,18 @@ def field_violations(details: bytes) -> list[tuple[str, str]]:
 
 def _retry_after() -> tuple[tuple[str, str], ...]:
     return (("retry-after", str(RETRY_AFTER_SECONDS)),)
+
+
+def item_error(error: BaseException, message: Any, violation: Any) -> Any:
+    """One refused item of a batch call as `message` (oms.common.v1.ItemError, given by the caller's
+    mappers): the code (as its number) and message its single call would have answered, and the fields
+    at fault (`violation`: FieldViolation). Anything unplanned is logged here, as the server does."""
+    status = status_of(error)
+    if status.code is grpc.StatusCode.INTERNAL:
+        _log.error("a batch item failed", exc_info=error)
+    violations = error.violations if isinstance(error, InvalidArgument) else ()
+    return message(
+        code=status.code.value[0],
+        message=status.message,
+        violations=[violation(field=field, description=problem) for field, problem in violations],
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -81,3 +82,10 @@ def current_traceparent() -> str:
 def trace_id_of(traceparent: str) -> str:
     parts = traceparent.split("-")
     return parts[1] if len(parts) == 4 else ""
+
+
+def span_in(traceparent: str, name: str) -> AbstractContextManager[trace.Span]:
+    """A span in the trace `traceparent` names (one item of a batch call, in its own order's trace),
+    or under the current span when it names none."""
+    origin = context_from_headers({"traceparent": traceparent}) if traceparent else None
+    return tracer().start_as_current_span(name, context=origin)

@@ -69,10 +69,17 @@ async def serve(settings: Settings) -> None:
             settings.reservation_ttl_seconds,
             settings.step_deadline_seconds,
             logistics=logistics,
+            linger=settings.peer_linger_seconds,
+            max_batch=settings.peer_max_batch,
         )
         concurrency = settings.process_manager_concurrency
         orchestrator = Orchestrator(
-            new_uow, policy, peers, lease=settings.step_lease, concurrency=max(concurrency, 1)
+            new_uow,
+            policy,
+            peers,
+            lease=settings.step_lease,
+            batch=max(concurrency, 1),
+            concurrency=max(concurrency, 1),
         )
         if concurrency > 0:  # 0: this replica only takes requests; worker replicas drive the orders
             runtime.spawn("orchestrator", orchestrator.run)

@@ -39,6 +39,9 @@ class Settings:
     stuck_after: timedelta
     sweep_seconds: float
     process_manager_concurrency: int
+    # the process manager's batching: how long a peer call waits for more steps, and its largest batch
+    peer_linger_seconds: float
+    peer_max_batch: int
     reservation_ttl_seconds: int
     drift_report_at: time
     # empty: orders runs without logistics, and its orders stop at ALLOCATED (a warehouse system then
@@ -84,7 +87,9 @@ class Settings:
             outage_backoff_max=timedelta(seconds=number(env, "STEP_OUTAGE_BACKOFF_MAX_SECONDS", 30)),
             stuck_after=timedelta(seconds=number(env, "STUCK_ORDER_AFTER_SECONDS", 120)),
             sweep_seconds=number(env, "STUCK_ORDER_SWEEP_SECONDS", 30),
-            process_manager_concurrency=integer(env, "PROCESS_MANAGER_CONCURRENCY", 16),
+            process_manager_concurrency=integer(env, "PROCESS_MANAGER_CONCURRENCY", 64),
+            peer_linger_seconds=number(env, "PEER_BATCH_LINGER_MS", 3) / 1000,
+            peer_max_batch=integer(env, "PEER_BATCH_MAX", 64),
             reservation_ttl_seconds=integer(env, "RESERVATION_TTL_SECONDS", 0),
             drift_report_at=parse_clock(optional(env, "DRIFT_REPORT_AT", "02:00+08:00")),
             logistics_address=optional(env, "LOGISTICS_SERVICE_ADDR", "").strip(),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -13,6 +14,8 @@ from oms.common.v1 import common_pb2
 from oms.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from oms.logistics.v1 import logistics_pb2, logistics_pb2_grpc
 from oms.routing.v1 import routing_pb2, routing_pb2_grpc
+from services.kit import tracing
+from services.kit.batching import Batcher
 from services.kit.errors import DomainError, Unavailable
 from services.kit.status import DETAILS_KEY, field_violations
 from services.orders import mappers
@@ -110,6 +113,7 @@ class PeerFailed(Exception):
     def __init__(self, peer: str, code: grpc.StatusCode, detail: str) -> None:
         super().__init__(f"{peer}: {code.name} {detail}".strip())
         self.peer = peer
+        self.status = code
 
 
 class Peers:
@@ -120,6 +124,8 @@ class Peers:
         reservation_ttl_seconds: int,
         deadline_seconds: float = 5.0,
         logistics: grpc.aio.Channel | None = None,
+        linger: float = 0.003,
+        max_batch: int = 64,
     ) -> None:
         self.routing = routing_pb2_grpc.RoutingServiceStub(routing)
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(inventory)
@@ -129,6 +135,18 @@ class Peers:
         self.ttl = reservation_ttl_seconds
         # every call waits for its channel to be ready, up to this long (a peer restarting is not an error)
         self.deadline = deadline_seconds
+        # the process manager's steps meet here: what they ask within a few milliseconds goes to the
+        # peer in one batch call, answered per order (a peer without the batch call is asked one by one)
+        self._plans: Batcher[tuple[routing_pb2.PlanFulfilmentRequest, str], Plan] = Batcher(
+            self._plan_batch, linger, max_batch
+        )
+        self._reserves: Batcher[tuple[inventory_pb2.ReserveRequest, str], bool] = Batcher(
+            self._reserve_batch, linger, max_batch
+        )
+        self._commits: Batcher[tuple[str, str], tuple[str, ...]] = Batcher(
+            self._commit_batch, linger, max_batch
+        )
+        self.batched = {"routing": True, "inventory": True}
 
     def _options(self) -> dict[str, Any]:
         return {"timeout": self.deadline, "wait_for_ready": True}
@@ -154,58 +172,122 @@ class Peers:
             priority=PRIORITIES[order.priority],
             refused_decision_id=refused_decision_id,
         )
-        reply = await _call(self.routing.PlanFulfilment(request, **self._options()), "routing")
-        decision = reply.decision
-        if decision.parked_reason:
-            return Plan((), decision.parked_reason, decision.parked_detail, decision.decision_id)
-        return Plan(
-            tuple(
-                (shipment.warehouse_id, line.sku, int(line.quantity))
-                for shipment in decision.shipments
-                for line in shipment.lines
-            ),
-            decision_id=decision.decision_id,
-            parcels=tuple(
-                PlannedParcel(
-                    shipment.warehouse_id,
-                    shipment.carrier,
-                    shipment.service,
-                    tuple((line.sku, int(line.quantity)) for line in shipment.lines),
+        return await self._plans.submit((request, tracing.current_traceparent()))
+
+    async def _plan_batch(
+        self, items: list[tuple[routing_pb2.PlanFulfilmentRequest, str]]
+    ) -> list[Plan | BaseException]:
+        if self.batched["routing"]:
+            try:
+                reply = await _call(
+                    self.routing.PlanFulfilments(
+                        routing_pb2.PlanFulfilmentsRequest(
+                            requests=[request for request, _ in items], traceparents=_traces(items)
+                        ),
+                        **self._options(),
+                    ),
+                    "routing",
                 )
-                for shipment in decision.shipments
-            ),
-        )
+                return [
+                    _plan_of(outcome.decision)
+                    if outcome.WhichOneof("outcome") == "decision"
+                    else _item_error("routing", outcome.error)
+                    for outcome in reply.outcomes
+                ]
+            except PeerFailed as error:
+                if error.status is not grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self.batched["routing"] = False  # an older routing: one call per order from now on
+
+        async def one(request: routing_pb2.PlanFulfilmentRequest) -> Plan:
+            reply = await _call(self.routing.PlanFulfilment(request, **self._options()), "routing")
+            return _plan_of(reply.decision)
+
+        return await _each([request for request, _ in items], one)
 
     async def reserve(self, order_id: str, plan: Plan) -> bool:
-        reply = await _call(
-            self.inventory.Reserve(
-                inventory_pb2.ReserveRequest(
-                    order_id=order_id,
-                    lines=[
-                        inventory_pb2.ReservationLine(sku=sku, warehouse_id=warehouse, quantity=quantity)
-                        for warehouse, sku, quantity in plan.lines
-                    ],
-                    ttl_seconds=self.ttl,
-                ),
-                **self._options(),
-            ),
-            "inventory",
+        request = inventory_pb2.ReserveRequest(
+            order_id=order_id,
+            lines=[
+                inventory_pb2.ReservationLine(sku=sku, warehouse_id=warehouse, quantity=quantity)
+                for warehouse, sku, quantity in plan.lines
+            ],
+            ttl_seconds=self.ttl,
         )
-        return reply.reserved
+        return await self._reserves.submit((request, tracing.current_traceparent()))
+
+    async def _reserve_batch(
+        self, items: list[tuple[inventory_pb2.ReserveRequest, str]]
+    ) -> list[bool | BaseException]:
+        if self.batched["inventory"]:
+            try:
+                reply = await _call(
+                    self.inventory.ReserveBatch(
+                        inventory_pb2.ReserveBatchRequest(
+                            requests=[request for request, _ in items], traceparents=_traces(items)
+                        ),
+                        **self._options(),
+                    ),
+                    "inventory",
+                )
+                return [
+                    outcome.reserved.reserved
+                    if outcome.WhichOneof("outcome") == "reserved"
+                    else _item_error("inventory", outcome.error)
+                    for outcome in reply.outcomes
+                ]
+            except PeerFailed as error:
+                if error.status is not grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self.batched["inventory"] = False
+
+        async def one(request: inventory_pb2.ReserveRequest) -> bool:
+            reply = await _call(self.inventory.Reserve(request, **self._options()), "inventory")
+            return bool(reply.reserved)
+
+        return await _each([request for request, _ in items], one)
 
     async def commit(self, order_id: str) -> tuple[str, ...]:
         try:
+            return await self._commits.submit((order_id, tracing.current_traceparent()))
+        except PeerRefused as error:
+            if error.status in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                raise StockGone(error.message) from None
+            raise
+
+    async def _commit_batch(self, items: list[tuple[str, str]]) -> list[tuple[str, ...] | BaseException]:
+        if self.batched["inventory"]:
+            try:
+                reply = await _call(
+                    self.inventory.CommitReservations(
+                        inventory_pb2.CommitReservationsRequest(
+                            order_ids=[order_id for order_id, _ in items], traceparents=_traces(items)
+                        ),
+                        **self._options(),
+                    ),
+                    "inventory",
+                )
+                return [
+                    _warehouses_of(outcome.reservation)
+                    if outcome.WhichOneof("outcome") == "reservation"
+                    else _item_error("inventory", outcome.error)
+                    for outcome in reply.outcomes
+                ]
+            except PeerFailed as error:
+                if error.status is not grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self.batched["inventory"] = False
+
+        async def one(order_id: str) -> tuple[str, ...]:
             reply = await _call(
                 self.inventory.CommitReservation(
                     inventory_pb2.CommitReservationRequest(order_id=order_id), **self._options()
                 ),
                 "inventory",
             )
-        except PeerRefused as error:
-            if error.status in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
-                raise StockGone(error.message) from None
-            raise
-        return tuple(dict.fromkeys(line.warehouse_id for line in reply.reservation.lines))
+            return _warehouses_of(reply.reservation)
+
+        return await _each([order_id for order_id, _ in items], one)
 
     async def release(self, order: Order, reason: str) -> None:
         try:
@@ -291,6 +373,65 @@ class Peers:
                 return ()
             raise
         return tuple(mappers.shipment_of(shipment) for shipment in reply.shipments)
+
+
+def _plan_of(decision: routing_pb2.Decision) -> Plan:
+    if decision.parked_reason:
+        return Plan((), decision.parked_reason, decision.parked_detail, decision.decision_id)
+    return Plan(
+        tuple(
+            (shipment.warehouse_id, line.sku, int(line.quantity))
+            for shipment in decision.shipments
+            for line in shipment.lines
+        ),
+        decision_id=decision.decision_id,
+        parcels=tuple(
+            PlannedParcel(
+                shipment.warehouse_id,
+                shipment.carrier,
+                shipment.service,
+                tuple((line.sku, int(line.quantity)) for line in shipment.lines),
+            )
+            for shipment in decision.shipments
+        ),
+    )
+
+
+def _warehouses_of(reservation: inventory_pb2.Reservation) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(line.warehouse_id for line in reservation.lines))
+
+
+def _traces(items: Sequence[tuple[Any, str]]) -> dict[str, str]:
+    """order_id → traceparent, for the orders whose step runs in a trace."""
+    traces = {}
+    for request, traceparent in items:
+        if traceparent:
+            traces[request if isinstance(request, str) else request.order_id] = traceparent
+    return traces
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def _each(items: Sequence[T], call: Callable[[T], Awaitable[R]]) -> list[R | BaseException]:
+    """One call per item, concurrently, each answered on its own (a peer without the batch call)."""
+    return list(await asyncio.gather(*(call(item) for item in items), return_exceptions=True))
+
+
+def _item_error(peer: str, error: common_pb2.ItemError) -> Exception:
+    """A refused item of a batch call, as the same exception its single call would have raised."""
+    try:
+        code = next(status for status in grpc.StatusCode if status.value[0] == error.code)
+    except StopIteration:
+        code = grpc.StatusCode.UNKNOWN
+    detail = error.message
+    if code in PERMANENT:
+        violations = [(violation.field, violation.description) for violation in error.violations]
+        return PeerRefused(peer, code, detail, violations)
+    if code in TRANSIENT:
+        return PeerUnavailable(peer, code, detail)
+    return PeerFailed(peer, code, detail)
 
 
 def _quantities(order: Order) -> list[tuple[str, int]]:

@@ -8,7 +8,10 @@ from typing import Any
 from oms.common.v1 import common_pb2
 from oms.routing.v1 import routing_pb2 as pb
 from oms.routing.v1 import routing_pb2_grpc
+from services.kit import batching
+from services.kit.errors import InvalidArgument
 from services.routing import mappers
+from services.routing.domain.commands import PlanCommand
 from services.routing.handlers import planning, rule_sets
 from services.routing.handlers.ports import StockSource, UnitOfWork
 from services.routing.handlers.rule_cache import RuleSetCache
@@ -37,6 +40,32 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         command = mappers.plan_command(request)
         recorded = await planning.plan_fulfilment(self.uow, self.cache, self.stock, command)
         return pb.PlanFulfilmentResponse(decision=mappers.decision(recorded))
+
+    async def PlanFulfilments(
+        self, request: pb.PlanFulfilmentsRequest, context: Ctx
+    ) -> pb.PlanFulfilmentsResponse:
+        items = list(request.requests)
+        keys = [item.order_id for item in items]
+        batching.distinct(keys, "requests")
+        commands: list[PlanCommand | Exception] = []
+        for item in items:
+            try:
+                commands.append(mappers.plan_command(item))
+            except InvalidArgument as error:
+                commands.append(error)
+        valid = [command for command in commands if isinstance(command, PlanCommand)]
+        planned = iter(
+            await planning.plan_fulfilments(self.uow, self.cache, self.stock, valid, request.traceparents)
+        )
+        answers = [command if isinstance(command, Exception) else next(planned) for command in commands]
+        return pb.PlanFulfilmentsResponse(
+            outcomes=[
+                pb.PlanOutcome(order_id=key, error=mappers.item_error(answer))
+                if isinstance(answer, Exception)
+                else pb.PlanOutcome(order_id=key, decision=mappers.decision(answer))
+                for key, answer in zip(keys, answers, strict=True)
+            ]
+        )
 
     async def ExplainDecision(
         self, request: pb.ExplainDecisionRequest, context: Ctx

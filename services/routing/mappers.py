@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from oms.common.v1 import common_pb2
 from oms.routing.v1 import events_pb2
 from oms.routing.v1 import routing_pb2 as pb
+from services.kit import status
 from services.kit.errors import InvalidArgument
 from services.kit.timestamps import timestamp as kit_timestamp
 from services.routing.domain.commands import PlanCommand
@@ -62,6 +63,10 @@ def priority(value: int) -> str:
     if value == pb.PRIORITY_UNSPECIFIED:
         return "standard"
     return pb.Priority.Name(value).removeprefix("PRIORITY_").lower()
+
+
+def item_error(error: Exception) -> common_pb2.ItemError:
+    return status.item_error(error, common_pb2.ItemError, common_pb2.FieldViolation)  # type: ignore[no-any-return]
 
 
 def plan_command(request: pb.PlanFulfilmentRequest) -> PlanCommand:

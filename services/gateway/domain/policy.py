@@ -148,6 +148,9 @@ POLICY: dict[str, Rule] = {
     f"{INVENTORY}/SetStockPolicy": _w(STAFF, STAFF_ONLY),
     f"{INVENTORY}/Reserve": _w(STAFF | {"service"}, STAFF_ONLY),
     f"{INVENTORY}/CommitReservation": _w(STAFF | {"service"}, STAFF_ONLY),
+    # the batch calls are orders' process manager's (service-to-service, or a client-credentials token)
+    f"{INVENTORY}/ReserveBatch": _w(frozenset({"service"}), STAFF_ONLY),
+    f"{INVENTORY}/CommitReservations": _w(frozenset({"service"}), STAFF_ONLY),
     f"{INVENTORY}/ReleaseReservation": _w(STAFF | {"service"}, STAFF_ONLY),
     f"{INVENTORY}/MoveReservation": _w(STAFF | {"service"}, STAFF_ONLY),
     f"{INVENTORY}/GetReservation": _r(STOCK_READERS, ORDER),
@@ -161,6 +164,7 @@ POLICY: dict[str, Rule] = {
     f"{INVENTORY}/ListReplenishmentOrders": _r(STAFF | {"warehouse"}, STAFF_ONLY),
     f"{INVENTORY}/UpdateReplenishmentOrder": _w(STAFF | {"warehouse"}, STAFF_ONLY),
     f"{ROUTING}/PlanFulfilment": _w(STAFF | {"service"}, STAFF_ONLY),
+    f"{ROUTING}/PlanFulfilments": _w(frozenset({"service"}), STAFF_ONLY),
     f"{ROUTING}/ExplainDecision": _r(STAFF | {"cs_agent", "warehouse"}, ORDER),
     f"{ROUTING}/GetRuleSet": _r(ROUTING_ADMINS, STAFF_ONLY),
     f"{ROUTING}/SaveDraftRuleSet": _w(ROUTING_ADMINS, STAFF_ONLY),

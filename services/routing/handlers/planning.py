@@ -3,9 +3,11 @@ log the decision, park the order or count the load, and announce it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from services.kit import tracing
 from services.kit.errors import InvalidArgument
 from services.kit.ids import new_id
 from services.routing.domain.commands import PlanCommand
@@ -22,6 +24,7 @@ from services.routing.domain.model import (
     with_catalogue,
 )
 from services.routing.domain.planner import plan
+from services.routing.domain.rules import RuleSet
 from services.routing.handlers.ports import StockSource, UnitOfWork
 from services.routing.handlers.rule_cache import RuleSetCache
 
@@ -46,26 +49,152 @@ async def plan_fulfilment(
     request = validate(command)
     rules = await cache.active(new_uow())
     shadow_rules = await cache.shadow(new_uow())
+    skus = [line.sku for line in request.lines]
+    found = await _availability(stock_source, skus, _warehouses(rules, shadow_rules))
+    request, stock = with_catalogue(request, found.catalogue), found.levels
+    return await _decide(new_uow, cache, request, stock, rules, shadow_rules, command.refused_decision_id)
+
+
+async def plan_fulfilments(
+    new_uow: Callable[[], UnitOfWork],
+    cache: RuleSetCache,
+    stock_source: StockSource,
+    commands: Sequence[PlanCommand],
+    traceparents: Mapping[str, str] | None = None,
+    concurrency: int = 8,
+) -> list[RecordedDecision | Exception]:
+    """Many orders, each as `plan_fulfilment` would plan it, on one read of live stock for them all.
+
+    The orders are decided one after another, each on the stock the ones before it left: two orders of
+    one batch never both plan the last unit. Each is recorded in its own transaction, and answered on
+    its own: a refused order (bad address, unknown SKU) is that order's error, never the batch's.
+    """
+    validated: list[RouteRequest | Exception] = []
+    for command in commands:
+        try:
+            validated.append(validate(command))
+        except InvalidArgument as error:
+            validated.append(error)
+    rules = await cache.active(new_uow())
+    shadow_rules = await cache.shadow(new_uow())
+    valid = [request for request in validated if isinstance(request, RouteRequest)]
+    skus = list(dict.fromkeys(line.sku for request in valid for line in request.lines))
+    warehouses = _warehouses(rules, shadow_rules)
+    try:
+        found = await _availability(stock_source, skus, warehouses) if skus else Stock({}, {})
+    except InvalidArgument:
+        # an order names a SKU inventory does not know: plan each order on its own, so that only the
+        # orders naming it are refused (with the line at fault)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def alone(command: PlanCommand) -> RecordedDecision | Exception:
+            async with gate:
+                try:
+                    with tracing.span_in((traceparents or {}).get(command.order_id, ""), "routing.plan"):
+                        return await plan_fulfilment(new_uow, cache, stock_source, command)
+                except Exception as error:
+                    return error
+
+        return list(await asyncio.gather(*(alone(command) for command in commands)))
+    levels = dict(found.levels)
+    async with new_uow() as uow:
+        load = await cache.load(uow)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def record(
+        request: RouteRequest,
+        decision: Decision,
+        shadow: Decision | None,
+        seen: dict[tuple[str, str], int],
+        load_seen: dict[str, int],
+        refused: str,
+    ) -> RecordedDecision | Exception:
+        async with gate:
+            try:
+                with tracing.span_in((traceparents or {}).get(request.order_id, ""), "routing.plan"):
+                    return await _write(new_uow, request, decision, shadow, seen, load_seen, refused)
+            except Exception as error:
+                return error
+
+    pending: list[Awaitable[RecordedDecision | Exception]] = []
+    for command, checked in zip(commands, validated, strict=True):
+        if isinstance(checked, Exception):
+            pending.append(_failed(checked))
+            continue
+        request = with_catalogue(checked, found.catalogue)
+        seen = {
+            key: levels[key]
+            for line in request.lines
+            for warehouse in warehouses
+            if (key := (line.sku, warehouse)) in levels
+        }
+        load_seen = dict(load)
+        decision = plan(request, rules, seen, load_seen)
+        shadow = None if shadow_rules is None else plan(request, shadow_rules, seen, load_seen)
+        for shipment in decision.shipments:  # what this order takes, the next ones cannot
+            load[shipment.warehouse_id] = load.get(shipment.warehouse_id, 0) + 1
+            for sku, quantity in shipment.lines:
+                key = (sku, shipment.warehouse_id)
+                levels[key] = levels.get(key, 0) - quantity
+        pending.append(record(request, decision, shadow, seen, load_seen, command.refused_decision_id))
+    return list(await asyncio.gather(*pending))
+
+
+async def _failed(error: Exception) -> Exception:
+    return error
+
+
+def _warehouses(rules: RuleSet, shadow_rules: RuleSet | None) -> list[str]:
     warehouses = {w.warehouse_id for w in rules.warehouses}
     if shadow_rules is not None:
         warehouses |= {w.warehouse_id for w in shadow_rules.warehouses}
-    skus = [line.sku for line in request.lines]
-    found = await _availability(stock_source, skus, sorted(warehouses))
-    request, stock = with_catalogue(request, found.catalogue), found.levels
+    return sorted(warehouses)
+
+
+async def _decide(
+    new_uow: Callable[[], UnitOfWork],
+    cache: RuleSetCache,
+    request: RouteRequest,
+    stock: dict[tuple[str, str], int],
+    rules: RuleSet,
+    shadow_rules: RuleSet | None,
+    refused_decision_id: str,
+) -> RecordedDecision:
     uow = new_uow()
     async with uow:
         load = await cache.load(uow)
         decision = plan(request, rules, stock, load)
         shadow = None if shadow_rules is None else plan(request, shadow_rules, stock, load)
-        recorded = await _record(uow, request, decision, stock, load, shadow, command.refused_decision_id)
+        recorded = await _record(uow, request, decision, stock, load, shadow, refused_decision_id)
         if recorded is not None:
             await uow.commit()
-    if recorded is None:  # already planned: answer with that plan, after this transaction rolled back
-        existing = await _current(new_uow(), request.order_id)
-        assert existing is not None, "a planned decision conflicted and cannot vanish"
-        await _drop_stale_park(new_uow(), existing)
-        return existing
-    return recorded
+    return recorded if recorded is not None else await _repeat(new_uow, request.order_id)
+
+
+async def _write(
+    new_uow: Callable[[], UnitOfWork],
+    request: RouteRequest,
+    decision: Decision,
+    shadow: Decision | None,
+    stock: dict[tuple[str, str], int],
+    load: dict[str, int],
+    refused_decision_id: str,
+) -> RecordedDecision:
+    """Record a decision made outside the transaction (a batch's), or answer the order's plan."""
+    uow = new_uow()
+    async with uow:
+        recorded = await _record(uow, request, decision, stock, load, shadow, refused_decision_id)
+        if recorded is not None:
+            await uow.commit()
+    return recorded if recorded is not None else await _repeat(new_uow, request.order_id)
+
+
+async def _repeat(new_uow: Callable[[], UnitOfWork], order_id: str) -> RecordedDecision:
+    """Already planned: answer with that plan, after the writing transaction rolled back."""
+    existing = await _current(new_uow(), order_id)
+    assert existing is not None, "a planned decision conflicted and cannot vanish"
+    await _drop_stale_park(new_uow(), existing)
+    return existing
 
 
 _SKUS_INDEX = re.compile(r"^skus\[(\d+)\]")
