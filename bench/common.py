@@ -32,7 +32,7 @@ from services.kit.identity import (
 from services.kit.migrate import upgrade
 
 # every process of a benchmark trusts every other; the bench client calls as a service of its own
-ISSUERS = ("gateway", "orders", "inventory", "routing", "logistics", "aftersales", "bench")
+ISSUERS = ("gateway", "orders", "inventory", "routing", "logistics", "aftersales", "bench", "echo")
 KEYS = {issuer: generate_key() for issuer in ISSUERS}
 
 
@@ -69,8 +69,15 @@ class Bench:
         upgrade(ROOT / "services" / service / "migrations", url)
         return url
 
-    def start(self, service: str, env: dict[str, str], replicas: int = 1) -> str:
-        """Start the service (on one port, SO_REUSEPORT, when replicated); returns its address."""
+    def scratch_database(self, name: str) -> str:
+        """An empty database of its own (the ceilings' scratch tables)."""
+        url = with_database(self.infra.database_url, f"bench_{name}")
+        asyncio.run(create_databases(self.infra.database_url, [f"bench_{name}"]))
+        return url
+
+    def start(self, service: str, env: dict[str, str], replicas: int = 1, module: str = "") -> str:
+        """Start the service (on one port, SO_REUSEPORT, when replicated); returns its address.
+        `module`: another program to run in the service's place (the echo server of bench.ceilings)."""
         port = embedded.free_port()
         full_env = embedded.python_env(
             ROOT,
@@ -86,7 +93,7 @@ class Bench:
         for n in range(replicas):
             process = embedded.spawn(
                 f"{service}-{n}",
-                [sys.executable, "-m", f"services.{service}"],
+                [sys.executable, "-m", module or f"services.{service}"],
                 self.home / "logs",
                 env=full_env,
                 cwd=ROOT,

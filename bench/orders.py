@@ -4,6 +4,12 @@
 2. Batch ingest of 100,000 orders (BENCH_BATCH_ORDERS) in batches of 500.
 3. SQL statements per order, counted on a SQLAlchemy engine in this process: the ingest of one
    order, and the process manager's steps that reserve it at the live inventory.
+4. Event latency during a burst of 2,000 single orders: an order's `orders.created` event at a raw
+   NATS subscriber, from the time the event says it happened (the clock read inside the order's own
+   transaction, so an upper bound of commit → subscriber).
+5. The ceilings, measured in the same run (bench/ceilings.py): the gRPC echo rate of the same client
+   with the same requests, one-statement asyncpg writes, acknowledged JetStream publishes; each figure
+   is printed with its ratio to its ceiling.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ import os
 import random
 import time
 
+import nats
 from sqlalchemy import event
 
+from bench import ceilings
 from bench.common import (
     BENCH_CLIENT,
     bench_stack,
@@ -26,7 +34,7 @@ from bench.common import (
     seed_stock,
 )
 from oms.common.v1 import common_pb2
-from oms.orders.v1 import orders_pb2, orders_pb2_grpc
+from oms.orders.v1 import events_pb2, orders_pb2, orders_pb2_grpc
 from services.kit import grpc_client
 from services.kit.db import make_engine
 from services.kit.sealing import KeyRing
@@ -91,6 +99,49 @@ async def single(address: str) -> tuple[float, list[float]]:
         return stub.IngestOrder(request, timeout=30)
 
     return await closed_loop(address, orders_pb2_grpc.OrdersServiceStub, CLIENTS, SECONDS, ingest)
+
+
+async def event_latencies(address: str, nats_url: str, orders: int = 2_000) -> list[float]:
+    """A burst of `orders` single orders from 64 clients; each one's `orders.created` event timed at a
+    raw (core NATS) subscriber against the event's own occurred_at."""
+    nc = await nats.connect(nats_url)
+    seen: list[float] = []
+    done = asyncio.Event()
+
+    async def received(msg: nats.aio.msg.Msg) -> None:
+        arrived = time.time()
+        created = events_pb2.OrderCreated.FromString(msg.data)
+        seen.append(arrived - created.occurred_at.ToMicroseconds() / 1e6)
+        if len(seen) >= orders:
+            done.set()
+
+    subscription = await nc.subscribe("bench.orders.created", cb=received)
+    await nc.flush()
+    rng = random.Random(3)
+    queue = list(range(orders))
+    async with client_channel(address) as channel:
+        stub = orders_pb2_grpc.OrdersServiceStub(channel)
+
+        async def client() -> None:
+            while queue:
+                await stub.IngestOrder(order_request(f"burst-{queue.pop()}", rng), timeout=30)
+
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    await asyncio.wait_for(done.wait(), timeout=60)
+    await subscription.unsubscribe()
+    await nc.close()
+    return seen
+
+
+async def echo_rate(address: str) -> float:
+    """The gRPC ceiling: the same single calls from the same client, answered at once by bench/echo.py."""
+    rngs: dict[int, random.Random] = {}
+
+    def ingest(stub: orders_pb2_grpc.OrdersServiceStub, n: int, count: int) -> object:
+        request = order_request(f"echo-{n}-{count}", rngs.setdefault(n, random.Random(n)))
+        return stub.IngestOrder(request, timeout=30)
+
+    return await ceilings.grpc_echo_rate(address, orders_pb2_grpc.OrdersServiceStub, ingest, SECONDS)
 
 
 async def batches(address: str, label: str) -> float:
@@ -232,7 +283,13 @@ def main() -> None:
         print(f"single_p99_ms: {percentile(latencies, 0.99) * 1000:.1f} ms")
         for name, seconds in spent.items():
             print(f"single_{name}_cpu_ms_per_order: {seconds * 1000 / max(len(latencies), 1):.2f} ms")
-        print(f"batch_orders_per_s: {asyncio.run(batches(orders, 'batch')):.0f} orders/s")
+        single_rate = rate
+        single_cpu_ms = {name: seconds * 1000 / max(len(latencies), 1) for name, seconds in spent.items()}
+        burst = asyncio.run(event_latencies(orders, bench.infra.nats_url))
+        print(f"event_latency_p50_ms: {median(burst) * 1000:.1f} ms")
+        print(f"event_latency_p99_ms: {percentile(burst, 0.99) * 1000:.1f} ms")
+        batch_rate = asyncio.run(batches(orders, "batch"))
+        print(f"batch_orders_per_s: {batch_rate:.0f} orders/s")
         # the same two loads on a replica that only takes requests (PROCESS_MANAGER_CONCURRENCY=0):
         # what the ingest path costs by itself, with the process manager's work left for later
         ingest_only = bench.start(
@@ -249,6 +306,14 @@ def main() -> None:
         print(f"ingest_only_single_orders_per_s: {rate:.0f} orders/s")
         print(f"ingest_only_single_p99_ms: {percentile(latencies, 0.99) * 1000:.1f} ms")
         print(f"ingest_only_batch_orders_per_s: {asyncio.run(batches(ingest_only, 'only')):.0f} orders/s")
+        echo = ceilings.start_echo(bench)
+        figure = "single_orders_per_s"
+        ceilings.ratio(figure, single_rate, "grpc_echo_per_s", asyncio.run(echo_rate(echo)), "calls/s")
+        raw_sql = asyncio.run(ceilings.asyncpg_statement_rate(bench.scratch_database("ceiling"), SECONDS))
+        ceilings.ratio(figure, single_rate, "asyncpg_statements_per_s", raw_sql, "statements/s")
+        raw_js = asyncio.run(ceilings.jetstream_publish_rate(bench.infra.nats_url, SECONDS))
+        ceilings.ratio(figure, single_rate, "jetstream_publishes_per_s", raw_js, "publishes/s")
+        print(f"single_cpu_ms_per_order_all_services: {sum(single_cpu_ms.values()):.2f} ms")
         counted = asyncio.run(statements(bench.database("orders", "_counted"), routing, inventory, ring))
         per_order = counted["single"] + counted["steps"]
         print(f"sql_statements_per_order: {per_order:.1f} statements")

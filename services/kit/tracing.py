@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -89,3 +89,17 @@ def span_in(traceparent: str, name: str) -> AbstractContextManager[trace.Span]:
     or under the current span when it names none."""
     origin = context_from_headers({"traceparent": traceparent}) if traceparent else None
     return tracer().start_as_current_span(name, context=origin)
+
+
+@contextmanager
+def attached(traceparent: str) -> Iterator[None]:
+    """Make `traceparent` the current trace context for the block (no new span); nothing when empty.
+    A batch's writer uses it to record each item in its own item's trace."""
+    if not traceparent:
+        yield
+        return
+    token = otel_context.attach(context_from_headers({"traceparent": traceparent}))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)

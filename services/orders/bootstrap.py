@@ -145,6 +145,8 @@ async def serve(settings: Settings) -> None:
             orchestrator,
             export_chunk=settings.export_chunk_orders,
             export_pause_seconds=settings.export_chunk_pause_seconds,
+            ingest_linger=settings.ingest_linger_seconds,
+            ingest_max_batch=settings.peer_max_batch,
         )
         await app.serve_until_signalled(
             settings.common,

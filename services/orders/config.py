@@ -42,6 +42,8 @@ class Settings:
     # the process manager's batching: how long a peer call waits for more steps, and its largest batch
     peer_linger_seconds: float
     peer_max_batch: int
+    # single ingest calls arriving within this long are stored in one transaction (0: each alone)
+    ingest_linger_seconds: float
     reservation_ttl_seconds: int
     drift_report_at: time
     # empty: orders runs without logistics, and its orders stop at ALLOCATED (a warehouse system then
@@ -90,6 +92,7 @@ class Settings:
             process_manager_concurrency=integer(env, "PROCESS_MANAGER_CONCURRENCY", 64),
             peer_linger_seconds=number(env, "PEER_BATCH_LINGER_MS", 3) / 1000,
             peer_max_batch=integer(env, "PEER_BATCH_MAX", 64),
+            ingest_linger_seconds=number(env, "INGEST_BATCH_LINGER_MS", 2) / 1000,
             reservation_ttl_seconds=integer(env, "RESERVATION_TTL_SECONDS", 0),
             drift_report_at=parse_clock(optional(env, "DRIFT_REPORT_AT", "02:00+08:00")),
             logistics_address=optional(env, "LOGISTICS_SERVICE_ADDR", "").strip(),

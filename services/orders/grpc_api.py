@@ -13,7 +13,8 @@ import grpc
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
-from services.kit import identity
+from services.kit import identity, tracing
+from services.kit.batching import Batcher
 from services.kit.errors import InvalidArgument, PermissionDenied
 from services.orders import handlers, mappers, views
 from services.orders.domain import masking
@@ -24,6 +25,8 @@ from services.orders.domain.timeline import Actor, ActorType
 from services.orders.orchestrator import Orchestrator
 from services.orders.store import OrdersUnitOfWork
 
+# one single order waiting to be stored with others: (the order, who sent it, its trace)
+Gathered = tuple[IngestCommand | handlers.ChannelPayload, Actor, str]
 SERVICE_NAME = orders_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name
 PAYMENT_PROVIDER_ROLE = "payment_provider"
 
@@ -36,12 +39,19 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         orchestrator: Orchestrator | None = None,
         export_chunk: int = 500,
         export_pause_seconds: float = 0.0,
+        ingest_linger: float = 0.0,
+        ingest_max_batch: int = 64,
     ) -> None:
         self.uow = uow_factory
         self.export_chunk = export_chunk
         self.export_pause_seconds = export_pause_seconds
         self.policy = policy
         self.orchestrator = orchestrator
+        # single IngestOrder / IngestChannelOrder calls arriving within `ingest_linger` seconds are
+        # stored in one transaction (0: each alone)
+        self._singles: Batcher[Gathered, handlers.Ingested] | None = (
+            Batcher(self._ingest_gathered, ingest_linger, ingest_max_batch) if ingest_linger > 0 else None
+        )
 
     def _poke(self, changes: handlers.Changes) -> None:
         if self.orchestrator is not None:
@@ -74,12 +84,42 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self, item: IngestCommand | handlers.ChannelPayload, context: grpc.aio.ServicerContext
     ) -> handlers.Ingested:
         check_channel(scope_of(context), item.channel)
-        results, changes = await handlers.ingest(self.uow(), self.policy, [item], actor_of(context))
-        self._poke(changes)
-        result = results[0]
+        actor = actor_of(context)
+        if self._singles is None:
+            results, changes = await handlers.ingest(self.uow(), self.policy, [item], actor)
+            self._poke(changes)
+            result = results[0]
+        else:
+            result = await self._singles.submit((item, actor, tracing.current_traceparent()))
         if result.outcome is handlers.Outcome.REJECTED:
             raise InvalidArgument.of(result.violations or [(result.error_field, result.error)])
         return result
+
+    async def _ingest_gathered(self, items: list[Gathered]) -> list[handlers.Ingested | BaseException]:
+        """Single orders that arrived within the linger, stored as one batch per caller (each order in
+        its own trace, each caller answered with its own result). When the batch fails as a whole, each
+        order is tried alone, so only the one at fault gets the error."""
+        answers: list[handlers.Ingested | BaseException | None] = [None] * len(items)
+        by_actor: dict[Actor, list[int]] = {}
+        for index, (_, actor, _) in enumerate(items):
+            by_actor.setdefault(actor, []).append(index)
+        for actor, indexes in by_actor.items():
+            group = [items[index] for index in indexes]
+            try:
+                results, changes = await handlers.ingest(
+                    self.uow(), self.policy, [item for item, _, _ in group], actor, [t for _, _, t in group]
+                )
+            except Exception as error:
+                if len(group) == 1:
+                    answers[indexes[0]] = error
+                    continue
+                for index in indexes:
+                    answers[index] = (await self._ingest_gathered([items[index]]))[0]
+                continue
+            self._poke(changes)
+            for index, result in zip(indexes, results, strict=True):
+                answers[index] = result
+        return [answer if answer is not None else RuntimeError("not answered") for answer in answers]
 
     async def IngestOrders(
         self, request: orders_pb2.IngestOrdersRequest, context: grpc.aio.ServicerContext

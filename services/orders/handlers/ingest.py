@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from services.kit import tracing
 from services.kit.errors import FailedPrecondition, InvalidArgument
 from services.kit.ids import new_id
 from services.orders.domain import channels, orchestration
@@ -48,7 +49,11 @@ class Ingested:
 
 
 async def ingest(
-    uow: UnitOfWork, policy: Policy, items: Sequence[IngestOrder | ChannelPayload], actor: Actor
+    uow: UnitOfWork,
+    policy: Policy,
+    items: Sequence[IngestOrder | ChannelPayload],
+    actor: Actor,
+    traceparents: Sequence[str] = (),
 ) -> tuple[list[Ingested], Changes]:
     """Store every valid item once, in one transaction; each item gets its own result.
 
@@ -102,9 +107,11 @@ async def ingest(
                     reason = "held for review: the customer has an overdue after-sales ticket"
                     order.hold(reason, now, HoldCause.OVERDUE_TICKET)
         new: list[tuple[Stored, Sequence[Entry], bytes]] = []
-        for _, order, _, raw in accepted:
+        for index, order, _, raw in accepted:
             step = orchestration.next_step(order, orchestration.StockState.NONE)
             stored = Stored(order, step=step.value if step else None, step_due_at=now if step else None)
+            if index < len(traceparents):  # the item's own trace (single calls gathered into a batch)
+                stored.traceparent = traceparents[index]
             new.append((stored, entries_for(order.events, actor, order.channel.value), raw))
         inserted = await uow.orders.add_new(new, now) if new else set()
         for index, order, command, _ in accepted:
@@ -114,7 +121,8 @@ async def ingest(
                     changes.due_steps.add(order.order_id)
                     results[index].pending_step = step.value
                 continue
-            results[index] = await _revise_existing(uow, index, command, actor, changes)
+            with tracing.attached(traceparents[index] if index < len(traceparents) else ""):
+                results[index] = await _revise_existing(uow, index, command, actor, changes)
         await uow.commit()
     return results, changes
 

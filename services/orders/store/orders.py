@@ -103,7 +103,8 @@ class OrderRepository:
     async def add_new(self, new: Sequence[tuple[Stored, Sequence[Entry], bytes]], at: datetime) -> set[str]:
         """Insert each (order, its timeline, its raw channel payload) with the order's recorded events;
         returns the ids actually inserted (the others' channel orders were already stored). Every
-        process-manager step of these orders continues the current trace."""
+        process-manager step of these orders continues the current trace, or the order's own when it
+        was given one (`stored.traceparent`)."""
         traceparent, trace_id = tracing.current_traceparent(), tracing.current_trace_id()
         orders: list[dict[str, Any]] = []
         lines: list[dict[str, Any]] = []
@@ -112,12 +113,18 @@ class OrderRepository:
         payloads: list[dict[str, Any]] = []
         for stored, entries, raw in new:
             order = stored.order
-            stored.traceparent = stored.step_traceparent = traceparent
+            # an order that came with a trace of its own (single calls gathered into one batch) keeps it
+            own = stored.traceparent
+            stored.traceparent = stored.step_traceparent = own or traceparent
             orders.append(order_row(stored, self.keys))
             lines += line_rows(order)
             # positions keep each order's history and events in the order they happened
-            timeline += _positioned(timeline_rows(order.order_id, entries, at, trace_id), len(timeline))
-            events += _positioned(self._events(order), len(events))
+            timeline += _positioned(
+                timeline_rows(order.order_id, entries, at, tracing.trace_id_of(own) if own else trace_id),
+                len(timeline),
+            )
+            with tracing.attached(own):
+                events += _positioned(self._events(order), len(events))
             if raw:
                 payloads.append(
                     {
