@@ -69,6 +69,18 @@ async def reserve(
         if not await expire_reservations(new_uow(), policy, keys=[line.key for line in stale]) and not held:
             break
         fast = False
+    # a repeat of a reservation that took the last units finds no room for itself: it is answered
+    # with the reservation the order holds, as any other repeat is, never as a shortage
+    async with new_uow() as uow:
+        held = await uow.reservations.latest(order_id)
+        now = uow.clock.now()
+    if held is not None and (
+        held.status is ReservationStatus.COMMITTED
+        or (held.status is ReservationStatus.ACTIVE and not held.expired_at(now))
+    ):
+        if held.lines != lines:
+            raise FailedPrecondition(f"order {order_id} already holds a different reservation")
+        return ReserveOutcome(True, held, held.lines)
     return ReserveOutcome(False, shortages=await _shortages(new_uow(), policy, lines, requested))
 
 

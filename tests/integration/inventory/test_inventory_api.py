@@ -141,3 +141,95 @@ async def test_unknown_catalogue_values_are_refused_naming_the_field_and_nothing
         await stub.GetSku(pb.GetSkuRequest(sku="X-1"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert "X-1" in (missing.value.details() or "")
+
+
+# ---- the batch calls of orders' process manager ------------------------------------------------------
+
+
+async def test_a_batch_reserve_answers_each_order_on_its_own_and_a_repeat_reserves_nothing_twice(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    await stub.PutWarehouse(pb.PutWarehouseRequest(warehouse_id="WH-SH", name="Shanghai"))
+    await stub.PutSku(pb.PutSkuRequest(sku="SKU-1", title="Tea"))
+    await stub.RecordReceipt(
+        pb.RecordReceiptRequest(receipt_id="G1", warehouse_id="WH-SH", sku="SKU-1", quantity=10)
+    )
+
+    def ask(order_id: str, quantity: int, sku: str = "SKU-1") -> pb.ReserveRequest:
+        return pb.ReserveRequest(
+            order_id=order_id, lines=[pb.ReservationLine(sku=sku, warehouse_id="WH-SH", quantity=quantity)]
+        )
+
+    batch = pb.ReserveBatchRequest(
+        # 9 of the 10 units are reservable (the 95 % cap): b-1 and b-2 fit together, b-3 never fits
+        requests=[ask("b-1", 4), ask("b-2", 5), ask("b-3", 10), ask("b-4", 1, sku="NOPE"), ask("", 1)]
+    )
+    reply = await stub.ReserveBatch(batch)
+    outcomes = {o.order_id: o for o in reply.outcomes}
+    assert [o.order_id for o in reply.outcomes] == ["b-1", "b-2", "b-3", "b-4", ""]
+    assert outcomes["b-1"].reserved.reserved and outcomes["b-2"].reserved.reserved
+    assert not outcomes["b-3"].reserved.reserved and outcomes["b-3"].reserved.shortages
+    assert outcomes["b-4"].WhichOneof("outcome") == "error"
+    assert outcomes["b-4"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [v.field for v in outcomes["b-4"].error.violations] == ["lines[0].sku"]
+    assert outcomes[""].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+    again = await stub.ReserveBatch(pb.ReserveBatchRequest(requests=[ask("b-1", 4), ask("b-2", 5)]))
+    assert [o.reserved.reservation.reservation_id for o in again.outcomes] == [
+        outcomes["b-1"].reserved.reservation.reservation_id,
+        outcomes["b-2"].reserved.reservation.reservation_id,
+    ]
+    availability = await stub.GetAvailability(pb.GetAvailabilityRequest(skus=["SKU-1"]))
+    assert availability.skus[0].warehouses[0].reserved == 9  # reserved once, not twice
+
+    committed = await stub.CommitReservations(pb.CommitReservationsRequest(order_ids=["b-1", "b-3", "b-9"]))
+    codes = [o.error.code if o.WhichOneof("outcome") == "error" else 0 for o in committed.outcomes]
+    assert committed.outcomes[0].reservation.status == pb.RESERVATION_STATUS_COMMITTED
+    # b-3 was refused (short): nothing to commit; b-9 never reserved
+    assert codes[1:] == [grpc.StatusCode.NOT_FOUND.value[0]] * 2
+    repeat = await stub.CommitReservations(pb.CommitReservationsRequest(order_ids=["b-1"]))
+    assert repeat.outcomes[0].reservation.status == pb.RESERVATION_STATUS_COMMITTED
+    checked = await stub.CheckInvariants(pb.CheckInvariantsRequest())
+    assert list(checked.breaches) == []
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (pb.ReserveBatchRequest(), "requests"),
+        (pb.ReserveBatchRequest(requests=[pb.ReserveRequest(order_id="x")] * 2), "requests[1]"),
+        (
+            pb.ReserveBatchRequest(requests=[pb.ReserveRequest(order_id=f"o{n}") for n in range(501)]),
+            "requests",
+        ),
+    ],
+)
+async def test_a_batch_that_names_an_order_twice_or_too_many_is_refused_whole(
+    stub: inventory_pb2_grpc.InventoryServiceStub, request_: pb.ReserveBatchRequest, field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.ReserveBatch(request_)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.value.details() or "").startswith(f"{field}:")
+
+
+async def test_a_repeated_reserve_that_took_the_last_units_is_answered_with_its_reservation(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    """A step run again after a crash repeats its reserve; the stock it took is gone from the row, and
+    the repeat must not read as a shortage (the order would be held while holding its units)."""
+    await stub.PutWarehouse(pb.PutWarehouseRequest(warehouse_id="WH-SH", name="Shanghai"))
+    await stub.PutSku(pb.PutSkuRequest(sku="SKU-1", title="Tea"))
+    await stub.RecordReceipt(
+        pb.RecordReceiptRequest(receipt_id="G1", warehouse_id="WH-SH", sku="SKU-1", quantity=10)
+    )
+    line = pb.ReservationLine(sku="SKU-1", warehouse_id="WH-SH", quantity=8)
+    first = await stub.Reserve(pb.ReserveRequest(order_id="o-1", lines=[line]))
+    again = await stub.Reserve(pb.ReserveRequest(order_id="o-1", lines=[line]))
+    assert first.reserved and again.reserved
+    assert again.reservation.reservation_id == first.reservation.reservation_id
+    other = pb.ReservationLine(sku="SKU-1", warehouse_id="WH-SH", quantity=7)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.Reserve(pb.ReserveRequest(order_id="o-1", lines=[other]))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert not (await stub.Reserve(pb.ReserveRequest(order_id="o-2", lines=[line]))).reserved

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import events_pb2, orders_pb2, orders_pb2_grpc
+from services.kit import tracing
 from services.kit.grpc_server import GrpcServer
 from services.kit.schema import outbox_table
 from services.kit.status import DETAILS_KEY, field_violations
@@ -230,3 +231,64 @@ async def test_an_unknown_channel_number_is_refused_as_unknown_not_read_as_unset
         grpc.StatusCode.INVALID_ARGUMENT,
         "channel: unknown value 77",
     )
+
+
+async def test_single_orders_sent_at_once_are_stored_together_each_in_its_own_trace_and_answered_alone(
+    orders_engine: AsyncEngine,
+) -> None:
+    tracing.setup_tracing("tests")
+    policy = make_policy()
+    servicer = OrdersServicer(
+        lambda: bootstrap.unit_of_work(orders_engine, policy.keys), policy, ingest_linger=0.05
+    )
+    assert servicer._singles is not None
+    server = GrpcServer(
+        port=0,
+        verifier=identity.verifier(),
+        service_names=[SERVICE_NAME],
+        register=lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
+        host="127.0.0.1",
+        grace_seconds=0.5,
+    )
+    await server.start()
+    refs = [random_ref("TB") for _ in range(8)]
+
+    def send(stub: orders_pb2_grpc.OrdersServiceStub, ref: str, lineless: bool = False) -> object:
+        request = order_request(ref)
+        if lineless:
+            del request.lines[:]
+        return stub.IngestOrder(request)
+
+    async with identity.client_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = orders_pb2_grpc.OrdersServiceStub(channel)
+        # 6 new orders, the first sent twice at once, and one without lines (refused alone)
+        calls = [send(stub, ref) for ref in refs[:6]] + [
+            send(stub, refs[0]),
+            send(stub, refs[6], lineless=True),
+        ]
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+    await server.stop()
+    assert servicer._singles.batches < len(calls), "the calls should have been stored together"
+    replies = [a for a in answers if isinstance(a, orders_pb2.IngestOrderResponse)]
+    assert sorted(reply.created for reply in replies) == [False] + [True] * 6
+    assert len({reply.order.order_id for reply in replies}) == 6  # the repeat names the same order
+    refused = answers[-1]
+    assert isinstance(refused, grpc.aio.AioRpcError) and refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+    async with orders_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(orders_table.c.channel_order_id, orders_table.c.traceparent).where(
+                    orders_table.c.channel_order_id.in_(refs)
+                )
+            )
+        ).all()
+        events = (
+            await conn.execute(
+                select(outbox_table.c.traceparent).where(outbox_table.c.subject.like("%orders.created"))
+            )
+        ).scalars()
+        event_traces = {traceparent.split("-")[1] for traceparent in events if traceparent}
+    # each order runs in its own call's trace (the batch imposes none of its own), and so do its events
+    order_traces = {traceparent.split("-")[1] for _, traceparent in rows if traceparent}
+    assert len(rows) == 6 and len(order_traces) == 6
+    assert order_traces <= event_traces

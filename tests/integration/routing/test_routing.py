@@ -648,3 +648,45 @@ async def test_a_decision_log_from_before_replans_is_upgraded_with_its_plans_cur
         assert "decisions_one_plan_per_order" not in indexes
     finally:
         await engine.dispose()
+
+
+# ---- the batch call of orders' process manager -------------------------------------------------------
+
+
+async def test_a_batch_is_planned_on_one_read_of_stock_and_never_plans_the_last_unit_twice(
+    stack: Stack,
+) -> None:
+    await stack.receive("WH-SH", "TEA", 3)  # 2 reservable (the cap), and nowhere else
+    batch = pb.PlanFulfilmentsRequest(
+        requests=[order("p-1"), order("p-2"), order("p-3"), pb.PlanFulfilmentRequest(order_id="p-4")]
+    )
+    reply = await stack.routing.PlanFulfilments(batch)
+    assert [o.order_id for o in reply.outcomes] == ["p-1", "p-2", "p-3", "p-4"]
+    first, second, third, bad = reply.outcomes
+    assert [s.warehouse_id for s in first.decision.shipments] == ["WH-SH"]
+    assert [s.warehouse_id for s in second.decision.shipments] == ["WH-SH"]
+    # the third would need a unit the first two took in this very batch: parked, not planned
+    assert third.decision.parked_reason == "out_of_stock"
+    assert bad.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [v.field for v in bad.error.violations] == ["address"]
+    again = await stack.routing.PlanFulfilments(pb.PlanFulfilmentsRequest(requests=[order("p-1")]))
+    assert again.outcomes[0].decision.decision_id == first.decision.decision_id  # idempotent per order
+    single = await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="p-2"))
+    assert single.decision.decision_id == second.decision.decision_id
+
+
+async def test_an_unknown_sku_in_a_batch_refuses_only_the_orders_that_name_it(stack: Stack) -> None:
+    await stack.receive("WH-SH", "TEA", 10)
+    reply = await stack.routing.PlanFulfilments(
+        pb.PlanFulfilmentsRequest(
+            requests=[
+                order("u-1"),
+                order("u-2", "浙江省", "杭州市", pb.RouteLine(sku="NOPE", quantity=1)),
+                order("u-3"),
+            ]
+        )
+    )
+    good, unknown, other = reply.outcomes
+    assert good.decision.shipments and other.decision.shipments
+    assert unknown.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [v.field for v in unknown.error.violations] == ["lines[0].sku"]
