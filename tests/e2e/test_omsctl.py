@@ -114,6 +114,15 @@ def _up_restart_and_down(home: Path, env: dict[str, str]) -> None:
     reply = subprocess.run(["bash", "-c", both], capture_output=True, text=True, timeout=30)
     order = json.loads(reply.stdout)["order"]
     assert order["channelOrderId"] == "DEMO-1001"
+    # the process manager reserves the order behind the reply: read it once that step is done, so
+    # that what survives the restart is compared with the order as it was left
+    read_line = _printed_command(banner, "Read it back").replace("<orderId>", order["orderId"])
+    deadline = time.monotonic() + 30
+    while order.get("pendingStep") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        again = subprocess.run(["bash", "-c", read_line], capture_output=True, text=True, timeout=30)
+        order = json.loads(again.stdout)["order"]
+    assert not order.get("pendingStep"), order
 
     first.send_signal(signal.SIGINT)
     assert first.wait(timeout=60) == 0
