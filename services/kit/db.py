@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any
 
+import sqlalchemy.exc
 from google.protobuf.message import Message
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -30,18 +33,45 @@ def with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
+# a pooled connection idle for longer than this is pinged before it is handed out
+PING_IDLE_SECONDS = 1.0
+
+
 def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
-    # pre-ping: after a Postgres restart every pooled connection is dead, and without it the first
-    # call on each would fail; the ping is one short round trip per checkout, not per statement
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
-        pool_pre_ping=True,
         # an error's text (logged, or raised into a traceback) never carries the statement's values
         hide_parameters=True,
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """After a Postgres restart every pooled connection is dead, and without a ping the first call on
+    each would fail. A ping on every checkout (`pool_pre_ping`) is a round trip per transaction,
+    though: under load a connection goes back and out again within milliseconds, and nothing can have
+    restarted in between. So only a connection that sat idle for a while is pinged; a dead one is
+    replaced before the caller sees it (SQLAlchemy's pessimistic disconnect handling, by event)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception:
+            alive = False
+        if not alive:
+            raise sqlalchemy.exc.DisconnectionError("a pooled connection did not answer its ping")
 
 
 class UnitOfWork:

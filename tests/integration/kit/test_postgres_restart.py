@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from omsctl.embedded import EmbeddedPostgres
 from omsctl.stack import Infra, reset
+from services.kit import db
 from services.kit.config import CommonSettings
 from services.kit.db import UnitOfWork, make_engine, plain_url, with_database
 from services.kit.grpc_server import GrpcServer
@@ -281,3 +282,22 @@ async def test_when_the_leaders_connection_dies_the_old_relay_stops_and_the_stan
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+
+
+async def test_a_pooled_connection_that_died_while_idle_is_replaced_before_anyone_uses_it(
+    engine: AsyncEngine, own_postgres: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only idle connections are pinged (not one ping per transaction): one that sat idle past
+    PING_IDLE_SECONDS and whose server side is gone is replaced on checkout, so the caller's call works."""
+    monkeypatch.setattr(db, "PING_IDLE_SECONDS", 0.2)
+    async with engine.connect() as conn:
+        first = await conn.scalar(text("SELECT pg_backend_pid()"))
+    admin = await asyncpg.connect(plain_url(own_postgres.url))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.3)
+    async with engine.connect() as conn:  # the dead connection is found by its ping, not by this call
+        second = await conn.scalar(text("SELECT pg_backend_pid()"))
+    assert second != first
