@@ -3,6 +3,8 @@
 - hot SKU: 500 concurrent buyers for 100 units of one SKU, five rounds → oversold units, reservations/s
 - mixed: 1,000 SKUs × 5 warehouses, 64 concurrent clients reserving 1–5 lines → reservations/s, p50/p99
 - raw: the same conditional UPDATE straight through asyncpg, same concurrency → the service/raw ratio
+- echo: the same Reserve calls from the same client to bench/echo.py (answered at once) → the gRPC
+  ceiling and the service's share of it
 
 The service runs with RESERVATION_CAP_PERCENT=100 so that "100 units" means 100 reservable units.
 """
@@ -16,6 +18,7 @@ import time
 
 import asyncpg
 
+from bench import ceilings
 from bench.common import bench_stack, client_channel, cpu_seconds, median, percentile, seed_stock
 from oms.inventory.v1 import inventory_pb2 as pb
 from oms.inventory.v1 import inventory_pb2_grpc
@@ -130,7 +133,7 @@ async def oversold(url: str) -> int:
     return int(over) + max(0, int(hot) - HOT_UNITS * HOT_ROUNDS)
 
 
-async def run(url: str, address: str, service_pids: list[int]) -> None:
+async def run(url: str, address: str, service_pids: list[int], echo: str) -> None:
     channels = [client_channel(address) for _ in range(4)]
     stubs = [inventory_pb2_grpc.InventoryServiceStub(channel) for channel in channels]
     successes, selling, hot_elapsed = await hot_sku(stubs)
@@ -153,6 +156,14 @@ async def run(url: str, address: str, service_pids: list[int]) -> None:
     raw_rate = await raw(url)
     print(f"raw_reservations_per_s: {raw_rate:.0f} reservations/s")
     print(f"service_vs_raw_ratio: {service_rate / raw_rate:.2f} ratio")
+    echo_channels = [client_channel(echo) for _ in range(4)]
+    echo_stubs = [inventory_pb2_grpc.InventoryServiceStub(channel) for channel in echo_channels]
+    _, echo_latencies, echo_elapsed = await mixed(echo_stubs)
+    for channel in echo_channels:
+        await channel.close()
+    echo_rate = len(echo_latencies) / echo_elapsed
+    ceilings.ratio("mixed_reservations_per_s", service_rate, "grpc_echo_per_s", echo_rate, "calls/s")
+    ceilings.ratio("hot_sku_reservations_per_s", successes / selling, "grpc_echo_per_s", echo_rate, "calls/s")
 
 
 def main() -> None:
@@ -160,7 +171,8 @@ def main() -> None:
         url = bench.database("inventory")
         asyncio.run(seed_stock(url, stock_rows()))
         address = bench.start("inventory", {"DATABASE_URL": url, "RESERVATION_CAP_PERCENT": "100"}, REPLICAS)
-        asyncio.run(run(url, address, [p.pid for p in bench.processes]))
+        pids = [p.pid for p in bench.processes]
+        asyncio.run(run(url, address, pids, ceilings.start_echo(bench)))
 
 
 if __name__ == "__main__":

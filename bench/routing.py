@@ -7,6 +7,7 @@ import asyncio
 import os
 import random
 
+from bench import ceilings
 from bench.common import bench_stack, closed_loop, cpu_seconds, median, percentile, seed_stock
 from oms.common.v1 import common_pb2
 from oms.routing.v1 import routing_pb2 as pb
@@ -70,6 +71,8 @@ def main() -> None:
         print(f"plan_p99_ms: {percentile(latencies, 0.99) * 1000:.1f} ms")
         for name, seconds in spent.items():
             print(f"plan_{name}_cpu_ms_per_plan: {seconds * 1000 / max(plans, 1):.2f} ms")
+        echo_rate, _ = asyncio.run(load(ceilings.start_echo(bench), 1, "echo"))
+        ceilings.ratio("plans_per_s", rate, "grpc_echo_per_s", echo_rate, "calls/s")
         rate, latencies = asyncio.run(load(routing, 5, "five"))
         print(f"plans_5line_per_s: {rate:.0f} plans/s")
         print(f"plan_5line_p50_ms: {median(latencies) * 1000:.1f} ms")

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import Text, and_, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kit import tracing
@@ -354,6 +354,12 @@ class OrderRepository:
         row = (await self.conn.execute(query, {"order_id": order_id})).first()
         return None if row is None else self._stored(row)
 
+    async def get_many_locked(self, order_ids: Sequence[str]) -> dict[str, Stored]:
+        """The orders (those that exist), each row locked, in order-id order (two batches that share
+        orders lock them in the same order)."""
+        rows = (await self.conn.execute(_BY_IDS_LOCKED, {"order_ids": sorted(set(order_ids))})).all()
+        return {row.order_id: self._stored(row) for row in rows}
+
     async def get_by_channel(
         self, channel: Channel, channel_order_id: str, lock: bool = False
     ) -> Stored | None:
@@ -464,6 +470,12 @@ def _dead_steps_where(which: DeadSteps) -> Any:
 
 _BY_ID = with_lines(select(orders_table)).where(orders_table.c.order_id == bindparam("order_id"))
 _BY_ID_LOCKED = _BY_ID.with_for_update(of=orders_table)
+_BY_IDS_LOCKED = (
+    with_lines(select(orders_table))
+    .where(orders_table.c.order_id == func.any(bindparam("order_ids", type_=ARRAY(Text))))
+    .order_by(orders_table.c.order_id)
+    .with_for_update(of=orders_table)
+)
 _BY_CHANNEL = with_lines(select(orders_table)).where(
     orders_table.c.channel == bindparam("channel"),
     orders_table.c.channel_order_id == bindparam("channel_order_id"),

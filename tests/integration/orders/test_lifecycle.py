@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -12,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2
+from services.orders import orchestrator as orchestrator_module
 from tests import identity
 from tests.conftest import random_ref
 from tests.identity import as_gateway
@@ -540,3 +542,36 @@ async def test_a_step_whose_peer_stays_down_past_the_patience_is_dead_lettered_n
     assert await stack.scalar(sql, o=order.order_id), "a replayed step's patience starts afresh"
     await stack.drive()
     assert await stack.stock_of("WH-SH", "TEA") == (10, 2)
+
+
+async def test_steps_that_end_together_are_applied_in_one_transaction_and_alone_when_that_fails(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await stack.receive("WH-SH", "TEA", 100)
+    await stack.receive("WH-SH", "CUP", 100)
+    orders = [await ingest(stack, random_ref("own")) for _ in range(12)]
+    unlucky = orders[5].order_id
+    failures: list[str] = []
+    real = orchestrator_module._apply_result
+
+    def once_refused(stored: Any, result: Any, now: Any) -> Any:
+        # the first time this order's result is applied (in the batch's transaction) it fails, as an
+        # order changed under the step would; applied alone the next moment, it goes through
+        if stored.order.order_id == unlucky and not failures:
+            failures.append(unlucky)
+            raise RuntimeError("changed meanwhile")
+        return real(stored, result, now)
+
+    monkeypatch.setattr(orchestrator_module, "_apply_result", once_refused)
+    before = stack.orchestrator._applies.batches
+    await stack.drive()
+    assert failures == [unlucky]
+    assert "each is applied alone" in caplog.text
+    assert stack.orchestrator._applies.batches - before < len(orders)  # they went together
+    for order in orders:
+        assert await status(stack, order.order_id) == "PENDING_PAYMENT"
+    assert await stack.stock_of("WH-SH", "TEA") == (100, 2 * len(orders))  # each reserved once
+    reserved = await stack.column(
+        "SELECT count(*) FROM order_timeline WHERE kind = 'reserved' GROUP BY order_id"
+    )
+    assert reserved == [1] * len(orders)

@@ -126,6 +126,13 @@ class FakeOrderRepository:
         found = self.state.orders.get(order_id)
         return copy.deepcopy(found) if found else None
 
+    async def get_many_locked(self, order_ids: Sequence[str]) -> dict[str, Stored]:
+        return {
+            order_id: copy.deepcopy(self.state.orders[order_id])
+            for order_id in sorted(set(order_ids))
+            if order_id in self.state.orders
+        }
+
     async def get_by_channel(
         self, channel: Channel, channel_order_id: str, lock: bool = False
     ) -> Stored | None:
