@@ -201,3 +201,38 @@ async def closed_loop(
     for channel in channels:
         await channel.close()
     return len(latencies) / elapsed, latencies
+
+
+async def open_loop(
+    address: str,
+    stub_class: Callable[[grpc.aio.Channel], Any],
+    rate: float,
+    seconds: float,
+    call: Callable[[Any, int, int], Awaitable[object]],
+) -> tuple[float, list[float]]:
+    """Calls sent at a fixed `rate` per second for `seconds` whatever the answers' speed (arrivals do
+    not wait for answers, as a shop's buyers do not), over 4 channels. Returns the answered rate and
+    each call's latency, so a p99 says how long a call takes at that load."""
+    channels = [client_channel(address) for _ in range(4)]
+    stubs = [stub_class(channel) for channel in channels]
+    latencies: list[float] = []
+    total = int(rate * seconds)
+
+    async def one(n: int) -> None:
+        started = time.perf_counter()
+        await call(stubs[n % len(stubs)], n, 0)
+        latencies.append(time.perf_counter() - started)
+
+    tasks = []
+    started = time.perf_counter()
+    for n in range(total):
+        due = started + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    for channel in channels:
+        await channel.close()
+    return len(latencies) / elapsed, latencies

@@ -1,6 +1,7 @@
 """Orders benchmark (`make bench-orders`): the real orders, routing and inventory processes.
 
-1. Single-order ingest, 64 concurrent clients, while the process manager reserves behind it.
+1. Single-order ingest, 64 concurrent clients, while the process manager reserves behind it; then
+   single orders offered at 400/s open loop (BENCH_OPEN_LOOP_RATE) for the latency at that rate.
 2. Batch ingest of 100,000 orders (BENCH_BATCH_ORDERS) in batches of 500.
 3. SQL statements per order, counted on a SQLAlchemy engine in this process: the ingest of one
    order, and the process manager's steps that reserve it at the live inventory.
@@ -30,6 +31,7 @@ from bench.common import (
     closed_loop,
     cpu_seconds,
     median,
+    open_loop,
     percentile,
     seed_stock,
 )
@@ -50,6 +52,8 @@ CLIENTS = 64
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 BATCH_ORDERS = int(os.environ.get("BENCH_BATCH_ORDERS", "100000"))
 BATCH_SIZE = 500
+# the single-order goal's rate, offered open loop (arrivals do not wait for answers) for its p99
+OPEN_LOOP_RATE = float(os.environ.get("BENCH_OPEN_LOOP_RATE", "400"))
 PROVINCES = [
     ("Zhejiang", "Hangzhou"),
     ("Shanghai", "Shanghai"),
@@ -99,6 +103,16 @@ async def single(address: str) -> tuple[float, list[float]]:
         return stub.IngestOrder(request, timeout=30)
 
     return await closed_loop(address, orders_pb2_grpc.OrdersServiceStub, CLIENTS, SECONDS, ingest)
+
+
+async def single_at_rate(address: str, rate: float) -> tuple[float, list[float]]:
+    """Single orders offered at a fixed rate (open loop), while the process manager reserves them."""
+    rng = random.Random(5)
+
+    def ingest(stub: orders_pb2_grpc.OrdersServiceStub, n: int, count: int) -> object:
+        return stub.IngestOrder(order_request(f"open-{n}", rng), timeout=30)
+
+    return await open_loop(address, orders_pb2_grpc.OrdersServiceStub, rate, SECONDS, ingest)
 
 
 async def event_latencies(address: str, nats_url: str, orders: int = 2_000) -> list[float]:
@@ -285,6 +299,11 @@ def main() -> None:
             print(f"single_{name}_cpu_ms_per_order: {seconds * 1000 / max(len(latencies), 1):.2f} ms")
         single_rate = rate
         single_cpu_ms = {name: seconds * 1000 / max(len(latencies), 1) for name, seconds in spent.items()}
+        answered, at_rate = asyncio.run(single_at_rate(orders, OPEN_LOOP_RATE))
+        print(f"single_open_loop_offered: {OPEN_LOOP_RATE:.0f} orders/s")
+        print(f"single_open_loop_answered_per_s: {answered:.0f} orders/s")
+        print(f"single_open_loop_p50_ms: {median(at_rate) * 1000:.1f} ms")
+        print(f"single_open_loop_p99_ms: {percentile(at_rate, 0.99) * 1000:.1f} ms")
         burst = asyncio.run(event_latencies(orders, bench.infra.nats_url))
         print(f"event_latency_p50_ms: {median(burst) * 1000:.1f} ms")
         print(f"event_latency_p99_ms: {percentile(burst, 0.99) * 1000:.1f} ms")
