@@ -143,7 +143,7 @@ class _CallScope:
                 return False
             status = status_of(exc)
             self.code = status.code
-            if isinstance(exc, DomainError):
+            if isinstance(exc, DomainError) or status.code == grpc.StatusCode.UNIMPLEMENTED:
                 log.info("rejected %s: %s", self.method, status.message)
             elif status.code == grpc.StatusCode.UNAVAILABLE:
                 # an outage, not a bug: one line per call, no traceback

@@ -54,6 +54,8 @@ def status_of(error: BaseException) -> Status:
         return Status(grpc.StatusCode.UNAVAILABLE, "busy, retry", _retry_after())
     if is_connection_failure(error):
         return Status(grpc.StatusCode.UNAVAILABLE, DATABASE_UNAVAILABLE, _retry_after())
+    if isinstance(error, NotImplementedError):  # the generated servicer's answer for a method not built
+        return Status(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")
     return Status(grpc.StatusCode.INTERNAL, "internal error")
 
 

@@ -177,33 +177,50 @@ class Peers:
     async def _plan_batch(
         self, items: list[tuple[routing_pb2.PlanFulfilmentRequest, str]]
     ) -> list[Plan | BaseException]:
-        if self.batched["routing"]:
+        async def one(request: routing_pb2.PlanFulfilmentRequest) -> Plan:
+            reply = await _call(self.routing.PlanFulfilment(request, **self._options()), "routing")
+            return _plan_of(reply.decision)
+
+        return await self._in_batch(
+            "routing",
+            items,
+            lambda: self.routing.PlanFulfilments(
+                routing_pb2.PlanFulfilmentsRequest(
+                    requests=[request for request, _ in items], traceparents=_traces(items)
+                ),
+                **self._options(),
+            ),
+            ("decision", _plan_of),
+            one,
+        )
+
+    async def _in_batch(
+        self,
+        peer: str,
+        items: Sequence[tuple[Any, str]],
+        batch_call: Callable[[], Any],
+        answer: tuple[str, Callable[[Any], R]],
+        one: Callable[[Any], Awaitable[R]],
+    ) -> list[R | BaseException]:
+        """One batch call to `peer` for the items, answered per item: the outcome's `answer` field
+        (read by its function) or the item's error as the single call would have raised it. A peer
+        that does not know the batch call (an older version, UNIMPLEMENTED) is asked item by item
+        with `one`, from then on."""
+        field, read = answer
+        if self.batched[peer]:
             try:
-                reply = await _call(
-                    self.routing.PlanFulfilments(
-                        routing_pb2.PlanFulfilmentsRequest(
-                            requests=[request for request, _ in items], traceparents=_traces(items)
-                        ),
-                        **self._options(),
-                    ),
-                    "routing",
-                )
+                reply = await _call(batch_call(), peer)
                 return [
-                    _plan_of(outcome.decision)
-                    if outcome.WhichOneof("outcome") == "decision"
-                    else _item_error("routing", outcome.error)
+                    read(getattr(outcome, field))
+                    if outcome.WhichOneof("outcome") == field
+                    else _item_error(peer, outcome.error)
                     for outcome in reply.outcomes
                 ]
             except PeerFailed as error:
                 if error.status is not grpc.StatusCode.UNIMPLEMENTED:
                     raise
-                self.batched["routing"] = False  # an older routing: one call per order from now on
-
-        async def one(request: routing_pb2.PlanFulfilmentRequest) -> Plan:
-            reply = await _call(self.routing.PlanFulfilment(request, **self._options()), "routing")
-            return _plan_of(reply.decision)
-
-        return await _each([request for request, _ in items], one)
+                self.batched[peer] = False
+        return await _each([item for item, _ in items], one)
 
     async def reserve(self, order_id: str, plan: Plan) -> bool:
         request = inventory_pb2.ReserveRequest(
@@ -219,33 +236,22 @@ class Peers:
     async def _reserve_batch(
         self, items: list[tuple[inventory_pb2.ReserveRequest, str]]
     ) -> list[bool | BaseException]:
-        if self.batched["inventory"]:
-            try:
-                reply = await _call(
-                    self.inventory.ReserveBatch(
-                        inventory_pb2.ReserveBatchRequest(
-                            requests=[request for request, _ in items], traceparents=_traces(items)
-                        ),
-                        **self._options(),
-                    ),
-                    "inventory",
-                )
-                return [
-                    outcome.reserved.reserved
-                    if outcome.WhichOneof("outcome") == "reserved"
-                    else _item_error("inventory", outcome.error)
-                    for outcome in reply.outcomes
-                ]
-            except PeerFailed as error:
-                if error.status is not grpc.StatusCode.UNIMPLEMENTED:
-                    raise
-                self.batched["inventory"] = False
-
         async def one(request: inventory_pb2.ReserveRequest) -> bool:
             reply = await _call(self.inventory.Reserve(request, **self._options()), "inventory")
             return bool(reply.reserved)
 
-        return await _each([request for request, _ in items], one)
+        return await self._in_batch(
+            "inventory",
+            items,
+            lambda: self.inventory.ReserveBatch(
+                inventory_pb2.ReserveBatchRequest(
+                    requests=[request for request, _ in items], traceparents=_traces(items)
+                ),
+                **self._options(),
+            ),
+            ("reserved", lambda reply: bool(reply.reserved)),
+            one,
+        )
 
     async def commit(self, order_id: str) -> tuple[str, ...]:
         try:
@@ -256,28 +262,6 @@ class Peers:
             raise
 
     async def _commit_batch(self, items: list[tuple[str, str]]) -> list[tuple[str, ...] | BaseException]:
-        if self.batched["inventory"]:
-            try:
-                reply = await _call(
-                    self.inventory.CommitReservations(
-                        inventory_pb2.CommitReservationsRequest(
-                            order_ids=[order_id for order_id, _ in items], traceparents=_traces(items)
-                        ),
-                        **self._options(),
-                    ),
-                    "inventory",
-                )
-                return [
-                    _warehouses_of(outcome.reservation)
-                    if outcome.WhichOneof("outcome") == "reservation"
-                    else _item_error("inventory", outcome.error)
-                    for outcome in reply.outcomes
-                ]
-            except PeerFailed as error:
-                if error.status is not grpc.StatusCode.UNIMPLEMENTED:
-                    raise
-                self.batched["inventory"] = False
-
         async def one(order_id: str) -> tuple[str, ...]:
             reply = await _call(
                 self.inventory.CommitReservation(
@@ -287,7 +271,18 @@ class Peers:
             )
             return _warehouses_of(reply.reservation)
 
-        return await _each([order_id for order_id, _ in items], one)
+        return await self._in_batch(
+            "inventory",
+            items,
+            lambda: self.inventory.CommitReservations(
+                inventory_pb2.CommitReservationsRequest(
+                    order_ids=[order_id for order_id, _ in items], traceparents=_traces(items)
+                ),
+                **self._options(),
+            ),
+            ("reservation", _warehouses_of),
+            one,
+        )
 
     async def release(self, order: Order, reason: str) -> None:
         try:

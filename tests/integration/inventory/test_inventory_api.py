@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -8,7 +9,9 @@ import pytest
 from oms.inventory.v1 import inventory_pb2 as pb
 from oms.inventory.v1 import inventory_pb2_grpc
 from services.inventory.grpc_api import SERVICE_NAME, InventoryServicer
+from services.kit import grpc_client
 from services.kit.grpc_server import GrpcServer
+from services.orders.peers import PeerRefused, Peers, Plan
 from tests import identity
 from tests.integration.inventory.conftest import Inventory
 
@@ -233,3 +236,46 @@ async def test_a_repeated_reserve_that_took_the_last_units_is_answered_with_its_
         await stub.Reserve(pb.ReserveRequest(order_id="o-1", lines=[other]))
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert not (await stub.Reserve(pb.ReserveRequest(order_id="o-2", lines=[line]))).reserved
+
+
+class _OlderInventory(inventory_pb2_grpc.InventoryServiceServicer):
+    """An inventory from before the batch calls (a rolling upgrade): only the single calls answer."""
+
+    def __init__(self, real: InventoryServicer) -> None:
+        self.real = real
+
+    async def Reserve(self, request: pb.ReserveRequest, context: object) -> pb.ReserveResponse:
+        return await self.real.Reserve(request, context)
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["batch-calls", "older-inventory"])
+async def test_orders_peers_reserve_in_batches_and_ask_an_older_inventory_order_by_order(
+    inventory: Inventory, older: bool
+) -> None:
+    real = InventoryServicer(inventory.uow, inventory.policy)
+    servicer = _OlderInventory(real) if older else real
+    server = GrpcServer(
+        port=0,
+        verifier=identity.verifier(),
+        service_names=[SERVICE_NAME],
+        register=lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, s),
+        host="127.0.0.1",
+        grace_seconds=0.5,
+    )
+    await server.start()
+    await inventory.stock("WH-SH", ("SKU-1", 100))
+    channel = grpc_client.channel(f"127.0.0.1:{server.port}", identity=identity.service_identity("orders"))
+    peers = Peers(channel, channel, 0, deadline_seconds=5, linger=0.02)
+    try:
+        plans = [Plan((("WH-SH", "SKU-1", 1),)) for _ in range(5)] + [Plan((("WH-SH", "NOPE", 1),))]
+        answers = await asyncio.gather(
+            *(peers.reserve(f"pb-{n}", plan) for n, plan in enumerate(plans)), return_exceptions=True
+        )
+    finally:
+        await channel.close()
+        await server.stop()
+    assert answers[:5] == [True] * 5
+    assert isinstance(answers[5], PeerRefused) and answers[5].message.endswith("(lines[0].sku)")
+    assert peers.batched["inventory"] is not older
+    assert peers._reserves.batches == 1  # one call was made of the six, whatever the peer then did
+    assert await inventory.scalar("SELECT count(*) FROM reservations WHERE order_id LIKE 'pb-%'") == 5
