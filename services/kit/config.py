@@ -81,6 +81,10 @@ class CommonSettings:
     inbox_retention_seconds: float = 86400.0
     purge_every_seconds: float = 600.0
     readiness_check_seconds: float = 2.0
+    # connections kept open to the database; past them a few more are opened for a burst and closed
+    # again (each costs Postgres a new backend), so the pool is sized for the service's usual load
+    db_pool_size: int = 30
+    db_pool_overflow: int = 10
 
     @classmethod
     def from_env(
@@ -116,7 +120,11 @@ class CommonSettings:
             inbox_retention_seconds=number(env, "INBOX_RETENTION_SECONDS", 86400.0),
             purge_every_seconds=number(env, "PURGE_EVERY_SECONDS", 600.0),
             readiness_check_seconds=number(env, "READINESS_CHECK_SECONDS", 2.0),
+            db_pool_size=integer(env, "DB_POOL_SIZE", 30),
+            db_pool_overflow=integer(env, "DB_POOL_OVERFLOW", 10),
         )
+        if not 1 <= settings.db_pool_size <= 200 or not 0 <= settings.db_pool_overflow <= 200:
+            raise InvalidSetting("setting DB_POOL_SIZE must be 1–200 and DB_POOL_OVERFLOW 0–200")
         for name, kept in (
             ("OUTBOX_RETENTION_SECONDS", settings.outbox_retention_seconds),
             ("INBOX_RETENTION_SECONDS", settings.inbox_retention_seconds),

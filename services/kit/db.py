@@ -37,11 +37,13 @@ def with_database(url: str, database: str) -> str:
 PING_IDLE_SECONDS = 1.0
 
 
-def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+def make_engine(url: str, pool_size: int = 20, max_overflow: int | None = None) -> AsyncEngine:
+    """`max_overflow`: connections opened past `pool_size` in a burst (and closed again after it);
+    None: as many again as the pool."""
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_recycle=1800,
         # an error's text (logged, or raised into a traceback) never carries the statement's values
         hide_parameters=True,

@@ -43,7 +43,9 @@ class Runtime:
         self._leaderships: list[Leadership] = []
 
     async def __aenter__(self) -> Runtime:
-        self.engine: AsyncEngine = make_engine(self.settings.database_url)
+        self.engine: AsyncEngine = make_engine(
+            self.settings.database_url, self.settings.db_pool_size, self.settings.db_pool_overflow
+        )
         self.nc: NatsClient = await bus.connect(self.settings.nats_url, self.settings.service_name)
         self.js: JetStreamContext = self.nc.jetstream()
         self.relay = OutboxRelay(
