@@ -7,6 +7,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -167,3 +169,24 @@ def listening_hosts(port: int) -> set[str]:
             mapped = getattr(host, "ipv4_mapped", None)
             hosts.add(str(mapped or host))
     return hosts
+
+
+@asynccontextmanager
+async def served(service_name: str, register: Callable[[grpc.aio.Server], None]) -> AsyncIterator[str]:
+    """A servicer on a loopback port behind the kit's server (identity checked with the test keys);
+    yields its address."""
+    from services.kit.grpc_server import GrpcServer
+
+    server = GrpcServer(
+        port=0,
+        verifier=verifier(),
+        service_names=[service_name],
+        register=register,
+        host="127.0.0.1",
+        grace_seconds=0.5,
+    )
+    await server.start()
+    try:
+        yield f"127.0.0.1:{server.port}"
+    finally:
+        await server.stop()

@@ -13,15 +13,12 @@ changes what the others get. Each item runs in its own trace (the traceparent th
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from services.kit import tracing
 from services.kit.errors import InvalidArgument
 
-log = logging.getLogger(__name__)
 In = TypeVar("In")
 Out = TypeVar("Out")
 # the largest batch a batch RPC accepts (its request says so); a caller's batches stay below it
@@ -47,7 +44,6 @@ class Batcher(Generic[In, Out]):
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
         self.batches = 0  # how many calls were made (for the benchmarks and tests)
-        self.items = 0
 
     async def submit(self, item: In) -> Out:
         loop = asyncio.get_running_loop()
@@ -75,7 +71,6 @@ class Batcher(Generic[In, Out]):
         if not live:
             return
         self.batches += 1
-        self.items += len(live)
         try:
             answers = await self.flush([item for item, _ in live])
             if len(answers) != len(live):
@@ -94,13 +89,6 @@ class Batcher(Generic[In, Out]):
                 future.set_exception(answer)
             else:
                 future.set_result(answer)
-
-    async def close(self) -> None:
-        """Send what is waiting and wait for the calls in flight."""
-        self._send()
-        if self._running:
-            with contextlib.suppress(Exception):
-                await asyncio.gather(*self._running, return_exceptions=True)
 
 
 def distinct(keys: Sequence[str], field: str, limit: int = MAX_ITEMS) -> None:

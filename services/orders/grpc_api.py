@@ -99,7 +99,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         """Single orders that arrived within the linger, stored as one batch per caller (each order in
         its own trace, each caller answered with its own result). When the batch fails as a whole, each
         order is tried alone, so only the one at fault gets the error."""
-        answers: list[handlers.Ingested | BaseException | None] = [None] * len(items)
+        answers: dict[int, handlers.Ingested | BaseException] = {}
         by_actor: dict[Actor, list[int]] = {}
         for index, (_, actor, _) in enumerate(items):
             by_actor.setdefault(actor, []).append(index)
@@ -112,14 +112,13 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             except Exception as error:
                 if len(group) == 1:
                     answers[indexes[0]] = error
-                    continue
-                for index in indexes:
-                    answers[index] = (await self._ingest_gathered([items[index]]))[0]
+                else:
+                    for index in indexes:
+                        [answers[index]] = await self._ingest_gathered([items[index]])
                 continue
             self._poke(changes)
-            for index, result in zip(indexes, results, strict=True):
-                answers[index] = result
-        return [answer if answer is not None else RuntimeError("not answered") for answer in answers]
+            answers.update(zip(indexes, results, strict=True))
+        return [answers[index] for index in range(len(items))]
 
     async def IngestOrders(
         self, request: orders_pb2.IngestOrdersRequest, context: grpc.aio.ServicerContext

@@ -3,11 +3,11 @@ log the decision, park the order or count the load, and announce it."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
-from services.kit import tracing
+from services.kit.batching import answer_each
 from services.kit.errors import InvalidArgument
 from services.kit.ids import new_id
 from services.routing.domain.commands import PlanCommand
@@ -80,46 +80,26 @@ async def plan_fulfilments(
     valid = [request for request in validated if isinstance(request, RouteRequest)]
     skus = list(dict.fromkeys(line.sku for request in valid for line in request.lines))
     warehouses = _warehouses(rules, shadow_rules)
+    traces = [(traceparents or {}).get(command.order_id, "") for command in commands]
     try:
         found = await _availability(stock_source, skus, warehouses) if skus else Stock({}, {})
     except InvalidArgument:
         # an order names a SKU inventory does not know: plan each order on its own, so that only the
         # orders naming it are refused (with the line at fault)
-        gate = asyncio.Semaphore(concurrency)
-
-        async def alone(command: PlanCommand) -> RecordedDecision | Exception:
-            async with gate:
-                try:
-                    with tracing.span_in((traceparents or {}).get(command.order_id, ""), "routing.plan"):
-                        return await plan_fulfilment(new_uow, cache, stock_source, command)
-                except Exception as error:
-                    return error
-
-        return list(await asyncio.gather(*(alone(command) for command in commands)))
+        return await answer_each(
+            commands,
+            lambda command: plan_fulfilment(new_uow, cache, stock_source, command),
+            concurrency,
+            traces,
+            "routing.plan",
+        )
     levels = dict(found.levels)
     async with new_uow() as uow:
         load = await cache.load(uow)
-    gate = asyncio.Semaphore(concurrency)
-
-    async def record(
-        request: RouteRequest,
-        decision: Decision,
-        shadow: Decision | None,
-        seen: dict[tuple[str, str], int],
-        load_seen: dict[str, int],
-        refused: str,
-    ) -> RecordedDecision | Exception:
-        async with gate:
-            try:
-                with tracing.span_in((traceparents or {}).get(request.order_id, ""), "routing.plan"):
-                    return await _write(new_uow, request, decision, shadow, seen, load_seen, refused)
-            except Exception as error:
-                return error
-
-    pending: list[Awaitable[RecordedDecision | Exception]] = []
+    decided: list[_Decided | Exception] = []
     for command, checked in zip(commands, validated, strict=True):
         if isinstance(checked, Exception):
-            pending.append(_failed(checked))
+            decided.append(checked)
             continue
         request = with_catalogue(checked, found.catalogue)
         seen = {
@@ -136,12 +116,28 @@ async def plan_fulfilments(
             for sku, quantity in shipment.lines:
                 key = (sku, shipment.warehouse_id)
                 levels[key] = levels.get(key, 0) - quantity
-        pending.append(record(request, decision, shadow, seen, load_seen, command.refused_decision_id))
-    return list(await asyncio.gather(*pending))
+        decided.append(_Decided(request, decision, shadow, seen, load_seen, command.refused_decision_id))
+
+    async def write(item: _Decided | Exception) -> RecordedDecision:
+        if isinstance(item, Exception):
+            raise item
+        return await _write(
+            new_uow, item.request, item.decision, item.shadow, item.stock, item.load, item.refused_decision_id
+        )
+
+    return await answer_each(decided, write, concurrency, traces, "routing.plan")
 
 
-async def _failed(error: Exception) -> Exception:
-    return error
+@dataclass(frozen=True)
+class _Decided:
+    """A batch's order decided outside any transaction, with what it was decided on, to be recorded."""
+
+    request: RouteRequest
+    decision: Decision
+    shadow: Decision | None
+    stock: dict[tuple[str, str], int]
+    load: dict[str, int]
+    refused_decision_id: str
 
 
 def _warehouses(rules: RuleSet, shadow_rules: RuleSet | None) -> list[str]:

@@ -10,7 +10,6 @@ from oms.inventory.v1 import inventory_pb2 as pb
 from oms.inventory.v1 import inventory_pb2_grpc
 from services.inventory.grpc_api import SERVICE_NAME, InventoryServicer
 from services.kit import grpc_client
-from services.kit.grpc_server import GrpcServer
 from services.orders.peers import PeerRefused, Peers, Plan
 from tests import identity
 from tests.integration.inventory.conftest import Inventory
@@ -19,18 +18,13 @@ from tests.integration.inventory.conftest import Inventory
 @pytest.fixture
 async def stub(inventory: Inventory) -> AsyncIterator[inventory_pb2_grpc.InventoryServiceStub]:
     servicer = InventoryServicer(inventory.uow, inventory.policy)
-    server = GrpcServer(
-        port=0,
-        verifier=identity.verifier(),
-        service_names=[SERVICE_NAME],
-        register=lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, s),
-        host="127.0.0.1",
-        grace_seconds=0.5,
-    )
-    await server.start()
-    async with identity.client_channel(f"127.0.0.1:{server.port}") as channel:
+    async with (
+        identity.served(
+            SERVICE_NAME, lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, s)
+        ) as address,
+        identity.client_channel(address) as channel,
+    ):
         yield inventory_pb2_grpc.InventoryServiceStub(channel)
-    await server.stop()
 
 
 async def test_a_reservation_through_grpc_from_reference_data_to_commit(
@@ -254,26 +248,19 @@ async def test_orders_peers_reserve_in_batches_and_ask_an_older_inventory_order_
 ) -> None:
     real = InventoryServicer(inventory.uow, inventory.policy)
     servicer = _OlderInventory(real) if older else real
-    server = GrpcServer(
-        port=0,
-        verifier=identity.verifier(),
-        service_names=[SERVICE_NAME],
-        register=lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, s),
-        host="127.0.0.1",
-        grace_seconds=0.5,
-    )
-    await server.start()
     await inventory.stock("WH-SH", ("SKU-1", 100))
-    channel = grpc_client.channel(f"127.0.0.1:{server.port}", identity=identity.service_identity("orders"))
-    peers = Peers(channel, channel, 0, deadline_seconds=5, linger=0.02)
-    try:
+    async with identity.served(
+        SERVICE_NAME, lambda s: inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, s)
+    ) as address:
+        channel = grpc_client.channel(address, identity=identity.service_identity("orders"))
+        peers = Peers(channel, channel, 0, deadline_seconds=5, linger=0.02)
         plans = [Plan((("WH-SH", "SKU-1", 1),)) for _ in range(5)] + [Plan((("WH-SH", "NOPE", 1),))]
-        answers = await asyncio.gather(
-            *(peers.reserve(f"pb-{n}", plan) for n, plan in enumerate(plans)), return_exceptions=True
-        )
-    finally:
-        await channel.close()
-        await server.stop()
+        try:
+            answers = await asyncio.gather(
+                *(peers.reserve(f"pb-{n}", plan) for n, plan in enumerate(plans)), return_exceptions=True
+            )
+        finally:
+            await channel.close()
     assert answers[:5] == [True] * 5
     assert isinstance(answers[5], PeerRefused) and answers[5].message.endswith("(lines[0].sku)")
     assert peers.batched["inventory"] is not older

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import events_pb2, orders_pb2, orders_pb2_grpc
 from services.kit import tracing
-from services.kit.grpc_server import GrpcServer
 from services.kit.schema import outbox_table
 from services.kit.status import DETAILS_KEY, field_violations
 from services.orders import bootstrap
@@ -61,18 +60,13 @@ def order_request(channel_order_id: str, **overrides: object) -> orders_pb2.Inge
 async def stub(orders_engine: AsyncEngine) -> AsyncIterator[orders_pb2_grpc.OrdersServiceStub]:
     policy = make_policy()
     servicer = OrdersServicer(lambda: bootstrap.unit_of_work(orders_engine, policy.keys), policy)
-    server = GrpcServer(
-        port=0,
-        verifier=identity.verifier(),
-        service_names=[SERVICE_NAME],
-        register=lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
-        host="127.0.0.1",
-        grace_seconds=0.5,
-    )
-    await server.start()
-    async with identity.client_channel(f"127.0.0.1:{server.port}") as channel:
+    async with (
+        identity.served(
+            SERVICE_NAME, lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s)
+        ) as address,
+        identity.client_channel(address) as channel,
+    ):
         yield orders_pb2_grpc.OrdersServiceStub(channel)
-    await server.stop()
 
 
 async def _counts(engine: AsyncEngine) -> tuple[int, int, int]:
@@ -242,15 +236,6 @@ async def test_single_orders_sent_at_once_are_stored_together_each_in_its_own_tr
         lambda: bootstrap.unit_of_work(orders_engine, policy.keys), policy, ingest_linger=0.05
     )
     assert servicer._singles is not None
-    server = GrpcServer(
-        port=0,
-        verifier=identity.verifier(),
-        service_names=[SERVICE_NAME],
-        register=lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
-        host="127.0.0.1",
-        grace_seconds=0.5,
-    )
-    await server.start()
     refs = [random_ref("TB") for _ in range(8)]
 
     def send(stub: orders_pb2_grpc.OrdersServiceStub, ref: str, lineless: bool = False) -> object:
@@ -259,7 +244,12 @@ async def test_single_orders_sent_at_once_are_stored_together_each_in_its_own_tr
             del request.lines[:]
         return stub.IngestOrder(request)
 
-    async with identity.client_channel(f"127.0.0.1:{server.port}") as channel:
+    async with (
+        identity.served(
+            SERVICE_NAME, lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s)
+        ) as address,
+        identity.client_channel(address) as channel,
+    ):
         stub = orders_pb2_grpc.OrdersServiceStub(channel)
         # 6 new orders, the first sent twice at once, and one without lines (refused alone)
         calls = [send(stub, ref) for ref in refs[:6]] + [
@@ -267,7 +257,6 @@ async def test_single_orders_sent_at_once_are_stored_together_each_in_its_own_tr
             send(stub, refs[6], lineless=True),
         ]
         answers = await asyncio.gather(*calls, return_exceptions=True)
-    await server.stop()
     assert servicer._singles.batches < len(calls), "the calls should have been stored together"
     replies = [a for a in answers if isinstance(a, orders_pb2.IngestOrderResponse)]
     assert sorted(reply.created for reply in replies) == [False] + [True] * 6
