@@ -8,6 +8,10 @@ that fails as a whole (the peer is down) fails every item of it, each with that 
 The serving side (`answer_each`): a batch RPC handles every item as its single RPC would, a few at a
 time, and returns per item either the answer or the exception it raised, so one item's refusal never
 changes what the others get. Each item runs in its own trace (the traceparent the caller sent for it).
+
+A batcher with `in_flight` set is a group commit: at most that many calls run at once, and what is
+submitted while they do waits and goes together in the next call. With no linger, an item that finds
+a free slot goes at once (an idle service adds no delay); under load, batches grow by themselves.
 """
 
 from __future__ import annotations
@@ -27,19 +31,24 @@ MAX_ITEMS = 500
 
 class Batcher(Generic[In, Out]):
     """Gathers submitted items for `linger` seconds (or until `max_batch` are waiting) and sends them
-    to `flush` in one go; `flush` answers per item, in order, with a result or an exception."""
+    to `flush` in one go; `flush` answers per item, in order, with a result or an exception. With
+    `in_flight`, no more than that many calls run at once (a group commit, see above)."""
 
     def __init__(
         self,
         flush: Callable[[list[In]], Awaitable[Sequence[Out | BaseException]]],
         linger: float = 0.003,
         max_batch: int = 64,
+        in_flight: int | None = None,
     ) -> None:
         if not 0 < max_batch <= MAX_ITEMS:
             raise ValueError(f"max_batch must be between 1 and {MAX_ITEMS}")
+        if in_flight is not None and in_flight < 1:
+            raise ValueError("in_flight must be at least 1")
         self.flush = flush
         self.linger = linger
         self.max_batch = max_batch
+        self.in_flight = in_flight
         self._waiting: list[tuple[In, asyncio.Future[Out]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -55,16 +64,24 @@ class Batcher(Generic[In, Out]):
             self._timer = loop.call_later(self.linger, self._send)
         return await future
 
+    def _full(self) -> bool:
+        return self.in_flight is not None and len(self._running) >= self.in_flight
+
     def _send(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._waiting = self._waiting, []
-        if not batch:
-            return
-        task = asyncio.get_running_loop().create_task(self._run(batch))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        # a group commit sends when a call ends (`_finished`); a batch waiting meanwhile keeps growing
+        while self._waiting and not self._full():
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._waiting and self._timer is None:
+            self._send()
 
     async def _run(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
         live = [(item, future) for item, future in batch if not future.done()]  # a submitter gave up

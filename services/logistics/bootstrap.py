@@ -101,6 +101,7 @@ async def assemble(settings: Settings, engine: AsyncEngine, clock: Clock | None 
         rules=settings.anomalies,
         poll=settings.poll,
         on_queued=runner.wake.set,
+        push_writers=settings.push_writers,
     )
     return Logistics(servicer, runner, poller, carriers, carriers.close)
 

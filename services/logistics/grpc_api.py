@@ -37,6 +37,7 @@ class LogisticsServicer(logistics_pb2_grpc.LogisticsServiceServicer):
         rules: AnomalyRules,
         poll: PollPolicy,
         on_queued: Callable[[], None] = lambda: None,
+        push_writers: int = 4,
     ) -> None:
         self.uow = uow_factory
         self.views = views
@@ -44,6 +45,7 @@ class LogisticsServicer(logistics_pb2_grpc.LogisticsServiceServicer):
         self.rules = rules
         self.poll = poll
         self.on_queued = on_queued
+        self.pushes = tracking.PushDesk(uow_factory, rules, writers=push_writers)
 
     async def CreateShipments(
         self, request: pb.CreateShipmentsRequest, context: Ctx
@@ -219,7 +221,7 @@ class LogisticsServicer(logistics_pb2_grpc.LogisticsServiceServicer):
     async def ReportTracking(
         self, request: pb.ReportTrackingRequest, context: Ctx
     ) -> pb.ReportTrackingResponse:
-        taken = await tracking.report_push(self.uow(), mappers.tracking_push(request), self.rules)
+        taken = await self.pushes.take(mappers.tracking_push(request))
         content_type, body = taken.reply
         return pb.ReportTrackingResponse(
             nodes_recorded=taken.nodes_recorded,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -28,6 +28,8 @@ class AuditLog(Protocol):
 
 class AuditRecords(Protocol):
     async def add(self, record: AuditRecord) -> None: ...
+
+    async def add_many(self, records: Sequence[AuditRecord]) -> None: ...
 
     async def page(
         self, principal: str, method: str, target_id: str, trace_id: str, page_size: int, page_token: str

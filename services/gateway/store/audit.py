@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,23 +16,31 @@ from services.gateway.store.tables import audit_table
 from services.kit.errors import InvalidArgument
 
 
+def _row(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "audit_id": record.audit_id,
+        "at": record.at,
+        "principal": record.principal[:128],
+        "principal_kind": record.principal_kind[:16],
+        "roles": [role[:32] for role in record.roles],
+        "source_ip": record.source_ip[:64],
+        "method": record.method[:128],
+        "target_ids": [target[:128] for target in record.target_ids][:20],
+        "result": record.result[:32],
+        "trace_id": record.trace_id[:32],
+        "detail": record.detail[:2000],
+        "attempts": record.attempts,
+    }
+
+
 async def add_audit(conn: AsyncConnection, record: AuditRecord) -> None:
-    await conn.execute(
-        audit_table.insert().values(
-            audit_id=record.audit_id,
-            at=record.at,
-            principal=record.principal[:128],
-            principal_kind=record.principal_kind[:16],
-            roles=[role[:32] for role in record.roles],
-            source_ip=record.source_ip[:64],
-            method=record.method[:128],
-            target_ids=[target[:128] for target in record.target_ids][:20],
-            result=record.result[:32],
-            trace_id=record.trace_id[:32],
-            detail=record.detail[:2000],
-            attempts=record.attempts,
-        )
-    )
+    await add_audits(conn, [record])
+
+
+async def add_audits(conn: AsyncConnection, records: Sequence[AuditRecord]) -> None:
+    """One round of the lot (one statement, compiled once, executed for every row)."""
+    if records:
+        await conn.execute(audit_table.insert(), [_row(record) for record in records])
 
 
 async def list_audit(
@@ -82,6 +91,9 @@ class AuditRepository:
 
     async def add(self, record: AuditRecord) -> None:
         await add_audit(self.conn, record)
+
+    async def add_many(self, records: Sequence[AuditRecord]) -> None:
+        await add_audits(self.conn, records)
 
     async def page(
         self, principal: str, method: str, target_id: str, trace_id: str, page_size: int, page_token: str

@@ -122,15 +122,21 @@ def kuaidi100_node(code: str) -> Node | None:
     return None
 
 
+# the longest carrier scan code kept (SF's are 2–3 digits, Kuaidi100's states 1–4)
+MAX_CODE = 16
+
+
 def china_time(text: Any, field: str) -> datetime:
     try:
         return datetime.strptime(str(text), TIME_FORMAT).replace(tzinfo=CHINA).astimezone(UTC)
     except ValueError:
-        raise MalformedPush(f"{field} {str(text)[:40]!r} is not a time like 2026-01-01 10:00:00") from None
+        raise MalformedPush(f"{field} {_text(text)[:40]!r} is not a time like 2026-01-01 10:00:00") from None
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
+    """A field's text, without NUL characters (no Postgres text can hold one)."""
+    text = value if isinstance(value, str) else "" if value is None else str(value)
+    return text.replace("\x00", "")
 
 
 def _sf_scan(route: Any, index: str, number: str = "", order_id: str = "") -> Scan:
@@ -139,6 +145,8 @@ def _sf_scan(route: Any, index: str, number: str = "", order_id: str = "") -> Sc
     op_code = _text(route.get("opCode")).strip()
     if not op_code:
         raise MalformedPush(f"{index}.opCode is missing")
+    if len(op_code) > MAX_CODE:
+        raise MalformedPush(f"{index}.opCode is longer than {MAX_CODE} characters")
     waybill_no = number or _text(route.get("mailno")).strip()
     if not waybill_no and not order_id:
         raise MalformedPush(f"{index}.mailno is missing")

@@ -30,7 +30,14 @@ class Shipments(Protocol):
 
     async def by_waybill(self, waybill_no: str, *, lock: bool = False) -> Shipment | None: ...
 
+    async def for_parcels(
+        self, waybill_nos: Sequence[str], shipment_ids: Sequence[str], *, lock: bool = False
+    ) -> list[Shipment]:
+        """The shipments with any of these waybills or ids, locked in id order when asked."""
+
     async def save(self, shipment: Shipment) -> None: ...
+
+    async def save_many(self, shipments: Sequence[Shipment]) -> None: ...
 
     async def pick_tasks(self, warehouse_id: str, limit: int, *, lock: bool = False) -> list[Shipment]:
         """Shipments waiting to be picked there, in pick order (expedited, perishable, deadline, oldest)."""
@@ -53,6 +60,12 @@ class Shipments(Protocol):
 class TrackingLog(Protocol):
     async def add(self, shipment_id: str, event: TrackingEvent) -> bool:
         """False when the shipment already has this scan."""
+
+    async def add_many(
+        self, events: Sequence[tuple[str, TrackingEvent]]
+    ) -> set[tuple[str, str, datetime, str]]:
+        """The keys (shipment, carrier code, time, description) of the scans new to their shipments,
+        now stored; repeats are left out."""
 
 
 class WaybillRequests(Protocol):

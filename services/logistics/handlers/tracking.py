@@ -10,7 +10,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
+from services.kit.batching import Batcher
 from services.logistics.domain.anomalies import (
     Anomaly,
     AnomalyRules,
@@ -41,10 +43,22 @@ class PushTaken:
     reply: tuple[str, str]
 
 
+class Outcome(StrEnum):
+    """What became of one scan: new to its shipment (recorded), already known, or of no parcel here."""
+
+    NEW = "new"
+    KNOWN = "known"
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True)
 class Recorded:
-    nodes: int
-    unknown: tuple[str, ...]
+    # per scan, in the order given
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def nodes(self) -> int:
+        return sum(outcome is Outcome.NEW for outcome in self.outcomes)
 
 
 async def raise_anomaly(uow: UnitOfWork, anomaly: Anomaly) -> bool:
@@ -58,80 +72,172 @@ async def raise_anomaly(uow: UnitOfWork, anomaly: Anomaly) -> bool:
     return True
 
 
-async def _find(uow: UnitOfWork, scan: Scan) -> Shipment | None:
-    if scan.waybill_no:
-        found = await uow.shipments.by_waybill(scan.waybill_no, lock=True)
-        if found is not None:
-            return found
-    # SF names our order id at the carrier (the shipment id): a parcel whose waybill answer was lost
-    if scan.carrier_order_id:
-        return await uow.shipments.get(scan.carrier_order_id, lock=True)
-    return None
+def _parcel(scan: Scan) -> tuple[str, str]:
+    return (scan.waybill_no, scan.carrier_order_id)
+
+
+async def _find(uow: UnitOfWork, parcels: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Shipment]:
+    """Each parcel's shipment, locked, in one query: by its waybill number, or by the order id SF names
+    at the carrier (the shipment id: a parcel whose waybill answer was lost)."""
+    found = await uow.shipments.for_parcels(
+        [waybill for waybill, _ in parcels if waybill],
+        [order_id for _, order_id in parcels if order_id],
+        lock=True,
+    )
+    by_waybill = {s.waybill.waybill_no: s for s in found if s.waybill is not None}
+    by_id = {s.shipment_id: s for s in found}
+    shipments = {}
+    for waybill, order_id in parcels:
+        shipment = by_waybill.get(waybill) if waybill else None
+        if shipment is None and order_id:
+            shipment = by_id.get(order_id)
+        if shipment is not None:
+            shipments[(waybill, order_id)] = shipment
+    return shipments
 
 
 async def record_scans(
     uow: UnitOfWork, scans: Sequence[Scan], source: Source, rules: AnomalyRules
 ) -> Recorded:
     """Inside the caller's transaction: each scan new to its shipment is stored, moves the shipment (only
-    forward) and is announced; scans of parcels nobody here shipped are named back."""
+    forward) and is announced; what became of each scan is answered. However many scans and parcels,
+    the shipments are read in one statement, the scans stored in one and the shipments saved in one."""
     now = uow.clock.now()
-    by_parcel: dict[tuple[str, str], list[Scan]] = defaultdict(list)
-    for scan in scans:
-        by_parcel[(scan.waybill_no, scan.carrier_order_id)].append(scan)
-    recorded, unknown = 0, []
-    # parcels in a fixed order: two pushes naming the same parcels lock them in the same order
+    outcomes = [Outcome.UNKNOWN] * len(scans)
+    by_parcel: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, scan in enumerate(scans):
+        by_parcel[_parcel(scan)].append(index)
+    shipments = await _find(uow, sorted(by_parcel))
+    # each parcel's scans in the order they happened: a shipment moves through them as they were made
+    events: list[tuple[int, Shipment, TrackingEvent]] = []
     for parcel in sorted(by_parcel):
-        parcel_scans = by_parcel[parcel]
-        shipment = await _find(uow, parcel_scans[0])
+        shipment = shipments.get(parcel)
         if shipment is None:
-            unknown.append(parcel[0] or parcel[1])
             continue
-        returned = False
-        for scan in sorted(parcel_scans, key=lambda s: s.at):
+        for index in sorted(by_parcel[parcel], key=lambda i: scans[i].at):
+            scan = scans[index]
             event = TrackingEvent(
                 scan.node, scan.carrier_code, scan.description, scan.area, scan.at, source, now
             )
-            if not await uow.tracking.add(shipment.shipment_id, event):
-                continue
-            recorded += 1
-            shipment.track(event)
-            mismatch = destination_mismatch(shipment, event)
-            if mismatch is not None:
-                await raise_anomaly(uow, mismatch)
-            returned = returned or is_return(event.node)
-        if shipment.events:
-            await uow.shipments.save(shipment)
-            emit_recorded(uow, shipment)
-        if returned:
-            counted = await uow.shipments.returns(shipment, now - rules.returns_window)
-            anomaly = repeated_returns(shipment, counted, rules, source)
-            if anomaly is not None:
-                await raise_anomaly(uow, anomaly)
-    return Recorded(recorded, tuple(unknown))
+            events.append((index, shipment, event))
+    stored = await uow.tracking.add_many([(shipment.shipment_id, event) for _, shipment, event in events])
+    moved: dict[str, Shipment] = {}
+    returned: set[str] = set()
+    for index, shipment, event in events:
+        key = (shipment.shipment_id, event.carrier_code, event.at, event.description)
+        if key not in stored:
+            outcomes[index] = Outcome.KNOWN
+            continue
+        stored.discard(key)  # the same scan twice in this call: the first one counts
+        outcomes[index] = Outcome.NEW
+        shipment.track(event)
+        moved[shipment.shipment_id] = shipment
+        mismatch = destination_mismatch(shipment, event)
+        if mismatch is not None:
+            await raise_anomaly(uow, mismatch)
+        if is_return(event.node):
+            returned.add(shipment.shipment_id)
+    await uow.shipments.save_many(list(moved.values()))
+    for shipment in moved.values():
+        emit_recorded(uow, shipment)
+    for shipment_id in sorted(returned):
+        shipment = moved[shipment_id]
+        counted = await uow.shipments.returns(shipment, now - rules.returns_window)
+        anomaly = repeated_returns(shipment, counted, rules, source)
+        if anomaly is not None:
+            await raise_anomaly(uow, anomaly)
+    return Recorded(tuple(outcomes))
 
 
 async def report_push(uow: UnitOfWork, push: TrackingPush, rules: AnomalyRules) -> PushTaken:
     """A push the gateway verified: recorded, or kept in quarantine when it cannot be read or names no
     parcel shipped here. The carrier is answered that it was taken either way (the same body pushed
     again would fare no better)."""
-    reply = push_reply(push.carrier)
+    return (await report_pushes(uow, [push], rules))[0]
+
+
+async def report_pushes(
+    uow: UnitOfWork, pushes: Sequence[TrackingPush], rules: AnomalyRules
+) -> list[PushTaken]:
+    """Several pushes in one transaction, each answered as `report_push` would answer it alone."""
     async with uow:
         now = uow.clock.now()
-        try:
-            scans = parse_push(push.carrier, push.body)
-            recorded = await record_scans(uow, scans, Source.PUSH, rules)
-        except MalformedPush as malformed:
-            quarantined = await uow.quarantine.add(
-                push.carrier, push.content_type, push.body, malformed.reason, now
+        readings: list[list[Scan] | MalformedPush] = []
+        scans: list[Scan] = []
+        for push in pushes:
+            try:
+                read = parse_push(push.carrier, push.body)
+            except MalformedPush as malformed:
+                readings.append(malformed)
+                continue
+            readings.append(read)
+            scans.extend(read)
+        outcomes = iter((await record_scans(uow, scans, Source.PUSH, rules)).outcomes)
+        taken = []
+        for push, reading in zip(pushes, readings, strict=True):
+            reply = push_reply(push.carrier)
+            if isinstance(reading, MalformedPush):
+                quarantined = await uow.quarantine.add(
+                    push.carrier, push.content_type, push.body, reading.reason, now
+                )
+                taken.append(PushTaken(0, quarantined, reply))
+                continue
+            mine = [next(outcomes) for _ in reading]
+            nodes = sum(outcome is Outcome.NEW for outcome in mine)
+            unknown = sorted(
+                {
+                    scan.waybill_no or scan.carrier_order_id
+                    for scan, outcome in zip(reading, mine, strict=True)
+                    if outcome is Outcome.UNKNOWN
+                }
             )
-            await uow.commit()
-            return PushTaken(0, quarantined, reply)
-        quarantine_id = ""
-        if recorded.unknown and recorded.nodes == 0:
-            reason = f"no shipment has waybill {', '.join(recorded.unknown[:5])}"
-            quarantine_id = await uow.quarantine.add(push.carrier, push.content_type, push.body, reason, now)
+            quarantine_id = ""
+            if unknown and nodes == 0:
+                reason = f"no shipment has waybill {', '.join(unknown[:5])}"
+                quarantine_id = await uow.quarantine.add(
+                    push.carrier, push.content_type, push.body, reason, now
+                )
+            taken.append(PushTaken(nodes, quarantine_id, reply))
         await uow.commit()
-    return PushTaken(recorded.nodes, quarantine_id, reply)
+    return taken
+
+
+class PushDesk:
+    """Where the carriers' pushes are taken: the pushes that arrive while earlier ones are being
+    written go together in one transaction (a group commit, `kit.batching`), each answered for itself.
+    If such a transaction fails as a whole, each of its pushes is tried alone, so one push's failure
+    is only its own."""
+
+    def __init__(
+        self, new_uow: NewUnitOfWork, rules: AnomalyRules, *, writers: int = 4, max_batch: int = 64
+    ) -> None:
+        self.new_uow = new_uow
+        self.rules = rules
+        self._batcher: Batcher[TrackingPush, PushTaken] = Batcher(
+            self._together, linger=0, max_batch=max_batch, in_flight=writers
+        )
+
+    @property
+    def batches(self) -> int:
+        """How many transactions took pushes together (for the tests and the benchmark)."""
+        return self._batcher.batches
+
+    async def take(self, push: TrackingPush) -> PushTaken:
+        return await self._batcher.submit(push)
+
+    async def _together(self, pushes: list[TrackingPush]) -> list[PushTaken | BaseException]:
+        if len(pushes) > 1:
+            try:
+                return list(await report_pushes(self.new_uow(), pushes, self.rules))
+            except Exception:
+                log.warning("%d pushes failed together; each is tried alone", len(pushes), exc_info=True)
+        alone: list[PushTaken | BaseException] = []
+        for push in pushes:
+            try:
+                alone.append(await report_push(self.new_uow(), push, self.rules))
+            except Exception as error:
+                alone.append(error)
+        return alone
 
 
 def _time_rules(shipment: Shipment, now: datetime, rules: AnomalyRules) -> list[Anomaly]:

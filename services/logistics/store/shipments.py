@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -41,6 +41,23 @@ _PICK_ORDER = (
     shipments_table.c.deadline.asc().nulls_last(),
     shipments_table.c.created_at,
     shipments_table.c.shipment_id,
+)
+
+
+# one shipment's changing columns, the SET clause named by the keys of each row it is executed with
+_SAVE = update(shipments_table).where(shipments_table.c.shipment_id == bindparam("_id"))
+
+# a scan, unless its shipment has it already; executed with many rows, SQLAlchemy sends them as one
+# multi-row statement (its "insertmanyvalues"), compiled once, and answers the rows it stored
+_ADD_EVENT = (
+    insert(tracking_events_table)
+    .on_conflict_do_nothing(constraint="tracking_events_once")
+    .returning(
+        tracking_events_table.c.shipment_id,
+        tracking_events_table.c.carrier_code,
+        tracking_events_table.c.occurred_at,
+        tracking_events_table.c.description,
+    )
 )
 
 
@@ -239,12 +256,35 @@ class ShipmentRepository:
         )
         return found[0] if found else None
 
+    async def for_parcels(
+        self, waybill_nos: Sequence[str], shipment_ids: Sequence[str], *, lock: bool = False
+    ) -> list[Shipment]:
+        """The shipments with any of these waybills or ids, in one query (locked in id order, so two
+        transactions naming the same parcels never wait on each other in a circle)."""
+        wanted = []
+        if waybill_nos:
+            wanted.append(shipments_table.c.waybill_no.in_(sorted(set(waybill_nos))))
+        if shipment_ids:
+            wanted.append(shipments_table.c.shipment_id.in_(sorted(set(shipment_ids))))
+        if not wanted:
+            return []
+        return await self._many(select(shipments_table).where(or_(*wanted)), lock)
+
     async def save(self, shipment: Shipment) -> None:
         await self.conn.execute(
             update(shipments_table)
             .where(shipments_table.c.shipment_id == shipment.shipment_id)
             .values(self._changing(shipment))
         )
+
+    async def save_many(self, shipments: Sequence[Shipment]) -> None:
+        """Each shipment's changing columns, in one statement executed for every shipment."""
+        if len(shipments) <= 1:
+            for shipment in shipments:
+                await self.save(shipment)
+            return
+        rows = [{"_id": s.shipment_id, **self._changing(s)} for s in shipments]
+        await self.conn.execute(_SAVE, rows)
 
     async def pick_tasks(self, warehouse_id: str, limit: int, *, lock: bool = False) -> list[Shipment]:
         query = (
@@ -334,6 +374,14 @@ class ShipmentRepository:
         return Returns(int(row[0]), int(row[1]), key[:16])
 
 
+# a scan as the table keeps it once: (shipment, carrier code, time, description)
+EventKey = tuple[str, str, datetime, str]
+
+
+def event_key(shipment_id: str, event: TrackingEvent) -> EventKey:
+    return (shipment_id, event.carrier_code, event.at, event.description)
+
+
 def tracking_event(row: Row[Any]) -> TrackingEvent:
     return TrackingEvent(
         Node(row.node),
@@ -351,19 +399,27 @@ class TrackingRepository:
         self.conn = conn
 
     async def add(self, shipment_id: str, event: TrackingEvent) -> bool:
-        statement = (
-            insert(tracking_events_table)
-            .values(
-                shipment_id=shipment_id,
-                node=event.node.value,
-                carrier_code=event.carrier_code,
-                description=event.description,
-                area=event.area,
-                occurred_at=event.at,
-                source=event.source.value,
-                received_at=event.received_at or event.at,
+        return bool(await self.add_many([(shipment_id, event)]))
+
+    async def add_many(self, events: Sequence[tuple[str, TrackingEvent]]) -> set[EventKey]:
+        """The scans new to their shipments are stored; their keys (shipment, carrier code, time,
+        description) are answered, the repeats left out."""
+        rows: dict[EventKey, dict[str, Any]] = {}
+        for shipment_id, event in events:  # the same scan twice: stored once
+            rows.setdefault(
+                event_key(shipment_id, event),
+                {
+                    "shipment_id": shipment_id,
+                    "node": event.node.value,
+                    "carrier_code": event.carrier_code,
+                    "description": event.description,
+                    "area": event.area,
+                    "occurred_at": event.at,
+                    "source": event.source.value,
+                    "received_at": event.received_at or event.at,
+                },
             )
-            .on_conflict_do_nothing(constraint="tracking_events_once")
-            .returning(tracking_events_table.c.id)
-        )
-        return (await self.conn.execute(statement)).first() is not None
+        if not rows:
+            return set()
+        found = await self.conn.execute(_ADD_EVENT, list(rows.values()))
+        return {(r.shipment_id, r.carrier_code, r.occurred_at, r.description) for r in found}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.gateway import auth
 from services.gateway.domain.attempts import FailedAttempts
 from services.gateway.domain.audit import AuditRecord
+from services.gateway.domain.principal import Caller
 from services.gateway.gate import Gate
 from services.gateway.store.audit import add_audit, list_audit, purge_audit
 from services.gateway.store.uow import GatewayUnitOfWork
@@ -103,3 +105,60 @@ async def test_failed_attempts_are_written_as_one_counted_record_per_closed_wind
     (written,) = records
     assert (written.source_ip, written.result, written.attempts) == ("192.0.2.1", "UNAUTHENTICATED", 40)
     assert written.principal == "anonymous" and written.detail.startswith("40 failed attempts (bearer_token)")
+
+
+class CountingUnitOfWork(GatewayUnitOfWork):
+    transactions = 0
+
+    async def commit(self) -> None:
+        type(self).transactions += 1
+        await super().commit()
+
+
+def writing_gate(engine: AsyncEngine) -> Gate:
+    return Gate(
+        jwt=cast(auth.JwtSettings, None),
+        api_keys={},
+        signature_window_seconds=300,
+        redis=cast(Any, None),
+        limiter=cast(Any, None),
+        limits={},
+        new_uow=lambda: CountingUnitOfWork(engine),
+        signer=cast(Any, None),
+    )
+
+
+async def test_concurrent_calls_share_audit_transactions_and_each_waits_for_its_own_record(
+    engine: AsyncEngine,
+) -> None:
+    gate = writing_gate(engine)
+    caller = Caller(auth.Principal(subject="ops-1", kind="user", roles=frozenset({"ops"})), "10.0.0.9", "r")
+    CountingUnitOfWork.transactions = 0
+
+    async def call(number: int) -> int:
+        await gate.audit(caller, "/s/Write", "OK", [f"group-commit-{number}"])
+        async with engine.connect() as conn:  # answered only once its record is there to read
+            found, _ = await list_audit(conn, "", "", f"group-commit-{number}", "", 10, "")
+        return len(found)
+
+    assert await asyncio.gather(*(call(n) for n in range(120))) == [1] * 120
+    # 120 records; at most AUDIT_WRITERS transactions run at once, the rest wait and go together
+    assert CountingUnitOfWork.transactions < 60
+
+
+async def test_an_audit_that_cannot_be_written_fails_its_call_and_the_next_is_written(
+    engine: AsyncEngine,
+) -> None:
+    unreachable = make_engine("postgresql+asyncpg://oms:oms@127.0.0.1:9/gateway")
+    using = [unreachable]
+    gate = writing_gate(engine)
+    gate.new_uow = lambda: GatewayUnitOfWork(using[0])
+    caller = Caller(auth.Principal(subject="ops-1", kind="user", roles=frozenset({"ops"})), "10.0.0.9", "r")
+    with pytest.raises(OSError):
+        await gate.audit(caller, "/s/Write", "OK", ["refused-audit"], "")
+    using[0] = engine
+    await gate.audit(caller, "/s/Write", "OK", ["written-audit"], "")
+    async with engine.connect() as conn:
+        assert len((await list_audit(conn, "", "", "written-audit", "", 10, ""))[0]) == 1
+        assert (await list_audit(conn, "", "", "refused-audit", "", 10, ""))[0] == []
+    await unreachable.dispose()

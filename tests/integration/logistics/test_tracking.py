@@ -5,6 +5,8 @@ clock is moved, nothing sleeps)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -112,3 +114,34 @@ async def test_48_hours_without_a_first_scan_raise_the_alert_after_a_poll(servic
     assert "expected a first pickup scan by" in alert.message and alert.message.endswith("from a poll")
     assert sid in alert.message
     assert list(alert.roles) == ["warehouse_supervisor", "cs_lead"]
+
+
+def sf_route_push(waybill: str, remark: str, minute: int) -> pb.ReportTrackingRequest:
+    route = {
+        "mailno": waybill,
+        "acceptTime": f"2026-03-01 18:{minute:02d}:00",
+        "acceptAddress": "上海",
+        "remark": remark,
+        "opCode": "30",
+    }
+    body = json.dumps({"Body": {"WaybillRoute": [route]}}, ensure_ascii=False).encode()
+    return pb.ReportTrackingRequest(carrier="sf", content_type="application/json", body=body)
+
+
+async def test_concurrent_pushes_share_transactions_and_each_is_answered_for_itself(service: Service) -> None:
+    await service.sandbox.control("sf", push_enabled=False)
+    sids = [await shipped(service, f"o-together-{n}", "SF") for n in range(6)]
+    numbers = [(await tracking(service, sid)).shipment.waybill.waybill_no for sid in sids]
+    desk = service.logistics.servicer.pushes
+    before = desk.batches
+    pushes = [sf_route_push(numbers[n % 6], f"到达 {n}", n) for n in range(48)]
+    pushes += [sf_route_push(numbers[0], "到达 0", 0)]  # the first node again
+    pushes += [sf_route_push("SF0000000000000", "nobody's parcel", 1)]
+    answers = await asyncio.gather(*(service.stub.ReportTracking(p) for p in pushes))
+    assert [a.nodes_recorded for a in answers] == [1] * 48 + [0, 0]
+    assert [bool(a.quarantine_id) for a in answers] == [False] * 49 + [True]
+    assert desk.batches - before < len(pushes), "every push went alone"
+    for n, sid in enumerate(sids):
+        events = (await tracking(service, sid)).events
+        assert sorted(e.description for e in events) == sorted(f"到达 {m}" for m in range(n, 48, 6))
+    assert len([u for sid in sids for u in await updates(service, sid)]) == 48

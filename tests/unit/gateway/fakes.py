@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,6 +89,9 @@ class FakeAuditRecords:
 
     async def add(self, record: AuditRecord) -> None:
         self.rows.append(record)
+
+    async def add_many(self, records: Sequence[AuditRecord]) -> None:
+        self.rows.extend(records)
 
     async def page(
         self, principal: str, method: str, target_id: str, trace_id: str, page_size: int, page_token: str

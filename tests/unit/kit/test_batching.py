@@ -90,3 +90,41 @@ def test_a_batch_names_each_item_once_and_holds_at_most_500(keys: list[str], fie
     with pytest.raises(InvalidArgument) as refused:
         distinct(keys, "items")
     assert refused.value.field == field
+
+
+async def test_a_group_commit_sends_at_once_when_idle_and_gathers_what_arrives_while_it_runs() -> None:
+    calls: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def flush(items: list[int]) -> list[int | BaseException]:
+        calls.append(items)
+        if len(calls) == 1:
+            await release.wait()
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher(flush, linger=0, max_batch=3, in_flight=1)
+    first = asyncio.ensure_future(batcher.submit(0))
+    await asyncio.sleep(0.01)
+    assert calls == [[0]]  # nothing else was waiting: it went alone, at once
+    later = [asyncio.ensure_future(batcher.submit(n)) for n in range(1, 6)]
+    await asyncio.sleep(0.01)
+    assert calls == [[0]]  # the one slot is taken: the others wait, however long
+    release.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *later), timeout=2) == list(range(6))
+    assert calls == [[0], [1, 2, 3], [4, 5]]  # then in batches of at most max_batch, one at a time
+
+
+async def test_a_group_commit_never_runs_more_calls_than_it_is_allowed() -> None:
+    running = peak = 0
+
+    async def flush(items: list[int]) -> list[int | BaseException]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher(flush, linger=0, max_batch=4, in_flight=2)
+    answers = await asyncio.gather(*(batcher.submit(n) for n in range(40)))
+    assert answers == list(range(40)) and peak == 2

@@ -71,8 +71,21 @@ class FakeShipments:
         found = [s for s in self.state.shipments.values() if s.waybill and s.waybill.waybill_no == waybill_no]
         return _copy(found[0]) if found else None
 
+    async def for_parcels(
+        self, waybill_nos: Sequence[str], shipment_ids: Sequence[str], *, lock: bool = False
+    ) -> list[Shipment]:
+        return [
+            _copy(s)
+            for _, s in sorted(self.state.shipments.items())
+            if s.shipment_id in shipment_ids or (s.waybill and s.waybill.waybill_no in waybill_nos)
+        ]
+
     async def save(self, shipment: Shipment) -> None:
         self.state.shipments[shipment.shipment_id] = _copy(shipment)
+
+    async def save_many(self, shipments: Sequence[Shipment]) -> None:
+        for shipment in shipments:
+            await self.save(shipment)
 
     async def pick_tasks(self, warehouse_id: str, limit: int, *, lock: bool = False) -> list[Shipment]:
         raise NotImplementedError
@@ -109,6 +122,15 @@ class FakeTracking:
             return False
         self.state.tracking.add(key)
         return True
+
+    async def add_many(
+        self, events: Sequence[tuple[str, TrackingEvent]]
+    ) -> set[tuple[str, str, datetime, str]]:
+        return {
+            (shipment_id, event.carrier_code, event.at, event.description)
+            for shipment_id, event in events
+            if await self.add(shipment_id, event)
+        }
 
 
 class FakeWaybills:

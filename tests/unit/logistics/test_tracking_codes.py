@@ -140,6 +140,12 @@ def test_an_sf_push_is_read_with_china_time_in_utc() -> None:
     assert found.at == datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
 
 
+def test_nul_characters_are_dropped_from_what_a_push_says_postgres_text_cannot_hold_them() -> None:
+    route = {**ROUTE, "mailno": "SF1\x0023", "remark": "收\x00取", "acceptAddress": "\x00深圳"}
+    (found,) = parse_sf_push(sf_push(route))
+    assert (found.waybill_no, found.description, found.area) == ("SF123", "收取", "深圳")
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -148,6 +154,8 @@ def test_an_sf_push_is_read_with_china_time_in_utc() -> None:
         (sf_push({**ROUTE, "opCode": ""}), "Body.WaybillRoute[0].opCode is missing"),
         (sf_push({**ROUTE, "acceptTime": "yesterday"}), "Body.WaybillRoute[0].acceptTime 'yesterday' is not"),
         (sf_push({**ROUTE, "mailno": "", "orderid": ""}), "Body.WaybillRoute[0].mailno is missing"),
+        (sf_push({**ROUTE, "opCode": "9" * 17}), "Body.WaybillRoute[0].opCode is longer than 16"),
+        (sf_push({**ROUTE, "acceptTime": "\x00"}), "Body.WaybillRoute[0].acceptTime '' is not"),
     ],
 )
 def test_a_malformed_sf_push_says_what_is_wrong(body: bytes, reason: str) -> None:
