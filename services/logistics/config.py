@@ -39,7 +39,7 @@ class Settings:
     poll_every_seconds: float = 60.0
     sweep_every_seconds: float = 600.0
     # tracking pushes written at once; those arriving meanwhile wait and share the next transaction
-    push_writers: int = 4
+    push_writers: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,7 +75,7 @@ class Settings:
             capacity=_at_least(env, "WAYBILL_CAPACITY", 400, 1),
             poll_every_seconds=number(env, "TRACKING_POLL_EVERY_SECONDS", 60.0),
             sweep_every_seconds=number(env, "ANOMALY_SWEEP_SECONDS", 600.0),
-            push_writers=_at_least(env, "TRACKING_PUSH_WRITERS", 4, 1),
+            push_writers=_at_least(env, "TRACKING_PUSH_WRITERS", 2, 1),
         )
 
 

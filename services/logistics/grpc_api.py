@@ -37,7 +37,7 @@ class LogisticsServicer(logistics_pb2_grpc.LogisticsServiceServicer):
         rules: AnomalyRules,
         poll: PollPolicy,
         on_queued: Callable[[], None] = lambda: None,
-        push_writers: int = 4,
+        push_writers: int = 2,
     ) -> None:
         self.uow = uow_factory
         self.views = views

@@ -209,7 +209,7 @@ class PushDesk:
     is only its own."""
 
     def __init__(
-        self, new_uow: NewUnitOfWork, rules: AnomalyRules, *, writers: int = 4, max_batch: int = 64
+        self, new_uow: NewUnitOfWork, rules: AnomalyRules, *, writers: int = 2, max_batch: int = 64
     ) -> None:
         self.new_uow = new_uow
         self.rules = rules
