@@ -1,5 +1,11 @@
 """The JetStream consumer: durable pull, inbox dedupe in the handler's transaction, ack after commit.
 
+A consumer built `together` handles each fetched batch in one transaction (one inbox statement for
+the batch, every handler on the same connection, in the stream's order); if that transaction fails,
+each message of the batch is handled again alone, so only the failing message is retried or dead-
+lettered. A handler's work outside the database (waking a loop) is registered with
+`Envelope.on_commit` and runs once its transaction has committed, in either mode.
+
 Transient failures are nak'ed with a growing delay; a message that cannot be decoded, that a handler
 rejects as permanent, or that keeps failing is terminated and recorded in `dead_letters`.
 """
@@ -9,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +47,19 @@ class Envelope:
     subject: str
     event_type: str
     deliveries: int
+    committed: list[Callable[[], None]] = field(default_factory=list, compare=False, repr=False)
+
+    def on_commit(self, then: Callable[[], None]) -> None:
+        """Run `then` once the handler's transaction has committed (never if it rolls back)."""
+        self.committed.append(then)
+
+    def _run_committed(self) -> None:
+        for then in self.committed:
+            try:
+                then()
+            except Exception:
+                log.exception("after-commit work of event %s failed", self.event_id)
+        self.committed.clear()
 
 
 Handler = Callable[[AsyncConnection, Message, Envelope], Awaitable[None]]
@@ -69,6 +88,7 @@ class EventConsumer:
         ack_wait_seconds: float = 30.0,
         streams: bus.StreamLimits | None = None,
         fetch_seconds: float = 1.0,
+        together: bool = False,
     ) -> None:
         self.js = js
         self.engine = engine
@@ -82,6 +102,7 @@ class EventConsumer:
         self.ack_wait = ack_wait_seconds
         self.streams = streams
         self.fetch_seconds = fetch_seconds
+        self.together = together
         self.processed = 0
         self.duplicates = 0
 
@@ -113,21 +134,86 @@ class EventConsumer:
                     log.exception("fetch failed for consumer %s", self.name)
                     await asyncio.sleep(1.0)
                     continue
+                if self.together and len(messages) > 1:
+                    await self.process_together(messages)
+                    continue
                 for msg in messages:
                     await self.process(msg)
         finally:
             # the durable consumer stays on the server; only this client's interest ends
             await subscription.unsubscribe()
 
-    async def process(self, msg: Msg) -> None:
+    @staticmethod
+    def _envelope(msg: Msg) -> Envelope:
         headers: Mapping[str, str] = msg.headers or {}
-        deliveries = msg.metadata.num_delivered if msg.metadata else 1
-        envelope = Envelope(
+        return Envelope(
             event_id=headers.get(bus.MSG_ID, ""),
             subject=msg.subject,
             event_type=headers.get(bus.EVENT_TYPE, ""),
-            deliveries=deliveries,
+            deliveries=msg.metadata.num_delivered if msg.metadata else 1,
         )
+
+    async def process_together(self, messages: Sequence[Msg]) -> None:
+        """A fetched batch in one transaction; on any failure, each message alone (`process`)."""
+        taken: list[tuple[Msg, Envelope, Message]] = []
+        alone: list[Msg] = []
+        for msg in messages:
+            envelope = self._envelope(msg)
+            try:
+                if not envelope.event_id or not envelope.event_type:
+                    raise KeyError("headers")
+                taken.append((msg, envelope, decode(envelope.event_type, msg.data)))
+            except (KeyError, DecodeError):
+                alone.append(msg)  # dead-lettered by `process`, with its reason
+        handled: set[int] = set()
+        try:
+            if taken:
+                handled = await self._handle_all(taken)
+        except Exception as error:
+            log.info("a batch of %d events failed together (%r); each is handled alone", len(taken), error)
+            for msg in messages:
+                await self.process(msg)
+            return
+        for index, (msg, envelope, _) in enumerate(taken):
+            envelope._run_committed()
+            await msg.ack()
+            if index in handled:
+                self.processed += 1
+            else:
+                self.duplicates += 1
+        for msg in alone:
+            await self.process(msg)
+
+    async def _handle_all(self, taken: Sequence[tuple[Msg, Envelope, Message]]) -> set[int]:
+        """One transaction: the batch's inbox rows in one statement, then each new event's handler;
+        which of them were handled (the others were seen before)."""
+        async with self.engine.begin() as conn:
+            rows = [
+                {"consumer": self.name, "event_id": e.event_id, "subject": e.subject} for _, e, _ in taken
+            ]
+            claimed = await conn.execute(
+                insert(inbox_table).on_conflict_do_nothing().returning(inbox_table.c.event_id), rows
+            )
+            first = {row.event_id for row in claimed}
+            handled: set[int] = set()
+            for index, (msg, envelope, event) in enumerate(taken):
+                if envelope.event_id not in first:
+                    continue
+                first.discard(envelope.event_id)  # the same event twice in one fetch: handled once
+                handled.add(index)
+                token = otel_context.attach(tracing.context_from_headers(msg.headers or {}))
+                try:
+                    with tracing.tracer().start_as_current_span(
+                        f"consume {msg.subject}", kind=trace.SpanKind.CONSUMER
+                    ):
+                        await self.handler(conn, event, envelope)
+                finally:
+                    otel_context.detach(token)
+        return handled
+
+    async def process(self, msg: Msg) -> None:
+        headers: Mapping[str, str] = msg.headers or {}
+        envelope = self._envelope(msg)
         token = otel_context.attach(tracing.context_from_headers(headers))
         try:
             with tracing.tracer().start_as_current_span(
@@ -177,6 +263,7 @@ class EventConsumer:
             if claimed.first() is None:
                 return False
             await self.handler(conn, event, envelope)
+        envelope._run_committed()
         return True
 
     async def _dead_letter(self, msg: Msg, envelope: Envelope, error: str) -> None:

@@ -106,6 +106,7 @@ async def serve(settings: Settings) -> None:
                 subject=consumers.LOGISTICS_EVENTS,
                 handler=consumers.shipment_handler(policy, orchestrator.poke),
                 streams=settings.common.streams,
+                together=True,  # tracking arrives in bursts: a fetched batch is one transaction
             )
             runtime.spawn("orders-logistics", consumer.run)
         # after-sales' tickets and refunds, whenever an after-sales service publishes them
@@ -117,6 +118,7 @@ async def serve(settings: Settings) -> None:
             subject=consumers.AFTERSALES_EVENTS,
             handler=consumers.ticket_handler(policy, orchestrator.poke),
             streams=settings.common.streams,
+            together=True,
         )
         runtime.spawn("orders-aftersales", consumer.run)
         runtime.every(

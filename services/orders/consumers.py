@@ -41,7 +41,8 @@ def handler(
     key: str = "order_id",
     clock: Clock | None = None,
 ) -> Handler:
-    """Run the use case inside the consumer's inbox transaction, then wake the process manager."""
+    """Run the use case inside the consumer's inbox transaction, then (once it committed) wake the
+    process manager."""
 
     async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
         if getattr(event, "on_hand_delta", 1) <= 0:  # stock went down: nothing can move on for it
@@ -49,7 +50,7 @@ def handler(
         uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
         changes = await use_case(uow, policy, getattr(event, key))
         await uow.flush_events()
-        poke(changes)
+        envelope.on_commit(lambda: poke(changes))
 
     return handle
 
@@ -64,8 +65,8 @@ LOGISTICS_EVENTS = "logistics.>"
 def shipment_handler(
     policy: handlers.Policy, poke: Callable[[handlers.Changes], None], clock: Clock | None = None
 ) -> Handler:
-    """Record a logistics event on its order inside the consumer's inbox transaction, then wake the
-    process manager (a cancelled order's shipments are cancelled by its next step)."""
+    """Record a logistics event on its order inside the consumer's inbox transaction, then (once it
+    committed) wake the process manager (a cancelled order's shipments are cancelled by its next step)."""
 
     async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
         report = mappers.shipment_report(event)
@@ -74,7 +75,7 @@ def shipment_handler(
         uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
         changes = await handlers.shipment_reported(uow, policy, report)
         await uow.flush_events()
-        poke(changes)
+        envelope.on_commit(lambda: poke(changes))
 
     return handle
 
@@ -97,6 +98,6 @@ def ticket_handler(
         uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
         changes = await handlers.ticket_reported(uow, policy, report)
         await uow.flush_events()
-        poke(changes)
+        envelope.on_commit(lambda: poke(changes))
 
     return handle

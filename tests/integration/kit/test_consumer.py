@@ -105,8 +105,9 @@ async def test_a_transient_failure_is_retried_and_rolled_back_work_leaves_no_tra
     assert await _count(effects, "SELECT count(*) FROM inbox") == 1
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["alone", "together"])
 async def test_poison_messages_are_terminated_and_recorded_as_dead_letters(
-    effects: AsyncEngine, nc: NatsClient, subject_prefix: str
+    effects: AsyncEngine, nc: NatsClient, subject_prefix: str, together: bool
 ) -> None:
     async def rejecting(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
         if envelope.event_id == "evt-rejected":
@@ -115,7 +116,7 @@ async def test_poison_messages_are_terminated_and_recorded_as_dead_letters(
     async def always_failing(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
         raise RuntimeError("bug")
 
-    consumer = _consumer(nc, effects, subject_prefix, rejecting)
+    consumer = _consumer(nc, effects, subject_prefix, rejecting, together=together)
     await _publish(nc, subject_prefix, "evt-garbage", payload=b"\xff\xff\xff not protobuf")
     await _publish(nc, subject_prefix, "evt-rejected")
     stop = asyncio.Event()
@@ -133,6 +134,7 @@ async def test_poison_messages_are_terminated_and_recorded_as_dead_letters(
         handler=always_failing,
         max_deliveries=3,
         backoff_seconds=(0.1,),
+        together=together,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(failing.run(stop))
@@ -150,6 +152,68 @@ async def test_poison_messages_are_terminated_and_recorded_as_dead_letters(
     assert by_event[("failing", "evt-rejected")].deliveries == 3
     assert by_event[("failing", "evt-garbage")].payload == b"\xff\xff\xff not protobuf"
     assert inbox == 0
+
+
+async def test_a_batch_taken_together_is_one_transaction_and_handles_each_new_event_once(
+    effects: AsyncEngine, nc: NatsClient, subject_prefix: str
+) -> None:
+    connections: set[int] = set()
+    woken: list[str] = []
+
+    async def recording(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
+        connections.add(id(conn))
+        await _record_effect(conn, event, envelope)
+        envelope.on_commit(lambda: woken.append(envelope.event_id))
+
+    async with effects.begin() as conn:  # seen before: a duplicate
+        await conn.execute(
+            inbox_table.insert().values(consumer="test-consumer", event_id="evt-b-3", subject="x")
+        )
+    for number in range(12):
+        await _publish(nc, subject_prefix, f"evt-b-{number}")
+    await _publish(nc, subject_prefix, "evt-b-garbage", payload=b"\xff not protobuf")
+    consumer = _consumer(nc, effects, subject_prefix, recording, together=True)
+    subscription = await consumer.subscribe()
+    batch = await subscription.fetch(13, timeout=5)
+    assert len(batch) == 13
+    await consumer.process_together(batch)
+
+    assert len(connections) == 1, "the batch was not one transaction"
+    effects_of = "SELECT count(*) FROM effects WHERE event_id LIKE 'evt-b-%'"
+    assert await _count(effects, effects_of) == 11  # 12, less the one seen before
+    assert sorted(woken) == sorted(f"evt-b-{n}" for n in range(12) if n != 3)
+    assert (consumer.processed, consumer.duplicates) == (11, 1)
+    async with effects.connect() as conn:
+        dead = (await conn.execute(select(dead_letters_table.c.event_id))).scalars().all()
+    assert list(dead) == ["evt-b-garbage"]
+    with pytest.raises(NatsTimeout):  # every message acked or terminated
+        await subscription.fetch(1, timeout=1.5)
+
+
+async def test_after_commit_work_runs_only_once_its_transaction_committed(
+    effects: AsyncEngine, nc: NatsClient, subject_prefix: str
+) -> None:
+    seen: list[str] = []
+    calls = 0
+
+    async def handler(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
+        nonlocal calls
+        calls += 1
+        await _record_effect(conn, event, envelope)
+        envelope.on_commit(lambda: seen.append(envelope.event_id))
+        if calls == 3:  # the batch's third event: the whole batch's transaction rolls back
+            raise ConnectionError("Postgres went away")
+
+    for number in range(5):
+        await _publish(nc, subject_prefix, f"evt-c-{number}")
+    consumer = _consumer(nc, effects, subject_prefix, handler, together=True)
+    subscription = await consumer.subscribe()
+    batch = await subscription.fetch(5, timeout=5)
+    await consumer.process_together(batch)  # fails together, then each is handled alone
+    assert calls == 3 + 5
+    assert sorted(seen) == [f"evt-c-{n}" for n in range(5)]  # the rolled-back two never woke anyone
+    assert consumer.processed == 5
+    assert await _count(effects, "SELECT count(*) FROM effects WHERE event_id LIKE 'evt-c-%'") == 5
 
 
 async def _at_least(count: Awaitable[int], expected: int) -> bool:
