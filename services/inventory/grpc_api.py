@@ -23,6 +23,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     def __init__(self, uow_factory: Callable[[], InventoryUnitOfWork], policy: Policy) -> None:
         self.uow = uow_factory
         self.policy = policy
+        self.desk = handlers.ReserveDesk(uow_factory, policy)
 
     def _level(self, row: StockRow) -> pb.StockLevel:
         return mappers.stock_level(stock_level(row, self.policy.cap_basis_points))
@@ -75,7 +76,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def Reserve(self, request: pb.ReserveRequest, context: Ctx) -> pb.ReserveResponse:
         lines = mappers.lines_in(request.lines)
         ttl = mappers.ttl_in(request.ttl_seconds)
-        outcome = await handlers.reserve(self.uow, self.policy, request.order_id, lines, ttl)
+        outcome = await self.desk.reserve(request.order_id, lines, ttl)
         if not outcome.reserved or outcome.reservation is None:
             return pb.ReserveResponse(
                 reserved=False, shortages=[mappers.shortage(s) for s in outcome.shortages]

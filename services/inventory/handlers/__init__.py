@@ -5,6 +5,7 @@ from services.inventory.handlers.catalogue import get_sku, put_sku, put_warehous
 from services.inventory.handlers.invariants import check_invariants
 from services.inventory.handlers.movements import adjust_stock, record_receipt, record_stock_count, restock
 from services.inventory.handlers.reservations import (
+    ReserveDesk,
     commit_reservation,
     expire_reservations,
     get_reservation,
@@ -17,6 +18,7 @@ from services.inventory.handlers.safety import update_replenishment_order
 __all__ = [
     "LowStockScope",
     "Policy",
+    "ReserveDesk",
     "adjust_stock",
     "check_invariants",
     "commit_reservation",

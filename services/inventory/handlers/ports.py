@@ -34,6 +34,13 @@ class Stock(Protocol):
         """All the reservation's lines or none; RESERVED with the rows whose safety stock may have moved."""
         ...
 
+    async def reserve_together(
+        self, reservations: Sequence[Reservation], cap_basis_points: int, traceparents: Sequence[str]
+    ) -> list[Placement | None]:
+        """New reservations in one transaction, in the order given: RESERVED, SHORT, or None (nothing
+        written, left for `reserve`: held by the order already, a safety level crossed)."""
+        ...
+
     async def settle(self, lines: Sequence[Line], *, deduct: bool) -> list[StockRow]: ...
 
     async def move(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from services.inventory.domain.events import ReservationCommitted, ReservationExpired, ReservationReleased
@@ -24,8 +25,12 @@ from services.inventory.domain.model import (
 from services.inventory.domain.policy import LowStockScope, Policy
 from services.inventory.handlers.ports import UnitOfWork
 from services.inventory.handlers.safety import apply_signals
+from services.kit import tracing
+from services.kit.batching import Batcher
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.ids import new_id
+
+log = logging.getLogger(__name__)
 
 NewUnitOfWork = Callable[[], UnitOfWork]
 MIN_TTL, MAX_TTL = timedelta(seconds=10), timedelta(days=7)
@@ -82,6 +87,123 @@ async def reserve(
             raise FailedPrecondition(f"order {order_id} already holds a different reservation")
         return ReserveOutcome(True, held, held.lines)
     return ReserveOutcome(False, shortages=await _shortages(new_uow(), policy, lines, requested))
+
+
+@dataclass(frozen=True)
+class _Placing:
+    order_id: str
+    lines: tuple[Line, ...]
+    ttl: timedelta | None
+    traceparent: str
+
+
+class ReserveDesk:
+    """Where one-line reservations are placed: those arriving while an earlier group is being written
+    go together in one transaction (a group commit, `kit.batching`), one statement each, sorted by
+    stock row. A hot SKU's row is then locked once per group instead of handed from one waiting
+    statement to the next. What a group cannot place at once (short, held by the order already, a
+    safety level crossed), and every reservation of a group whose transaction failed, is placed by
+    `reserve` alone, exactly as if it had come alone; reservations of several lines always are."""
+
+    def __init__(self, new_uow: NewUnitOfWork, policy: Policy, *, max_batch: int = 100) -> None:
+        self.new_uow = new_uow
+        self.policy = policy
+        self._batcher: Batcher[_Placing, ReserveOutcome | None] = Batcher(
+            self._together, linger=0, max_batch=max_batch, in_flight=1
+        )
+
+    @property
+    def batches(self) -> int:
+        """How many groups were written together (for the tests and the benchmark)."""
+        return self._batcher.batches
+
+    async def reserve(
+        self, order_id: str, requested: list[Line], ttl: timedelta | None = None
+    ) -> ReserveOutcome:
+        check_reference("order_id", order_id)
+        lines = reservation_lines(requested)
+        one_row = len(lines) == 1 and self.policy.low_stock_scope != LowStockScope.POOL
+        if one_row and (ttl is None or MIN_TTL <= ttl <= MAX_TTL):
+            placing = _Placing(order_id, lines, ttl, tracing.current_traceparent())
+            answered = await self._batcher.submit(placing)
+            if answered is not None:
+                return answered
+        return await reserve(self.new_uow, self.policy, order_id, requested, ttl)
+
+    async def _together(self, items: list[_Placing]) -> list[ReserveOutcome | BaseException | None]:
+        """Each item placed, answered short, or (None) left for `reserve` alone."""
+        answers: list[ReserveOutcome | BaseException | None] = [None] * len(items)
+        if len(items) == 1:
+            return answers  # alone: `reserve`'s one statement commits by itself, with no transaction
+        order = sorted(range(len(items)), key=lambda i: items[i].lines[0].key)
+        try:
+            async with self.new_uow() as uow:
+                now = uow.clock.now()
+                reservations = [
+                    Reservation.place(
+                        new_id(),
+                        items[i].order_id,
+                        items[i].lines,
+                        now + (items[i].ttl or self.policy.reservation_ttl),
+                        now,
+                    )
+                    for i in order
+                ]
+                placed = await uow.stock.reserve_together(
+                    reservations, self.policy.cap_basis_points, [items[i].traceparent for i in order]
+                )
+        except Exception:
+            log.warning("%d reservations failed together; each is placed alone", len(items), exc_info=True)
+            return answers
+        short = []
+        for index, reservation, placement in zip(order, reservations, placed, strict=True):
+            if placement is Placement.RESERVED:
+                answers[index] = ReserveOutcome(True, reservation, items[index].lines)
+            elif placement is Placement.SHORT:
+                short.append(index)
+        if short:
+            try:
+                for index, answer in zip(short, await self._short([items[i] for i in short]), strict=True):
+                    answers[index] = answer
+            except Exception:
+                log.warning("%d shortages failed together; each is asked alone", len(short), exc_info=True)
+        return answers
+
+    async def _alone(self, item: _Placing) -> ReserveOutcome:
+        with tracing.attached(item.traceparent):
+            return await reserve(self.new_uow, self.policy, item.order_id, list(item.lines), item.ttl)
+
+    async def _short(self, items: list[_Placing]) -> list[ReserveOutcome | None]:
+        """The group's short items, as `reserve` answers them, with a few statements for all of them:
+        holds past their time on those rows are freed first (then each is tried again alone); an
+        order that already holds a reservation (a repeat) is answered with it; the others get their
+        shortage from one read of the rows. An unknown row is left to `reserve`, which names it."""
+        keys = sorted({item.lines[0].key for item in items})
+        if await expire_reservations(self.new_uow(), self.policy, keys=keys):
+            return [None] * len(items)
+        answers: list[ReserveOutcome | None] = []
+        async with self.new_uow() as uow:
+            now = uow.clock.now()
+            rows = await uow.stock.levels([sku for sku, _ in keys], sorted({w for _, w in keys}), now)
+            levels = {
+                row.key: stock_level(row, self.policy.cap_basis_points, expired) for row, expired in rows
+            }
+            for item in items:
+                held = await uow.reservations.latest(item.order_id)
+                if held is not None and (
+                    held.status is ReservationStatus.COMMITTED
+                    or (held.status is ReservationStatus.ACTIVE and not held.expired_at(now))
+                ):
+                    answers.append(None)  # a repeat: `reserve` answers it with what the order holds
+                    continue
+                (line,) = item.lines
+                level = levels.get(line.key)
+                if level is None:
+                    answers.append(None)
+                    continue
+                found = shortage(line, level)
+                answers.append(ReserveOutcome(False, shortages=[found]) if found is not None else None)
+        return answers
 
 
 async def _shortages(

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from services.inventory.domain.model import POOL, Line, Movement, Placement, Reservation, StockRow
 from services.inventory.store.connection import Connect
 from services.inventory.store.tables import reservation_lines_table, reservations_table, stock_table
-from services.kit.tracing import current_trace_id
+from services.kit.tracing import attached, current_trace_id
 
 if TYPE_CHECKING:
     from services.inventory.store.unit_of_work import InventoryUnitOfWork
@@ -124,6 +124,39 @@ SELECT (SELECT fits FROM checked) AS fits,
 """
 
 
+async def _one_statement(
+    driver: Any, reservation: Reservation, row: dict[str, Any], cap_basis_points: int
+) -> _Miss | None:
+    lines = reservation.lines
+    outcome = await driver.fetchrow(
+        _ONE_STATEMENT,
+        reservation.reservation_id,
+        reservation.order_id,
+        reservation.expires_at,
+        reservation.created_at,
+        [line.sku for line in lines],
+        [line.warehouse_id for line in lines],
+        [line.quantity for line in lines],
+        current_trace_id(),
+        row["event_id"],
+        row["subject"],
+        row["event_type"],
+        row["payload"],
+        row["traceparent"],
+        cap_basis_points,
+    )
+    if outcome["fits"] < len(lines):
+        return _Miss.SHORT
+    if outcome["crossing"]:
+        return _Miss.CROSSING
+    if not outcome["inserted"]:
+        return _Miss.HELD
+    if outcome["updated"] != len(lines):  # cannot happen: the rows are locked
+        raise RuntimeError("reservation written without its stock update")
+    reservation.events.clear()
+    return None
+
+
 class _Miss(StrEnum):
     """Why the one statement stepped aside: a live reservation, short stock, or a safety level crossed."""
 
@@ -213,36 +246,30 @@ class StockRepository:
     ) -> _Miss | None:
         [event] = reservation.events
         row = self._uow.event_row(event)  # before the connection is checked out: it is held briefly
-        lines = reservation.lines
         conn = await self._connect()
         driver: Any = (await conn.get_raw_connection()).driver_connection
-        outcome = await driver.fetchrow(
-            _ONE_STATEMENT,
-            reservation.reservation_id,
-            reservation.order_id,
-            reservation.expires_at,
-            reservation.created_at,
-            [line.sku for line in lines],
-            [line.warehouse_id for line in lines],
-            [line.quantity for line in lines],
-            current_trace_id(),
-            row["event_id"],
-            row["subject"],
-            row["event_type"],
-            row["payload"],
-            row["traceparent"],
-            cap_basis_points,
-        )
-        if outcome["fits"] < len(lines):
-            return _Miss.SHORT
-        if outcome["crossing"]:
-            return _Miss.CROSSING
-        if not outcome["inserted"]:
-            return _Miss.HELD
-        if outcome["updated"] != len(lines):  # cannot happen: the rows are locked
-            raise RuntimeError("reservation written without its stock update")
-        reservation.events.clear()
-        return None
+        return await _one_statement(driver, reservation, row, cap_basis_points)
+
+    async def reserve_together(
+        self, reservations: Sequence[Reservation], cap_basis_points: int, traceparents: Sequence[str]
+    ) -> list[Placement | None]:
+        """New reservations, each by the one statement, all in one transaction and in the order given
+        (the caller sorts them by row, the order every path locks rows in), each in its own trace.
+        Per reservation: RESERVED, SHORT (nothing written), or None: stepped aside having written
+        nothing, for `reserve` to take (held by the order already, a safety level crossed). A failure
+        rolls every one back."""
+        conn = await self._connect()
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        placed: list[Placement | None] = []
+        async with driver.transaction():
+            for reservation, traceparent in zip(reservations, traceparents, strict=True):
+                with attached(traceparent):
+                    row = self._uow.event_row(reservation.events[0])
+                    miss = await _one_statement(driver, reservation, row, cap_basis_points)
+                placed.append(
+                    Placement.RESERVED if miss is None else Placement.SHORT if miss is _Miss.SHORT else None
+                )
+        return placed
 
     async def _insert(self, reservation: Reservation) -> bool:
         """False when the order already holds a live (active or committed) reservation."""

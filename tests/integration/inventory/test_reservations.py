@@ -239,3 +239,52 @@ async def test_bad_reservations_are_refused_naming_the_field_and_write_nothing(
     assert refused.value.field == field
     assert await inventory.scalar("SELECT count(*) FROM reservations") == 0
     assert await inventory.scalar("SELECT count(*) FROM ledger WHERE kind <> 'receipt'") == 0
+
+
+async def test_the_desk_places_racing_one_line_buyers_in_groups_and_never_oversells(
+    inventory: Inventory,
+) -> None:
+    """The desk's group commit: buyers of a hot row go together, the rest of the sold-out buyers are
+    answered short from one read, each order reserves once, and everything adds up."""
+    await inventory.stock("SH", ("HOT", 40), ("TEA", 100))  # 95 % cap: 38 HOT may be reserved
+    desk = handlers.ReserveDesk(inventory.uow, inventory.policy)
+
+    async def buy(n: int) -> tuple[bool, int]:
+        sku = "HOT" if n % 4 else "TEA"
+        outcome = await desk.reserve(f"o-{n}", [Line(sku, "SH", 1)])
+        available = outcome.shortages[0].available if outcome.shortages else -1
+        return outcome.reserved, available
+
+    results = await asyncio.gather(*(buy(n) for n in range(200)))
+    hot = [results[n] for n in range(200) if n % 4]
+    assert sum(reserved for reserved, _ in hot) == 38
+    assert all(available == 0 for reserved, available in hot if not reserved)  # short, and says so
+    assert all(reserved for n, (reserved, _) in enumerate(results) if n % 4 == 0)  # TEA had room
+    assert desk.batches < 200, "no buyer went together with another"
+    assert await inventory.row("HOT", "SH") == (40, 38, True)
+    assert await inventory.row("TEA", "SH") == (100, 50, True)
+    assert await inventory.scalar("SELECT count(*) FROM reservations") == 88
+    announced = "SELECT count(*) FROM outbox WHERE subject LIKE '%inventory.reserved'"
+    assert await inventory.scalar(announced) == 88
+    assert (await handlers.check_invariants(inventory.uow()))[1] == []
+    # a buyer that asks again gets its first reservation, reserving nothing more
+    again = await asyncio.gather(*(desk.reserve(f"o-{n}", [Line("TEA", "SH", 1)]) for n in range(0, 40, 4)))
+    assert all(a.reserved for a in again) and await inventory.row("TEA", "SH") == (100, 50, True)
+
+
+async def test_the_desk_refuses_what_reserve_refuses_and_finds_room_left_by_expired_holds(
+    inventory: Inventory,
+) -> None:
+    await inventory.stock("SH", ("TEA", 10))
+    desk = handlers.ReserveDesk(inventory.uow, inventory.policy)
+    await desk.reserve("old", [Line("TEA", "SH", 9)], timedelta(minutes=1))
+    inventory.clock.advance(timedelta(minutes=5))
+    unknown, *placed = await asyncio.gather(
+        desk.reserve("bad", [Line("NOPE", "SH", 1)]),
+        *(desk.reserve(f"new-{n}", [Line("TEA", "SH", 3)]) for n in range(4)),
+        return_exceptions=True,
+    )
+    assert isinstance(unknown, InvalidArgument) and "NOPE" in str(unknown)
+    assert sum(1 for p in placed if not isinstance(p, BaseException) and p.reserved) == 3  # 9 of 9.5
+    assert (await handlers.get_reservation(inventory.uow(), "old"))[0].status == "EXPIRED"
+    assert await inventory.row("TEA", "SH") == (10, 9, True)
