@@ -36,6 +36,29 @@ def record(at: datetime, principal: str = "agent-1", trace_id: str = "a" * 32) -
     )
 
 
+class CountingUnitOfWork(GatewayUnitOfWork):
+    transactions = 0
+
+    async def commit(self) -> None:
+        type(self).transactions += 1
+        await super().commit()
+
+
+def writing_gate(engine: AsyncEngine, **options: Any) -> Gate:
+    """A gate that only writes audit records (no tokens, keys or limits are looked at)."""
+    return Gate(
+        jwt=cast(auth.JwtSettings, None),
+        api_keys={},
+        signature_window_seconds=300,
+        redis=cast(Any, None),
+        limiter=cast(Any, None),
+        limits={},
+        new_uow=lambda: CountingUnitOfWork(engine),
+        signer=cast(Any, None),
+        **options,
+    )
+
+
 async def test_records_cannot_be_changed_or_deleted_while_young(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await add_audit(conn, record(datetime.now(UTC)))
@@ -80,18 +103,7 @@ async def test_failed_attempts_are_written_as_one_counted_record_per_closed_wind
     engine: AsyncEngine,
 ) -> None:
     clock = [datetime(2026, 12, 1, 10, 0, 5, tzinfo=UTC).timestamp()]
-    gate = Gate(
-        jwt=cast(auth.JwtSettings, None),
-        api_keys={},
-        signature_window_seconds=300,
-        redis=cast(Any, None),
-        limiter=cast(Any, None),
-        limits={},
-        new_uow=lambda: GatewayUnitOfWork(engine),
-        signer=cast(Any, None),
-        wall=lambda: clock[0],
-        failed_attempts=FailedAttempts(window_seconds=60),
-    )
+    gate = writing_gate(engine, wall=lambda: clock[0], failed_attempts=FailedAttempts(window_seconds=60))
     nobody = auth.Principal(subject="", kind="anonymous", roles=frozenset())
     for _ in range(40):
         gate.failed_attempt_of(nobody, "192.0.2.1", "/s/M", "UNAUTHENTICATED", "bearer_token")
@@ -105,27 +117,6 @@ async def test_failed_attempts_are_written_as_one_counted_record_per_closed_wind
     (written,) = records
     assert (written.source_ip, written.result, written.attempts) == ("192.0.2.1", "UNAUTHENTICATED", 40)
     assert written.principal == "anonymous" and written.detail.startswith("40 failed attempts (bearer_token)")
-
-
-class CountingUnitOfWork(GatewayUnitOfWork):
-    transactions = 0
-
-    async def commit(self) -> None:
-        type(self).transactions += 1
-        await super().commit()
-
-
-def writing_gate(engine: AsyncEngine) -> Gate:
-    return Gate(
-        jwt=cast(auth.JwtSettings, None),
-        api_keys={},
-        signature_window_seconds=300,
-        redis=cast(Any, None),
-        limiter=cast(Any, None),
-        limits={},
-        new_uow=lambda: CountingUnitOfWork(engine),
-        signer=cast(Any, None),
-    )
 
 
 async def test_concurrent_calls_share_audit_transactions_and_each_waits_for_its_own_record(
