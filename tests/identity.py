@@ -29,7 +29,7 @@ from services.kit.identity import (
     trusted_keys_json,
 )
 
-ISSUERS = (GATEWAY, "orders", "routing", "inventory")
+ISSUERS = (GATEWAY, "orders", "routing", "inventory", "aftersales")
 KEYS = {issuer: generate_key() for issuer in ISSUERS}
 # what a test client is when it names no caller: a gateway-vouched service with no roles, unscoped
 ANONYMOUS_SERVICE = Principal(subject="tests", actor_type="service", roles=frozenset())

@@ -54,7 +54,7 @@ class OrdersPeer:
         self.orders = orders_pb2_grpc.OrdersServiceStub(orders)
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(inventory)
         self._agents: dict[str, tuple[float, frozenset[str]]] = {}
-        self._skus: dict[str, tuple[float, bool]] = {}
+        self._skus: dict[str, tuple[float, bool | None]] = {}
 
     async def snapshot(self, order_id: str) -> OrderSnapshot:
         """The order now, with its applied payment and which of its SKUs are customised."""
@@ -71,7 +71,8 @@ class OrdersPeer:
 
     async def _customised(self, skus: list[str]) -> dict[str, bool]:
         """What inventory's catalogue says of each SKU (kept a minute: it rarely changes); one it does
-        not know stays unknown (None)."""
+        not know stays unknown (None), and that answer is kept the same minute (an order naming SKUs
+        the catalogue lacks would otherwise cost a call per SKU on every ticket)."""
         now = time.monotonic()
 
         async def one(sku: str) -> tuple[str, bool | None]:
@@ -80,14 +81,15 @@ class OrdersPeer:
                 return sku, cached[1]
             try:
                 reply = await self.inventory.GetSku(inventory_pb2.GetSkuRequest(sku=sku))
+                customised: bool | None = reply.sku.customised
             except grpc.aio.AioRpcError as error:
-                if error.code() == grpc.StatusCode.NOT_FOUND:
-                    return sku, None
-                raise _translated("inventory", error, f"sku {sku}") from None
-            self._skus[sku] = (now + SKU_CACHE_SECONDS, reply.sku.customised)
-            if len(self._skus) > MAX_CACHED_SKUS:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise _translated("inventory", error, f"sku {sku}") from None
+                customised = None
+            if len(self._skus) >= MAX_CACHED_SKUS:
                 self._skus.clear()
-            return sku, reply.sku.customised
+            self._skus[sku] = (now + SKU_CACHE_SECONDS, customised)
+            return sku, customised
 
         answers = await asyncio.gather(*(one(sku) for sku in skus))
         return {sku: value for sku, value in answers if value is not None}
