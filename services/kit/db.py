@@ -117,6 +117,11 @@ class UnitOfWork:
         finally:
             await self.conn.close()
 
+    async def lock_timeout(self, milliseconds: int) -> None:
+        """For the rest of this transaction, a statement waiting longer than this for a lock fails
+        (Postgres' `lock_timeout`, set LOCAL: the connection goes back to the pool without it)."""
+        await self.conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(milliseconds)}ms'")
+
     def publish(self, subject: str, event: Message) -> str:
         """Queue an event for the outbox; it is written in this transaction and sent only after commit."""
         row = outbox.event_row(subject, event, self.clock.now())

@@ -101,15 +101,19 @@ class ReserveDesk:
     """Where one-line reservations are placed: those arriving while an earlier group is being written
     go together in one transaction (a group commit, `kit.batching`), one statement each, sorted by
     stock row. A hot SKU's row is then locked once per group instead of handed from one waiting
-    statement to the next. What a group cannot place at once (short, held by the order already, a
-    safety level crossed), and every reservation of a group whose transaction failed, is placed by
-    `reserve` alone, exactly as if it had come alone; reservations of several lines always are."""
+    statement to the next. A group waits at most `GROUP_LOCK_TIMEOUT_MS` for a row another
+    transaction holds, then fails: one held row never stalls the reservations queued behind it.
+    What a group cannot place at once (short, held by the order already, a safety level crossed),
+    every reservation of a group whose transaction failed, and a group of one are placed by
+    `reserve` alone, outside the desk, exactly as if they had come alone (a lone one-line
+    reservation is one statement with no transaction); reservations of several lines always are."""
 
     def __init__(self, new_uow: NewUnitOfWork, policy: Policy, *, max_batch: int = 100) -> None:
         self.new_uow = new_uow
         self.policy = policy
+        # two groups at once: each locks its rows in ascending order, so they never wait in a circle
         self._batcher: Batcher[_Placing, ReserveOutcome | None] = Batcher(
-            self._together, linger=0, max_batch=max_batch, in_flight=1
+            self._together, linger=0, max_batch=max_batch, in_flight=2
         )
 
     @property
@@ -168,10 +172,6 @@ class ReserveDesk:
             except Exception:
                 log.warning("%d shortages failed together; each is asked alone", len(short), exc_info=True)
         return answers
-
-    async def _alone(self, item: _Placing) -> ReserveOutcome:
-        with tracing.attached(item.traceparent):
-            return await reserve(self.new_uow, self.policy, item.order_id, list(item.lines), item.ttl)
 
     async def _short(self, items: list[_Placing]) -> list[ReserveOutcome | None]:
         """The group's short items, as `reserve` answers them, with a few statements for all of them:

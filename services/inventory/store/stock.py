@@ -124,6 +124,10 @@ SELECT (SELECT fits FROM checked) AS fits,
 """
 
 
+# how long a group of reservations waits for a row lock before it gives up and goes one by one
+GROUP_LOCK_TIMEOUT_MS = 250
+
+
 async def _one_statement(
     driver: Any, reservation: Reservation, row: dict[str, Any], cap_basis_points: int
 ) -> _Miss | None:
@@ -262,6 +266,9 @@ class StockRepository:
         driver: Any = (await conn.get_raw_connection()).driver_connection
         placed: list[Placement | None] = []
         async with driver.transaction():
+            # a row another transaction holds for long fails the group (each is then placed alone,
+            # waiting only for its own row) rather than stall every reservation queued behind it
+            await driver.execute(f"SET LOCAL lock_timeout = '{GROUP_LOCK_TIMEOUT_MS}ms'")
             for reservation, traceparent in zip(reservations, traceparents, strict=True):
                 with attached(traceparent):
                     row = self._uow.event_row(reservation.events[0])

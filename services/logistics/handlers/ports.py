@@ -147,6 +147,9 @@ class UnitOfWork(Protocol):
 
     def emit(self, event: Event) -> None: ...
 
+    async def lock_timeout(self, milliseconds: int) -> None:
+        """A lock waited for longer than this fails the rest of the transaction's statements."""
+
     async def commit(self) -> None: ...
 
 

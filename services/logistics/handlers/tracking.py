@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 NewUnitOfWork = Callable[[], UnitOfWork]
 SF_NUMBERS_PER_QUERY = 10
+GROUP_LOCK_TIMEOUT_MS = 250
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,16 @@ async def report_push(uow: UnitOfWork, push: TrackingPush, rules: AnomalyRules) 
 
 
 async def report_pushes(
-    uow: UnitOfWork, pushes: Sequence[TrackingPush], rules: AnomalyRules
+    uow: UnitOfWork,
+    pushes: Sequence[TrackingPush],
+    rules: AnomalyRules,
+    lock_timeout_ms: int | None = None,
 ) -> list[PushTaken]:
-    """Several pushes in one transaction, each answered as `report_push` would answer it alone."""
+    """Several pushes in one transaction, each answered as `report_push` would answer it alone; with
+    `lock_timeout_ms`, a shipment held by another transaction for longer fails them all."""
     async with uow:
+        if lock_timeout_ms is not None:
+            await uow.lock_timeout(lock_timeout_ms)
         now = uow.clock.now()
         readings: list[list[Scan] | MalformedPush] = []
         scans: list[Scan] = []
@@ -205,15 +212,17 @@ async def report_pushes(
 class PushDesk:
     """Where the carriers' pushes are taken: the pushes that arrive while earlier ones are being
     written go together in one transaction (a group commit, `kit.batching`), each answered for itself.
-    If such a transaction fails as a whole, each of its pushes is tried alone, so one push's failure
-    is only its own."""
+    A group waits at most `GROUP_LOCK_TIMEOUT_MS` for a shipment another transaction holds. If its
+    transaction fails as a whole (that wait, say), each of its pushes is taken alone, outside the
+    desk and with no such limit: one push's trouble is only its own, and one held shipment never
+    stalls the pushes queued behind it."""
 
     def __init__(
         self, new_uow: NewUnitOfWork, rules: AnomalyRules, *, writers: int = 2, max_batch: int = 64
     ) -> None:
         self.new_uow = new_uow
         self.rules = rules
-        self._batcher: Batcher[TrackingPush, PushTaken] = Batcher(
+        self._batcher: Batcher[TrackingPush, PushTaken | None] = Batcher(
             self._together, linger=0, max_batch=max_batch, in_flight=writers
         )
 
@@ -223,21 +232,17 @@ class PushDesk:
         return self._batcher.batches
 
     async def take(self, push: TrackingPush) -> PushTaken:
-        return await self._batcher.submit(push)
+        taken = await self._batcher.submit(push)
+        if taken is not None:
+            return taken
+        return await report_push(self.new_uow(), push, self.rules)
 
-    async def _together(self, pushes: list[TrackingPush]) -> list[PushTaken | BaseException]:
-        if len(pushes) > 1:
-            try:
-                return list(await report_pushes(self.new_uow(), pushes, self.rules))
-            except Exception:
-                log.warning("%d pushes failed together; each is tried alone", len(pushes), exc_info=True)
-        alone: list[PushTaken | BaseException] = []
-        for push in pushes:
-            try:
-                alone.append(await report_push(self.new_uow(), push, self.rules))
-            except Exception as error:
-                alone.append(error)
-        return alone
+    async def _together(self, pushes: list[TrackingPush]) -> list[PushTaken | BaseException | None]:
+        try:
+            return list(await report_pushes(self.new_uow(), pushes, self.rules, GROUP_LOCK_TIMEOUT_MS))
+        except Exception:
+            log.warning("%d pushes failed together; each is taken alone", len(pushes), exc_info=True)
+            return [None] * len(pushes)
 
 
 def _time_rules(shipment: Shipment, now: datetime, rules: AnomalyRules) -> list[Anomaly]:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from services.inventory import handlers, views
 from services.inventory.domain.model import Line
@@ -288,3 +289,23 @@ async def test_the_desk_refuses_what_reserve_refuses_and_finds_room_left_by_expi
     assert sum(1 for p in placed if not isinstance(p, BaseException) and p.reserved) == 3  # 9 of 9.5
     assert (await handlers.get_reservation(inventory.uow(), "old"))[0].status == "EXPIRED"
     assert await inventory.row("TEA", "SH") == (10, 9, True)
+
+
+async def test_a_row_held_elsewhere_stalls_only_the_buyers_of_that_row(inventory: Inventory) -> None:
+    await inventory.stock("SH", ("HELD", 10), ("TEA", 10))
+    desk = handlers.ReserveDesk(inventory.uow, inventory.policy)
+    async with inventory.engine.begin() as conn:  # a long stock count holds HELD's row
+        await conn.execute(text("SELECT 1 FROM stock WHERE sku = 'HELD' FOR UPDATE"))
+        # two groups of its buyers, one in each of the desk's two places
+        held = [asyncio.ensure_future(desk.reserve(f"h-{n}", [Line("HELD", "SH", 1)])) for n in range(3)]
+        await asyncio.sleep(0.01)
+        held += [asyncio.ensure_future(desk.reserve(f"h2-{n}", [Line("HELD", "SH", 1)])) for n in range(3)]
+        await asyncio.sleep(0.05)
+        tea = await asyncio.wait_for(
+            asyncio.gather(*(desk.reserve(f"t-{n}", [Line("TEA", "SH", 1)]) for n in range(6))), timeout=5
+        )
+        assert all(outcome.reserved for outcome in tea)  # not stuck behind the held row
+        assert not any(waiting.done() for waiting in held)
+    assert all(outcome.reserved for outcome in await asyncio.wait_for(asyncio.gather(*held), timeout=10))
+    assert await inventory.row("HELD", "SH") == (10, 6, True)
+    assert await inventory.row("TEA", "SH") == (10, 6, True)

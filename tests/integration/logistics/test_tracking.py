@@ -10,6 +10,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from oms.alerts.v1 import events_pb2 as alerts_pb
 from oms.logistics.v1 import events_pb2 as events_pb
@@ -145,3 +146,34 @@ async def test_concurrent_pushes_share_transactions_and_each_is_answered_for_its
         events = (await tracking(service, sid)).events
         assert sorted(e.description for e in events) == sorted(f"到达 {m}" for m in range(n, 48, 6))
     assert len([u for sid in sids for u in await updates(service, sid)]) == 48
+
+
+async def test_a_shipment_held_elsewhere_stalls_only_the_pushes_for_it(service: Service) -> None:
+    await service.sandbox.control("sf", push_enabled=False)
+    sids = [await shipped(service, f"o-held-{n}", "SF") for n in range(3)]
+    numbers = [(await tracking(service, sid)).shipment.waybill.waybill_no for sid in sids]
+    async with service.engine.begin() as conn:  # a long scan-out holds the first parcel's row
+        await conn.execute(text("SELECT 1 FROM shipments WHERE shipment_id = :s FOR UPDATE"), {"s": sids[0]})
+        waiting = []
+        for wave in range(2):  # a group in each of the desk's two writers, both needing the held parcel
+            waiting += [
+                asyncio.ensure_future(
+                    service.stub.ReportTracking(sf_route_push(numbers[0], f"w{wave}-{n}", n))
+                )
+                for n in range(3)
+            ]
+            await asyncio.sleep(0.01)
+        others = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    service.stub.ReportTracking(sf_route_push(numbers[1 + n % 2], f"o-{n}", n))
+                    for n in range(6)
+                )
+            ),
+            timeout=5,
+        )
+        assert [a.nodes_recorded for a in others] == [1] * 6  # not stuck behind the held parcel
+        assert not any(push.done() for push in waiting)
+    held = await asyncio.wait_for(asyncio.gather(*waiting), timeout=10)
+    assert [a.nodes_recorded for a in held] == [1] * 6
+    assert len((await tracking(service, sids[0])).events) == 6

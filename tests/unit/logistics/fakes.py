@@ -232,6 +232,9 @@ class FakeUnitOfWork(SnapshotUnitOfWork[State]):
         self.clock = clock
         super().__init__(state)
 
+    async def lock_timeout(self, milliseconds: int) -> None:
+        self.lock_timeout_ms = milliseconds  # nothing waits for a lock in memory
+
     def bind(self, state: State) -> None:
         self.shipments = FakeShipments(state)
         self.tracking = FakeTracking(state)
