@@ -350,14 +350,16 @@ def test_up_restarts_a_killed_service_on_its_port_keeps_ports_prints_env_and_die
         )
         assert subprocess.run(["bash", "-c", script], capture_output=True, text=True).stdout.endswith(" 200")
 
-        # kill -9 omsctl: every process it started is gone within a few seconds
-        pids = [entry["pid"] for entry in _state(home)["processes"]]
+        # kill -9 omsctl: every process it started gets its stop signal and is gone soon after (a
+        # service drains its calls for up to SHUTDOWN_GRACE_SECONDS, 5 s, first; idle, all are gone
+        # within 2 s; the margin is for a loaded machine)
+        names = {entry["pid"]: entry["name"] for entry in _state(home)["processes"]}
         first.kill()
         first.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while [pid for pid in pids if _alive(pid)] and time.monotonic() < deadline:
+        deadline = time.monotonic() + 20
+        while [pid for pid in names if _alive(pid)] and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not [pid for pid in pids if _alive(pid)]
+        assert not [names[pid] for pid in names if _alive(pid)], "still running after omsctl died"
 
         stopped = _omsctl(home, env, "status")
         assert stopped.returncode == 0 and "stopped" in stopped.stdout
