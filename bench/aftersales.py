@@ -25,6 +25,7 @@ import time
 import urllib.request
 from typing import Any
 
+from bench import ceilings
 from bench.common import bench_stack, client_channel, cpu_seconds
 from oms.aftersales.v1 import aftersales_pb2 as apb
 from oms.aftersales.v1 import aftersales_pb2_grpc
@@ -244,16 +245,7 @@ async def auto_refunds(aftersales: str, orders: list[str]) -> tuple[float, int, 
 
         async def client() -> None:
             while queue:
-                order_id = queue.pop()
-                await stub.OpenTicket(
-                    apb.OpenTicketRequest(
-                        order_id=order_id,
-                        kind=apb.TICKET_KIND_REFUND_ONLY,
-                        reason="changed_mind",
-                        lines=[apb.TicketLineRequest(line_index=0, quantity=1)],
-                        request_id=f"bench-{order_id}",
-                    )
-                )
+                await stub.OpenTicket(open_request(queue.pop()))
 
         await asyncio.gather(*(client() for _ in range(CLIENTS)))
         opened_in = time.perf_counter() - started
@@ -267,6 +259,32 @@ async def auto_refunds(aftersales: str, orders: list[str]) -> tuple[float, int, 
             await asyncio.sleep(0.2)
         elapsed = time.perf_counter() - started
     return settled / elapsed, settled, len(orders)
+
+
+def open_request(order_id: str) -> apb.OpenTicketRequest:
+    return apb.OpenTicketRequest(
+        order_id=order_id,
+        kind=apb.TICKET_KIND_REFUND_ONLY,
+        reason="changed_mind",
+        lines=[apb.TicketLineRequest(line_index=0, quantity=1)],
+        request_id=f"bench-{order_id}",
+    )
+
+
+async def echo_rate(echo: str, orders: list[str]) -> float:
+    """The ceiling: the same clients sending the same OpenTicket requests to a server that answers at
+    once (bench/echo.py)."""
+    async with client_channel(echo) as channel:
+        stub = aftersales_pb2_grpc.AftersalesServiceStub(channel)
+        queue = list(orders)
+        started = time.perf_counter()
+
+        async def client() -> None:
+            while queue:
+                await stub.OpenTicket(open_request(queue.pop()))
+
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
+        return len(orders) / (time.perf_counter() - started)
 
 
 async def count_settled(stub: aftersales_pb2_grpc.AftersalesServiceStub) -> int:
@@ -327,6 +345,7 @@ def main() -> None:
             for name, used in cpu_seconds(groups).items():
                 print(f"auto_refunds_cpu_{name}: {(used - before[name]) / elapsed * 100:.0f} % of a core")
             refunds = control(sandbox, "/_control/refunds")["refunds"]
+            echo = asyncio.run(echo_rate(ceilings.start_echo(bench), ids))
         finally:
             sandbox_process.terminate()
             sandbox_process.wait(timeout=10)
@@ -336,6 +355,7 @@ def main() -> None:
     duplicated = sum(refund["executed"] - 1 for refund in refunds if refund["executed"] > 1)
     duplicated += sum(count - 1 for count in per_trade.values() if count > 1)
     print(f"auto_refunds_per_s: {rate:.0f} tickets/s")
+    ceilings.ratio("auto_refunds_per_s", rate, "grpc_echo_per_s", echo, "calls/s")
     print(f"auto_refunds_settled: {settled} of {opened} tickets")
     print(f"refunds_duplicated: {duplicated} refunds")
     print(f"provider_latency_ms: {LATENCY_MS} ms")
