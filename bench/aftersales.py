@@ -240,15 +240,8 @@ async def auto_refunds(aftersales: str, orders: list[str]) -> tuple[float, int, 
         stub = aftersales_pb2_grpc.AftersalesServiceStub(channel)
         version = (await stub.PutApprovalRules(apb.PutApprovalRulesRequest(document=RULES))).version
         await stub.ActivateApprovalRules(apb.ActivateApprovalRulesRequest(version=version))
-        queue = list(orders)
         started = time.perf_counter()
-
-        async def client() -> None:
-            while queue:
-                await stub.OpenTicket(open_request(queue.pop()))
-
-        await asyncio.gather(*(client() for _ in range(CLIENTS)))
-        opened_in = time.perf_counter() - started
+        opened_in = await open_all(stub, orders)
         print(f"tickets_opened_per_s: {len(orders) / opened_in:.0f} tickets/s")
         settled = 0
         deadline = time.perf_counter() + 600
@@ -271,20 +264,24 @@ def open_request(order_id: str) -> apb.OpenTicketRequest:
     )
 
 
+async def open_all(stub: aftersales_pb2_grpc.AftersalesServiceStub, orders: list[str]) -> float:
+    """One refund-only ticket per order, opened by CLIENTS concurrent clients; seconds it took."""
+    queue = list(orders)
+    started = time.perf_counter()
+
+    async def client() -> None:
+        while queue:
+            await stub.OpenTicket(open_request(queue.pop()))
+
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return time.perf_counter() - started
+
+
 async def echo_rate(echo: str, orders: list[str]) -> float:
     """The ceiling: the same clients sending the same OpenTicket requests to a server that answers at
     once (bench/echo.py)."""
     async with client_channel(echo) as channel:
-        stub = aftersales_pb2_grpc.AftersalesServiceStub(channel)
-        queue = list(orders)
-        started = time.perf_counter()
-
-        async def client() -> None:
-            while queue:
-                await stub.OpenTicket(open_request(queue.pop()))
-
-        await asyncio.gather(*(client() for _ in range(CLIENTS)))
-        return len(orders) / (time.perf_counter() - started)
+        return len(orders) / await open_all(aftersales_pb2_grpc.AftersalesServiceStub(channel), orders)
 
 
 async def count_settled(stub: aftersales_pb2_grpc.AftersalesServiceStub) -> int:

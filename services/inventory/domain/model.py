@@ -148,6 +148,12 @@ class Reservation:
         """Active but past its time: it no longer holds stock, whether or not the sweep has run."""
         return self.status is ReservationStatus.ACTIVE and self.expires_at <= now
 
+    def holds_at(self, now: datetime) -> bool:
+        """Committed, or active and within its time: the order holds this stock (a repeat gets it)."""
+        return self.status is ReservationStatus.COMMITTED or (
+            self.status is ReservationStatus.ACTIVE and not self.expired_at(now)
+        )
+
 
 class Placement(StrEnum):
     """What writing a new reservation came to."""

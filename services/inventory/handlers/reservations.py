@@ -17,6 +17,7 @@ from services.inventory.domain.model import (
     ReservationStatus,
     ReserveOutcome,
     Shortage,
+    StockLevel,
     check_reference,
     reservation_lines,
     shortage,
@@ -79,10 +80,7 @@ async def reserve(
     async with new_uow() as uow:
         held = await uow.reservations.latest(order_id)
         now = uow.clock.now()
-    if held is not None and (
-        held.status is ReservationStatus.COMMITTED
-        or (held.status is ReservationStatus.ACTIVE and not held.expired_at(now))
-    ):
+    if held is not None and held.holds_at(now):
         if held.lines != lines:
             raise FailedPrecondition(f"order {order_id} already holds a different reservation")
         return ReserveOutcome(True, held, held.lines)
@@ -174,26 +172,21 @@ class ReserveDesk:
         return answers
 
     async def _short(self, items: list[_Placing]) -> list[ReserveOutcome | None]:
-        """The group's short items, as `reserve` answers them, with a few statements for all of them:
-        holds past their time on those rows are freed first (then each is tried again alone); an
-        order that already holds a reservation (a repeat) is answered with it; the others get their
-        shortage from one read of the rows. An unknown row is left to `reserve`, which names it."""
+        """The group's short items, as `reserve` answers them: holds past their time on those rows are
+        freed first, in one transaction (then each is tried again alone); the rows are read once; an
+        order that already holds a reservation (a repeat, one lookup per order) is left to `reserve`,
+        which answers it with what it holds; the others get their shortage. An unknown row is left
+        to `reserve`, which names it."""
         keys = sorted({item.lines[0].key for item in items})
         if await expire_reservations(self.new_uow(), self.policy, keys=keys):
             return [None] * len(items)
         answers: list[ReserveOutcome | None] = []
         async with self.new_uow() as uow:
             now = uow.clock.now()
-            rows = await uow.stock.levels([sku for sku, _ in keys], sorted({w for _, w in keys}), now)
-            levels = {
-                row.key: stock_level(row, self.policy.cap_basis_points, expired) for row, expired in rows
-            }
+            levels = await _levels(uow, self.policy, [item.lines[0] for item in items])
             for item in items:
                 held = await uow.reservations.latest(item.order_id)
-                if held is not None and (
-                    held.status is ReservationStatus.COMMITTED
-                    or (held.status is ReservationStatus.ACTIVE and not held.expired_at(now))
-                ):
+                if held is not None and held.holds_at(now):
                     answers.append(None)  # a repeat: `reserve` answers it with what the order holds
                     continue
                 (line,) = item.lines
@@ -206,15 +199,22 @@ class ReserveDesk:
         return answers
 
 
+async def _levels(
+    uow: UnitOfWork, policy: Policy, lines: Sequence[Line]
+) -> dict[tuple[str, str], StockLevel]:
+    """The stock level of each line's row that exists, in one read (expired holds not counted)."""
+    rows = await uow.stock.levels(
+        [line.sku for line in lines], [line.warehouse_id for line in lines], uow.clock.now()
+    )
+    return {row.key: stock_level(row, policy.cap_basis_points, expired) for row, expired in rows}
+
+
 async def _shortages(
     uow: UnitOfWork, policy: Policy, lines: Sequence[Line], requested: Sequence[Line]
 ) -> list[Shortage]:
     """What each line lacks; a line naming an unknown SKU or warehouse is refused, by its request index."""
     async with uow:
-        rows = await uow.stock.levels(
-            [line.sku for line in lines], [line.warehouse_id for line in lines], uow.clock.now()
-        )
-        levels = {row.key: stock_level(row, policy.cap_basis_points, expired) for row, expired in rows}
+        levels = await _levels(uow, policy, lines)
         missing = [line for line in lines if line.key not in levels]
         unknown_skus, unknown_warehouses = (
             await uow.catalogue.unknown(

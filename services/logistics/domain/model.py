@@ -141,6 +141,14 @@ class TrackingEvent:
     source: Source
     received_at: datetime | None = None
 
+    def key(self, shipment_id: str) -> TrackingKey:
+        """What makes a scan the same scan of its shipment: a repeat of it is stored once."""
+        return (shipment_id, self.carrier_code, self.at, self.description)
+
+
+# (shipment, carrier code, time, description)
+TrackingKey = tuple[str, str, datetime, str]
+
 
 @dataclass
 class Shipment:

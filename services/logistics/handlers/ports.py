@@ -12,7 +12,7 @@ from services.kit.clock import Clock
 from services.logistics.domain.anomalies import Returns
 from services.logistics.domain.carriers import BreakerState
 from services.logistics.domain.events import Event
-from services.logistics.domain.model import Shipment, TrackingEvent
+from services.logistics.domain.model import Shipment, TrackingEvent, TrackingKey
 from services.logistics.domain.tracking import TrackingAnswer
 from services.logistics.domain.waybills import Lookup, Outcome, WaybillOrder, WaybillRequest
 
@@ -61,9 +61,7 @@ class TrackingLog(Protocol):
     async def add(self, shipment_id: str, event: TrackingEvent) -> bool:
         """False when the shipment already has this scan."""
 
-    async def add_many(
-        self, events: Sequence[tuple[str, TrackingEvent]]
-    ) -> set[tuple[str, str, datetime, str]]:
+    async def add_many(self, events: Sequence[tuple[str, TrackingEvent]]) -> set[TrackingKey]:
         """The keys (shipment, carrier code, time, description) of the scans new to their shipments,
         now stored; repeats are left out."""
 

@@ -125,7 +125,7 @@ async def record_scans(
     moved: dict[str, Shipment] = {}
     returned: set[str] = set()
     for index, shipment, event in events:
-        key = (shipment.shipment_id, event.carrier_code, event.at, event.description)
+        key = event.key(shipment.shipment_id)
         if key not in stored:
             outcomes[index] = Outcome.KNOWN
             continue

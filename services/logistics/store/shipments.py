@@ -29,6 +29,7 @@ from services.logistics.domain.model import (
     ShipmentStatus,
     Source,
     TrackingEvent,
+    TrackingKey,
     Waybill,
 )
 from services.logistics.store.tables import anomalies_table, shipments_table, tracking_events_table
@@ -374,14 +375,6 @@ class ShipmentRepository:
         return Returns(int(row[0]), int(row[1]), key[:16])
 
 
-# a scan as the table keeps it once: (shipment, carrier code, time, description)
-EventKey = tuple[str, str, datetime, str]
-
-
-def event_key(shipment_id: str, event: TrackingEvent) -> EventKey:
-    return (shipment_id, event.carrier_code, event.at, event.description)
-
-
 def tracking_event(row: Row[Any]) -> TrackingEvent:
     return TrackingEvent(
         Node(row.node),
@@ -401,13 +394,13 @@ class TrackingRepository:
     async def add(self, shipment_id: str, event: TrackingEvent) -> bool:
         return bool(await self.add_many([(shipment_id, event)]))
 
-    async def add_many(self, events: Sequence[tuple[str, TrackingEvent]]) -> set[EventKey]:
+    async def add_many(self, events: Sequence[tuple[str, TrackingEvent]]) -> set[TrackingKey]:
         """The scans new to their shipments are stored; their keys (shipment, carrier code, time,
         description) are answered, the repeats left out."""
-        rows: dict[EventKey, dict[str, Any]] = {}
+        rows: dict[TrackingKey, dict[str, Any]] = {}
         for shipment_id, event in events:  # the same scan twice: stored once
             rows.setdefault(
-                event_key(shipment_id, event),
+                event.key(shipment_id),
                 {
                     "shipment_id": shipment_id,
                     "node": event.node.value,

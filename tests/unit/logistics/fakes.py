@@ -12,7 +12,13 @@ from typing import Any
 from services.kit.clock import FixedClock
 from services.logistics.domain.anomalies import Returns
 from services.logistics.domain.carriers import BreakerState
-from services.logistics.domain.model import ON_THE_WAY, Shipment, ShipmentStatus, TrackingEvent
+from services.logistics.domain.model import (
+    ON_THE_WAY,
+    Shipment,
+    ShipmentStatus,
+    TrackingEvent,
+    TrackingKey,
+)
 from services.logistics.domain.tracking import TrackingAnswer
 from services.logistics.domain.waybills import (
     PENDING,
@@ -117,20 +123,14 @@ class FakeTracking:
         self.state = state
 
     async def add(self, shipment_id: str, event: TrackingEvent) -> bool:
-        key = (shipment_id, event.carrier_code, event.at, event.description)
+        key = event.key(shipment_id)
         if key in self.state.tracking:
             return False
         self.state.tracking.add(key)
         return True
 
-    async def add_many(
-        self, events: Sequence[tuple[str, TrackingEvent]]
-    ) -> set[tuple[str, str, datetime, str]]:
-        return {
-            (shipment_id, event.carrier_code, event.at, event.description)
-            for shipment_id, event in events
-            if await self.add(shipment_id, event)
-        }
+    async def add_many(self, events: Sequence[tuple[str, TrackingEvent]]) -> set[TrackingKey]:
+        return {event.key(shipment_id) for shipment_id, event in events if await self.add(shipment_id, event)}
 
 
 class FakeWaybills:
