@@ -35,6 +35,7 @@ def policy_of(settings: Settings) -> handlers.Policy:
         outage_backoff_max=settings.outage_backoff_max,
         stuck_after=settings.stuck_after,
         hold_for_overdue_tickets=settings.hold_for_overdue_tickets,
+        sla=settings.sla,
     )
 
 
@@ -139,6 +140,12 @@ async def serve(settings: Settings) -> None:
             "stuck-order sweep",
             settings.sweep_seconds,
             lambda: jobs.sweep_stuck(new_uow, policy, orchestrator.poke),
+            one_replica=True,
+        )
+        runtime.every(
+            "sla timers",
+            settings.sla_check_seconds,
+            lambda: jobs.check_sla(new_uow, orchestrator.poke),
             one_replica=True,
         )
         servicer = OrdersServicer(

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta, timezone
 from pathlib import Path
 
 from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional, required
 from services.kit.sealing import KeyRing, KeyRingError
-from services.orders import status_rules
+from services.orders import sla_rules, status_rules
 from services.orders.domain import anchor
 from services.orders.domain.payments import DEFAULT_SELF_RUN_PROVIDERS
+from services.orders.domain.sla import InvalidSla, SlaBook
 
 DEFAULT_PORT = 50051
 _CLOCK = re.compile(r"^(\d{2}):(\d{2})([+-])(\d{2}):(\d{2})$")
@@ -57,6 +58,9 @@ class Settings:
     self_run_payment_providers: frozenset[str] = DEFAULT_SELF_RUN_PROVIDERS
     # after-sales' policy option: a customer with an overdue ticket has their next order held for review
     hold_for_overdue_tickets: bool = False
+    # SLA limits per product category and stage (SLA_RULES_FILE; docs/guards.md)
+    sla: SlaBook = field(default_factory=sla_rules.shipped_sla)
+    sla_check_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +76,11 @@ class Settings:
             rules = status_rules.load_rules(rules_file.read_text())
         except (OSError, anchor.InvalidRules) as error:
             raise InvalidSetting(f"STATUS_RULES_FILE {rules_file}: {error}") from None
+        sla_file = Path(optional(env, "SLA_RULES_FILE", str(sla_rules.DEFAULT_SLA_PATH)))
+        try:
+            sla = sla_rules.load_sla(sla_file.read_text())
+        except (OSError, InvalidSla) as error:
+            raise InvalidSetting(f"SLA_RULES_FILE {sla_file}: {error}") from None
         return cls(
             common=CommonSettings.from_env("orders", DEFAULT_PORT, env),
             routing_address=required(env, "ROUTING_SERVICE_ADDR"),
@@ -102,6 +111,8 @@ class Settings:
                 optional(env, "SELF_RUN_PAYMENT_PROVIDERS", ",".join(sorted(DEFAULT_SELF_RUN_PROVIDERS)))
             ),
             hold_for_overdue_tickets=flag(env, "HOLD_ORDERS_OF_OVERDUE_TICKETS"),
+            sla=sla,
+            sla_check_seconds=number(env, "SLA_CHECK_SECONDS", 15),
         )
 
 

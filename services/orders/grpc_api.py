@@ -8,6 +8,7 @@ see them.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 import grpc
 
@@ -52,6 +53,10 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self._singles: Batcher[Gathered, handlers.Ingested] | None = (
             Batcher(self._ingest_gathered, ingest_linger, ingest_max_batch) if ingest_linger > 0 else None
         )
+
+    def _now(self) -> datetime:
+        """The service's clock (an SLA timer's colour is computed at this moment)."""
+        return self.uow().clock.now()
 
     def _poke(self, changes: handlers.Changes) -> None:
         if self.orchestrator is not None:
@@ -137,7 +142,9 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.GetOrderResponse:
         stored = await handlers.get_order(self.uow(), request.order_id, scope_of(context))
-        return orders_pb2.GetOrderResponse(order=mappers.stored_message(stored, _reveal(context)))
+        return orders_pb2.GetOrderResponse(
+            order=mappers.stored_message(stored, _reveal(context), self._now())
+        )
 
     async def GetOrderByChannel(
         self, request: orders_pb2.GetOrderByChannelRequest, context: grpc.aio.ServicerContext
@@ -145,7 +152,9 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         stored = await handlers.get_order_by_channel(
             self.uow(), mappers.channel_of(request.channel), request.channel_order_id, scope_of(context)
         )
-        return orders_pb2.GetOrderByChannelResponse(order=mappers.stored_message(stored, _reveal(context)))
+        return orders_pb2.GetOrderByChannelResponse(
+            order=mappers.stored_message(stored, _reveal(context), self._now())
+        )
 
     async def ListOrders(
         self, request: orders_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
@@ -157,23 +166,23 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             request.page.page_size,
             request.page.page_token,
         )
-        reveal = _reveal(context)
+        reveal, now = _reveal(context), self._now()
         return orders_pb2.ListOrdersResponse(
-            orders=[mappers.stored_message(stored, reveal) for stored in found],
+            orders=[mappers.stored_message(stored, reveal, now) for stored in found],
             page=common_pb2.PageResponse(next_page_token=token),
         )
 
     async def ExportOrders(
         self, request: orders_pb2.ExportOrdersRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orders_pb2.ExportOrdersResponse]:
-        reveal = _reveal(context)
+        reveal, now = _reveal(context), self._now()
         found = mappers.order_filter(request.filter, scope_of(context), identity.current().roles)
         chunks = views.export_orders(
             self.uow, self.policy.keys, found, self.export_chunk, self.export_pause_seconds
         )
         async for chunk in chunks:
             yield orders_pb2.ExportOrdersResponse(
-                orders=[mappers.stored_message(stored, reveal) for stored in chunk]
+                orders=[mappers.stored_message(stored, reveal, now) for stored in chunk]
             )
         yield orders_pb2.ExportOrdersResponse(complete=True)
 
@@ -193,6 +202,45 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     ) -> orders_pb2.GetTimelineResponse:
         await handlers.get_order(self.uow(), request.order_id, scope_of(context))
         return mappers.timeline_message(await views.timeline(self.uow(), request.order_id))
+
+    # ---- SLA timers ---------------------------------------------------------------------------
+
+    async def ListSlaTimers(
+        self, request: orders_pb2.ListSlaTimersRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.ListSlaTimersResponse:
+        minimum = mappers.sla_level(request.min_level)
+        queue = handlers.check_queue(request.queue, self.policy.sla) if request.queue.strip() else ""
+        now, rows, counts, token = await views.sla_timers(
+            self.uow(), minimum, queue, request.page.page_size, request.page.page_token
+        )
+        return mappers.sla_timers_message(now, rows, counts, token)
+
+    async def ListSlaOwners(
+        self, request: orders_pb2.ListSlaOwnersRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.ListSlaOwnersResponse:
+        owners = await handlers.queue_owners(self.uow())
+        return orders_pb2.ListSlaOwnersResponse(
+            owners=[mappers.sla_owners_message(queue, pair) for queue, pair in owners.items()]
+        )
+
+    async def SetSlaOwners(
+        self, request: orders_pb2.SetSlaOwnersRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.SetSlaOwnersResponse:
+        given = request.owners
+        queue, owners = await handlers.set_queue_owners(
+            self.uow(), self.policy.sla, given.queue, given.owner, given.backup, actor_of(context).id
+        )
+        return orders_pb2.SetSlaOwnersResponse(owners=mappers.sla_owners_message(queue, owners))
+
+    async def SetOrderSlaOwners(
+        self, request: orders_pb2.SetOrderSlaOwnersRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.SetOrderSlaOwnersResponse:
+        await handlers.get_order(self.uow(), request.order_id, scope_of(context))
+        state, status = await handlers.set_order_owners(
+            self.uow(), request.order_id, request.owner, request.backup, actor_of(context)
+        )
+        timer = mappers.sla_timer_message(request.order_id, status, state, self._now())
+        return orders_pb2.SetOrderSlaOwnersResponse(sla=timer)
 
     # ---- manual actions -----------------------------------------------------------------------
 

@@ -45,6 +45,22 @@ async def sweep_stuck(
     return swept
 
 
+async def check_sla(
+    new_uow: Callable[[], OrdersUnitOfWork], poke: Callable[[handlers.Changes], None], batch: int = 500
+) -> int:
+    """Act on every SLA timer due (see `handlers.check_sla`), a batch at a time until none is left."""
+    total = 0
+    while True:
+        run, changes = await handlers.check_sla(new_uow(), batch)
+        poke(changes)
+        total += len(run.reached)
+        red = sum(1 for item in run.reached if item.level >= 2)
+        if run.reached:
+            log.warning("sla timers: %d orders turned amber, %d red (escalated)", len(run.reached) - red, red)
+        if run.due < batch:
+            return total
+
+
 def next_run(now: datetime, at: time) -> datetime:
     """The next moment the wall clock in `at`'s zone reads `at`."""
     assert at.tzinfo is not None

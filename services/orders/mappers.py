@@ -22,7 +22,7 @@ from services.kit.errors import InvalidArgument, PermissionDenied
 from services.kit.status import in_field_order
 from services.kit.timestamps import timestamp
 from services.orders import handlers, views
-from services.orders.domain import anchor, masking, model, reconciliation
+from services.orders.domain import anchor, masking, model, reconciliation, sla
 from services.orders.domain import payments as pay
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import (
@@ -53,6 +53,7 @@ SUBJECTS = (
     "orders.held",
     "orders.released",
     "orders.exception",
+    "orders.sla_breached",
     "alerts.raised",
 )
 SEVERITIES = {"low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -76,7 +77,13 @@ def event_messages(order: Order) -> list[tuple[str, Message]]:
 
 
 def alert(
-    kind: str, severity: str, order_id: str, text: str, customer_id: str = "", channel: str = ""
+    kind: str,
+    severity: str,
+    order_id: str,
+    text: str,
+    customer_id: str = "",
+    channel: str = "",
+    roles: Sequence[str] = (),
 ) -> alert_events.AlertRaised:
     return alert_events.AlertRaised(
         kind=kind,
@@ -87,6 +94,7 @@ def alert(
         dedupe_key=f"{kind}:{order_id}",
         customer_id=customer_id,
         channel=channel,
+        roles=list(roles),
     )
 
 
@@ -149,8 +157,19 @@ def _message(order: model.Order, event: object) -> tuple[str, Message] | None:
                 reason=reason[:2000],
                 attempted_status=status_value(attempted),  # type: ignore[arg-type]
             )
-        case model.AlertRaised(kind=kind, severity=severity, message=text):
-            return "alerts.raised", alert(kind, severity, oid, text, order.buyer_id, order.channel.value)
+        case model.AlertRaised(kind=kind, severity=severity, message=text, roles=roles):
+            return "alerts.raised", alert(
+                kind, severity, oid, text, order.buyer_id, order.channel.value, roles
+            )
+        case model.SlaReached(level=level) if level >= 2:
+            return "orders.sla_breached", events_pb2.OrderSlaBreached(
+                order_id=oid,
+                stage=event.stage,
+                category=event.category,
+                started_at=timestamp(event.started_at),
+                deadline=timestamp(event.deadline),
+                escalated_to=event.notify,
+            )
     return None
 
 
@@ -361,8 +380,112 @@ def _address(address: common_pb2.Address) -> Address:
 # ---- domain → proto ------------------------------------------------------------------------------
 
 
-def stored_message(stored: Stored, reveal: bool) -> orders_pb2.Order:
-    return order_message(stored.order, reveal, "dead-lettered" if stored.step_dead else (stored.step or ""))
+def stored_message(stored: Stored, reveal: bool, now: datetime | None = None) -> orders_pb2.Order:
+    message = order_message(
+        stored.order, reveal, "dead-lettered" if stored.step_dead else (stored.step or "")
+    )
+    timer = sla_timer_message(stored.order.order_id, stored.order.status.value, stored.sla, now)
+    if timer is not None:
+        message.sla.CopyFrom(timer)
+    return message
+
+
+_LEVELS = {
+    sla.Level.GREEN: orders_pb2.SLA_LEVEL_GREEN,
+    sla.Level.AMBER: orders_pb2.SLA_LEVEL_AMBER,
+    sla.Level.RED: orders_pb2.SLA_LEVEL_RED,
+}
+
+
+def sla_level(value: int) -> sla.Level:
+    """SLA_LEVEL_AMBER (also for UNSPECIFIED) or SLA_LEVEL_RED as the minimum level to list."""
+    if value in (orders_pb2.SLA_LEVEL_UNSPECIFIED, orders_pb2.SLA_LEVEL_AMBER):
+        return sla.Level.AMBER
+    if value == orders_pb2.SLA_LEVEL_RED:
+        return sla.Level.RED
+    raise InvalidArgument("min_level", "must be SLA_LEVEL_AMBER (the default) or SLA_LEVEL_RED")
+
+
+def _timer(
+    order_id: str,
+    status: str,
+    queue: str,
+    level: sla.Level,
+    started: datetime,
+    warn: datetime,
+    deadline: datetime,
+    owner: str,
+    escalated_to: str,
+    now: datetime,
+) -> orders_pb2.SlaTimer:
+    stage, _, category = queue.partition("/")
+    return orders_pb2.SlaTimer(
+        order_id=order_id,
+        status=f"ORDER_STATUS_{status}",  # type: ignore[arg-type]
+        queue=queue,
+        stage=stage,
+        category=category,
+        level=_LEVELS[level],
+        started_at=timestamp(started),
+        warn_at=timestamp(warn),
+        deadline=timestamp(deadline),
+        overdue_seconds=max(0, int((now - deadline).total_seconds())),
+        owner=owner,
+        escalated_to=escalated_to,
+    )
+
+
+def sla_timer_message(
+    order_id: str, status: str, state: sla.SlaState, now: datetime | None = None
+) -> orders_pb2.SlaTimer | None:
+    timer = state.timer
+    if timer is None:
+        return None
+    now = now or datetime.now(UTC)
+    return _timer(
+        order_id,
+        status,
+        state.queue(),
+        timer.level_at(now),
+        timer.started_at,
+        timer.warn_at,
+        timer.deadline,
+        state.owner,
+        state.escalated_to,
+        now,
+    )
+
+
+def sla_timers_message(
+    now: datetime, rows: Sequence[views.TimerRow], counts: dict[tuple[str, sla.Level], int], token: str
+) -> orders_pb2.ListSlaTimersResponse:
+    return orders_pb2.ListSlaTimersResponse(
+        timers=[
+            _timer(
+                row.order_id,
+                row.status,
+                row.queue,
+                row.level,
+                row.started_at,
+                row.warn_at,
+                row.deadline,
+                row.owner,
+                row.escalated_to,
+                now,
+            )
+            for row in rows
+        ],
+        page=common_pb2.PageResponse(next_page_token=token),
+        counts=[
+            orders_pb2.SlaCount(queue=queue, level=_LEVELS[level], count=count)
+            for (queue, level), count in sorted(counts.items())
+        ],
+        as_of=timestamp(now),
+    )
+
+
+def sla_owners_message(queue: str, owners: sla.Owners) -> orders_pb2.SlaOwners:
+    return orders_pb2.SlaOwners(queue=queue, owner=owners.owner, backup=owners.backup)
 
 
 def order_message(order: Order, reveal: bool = False, pending_step: str = "") -> orders_pb2.Order:

@@ -37,10 +37,15 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def strict_yaml(text: str) -> Any:
+    """YAML as plain data (a SafeLoader: no arbitrary objects), refusing duplicate keys."""
+    return yaml.load(text, Loader=_StrictLoader)
+
+
 def load_rules(text: str) -> RuleBook:
     """Parse and validate a rules document; anything doubtful is refused with InvalidRules."""
     try:
-        document = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
+        document = strict_yaml(text)
     except yaml.YAMLError as error:
         raise InvalidRules(f"not valid YAML: {error}") from None
     return rules_from_document(document)

@@ -123,6 +123,11 @@ POLICY: dict[str, Rule] = {
     f"{ORDERS}/ExportOrders": _r(STAFF | {"finance", "risk"}, STAFF_ONLY, Klass.UPLOAD),
     f"{ORDERS}/GetOrderStats": _r(STAFF | {"finance", "risk", "cs_agent"}, ROWS),
     f"{ORDERS}/GetTimeline": _r(ORDER_READERS, ROWS),
+    # SLA timers across every customer's orders: the people who own queues, not scoped callers
+    f"{ORDERS}/ListSlaTimers": _r(STAFF | {"warehouse", "risk", "service"}, STAFF_ONLY),
+    f"{ORDERS}/ListSlaOwners": _r(STAFF | {"warehouse"}, STAFF_ONLY),
+    f"{ORDERS}/SetSlaOwners": _w(ADMINS, STAFF_ONLY),
+    f"{ORDERS}/SetOrderSlaOwners": _w(STAFF, STAFF_ONLY),
     f"{ORDERS}/CancelOrder": _w(ORDER_WRITERS | {"customer"}, ROWS),
     f"{ORDERS}/HoldOrder": _w(ORDER_WRITERS, ROWS),
     f"{ORDERS}/ReleaseOrder": _w(ORDER_WRITERS - {"cs_agent"}, STAFF_ONLY),

@@ -206,6 +206,20 @@ class AlertRaised:
     kind: str
     severity: str
     message: str
+    roles: tuple[str, ...] = ()  # who is expected to act (a role or a person); empty: operations
+
+
+@dataclass(frozen=True)
+class SlaReached:
+    """The order's SLA timer turned amber (its owner told) or red (escalated to the backup)."""
+
+    stage: str
+    category: str
+    level: int  # sla.Level
+    started_at: datetime
+    deadline: datetime
+    notify: str
+    escalated: bool
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ or whose answer was lost in a timeout, is simply run again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import Order
+from services.orders.domain.sla import SlaState
 
 # allocated, or already picking when a pick event overtook the ship step's answer: logistics' list of
 # the order's shipments is still wanted (the order moves past PICKING only once it knows them all)
@@ -70,6 +71,7 @@ class Stored:
     # another order): the next plan asks routing to decide again instead of repeating it; "" otherwise
     refused_decision_id: str = ""
     status_changed_at: datetime | None = None
+    sla: SlaState = field(default_factory=SlaState)  # the order's SLA timer (domain/sla.py)
 
     def schedule(self, step: str | None, now: datetime) -> None:
         """Make `step` the order's next step, due now, with fresh attempts (None: no step)."""

@@ -67,6 +67,14 @@ def _entry(event: object, actor: Actor, source: str) -> Entry | None:
             return Entry("exception", actor, source, reason + attempt, None, attempted)
         case model.AlertRaised(kind=kind, severity=severity, message=message):
             return Entry("alert", actor, source, f"[{severity}] {kind}: {message}")
+        case model.SlaReached(stage=stage, category=category, level=level, deadline=deadline, notify=notify):
+            colour = "red" if level >= 2 else "amber"
+            to = (
+                f", escalated to {notify}"
+                if level >= 2 and notify
+                else (f", {notify} told" if notify else "")
+            )
+            return Entry(f"sla_{colour}", actor, source, f"{stage}/{category} due {deadline.isoformat()}{to}")
         case model.ShipmentNoted(kind=kind, detail=detail) | model.TicketNoted(kind=kind, detail=detail):
             return Entry(kind, actor, source, detail)
     return None

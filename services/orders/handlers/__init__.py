@@ -20,6 +20,15 @@ from services.orders.handlers.reactions import reservation_expired, route_found,
 from services.orders.handlers.reads import get_order, get_order_by_channel
 from services.orders.handlers.refunds import ticket_reported
 from services.orders.handlers.shipping import shipment_reported
+from services.orders.handlers.sla import (
+    Reached,
+    SlaRun,
+    check_queue,
+    check_sla,
+    queue_owners,
+    set_order_owners,
+    set_queue_owners,
+)
 from services.orders.handlers.statements import import_statement, repair
 from services.orders.handlers.status import SourceReport, report_source_status
 from services.orders.handlers.sweep import Sweep, sweep_stuck
@@ -31,6 +40,8 @@ __all__ = [
     "Ingested",
     "Outcome",
     "Policy",
+    "Reached",
+    "SlaRun",
     "SourceReport",
     "Sweep",
     "UnitOfWork",
@@ -38,6 +49,8 @@ __all__ = [
     "assign_customers",
     "cancel_order",
     "check_order_id",
+    "check_queue",
+    "check_sla",
     "due_payments",
     "get_order",
     "get_order_by_channel",
@@ -45,6 +58,7 @@ __all__ = [
     "hold_order",
     "import_statement",
     "ingest",
+    "queue_owners",
     "release_order",
     "repair",
     "replay_dead_steps",
@@ -56,6 +70,8 @@ __all__ = [
     "review_payment",
     "route_found",
     "save_order",
+    "set_order_owners",
+    "set_queue_owners",
     "shipment_reported",
     "stock_arrived",
     "sweep_stuck",

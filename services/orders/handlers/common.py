@@ -15,6 +15,7 @@ from services.orders.domain import payments as pay
 from services.orders.domain.model import Order
 from services.orders.domain.orchestration import StockState, Stored
 from services.orders.domain.scope import Scope
+from services.orders.domain.sla import SlaBook
 from services.orders.domain.timeline import Actor, Entry, entries_for
 from services.orders.handlers.ports import UnitOfWork
 
@@ -38,6 +39,8 @@ class Policy:
     stuck_after: timedelta = timedelta(minutes=2)
     # hold a new order of a customer with an after-sales ticket past its response limit (off by default)
     hold_for_overdue_tickets: bool = False
+    # SLA limits per category and stage; None: orders accepted carry no SLA timer
+    sla: SlaBook | None = None
 
 
 @dataclass
@@ -93,6 +96,7 @@ async def save_order(
     scheduled = step_done or wanted != stored.step
     if scheduled:
         stored.schedule(wanted, now)
+    stored.sla.follow(order.status, order.paid_at, order.scanned_out_at)
     await uow.orders.save(stored, entries, now, scheduled=scheduled, linked_trace_id=linked_trace_id)
     if wanted:
         changes.due_steps.add(order.order_id)

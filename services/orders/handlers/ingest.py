@@ -110,6 +110,9 @@ async def ingest(
         for index, order, _, raw in accepted:
             step = orchestration.next_step(order, orchestration.StockState.NONE)
             stored = Stored(order, step=step.value if step else None, step_due_at=now if step else None)
+            if policy.sla is not None:
+                stored.sla.terms = policy.sla.terms_for([line.sku for line in order.lines])
+                stored.sla.follow(order.status, order.paid_at, order.scanned_out_at)
             if index < len(traceparents):  # the item's own trace (single calls gathered into a batch)
                 stored.traceparent = traceparents[index]
             new.append((stored, entries_for(order.events, actor, order.channel.value), raw))

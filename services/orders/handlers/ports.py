@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from services.orders.domain import reconciliation as rec
+from services.orders.domain import sla
 from services.orders.domain.anchor import Observation
 from services.orders.domain.model import Channel, Order
 from services.orders.domain.orchestration import DeadSteps, Stored
@@ -76,6 +77,8 @@ class Orders(Protocol):
     async def unowned(self, before: datetime, limit: int) -> list[Stored]: ...
 
     async def count_not_taken(self, before: datetime) -> int: ...
+
+    async def sla_due(self, now: datetime, limit: int) -> list[Stored]: ...
 
     async def reseal(self, batch: int) -> int: ...
 
@@ -169,6 +172,14 @@ class Assignments(Protocol):
     async def is_assigned(self, agent_id: str, buyer_id: str) -> bool: ...
 
 
+class Sla(Protocol):
+    async def owners(self, queues: Sequence[str]) -> dict[str, sla.Owners]: ...
+
+    async def all_owners(self) -> dict[str, sla.Owners]: ...
+
+    async def set_owners(self, queue: str, owners: sla.Owners, by: str, at: datetime) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: rolled back unless committed. A joined one (a consumer's inbox transaction)
     is used without entering it; its owner commits."""
@@ -196,6 +207,9 @@ class UnitOfWork(Protocol):
 
     @property
     def overdue(self) -> OverdueTickets: ...
+
+    @property
+    def sla(self) -> Sla: ...
 
     def emit(self, *events: object) -> None:
         """Queue events about no order being saved (a ServiceAlert) for the outbox."""

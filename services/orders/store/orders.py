@@ -347,6 +347,19 @@ class OrderRepository:
         )
         return int(await self.conn.scalar(query) or 0)
 
+    async def sla_due(self, now: datetime, limit: int) -> list[Stored]:
+        """Orders whose SLA timer is due (by its index: only those), locked, skipping any another
+        transaction holds; the most overdue first."""
+        o = orders_table.c
+        query = (
+            with_lines(select(orders_table))
+            .where(o.sla_due_at.is_not(None), o.sla_due_at <= now)
+            .order_by(o.sla_due_at)
+            .limit(limit)
+            .with_for_update(of=orders_table, skip_locked=True)
+        )
+        return [self._stored(row) for row in await self.conn.execute(query)]
+
     # ---- reading ------------------------------------------------------------------------------
 
     async def get(self, order_id: str, lock: bool = False) -> Stored | None:

@@ -37,6 +37,8 @@ from services.orders.domain.payments import (
 )
 from services.orders.domain.refunds import Refunds
 from services.orders.domain.shipping import PlannedParcel, Shipment, ShippingPlan, Stage
+from services.orders.domain.sla import Level, SlaState, Terms
+from services.orders.domain.sla import Stage as SlaStage
 from services.orders.domain.timeline import Entry
 
 PII_FIELDS = ("recipient_name", "phone", "detail", "postal_code")
@@ -104,6 +106,7 @@ def order_row(stored: Stored, keys: KeyRing) -> dict[str, Any]:
         "step_waiting_for": stored.step_waiting_for,
         "traceparent": stored.traceparent[:64],
         "step_traceparent": stored.step_traceparent[:64],
+        **sla_columns(stored.sla),
         "priority": order.priority.value,
         "refused_decision_id": stored.refused_decision_id,
         "hold_cause": order.hold_cause.value,
@@ -170,6 +173,7 @@ def stored_from_row(row: Any, keys: KeyRing) -> Stored:
         step_traceparent=row["step_traceparent"],
         refused_decision_id=row["refused_decision_id"],
         status_changed_at=row["status_changed_at"],
+        sla=sla_from_row(row),
     )
 
 
@@ -399,4 +403,34 @@ def payment_from_row(row: Any) -> PaymentRecord:
         reason=row["reason"],
         attempts=row["attempts"],
         received_at=row["received_at"],
+    )
+
+
+def sla_columns(state: SlaState) -> dict[str, Any]:
+    return {
+        "sla_terms": state.terms.document() if state.terms else None,
+        "sla_stage": state.stage.value if state.stage else None,
+        "sla_level": int(state.level),
+        "sla_started_at": state.started_at,
+        "sla_warn_at": state.warn_at,
+        "sla_deadline": state.deadline,
+        "sla_due_at": state.due_at,
+        "sla_owner": state.owner,
+        "sla_backup": state.backup,
+        "sla_escalated_to": state.escalated_to,
+    }
+
+
+def sla_from_row(row: Any) -> SlaState:
+    return SlaState(
+        terms=Terms.from_document(row["sla_terms"]),
+        stage=SlaStage(row["sla_stage"]) if row["sla_stage"] else None,
+        level=Level(row["sla_level"]),
+        started_at=row["sla_started_at"],
+        warn_at=row["sla_warn_at"],
+        deadline=row["sla_deadline"],
+        due_at=row["sla_due_at"],
+        owner=row["sla_owner"],
+        backup=row["sla_backup"],
+        escalated_to=row["sla_escalated_to"],
     )

@@ -75,6 +75,18 @@ orders_table = Table(
     Column("shipping", JSONB),
     # after-sales' refunds as the order follows them (rows.refunds_document); NULL until a ticket
     Column("refunds", JSONB),
+    # the SLA timer (domain/sla.py): terms fixed on acceptance; the running stage, its levels, the
+    # highest level acted on, and when the SLA job must next look (indexed: it reads only what is due)
+    Column("sla_terms", JSONB, info=FIXED),
+    Column("sla_stage", String(16)),
+    Column("sla_level", Integer, nullable=False, server_default="0"),
+    Column("sla_started_at", TZ),
+    Column("sla_warn_at", TZ),
+    Column("sla_deadline", TZ),
+    Column("sla_due_at", TZ),
+    Column("sla_owner", String(128), nullable=False, server_default=""),
+    Column("sla_backup", String(128), nullable=False, server_default=""),
+    Column("sla_escalated_to", String(128), nullable=False, server_default=""),
 )
 
 order_lines_table = Table(
@@ -227,4 +239,15 @@ drift_reports_table = Table(
     Column("drift_count", Integer, nullable=False),
     Column("per_source", JSONB, nullable=False),
     Column("drifts", JSONB, nullable=False),
+)
+
+# who owns each SLA queue ("fulfilment/fresh", …): told at amber; the backup is escalated to at red
+sla_owners_table = Table(
+    "sla_owners",
+    metadata,
+    Column("queue", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("backup", String(128), nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    Column("updated_by", String(128), nullable=False),
 )

@@ -17,6 +17,7 @@ from services.orders.views.lists import (
 )
 from services.orders.views.orders import OrderFilter, export_orders, list_orders
 from services.orders.views.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from services.orders.views.sla import TimerRow, sla_timers
 from services.orders.views.stats import (
     DEFINITIONS,
     STAGES,
@@ -45,6 +46,7 @@ __all__ = [
     "StatusStats",
     "Stored",
     "TimelineRow",
+    "TimerRow",
     "drift_report",
     "export_orders",
     "list_dead_letters",
@@ -53,5 +55,6 @@ __all__ = [
     "list_quarantine",
     "order_stats",
     "save_drift_report",
+    "sla_timers",
     "timeline",
 ]

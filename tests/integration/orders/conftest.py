@@ -36,7 +36,7 @@ from services.kit.grpc_server import GrpcServer
 from services.kit.sealing import KeyRing
 from services.logistics import bootstrap as logistics_bootstrap
 from services.logistics.config import Settings as LogisticsSettings
-from services.orders import bootstrap, handlers, status_rules
+from services.orders import bootstrap, handlers, sla_rules, status_rules
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.orchestrator import Orchestrator
 from services.orders.peers import Peers
@@ -67,6 +67,7 @@ def make_policy(keys: KeyRing | None = None) -> handlers.Policy:
         keys=keys or make_keys(),
         rules=status_rules.shipped_rules(),
         retry_delay=timedelta(seconds=5),
+        sla=sla_rules.shipped_sla(),
     )
 
 

@@ -18,6 +18,7 @@ from services.kit.clock import FixedClock
 from services.kit.sealing import KeyRing
 from services.orders import handlers, status_rules
 from services.orders.domain import reconciliation as rec
+from services.orders.domain import sla
 from services.orders.domain.anchor import Observation
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import Channel, HoldCause, Order
@@ -63,6 +64,7 @@ class State:
     statements: dict[tuple[str, str], tuple[str, dict[str, Any], list[rec.Row]]] = field(default_factory=dict)
     assignments: dict[str, set[str]] = field(default_factory=dict)
     overdue: dict[str, str] = field(default_factory=dict)
+    sla_owners: dict[str, sla.Owners] = field(default_factory=dict)
 
 
 class FakeOrderRepository:
@@ -268,6 +270,11 @@ class FakeOrderRepository:
     async def reseal(self, batch: int) -> int:
         return 0
 
+    async def sla_due(self, now: datetime, limit: int) -> list[Stored]:
+        due = [s for s in self.state.orders.values() if s.sla.due_at is not None and s.sla.due_at <= now]
+        due.sort(key=lambda s: (s.sla.due_at, s.order.order_id))
+        return copy.deepcopy(due[:limit])
+
 
 class FakePaymentRepository:
     def __init__(self, state: State) -> None:
@@ -460,6 +467,20 @@ class FakeOverdueTickets:
         return {buyer for buyer in self.state.overdue.values() if buyer in buyer_ids}
 
 
+class FakeSla:
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    async def owners(self, queues: Sequence[str]) -> dict[str, sla.Owners]:
+        return {queue: self.state.sla_owners[queue] for queue in queues if queue in self.state.sla_owners}
+
+    async def all_owners(self) -> dict[str, sla.Owners]:
+        return dict(sorted(self.state.sla_owners.items()))
+
+    async def set_owners(self, queue: str, owners: sla.Owners, by: str, at: datetime) -> None:
+        self.state.sla_owners[queue] = owners
+
+
 class FakeUnitOfWork(SnapshotUnitOfWork[State]):
     def __init__(self, shared: State, clock: FixedClock) -> None:
         self._clock = clock
@@ -473,6 +494,7 @@ class FakeUnitOfWork(SnapshotUnitOfWork[State]):
         self._quarantine = FakeQuarantineRepository(state)
         self._assignments = FakeAssignmentRepository(state)
         self._overdue = FakeOverdueTickets(state)
+        self._sla = FakeSla(state)
 
     @property
     def clock(self) -> FixedClock:
@@ -505,6 +527,10 @@ class FakeUnitOfWork(SnapshotUnitOfWork[State]):
     @property
     def overdue(self) -> FakeOverdueTickets:
         return self._overdue
+
+    @property
+    def sla(self) -> FakeSla:
+        return self._sla
 
     def emit(self, *events: object) -> None:
         super().emit(*(("", event) for event in events))
