@@ -36,6 +36,7 @@ def policy_of(settings: Settings) -> handlers.Policy:
         stuck_after=settings.stuck_after,
         hold_for_overdue_tickets=settings.hold_for_overdue_tickets,
         sla=settings.sla,
+        risk=handlers.RiskRules(),
     )
 
 
@@ -56,6 +57,7 @@ async def serve(settings: Settings) -> None:
         def new_uow() -> OrdersUnitOfWork:
             return unit_of_work(runtime.engine, policy.keys)
 
+        await handlers.risk.ensure_default_risk_rules(new_uow())
         me = identity.own_identity(settings.common.identity)
         routing = grpc_client.channel(settings.routing_address, identity=me)
         inventory = grpc_client.channel(settings.inventory_address, identity=me)

@@ -242,6 +242,80 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         timer = mappers.sla_timer_message(request.order_id, status, state, self._now())
         return orders_pb2.SetOrderSlaOwnersResponse(sla=timer)
 
+    # ---- risk ---------------------------------------------------------------------------------
+
+    async def GetRiskRuleSet(
+        self, request: orders_pb2.GetRiskRuleSetRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.GetRiskRuleSetResponse:
+        found = await handlers.risk.get_rule_set(self.uow(), request.version)
+        return orders_pb2.GetRiskRuleSetResponse(rule_set=mappers.rule_set_message(found))
+
+    async def SaveRiskRuleSetDraft(
+        self, request: orders_pb2.SaveRiskRuleSetDraftRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.SaveRiskRuleSetDraftResponse:
+        draft = await handlers.risk.save_draft(
+            self.uow(), request.document_json, request.note, actor_of(context).id
+        )
+        return orders_pb2.SaveRiskRuleSetDraftResponse(rule_set=mappers.rule_set_message(draft))
+
+    async def DryRunRiskRuleSet(
+        self, request: orders_pb2.DryRunRiskRuleSetRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.DryRunRiskRuleSetResponse:
+        run = await handlers.risk.dry_run(self.uow(), request.version, request.last_orders)
+        return mappers.dry_run_message(run)
+
+    async def ActivateRiskRuleSet(
+        self, request: orders_pb2.ActivateRiskRuleSetRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.ActivateRiskRuleSetResponse:
+        rules = self.policy.risk or handlers.RiskRules()
+        active = await handlers.risk.activate(self.uow(), request.version, actor_of(context).id, rules)
+        return orders_pb2.ActivateRiskRuleSetResponse(rule_set=mappers.rule_set_message(active))
+
+    async def ListRiskReviews(
+        self, request: orders_pb2.ListRiskReviewsRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.ListRiskReviewsResponse:
+        size = views.paging.page_size(request.page.page_size)
+        after = views.paging.decode_token(request.page.page_token, views.paging.RISK_REVIEWS)
+        rows = await handlers.risk.risk_reviews(self.uow(), size + 1, after)
+        token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            token = views.paging.encode_token(
+                views.paging.RISK_REVIEWS, rows[-1].evaluated_at, rows[-1].order_id
+            )
+        return orders_pb2.ListRiskReviewsResponse(
+            evaluations=[mappers.evaluation_message(row) for row in rows],
+            page=common_pb2.PageResponse(next_page_token=token),
+        )
+
+    async def GetRiskEvaluation(
+        self, request: orders_pb2.GetRiskEvaluationRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.GetRiskEvaluationResponse:
+        await handlers.get_order(self.uow(), request.order_id, scope_of(context))
+        found = await handlers.risk.risk_evaluation(self.uow(), request.order_id)
+        return orders_pb2.GetRiskEvaluationResponse(evaluation=mappers.evaluation_message(found))
+
+    async def ReviewRiskHold(
+        self, request: orders_pb2.ReviewRiskHoldRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.ReviewRiskHoldResponse:
+        if request.decision not in (orders_pb2.RISK_DECISION_APPROVE, orders_pb2.RISK_DECISION_CANCEL):
+            raise InvalidArgument("decision", "must be RISK_DECISION_APPROVE or RISK_DECISION_CANCEL")
+        handlers.check_order_id(request.order_id)
+        order, changes = await handlers.risk.review_risk_hold(
+            self.uow(),
+            request.order_id,
+            request.decision == orders_pb2.RISK_DECISION_APPROVE,
+            request.note,
+            actor_of(context),
+        )
+        self._poke(changes)
+        return orders_pb2.ReviewRiskHoldResponse(order=mappers.order_message(order, _reveal(context)))
+
+    async def GetRiskRuleStats(
+        self, request: orders_pb2.GetRiskRuleStatsRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.GetRiskRuleStatsResponse:
+        return mappers.rule_stats_message(await handlers.risk.rule_stats(self.uow(), request.days))
+
     # ---- manual actions -----------------------------------------------------------------------
 
     async def CancelOrder(

@@ -3,11 +3,12 @@ domain objects into replies, and domain events into the integration events the o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
 from oms.aftersales.v1 import aftersales_pb2
@@ -22,7 +23,7 @@ from services.kit.errors import InvalidArgument, PermissionDenied
 from services.kit.status import in_field_order
 from services.kit.timestamps import timestamp
 from services.orders import handlers, views
-from services.orders.domain import anchor, masking, model, reconciliation, sla
+from services.orders.domain import anchor, masking, model, reconciliation, risk, sla
 from services.orders.domain import payments as pay
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import (
@@ -54,6 +55,7 @@ SUBJECTS = (
     "orders.released",
     "orders.exception",
     "orders.sla_breached",
+    "orders.risk_held",
     "alerts.raised",
 )
 SEVERITIES = {"low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -160,6 +162,10 @@ def _message(order: model.Order, event: object) -> tuple[str, Message] | None:
         case model.AlertRaised(kind=kind, severity=severity, message=text, roles=roles):
             return "alerts.raised", alert(
                 kind, severity, oid, text, order.buyer_id, order.channel.value, roles
+            )
+        case model.RiskHeld(version=version, score=score, hits=hits, frozen=frozen):
+            return "orders.risk_held", events_pb2.OrderRiskHeld(
+                order_id=oid, rule_set_version=version, score=score, rules=list(hits), frozen=frozen
             )
         case model.SlaReached(level=level) if level >= 2:
             return "orders.sla_breached", events_pb2.OrderSlaBreached(
@@ -481,6 +487,81 @@ def sla_timers_message(
             for (queue, level), count in sorted(counts.items())
         ],
         as_of=timestamp(now),
+    )
+
+
+def rule_set_message(record: risk.RuleSetRecord) -> orders_pb2.RiskRuleSet:
+    message = orders_pb2.RiskRuleSet(
+        version=record.version,
+        status=record.status,
+        document_json=json.dumps(record.document, ensure_ascii=False, separators=(",", ":")),
+        note=record.note,
+        created_at=timestamp(record.created_at),
+        created_by=record.created_by,
+    )
+    if record.activated_at is not None:
+        message.activated_at.CopyFrom(timestamp(record.activated_at))
+    return message
+
+
+def dry_run_message(run: risk.DryRun) -> orders_pb2.DryRunRiskRuleSetResponse:
+    return orders_pb2.DryRunRiskRuleSetResponse(
+        version=run.version,
+        orders=run.orders,
+        would_hold=run.held,
+        held_at_the_time=run.held_now,
+        per_rule=[orders_pb2.RiskRuleHits(rule_id=item.rule_id, hits=item.hits) for item in run.per_rule],
+        newly_held=list(run.newly_held),
+        no_longer_held=list(run.no_longer_held),
+    )
+
+
+def evaluation_message(record: risk.EvaluationRecord) -> orders_pb2.RiskEvaluation:
+    results = []
+    for result in record.results:
+        seen = struct_pb2.Struct()
+        seen.update(result.get("seen", {}))
+        results.append(
+            orders_pb2.RiskRuleResult(
+                rule_id=result["rule"],
+                hit=result["hit"],
+                action=result["action"],
+                score=result["score"],
+                seen=seen,
+            )
+        )
+    message = orders_pb2.RiskEvaluation(
+        order_id=record.order_id,
+        evaluated_at=timestamp(record.evaluated_at),
+        rule_set_version=record.version,
+        score=record.score,
+        outcome=record.outcome,
+        frozen=record.frozen,
+        results=results,
+        review=record.review,
+        reviewed_by=record.reviewed_by,
+        review_note=record.review_note,
+    )
+    if record.reviewed_at is not None:
+        message.reviewed_at.CopyFrom(timestamp(record.reviewed_at))
+    return message
+
+
+def rule_stats_message(rows: Sequence[risk.RuleStats]) -> orders_pb2.GetRiskRuleStatsResponse:
+    return orders_pb2.GetRiskRuleStatsResponse(
+        rules=[
+            orders_pb2.RiskRuleStats(
+                rule_id=row.rule_id,
+                evaluated=row.evaluated,
+                hits=row.hits,
+                approved=row.approved,
+                cancelled=row.cancelled,
+                false_positive_rate=row.approved / (row.approved + row.cancelled)
+                if row.approved + row.cancelled
+                else 0.0,
+            )
+            for row in rows
+        ]
     )
 
 

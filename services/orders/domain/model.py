@@ -82,6 +82,7 @@ class HoldCause(StrEnum):
     PAID_OUT_OF_STOCK = "PAID_OUT_OF_STOCK"  # frozen: paid, and no stock could be placed for it
     # held at acceptance: the customer has an after-sales ticket past its response limit (a policy)
     OVERDUE_TICKET = "OVERDUE_TICKET"
+    RISK = "RISK"  # held at acceptance by the risk rules, for the `risk` role's review
 
 
 class DiscountKind(StrEnum):
@@ -207,6 +208,16 @@ class AlertRaised:
     severity: str
     message: str
     roles: tuple[str, ...] = ()  # who is expected to act (a role or a person); empty: operations
+
+
+@dataclass(frozen=True)
+class RiskHeld:
+    """The risk rules held the order for review."""
+
+    version: int  # the rule set's
+    score: int
+    hits: tuple[str, ...]
+    frozen: bool  # the score reached the rule set's freeze score
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,11 @@ def _entry(event: object, actor: Actor, source: str) -> Entry | None:
                 else (f", {notify} told" if notify else "")
             )
             return Entry(f"sla_{colour}", actor, source, f"{stage}/{category} due {deadline.isoformat()}{to}")
+        case model.RiskHeld(version=version, score=score, hits=hits):
+            rules = ", ".join(hits) or "the score"
+            return Entry(
+                "risk_held", actor, source, f"held by risk rule set v{version}: {rules} (score {score})"
+            )
         case model.ShipmentNoted(kind=kind, detail=detail) | model.TicketNoted(kind=kind, detail=detail):
             return Entry(kind, actor, source, detail)
     return None

@@ -4,6 +4,7 @@ Calls to routing, inventory and logistics (the process manager's steps) live in 
 run while a transaction here is open.
 """
 
+from services.orders.handlers import risk
 from services.orders.handlers.common import Changes, Policy, check_order_id, save_order
 from services.orders.handlers.dead_letters import BulkReplay, replay_dead_steps, replay_payment, replay_step
 from services.orders.handlers.ingest import ChannelPayload, Ingested, Outcome, ingest
@@ -19,6 +20,7 @@ from services.orders.handlers.ports import UnitOfWork
 from services.orders.handlers.reactions import reservation_expired, route_found, stock_arrived
 from services.orders.handlers.reads import get_order, get_order_by_channel
 from services.orders.handlers.refunds import ticket_reported
+from services.orders.handlers.risk_cache import RiskRules
 from services.orders.handlers.shipping import shipment_reported
 from services.orders.handlers.sla import (
     Reached,
@@ -41,6 +43,7 @@ __all__ = [
     "Outcome",
     "Policy",
     "Reached",
+    "RiskRules",
     "SlaRun",
     "SourceReport",
     "Sweep",
@@ -68,6 +71,7 @@ __all__ = [
     "report_source_status",
     "reservation_expired",
     "review_payment",
+    "risk",
     "route_found",
     "save_order",
     "set_order_owners",

@@ -18,6 +18,7 @@ from services.orders.domain.scope import Scope
 from services.orders.domain.sla import SlaBook
 from services.orders.domain.timeline import Actor, Entry, entries_for
 from services.orders.handlers.ports import UnitOfWork
+from services.orders.handlers.risk_cache import RiskRules
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Policy:
     hold_for_overdue_tickets: bool = False
     # SLA limits per category and stage; None: orders accepted carry no SLA timer
     sla: SlaBook | None = None
+    # the risk rules judging orders at acceptance; None: no order is judged
+    risk: RiskRules | None = None
 
 
 @dataclass

@@ -15,6 +15,7 @@ from services.orders.domain import channels, orchestration
 from services.orders.domain.model import Channel, HoldCause, IngestOrder, Order, accept, vouched
 from services.orders.domain.orchestration import Stored
 from services.orders.domain.timeline import Actor, Entry, entries_for
+from services.orders.handlers import risk as risk_handlers
 from services.orders.handlers.common import Changes, Policy, save_order
 from services.orders.handlers.ports import UnitOfWork
 
@@ -106,6 +107,13 @@ async def ingest(
                 if order.buyer_id in owing:
                     reason = "held for review: the customer has an overdue after-sales ticket"
                     order.hold(reason, now, HoldCause.OVERDUE_TICKET)
+        judged = (
+            await risk_handlers.judge(
+                uow, await policy.risk.current(uow), [o for _, o, _, _ in accepted], now
+            )
+            if policy.risk is not None and accepted
+            else []
+        )
         new: list[tuple[Stored, Sequence[Entry], bytes]] = []
         for index, order, _, raw in accepted:
             step = orchestration.next_step(order, orchestration.StockState.NONE)
@@ -117,6 +125,7 @@ async def ingest(
                 stored.traceparent = traceparents[index]
             new.append((stored, entries_for(order.events, actor, order.channel.value), raw))
         inserted = await uow.orders.add_new(new, now) if new else set()
+        await uow.risk.add_evaluations([item for item in judged if item[0] in inserted], now)
         for index, order, command, _ in accepted:
             if order.order_id in inserted:
                 step = orchestration.next_step(order, orchestration.StockState.NONE)

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from services.orders.domain import reconciliation as rec
-from services.orders.domain import sla
+from services.orders.domain import risk, sla
 from services.orders.domain.anchor import Observation
 from services.orders.domain.model import Channel, Order
 from services.orders.domain.orchestration import DeadSteps, Stored
@@ -180,6 +180,36 @@ class Sla(Protocol):
     async def set_owners(self, queue: str, owners: sla.Owners, by: str, at: datetime) -> None: ...
 
 
+class Risk(Protocol):
+    async def active(self) -> risk.RuleSetRecord | None: ...
+
+    async def get(self, version: int) -> risk.RuleSetRecord | None: ...
+
+    async def add(self, rule_set: risk.RuleSetRecord) -> int: ...
+
+    async def lock_versions(self) -> None: ...
+
+    async def activate(self, version: int, at: datetime, by: str) -> None: ...
+
+    async def phone_history(self, phones: Sequence[str], since: datetime) -> dict[str, list[str]]: ...
+
+    async def add_evaluations(
+        self, evaluations: Sequence[tuple[str, risk.Evaluation, Mapping[str, Any]]], at: datetime
+    ) -> None: ...
+
+    async def recent_facts(self, limit: int) -> list[tuple[str, dict[str, Any], bool]]: ...
+
+    async def latest(self, order_id: str, held_unreviewed: bool = False) -> risk.EvaluationRecord | None: ...
+
+    async def to_review(
+        self, limit: int, after: tuple[datetime, str] | None
+    ) -> list[risk.EvaluationRecord]: ...
+
+    async def review(self, evaluation_id: int, review: str, by: str, at: datetime, note: str) -> None: ...
+
+    async def rule_stats(self, since: datetime) -> list[risk.RuleStats]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: rolled back unless committed. A joined one (a consumer's inbox transaction)
     is used without entering it; its owner commits."""
@@ -210,6 +240,9 @@ class UnitOfWork(Protocol):
 
     @property
     def sla(self) -> Sla: ...
+
+    @property
+    def risk(self) -> Risk: ...
 
     def emit(self, *events: object) -> None:
         """Queue events about no order being saved (a ServiceAlert) for the outbox."""

@@ -251,3 +251,37 @@ sla_owners_table = Table(
     Column("updated_at", TZ, nullable=False),
     Column("updated_by", String(128), nullable=False),
 )
+
+# risk rule sets (domain/risk.py documents): drafts, the one active, retired ones
+risk_rule_sets_table = Table(
+    "risk_rule_sets",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("document", JSONB, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", TZ, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("activated_at", TZ),
+    Column("activated_by", String(128), nullable=False, server_default=""),
+)
+
+# every order's risk evaluation: what each rule saw, the score, the outcome, and the review of a hold
+risk_evaluations_table = Table(
+    "risk_evaluations",
+    metadata,
+    Column("evaluation_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("order_id", String(36), nullable=False),
+    Column("evaluated_at", TZ, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("frozen", Boolean, nullable=False),
+    Column("facts_sealed", Text, nullable=False),  # every fact, sealed (the address is personal data)
+    Column("results", JSONB, nullable=False),
+    Column("hits", ARRAY(String(64)), nullable=False),
+    Column("review", String(16), nullable=False, server_default=""),
+    Column("reviewed_by", String(128), nullable=False, server_default=""),
+    Column("reviewed_at", TZ),
+    Column("review_note", Text, nullable=False, server_default=""),
+)

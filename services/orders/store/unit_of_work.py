@@ -24,6 +24,7 @@ from services.orders.store.assignments import AssignmentRepository, OverdueTicke
 from services.orders.store.orders import OrderRepository
 from services.orders.store.payments import PaymentRepository
 from services.orders.store.quarantine import QuarantineRepository
+from services.orders.store.risk import RiskRepository
 from services.orders.store.sla import SlaRepository
 from services.orders.store.sources import SourceRepository
 from services.orders.store.statements import StatementRepository
@@ -70,6 +71,7 @@ class OrdersUnitOfWork:
         self.assignments = AssignmentRepository(conn)
         self.overdue = OverdueTicketRepository(conn)
         self.sla = SlaRepository(conn)
+        self.risk = RiskRepository(conn, self.keys)
 
     async def __aenter__(self) -> OrdersUnitOfWork:
         conn = await self._engine.connect()

@@ -14,7 +14,7 @@ from services.kit.errors import InvalidArgument
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
 # A token names the list it came from, so one list's token handed to another is refused, not misread.
-ORDERS, QUARANTINE, PAYMENTS, DEAD_LETTERS, SLA_TIMERS = "o", "q", "p", "d", "s"
+ORDERS, QUARANTINE, PAYMENTS, DEAD_LETTERS, SLA_TIMERS, RISK_REVIEWS = "o", "q", "p", "d", "s", "r"
 
 
 def page_size(size: int) -> int:

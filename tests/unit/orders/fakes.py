@@ -65,6 +65,7 @@ class State:
     assignments: dict[str, set[str]] = field(default_factory=dict)
     overdue: dict[str, str] = field(default_factory=dict)
     sla_owners: dict[str, sla.Owners] = field(default_factory=dict)
+    evaluations: list[tuple[str, Any, Any]] = field(default_factory=list)
 
 
 class FakeOrderRepository:
@@ -481,6 +482,22 @@ class FakeSla:
         self.state.sla_owners[queue] = owners
 
 
+class FakeRisk:
+    """Risk as the unit tests need it: no rule set stored (the defaults apply), no phone history."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    async def active(self) -> None:
+        return None
+
+    async def phone_history(self, phones: Sequence[str], since: datetime) -> dict[str, list[str]]:
+        return {}
+
+    async def add_evaluations(self, evaluations: Sequence[tuple[str, Any, Any]], at: datetime) -> None:
+        self.state.evaluations.extend(evaluations)
+
+
 class FakeUnitOfWork(SnapshotUnitOfWork[State]):
     def __init__(self, shared: State, clock: FixedClock) -> None:
         self._clock = clock
@@ -495,6 +512,7 @@ class FakeUnitOfWork(SnapshotUnitOfWork[State]):
         self._assignments = FakeAssignmentRepository(state)
         self._overdue = FakeOverdueTickets(state)
         self._sla = FakeSla(state)
+        self._risk = FakeRisk(state)
 
     @property
     def clock(self) -> FixedClock:
@@ -531,6 +549,10 @@ class FakeUnitOfWork(SnapshotUnitOfWork[State]):
     @property
     def sla(self) -> FakeSla:
         return self._sla
+
+    @property
+    def risk(self) -> FakeRisk:
+        return self._risk
 
     def emit(self, *events: object) -> None:
         super().emit(*(("", event) for event in events))
