@@ -68,6 +68,7 @@ def make_policy(keys: KeyRing | None = None) -> handlers.Policy:
         rules=status_rules.shipped_rules(),
         retry_delay=timedelta(seconds=5),
         sla=sla_rules.shipped_sla(),
+        risk=handlers.RiskRules(),
     )
 
 
