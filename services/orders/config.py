@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta, timezone
 from pathlib import Path
 
 from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional, required
 from services.kit.sealing import KeyRing, KeyRingError
 from services.orders import status_rules
+from services.orders.channel_settings import ChannelSettings
 from services.orders.domain import anchor
 from services.orders.domain.payments import DEFAULT_SELF_RUN_PROVIDERS
 
@@ -57,6 +58,8 @@ class Settings:
     self_run_payment_providers: frozenset[str] = DEFAULT_SELF_RUN_PROVIDERS
     # after-sales' policy option: a customer with an overdue ticket has their next order held for review
     hold_for_overdue_tickets: bool = False
+    # the channels polled for orders and watched for health (services/orders/channel_settings.py)
+    channels: ChannelSettings = field(default_factory=ChannelSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +105,7 @@ class Settings:
                 optional(env, "SELF_RUN_PAYMENT_PROVIDERS", ",".join(sorted(DEFAULT_SELF_RUN_PROVIDERS)))
             ),
             hold_for_overdue_tickets=flag(env, "HOLD_ORDERS_OF_OVERDUE_TICKETS"),
+            channels=ChannelSettings.from_env(env),
         )
 
 

@@ -141,6 +141,7 @@ POLICY: dict[str, Rule] = {
     f"{ORDERS}/ListQuarantine": _r(STAFF, STAFF_ONLY),
     f"{ORDERS}/AssignCustomers": _w(ADMINS, STAFF_ONLY),
     f"{ORDERS}/ListAgentCustomers": _r(ADMINS | {"service"}, STAFF_ONLY),
+    f"{ORDERS}/GetChannelHealth": _r(STAFF, STAFF_ONLY),
     f"{INVENTORY}/PutWarehouse": _w(STAFF, STAFF_ONLY),
     f"{INVENTORY}/PutSku": _w(STAFF, STAFF_ONLY),
     f"{INVENTORY}/GetSku": _r(STOCK_READERS | {"channel"}, SHARED),

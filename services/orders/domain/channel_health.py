@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from enum import StrEnum
 
@@ -212,3 +212,50 @@ def poll_window(
     while the last poll ran is not missed) to now, at most `max_span` long (Taobao answers one day)."""
     start = (cursor if cursor is not None else now - first_lookback) - overlap
     return start, min(now, start + max_span)
+
+
+@dataclass
+class Connection:
+    """A channel orders is connected to: the merchant's app on it, its tokens (in clear here; the store
+    seals them), the poll cursor, the rolling window of API calls and the alerts open for it."""
+
+    channel: str
+    api_url: str
+    app_key: str
+    app_secret: str
+    refresh_token: str
+    connected_at: datetime
+    shop_id: str = ""
+    access_token: str = ""
+    token_expires_at: datetime | None = None
+    token_lifetime: timedelta = timedelta(days=1)
+    refresh_failed: bool = False
+    refresh_error: str = ""
+    poll_cursor: datetime | None = None
+    last_poll_at: datetime | None = None
+    last_poll_error: str = ""
+    calls: list[Call] = field(default_factory=list)
+    open_alerts: frozenset[str] = frozenset()
+
+    def token(self, now: datetime) -> TokenState:
+        return token_state(
+            self.token_expires_at if self.access_token else None,
+            self.token_lifetime,
+            now,
+            self.refresh_failed,
+        )
+
+    def called(self, call: Call, now: datetime, window: timedelta) -> None:
+        self.calls = recent([*self.calls, call], now, window)
+
+    def refreshed(self, access_token: str, refresh_token: str, lifetime: timedelta, now: datetime) -> None:
+        self.access_token, self.refresh_token = access_token, refresh_token or self.refresh_token
+        self.token_lifetime, self.token_expires_at = lifetime, now + lifetime
+        self.refresh_failed, self.refresh_error = False, ""
+
+    def refresh_refused(self, error: str) -> None:
+        self.refresh_failed, self.refresh_error = True, error[:500]
+
+    def token_refused(self, now: datetime) -> None:
+        """The channel refused the access token: it is expired whatever its expiry said."""
+        self.token_expires_at = now
