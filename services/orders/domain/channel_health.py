@@ -98,7 +98,7 @@ def token_state(
     expires_at: datetime | None, lifetime: timedelta, now: datetime, refresh_failed: bool
 ) -> TokenState:
     if expires_at is None:
-        return TokenState.MISSING
+        return TokenState.REFRESH_FAILED if refresh_failed else TokenState.MISSING
     if now >= expires_at:
         return TokenState.EXPIRED
     if refresh_failed:

@@ -224,7 +224,7 @@ async def poll_channel(
         connection = await refresh(new_uow, api, connection, watch, monotonic)
     calls: list[Call] = []
     cursor, refused = connection.poll_cursor, False
-    if connection.token(now) not in USABLE:
+    if not connection.access_token or connection.token(now) not in USABLE:
         polled.error = f"no usable token ({connection.token(now).value}): {connection.refresh_error}"
     actor = Actor(ActorType.CHANNEL, f"orders/poll/{connection.channel.lower()}")
     while not polled.error:

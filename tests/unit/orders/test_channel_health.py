@@ -75,6 +75,7 @@ def test_an_hour_long_token_is_refreshed_thirty_minutes_ahead_and_a_short_one_ha
 def test_token_states_follow_the_clock() -> None:
     life, expires = timedelta(hours=1), beijing(12)
     assert token_state(None, life, beijing(10), False) is TokenState.MISSING
+    assert token_state(None, life, beijing(10), True) is TokenState.REFRESH_FAILED
     assert token_state(expires, life, beijing(11, 29), False) is TokenState.VALID
     assert token_state(expires, life, beijing(11, 30), False) is TokenState.REFRESH_DUE
     assert token_state(expires, life, beijing(11, 40), True) is TokenState.REFRESH_FAILED
