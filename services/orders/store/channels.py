@@ -37,20 +37,23 @@ class ChannelRepository:
 
     async def connect(self, given: Sequence[Connection], now: datetime) -> None:
         """The connections the settings name: new ones inserted; a known one keeps its tokens and cursor
-        (refresh tokens rotate: the stored one is newer than the settings'), its app and address follow
-        the settings."""
+        (refresh tokens rotate: the stored one is newer than the settings'), unless its refresh failed
+        and the settings now give another refresh token (the merchant authorised the app again). Its
+        app and address follow the settings."""
         for connection in given:
-            values = self._row(connection, now)
-            statement = insert(connections).values(**values)
-            await self.conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[connections.c.channel],
-                    set_={
-                        name: statement.excluded[name]
-                        for name in ("api_url", "app_key", "shop_id", "sealed_secret", "updated_at")
-                    },
+            stored = await self.get(connection.channel, lock=True)
+            if stored is None:
+                await self.conn.execute(insert(connections).values(**self._row(connection, now)))
+                continue
+            stored.api_url, stored.app_key = connection.api_url, connection.app_key
+            stored.app_secret, stored.shop_id = connection.app_secret, connection.shop_id
+            if stored.refresh_failed and connection.refresh_token != stored.refresh_token:
+                stored.refresh_token, stored.refresh_failed, stored.refresh_error = (
+                    connection.refresh_token,
+                    False,
+                    "",
                 )
-            )
+            await self.save(stored, now)
 
     async def all(self, lock: bool = False) -> list[Connection]:
         query = select(connections).order_by(connections.c.channel)

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms.alerts.v1 import events_pb2 as alert_events
 from oms.orders.v1 import orders_pb2
+from omsctl.stack import CHANNEL_APPS
 from services.orders import bootstrap, channel_jobs, handlers
 from services.orders.channel_apis import ChannelApis
 from services.orders.channel_settings import ChannelSettings, parse_connections
-from services.orders.domain.channel_health import BusinessHours, TokenState
+from services.orders.domain.channel_health import BusinessHours, Connection, TokenState
 from services.orders.domain.model import Channel
 from services.orders.domain.timeline import Actor, ActorType
 from services.orders.grpc_api import OrdersServicer
@@ -54,10 +55,17 @@ class Orders:
     def uow(self) -> OrdersUnitOfWork:
         return bootstrap.unit_of_work(self.engine, self.policy.keys, self.clock)
 
-    async def connect(self, *channels: str) -> None:
-        entries = json.dumps([self.sandbox.connection(channel) for channel in channels])
+    async def connect(self, *channels: str, **given: str) -> None:
+        entries = json.dumps([{**self.sandbox.connection(channel), **given} for channel in channels])
         settings = ChannelSettings(connections=parse_connections(entries))
         await health.connect(self.uow, channel_jobs.connections_of(settings, self.uow))
+
+    async def stored(self, channel: str) -> Connection:
+        uow = self.uow()
+        async with uow:
+            found = await uow.channels.get(channel)
+        assert found is not None
+        return found
 
     async def poll(self) -> dict[str, health.Polled]:
         polled = await health.poll(self.uow, self.policy, self.api, self.watch, lambda _: None)
@@ -188,6 +196,26 @@ async def test_an_expired_token_is_alerted_once_not_left_silent(orders: Orders) 
     assert shown.token_state == orders_pb2.CHANNEL_TOKEN_STATE_EXPIRED
     assert list(shown.open_alerts) == ["channel_token_expired"]
     assert "invalid_grant" in shown.token_refresh_error
+
+
+async def test_an_app_authorised_again_is_refreshed_with_the_new_refresh_token(orders: Orders) -> None:
+    await orders.connect("taobao")
+    await orders.sandbox.control("taobao", refuse_refresh=True)
+    await orders.refresh()
+    assert await orders.check() == [("TAOBAO", "channel_token_expired")]
+    await orders.sandbox.control("taobao", refuse_refresh=False)
+    authorised = await orders.api.refresh(
+        dataclasses.replace(
+            await orders.stored("TAOBAO"), refresh_token=CHANNEL_APPS["taobao"]["refresh_token"]
+        )
+    )
+
+    await orders.connect("taobao", refresh_token=authorised.refresh_token)
+    assert await orders.refresh() == ["TAOBAO"]
+
+    assert await orders.check() == []
+    shown = (await orders.health())["CHANNEL_TAOBAO"]
+    assert (shown.token_state, list(shown.open_alerts)) == (orders_pb2.CHANNEL_TOKEN_STATE_VALID, [])
 
 
 async def test_a_silent_channel_is_alerted_within_business_hours_and_not_outside_them(orders: Orders) -> None:
