@@ -887,7 +887,7 @@ def channel_sandbox_env(home: Path, envoy_port: int) -> dict[str, str]:
         "CHANNEL_SANDBOX_APPS": json.dumps(CHANNEL_APPS),
         "CHANNEL_SANDBOX_PUSH_URL": f"http://127.0.0.1:{envoy_port}{CHANNEL_PUSH_PATH}",
         "CHANNEL_SANDBOX_WEBHOOK_SECRETS": json.dumps(
-            {key: value for key, value in secrets.items() if key.startswith("channel/")}
+            {f"channel/{name}": secrets[f"channel/{name}"] for name in CHANNEL_APPS}
         ),
         "CHANNEL_SANDBOX_SEED": os.environ.get("CHANNEL_SANDBOX_SEED", "random"),
     }
