@@ -156,8 +156,8 @@ async def _timed(work: Awaitable[Any], monotonic: Callable[[], float]) -> tuple[
 async def refresh(
     new_uow: NewUow, api: ChannelApi, connection: Connection, watch: Watch, monotonic: Callable[[], float]
 ) -> Connection:
-    """Refresh the connection's token now; a refusal is kept (the token state says REFRESH_FAILED and
-    its alert is raised by the health check)."""
+    """Refresh the connection's token now; a refusal of the grant is kept (the token state says
+    REFRESH_FAILED and the health check raises its alert)."""
     result, code, latency = await _timed(api.refresh(connection), monotonic)
     uow = new_uow()
     async with uow:
@@ -169,8 +169,12 @@ async def refresh(
             current.refreshed(
                 result.access_token, result.refresh_token, timedelta(seconds=result.expires_in), now
             )
-        else:
+        elif result.token:
             current.refresh_refused(str(result))
+        else:
+            # the platform was not reached or failed itself: the next check tries again; only a refusal
+            # of the grant is a failed refresh (an unreachable API shows as errors, then as expiry)
+            current.refresh_error = str(result)[:500]
         await uow.channels.save(current, now)
         await uow.commit()
     return current
@@ -188,7 +192,7 @@ async def refresh_due_tokens(
     for connection in connections:
         if refresh_due(connection.token(now)):
             after = await refresh(new_uow, api, connection, watch, monotonic)
-            if not after.refresh_failed:
+            if not after.refresh_error:
                 refreshed.append(connection.channel)
     return refreshed
 

@@ -198,6 +198,16 @@ async def test_an_expired_token_is_alerted_once_not_left_silent(orders: Orders) 
     assert "invalid_grant" in shown.token_refresh_error
 
 
+async def test_a_refresh_that_does_not_reach_the_platform_is_tried_again_not_alerted(orders: Orders) -> None:
+    await orders.connect("douyin")
+    await orders.sandbox.control("douyin", fail_next=1)
+
+    assert await orders.refresh() == []
+    assert await orders.check() == []
+    assert (await orders.stored("DOUYIN")).token(orders.clock.now()) is TokenState.MISSING
+    assert await orders.refresh() == ["DOUYIN"]
+
+
 async def test_an_app_authorised_again_is_refreshed_with_the_new_refresh_token(orders: Orders) -> None:
     await orders.connect("taobao")
     await orders.sandbox.control("taobao", refuse_refresh=True)
