@@ -14,6 +14,9 @@ omsctl trace TRACE_ID what each service logged, the order timeline and the audit
 omsctl payments [show | set PROVIDER SWITCH=VALUE … | reset | refunds | pay PROVIDER TRADE FEN]
                       the payment sandbox's switches (latency, SYSTEM_ERROR, timeouts after a refund
                       was accepted, CLOSED/ABNORMAL refunds, late or duplicate notifications, …)
+omsctl channels [show | set CHANNEL SWITCH=VALUE … | reset | revoke CHANNEL | orders | make CHANNEL N [P]]
+                      the channel sandbox: make orders and push some of them, token expiry, error
+                      spikes, slow answers, a push that stops, growing payloads: docs/sandboxes.md
 omsctl carriers [show | set CARRIER SWITCH=VALUE … | reset | waybills [--carrier C] [--order O]]
                       the carrier sandbox's misbehaviour switches (latency, failures, timeouts, dead
                       carriers, 429s, duplicate or reordered pushes, …): docs/sandboxes.md
@@ -404,6 +407,35 @@ def payments(action: str, words: list[str]) -> int:
     return _control("payments", f"/{urllib.parse.quote(words[0])}", _switches(words[1:]))
 
 
+def channels(action: str, words: list[str]) -> int:
+    """The channel sandbox's control API: show, set switches, reset, revoke tokens, list or make orders."""
+    import urllib.parse
+
+    if action == "show":
+        return _control("channels", "")
+    if action == "reset":
+        return _control("channels", "/reset", {})
+    if action == "orders":
+        return _control("channels", "/orders")
+    if action == "revoke":
+        if len(words) != 1:
+            print("usage: omsctl channels revoke CHANNEL", file=sys.stderr)
+            return 2
+        return _control("channels", f"/{urllib.parse.quote(words[0])}/revoke", {})
+    if action == "make":
+        if len(words) not in (2, 3) or not all(word.isdigit() for word in words[1:]):
+            print("usage: omsctl channels make CHANNEL COUNT [HOW_MANY_PUSHED]", file=sys.stderr)
+            return 2
+        body: dict[str, object] = {"channel": words[0], "count": int(words[1])}
+        if len(words) == 3:
+            body["push"] = int(words[2])
+        return _control("channels", "/orders", body)
+    if len(words) < 2 or any("=" not in word for word in words[1:]):
+        print("usage: omsctl channels set CHANNEL SWITCH=VALUE [SWITCH=VALUE …]", file=sys.stderr)
+        return 2
+    return _control("channels", f"/{urllib.parse.quote(words[0])}", _switches(words[1:]))
+
+
 def main() -> None:
     # `.venv/bin/python -m omsctl …` as the README has it, without the Makefile's PYTHONPATH: the
     # generated code (events, tokens) must import all the same
@@ -474,7 +506,23 @@ def main() -> None:
     payments_parser.add_argument(
         "words", nargs="*", help="set: PROVIDER SWITCH=VALUE …; pay: PROVIDER TRADE FEN"
     )
+    channels_parser = commands.add_parser(
+        "channels",
+        help="the channel sandbox: show, set CHANNEL SWITCH=VALUE …, reset, revoke, orders, make",
+        description="e.g. `omsctl channels make taobao 10 6` (ten orders, six pushed), "
+        "`omsctl channels set douyin token_lifetime_s=120 failure_rate=0.3`, "
+        "`omsctl channels set taobao push_enabled=false pad_bytes=900000`, `omsctl channels revoke taobao`; "
+        "CHANNEL is taobao, douyin or all (docs/sandboxes.md)",
+    )
+    channels_parser.add_argument(
+        "action", nargs="?", default="show", choices=["show", "set", "reset", "revoke", "orders", "make"]
+    )
+    channels_parser.add_argument(
+        "words", nargs="*", help="set: CHANNEL SWITCH=VALUE …; revoke: CHANNEL; make: CHANNEL COUNT [PUSHED]"
+    )
     args = parser.parse_args()
+    if args.command == "channels":
+        sys.exit(channels(args.action, args.words))
     if args.command == "payments":
         sys.exit(payments(args.action, args.words))
     if args.command == "carriers":

@@ -42,6 +42,8 @@ class ServiceSpec:
     carriers: bool = False
     # calls the payment providers' APIs (the payment sandbox locally): PAYMENT_* settings
     payments: bool = False
+    # polls the marketplaces' order APIs (the channel sandbox locally): CHANNEL_CONNECTIONS
+    channels: bool = False
 
     @property
     def module(self) -> str:
@@ -50,7 +52,9 @@ class ServiceSpec:
 
 # Order matters: a service starts after the peers it calls.
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("orders", 50051, database=True, peers=("routing", "inventory", "logistics"), pii=True),
+    ServiceSpec(
+        "orders", 50051, database=True, peers=("routing", "inventory", "logistics"), pii=True, channels=True
+    ),
     ServiceSpec("inventory", 50052, database=True),
     ServiceSpec("routing", 50053, database=True, peers=("inventory",)),
     ServiceSpec("logistics", 50054, database=True, pii=True, carriers=True),
@@ -78,6 +82,7 @@ class SandboxSpec:
 SANDBOXES: tuple[SandboxSpec, ...] = (
     SandboxSpec("carriers", 18010, "sandboxes.carriers", "carrier sandbox (SF, Kuaidi100, Cainiao)"),
     SandboxSpec("payments", 18020, "sandboxes.payments", "payment sandbox (WeChat Pay v3, Alipay)"),
+    SandboxSpec("channels", 18030, "sandboxes.channels", "channel sandbox (Taobao TOP, Douyin shop)"),
 )
 SANDBOX_NAMES = frozenset(spec.name for spec in SANDBOXES)
 SERVICE_NAMES = frozenset(spec.name for spec in SERVICES)
@@ -99,6 +104,24 @@ SF_PUSH_PATH = "/v1/webhooks/tracking/sf"
 KUAIDI100_PUSH_PATH = "/v1/webhooks/tracking/kuaidi100"
 # the payment providers notify here, through Envoy (the gateway checks their signatures)
 PROVIDER_NOTIFY_PATH = "/v1/webhooks/providers"
+# the channels push new orders here, through Envoy (the gateway checks their HMAC signatures)
+CHANNEL_PUSH_PATH = "/v1/webhooks/channels"
+# development marketplace apps: the channel sandbox checks them, orders polls with them (the refresh
+# token is the merchant's authorisation; orders keeps the tokens it refreshes to in its database)
+CHANNEL_APPS = {
+    "taobao": {
+        "app_key": "12345678",
+        "app_secret": "sandbox-taobao-app-secret",
+        "refresh_token": "sandbox-taobao-refresh-token",
+        "shop_id": "2200000000001",
+    },
+    "douyin": {
+        "app_key": "7000000000000000001",
+        "app_secret": "sandbox-douyin-app-secret",
+        "refresh_token": "sandbox-douyin-refresh-token",
+        "shop_id": "4463798",
+    },
+}
 # development carrier accounts: logistics calls the sandbox with these, the sandbox checks them
 CARRIER_CREDENTIALS = {
     "SF_PARTNER_ID": "OMS_SANDBOX",
@@ -272,6 +295,8 @@ class Platform:
                 "PAYMENT_SANDBOX_ALIPAY_NOTIFY_URL": f"{edge}/alipay",
             }
             return embedded.python_env(ROOT, {**payment_sandbox_env(self.home), **notify})
+        if spec.name == "channels":
+            return embedded.python_env(ROOT, channel_sandbox_env(self.home, ports["envoy"]))
         sf_push, _ = self.push_urls(ports)
         extra = {f"CARRIER_SANDBOX_{name}": value for name, value in CARRIER_CREDENTIALS.items()}
         extra["CARRIER_SANDBOX_PUSH_URL"] = sf_push
@@ -302,6 +327,8 @@ class Platform:
             extra["CARRIER_API_URL"] = f"http://127.0.0.1:{ports['carriers']}"
             extra["KUAIDI100_CALLBACK_URL"] = kuaidi100_push
             extra["KUAIDI100_PUSH_SALT"] = push_settings(self.home)["KUAIDI100_PUSH_SALT"]
+        if spec.channels:
+            extra["CHANNEL_CONNECTIONS"] = channel_connections(ports["channels"])
         if spec.payments:
             extra.update(payment_client_env(self.home, ports["payments"]))
             edge = f"http://127.0.0.1:{ports['envoy']}{PROVIDER_NOTIFY_PATH}"
@@ -850,6 +877,41 @@ def payment_client_env(home: Path, port: int) -> dict[str, str]:
         "PAYMENT_ALIPAY_API_URL": url,
         **{f"PAYMENT_{name}": keys[name] for name in PAYMENT_CLIENT_KEYS},
     }
+
+
+def channel_sandbox_env(home: Path, envoy_port: int) -> dict[str, str]:
+    """The channel sandbox: the development apps, and where and how it pushes (the gateway's secrets of
+    the channel senders; only those)."""
+    secrets = json.loads(edge_settings(home).get("WEBHOOK_SECRETS", "{}"))
+    return {
+        "CHANNEL_SANDBOX_APPS": json.dumps(CHANNEL_APPS),
+        "CHANNEL_SANDBOX_PUSH_URL": f"http://127.0.0.1:{envoy_port}{CHANNEL_PUSH_PATH}",
+        "CHANNEL_SANDBOX_WEBHOOK_SECRETS": json.dumps(
+            {f"channel/{name}": secrets[f"channel/{name}"] for name in CHANNEL_APPS}
+        ),
+        "CHANNEL_SANDBOX_SEED": os.environ.get("CHANNEL_SANDBOX_SEED", "random"),
+    }
+
+
+def channel_connections(port: int) -> str:
+    """Orders' CHANNEL_CONNECTIONS for the channel sandbox (docs/runbook.md); a given one wins."""
+    given = os.environ.get("CHANNEL_CONNECTIONS", "").strip()
+    if given:
+        return given
+    url = f"http://127.0.0.1:{port}"
+    return json.dumps(
+        [
+            {
+                "channel": channel.upper(),
+                "api_url": url,
+                "app_key": app["app_key"],
+                "app_secret": app["app_secret"],
+                "refresh_token": app["refresh_token"],
+                "shop_id": app["shop_id"],
+            }
+            for channel, app in CHANNEL_APPS.items()
+        ]
+    )
 
 
 def _with_bound_webhook_secrets(path: Path, settings: dict[str, str]) -> dict[str, str]:

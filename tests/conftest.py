@@ -187,6 +187,8 @@ def platform(infra: Infra) -> Iterator[Platform]:
         "EXPORT_CHUNK_PAUSE_SECONDS": "1",
         # the carrier sandbox's compressed timeline: a parcel's seven scans one second apart
         "CARRIER_SANDBOX_STEP_SECONDS": "1",
+        # orders polls the channel sandbox every 2 s, so a push that never came is found quickly
+        "CHANNEL_POLL_INTERVAL_S": "2",
     }
     previous = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)

@@ -12,7 +12,7 @@ from services.kit.clock import Clock
 from services.kit.consumer import EventConsumer
 from services.kit.runtime import Runtime
 from services.kit.sealing import KeyRing
-from services.orders import consumers, handlers, jobs, mappers
+from services.orders import channel_jobs, consumers, handlers, jobs, mappers
 from services.orders.config import Settings
 from services.orders.grpc_api import SERVICE_NAME, OrdersServicer
 from services.orders.orchestrator import Orchestrator
@@ -150,6 +150,7 @@ async def serve(settings: Settings) -> None:
             lambda: jobs.check_sla(new_uow, orchestrator.poke),
             one_replica=True,
         )
+        channel_apis = channel_jobs.start(runtime, new_uow, policy, settings.channels, orchestrator.poke)
         servicer = OrdersServicer(
             new_uow,
             policy,
@@ -158,6 +159,7 @@ async def serve(settings: Settings) -> None:
             export_pause_seconds=settings.export_chunk_pause_seconds,
             ingest_linger=settings.ingest_linger_seconds,
             ingest_max_batch=settings.peer_max_batch,
+            channel_health_window=settings.channels.window,
         )
         await app.serve_until_signalled(
             settings.common,
@@ -169,3 +171,5 @@ async def serve(settings: Settings) -> None:
         await inventory.close()
         if logistics is not None:
             await logistics.close()
+        if channel_apis is not None:
+            await channel_apis.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional, required
 from services.kit.sealing import KeyRing, KeyRingError
 from services.orders import sla_rules, status_rules
+from services.orders.channel_settings import ChannelSettings
 from services.orders.domain import anchor
 from services.orders.domain.payments import DEFAULT_SELF_RUN_PROVIDERS
 from services.orders.domain.sla import InvalidSla, SlaBook
@@ -61,6 +62,8 @@ class Settings:
     # SLA limits per product category and stage (SLA_RULES_FILE; docs/guards.md)
     sla: SlaBook = field(default_factory=sla_rules.shipped_sla)
     sla_check_seconds: float = 15.0
+    # the channels polled for orders and watched for health (services/orders/channel_settings.py)
+    channels: ChannelSettings = field(default_factory=ChannelSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +116,7 @@ class Settings:
             hold_for_overdue_tickets=flag(env, "HOLD_ORDERS_OF_OVERDUE_TICKETS"),
             sla=sla,
             sla_check_seconds=number(env, "SLA_CHECK_SECONDS", 15),
+            channels=ChannelSettings.from_env(env),
         )
 
 

@@ -8,7 +8,7 @@ see them.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import grpc
 
@@ -23,6 +23,7 @@ from services.orders.domain import payments as pay
 from services.orders.domain.model import IngestOrder as IngestCommand
 from services.orders.domain.scope import Scope, check_channel
 from services.orders.domain.timeline import Actor, ActorType
+from services.orders.handlers import channel_health
 from services.orders.orchestrator import Orchestrator
 from services.orders.store import OrdersUnitOfWork
 
@@ -42,7 +43,9 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         export_pause_seconds: float = 0.0,
         ingest_linger: float = 0.0,
         ingest_max_batch: int = 64,
+        channel_health_window: timedelta = timedelta(hours=1),
     ) -> None:
+        self.channel_health_window = channel_health_window
         self.uow = uow_factory
         self.export_chunk = export_chunk
         self.export_pause_seconds = export_pause_seconds
@@ -503,6 +506,12 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             raise InvalidArgument("limit", "must be between 0 and 10000")
         report = await views.drift_report(self.uow(), request.source.strip().upper(), request.limit or 1000)
         return mappers.drift_message(report)
+
+    async def GetChannelHealth(
+        self, request: orders_pb2.GetChannelHealthRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.GetChannelHealthResponse:
+        found = await channel_health.channel_health(self.uow(), self.channel_health_window)
+        return mappers.channel_health_message(found)
 
 
 # ---- who is calling ------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from services.orders.domain.payments import PaymentRecord
 from services.orders.domain.refunds import TicketReport, TicketStep
 from services.orders.domain.scope import EVERYTHING, Scope
 from services.orders.domain.shipping import Report, Shipment, ShipmentReport, ShippingPlan, Stage
+from services.orders.handlers import channel_health
 
 SUBJECTS = (
     "orders.created",
@@ -69,7 +70,9 @@ def integration_event(event: object, order: Order | None) -> tuple[str, Message]
     """The integration event (subject, message) a domain event publishes, if any: the encoder the
     store's unit of work is built with (bootstrap), so every orders event takes this one path."""
     if isinstance(event, model.ServiceAlert):
-        return "alerts.raised", alert(event.kind, event.severity, event.order_id, event.message)
+        return "alerts.raised", alert(
+            event.kind, event.severity, event.order_id, event.message, channel=event.channel
+        )
     return _message(order, event) if order is not None else None
 
 
@@ -93,7 +96,7 @@ def alert(
         source="orders",
         order_id=order_id,
         message=text[:2000],
-        dedupe_key=f"{kind}:{order_id}",
+        dedupe_key=f"{kind}:{order_id or channel}",
         customer_id=customer_id,
         channel=channel,
         roles=list(roles),
@@ -1161,3 +1164,32 @@ def ticket_report(event: Message) -> TicketReport | None:
             outcome = aftersales_pb2.TicketStatus.Name(event.outcome).removeprefix("TICKET_STATUS_").lower()
             return TicketReport(TicketStep.CLOSED, ticket, order, f"closed ({outcome})", when)
     return None
+
+
+def channel_health_message(found: list[channel_health.ChannelHealth]) -> orders_pb2.GetChannelHealthResponse:
+    reply = orders_pb2.GetChannelHealthResponse()
+    for health in found:
+        entry = reply.channels.add(
+            channel=f"CHANNEL_{health.channel}",  # type: ignore[arg-type]
+            token_state=f"CHANNEL_TOKEN_STATE_{health.token_state.value}",  # type: ignore[arg-type]
+            api_calls=health.api.calls,
+            api_error_rate=health.api.error_rate,
+            api_latency_p50_ms=health.api.latency_p50_ms or 0.0,
+            api_latency_p99_ms=health.api.latency_p99_ms or 0.0,
+            payload_p50_bytes=round(health.payload_p50_bytes or 0),
+            payload_p99_bytes=round(health.payload_p99_bytes or 0),
+            open_alerts=sorted(health.open_alerts),
+            last_poll_error=health.last_poll_error,
+            token_refresh_error=health.refresh_error,
+        )
+        for code, count in sorted(health.api.error_codes.items()):
+            entry.api_errors.add(code=code, count=count)
+        for name, at in (
+            ("last_order_at", health.last_order_at),
+            ("token_expires_at", health.token_expires_at),
+            ("last_poll_at", health.last_poll_at),
+            ("poll_cursor", health.poll_cursor),
+        ):
+            if at is not None:
+                getattr(entry, name).CopyFrom(timestamp(at))
+    return reply

@@ -76,6 +76,7 @@ ROUTING_ADMINS = STAFF
 # orders, ImportStatement for statements), checked by the gateway at begin and at complete
 UPLOADERS = STAFF | {"channel", "service", "finance"}
 ADMINS = frozenset({"admin", "supervisor"})
+RISK_TEAM = STAFF | {"risk"}
 # roles allowed to unmask personal data through the audited reveal
 REVEALERS = frozenset({"admin", "supervisor", "cs_agent", "warehouse"})
 # logistics: the warehouse floor (people and its WMS) picks, packs and scans out
@@ -128,6 +129,15 @@ POLICY: dict[str, Rule] = {
     f"{ORDERS}/ListSlaOwners": _r(STAFF | {"warehouse"}, STAFF_ONLY),
     f"{ORDERS}/SetSlaOwners": _w(ADMINS, STAFF_ONLY),
     f"{ORDERS}/SetOrderSlaOwners": _w(STAFF, STAFF_ONLY),
+    # the risk rules: the `risk` role reviews what they hold and tunes them; admins activate
+    f"{ORDERS}/GetRiskRuleSet": _r(RISK_TEAM, STAFF_ONLY),
+    f"{ORDERS}/SaveRiskRuleSetDraft": _w(RISK_TEAM, STAFF_ONLY),
+    f"{ORDERS}/DryRunRiskRuleSet": _w(RISK_TEAM, STAFF_ONLY),
+    f"{ORDERS}/ActivateRiskRuleSet": _w(ADMINS | {"risk"}, STAFF_ONLY),
+    f"{ORDERS}/ListRiskReviews": _r(RISK_TEAM, STAFF_ONLY),
+    f"{ORDERS}/GetRiskEvaluation": _r(RISK_TEAM, STAFF_ONLY),
+    f"{ORDERS}/ReviewRiskHold": _w(RISK_TEAM, STAFF_ONLY),
+    f"{ORDERS}/GetRiskRuleStats": _r(RISK_TEAM, STAFF_ONLY),
     f"{ORDERS}/CancelOrder": _w(ORDER_WRITERS | {"customer"}, ROWS),
     f"{ORDERS}/HoldOrder": _w(ORDER_WRITERS, ROWS),
     f"{ORDERS}/ReleaseOrder": _w(ORDER_WRITERS - {"cs_agent"}, STAFF_ONLY),
@@ -146,6 +156,7 @@ POLICY: dict[str, Rule] = {
     f"{ORDERS}/ListQuarantine": _r(STAFF, STAFF_ONLY),
     f"{ORDERS}/AssignCustomers": _w(ADMINS, STAFF_ONLY),
     f"{ORDERS}/ListAgentCustomers": _r(ADMINS | {"service"}, STAFF_ONLY),
+    f"{ORDERS}/GetChannelHealth": _r(STAFF, STAFF_ONLY),
     f"{INVENTORY}/PutWarehouse": _w(STAFF, STAFF_ONLY),
     f"{INVENTORY}/PutSku": _w(STAFF, STAFF_ONLY),
     f"{INVENTORY}/GetSku": _r(STOCK_READERS | {"channel"}, SHARED),

@@ -258,6 +258,8 @@ class ServiceAlert:
     severity: str
     message: str
     order_id: str = ""
+    # about a channel rather than an order (channel health): its repeats fold per channel and kind
+    channel: str = ""
 
 
 @dataclass

@@ -285,3 +285,28 @@ risk_evaluations_table = Table(
     Column("reviewed_at", TZ),
     Column("review_note", Text, nullable=False, server_default=""),
 )
+
+# the channels orders polls (docs/runbook.md, CHANNEL_CONNECTIONS): secret and tokens sealed, the poll
+# cursor, the rolling window of API calls ([[unix seconds, latency ms, error code], …]), open alerts
+channel_connections_table = Table(
+    "channel_connections",
+    metadata,
+    Column("channel", String(16), primary_key=True),
+    Column("api_url", Text, nullable=False),
+    Column("app_key", String(128), nullable=False),
+    Column("shop_id", String(64), nullable=False),
+    Column("sealed_secret", Text, nullable=False),
+    Column("sealed_refresh_token", Text, nullable=False),
+    Column("sealed_access_token", Text),
+    Column("token_expires_at", TZ),
+    Column("token_lifetime_s", Integer, nullable=False),
+    Column("refresh_failed", Boolean, nullable=False),
+    Column("refresh_error", Text, nullable=False),
+    Column("poll_cursor", TZ),
+    Column("last_poll_at", TZ),
+    Column("last_poll_error", Text, nullable=False),
+    Column("calls", JSONB, nullable=False),
+    Column("open_alerts", ARRAY(String(32)), nullable=False),
+    Column("connected_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+)

@@ -21,6 +21,7 @@ from services.kit.clock import Clock, SystemClock
 from services.kit.sealing import KeyRing
 from services.orders.domain.model import Order
 from services.orders.store.assignments import AssignmentRepository, OverdueTicketRepository
+from services.orders.store.channels import ChannelRepository
 from services.orders.store.orders import OrderRepository
 from services.orders.store.payments import PaymentRepository
 from services.orders.store.quarantine import QuarantineRepository
@@ -72,6 +73,7 @@ class OrdersUnitOfWork:
         self.overdue = OverdueTicketRepository(conn)
         self.sla = SlaRepository(conn)
         self.risk = RiskRepository(conn, self.keys)
+        self.channels = ChannelRepository(conn, self.keys)
 
     async def __aenter__(self) -> OrdersUnitOfWork:
         conn = await self._engine.connect()

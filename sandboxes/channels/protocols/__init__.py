@@ -1,0 +1,1 @@
+"""The marketplaces' wire protocols: signatures, time formats, error codes."""
