@@ -114,7 +114,7 @@ class Settings:
             audit_retention=timedelta(days=retention_days),
             alert_env=dict(env),
             alert_routes=alert_routes(env),
-            alert_escalation_check_seconds=number(env, "ALERT_ESCALATION_CHECK_SECONDS", 5.0),
+            alert_escalation_check_seconds=_positive(env, "ALERT_ESCALATION_CHECK_SECONDS", 5.0),
             credential_checks=_at_least_one(env, "CREDENTIAL_CHECKS_MAX_CONCURRENT", 2),
             credential_throttle=_throttle(env),
             watch_streams_per_principal=_at_least_one(env, "WATCH_STREAMS_PER_PRINCIPAL", 5),
@@ -125,9 +125,7 @@ class Settings:
 def alert_routes(env: Mapping[str, str]) -> tuple[Route, ...]:
     """ALERT_ROUTES (JSON, see `domain.alert_records.parse_routes`), or the defaults: high and critical
     to ops, escalating to supervisor then admin after ALERT_ESCALATE_AFTER_S (600); the rest to ops."""
-    after = number(env, "ALERT_ESCALATE_AFTER_S", 600.0)
-    if after <= 0:
-        raise InvalidSetting("ALERT_ESCALATE_AFTER_S must be above 0")
+    after = _positive(env, "ALERT_ESCALATE_AFTER_S", 600.0)
     text = optional(env, "ALERT_ROUTES", "")
     if not text:
         return default_routes(timedelta(seconds=after))
@@ -135,6 +133,13 @@ def alert_routes(env: Mapping[str, str]) -> tuple[Route, ...]:
         return parse_routes(text, timedelta(seconds=after))
     except ValueError as error:
         raise InvalidSetting(f"ALERT_ROUTES: {error}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = number(env, name, default)
+    if value <= 0:
+        raise InvalidSetting(f"{name} must be above 0")
+    return value
 
 
 def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +47,10 @@ def _row(record: AlertRecord) -> dict[str, Any]:
         "chain": chain_document(record.chain),
         "level": record.level,
         "assigned_to": record.assigned_to[:80],
-        "escalate_after_s": int(record.escalate_after.total_seconds()) if record.escalate_after else None,
+        # whole seconds, never rounded down to "never"
+        "escalate_after_s": math.ceil(record.escalate_after.total_seconds())
+        if record.escalate_after
+        else None,
         "escalate_at": record.escalate_at,
         "acknowledged_by": record.acknowledged_by[:128],
         "acknowledged_at": record.acknowledged_at,

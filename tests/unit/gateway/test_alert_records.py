@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from services.gateway.config import alert_routes
 from services.gateway.domain.alert_records import (
     AlertState,
     Raised,
@@ -23,6 +26,7 @@ from services.gateway.domain.alert_records import (
     resolved,
     route_for,
 )
+from services.kit.config import InvalidSetting
 from services.kit.errors import FailedPrecondition, InvalidArgument
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -187,3 +191,37 @@ def test_routes_are_read_from_json_with_the_default_delay() -> None:
 def test_a_bad_route_setting_is_refused_naming_where(text: str, named: str) -> None:
     with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
         parse_routes(text, TEN_MINUTES)
+
+
+def test_the_gateways_routes_setting_defaults_and_refuses_a_bad_one_naming_it() -> None:
+    defaults = alert_routes({"ALERT_ESCALATE_AFTER_S": "30"})
+    assert defaults[0].escalate_after == timedelta(seconds=30)
+
+    with pytest.raises(InvalidSetting, match="ALERT_ROUTES"):
+        alert_routes({"ALERT_ROUTES": '[{"chain": []}]'})
+    with pytest.raises(InvalidSetting, match="ALERT_ESCALATE_AFTER_S"):
+        alert_routes({"ALERT_ESCALATE_AFTER_S": "0"})
+
+
+@given(st.lists(st.sampled_from(["ack", "resolve", "escalate"]), max_size=12))
+def test_whatever_people_and_the_clock_do_a_record_only_moves_forward(actions: list[str]) -> None:
+    record = opened("a-1", raised(), Route(("*",), Severity.HIGH, CHAIN, TEN_MINUTES))
+    at = NOW
+    order = [AlertState.OPEN, AlertState.ACKNOWLEDGED, AlertState.RESOLVED]
+    for action in actions:
+        at += TEN_MINUTES
+        before = record
+        try:
+            if action == "ack":
+                record = acknowledged(record, "x", "", at)
+            elif action == "resolve":
+                record = resolved(record, "x", "", at)
+            else:
+                record = escalated(record, at)
+        except FailedPrecondition:
+            assert record == before
+            continue
+        assert order.index(record.state) >= order.index(before.state)
+        assert record.level >= before.level
+        assert record.state is AlertState.OPEN or record.escalate_at is None
+        assert record.state is not AlertState.RESOLVED or before.state is not AlertState.RESOLVED
