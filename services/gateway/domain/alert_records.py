@@ -146,6 +146,14 @@ class AlertRecord:
     resolved_by: str = ""
     resolved_at: datetime | None = None
     resolution: str = ""
+    # the level whose assignee was last told (None: nobody yet); behind `level`, a delivery is owed
+    notified_level: int | None = None
+
+    @property
+    def owed(self) -> bool:
+        """Whether the current assignee of an open alert is still to be told."""
+        told = -1 if self.notified_level is None else self.notified_level
+        return self.state is AlertState.OPEN and told < self.level
 
     @property
     def assignee(self) -> Recipient | None:

@@ -48,29 +48,48 @@ class AlertDesk:
 
     async def raised(self, raised: Raised) -> tuple[AlertRecord, bool] | None:
         """Fold the occurrence in (None: this event was counted before); a new record's assignee is told
-        after the commit, so no delivery waits while the record is locked."""
+        after the commit, so no delivery waits while the record is locked. A redelivered event whose
+        record's assignee was never told (the gateway died between the commit and the delivery) is
+        delivered now."""
         new = opened(new_id(), raised, route_for(self.routes, raised.kind, raised.severity))
         uow = self.new_uow()
         async with uow:
             folded = await uow.alerts.fold(raised, new)
+            owed = await uow.alerts.owed_for_event(raised.event_id) if folded is None else None
             await uow.commit()
         if folded is not None and folded[1]:
-            await self.notifier.notify(folded[0], escalated=False)
+            await self._tell(folded[0])
+        elif owed is not None:
+            log.info("alert %s: delivering what a redelivered event found owed", owed.alert_id)
+            await self._tell(owed)
         return folded
 
     async def escalate_due(self) -> int:
-        """Every open alert whose escalation is due moves to the next of its chain, who is then told."""
+        """Every open alert whose escalation is due moves to the next of its chain, who is then told;
+        an escalation an earlier round committed but did not deliver is delivered first."""
         now = self._now()
         uow = self.new_uow()
         async with uow:
+            owed = await uow.alerts.owed_escalations(self.escalation_batch)
             moved = [escalated(record, now) for record in await uow.alerts.due(now, self.escalation_batch)]
             for record in moved:
                 await uow.alerts.save(record)
             await uow.commit()
+        moving = {record.alert_id for record in moved}
+        for record in owed:
+            if record.alert_id not in moving:  # the next level supersedes the one owed
+                await self._tell(record)
         for record in moved:
             log.info("alert %s escalated to %s", record.alert_id, record.assigned_to)
-            await self.notifier.notify(record, escalated=True)
+            await self._tell(record)
         return len(moved)
+
+    async def _tell(self, record: AlertRecord) -> None:
+        await self.notifier.notify(record, escalated=record.level > 0)
+        uow = self.new_uow()
+        async with uow:
+            await uow.alerts.notified(record.alert_id, record.level)
+            await uow.commit()
 
     async def acknowledge(self, caller: Caller, alert_id: str, note: str) -> AlertRecord:
         return await self._transition(alert_id, lambda r: acknowledged(r, _who(caller), note, self._now()))

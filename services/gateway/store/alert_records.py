@@ -58,6 +58,7 @@ def _row(record: AlertRecord) -> dict[str, Any]:
         "resolved_by": record.resolved_by[:128],
         "resolved_at": record.resolved_at,
         "resolution": record.resolution,
+        "notified_level": record.notified_level,
     }
 
 
@@ -137,6 +138,41 @@ async def save(conn: AsyncConnection, record: AlertRecord) -> None:
     await conn.execute(update(alerts_table).where(A.alert_id == record.alert_id).values(**changed))
 
 
+async def notified(conn: AsyncConnection, alert_id: str, level: int) -> None:
+    """The assignee at `level` was told (a later escalation is not marked by an earlier delivery)."""
+    await conn.execute(
+        update(alerts_table)
+        .where(A.alert_id == alert_id, A.level == level)
+        .values(notified_level=func.greatest(func.coalesce(A.notified_level, -1), level))
+    )
+
+
+async def owed_for_event(conn: AsyncConnection, event_id: str) -> AlertRecord | None:
+    """The open record an event was counted into, when its first assignee is still to be told (owed
+    escalations are the escalation job's)."""
+    row = (
+        await conn.execute(
+            select(alerts_table)
+            .join(alert_events_table, alert_events_table.c.alert_id == A.alert_id)
+            .where(alert_events_table.c.event_id == event_id[:64], A.level == 0, _owed())
+        )
+    ).first()
+    return None if row is None else _record(row._mapping)
+
+
+def _owed() -> Any:
+    return (A.state == AlertState.OPEN.value) & (A.notified_level.is_(None) | (A.notified_level < A.level))
+
+
+def owed_escalations_query(limit: int) -> Select[Any]:
+    """Escalations committed whose delivery never happened (partial index alerts_escalation_owed)."""
+    return select(alerts_table).where(A.level > 0, _owed()).order_by(A.alert_id).limit(limit)
+
+
+async def owed_escalations(conn: AsyncConnection, limit: int) -> list[AlertRecord]:
+    return [_record(row._mapping) for row in (await conn.execute(owed_escalations_query(limit))).all()]
+
+
 def due_query(now: datetime, limit: int) -> Select[Any]:
     """The open alerts whose escalation is due, oldest due first; rows another job holds are skipped."""
     return (
@@ -205,6 +241,15 @@ class AlertRepository:
 
     async def due(self, now: datetime, limit: int) -> list[AlertRecord]:
         return await due(self.conn, now, limit)
+
+    async def notified(self, alert_id: str, level: int) -> None:
+        await notified(self.conn, alert_id, level)
+
+    async def owed_for_event(self, event_id: str) -> AlertRecord | None:
+        return await owed_for_event(self.conn, event_id)
+
+    async def owed_escalations(self, limit: int) -> list[AlertRecord]:
+        return await owed_escalations(self.conn, limit)
 
     async def page(
         self, filters: AlertFilter, page_size: int, page_token: str

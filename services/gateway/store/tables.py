@@ -66,6 +66,7 @@ alerts_table = Table(
     Column("resolved_by", String(128), nullable=False),
     Column("resolved_at", TZ, nullable=True),
     Column("resolution", Text, nullable=False),
+    Column("notified_level", SmallInteger, nullable=True),
 )
 
 # every event folded into an alert, once: a redelivered event is not counted again

@@ -29,7 +29,7 @@ from services.gateway.domain.alert_records import (
 )
 from services.gateway.domain.principal import Caller, Principal
 from services.gateway.handlers.alert_desk import AlertDesk
-from services.gateway.store.alert_records import due_query
+from services.gateway.store.alert_records import due_query, owed_escalations_query
 from services.gateway.store.uow import GatewayUnitOfWork
 from services.kit import bus
 from services.kit.consumer import EventConsumer
@@ -60,11 +60,16 @@ class Clock:
 
 @dataclass
 class Told:
-    """The notifier port, recording who was told of what (the sinks have their own tests)."""
+    """The notifier port, recording who was told of what (the sinks have their own tests); `dies` makes
+    the next deliveries fail as a gateway dying after the commit would leave them."""
 
     calls: list[tuple[str, str, bool]] = field(default_factory=list)
+    dies: int = 0
 
     async def notify(self, record: AlertRecord, escalated: bool) -> None:
+        if self.dies:
+            self.dies -= 1
+            raise ConnectionError("the gateway died before telling anyone")
         self.calls.append((record.alert_id, record.assigned_to, escalated))
 
 
@@ -224,7 +229,7 @@ async def test_an_unacknowledged_high_alert_escalates_to_the_next_person_after_t
     assert await desk.escalate_due() == 0
 
 
-async def test_the_escalation_job_reads_only_the_due_rows_through_its_index(
+async def test_the_escalation_job_reads_only_the_due_and_owed_rows_through_their_indexes(
     engine: AsyncEngine, desk: AlertDesk, clock: Clock
 ) -> None:
     for n in range(5):
@@ -233,11 +238,13 @@ async def test_the_escalation_job_reads_only_the_due_rows_through_its_index(
 
     async with engine.connect() as conn:
         await conn.execute(text("SET enable_seqscan = off"))
-        compiled = due_query(clock.now, 100).compile(
-            engine.sync_engine, compile_kwargs={"literal_binds": True}
-        )
-        plan = "\n".join(row[0] for row in await conn.execute(text(f"EXPLAIN {compiled}")))
-    assert "alerts_escalate_at" in plan
+        for query, index in (
+            (due_query(clock.now, 100), "alerts_escalate_at"),
+            (owed_escalations_query(100), "alerts_escalation_owed"),
+        ):
+            compiled = query.compile(engine.sync_engine, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(row[0] for row in await conn.execute(text(f"EXPLAIN {compiled}")))
+            assert index in plan, plan
 
     assert await desk.escalate_due() == 2
     levels = sorted((r.first_seen, r.level) for r in await everything(desk))
@@ -385,3 +392,41 @@ async def test_alerts_on_the_bus_are_recorded_once_by_the_gateways_consumer(
         "role:ops",
     )
     assert record.first_seen == START
+
+
+async def test_a_first_delivery_lost_after_the_commit_is_made_when_the_bus_redelivers_the_event(
+    desk: AlertDesk, told: Told
+) -> None:
+    once = occurrence("k-1")
+    told.dies = 1
+    with pytest.raises(ConnectionError):
+        await desk.raised(once)
+    assert told.calls == []
+
+    assert await desk.raised(once) is None  # counted once, but now told
+
+    (record,) = await everything(desk)
+    assert record.count == 1 and record.notified_level == 0
+    assert told.calls == [(record.alert_id, "role:ops", False)]
+    assert await desk.raised(once) is None
+    assert len(told.calls) == 1
+
+
+async def test_an_escalation_lost_after_its_commit_is_delivered_by_the_next_round(
+    desk: AlertDesk, clock: Clock, told: Told
+) -> None:
+    await desk.raised(occurrence("k-1"))
+    clock.now = START + DELAY
+    told.dies = 1
+    with pytest.raises(ConnectionError):
+        await desk.escalate_due()
+    (record,) = await everything(desk)
+    assert (record.level, record.notified_level) == (1, 0)
+
+    assert await desk.escalate_due() == 0
+
+    (record,) = await everything(desk)
+    assert record.notified_level == 1
+    assert told.calls[-1] == (record.alert_id, "person:li.lei", True)
+    await desk.escalate_due()
+    assert len(told.calls) == 2

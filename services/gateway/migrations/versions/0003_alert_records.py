@@ -48,6 +48,8 @@ def upgrade() -> None:
         sa.Column("resolved_by", sa.String(128), nullable=False),
         sa.Column("resolved_at", TZ, nullable=True),
         sa.Column("resolution", sa.Text, nullable=False),
+        # the level whose assignee was told; behind `level`, a delivery is owed (lost to a crash)
+        sa.Column("notified_level", sa.SmallInteger, nullable=True),
         sa.CheckConstraint("state IN ('OPEN', 'ACKNOWLEDGED', 'RESOLVED')", name="alerts_state_known"),
         sa.CheckConstraint("count >= 1", name="alerts_count_positive"),
         # only an open alert escalates
@@ -64,6 +66,15 @@ def upgrade() -> None:
     # the escalation job reads only the alerts due, never the table
     op.create_index(
         "alerts_escalate_at", "alerts", ["escalate_at"], postgresql_where=sa.text("escalate_at IS NOT NULL")
+    )
+    # the escalations whose delivery is still owed: a handful of rows at most, read every round
+    op.create_index(
+        "alerts_escalation_owed",
+        "alerts",
+        ["alert_id"],
+        postgresql_where=sa.text(
+            "state = 'OPEN' AND level > 0 AND (notified_level IS NULL OR notified_level < level)"
+        ),
     )
     op.create_index("alerts_last_seen", "alerts", ["last_seen", "alert_id"])
     op.create_index("alerts_state_last_seen", "alerts", ["state", "last_seen"])
