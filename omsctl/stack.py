@@ -78,7 +78,7 @@ class SandboxSpec:
 SANDBOXES: tuple[SandboxSpec, ...] = (
     SandboxSpec("carriers", 18010, "sandboxes.carriers", "carrier sandbox (SF, Kuaidi100, Cainiao)"),
     SandboxSpec("payments", 18020, "sandboxes.payments", "payment sandbox (WeChat Pay v3, Alipay)"),
-    SandboxSpec("sms", 18030, "sandboxes.sms", "SMS sandbox (Aliyun SMS)"),
+    SandboxSpec("sms", 18040, "sandboxes.sms", "SMS sandbox (Aliyun SMS)"),
 )
 SANDBOX_NAMES = frozenset(spec.name for spec in SANDBOXES)
 SERVICE_NAMES = frozenset(spec.name for spec in SERVICES)

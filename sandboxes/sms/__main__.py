@@ -1,4 +1,4 @@
-"""Serve the SMS sandbox: ``python -m sandboxes.sms --port 18030``."""
+"""Serve the SMS sandbox: ``python -m sandboxes.sms --port 18040``."""
 
 from __future__ import annotations
 

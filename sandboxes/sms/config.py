@@ -25,7 +25,7 @@ TEMPLATE_VARIABLES = ("severity", "kind", "order", "summary")
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
-    port: int = 18030
+    port: int = 18040
     seed: int = 0
     access_key_id: str = DEFAULT_ACCESS_KEY_ID
     access_key_secret: str = DEFAULT_ACCESS_KEY_SECRET
@@ -50,7 +50,7 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         prog="python -m sandboxes.sms", description="SMS-provider sandbox: Aliyun SMS SendSms over HTTP."
     )
     parser.add_argument("--host", default=default("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(default("PORT", "18030")))
+    parser.add_argument("--port", type=int, default=int(default("PORT", "18040")))
     parser.add_argument("--seed", type=int, default=int(default("SEED", "0")))
     parser.add_argument("--access-key-id", default=default("ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID))
     parser.add_argument(

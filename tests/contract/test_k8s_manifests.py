@@ -762,11 +762,11 @@ def test_in_dev_the_gateway_texts_through_the_sms_sandbox_which_checks_its_own_a
     gateway = main_container(deployments["gateway"])
     sandbox = main_container(deployments["sms-sandbox"])
     config = of_kind(objects, "ConfigMap")["oms-config"]["data"]
-    assert (config["ALERT_SINKS"], config["ALERT_SMS_URL"]) == ("log,sms", "http://sms-sandbox:18030/")
+    assert (config["ALERT_SINKS"], config["ALERT_SMS_URL"]) == ("log,sms", "http://sms-sandbox:18040/")
     for name in ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET"):
         assert _secret_reference(gateway, f"ALERT_SMS_{name}") == ("gateway-sms", f"ALERT_SMS_{name}")
         assert _secret_reference(sandbox, f"SMS_SANDBOX_{name}") == ("gateway-sms", f"ALERT_SMS_{name}")
-    assert [p["port"] for p in of_kind(objects, "Service")["sms-sandbox"]["spec"]["ports"]] == [18030]
+    assert [p["port"] for p in of_kind(objects, "Service")["sms-sandbox"]["spec"]["ports"]] == [18040]
     (rule,) = of_kind(objects, "NetworkPolicy")["sms-sandbox-ingress"]["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
     assert "sms-sandbox" not in of_kind(render("prod"), "Deployment")
