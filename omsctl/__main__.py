@@ -20,6 +20,8 @@ omsctl channels [show | set CHANNEL SWITCH=VALUE … | reset | revoke CHANNEL | 
 omsctl carriers [show | set CARRIER SWITCH=VALUE … | reset | waybills [--carrier C] [--order O]]
                       the carrier sandbox's misbehaviour switches (latency, failures, timeouts, dead
                       carriers, 429s, duplicate or reordered pushes, …): docs/sandboxes.md
+omsctl sms [show | set SWITCH=VALUE … | reset | messages [--phone P]]
+                      the SMS sandbox: its switches (latency, failures, throttling) and the texts it got
 """
 
 from __future__ import annotations
@@ -436,6 +438,24 @@ def channels(action: str, words: list[str]) -> int:
     return _control("channels", f"/{urllib.parse.quote(words[0])}", _switches(words[1:]))
 
 
+def sms(action: str, words: list[str], phone: str = "") -> int:
+    """The SMS sandbox's control API: show, set switches, reset, list the texts it received."""
+    import urllib.parse
+
+    if action == "show":
+        return _control("sms", "")
+    if action == "reset":
+        return _control("sms", "/reset", {})
+    if action == "messages":
+        return _control(
+            "sms", "/messages" + (f"?{urllib.parse.urlencode({'phone': phone})}" if phone else "")
+        )
+    if not words or any("=" not in word for word in words):
+        print("usage: omsctl sms set SWITCH=VALUE [SWITCH=VALUE …]", file=sys.stderr)
+        return 2
+    return _control("sms", "", _switches(words))
+
+
 def main() -> None:
     # `.venv/bin/python -m omsctl …` as the README has it, without the Makefile's PYTHONPATH: the
     # generated code (events, tokens) must import all the same
@@ -520,9 +540,21 @@ def main() -> None:
     channels_parser.add_argument(
         "words", nargs="*", help="set: CHANNEL SWITCH=VALUE …; revoke: CHANNEL; make: CHANNEL COUNT [PUSHED]"
     )
+    sms_parser = commands.add_parser(
+        "sms",
+        help="the SMS sandbox: show, set SWITCH=VALUE …, reset, messages [--phone P]",
+        description="e.g. `omsctl sms set throttle_next=1`, "
+        "`omsctl sms set failure_rate=0.2 latency_ms=300`, `omsctl sms messages --phone 13800000001` "
+        "(docs/sandboxes.md)",
+    )
+    sms_parser.add_argument("action", nargs="?", default="show", choices=["show", "set", "reset", "messages"])
+    sms_parser.add_argument("words", nargs="*", help="for set: SWITCH=VALUE …")
+    sms_parser.add_argument("--phone", default="", help="messages: only this phone's")
     args = parser.parse_args()
     if args.command == "channels":
         sys.exit(channels(args.action, args.words))
+    if args.command == "sms":
+        sys.exit(sms(args.action, args.words, args.phone))
     if args.command == "payments":
         sys.exit(payments(args.action, args.words))
     if args.command == "carriers":

@@ -83,6 +83,7 @@ SANDBOXES: tuple[SandboxSpec, ...] = (
     SandboxSpec("carriers", 18010, "sandboxes.carriers", "carrier sandbox (SF, Kuaidi100, Cainiao)"),
     SandboxSpec("payments", 18020, "sandboxes.payments", "payment sandbox (WeChat Pay v3, Alipay)"),
     SandboxSpec("channels", 18030, "sandboxes.channels", "channel sandbox (Taobao TOP, Douyin shop)"),
+    SandboxSpec("sms", 18040, "sandboxes.sms", "SMS sandbox (Aliyun SMS)"),
 )
 SANDBOX_NAMES = frozenset(spec.name for spec in SANDBOXES)
 SERVICE_NAMES = frozenset(spec.name for spec in SERVICES)
@@ -132,6 +133,49 @@ CARRIER_CREDENTIALS = {
     "CAINIAO_APP_KEY": "12345678",
     "CAINIAO_APP_SECRET": "sandbox-cainiao-secret",
 }
+# the development SMS account: the gateway sends alerts with it, the SMS sandbox checks it
+SMS_ACCOUNT = {
+    "ACCESS_KEY_ID": "LTAI5tOmsSandboxSms01",
+    "ACCESS_KEY_SECRET": "sandbox-sms-access-key-secret",
+    "SIGN_NAME": "OMS告警",
+    "TEMPLATE_CODE": "SMS_471250001",
+}
+# who is told of alerts locally: operations' and the supervisor's on-call phones (the sandbox's
+# /_control/messages shows what they got); ALERT_ROUTES given replaces it
+DEV_ALERT_ROUTES = json.dumps(
+    [
+        {
+            "kinds": ["*"],
+            "min_severity": "high",
+            "chain": [
+                {"role": "ops", "phone": "13800000001"},
+                {"role": "supervisor", "phone": "13800000002"},
+                {"role": "admin"},
+            ],
+        },
+        {"kinds": ["*"], "min_severity": "low", "chain": [{"role": "ops"}]},
+    ]
+)
+
+
+def sms_client_env(port: int) -> dict[str, str]:
+    """The gateway's alert sinks locally: the log and SMS through the sandbox (ALERT_* given win)."""
+    defaults = {
+        "ALERT_SINKS": "log,sms",
+        "ALERT_SMS_URL": f"http://127.0.0.1:{port}/",
+        **{f"ALERT_SMS_{name}": value for name, value in SMS_ACCOUNT.items()},
+        "ALERT_ROUTES": DEV_ALERT_ROUTES,
+    }
+    return {name: os.environ.get(name, value) for name, value in defaults.items()}
+
+
+def sms_sandbox_env() -> dict[str, str]:
+    return {
+        "SMS_SANDBOX_ACCESS_KEY_ID": SMS_ACCOUNT["ACCESS_KEY_ID"],
+        "SMS_SANDBOX_ACCESS_KEY_SECRET": SMS_ACCOUNT["ACCESS_KEY_SECRET"],
+        "SMS_SANDBOX_SIGN_NAMES": SMS_ACCOUNT["SIGN_NAME"],
+        "SMS_SANDBOX_TEMPLATE_CODES": SMS_ACCOUNT["TEMPLATE_CODE"],
+    }
 
 
 @dataclass
@@ -287,7 +331,10 @@ class Platform:
     def sandbox_env(self, spec: SandboxSpec, ports: dict[str, int]) -> dict[str, str]:
         """The carrier sandbox: the development accounts, and SF's push address (Kuaidi100 pushes to the
         callback logistics subscribes with). In the environment, not on the command line: the address
-        carries SF's push token. The payment sandbox: the provider halves of the payment keys."""
+        carries SF's push token. The payment sandbox: the provider halves of the payment keys. The SMS
+        sandbox: the development SMS account."""
+        if spec.name == "sms":
+            return embedded.python_env(ROOT, sms_sandbox_env())
         if spec.name == "payments":
             edge = f"http://127.0.0.1:{ports['envoy']}{PROVIDER_NOTIFY_PATH}"
             notify = {
@@ -321,6 +368,7 @@ class Platform:
         if spec.edge:
             extra.update(edge_settings(self.home))
             extra.update(push_settings(self.home))
+            extra.update(sms_client_env(ports["sms"]))
         if spec.carriers:
             _, kuaidi100_push = self.push_urls(ports)
             extra.update(CARRIER_CREDENTIALS)

@@ -7,11 +7,12 @@ import time
 
 from services.gateway import alerts, jobs, mappers
 from services.gateway.config import Settings
-from services.gateway.consumers import deliver, to_hub
+from services.gateway.consumers import record, to_hub
 from services.gateway.credentials import FailureThrottle, SecretChecker
 from services.gateway.domain.attempts import FailedAttempts
 from services.gateway.gate import Gate
 from services.gateway.grpc_api import SERVICE_NAME, GatewayApi
+from services.gateway.handlers.alert_desk import AlertDesk
 from services.gateway.handlers.alerts import Watchers
 from services.gateway.handlers.audit import AuditLogReader
 from services.gateway.handlers.provider_notifications import ProviderNotifications
@@ -83,6 +84,10 @@ async def serve(settings: Settings) -> None:
         visibility = OrderVisibility(gate, channels[ORDERS])
         orders = OrdersPeer(gate, channels[ORDERS], visibility)
         checker = SecretChecker(settings.credential_checks)
+        deliveries = alerts.Dispatcher(
+            alerts.sinks_from_settings(settings.alert_env), alerts.Deduper(redis), alerts.AlertHub()
+        )
+        alert_desk = AlertDesk(new_uow, settings.alert_routes, alerts.RecordNotifier(deliveries), wall)
         api = GatewayApi(
             tokens=Tokens(
                 settings.jwt,
@@ -113,19 +118,17 @@ async def serve(settings: Settings) -> None:
             provider_notifications=ProviderNotifications(
                 settings.provider_keys, orders, AftersalesPeer(gate, channels[AFTERSALES]), gate, wall
             ),
+            alert_desk=alert_desk,
         )
         prefix = settings.common.subject_prefix
         await runtime.nc.subscribe(f"{prefix}.alerts.>", cb=to_hub(hub))
-        deliveries = alerts.Dispatcher(
-            alerts.sinks_from_settings(settings.alert_env), alerts.Deduper(redis), alerts.AlertHub()
-        )
         consumer = EventConsumer(
             runtime.js,
             runtime.engine,
             name="gateway-alerts",
             subject_prefix=prefix,
             subject="alerts.raised",
-            handler=deliver(deliveries),
+            handler=record(alert_desk, wall),
             streams=settings.common.streams,
         )
         runtime.spawn("alert-deliveries", consumer.run)
@@ -133,6 +136,12 @@ async def serve(settings: Settings) -> None:
             "audit purge",
             3600,
             lambda: jobs.purge_old_audit(new_uow, settings.audit_retention, wall),
+            one_replica=True,
+        )
+        runtime.every(
+            "alert escalation",
+            settings.alert_escalation_check_seconds,
+            alert_desk.escalate_due,
             one_replica=True,
         )
         runtime.every("upload sweep", 60, lambda: jobs.sweep_uploads(uploads, wall), one_replica=True)

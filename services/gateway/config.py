@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from services.gateway import auth
 from services.gateway.credentials import ThrottleSettings
+from services.gateway.domain.alert_records import Route, default_routes, parse_routes
 from services.gateway.domain.policy import Klass
 from services.gateway.domain.tracking_pushes import PushSecrets
 from services.gateway.domain.webhooks import KINDS as WEBHOOK_KINDS
@@ -65,6 +66,10 @@ class Settings:
     upload_quota_bytes: int
     audit_retention: timedelta
     alert_env: Mapping[str, str]
+    # who each alert record is told to and how it escalates (ALERT_ROUTES, ALERT_ESCALATE_AFTER_S)
+    alert_routes: tuple[Route, ...]
+    # how often the escalation job looks for due alerts
+    alert_escalation_check_seconds: float
     credential_checks: int
     credential_throttle: ThrottleSettings
     watch_streams_per_principal: int
@@ -108,11 +113,33 @@ class Settings:
             upload_quota_bytes=_upload_quota(env),
             audit_retention=timedelta(days=retention_days),
             alert_env=dict(env),
+            alert_routes=alert_routes(env),
+            alert_escalation_check_seconds=_positive(env, "ALERT_ESCALATION_CHECK_SECONDS", 5.0),
             credential_checks=_at_least_one(env, "CREDENTIAL_CHECKS_MAX_CONCURRENT", 2),
             credential_throttle=_throttle(env),
             watch_streams_per_principal=_at_least_one(env, "WATCH_STREAMS_PER_PRINCIPAL", 5),
             failed_attempt_window_seconds=_window(env),
         )
+
+
+def alert_routes(env: Mapping[str, str]) -> tuple[Route, ...]:
+    """ALERT_ROUTES (JSON, see `domain.alert_records.parse_routes`), or the defaults: high and critical
+    to ops, escalating to supervisor then admin after ALERT_ESCALATE_AFTER_S (600); the rest to ops."""
+    after = _positive(env, "ALERT_ESCALATE_AFTER_S", 600.0)
+    text = optional(env, "ALERT_ROUTES", "")
+    if not text:
+        return default_routes(timedelta(seconds=after))
+    try:
+        return parse_routes(text, timedelta(seconds=after))
+    except ValueError as error:
+        raise InvalidSetting(f"ALERT_ROUTES: {error}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = number(env, name, default)
+    if value <= 0:
+        raise InvalidSetting(f"{name} must be above 0")
+    return value
 
 
 def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:

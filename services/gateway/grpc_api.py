@@ -1,4 +1,5 @@
-"""What the gateway serves itself: tokens, chunked uploads, webhooks, reveal, the audit log, alerts.
+"""What the gateway serves itself: tokens, chunked uploads, webhooks, reveal, the audit log, alerts (the
+live feed and the records).
 
 A thin servicer: each method gets the request, the call context and the admitted caller (see `gate.py`),
 maps the request in (`mappers.py`), calls its use case (`handlers/`) and maps the answer out.
@@ -17,6 +18,7 @@ from services.gateway import mappers
 from services.gateway.domain.errors import TooManyAttempts
 from services.gateway.domain.principal import Caller
 from services.gateway.gate import trailing
+from services.gateway.handlers.alert_desk import AlertDesk
 from services.gateway.handlers.alerts import Watchers
 from services.gateway.handlers.audit import AuditLogReader
 from services.gateway.handlers.provider_notifications import ProviderNotifications
@@ -41,6 +43,7 @@ class GatewayApi:
         watchers: Watchers,
         tracking_pushes: TrackingPushes,
         provider_notifications: ProviderNotifications,
+        alert_desk: AlertDesk,
     ) -> None:
         self.tokens = tokens
         self.uploads = uploads
@@ -50,6 +53,7 @@ class GatewayApi:
         self.watchers = watchers
         self.tracking_pushes = tracking_pushes
         self.provider_notifications = provider_notifications
+        self.alert_desk = alert_desk
 
     def methods(self) -> dict[str, LocalMethod]:
         return {
@@ -69,6 +73,9 @@ class GatewayApi:
             "RevealOrder": LocalMethod(self.reveal_order, audits_itself=True),
             "ListAuditRecords": LocalMethod(self.list_audit_records),
             "WatchAlerts": LocalMethod(self.watch_alerts),
+            "ListAlerts": LocalMethod(self.list_alerts),
+            "AcknowledgeAlert": LocalMethod(self.acknowledge_alert),
+            "ResolveAlert": LocalMethod(self.resolve_alert),
         }
 
     async def issue_token(
@@ -191,3 +198,23 @@ class GatewayApi:
     ) -> AsyncIterator[gateway_pb2.WatchAlertsResponse]:
         async for alert in self.watchers.watch(caller, int(request.min_severity)):
             yield gateway_pb2.WatchAlertsResponse(alert=alert)
+
+    async def list_alerts(
+        self, request: gateway_pb2.ListAlertsRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.ListAlertsResponse:
+        records, token = await self.alert_desk.page(
+            mappers.alert_filter(request), request.page.page_size, request.page.page_token
+        )
+        return mappers.alerts_response(records, token)
+
+    async def acknowledge_alert(
+        self, request: gateway_pb2.AcknowledgeAlertRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.AcknowledgeAlertResponse:
+        record = await self.alert_desk.acknowledge(caller, request.alert_id.strip(), request.note)
+        return gateway_pb2.AcknowledgeAlertResponse(alert=mappers.alert_message(record))
+
+    async def resolve_alert(
+        self, request: gateway_pb2.ResolveAlertRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.ResolveAlertResponse:
+        record = await self.alert_desk.resolve(caller, request.alert_id.strip(), request.resolution)
+        return gateway_pb2.ResolveAlertResponse(alert=mappers.alert_message(record))

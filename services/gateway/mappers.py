@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 from google.protobuf import struct_pb2
 
+from oms.alerts.v1 import events_pb2 as alert_events
 from oms.common.v1 import common_pb2
 from oms.gateway.v1 import gateway_pb2
 from oms.orders.v1 import orders_pb2
 from services.gateway.domain import webhooks
+from services.gateway.domain.alert_records import AlertFilter, AlertRecord, AlertState, Raised
 from services.gateway.domain.audit import AuditRecord
 from services.gateway.domain.uploads import BeginUpload, Completion, Target, UploadState
 from services.gateway.domain.webhooks import WebhookError, WebhookResult
@@ -220,5 +222,86 @@ def audit_records_response(records: list[AuditRecord], token: str) -> gateway_pb
             )
             for record in records
         ],
+        page=common_pb2.PageResponse(next_page_token=token),
+    )
+
+
+# ---- alert records -------------------------------------------------------------------------------------
+
+ALERT_STATES = {
+    AlertState.OPEN: gateway_pb2.ALERT_STATE_OPEN,
+    AlertState.ACKNOWLEDGED: gateway_pb2.ALERT_STATE_ACKNOWLEDGED,
+    AlertState.RESOLVED: gateway_pb2.ALERT_STATE_RESOLVED,
+}
+ALERT_STATES_IN = {value: state for state, value in ALERT_STATES.items()}
+
+
+def raised_of(alert: alert_events.AlertRaised, received_at: datetime) -> Raised:
+    """An occurrence, as raised (or, without its time, as received)."""
+    at = alert.occurred_at.ToDatetime(tzinfo=UTC) if alert.HasField("occurred_at") else received_at
+    return Raised(
+        event_id=alert.event_id,
+        kind=alert.kind,
+        severity=int(alert.severity),
+        source=alert.source,
+        order_id=alert.order_id,
+        message=alert.message,
+        dedupe_key=alert.dedupe_key,
+        customer_id=alert.customer_id,
+        channel=alert.channel,
+        roles=tuple(alert.roles),
+        at=at,
+    )
+
+
+def alert_filter(request: gateway_pb2.ListAlertsRequest) -> AlertFilter:
+    state = None
+    if request.state:
+        state = ALERT_STATES_IN.get(request.state)
+        if state is None:
+            raise InvalidArgument("state", f"unknown state {request.state}")
+    if request.min_severity < 0:
+        raise InvalidArgument("min_severity", "unknown severity")
+    return AlertFilter(
+        state=state,
+        min_severity=int(request.min_severity),
+        kind=request.kind.strip(),
+        source=request.source.strip(),
+        order_id=request.order_id.strip(),
+        assigned_to=request.assigned_to.strip(),
+    )
+
+
+def alert_message(record: AlertRecord) -> gateway_pb2.Alert:
+    message = gateway_pb2.Alert(
+        alert_id=record.alert_id,
+        state=ALERT_STATES[record.state],
+        kind=record.kind,
+        severity=record.severity,  # type: ignore[arg-type]
+        source=record.source,
+        order_id=record.order_id,
+        message=record.message,
+        fold_key=record.fold_key,
+        count=record.count,
+        first_seen=timestamp(record.first_seen),
+        last_seen=timestamp(record.last_seen),
+        roles=record.roles,
+        assigned_to=record.assigned_to,
+        escalation_level=record.level,
+        acknowledged_by=record.acknowledged_by,
+        acknowledge_note=record.acknowledge_note,
+        resolved_by=record.resolved_by,
+        resolution=record.resolution,
+    )
+    for name in ("escalate_at", "acknowledged_at", "resolved_at"):
+        at = getattr(record, name)
+        if at is not None:
+            getattr(message, name).CopyFrom(timestamp(at))
+    return message
+
+
+def alerts_response(records: list[AlertRecord], token: str) -> gateway_pb2.ListAlertsResponse:
+    return gateway_pb2.ListAlertsResponse(
+        alerts=[alert_message(record) for record in records],
         page=common_pb2.PageResponse(next_page_token=token),
     )

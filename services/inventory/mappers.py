@@ -8,6 +8,7 @@ from typing import assert_never
 
 from google.protobuf.message import Message
 
+from oms.alerts.v1 import events_pb2 as alerts_pb
 from oms.common.v1 import common_pb2
 from oms.inventory.v1 import events_pb2
 from oms.inventory.v1 import inventory_pb2 as pb
@@ -236,6 +237,15 @@ def integration_event(event: Event) -> tuple[str, Message]:
         case events.InvariantBreached():
             return "inventory.invariant_breached", events_pb2.InvariantBreached(
                 breaches=[breach(audit) for audit in event.breaches]
+            )
+        case events.AlertRaised():
+            return "alerts.raised", alerts_pb.AlertRaised(
+                kind=event.kind,
+                severity=event.severity,  # type: ignore[arg-type]
+                source="inventory",
+                message=event.message,
+                dedupe_key=event.dedupe_key,
+                roles=list(event.roles),
             )
         case _:
             assert_never(event)

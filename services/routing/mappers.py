@@ -10,6 +10,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from oms.alerts.v1 import events_pb2 as alerts_pb
 from oms.common.v1 import common_pb2
 from oms.routing.v1 import events_pb2
 from oms.routing.v1 import routing_pb2 as pb
@@ -17,7 +18,13 @@ from services.kit import status
 from services.kit.errors import InvalidArgument
 from services.kit.timestamps import timestamp as kit_timestamp
 from services.routing.domain.commands import PlanCommand
-from services.routing.domain.events import Event, FulfilmentPlanned, OrderParked, RuleSetActivated
+from services.routing.domain.events import (
+    AlertRaised,
+    Event,
+    FulfilmentPlanned,
+    OrderParked,
+    RuleSetActivated,
+)
 from services.routing.domain.geography import normalise
 from services.routing.domain.model import (
     DEFAULT_UNIT_WEIGHT_G,
@@ -213,4 +220,13 @@ def event_message(event: Event) -> tuple[str, Message]:
         case RuleSetActivated():
             return "routing.rules_activated", events_pb2.RuleSetActivated(
                 version=event.version, previous_version=event.previous_version
+            )
+        case AlertRaised():
+            return "alerts.raised", alerts_pb.AlertRaised(
+                kind=event.kind,
+                severity=event.severity,  # type: ignore[arg-type]
+                source="routing",
+                order_id=event.order_id,
+                message=event.message,
+                dedupe_key=event.dedupe_key,
             )

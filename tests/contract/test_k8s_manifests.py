@@ -74,7 +74,7 @@ REQUIRED_ENV = {
     "gateway": {"PORT", *PUBLIC_SERVICES.values(), *IDENTITY_ENV, "SF_PUSH_TOKEN", "KUAIDI100_PUSH_SALT"},
 }
 # stand-ins for outside systems, in the dev overlay only (docs/sandboxes.md)
-SANDBOX_DEPLOYMENTS = {"dev": {"carrier-sandbox", "payment-sandbox"}, "prod": set()}
+SANDBOX_DEPLOYMENTS = {"dev": {"carrier-sandbox", "payment-sandbox", "sms-sandbox"}, "prod": set()}
 # who may call whom: the gateway is called by Envoy, every other service by the gateway and the
 # services that name it as a peer
 CALLERS = {
@@ -244,6 +244,8 @@ def test_the_example_secrets_are_never_applied_but_match_what_the_services_read(
         | {"carrier-push"}
         # the providers' halves of the dev payment accounts, read by the dev overlay's payment sandbox
         | {"payment-sandbox"}
+        # the gateway's SMS AccessKey, read by the dev overlay's gateway and SMS sandbox
+        | {"gateway-sms"}
     )
     for secret in secrets.values():
         assert secret["kind"] == "Secret"
@@ -752,3 +754,19 @@ def test_the_payment_sandbox_shares_aftersales_accounts_and_holds_the_other_halv
     (rule,) = policy["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "aftersales"}}}]
     assert rule["ports"] == [{"protocol": "TCP", "port": 18020}]
+
+
+def test_in_dev_the_gateway_texts_through_the_sms_sandbox_which_checks_its_own_access_key() -> None:
+    objects = render("dev")
+    deployments = of_kind(objects, "Deployment")
+    gateway = main_container(deployments["gateway"])
+    sandbox = main_container(deployments["sms-sandbox"])
+    config = of_kind(objects, "ConfigMap")["oms-config"]["data"]
+    assert (config["ALERT_SINKS"], config["ALERT_SMS_URL"]) == ("log,sms", "http://sms-sandbox:18040/")
+    for name in ("ACCESS_KEY_ID", "ACCESS_KEY_SECRET"):
+        assert _secret_reference(gateway, f"ALERT_SMS_{name}") == ("gateway-sms", f"ALERT_SMS_{name}")
+        assert _secret_reference(sandbox, f"SMS_SANDBOX_{name}") == ("gateway-sms", f"ALERT_SMS_{name}")
+    assert [p["port"] for p in of_kind(objects, "Service")["sms-sandbox"]["spec"]["ports"]] == [18040]
+    (rule,) = of_kind(objects, "NetworkPolicy")["sms-sandbox-ingress"]["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
+    assert "sms-sandbox" not in of_kind(render("prod"), "Deployment")

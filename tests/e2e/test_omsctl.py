@@ -333,6 +333,17 @@ def test_up_restarts_a_killed_service_on_its_port_keeps_ports_prints_env_and_die
         reset_ = _omsctl(home, env, "payments", "reset")
         assert json.loads(reset_.stdout)["providers"]["wechat_pay"]["latency_ms"] == 0
 
+        # and the SMS sandbox's, with the texts it received
+        switched = _omsctl(home, env, "sms", "set", "throttle_next=2", "latency_ms=10")
+        assert switched.returncode == 0, switched.stderr
+        assert json.loads(switched.stdout)["behaviour"]["throttle_next"] == 2
+        refused = _omsctl(home, env, "sms", "set", "no_such_switch=1")
+        assert refused.returncode == 2 and "no_such_switch" in refused.stderr
+        texts = _omsctl(home, env, "sms", "messages", "--phone", "13800000001")
+        assert texts.returncode == 0 and isinstance(json.loads(texts.stdout)["messages"], list), texts.stderr
+        reset_ = _omsctl(home, env, "sms", "reset")
+        assert json.loads(reset_.stdout)["behaviour"]["throttle_next"] == 0
+
         # `omsctl env` prints export lines a shell can eval, with a token that works at the edge
         printed = _omsctl(home, env, "env")
         assert printed.returncode == 0, printed.stderr

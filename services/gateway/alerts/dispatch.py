@@ -1,5 +1,6 @@
 """Delivering one alert: the live feed first, then every sink once (de-duplicated per sink), with
-retries per sink; a failing sink never blocks the others."""
+retries per sink; a failing sink never blocks the others. Personal sinks (SMS) are sent the phones of
+whoever the alert is assigned to, and nothing when it names none."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
 from oms.alerts.v1 import events_pb2
 from services.gateway.alerts.dedupe import Deduper
 from services.gateway.alerts.hub import AlertHub
-from services.gateway.alerts.sinks import Sink
+from services.gateway.alerts.sinks import PersonalSink, Sink
 from services.gateway.domain.alerts import dedupe_key
 
 logger = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        sinks: Sequence[Sink],
+        sinks: Sequence[Sink | PersonalSink],
         deduper: Deduper | None,
         hub: AlertHub,
         attempts: int = 3,
@@ -50,13 +52,16 @@ class Dispatcher:
         self.suppressed: Counter[str] = Counter()
         self.retried: Counter[str] = Counter()
 
-    async def handle(self, alert: events_pb2.AlertRaised) -> None:
+    async def handle(self, alert: events_pb2.AlertRaised, phones: Sequence[str] = ()) -> None:
         """Publish to the live feed first (operators watching see it at once), then deliver to all sinks
         concurrently; returns when every sink has succeeded, been deduplicated or given up."""
         self.hub.publish(alert)
-        await asyncio.gather(*(self._deliver(sink, alert) for sink in self.sinks))
+        sinks = [sink for sink in self.sinks if phones or not _personal(sink)]
+        await asyncio.gather(*(self._deliver(sink, alert, phones) for sink in sinks))
 
-    async def _deliver(self, sink: Sink, alert: events_pb2.AlertRaised) -> None:
+    async def _deliver(
+        self, sink: Sink | PersonalSink, alert: events_pb2.AlertRaised, phones: Sequence[str]
+    ) -> None:
         key = dedupe_key(alert.dedupe_key, alert.event_id)
         claimed = bool(key) and self.deduper is not None
         if claimed and self.deduper is not None and not await self.deduper.first(sink.name, key):
@@ -64,17 +69,22 @@ class Dispatcher:
             return
         delivered = False
         try:
-            delivered = await self._attempt(sink, alert)
+            delivered = await self._attempt(sink, alert, phones)
         finally:
             # Failed for good or cancelled mid-way: give the window back so the next occurrence (or the
             # bus's redelivery to another replica) is tried on this channel instead of being suppressed.
             if claimed and not delivered and self.deduper is not None:
                 await self.deduper.release(sink.name, key)
 
-    async def _attempt(self, sink: Sink, alert: events_pb2.AlertRaised) -> bool:
+    async def _attempt(
+        self, sink: Sink | PersonalSink, alert: events_pb2.AlertRaised, phones: Sequence[str]
+    ) -> bool:
         for attempt in range(1, self.attempts + 1):
             try:
-                await sink.send(alert)
+                if _personal(sink):
+                    await cast(PersonalSink, sink).send_to(alert, phones)
+                else:
+                    await cast(Sink, sink).send(alert)
             except Exception as error:
                 if attempt < self.attempts:
                     self.retried[sink.name] += 1
@@ -95,3 +105,7 @@ class Dispatcher:
             self.delivered[sink.name] += 1
             return True
         return False
+
+
+def _personal(sink: Sink | PersonalSink) -> bool:
+    return hasattr(sink, "send_to")

@@ -243,6 +243,10 @@ POLICY: dict[str, Rule] = {
     f"{GATEWAY}/RevealOrder": _w(REVEALERS, ROWS, Klass.READ),
     f"{GATEWAY}/ListAuditRecords": _r(ADMINS, STAFF_ONLY),
     f"{GATEWAY}/WatchAlerts": _r(STAFF | {"cs_agent", "warehouse", "finance", "risk"}, ORDER),
+    # the alert records are operations' desk: staff only (a scoped watcher has the live feed)
+    f"{GATEWAY}/ListAlerts": _r(STAFF, STAFF_ONLY),
+    f"{GATEWAY}/AcknowledgeAlert": _w(STAFF, STAFF_ONLY),
+    f"{GATEWAY}/ResolveAlert": _w(STAFF, STAFF_ONLY),
 }
 
 

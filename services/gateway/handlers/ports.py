@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from services.gateway.domain.alert_records import AlertFilter, AlertRecord, Raised
 from services.gateway.domain.audit import AuditRecord
 from services.gateway.domain.principal import Caller
 from services.gateway.domain.tracking_pushes import PushReply
@@ -144,3 +145,46 @@ class FailureThrottle(Protocol):
     async def failed(self, client_id: str, address: str) -> float: ...
 
     async def succeeded(self, client_id: str) -> None: ...
+
+
+class AlertRecords(Protocol):
+    """Alert records (services.gateway.store.alert_records)."""
+
+    async def fold(self, raised: Raised, new: AlertRecord) -> tuple[AlertRecord, bool] | None: ...
+
+    async def locked(self, alert_id: str) -> AlertRecord | None: ...
+
+    async def save(self, record: AlertRecord) -> None: ...
+
+    async def due(self, now: datetime, limit: int) -> list[AlertRecord]: ...
+
+    async def notified(self, alert_id: str, level: int) -> None: ...
+
+    async def owed_for_event(self, event_id: str) -> AlertRecord | None: ...
+
+    async def owed_escalations(self, limit: int) -> list[AlertRecord]: ...
+
+    async def page(
+        self, filters: AlertFilter, page_size: int, page_token: str
+    ) -> tuple[list[AlertRecord], str]: ...
+
+
+class AlertUnitOfWork(Protocol):
+    """One transaction over the alert records: rolled back unless committed."""
+
+    @property
+    def alerts(self) -> AlertRecords: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class AlertNotifier(Protocol):
+    """Tells an alert record's assignee (through the sinks): when it opens, and at each escalation."""
+
+    async def notify(self, record: AlertRecord, escalated: bool) -> None: ...

@@ -1,9 +1,9 @@
-"""The gateway's tables: the audit log and webhook receipts (each column named here, once)."""
+"""The gateway's tables: the audit log, webhook receipts and alert records (each column named here, once)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 TZ = DateTime(timezone=True)
@@ -33,5 +33,47 @@ receipts_table = Table(
     Column("sender", String(32), primary_key=True),
     Column("body_sha256", String(64), primary_key=True),
     Column("response", LargeBinary, nullable=False),
+    Column("received_at", TZ, nullable=False),
+)
+
+# one open record per fold key (a partial unique index, migration 0003); repeats count into it
+alerts_table = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", String(36), primary_key=True),
+    Column("fold_key", String(300), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("severity", SmallInteger, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("customer_id", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("roles", ARRAY(String(32)), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("first_seen", TZ, nullable=False),
+    Column("last_seen", TZ, nullable=False),
+    # who is told, in order (domain Recipient documents), and how far down it the alert is
+    Column("chain", JSONB, nullable=False),
+    Column("level", SmallInteger, nullable=False),
+    Column("assigned_to", String(80), nullable=False),
+    Column("escalate_after_s", Integer, nullable=True),
+    Column("escalate_at", TZ, nullable=True),
+    Column("acknowledged_by", String(128), nullable=False),
+    Column("acknowledged_at", TZ, nullable=True),
+    Column("acknowledge_note", Text, nullable=False),
+    Column("resolved_by", String(128), nullable=False),
+    Column("resolved_at", TZ, nullable=True),
+    Column("resolution", Text, nullable=False),
+    Column("notified_level", SmallInteger, nullable=True),
+)
+
+# every event folded into an alert, once: a redelivered event is not counted again
+alert_events_table = Table(
+    "alert_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("alert_id", String(36), nullable=True),
     Column("received_at", TZ, nullable=False),
 )

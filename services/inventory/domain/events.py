@@ -78,6 +78,45 @@ class InvariantBreached:
     breaches: tuple[StockAudit, ...]
 
 
+@dataclass(frozen=True)
+class AlertRaised:
+    """Something in stock needs a person (on `oms.alerts.raised`): a row below its safety level, the
+    numbers disagreeing with the ledger. Severity as oms.alerts.v1 numbers it (2 medium … 4 critical)."""
+
+    kind: str
+    severity: int
+    message: str
+    dedupe_key: str
+    # who is expected to act; empty: operations
+    roles: tuple[str, ...] = ()
+
+
+MEDIUM, CRITICAL = 2, 4
+
+
+def low_stock_alert(event: LowStock) -> AlertRaised:
+    return AlertRaised(
+        "low_stock",
+        MEDIUM,
+        f"{event.sku} at {event.warehouse_id}: {event.sellable_units} sellable, below its safety level "
+        f"{event.safety_level}; replenishment {event.replenishment_order_id} opened",
+        f"inventory:low_stock:{event.sku}:{event.warehouse_id}",
+        ("warehouse_supervisor",),
+    )
+
+
+def invariant_alert(event: InvariantBreached) -> AlertRaised:
+    rows = ", ".join(f"{audit.sku}@{audit.warehouse_id}" for audit in event.breaches[:5])
+    more = f" and {len(event.breaches) - 5} more" if len(event.breaches) > 5 else ""
+    return AlertRaised(
+        "inventory_invariant_breached",
+        CRITICAL,
+        f"stock disagrees with the ledger or open reservations on {len(event.breaches)} rows: {rows}{more}",
+        # one open alert while the check keeps finding breaches, however the rows change
+        "inventory:invariant_breached",
+    )
+
+
 Event = (
     SkuUpdated
     | StockReserved
@@ -88,4 +127,5 @@ Event = (
     | LowStock
     | BackInStock
     | InvariantBreached
+    | AlertRaised
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from services.inventory.domain.events import BackInStock, LowStock
+from services.inventory.domain.events import BackInStock, LowStock, low_stock_alert
 from services.inventory.domain.model import (
     ReplenishmentOrder,
     ReplenishmentStatus,
@@ -38,7 +38,8 @@ async def apply_signals(policy: Policy, uow: UnitOfWork, rows: Sequence[StockRow
             order_id = await uow.replenishment.open(
                 row.sku, row.warehouse_id, replenishment_quantity(row), uow.clock.now()
             )
-            uow.emit(LowStock(row.sku, row.warehouse_id, row.sellable_units, row.safety_level, order_id))
+            low = LowStock(row.sku, row.warehouse_id, row.sellable_units, row.safety_level, order_id)
+            uow.emit(low, low_stock_alert(low))
             row = replace(row, sellable=False)
         elif signal is StockSignal.RECOVERED and await uow.stock.set_sellable(
             row.sku, row.warehouse_id, True

@@ -12,7 +12,7 @@ from services.kit.errors import InvalidArgument
 from services.kit.ids import new_id
 from services.routing.domain.commands import PlanCommand
 from services.routing.domain.decision_log import inputs_document
-from services.routing.domain.events import FulfilmentPlanned, OrderParked
+from services.routing.domain.events import FulfilmentPlanned, OrderParked, parked_alert
 from services.routing.domain.explain import superseding
 from services.routing.domain.model import (
     Decision,
@@ -244,7 +244,9 @@ async def _record(
             inputs["request"],
             [line.sku for line in request.lines],
         )
-        uow.emit(OrderParked(request.order_id, decision_id, decision.parked, decision.park_detail))
+        parked = OrderParked(request.order_id, decision_id, decision.parked, decision.park_detail)
+        uow.emit(parked)
+        uow.emit(parked_alert(parked))
     else:
         await uow.parked.unpark(request.order_id)
         await uow.load.count(now.date(), [s.warehouse_id for s in decision.shipments])

@@ -251,7 +251,7 @@ async def test_a_parked_order_is_planned_when_stock_arrives(stack: Stack) -> Non
     planned = (await stack.routing.ExplainDecision(pb.ExplainDecisionRequest(order_id="o-4"))).decision
     assert [s.warehouse_id for s in planned.shipments] == ["WH-WH"]
     assert not (await stack.routing.ListParkedOrders(pb.ListParkedOrdersRequest())).orders
-    assert await stack.subjects() == ["routing.parked", "routing.planned"]
+    assert await stack.subjects() == ["routing.parked", "alerts.raised", "routing.planned"]
 
 
 async def test_decisions_are_reproducible_from_the_log(stack: Stack) -> None:

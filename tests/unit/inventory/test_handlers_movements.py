@@ -124,9 +124,16 @@ async def test_stock_back_above_the_safety_level_sells_again_and_closes_the_work
     assert (closed.status, closed.note) == (ReplenishmentStatus.CLOSED, "stock recovered")
     assert [type(e) for e in inventory.state.published if not isinstance(e, events.StockReserved)] == [
         events.LowStock,
+        events.AlertRaised,
         events.StockAdjusted,
         events.BackInStock,
     ]
+    [alert] = inventory.published(events.AlertRaised)
+    assert (alert.kind, alert.dedupe_key, alert.roles) == (
+        "low_stock",
+        "inventory:low_stock:TEA:SH",
+        ("warehouse_supervisor",),
+    )
 
 
 async def test_a_closed_work_order_does_not_reopen(inventory: FakeInventory) -> None:
@@ -155,3 +162,10 @@ async def test_the_invariant_check_names_a_row_the_ledger_does_not_explain_and_a
     rows, breaches = await handlers.check_invariants(inventory.uow())
     assert rows == 2 and [(b.sku, b.on_hand - b.ledger_on_hand) for b in breaches] == [("CUP", 1)]
     assert inventory.published(events.InvariantBreached) == [events.InvariantBreached(tuple(breaches))]
+    [alert] = inventory.published(events.AlertRaised)
+    assert (alert.kind, alert.severity, alert.dedupe_key) == (
+        "inventory_invariant_breached",
+        4,
+        "inventory:invariant_breached",
+    )
+    assert "CUP@SH" in alert.message

@@ -11,7 +11,7 @@ from services.kit.errors import InvalidArgument
 from services.routing.domain.commands import PlanCommand
 from services.routing.domain.defaults import default_rules
 from services.routing.domain.documents import to_document
-from services.routing.domain.events import FulfilmentPlanned, OrderParked
+from services.routing.domain.events import AlertRaised, FulfilmentPlanned, OrderParked
 from services.routing.domain.model import ParkReason, RouteLine
 from services.routing.domain.rules import Coverage, Rate, Tier
 from services.routing.handlers.parked import mark_parked_due, retry_parked
@@ -77,9 +77,12 @@ async def test_an_order_with_no_stock_anywhere_is_parked_out_of_stock_and_announ
         ["TEA"],
     )
     assert parked.request["province"] == "Zhejiang" and parked.retry_due is None
-    assert store.published == [
-        OrderParked("o-1", recorded.decision_id, ParkReason.OUT_OF_STOCK, recorded.decision.park_detail)
-    ]
+    parked_event = OrderParked(
+        "o-1", recorded.decision_id, ParkReason.OUT_OF_STOCK, recorded.decision.park_detail
+    )
+    alert = AlertRaised("o-1", f"order o-1 parked: out_of_stock {recorded.decision.park_detail}".strip())
+    assert store.published == [parked_event, alert]
+    assert (alert.kind, alert.dedupe_key) == ("order_parked", "routing:parked:o-1")
     assert not store.state.load
 
 
@@ -98,7 +101,7 @@ async def test_a_parked_order_is_planned_once_stock_for_it_arrives() -> None:
     assert not store.state.parked
     planned = await store.uow().decisions.current("o-1")
     assert planned is not None and [s.warehouse_id for s in planned.decision.shipments] == ["WH-WH"]
-    assert [type(e) for e in store.published] == [OrderParked, FulfilmentPlanned]
+    assert [type(e) for e in store.published] == [OrderParked, AlertRaised, FulfilmentPlanned]
 
 
 async def test_a_replan_of_a_refused_plan_decides_on_live_stock_and_supersedes_it() -> None:
