@@ -191,7 +191,9 @@ class Risk(Protocol):
 
     async def activate(self, version: int, at: datetime, by: str) -> None: ...
 
-    async def phone_history(self, phones: Sequence[str], since: datetime) -> dict[str, list[str]]: ...
+    async def phone_history(
+        self, phones: Sequence[str], since: datetime
+    ) -> dict[str, tuple[int, list[str]]]: ...
 
     async def add_evaluations(
         self, evaluations: Sequence[tuple[str, risk.Evaluation, Mapping[str, Any]]], at: datetime

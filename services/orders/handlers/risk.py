@@ -50,14 +50,19 @@ async def judge(
     order's evaluation and facts, to be stored with the orders that were inserted."""
     phones = sorted({order.shipping_address.phone for order in orders if order.shipping_address.phone})
     history = await uow.risk.phone_history(phones, now - WINDOW) if phones else {}
+    seen: dict[str, tuple[int, set[str]]] = {
+        phone: (count, set(places)) for phone, (count, places) in history.items()
+    }
     judged: list[tuple[str, risk.Evaluation, dict[str, Any]]] = []
     for order in orders:  # in arrival order: the 5th of a burst sees the four before it
         phone = order.shipping_address.phone
-        seen = history.setdefault(phone, []) if phone else []
-        districts = [*seen, _district(order)]
-        facts = risk.order_facts(order, len(districts) if phone else 1, len(set(districts)) if phone else 1)
         if phone:
-            seen.append(_district(order))
+            count, places = seen.get(phone, (0, set()))
+            places = places | {_district(order)}
+            seen[phone] = (count + 1, places)
+            facts = risk.order_facts(order, count + 1, len(places))
+        else:
+            facts = risk.order_facts(order, 1, 1)
         evaluation = risk.evaluate(rule_set, facts)
         _act(order, evaluation, now)
         judged.append((order.order_id, evaluation, facts))

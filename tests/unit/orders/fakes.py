@@ -491,7 +491,7 @@ class FakeRisk:
     async def active(self) -> None:
         return None
 
-    async def phone_history(self, phones: Sequence[str], since: datetime) -> dict[str, list[str]]:
+    async def phone_history(self, phones: Sequence[str], since: datetime) -> dict[str, tuple[int, list[str]]]:
         return {}
 
     async def add_evaluations(self, evaluations: Sequence[tuple[str, Any, Any]], at: datetime) -> None:
