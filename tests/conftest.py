@@ -189,6 +189,10 @@ def platform(infra: Infra) -> Iterator[Platform]:
         "CARRIER_SANDBOX_STEP_SECONDS": "1",
         # orders polls the channel sandbox every 2 s, so a push that never came is found quickly
         "CHANNEL_POLL_INTERVAL_S": "2",
+        # the shipped SLA limits plus an `express` category of seconds (SKUs E2E-SLA-…), checked every
+        # second, so a breach and its escalation are seen while a test waits
+        "SLA_RULES_FILE": str(Path(__file__).parent / "fixtures" / "sla_rules_e2e.yaml"),
+        "SLA_CHECK_SECONDS": "1",
     }
     previous = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
