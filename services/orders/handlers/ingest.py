@@ -134,7 +134,7 @@ async def ingest(
                     results[index].pending_step = step.value
                 continue
             with tracing.attached(traceparents[index] if index < len(traceparents) else ""):
-                results[index] = await _revise_existing(uow, index, command, actor, changes)
+                results[index] = await _revise_existing(uow, policy, index, command, actor, changes)
         await uow.commit()
     return results, changes
 
@@ -149,7 +149,7 @@ def _command(item: IngestOrder | ChannelPayload) -> tuple[IngestOrder, bytes]:
 
 
 async def _revise_existing(
-    uow: UnitOfWork, index: int, command: IngestOrder, actor: Actor, changes: Changes
+    uow: UnitOfWork, policy: Policy, index: int, command: IngestOrder, actor: Actor, changes: Changes
 ) -> Ingested:
     """A channel order already stored: a later version revises it, the same or an older one does not."""
     assert command.channel is not None
@@ -165,8 +165,14 @@ async def _revise_existing(
         )
     if current is not None and incoming < current:
         return Ingested(index, Outcome.STALE, order, order.channel, order.channel_order_id, pending_step=step)
-    order.revise(command, uow.clock.now())
+    now = uow.clock.now()
+    order.revise(command, now)
+    judged = []
+    if policy.risk is not None and risk_handlers.worth_judging_again(order):
+        # a new delivery address is judged again, before the order leaves the warehouse
+        judged = await risk_handlers.judge(uow, await policy.risk.current(uow), [order], now, revision=True)
     await save_order(uow, stored, actor, order.channel.value, changes)
+    await uow.risk.add_evaluations(judged, now)
     return Ingested(
         index, Outcome.UPDATED, order, order.channel, order.channel_order_id, pending_step=stored.step or ""
     )

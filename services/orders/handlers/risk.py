@@ -11,7 +11,7 @@ from typing import Any
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.orders.domain import risk
 from services.orders.domain.lifecycle import OrderStatus
-from services.orders.domain.model import AlertRaised, HoldCause, Order, RiskHeld
+from services.orders.domain.model import AlertRaised, HoldCause, Order, OrderUpdated, RiskHeld
 from services.orders.domain.timeline import Actor
 from services.orders.handlers.common import Changes, locked_order, save_order
 from services.orders.handlers.ports import UnitOfWork
@@ -42,8 +42,24 @@ def _district(order: Order) -> str:
     return f"{address.province}/{address.city}/{address.district}"
 
 
+# a revised order is judged again only while holding it still stops something
+JUDGED_AGAIN_IN = frozenset({OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.ALLOCATED})
+
+
+def worth_judging_again(order: Order) -> bool:
+    """A channel's revision changed the delivery address of an order not yet being picked."""
+    changed = any(
+        isinstance(event, OrderUpdated) and "shipping_address" in event.fields for event in order.events
+    )
+    return changed and order.status in JUDGED_AGAIN_IN
+
+
 async def judge(
-    uow: UnitOfWork, rule_set: risk.RuleSet, orders: Sequence[Order], now: datetime
+    uow: UnitOfWork,
+    rule_set: risk.RuleSet,
+    orders: Sequence[Order],
+    now: datetime,
+    revision: bool = False,
 ) -> list[tuple[str, risk.Evaluation, dict[str, Any]]]:
     """Judge newly accepted orders (inside the caller's transaction): a hold hits → the order is held
     for the `risk` review queue with an alert; an alert rule hits → its roles are told. Returns each
@@ -59,8 +75,10 @@ async def judge(
         if phone:
             count, places = seen.get(phone, (0, set()))
             places = places | {_district(order)}
-            seen[phone] = (count + 1, places)
-            facts = risk.order_facts(order, count + 1, len(places))
+            # a revised order is already among the phone's orders (under its former address too)
+            count = max(count, 1) if revision else count + 1
+            seen[phone] = (count, places)
+            facts = risk.order_facts(order, count, len(places))
         else:
             facts = risk.order_facts(order, 1, 1)
         evaluation = risk.evaluate(rule_set, facts)
@@ -71,7 +89,7 @@ async def judge(
 
 def _act(order: Order, evaluation: risk.Evaluation, now: datetime) -> None:
     if evaluation.outcome is risk.Outcome.HELD:
-        if order.status not in (OrderStatus.ON_HOLD, OrderStatus.EXCEPTION, OrderStatus.CANCELLED):
+        if order.status in JUDGED_AGAIN_IN:
             order.hold(evaluation.reason, now, HoldCause.RISK)
         order.events.append(
             RiskHeld(evaluation.version, evaluation.score, tuple(evaluation.hits), evaluation.frozen)

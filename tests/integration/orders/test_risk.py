@@ -5,6 +5,7 @@ dry-run over the last orders' recorded facts, and activated."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -155,3 +156,31 @@ async def test_a_rule_set_is_drafted_dry_run_and_activated(stack: Stack) -> None
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await stack.orders.DryRunRiskRuleSet(orders_pb2.DryRunRiskRuleSetRequest(version=99))
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_new_delivery_address_from_the_channel_is_judged_again(stack: Stack) -> None:
+    ref = random_ref("own")
+    first = canonical(ref)
+    first.shipping_address.CopyFrom(to("Futian", "13600136000"))
+    first.lines[0].quantity = 20  # 900 yuan
+    first.channel_modified_at.FromDatetime(stack.clock.now())
+    order = (await stack.orders.IngestOrder(first)).order
+    assert order.status == orders_pb2.ORDER_STATUS_PENDING_PAYMENT
+
+    revised = orders_pb2.IngestOrderRequest()
+    revised.CopyFrom(first)
+    revised.shipping_address.CopyFrom(to("Futian", "13600136000", "Vienna Hotel, room 808"))
+    revised.channel_modified_at.FromDatetime(stack.clock.now() + timedelta(minutes=5))
+    reply = await stack.orders.IngestOrder(revised)
+    assert reply.outcome == orders_pb2.INGEST_OUTCOME_UPDATED
+    got = (await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order.order_id))).order
+    assert got.status == orders_pb2.ORDER_STATUS_ON_HOLD
+    evaluations = await stack.column(
+        "SELECT outcome FROM risk_evaluations WHERE order_id = :o ORDER BY evaluation_id", o=order.order_id
+    )
+    assert evaluations == ["passed", "held"]
+    velocity = await stack.orders.GetRiskEvaluation(
+        orders_pb2.GetRiskEvaluationRequest(order_id=order.order_id)
+    )
+    seen = next(r for r in velocity.evaluation.results if r.rule_id == "velocity").seen
+    assert seen["phone_orders_1h"] == 1  # the revised order is not counted twice
