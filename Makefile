@@ -70,6 +70,10 @@ bench-logistics: protos ## one 1,000-waybill action against the carrier sandbox 
 bench-aftersales: protos ## 10,000 random vouchers to the cent, then refund-only tickets opened, auto-approved and refunded end to end at the payment sandbox (50 ms); prints `name: value unit`
 	$(PY) -m bench.aftersales
 
+.PHONY: bench-guards-poll
+bench-guards-poll: protos ## channel polling: 10,000 Taobao orders at the channel sandbox, 1 % pushed first, found by orders' own poll (duplicates and missing must be 0; BENCH_POLL_ORDERS=500 for a quick run); prints `name: value unit`
+	$(PY) -m bench.channels_poll
+
 bench-routing: protos ## plans/s and latency with live inventory calls; prints `name: value unit`
 	$(PY) -m bench.routing
 
