@@ -58,7 +58,7 @@ contract: protos
 test: lint protos
 	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e tests/security
 
-bench: bench-inventory bench-routing bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-credentials bench-logistics bench-aftersales
+bench: bench-inventory bench-routing bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-credentials bench-logistics bench-aftersales bench-guards
 
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
@@ -70,7 +70,11 @@ bench-logistics: protos ## one 1,000-waybill action against the carrier sandbox 
 bench-aftersales: protos ## 10,000 random vouchers to the cent, then refund-only tickets opened, auto-approved and refunded end to end at the payment sandbox (50 ms); prints `name: value unit`
 	$(PY) -m bench.aftersales
 
-.PHONY: bench-guards-poll
+.PHONY: bench-guards bench-guards-poll
+bench-guards: protos ## risk rules' cost on the ingest path, the SLA job's due read over 1,000,000 open orders with 1 % due, then bench-guards-poll; prints `name: value unit`
+	$(PY) -m bench.guards
+	$(PY) -m bench.channels_poll
+
 bench-guards-poll: protos ## channel polling: 10,000 Taobao orders at the channel sandbox, 1 % pushed first, found by orders' own poll (duplicates and missing must be 0; BENCH_POLL_ORDERS=500 for a quick run); prints `name: value unit`
 	$(PY) -m bench.channels_poll
 
