@@ -33,6 +33,8 @@ from services.kit.grpc_server import GrpcServer, wait_for_shutdown_signal
 from services.kit.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# first notices of new alert records delivered at once, off the consumer's path (AlertDesk)
+ALERT_DELIVERIES_IN_FLIGHT = 32
 ORDERS = "oms.orders.v1.OrdersService"
 LOGISTICS = "oms.logistics.v1.LogisticsService"
 AFTERSALES = "oms.aftersales.v1.AftersalesService"
@@ -87,7 +89,13 @@ async def serve(settings: Settings) -> None:
         deliveries = alerts.Dispatcher(
             alerts.sinks_from_settings(settings.alert_env), alerts.Deduper(redis), alerts.AlertHub()
         )
-        alert_desk = AlertDesk(new_uow, settings.alert_routes, alerts.RecordNotifier(deliveries), wall)
+        alert_desk = AlertDesk(
+            new_uow,
+            settings.alert_routes,
+            alerts.RecordNotifier(deliveries),
+            wall,
+            deliveries_in_flight=ALERT_DELIVERIES_IN_FLIGHT,
+        )
         api = GatewayApi(
             tokens=Tokens(
                 settings.jwt,

@@ -99,7 +99,7 @@ async def test_a_paid_order_past_its_limit_turns_red_and_reaches_the_backup_owne
         found[:] = answer.get("alerts", [])
         return bool(found)
 
-    await eventually(recorded, within=20)
+    await eventually(recorded, within=40)
     assert found[0]["roles"] == [backup] and found[0]["severity"] == "SEVERITY_HIGH"
 
 

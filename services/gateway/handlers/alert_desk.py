@@ -3,6 +3,7 @@ the due ones escalate down their chain, and people list, acknowledge and resolve
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -36,12 +37,20 @@ class AlertDesk:
         notifier: AlertNotifier,
         wall: Callable[[], float],
         escalation_batch: int = 100,
+        deliveries_in_flight: int = 0,
     ) -> None:
+        """`deliveries_in_flight` > 0: a new record's first notice is delivered in the background (up to
+        that many at once; beyond, the next waits), so a slow or failing sink never holds up the
+        recording of the alerts behind it. A notice lost with the process is owed on the record and
+        delivered by the bus's redelivery or the escalation job's next round. 0: delivered before
+        `raised` returns."""
         self.new_uow = new_uow
         self.routes = tuple(routes)
         self.notifier = notifier
         self.wall = wall
         self.escalation_batch = escalation_batch
+        self._room = asyncio.Semaphore(deliveries_in_flight) if deliveries_in_flight > 0 else None
+        self._delivering: set[asyncio.Task[None]] = set()
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.wall(), UTC)
@@ -58,11 +67,32 @@ class AlertDesk:
             owed = await uow.alerts.owed_for_event(raised.event_id) if folded is None else None
             await uow.commit()
         if folded is not None and folded[1]:
-            await self._tell(folded[0])
+            await self._tell_soon(folded[0])
         elif owed is not None:
             log.info("alert %s: delivering what a redelivered event found owed", owed.alert_id)
-            await self._tell(owed)
+            await self._tell_soon(owed)
         return folded
+
+    async def _tell_soon(self, record: AlertRecord) -> None:
+        if self._room is None:
+            await self._tell(record)
+            return
+        await self._room.acquire()  # at most so many deliveries at once: a flood waits here
+        task = asyncio.create_task(self._tell(record))
+        self._delivering.add(task)
+        task.add_done_callback(self._delivered)
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._delivering.discard(task)
+        if self._room is not None:
+            self._room.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("alert delivery failed", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for the deliveries in flight (shutdown, tests)."""
+        if self._delivering:
+            await asyncio.gather(*self._delivering, return_exceptions=True)
 
     async def escalate_due(self) -> int:
         """Every open alert whose escalation is due moves to the next of its chain, who is then told;

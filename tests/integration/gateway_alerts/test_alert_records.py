@@ -430,3 +430,32 @@ async def test_an_escalation_lost_after_its_commit_is_delivered_by_the_next_roun
     assert told.calls[-1] == (record.alert_id, "person:li.lei", True)
     await desk.escalate_due()
     assert len(told.calls) == 2
+
+
+@dataclass
+class Stuck:
+    """A sink that hangs until let go (an SMS provider timing out)."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: list[str] = field(default_factory=list)
+
+    async def notify(self, record: AlertRecord, escalated: bool) -> None:
+        await self.release.wait()
+        self.calls.append(record.alert_id)
+
+
+async def test_a_hanging_sink_does_not_hold_up_the_recording_of_the_alerts_behind_it(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    sink = Stuck()
+    desk = AlertDesk(lambda: GatewayUnitOfWork(engine), ROUTES, sink, clock, deliveries_in_flight=8)
+    keys = [random_ref("hang-") for _ in range(5)]
+    for key in keys:
+        await asyncio.wait_for(desk.raised(occurrence(dedupe_key=key)), timeout=5)
+    recorded = {record.fold_key for record in await everything(desk)}
+    assert set(keys) <= recorded and sink.calls == []  # all recorded while every delivery hangs
+    sink.release.set()
+    await desk.drain()
+    assert len(sink.calls) == 5
+    owed = [record for record in await everything(desk) if record.fold_key in keys and record.owed]
+    assert owed == []  # each one's first notice is marked delivered
