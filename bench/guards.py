@@ -202,6 +202,8 @@ async def sla_scan(url: str, keys: KeyRing) -> dict[str, float]:
                 text(f"EXPLAIN (ANALYZE, FORMAT JSON) {due_query}"), {"now": now, "limit": due + 1}
             )
             document = plan.scalar_one()[0]["Plan"]
+            if os.environ.get("BENCH_SHOW_PLANS"):
+                print(document)
             await conn.rollback()
         examined = _rows_examined(document)
         return sorted(rounds)[len(rounds) // 2], found, examined
@@ -220,7 +222,8 @@ async def sla_scan(url: str, keys: KeyRing) -> dict[str, float]:
 def _rows_examined(plan: dict[str, Any]) -> float:
     """Rows read by the plan's scans (what the read touched, not what it returned)."""
     own = 0.0
-    if "Scan" in plan.get("Node Type", ""):
+    # a bitmap heap scan reads the rows its bitmap index scan found: count them once
+    if "Scan" in plan.get("Node Type", "") and plan.get("Node Type") != "Bitmap Index Scan":
         own = float(plan.get("Actual Rows", 0)) + float(plan.get("Rows Removed by Filter", 0))
         own *= float(plan.get("Actual Loops", 1))
     return own + sum(_rows_examined(child) for child in plan.get("Plans", []))
