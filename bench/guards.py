@@ -113,6 +113,30 @@ async def risk_on_ingest(url: str, keys: KeyRing) -> tuple[float, float, float]:
     return p(took, 50), p(took, 99), p(judging, 99)
 
 
+async def ingest_with_and_without(url: str, keys: KeyRing) -> dict[str, float]:
+    """Single-order ingests (the handler, one transaction each, on a real PostgreSQL) with the risk
+    rules on and off, interleaved in rounds so the machine's noise falls on both alike: the risk
+    step's cost on the ingest path is the difference."""
+    engine = make_engine(url)
+    rng = random.Random(9)
+    actor = Actor.service("bench")
+    base = handlers.Policy(keys=keys, rules=status_rules.shipped_rules())
+    judged = dataclasses.replace(base, risk=handlers.RiskRules())
+    took: dict[str, list[float]] = {"off": [], "on": []}
+    for round_no in range(10):
+        for name, policy in (("off", base), ("on", judged)):
+            for n in range(INGESTS // 10):
+                one = command(f"ab-{name}-{round_no}-{n}", rng)
+                one = dataclasses.replace(
+                    one, shipping_address=_with_phone(one.shipping_address, f"135{n:08d}")
+                )
+                started = time.perf_counter()
+                await handlers.ingest(bootstrap.unit_of_work(engine, keys), policy, [one], actor)
+                took[name].append((time.perf_counter() - started) * 1000)
+    await engine.dispose()
+    return {f"{name}_{q}": p(values, q) for name, values in took.items() for q in (50, 99)}
+
+
 def _with_phone(address: Address, phone: str) -> Address:
     return dataclasses.replace(address, phone=phone)
 
@@ -240,6 +264,12 @@ def main() -> None:
         print(f"risk_ingest_step_p50_ms: {ingest_p50:.3f} ms")
         print(f"risk_ingest_step_p99_ms: {ingest_p99:.3f} ms")
         print(f"risk_judge_with_phone_window_p99_ms: {judge_p99:.3f} ms")
+        ab = asyncio.run(ingest_with_and_without(bench.database("orders", "_ab"), keys))
+        print(f"ingest_single_risk_off_p50_ms: {ab['off_50']:.3f} ms")
+        print(f"ingest_single_risk_on_p50_ms: {ab['on_50']:.3f} ms")
+        print(f"ingest_single_risk_off_p99_ms: {ab['off_99']:.3f} ms")
+        print(f"ingest_single_risk_on_p99_ms: {ab['on_99']:.3f} ms")
+        print(f"risk_ingest_added_p50_ms: {ab['on_50'] - ab['off_50']:.3f} ms")
         figures = asyncio.run(sla_scan(bench.database("orders", "_sla"), keys))
     print(f"sla_open_orders: {figures['sla_open_orders']:.0f} orders")
     print(f"sla_due_orders: {figures['sla_due_orders']:.0f} orders")

@@ -10,7 +10,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -94,7 +94,9 @@ async def fold(conn: AsyncConnection, raised: Raised, new: AlertRecord) -> tuple
         await conn.execute(
             statement.on_conflict_do_update(
                 index_elements=[A.fold_key],
-                index_where=A.state != AlertState.RESOLVED.value,
+                # the index's own predicate, as a literal: with a bound value a generic plan (a
+                # prepared statement's sixth run on a connection) cannot infer the arbiter index
+                index_where=text("state <> 'RESOLVED'"),
                 set_={
                     "count": A.count + 1,
                     "last_seen": func.greatest(A.last_seen, excluded.last_seen),

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from nats.aio.client import Client as NatsClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from oms.alerts.v1 import events_pb2
 from services.gateway.consumers import record as record_handler
@@ -33,7 +33,7 @@ from services.gateway.store.alert_records import due_query, owed_escalations_que
 from services.gateway.store.uow import GatewayUnitOfWork
 from services.kit import bus
 from services.kit.consumer import EventConsumer
-from services.kit.db import make_engine
+from services.kit.db import async_url, make_engine
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.status import grpc_code
 from tests.conftest import random_ref
@@ -459,3 +459,26 @@ async def test_a_hanging_sink_does_not_hold_up_the_recording_of_the_alerts_behin
     assert len(sink.calls) == 5
     owed = [record for record in await everything(desk) if record.fold_key in keys and record.owed]
     assert owed == []  # each one's first notice is marked delivered
+
+
+async def test_folding_keeps_working_once_postgres_plans_the_statement_generically(
+    gateway_db: str, clock: Clock
+) -> None:
+    """A prepared statement's plan turns generic after a few runs on one connection; forced here from
+    the first run. The fold's upsert must still find its partial unique index (a bound predicate would
+    not: 'no unique or exclusion constraint matching the ON CONFLICT specification')."""
+    engine = create_async_engine(
+        async_url(gateway_db),
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"server_settings": {"plan_cache_mode": "force_generic_plan"}},
+    )
+    try:
+        desk = AlertDesk(lambda: GatewayUnitOfWork(engine), ROUTES, Told(), clock)
+        key = random_ref("generic-")
+        for _ in range(8):
+            await desk.raised(occurrence(dedupe_key=key))
+        [record] = [r for r in await everything(desk) if r.fold_key == key]
+        assert record.count == 8
+    finally:
+        await engine.dispose()
