@@ -124,8 +124,8 @@ async def ingest(
             if index < len(traceparents):  # the item's own trace (single calls gathered into a batch)
                 stored.traceparent = traceparents[index]
             new.append((stored, entries_for(order.events, actor, order.channel.value), raw))
-        inserted = await uow.orders.add_new(new, now) if new else set()
-        await uow.risk.add_evaluations([item for item in judged if item[0] in inserted], now)
+        # the evaluations go in with the orders, in the same statement (only the inserted ones')
+        inserted = await uow.orders.add_new(new, now, judged) if new else set()
         for index, order, command, _ in accepted:
             if order.order_id in inserted:
                 step = orchestration.next_step(order, orchestration.StockState.NONE)

@@ -24,7 +24,12 @@ class Clock(Protocol):
 
 
 class Orders(Protocol):
-    async def add_new(self, new: Sequence[tuple[Stored, Sequence[Entry], bytes]], at: datetime) -> set[str]:
+    async def add_new(
+        self,
+        new: Sequence[tuple[Stored, Sequence[Entry], bytes]],
+        at: datetime,
+        evaluations: Sequence[tuple[str, risk.Evaluation, Mapping[str, Any]]] = (),
+    ) -> set[str]:
         """Insert (order, its timeline, its raw payload) with the orders' events; the ids inserted."""
         ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,11 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.kit import tracing
 from services.kit.schema import outbox_table
 from services.kit.sealing import KeyRing
+from services.orders.domain import risk
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import Channel, HoldCause, Order
 from services.orders.domain.orchestration import SHIPPABLE, DeadSteps, StockState, Stored
 from services.orders.domain.timeline import Entry
 from services.orders.store import sql
+from services.orders.store.risk import EVALUATION_COLUMNS, evaluation_rows
 from services.orders.store.rows import (
     LINE_READ,
     PII_FIELDS,
@@ -34,6 +36,7 @@ from services.orders.store.tables import (
     channel_payloads_table,
     order_lines_table,
     orders_table,
+    risk_evaluations_table,
     timeline_table,
 )
 
@@ -66,6 +69,8 @@ _INSERT_NEW = text(
     "ON CONFLICT ON CONSTRAINT orders_channel_order_unique DO NOTHING RETURNING order_id), "
     f"l AS ({sql.insert_from(order_lines_table, _LINE_COLUMNS, 'lines', join='o')}), "
     f"p AS ({sql.insert_from(channel_payloads_table, _PAYLOAD_COLUMNS, 'payloads', join='o')}), "
+    # the risk evaluations of the orders inserted (a repeat's is dropped with it)
+    f"r AS ({sql.insert_from(risk_evaluations_table, EVALUATION_COLUMNS, 'risk', join='o')}), "
     f"{_history('o')} SELECT order_id FROM o"
 )
 
@@ -100,7 +105,12 @@ class OrderRepository:
 
     # ---- writing ------------------------------------------------------------------------------
 
-    async def add_new(self, new: Sequence[tuple[Stored, Sequence[Entry], bytes]], at: datetime) -> set[str]:
+    async def add_new(
+        self,
+        new: Sequence[tuple[Stored, Sequence[Entry], bytes]],
+        at: datetime,
+        evaluations: Sequence[tuple[str, risk.Evaluation, Mapping[str, Any]]] = (),
+    ) -> set[str]:
         """Insert each (order, its timeline, its raw channel payload) with the order's recorded events;
         returns the ids actually inserted (the others' channel orders were already stored). Every
         process-manager step of these orders continues the current trace, or the order's own when it
@@ -142,6 +152,7 @@ class OrderRepository:
                 "timeline": dumps(timeline),
                 "payloads": dumps(payloads),
                 "events": dumps(events),
+                "risk": dumps(evaluation_rows(self.keys, evaluations, at)),
             },
         )
         return {row.order_id for row in rows}

@@ -14,9 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.kit.sealing import KeyRing
 from services.orders.domain import risk
 from services.orders.store.rows import dumps, phone_hash
-from services.orders.store.tables import orders_table, risk_evaluations_table, risk_rule_sets_table
+from services.orders.store.tables import risk_evaluations_table, risk_rule_sets_table
 
 _SEAL_CONTEXT = "risk-facts:"
+
+# the two statements on the ingest path, written once (building SQLAlchemy statements per call cost
+# about as much as the round trip)
+_PHONE_HISTORY = text(
+    "SELECT phone_hash, count(*) AS orders, array_agg(DISTINCT concat(shipping_address->>'province', '/', "
+    "shipping_address->>'city', '/', shipping_address->>'district')) AS places FROM orders "
+    "WHERE phone_hash = ANY(CAST(:hashes AS text[])) AND created_at > :since GROUP BY phone_hash"
+)
+_ADD_EVALUATION = text(
+    "INSERT INTO risk_evaluations (order_id, evaluated_at, version, score, outcome, frozen, facts_sealed, "
+    "results, hits) VALUES (:order_id, :evaluated_at, :version, :score, :outcome, :frozen, :facts_sealed, "
+    "CAST(:results AS jsonb), CAST(:hits AS varchar(64)[]))"
+)
 
 
 class RiskRepository:
@@ -80,23 +93,7 @@ class RiskRepository:
         by_hash = {phone_hash(self.keys, phone): phone for phone in phones if phone}
         if not by_hash:
             return {}
-        o = orders_table.c
-        district = func.concat(
-            o.shipping_address["province"].astext,
-            "/",
-            o.shipping_address["city"].astext,
-            "/",
-            o.shipping_address["district"].astext,
-        )
-        rows = await self.conn.execute(
-            select(
-                o.phone_hash,
-                func.count().label("orders"),
-                func.array_agg(district.distinct()).label("places"),
-            )
-            .where(o.phone_hash.in_(list(by_hash)), o.created_at > since)
-            .group_by(o.phone_hash)
-        )
+        rows = await self.conn.execute(_PHONE_HISTORY, {"hashes": list(by_hash), "since": since})
         return {by_hash[row.phone_hash]: (int(row.orders), list(row.places)) for row in rows}
 
     # ---- evaluations --------------------------------------------------------------------------
@@ -106,21 +103,10 @@ class RiskRepository:
     ) -> None:
         if not evaluations:
             return
-        rows = [
-            {
-                "order_id": order_id,
-                "evaluated_at": at,
-                "version": judged.version,
-                "score": judged.score,
-                "outcome": judged.outcome.value,
-                "frozen": judged.frozen,
-                "facts_sealed": self.keys.seal(dumps(dict(facts)).encode(), _SEAL_CONTEXT + order_id),
-                "results": [result.document() for result in judged.results],
-                "hits": judged.hits,
-            }
-            for order_id, judged, facts in evaluations
-        ]
-        await self.conn.execute(risk_evaluations_table.insert(), rows)
+        rows = evaluation_rows(self.keys, evaluations, at)
+        for row in rows:
+            row["results"] = dumps(row["results"])
+        await self.conn.execute(_ADD_EVALUATION, rows)
 
     async def recent_facts(self, limit: int) -> list[tuple[str, dict[str, Any], bool]]:
         """The last `limit` evaluations' (order id, facts, held), newest first."""
@@ -181,6 +167,40 @@ class RiskRepository:
         return [
             risk.RuleStats(row.rule_id, row.evaluated, row.hits, row.approved, row.cancelled) for row in rows
         ]
+
+
+# the columns an evaluation writes (the review's have defaults)
+EVALUATION_COLUMNS = (
+    "order_id",
+    "evaluated_at",
+    "version",
+    "score",
+    "outcome",
+    "frozen",
+    "facts_sealed",
+    "results",
+    "hits",
+)
+
+
+def evaluation_rows(
+    keys: KeyRing, evaluations: Sequence[tuple[str, risk.Evaluation, Mapping[str, Any]]], at: datetime
+) -> list[dict[str, Any]]:
+    """Evaluations as rows: the facts sealed to their order (they hold its address)."""
+    return [
+        {
+            "order_id": order_id,
+            "evaluated_at": at,
+            "version": judged.version,
+            "score": judged.score,
+            "outcome": judged.outcome.value,
+            "frozen": judged.frozen,
+            "facts_sealed": keys.seal(dumps(dict(facts)).encode(), _SEAL_CONTEXT + order_id),
+            "results": [result.document() for result in judged.results],
+            "hits": judged.hits,
+        }
+        for order_id, judged, facts in evaluations
+    ]
 
 
 def _rule_set(row: Any) -> risk.RuleSetRecord:

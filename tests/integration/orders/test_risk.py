@@ -72,6 +72,8 @@ async def test_the_fifth_order_of_a_velocity_burst_is_frozen_and_the_reviewer_re
         "SELECT facts_sealed FROM risk_evaluations WHERE order_id = :o", o=fifth.order_id
     )
     assert "Renmin" not in str(sealed[0]) and "Longgang" not in str(sealed[0])
+    hits = await stack.column("SELECT hits FROM risk_evaluations WHERE order_id = :o", o=fifth.order_id)
+    assert hits == [["velocity"]]
 
     released = await stack.orders.ReviewRiskHold(
         orders_pb2.ReviewRiskHoldRequest(

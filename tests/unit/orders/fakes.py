@@ -83,7 +83,12 @@ class FakeOrderRepository:
         self.state.timeline += [(order.order_id, entry) for entry in entries]
         self.state.published += [(order.order_id, event) for event in order.events]
 
-    async def add_new(self, new: Sequence[tuple[Stored, Sequence[Entry], bytes]], at: datetime) -> set[str]:
+    async def add_new(
+        self,
+        new: Sequence[tuple[Stored, Sequence[Entry], bytes]],
+        at: datetime,
+        evaluations: Sequence[tuple[str, Any, Any]] = (),
+    ) -> set[str]:
         inserted = set()
         for stored, entries, raw in new:
             order = stored.order
@@ -91,6 +96,7 @@ class FakeOrderRepository:
                 self._record(order, entries)
                 order.events.clear()
                 self.state.orders[order.order_id] = copy.deepcopy(stored)
+                self.state.evaluations.extend(item for item in evaluations if item[0] == order.order_id)
                 if raw:
                     self.state.payloads[order.order_id] = raw
                 inserted.add(order.order_id)
