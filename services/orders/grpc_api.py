@@ -277,15 +277,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     async def ListRiskReviews(
         self, request: orders_pb2.ListRiskReviewsRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.ListRiskReviewsResponse:
-        size = views.paging.page_size(request.page.page_size)
-        after = views.paging.decode_token(request.page.page_token, views.paging.RISK_REVIEWS)
-        rows = await handlers.risk.risk_reviews(self.uow(), size + 1, after)
-        token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            token = views.paging.encode_token(
-                views.paging.RISK_REVIEWS, rows[-1].evaluated_at, rows[-1].order_id
-            )
+        rows, token = await views.risk_reviews(self.uow(), request.page.page_size, request.page.page_token)
         return orders_pb2.ListRiskReviewsResponse(
             evaluations=[mappers.evaluation_message(row) for row in rows],
             page=common_pb2.PageResponse(next_page_token=token),

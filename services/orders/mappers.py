@@ -415,32 +415,21 @@ def sla_level(value: int) -> sla.Level:
     raise InvalidArgument("min_level", "must be SLA_LEVEL_AMBER (the default) or SLA_LEVEL_RED")
 
 
-def _timer(
-    order_id: str,
-    status: str,
-    queue: str,
-    level: sla.Level,
-    started: datetime,
-    warn: datetime,
-    deadline: datetime,
-    owner: str,
-    escalated_to: str,
-    now: datetime,
-) -> orders_pb2.SlaTimer:
-    stage, _, category = queue.partition("/")
+def _timer(row: views.TimerRow, now: datetime) -> orders_pb2.SlaTimer:
+    stage, _, category = row.queue.partition("/")
     return orders_pb2.SlaTimer(
-        order_id=order_id,
-        status=f"ORDER_STATUS_{status}",  # type: ignore[arg-type]
-        queue=queue,
+        order_id=row.order_id,
+        status=f"ORDER_STATUS_{row.status}",  # type: ignore[arg-type]
+        queue=row.queue,
         stage=stage,
         category=category,
-        level=_LEVELS[level],
-        started_at=timestamp(started),
-        warn_at=timestamp(warn),
-        deadline=timestamp(deadline),
-        overdue_seconds=max(0, int((now - deadline).total_seconds())),
-        owner=owner,
-        escalated_to=escalated_to,
+        level=_LEVELS[row.level],
+        started_at=timestamp(row.started_at),
+        warn_at=timestamp(row.warn_at),
+        deadline=timestamp(row.deadline),
+        overdue_seconds=max(0, int((now - row.deadline).total_seconds())),
+        owner=row.owner,
+        escalated_to=row.escalated_to,
     )
 
 
@@ -451,7 +440,7 @@ def sla_timer_message(
     if timer is None:
         return None
     now = now or datetime.now(UTC)
-    return _timer(
+    row = views.TimerRow(
         order_id,
         status,
         state.queue(),
@@ -461,29 +450,15 @@ def sla_timer_message(
         timer.deadline,
         state.owner,
         state.escalated_to,
-        now,
     )
+    return _timer(row, now)
 
 
 def sla_timers_message(
     now: datetime, rows: Sequence[views.TimerRow], counts: dict[tuple[str, sla.Level], int], token: str
 ) -> orders_pb2.ListSlaTimersResponse:
     return orders_pb2.ListSlaTimersResponse(
-        timers=[
-            _timer(
-                row.order_id,
-                row.status,
-                row.queue,
-                row.level,
-                row.started_at,
-                row.warn_at,
-                row.deadline,
-                row.owner,
-                row.escalated_to,
-                now,
-            )
-            for row in rows
-        ],
+        timers=[_timer(row, now) for row in rows],
         page=common_pb2.PageResponse(next_page_token=token),
         counts=[
             orders_pb2.SlaCount(queue=queue, level=_LEVELS[level], count=count)

@@ -34,10 +34,6 @@ class Level(IntEnum):
     AMBER = 1
     RED = 2
 
-    @property
-    def colour(self) -> str:
-        return self.name.lower()
-
 
 # the states in which each clock runs; any other state (cancelled, refunded, completed, …) stops it.
 # A held or frozen order keeps its clock running: the customer is waiting all the same.

@@ -105,13 +105,6 @@ def _act(order: Order, evaluation: risk.Evaluation, now: datetime) -> None:
 # ---- the review queue ------------------------------------------------------------------------------
 
 
-async def risk_reviews(
-    uow: UnitOfWork, limit: int, after: tuple[datetime, str] | None
-) -> list[risk.EvaluationRecord]:
-    async with uow:
-        return await uow.risk.to_review(limit, after)
-
-
 async def risk_evaluation(uow: UnitOfWork, order_id: str) -> risk.EvaluationRecord:
     async with uow:
         found = await uow.risk.latest(order_id)

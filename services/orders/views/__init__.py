@@ -17,6 +17,7 @@ from services.orders.views.lists import (
 )
 from services.orders.views.orders import OrderFilter, export_orders, list_orders
 from services.orders.views.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from services.orders.views.risk import risk_reviews
 from services.orders.views.sla import TimerRow, sla_timers
 from services.orders.views.stats import (
     DEFINITIONS,
@@ -54,6 +55,7 @@ __all__ = [
     "list_payments",
     "list_quarantine",
     "order_stats",
+    "risk_reviews",
     "save_drift_report",
     "sla_timers",
     "timeline",
