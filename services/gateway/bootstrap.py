@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -182,6 +183,10 @@ async def serve(settings: Settings) -> None:
         finally:
             hub.close()
             await server.stop()
+            try:  # first notices in flight get a moment; one not delivered stays owed on its record
+                await asyncio.wait_for(alert_desk.drain(), timeout=5)
+            except TimeoutError:
+                log.warning("alert deliveries still in flight at shutdown are left owed")
             checker.close()
             try:
                 await gate.flush_failed_attempts(everything=True)

@@ -52,21 +52,22 @@ class Dispatcher:
         self.suppressed: Counter[str] = Counter()
         self.retried: Counter[str] = Counter()
 
-    async def handle(self, alert: events_pb2.AlertRaised, phones: Sequence[str] = ()) -> None:
+    async def handle(self, alert: events_pb2.AlertRaised, phones: Sequence[str] = ()) -> bool:
         """Publish to the live feed first (operators watching see it at once), then deliver to all sinks
         concurrently; returns when every sink has succeeded, been deduplicated or given up."""
         self.hub.publish(alert)
         sinks = [sink for sink in self.sinks if phones or not _personal(sink)]
-        await asyncio.gather(*(self._deliver(sink, alert, phones) for sink in sinks))
+        outcomes = await asyncio.gather(*(self._deliver(sink, alert, phones) for sink in sinks))
+        return all(outcomes)  # True: every sink has it (delivered now or before)
 
     async def _deliver(
         self, sink: Sink | PersonalSink, alert: events_pb2.AlertRaised, phones: Sequence[str]
-    ) -> None:
+    ) -> bool:
         key = dedupe_key(alert.dedupe_key, alert.event_id)
         claimed = bool(key) and self.deduper is not None
         if claimed and self.deduper is not None and not await self.deduper.first(sink.name, key):
             self.suppressed[sink.name] += 1
-            return
+            return True
         delivered = False
         try:
             delivered = await self._attempt(sink, alert, phones)
@@ -75,6 +76,7 @@ class Dispatcher:
             # bus's redelivery to another replica) is tried on this channel instead of being suppressed.
             if claimed and not delivered and self.deduper is not None:
                 await self.deduper.release(sink.name, key)
+        return delivered
 
     async def _attempt(
         self, sink: Sink | PersonalSink, alert: events_pb2.AlertRaised, phones: Sequence[str]

@@ -35,7 +35,7 @@ class RecordNotifier:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
 
-    async def notify(self, record: AlertRecord, escalated: bool) -> None:
+    async def notify(self, record: AlertRecord, escalated: bool) -> bool:
         assignee = record.assignee
         phones = [assignee.phone] if assignee is not None and assignee.phone else []
-        await self.dispatcher.handle(alert_of(record, escalated), phones)
+        return await self.dispatcher.handle(alert_of(record, escalated), phones)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from services.gateway.domain.alert_records import (
     AlertFilter,
@@ -27,6 +27,8 @@ from services.kit.ids import new_id
 log = logging.getLogger(__name__)
 
 MAX_ALERT_ID = 36
+# a record's first notice not delivered this long after the record opened is owed again
+FIRST_NOTICE_GRACE = timedelta(minutes=1)
 
 
 class AlertDesk:
@@ -100,7 +102,9 @@ class AlertDesk:
         now = self._now()
         uow = self.new_uow()
         async with uow:
-            owed = await uow.alerts.owed_escalations(self.escalation_batch)
+            # a first notice still owed a minute after its record opened was lost (its delivery failed,
+            # or the process died with it in flight): it is owed like an escalation
+            owed = await uow.alerts.owed_escalations(self.escalation_batch, now - FIRST_NOTICE_GRACE)
             moved = [escalated(record, now) for record in await uow.alerts.due(now, self.escalation_batch)]
             for record in moved:
                 await uow.alerts.save(record)
@@ -115,7 +119,8 @@ class AlertDesk:
         return len(moved)
 
     async def _tell(self, record: AlertRecord) -> None:
-        await self.notifier.notify(record, escalated=record.level > 0)
+        if not await self.notifier.notify(record, escalated=record.level > 0):
+            return  # still owed: the escalation job's next round tries again
         uow = self.new_uow()
         async with uow:
             await uow.alerts.notified(record.alert_id, record.level)

@@ -162,7 +162,9 @@ class AlertRecords(Protocol):
 
     async def owed_for_event(self, event_id: str) -> AlertRecord | None: ...
 
-    async def owed_escalations(self, limit: int) -> list[AlertRecord]: ...
+    async def owed_escalations(
+        self, limit: int, opened_before: datetime | None = None
+    ) -> list[AlertRecord]: ...
 
     async def page(
         self, filters: AlertFilter, page_size: int, page_token: str
@@ -187,4 +189,6 @@ class AlertUnitOfWork(Protocol):
 class AlertNotifier(Protocol):
     """Tells an alert record's assignee (through the sinks): when it opens, and at each escalation."""
 
-    async def notify(self, record: AlertRecord, escalated: bool) -> None: ...
+    async def notify(self, record: AlertRecord, escalated: bool) -> bool:
+        """True when every sink delivered it (or had already): only then is the assignee marked told."""
+        ...

@@ -171,8 +171,30 @@ def owed_escalations_query(limit: int) -> Select[Any]:
     return select(alerts_table).where(A.level > 0, _owed()).order_by(A.alert_id).limit(limit)
 
 
-async def owed_escalations(conn: AsyncConnection, limit: int) -> list[AlertRecord]:
-    return [_record(row._mapping) for row in (await conn.execute(owed_escalations_query(limit))).all()]
+def owed_first_notices_query(opened_before: datetime, limit: int) -> Select[Any]:
+    """Records whose first assignee was never told, opened before `opened_before` (a delivery still in
+    flight is younger; partial index alerts_first_notice_owed)."""
+    return (
+        select(alerts_table)
+        .where(
+            A.state == AlertState.OPEN.value,
+            A.level == 0,
+            A.notified_level.is_(None),
+            A.first_seen < opened_before,
+        )
+        .order_by(A.first_seen)
+        .limit(limit)
+    )
+
+
+async def owed_escalations(
+    conn: AsyncConnection, limit: int, opened_before: datetime | None = None
+) -> list[AlertRecord]:
+    """Deliveries owed: committed escalations, and (given `opened_before`) first notices."""
+    rows = list((await conn.execute(owed_escalations_query(limit))).all())
+    if opened_before is not None:
+        rows += (await conn.execute(owed_first_notices_query(opened_before, limit))).all()
+    return [_record(row._mapping) for row in rows]
 
 
 def due_query(now: datetime, limit: int) -> Select[Any]:
@@ -250,8 +272,8 @@ class AlertRepository:
     async def owed_for_event(self, event_id: str) -> AlertRecord | None:
         return await owed_for_event(self.conn, event_id)
 
-    async def owed_escalations(self, limit: int) -> list[AlertRecord]:
-        return await owed_escalations(self.conn, limit)
+    async def owed_escalations(self, limit: int, opened_before: datetime | None = None) -> list[AlertRecord]:
+        return await owed_escalations(self.conn, limit, opened_before)
 
     async def page(
         self, filters: AlertFilter, page_size: int, page_token: str

@@ -66,11 +66,12 @@ class Told:
     calls: list[tuple[str, str, bool]] = field(default_factory=list)
     dies: int = 0
 
-    async def notify(self, record: AlertRecord, escalated: bool) -> None:
+    async def notify(self, record: AlertRecord, escalated: bool) -> bool:
         if self.dies:
             self.dies -= 1
             raise ConnectionError("the gateway died before telling anyone")
         self.calls.append((record.alert_id, record.assigned_to, escalated))
+        return True
 
 
 @pytest.fixture
@@ -439,9 +440,10 @@ class Stuck:
     release: asyncio.Event = field(default_factory=asyncio.Event)
     calls: list[str] = field(default_factory=list)
 
-    async def notify(self, record: AlertRecord, escalated: bool) -> None:
+    async def notify(self, record: AlertRecord, escalated: bool) -> bool:
         await self.release.wait()
         self.calls.append(record.alert_id)
+        return True
 
 
 async def test_a_hanging_sink_does_not_hold_up_the_recording_of_the_alerts_behind_it(
@@ -482,3 +484,39 @@ async def test_folding_keeps_working_once_postgres_plans_the_statement_generical
         assert record.count == 8
     finally:
         await engine.dispose()
+
+
+@dataclass
+class Refusing:
+    """Every sink gives up on the first `refusals` deliveries (SMS down), then delivers."""
+
+    refusals: int = 1
+    calls: list[str] = field(default_factory=list)
+
+    async def notify(self, record: AlertRecord, escalated: bool) -> bool:
+        self.calls.append(record.alert_id)
+        if self.refusals:
+            self.refusals -= 1
+            return False
+        return True
+
+
+async def test_a_first_notice_no_sink_delivered_stays_owed_and_the_escalation_round_delivers_it(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    sink = Refusing()
+    desk = AlertDesk(lambda: GatewayUnitOfWork(engine), ROUTES, sink, clock)
+    key = random_ref("refused-")
+    clock.now = datetime.now(UTC).replace(microsecond=0)
+    await desk.raised(occurrence(dedupe_key=key, severity=Severity.LOW, at=clock.now))
+    [record] = [r for r in await everything(desk) if r.fold_key == key]
+    assert record.notified_level is None  # not marked told: the delivery failed
+    await desk.escalate_due()
+    assert sink.calls == [record.alert_id]  # within the grace: a delivery may still be in flight
+    clock.now += timedelta(minutes=2)
+    await desk.escalate_due()
+    assert sink.calls == [record.alert_id, record.alert_id]
+    [after] = [r for r in await everything(desk) if r.fold_key == key]
+    assert after.notified_level == 0
+    await desk.escalate_due()
+    assert len(sink.calls) == 2  # delivered: no longer owed
