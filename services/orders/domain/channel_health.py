@@ -108,8 +108,10 @@ def token_state(
     return TokenState.VALID
 
 
-def refresh_due(state: TokenState) -> bool:
-    return state is not TokenState.VALID
+def refresh_due(state: TokenState, refused: bool = False) -> bool:
+    """A refresh the platform refused is not sent again (the same dead grant would only add API errors
+    and an error-spike alert); a new refresh token in the settings clears the refusal."""
+    return state is not TokenState.VALID and not refused
 
 
 @dataclass(frozen=True)

@@ -190,7 +190,7 @@ async def refresh_due_tokens(
     now = _now(new_uow)
     refreshed = []
     for connection in connections:
-        if refresh_due(connection.token(now)):
+        if refresh_due(connection.token(now), connection.refresh_failed):
             after = await refresh(new_uow, api, connection, watch, monotonic)
             if not after.refresh_error:
                 refreshed.append(connection.channel)
@@ -224,7 +224,7 @@ async def poll_channel(
     as a push of it would be; the cursor moves only past windows read to their end."""
     polled = Polled(connection.channel)
     now = _now(new_uow)
-    if refresh_due(connection.token(now)):
+    if refresh_due(connection.token(now), connection.refresh_failed):
         connection = await refresh(new_uow, api, connection, watch, monotonic)
     calls: list[Call] = []
     cursor, refused = connection.poll_cursor, False

@@ -107,13 +107,13 @@ async def ingest(
                 if order.buyer_id in owing:
                     reason = "held for review: the customer has an overdue after-sales ticket"
                     order.hold(reason, now, HoldCause.OVERDUE_TICKET)
-        judged = (
-            await risk_handlers.judge(
-                uow, await policy.risk.current(uow), [o for _, o, _, _ in accepted], now
-            )
-            if policy.risk is not None and accepted
-            else []
-        )
+        judged = []
+        if policy.risk is not None and accepted:
+            # only orders not stored yet are judged here (a repeat, a poll's re-read, is not a new order
+            # to its phone; a later version is judged as a revision)
+            refs = await uow.orders.stored_refs([(o.channel, o.channel_order_id) for _, o, _, _ in accepted])
+            fresh = [o for _, o, _, _ in accepted if (o.channel, o.channel_order_id) not in refs]
+            judged = await risk_handlers.judge(uow, await policy.risk.current(uow), fresh, now)
         new: list[tuple[Stored, Sequence[Entry], bytes]] = []
         for index, order, _, raw in accepted:
             step = orchestration.next_step(order, orchestration.StockState.NONE)

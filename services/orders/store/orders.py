@@ -89,6 +89,13 @@ _SAVE = _save(_SAVED)
 _SAVE_SCHEDULED = _save(_SCHEDULED)
 
 
+_STORED_REFS = text(
+    "SELECT o.channel, o.channel_order_id FROM orders o "
+    "JOIN unnest(CAST(:channels AS text[]), CAST(:refs AS text[])) AS r(channel, ref) "
+    "ON o.channel = r.channel AND o.channel_order_id = r.ref"
+)
+
+
 class ConcurrentChange(Exception):
     """Someone else changed the order between our read and our write; read again and retry."""
 
@@ -383,6 +390,16 @@ class OrderRepository:
         orders lock them in the same order)."""
         rows = (await self.conn.execute(_BY_IDS_LOCKED, {"order_ids": sorted(set(order_ids))})).all()
         return {row.order_id: self._stored(row) for row in rows}
+
+    async def stored_refs(self, refs: Sequence[tuple[Channel, str]]) -> set[tuple[Channel, str]]:
+        """Which of these channel orders are stored already (one indexed read, nothing locked)."""
+        if not refs:
+            return set()
+        rows = await self.conn.execute(
+            _STORED_REFS,
+            {"channels": [c.value for c, _ in refs], "refs": [ref for _, ref in refs]},
+        )
+        return {(Channel(row.channel), row.channel_order_id) for row in rows}
 
     async def get_by_channel(
         self, channel: Channel, channel_order_id: str, lock: bool = False

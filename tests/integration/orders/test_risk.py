@@ -186,3 +186,25 @@ async def test_a_new_delivery_address_from_the_channel_is_judged_again(stack: St
     )
     seen = next(r for r in velocity.evaluation.results if r.rule_id == "velocity").seen
     assert seen["phone_orders_1h"] == 1  # the revised order is not counted twice
+
+
+async def test_a_repeated_delivery_is_not_counted_again_for_its_phone(stack: Stack) -> None:
+    """A batch carrying three orders already stored (a poll's overlap, a redelivered push) and one new
+    order: the phone has four orders in the hour, not seven, so nothing is frozen."""
+    phone = "13500135000"
+    requests = []
+    for district in ("Futian", "Nanshan", "Luohu", "Longgang"):
+        request = canonical(random_ref("own"))
+        request.shipping_address.CopyFrom(to(district, phone))
+        requests.append(request)
+    for request in requests[:3]:
+        await stack.orders.IngestOrder(request)
+    batch = orders_pb2.IngestOrdersRequest(items=[orders_pb2.IngestItem(order=r) for r in requests])
+    reply = await stack.orders.IngestOrders(batch)
+    assert (reply.created, reply.unchanged) == (1, 3)
+    new_id = reply.results[3].order_id
+    got = (await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=new_id))).order
+    assert got.status == orders_pb2.ORDER_STATUS_PENDING_PAYMENT
+    judged = await stack.orders.GetRiskEvaluation(orders_pb2.GetRiskEvaluationRequest(order_id=new_id))
+    seen = next(r for r in judged.evaluation.results if r.rule_id == "velocity").seen
+    assert seen["phone_orders_1h"] == 4

@@ -142,6 +142,9 @@ class FakeOrderRepository:
             if order_id in self.state.orders
         }
 
+    async def stored_refs(self, refs: Sequence[tuple[Channel, str]]) -> set[tuple[Channel, str]]:
+        return {ref for ref in refs if self._by_channel(*ref) is not None}
+
     async def get_by_channel(
         self, channel: Channel, channel_order_id: str, lock: bool = False
     ) -> Stored | None:
