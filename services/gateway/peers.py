@@ -9,6 +9,9 @@ Every call carries an assertion of the caller the gateway signs for the called s
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
 import grpc
 
 from oms.aftersales.v1 import aftersales_pb2, aftersales_pb2_grpc
@@ -24,6 +27,8 @@ from services.gateway.domain.uploads import Target
 from services.gateway.domain.webhooks import Forwarded
 from services.gateway.gate import Gate
 from services.gateway.provider_notifications import RefundNotice
+from services.kit import tracing
+from services.kit.batching import Batcher
 from services.kit.errors import NotFound
 from services.kit.status import DETAILS_KEY, field_violations
 
@@ -209,24 +214,99 @@ class AftersalesPeer:
 
 
 class LogisticsPeer:
-    """Logistics as the gateway's use cases call it; its errors come back as `UpstreamFailure`."""
+    """Logistics as the gateway's use cases call it; its errors come back as `UpstreamFailure`.
 
-    def __init__(self, gate: Gate, logistics: grpc.aio.Channel) -> None:
+    Pushes from the same sender that arrive together go to logistics in one `ReportTrackingBatch`
+    call (`kit.batching`, a group commit: at most `in_flight` calls at once per sender, what arrives
+    meanwhile goes in the next), each answered for itself. A logistics that does not know the batch
+    call (an older version: UNIMPLEMENTED) is called push by push from then on."""
+
+    def __init__(
+        self, gate: Gate, logistics: grpc.aio.Channel, *, in_flight: int = 2, max_batch: int = 64
+    ) -> None:
         self.gate = gate
         self.logistics = logistics_pb2_grpc.LogisticsServiceStub(logistics)
+        self.in_flight = in_flight
+        self.max_batch = max_batch
+        self.batched = True
+        self._senders: dict[str, Batcher[_Push, PushReply]] = {}
+
+    @property
+    def batches(self) -> int:
+        """How many batch calls were made (for the tests and the benchmark)."""
+        return sum(batcher.batches for batcher in self._senders.values())
 
     async def report_tracking(
         self, caller: Caller, carrier: str, content_type: str, body: bytes
     ) -> PushReply:
         """A verified push as it arrived; logistics reads the carrier's format and says what to answer."""
+        request = logistics_pb2.ReportTrackingRequest(carrier=carrier, content_type=content_type, body=body)
+        if not self.batched:
+            return await self._one(caller, request)
+        sender = caller.principal.subject
+        batcher = self._senders.get(sender)
+        if batcher is None:
+            batcher = Batcher(self._together, linger=0, max_batch=self.max_batch, in_flight=self.in_flight)
+            self._senders[sender] = batcher
+        return await batcher.submit(_Push(caller, request, tracing.current_traceparent()))
+
+    async def _one(self, caller: Caller, request: logistics_pb2.ReportTrackingRequest) -> PushReply:
         try:
             reply = await self.logistics.ReportTracking(
-                logistics_pb2.ReportTrackingRequest(carrier=carrier, content_type=content_type, body=body),
+                request,
                 metadata=self.gate.upstream_metadata(caller, {}, LOGISTICS_AUDIENCE),
                 timeout=CALL_TIMEOUT_SECONDS,
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_failure(error) from None
-        return PushReply(
-            reply.reply.content_type, reply.reply.data, reply.nodes_recorded, reply.quarantine_id
-        )
+        return _push_reply(reply)
+
+    async def _together(self, pushes: list[_Push]) -> list[PushReply | BaseException]:
+        """One call for pushes of one sender (the batcher is per sender), so one assertion serves all."""
+        if not self.batched:
+            return list(
+                await asyncio.gather(
+                    *(self._one(push.caller, push.request) for push in pushes), return_exceptions=True
+                )
+            )
+        try:
+            reply = await self.logistics.ReportTrackingBatch(
+                logistics_pb2.ReportTrackingBatchRequest(
+                    pushes=[push.request for push in pushes],
+                    traceparents=[push.traceparent for push in pushes],
+                ),
+                metadata=self.gate.upstream_metadata(pushes[0].caller, {}, LOGISTICS_AUDIENCE),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() is not grpc.StatusCode.UNIMPLEMENTED:
+                raise upstream_failure(error) from None
+            self.batched = False
+            return await self._together(pushes)
+        return [
+            _push_reply(outcome.taken)
+            if outcome.WhichOneof("outcome") == "taken"
+            else _item_failure(outcome.error)
+            for outcome in reply.outcomes
+        ]
+
+
+@dataclass(frozen=True)
+class _Push:
+    caller: Caller
+    request: logistics_pb2.ReportTrackingRequest
+    traceparent: str
+
+
+def _push_reply(reply: logistics_pb2.ReportTrackingResponse) -> PushReply:
+    return PushReply(reply.reply.content_type, reply.reply.data, reply.nodes_recorded, reply.quarantine_id)
+
+
+def _item_failure(error: common_pb2.ItemError) -> UpstreamFailure:
+    """One push a batch call refused, as its single call would have failed."""
+    code = next((status for status in grpc.StatusCode if status.value[0] == error.code), None)
+    return UpstreamFailure(
+        code.name if code is not None else "UNKNOWN",
+        error.message,
+        tuple((violation.field, violation.description) for violation in error.violations),
+    )

@@ -10,6 +10,7 @@ from google.api import httpbody_pb2
 from oms.common.v1 import common_pb2
 from oms.logistics.v1 import logistics_pb2 as pb
 from oms.logistics.v1 import logistics_pb2_grpc
+from services.kit import batching
 from services.kit.errors import NotFound
 from services.logistics import mappers, printing
 from services.logistics.domain.anomalies import AnomalyRules
@@ -21,6 +22,15 @@ from services.logistics.views import LogisticsViews
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LogisticsService"].full_name
 Ctx = Any
+
+
+def _taken(taken: tracking.PushTaken) -> pb.ReportTrackingResponse:
+    content_type, body = taken.reply
+    return pb.ReportTrackingResponse(
+        nodes_recorded=taken.nodes_recorded,
+        quarantine_id=taken.quarantine_id,
+        reply=httpbody_pb2.HttpBody(content_type=content_type, data=body.encode("utf-8")),
+    )
 
 
 def _page(token: str) -> common_pb2.PageResponse:
@@ -221,12 +231,28 @@ class LogisticsServicer(logistics_pb2_grpc.LogisticsServiceServicer):
     async def ReportTracking(
         self, request: pb.ReportTrackingRequest, context: Ctx
     ) -> pb.ReportTrackingResponse:
-        taken = await self.pushes.take(mappers.tracking_push(request))
-        content_type, body = taken.reply
-        return pb.ReportTrackingResponse(
-            nodes_recorded=taken.nodes_recorded,
-            quarantine_id=taken.quarantine_id,
-            reply=httpbody_pb2.HttpBody(content_type=content_type, data=body.encode("utf-8")),
+        return _taken(await self.pushes.take(mappers.tracking_push(request)))
+
+    async def ReportTrackingBatch(
+        self, request: pb.ReportTrackingBatchRequest, context: Ctx
+    ) -> pb.ReportTrackingBatchResponse:
+        """Every push handed to the push desk at once, so they share its next transactions; each is
+        answered as ReportTracking would answer it."""
+        pushes = mappers.tracking_pushes(request)
+        answers = await batching.answer_each(
+            pushes,
+            self.pushes.take,
+            len(pushes),
+            list(request.traceparents)[: len(pushes)],
+            "logistics.tracking_push",
+        )
+        return pb.ReportTrackingBatchResponse(
+            outcomes=[
+                pb.ReportTrackingOutcome(error=mappers.item_error(answer))
+                if isinstance(answer, Exception)
+                else pb.ReportTrackingOutcome(taken=_taken(answer))
+                for answer in answers
+            ]
         )
 
     async def GetTracking(self, request: pb.GetTrackingRequest, context: Ctx) -> pb.GetTrackingResponse:

@@ -12,6 +12,8 @@ from oms.alerts.v1 import events_pb2 as alerts_pb
 from oms.common.v1 import common_pb2
 from oms.logistics.v1 import events_pb2 as events_pb
 from oms.logistics.v1 import logistics_pb2 as pb
+from services.kit import batching
+from services.kit import status as kit_status
 from services.kit.errors import InvalidArgument
 from services.kit.timestamps import timestamp
 from services.logistics.domain.carriers import BreakerState
@@ -192,6 +194,18 @@ def create_waybills(request: pb.CreateWaybillsRequest) -> CreateWaybills:
 
 def tracking_push(request: pb.ReportTrackingRequest) -> TrackingPush:
     return TrackingPush(request.carrier.strip().lower(), request.content_type, request.body)
+
+
+def tracking_pushes(request: pb.ReportTrackingBatchRequest) -> list[TrackingPush]:
+    if not request.pushes:
+        raise InvalidArgument("pushes", "must carry at least one push")
+    if len(request.pushes) > batching.MAX_ITEMS:
+        raise InvalidArgument("pushes", f"at most {batching.MAX_ITEMS} pushes per call")
+    return [tracking_push(push) for push in request.pushes]
+
+
+def item_error(error: Exception) -> common_pb2.ItemError:
+    return kit_status.item_error(error, common_pb2.ItemError, common_pb2.FieldViolation)  # type: ignore[no-any-return]
 
 
 def waybill_item(value: WaybillRequest) -> pb.WaybillItem:

@@ -212,6 +212,7 @@ POLICY: dict[str, Rule] = {
     f"{LOGISTICS}/ScanOut": _w(WAREHOUSE_FLOOR, STAFF_ONLY),
     # what a verified carrier push is forwarded to (ReceiveTrackingPush); staff may replay one by hand
     f"{LOGISTICS}/ReportTracking": _w(STAFF | {"carrier"}, STAFF_ONLY, Klass.PUSH),
+    f"{LOGISTICS}/ReportTrackingBatch": _w(STAFF | {"carrier"}, STAFF_ONLY, Klass.PUSH),
     f"{LOGISTICS}/ListQuarantinedPushes": _r(STAFF, STAFF_ONLY),
     # after-sales: a scoped caller reaches the tickets of the orders it may see (its own as a customer,
     # its customers' as an agent: after-sales asks orders whose they are), a provider its own refunds

@@ -9,6 +9,7 @@ import asyncio
 import json
 from datetime import timedelta
 
+import grpc
 import pytest
 from sqlalchemy import text
 
@@ -177,3 +178,56 @@ async def test_a_shipment_held_elsewhere_stalls_only_the_pushes_for_it(service: 
     held = await asyncio.wait_for(asyncio.gather(*waiting), timeout=10)
     assert [a.nodes_recorded for a in held] == [1] * 6
     assert len((await tracking(service, sids[0])).events) == 6
+
+
+async def test_a_batch_of_pushes_is_answered_push_by_push_in_its_order(service: Service) -> None:
+    await service.sandbox.control("sf", push_enabled=False)
+    sids = [await shipped(service, f"o-batch-{n}", "SF") for n in range(3)]
+    numbers = [(await tracking(service, sid)).shipment.waybill.waybill_no for sid in sids]
+    pushes = [sf_route_push(numbers[n % 3], f"分拣 {n}", n) for n in range(9)]
+    pushes.insert(
+        3, pb.ReportTrackingRequest(carrier="sf", content_type="application/json", body=b"{not json")
+    )
+    pushes.insert(6, pb.ReportTrackingRequest(carrier="dhl", content_type="application/json", body=b"{}"))
+    pushes.insert(7, sf_route_push("SF0000000000000", "nobody's parcel", 1))
+    pushes.append(sf_route_push(numbers[0], "分拣 0", 0))  # the first node again: taken, records nothing
+    reply = await service.stub.ReportTrackingBatch(
+        pb.ReportTrackingBatchRequest(pushes=pushes, traceparents=["00-" + "1" * 32 + "-" + "2" * 16 + "-01"])
+    )
+    assert [outcome.WhichOneof("outcome") for outcome in reply.outcomes] == ["taken"] * 13
+    taken = [outcome.taken for outcome in reply.outcomes]
+    # malformed, an unknown carrier's format and nobody's parcel are quarantined, each with its reason
+    assert [t.nodes_recorded for t in taken] == [1, 1, 1, 0, 1, 1, 0, 0, 1, 1, 1, 1, 0]
+    assert [bool(t.quarantine_id) for t in taken] == [False] * 3 + [True] + [False] * 2 + [True] * 2 + [
+        False
+    ] * 5
+    answered = [json.loads(t.reply.data) for t in taken]
+    assert [a.get("return_code") for n, a in enumerate(answered) if n != 6] == ["0000"] * 12
+    assert answered[6]["result"] is True  # what is not SF's push is answered the Kuaidi100 way
+    async with service.engine.connect() as conn:
+        reasons = (
+            (await conn.execute(text("SELECT reason FROM quarantined_pushes ORDER BY reason")))
+            .scalars()
+            .all()
+        )
+    assert (
+        len(reasons) == 3
+        and any("dhl" in r for r in reasons)
+        and any("SF0000000000000" in r for r in reasons)
+    )
+    for n, sid in enumerate(sids):
+        events = (await tracking(service, sid)).events
+        assert sorted(e.description for e in events) == sorted(f"分拣 {m}" for m in range(n, 9, 3))
+
+
+@pytest.mark.parametrize("count", [0, 501])
+async def test_a_batch_of_no_pushes_or_too_many_is_refused_naming_the_field(
+    service: Service, count: int
+) -> None:
+    push = sf_route_push("SF0000000000000", "x", 1)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.stub.ReportTrackingBatch(pb.ReportTrackingBatchRequest(pushes=[push] * count))
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "pushes" in (refused.value.details() or "")
+    async with service.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM quarantined_pushes"))).scalar() == 0
