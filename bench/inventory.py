@@ -75,6 +75,36 @@ async def hot_sku(stubs: list[inventory_pb2_grpc.InventoryServiceStub]) -> tuple
     return successes, selling, elapsed
 
 
+class LockWatch:
+    """Samples the inventory database every `every` seconds while the hot-SKU rounds run: how often any
+    backend was waiting for a lock (a row lock on the hot SKU's stock row shows as wait_event_type
+    'Lock'). If the row's lock were the limit, buyers' statements would queue on it most of the time;
+    splitting the row into buckets (DESIGN.md) pays only then."""
+
+    def __init__(self, url: str, every: float = 0.01) -> None:
+        self.url, self.every = url, every
+        self.samples = self.waiting = self.waiters = 0
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        conn = await asyncpg.connect(plain_url(self.url))
+        try:
+            while not self._stop.is_set():
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                self.samples += 1
+                self.waiting += count > 0
+                self.waiters += count
+                await asyncio.sleep(self.every)
+        finally:
+            await conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 async def mixed(stubs: list[inventory_pb2_grpc.InventoryServiceStub]) -> tuple[int, list[float], float]:
     latencies: list[float] = []
     reserved = 0
@@ -136,12 +166,22 @@ async def oversold(url: str) -> int:
 async def run(url: str, address: str, service_pids: list[int], echo: str) -> None:
     channels = [client_channel(address) for _ in range(4)]
     stubs = [inventory_pb2_grpc.InventoryServiceStub(channel) for channel in channels]
+    groups = {"service": service_pids, "client": [os.getpid()]}
+    watch = LockWatch(url)
+    watching = asyncio.create_task(watch.run())
+    cpu_before = cpu_seconds(groups)
     successes, selling, hot_elapsed = await hot_sku(stubs)
+    hot_cpu = cpu_seconds(groups)["service"] - cpu_before["service"]
+    watch.stop()
+    await watching
     print(f"hot_sku_oversold: {await oversold(url)} units")
     print(f"hot_sku_reserved: {successes} of {HOT_UNITS * HOT_ROUNDS} units")
     print(f"hot_sku_reservations_per_s: {successes / selling:.0f} reservations/s")
     print(f"hot_sku_attempts_per_s: {HOT_BUYERS * HOT_ROUNDS / hot_elapsed:.0f} attempts/s")
-    groups = {"service": service_pids, "client": [os.getpid()]}
+    # what limits the hot SKU: the service's CPU (one process is at most 100 % of a core) or the row lock
+    print(f"hot_sku_service_cpu: {hot_cpu / hot_elapsed * 100 / REPLICAS:.0f} % of a core per replica")
+    print(f"hot_sku_lock_wait_share: {watch.waiting * 100 / max(watch.samples, 1):.0f} % of samples")
+    print(f"hot_sku_lock_waiters_avg: {watch.waiters / max(watch.samples, 1):.2f} backends")
     cpu_before = cpu_seconds(groups)
     reserved, latencies, elapsed = await mixed(stubs)
     cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_seconds(groups).items()}
