@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -69,6 +71,17 @@ class OlderLogistics(logistics_pb2_grpc.LogisticsServiceServicer):
         return answer(request)
 
 
+@asynccontextmanager
+async def served(stand_in: logistics_pb2_grpc.LogisticsServiceServicer) -> AsyncIterator[grpc.aio.Channel]:
+    """The stand-in behind the kit's server (the gateway's assertion checked), and a channel to it."""
+
+    def register(server: grpc.aio.Server) -> None:
+        logistics_pb2_grpc.add_LogisticsServiceServicer_to_server(stand_in, server)
+
+    async with identity.served(SERVICE, register) as address, grpc.aio.insecure_channel(address) as channel:
+        yield channel
+
+
 def push(nodes: int, **more: Any) -> bytes:
     return json.dumps({"nodes": nodes, **more}).encode()
 
@@ -79,8 +92,7 @@ def sender(carrier: str) -> Caller:
 
 async def test_pushes_arriving_together_share_calls_and_each_gets_its_own_answer() -> None:
     stand_in = BatchingLogistics()
-    register = lambda server: logistics_pb2_grpc.add_LogisticsServiceServicer_to_server(stand_in, server)  # noqa: E731
-    async with identity.served(SERVICE, register) as address, grpc.aio.insecure_channel(address) as channel:
+    async with served(stand_in) as channel:
         peer = LogisticsPeer(gate(), channel)
         replies = await asyncio.gather(
             *(peer.report_tracking(sender("sf"), "sf", "application/json", push(n)) for n in range(40))
@@ -93,8 +105,7 @@ async def test_pushes_arriving_together_share_calls_and_each_gets_its_own_answer
 
 async def test_one_push_refused_in_a_batch_fails_alone_and_two_senders_never_share_a_call() -> None:
     stand_in = BatchingLogistics()
-    register = lambda server: logistics_pb2_grpc.add_LogisticsServiceServicer_to_server(stand_in, server)  # noqa: E731
-    async with identity.served(SERVICE, register) as address, grpc.aio.insecure_channel(address) as channel:
+    async with served(stand_in) as channel:
         peer = LogisticsPeer(gate(), channel)
         sent = [
             peer.report_tracking(
@@ -115,8 +126,7 @@ async def test_one_push_refused_in_a_batch_fails_alone_and_two_senders_never_sha
 
 async def test_a_logistics_without_the_batch_call_is_called_push_by_push() -> None:
     stand_in = OlderLogistics()
-    register = lambda server: logistics_pb2_grpc.add_LogisticsServiceServicer_to_server(stand_in, server)  # noqa: E731
-    async with identity.served(SERVICE, register) as address, grpc.aio.insecure_channel(address) as channel:
+    async with served(stand_in) as channel:
         peer = LogisticsPeer(gate(), channel)
         first = await asyncio.gather(
             *(peer.report_tracking(sender("sf"), "sf", "application/json", push(n)) for n in range(5))
