@@ -30,7 +30,7 @@ from services.gateway.provider_notifications import RefundNotice
 from services.kit import tracing
 from services.kit.batching import Batcher
 from services.kit.errors import NotFound
-from services.kit.status import DETAILS_KEY, field_violations
+from services.kit.status import DETAILS_KEY, code_of, field_violations
 
 ORDERS_AUDIENCE = "orders"
 LOGISTICS_AUDIENCE = "logistics"
@@ -304,9 +304,8 @@ def _push_reply(reply: logistics_pb2.ReportTrackingResponse) -> PushReply:
 
 def _item_failure(error: common_pb2.ItemError) -> UpstreamFailure:
     """One push a batch call refused, as its single call would have failed."""
-    code = next((status for status in grpc.StatusCode if status.value[0] == error.code), None)
     return UpstreamFailure(
-        code.name if code is not None else "UNKNOWN",
+        code_of(error.code).name,
         error.message,
         tuple((violation.field, violation.description) for violation in error.violations),
     )

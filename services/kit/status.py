@@ -109,10 +109,19 @@ def _retry_after() -> tuple[tuple[str, str], ...]:
     return (("retry-after", str(RETRY_AFTER_SECONDS)),)
 
 
+_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def code_of(number: int) -> grpc.StatusCode:
+    """A status code from its number (as an ItemError carries it); UNKNOWN for a number gRPC has not."""
+    return _BY_NUMBER.get(number, grpc.StatusCode.UNKNOWN)
+
+
 def item_error(error: BaseException, message: Any, violation: Any) -> Any:
     """One refused item of a batch call as `message` (oms.common.v1.ItemError, given by the caller's
-    mappers): the code (as its number) and message its single call would have answered, and the fields
-    at fault (`violation`: FieldViolation). Anything unplanned is logged here, as the server does."""
+    mappers): the code (as its number, read back by `code_of`) and message its single call would have
+    answered, and the fields at fault (`violation`: FieldViolation). Anything unplanned is logged here,
+    as the server does."""
     status = status_of(error)
     if status.code is grpc.StatusCode.INTERNAL:
         _log.error("a batch item failed", exc_info=error)

@@ -17,7 +17,7 @@ from oms.routing.v1 import routing_pb2, routing_pb2_grpc
 from services.kit import tracing
 from services.kit.batching import Batcher
 from services.kit.errors import DomainError, Unavailable
-from services.kit.status import DETAILS_KEY, field_violations
+from services.kit.status import DETAILS_KEY, code_of, field_violations
 from services.orders import mappers
 from services.orders.domain.model import Order, Priority
 from services.orders.domain.shipping import NoParcelPlanned, PlannedParcel, Shipment, ShippingPlan
@@ -416,10 +416,7 @@ async def _each(items: Sequence[T], call: Callable[[T], Awaitable[R]]) -> list[R
 
 def _item_error(peer: str, error: common_pb2.ItemError) -> Exception:
     """A refused item of a batch call, as the same exception its single call would have raised."""
-    try:
-        code = next(status for status in grpc.StatusCode if status.value[0] == error.code)
-    except StopIteration:
-        code = grpc.StatusCode.UNKNOWN
+    code = code_of(error.code)
     detail = error.message
     if code in PERMANENT:
         violations = [(violation.field, violation.description) for violation in error.violations]

@@ -120,6 +120,7 @@ async def test_one_push_refused_in_a_batch_fails_alone_and_two_senders_never_sha
     assert [reply.nodes_recorded for n, reply in enumerate(replies) if n != 7] == [  # type: ignore[union-attr]
         n for n in range(20) if n != 7
     ]
+    assert {who for who, _ in stand_in.calls} == {"carrier/sf", "carrier/kuaidi100"}
     for who, nodes in stand_in.calls:
         assert all((n % 2 == 1) == (who == "carrier/sf") for n in nodes), (who, nodes)
 

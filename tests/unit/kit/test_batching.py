@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import pytest
 
+from oms.common.v1 import common_pb2
+from services.kit import status
 from services.kit.batching import Batcher, answer_each, distinct
 from services.kit.errors import InvalidArgument, NotFound
 
@@ -128,3 +131,16 @@ async def test_a_group_commit_never_runs_more_calls_than_it_is_allowed() -> None
     batcher: Batcher[int, int] = Batcher(flush, linger=0, max_batch=4, in_flight=2)
     answers = await asyncio.gather(*(batcher.submit(n) for n in range(40)))
     assert answers == list(range(40)) and peak == 2
+
+
+def test_an_item_error_carries_its_single_calls_code_and_the_caller_reads_it_back() -> None:
+    refused = status.item_error(
+        NotFound("order o-1 not found"), common_pb2.ItemError, common_pb2.FieldViolation
+    )
+    assert status.code_of(refused.code) is grpc.StatusCode.NOT_FOUND
+    bad = status.item_error(
+        InvalidArgument("qty", "must be positive"), common_pb2.ItemError, common_pb2.FieldViolation
+    )
+    assert status.code_of(bad.code) is grpc.StatusCode.INVALID_ARGUMENT
+    assert [(v.field, v.description) for v in bad.violations] == [("qty", "must be positive")]
+    assert status.code_of(999) is grpc.StatusCode.UNKNOWN  # a number gRPC does not have
