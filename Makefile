@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e security contract test bench bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
+.PHONY: all venv protos run down status lint unit integration e2e security contract test test-browser bench bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
 
 all: test
 
@@ -57,6 +57,18 @@ contract: protos
 
 test: lint protos
 	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e tests/security
+
+BROWSER_STAMP := $(VENV)/.browser-installed
+$(BROWSER_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,browser]'
+	touch $(BROWSER_STAMP)
+
+test-browser: protos $(BROWSER_STAMP) ## the console in a real Chromium (the system's; installed here when missing, as root with apt)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "test-browser needs Chromium: install your distribution's chromium package" >&2; exit 1; fi; }
+	$(PY) -m pytest -q tests/browser
 
 bench: bench-inventory bench-routing bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-credentials bench-logistics bench-aftersales bench-guards
 

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from omsctl import embedded, stack, tokens
+from omsctl import embedded, stack, tokens, users
 
 DEMO_ORDER = {
     "channel": "CHANNEL_OWN_SHOP",
@@ -145,6 +145,7 @@ def print_banner(
     edge = platform.endpoints["envoy"]
     body = json.dumps(DEMO_ORDER, ensure_ascii=False)
     rows = [
+        ("Web console (sign in below)", f"http://{edge}/console"),
         ("HTTP/JSON, gRPC, gRPC-Web (Envoy)", f"http://{edge}"),
         ("Envoy admin", f"http://{platform.endpoints['envoy-admin']}"),
         *(
@@ -171,6 +172,14 @@ def print_banner(
         assert isinstance(loaded, Loaded)
         lines += ["", f"Demo catalogue (omsctl/demo_catalogue.yaml): {loaded.summary()}"]
         lines += [f"  note: {note}" for note in loaded.notes]
+        lines += [
+            "",
+            f"Console sign-ins (http://{edge}/console; more with `omsctl user add`):",
+            *(
+                f"  {user['sub']} / {user['password']}  ({', '.join(user['roles'])})"
+                for user in loaded.logins
+            ),
+        ]
     else:
         lines += ["", "No demo catalogue (--empty): create warehouses, SKUs and stock first"]
     token = tokens.mint(stack.edge_settings(oms_home), "demo-ops", ["ops"], 12 * 3600)
@@ -482,6 +491,7 @@ def main() -> None:
     commands.add_parser("status", help="show what runs and its health")
     commands.add_parser("protos", help="generate gen/ from protos/")
     tokens.add_arguments(commands)
+    users.add_arguments(commands)
     sign_parser = commands.add_parser(
         "sign", help="the x-oms-webhook-signature of a webhook body, with the stack's demo secret"
     )
@@ -559,6 +569,8 @@ def main() -> None:
         sys.exit(payments(args.action, args.words))
     if args.command == "carriers":
         sys.exit(carriers(args.action, args.words, args.carrier, args.order))
+    if args.command == "user":
+        sys.exit(users.run(args, home()))
     if args.command == "token":
         sys.exit(tokens.run(args, {**stack.edge_settings(home()), **os.environ}))
     if args.command == "trace":

@@ -34,6 +34,8 @@ class Loaded:
     skus: int = 0
     stock_rows: int = 0
     users: list[str] = field(default_factory=list)
+    # the console sign-ins the catalogue made (sub, password, roles), for the banner
+    logins: list[dict[str, Any]] = field(default_factory=list)
     sent_attributes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -64,6 +66,16 @@ def sku_body(item: dict[str, Any], known: set[str]) -> dict[str, Any]:
     sendable = [name for name, field in SKU_ATTRIBUTES.items() if field in known and name in item]
     attributes = {name: item[name] for name in sendable}
     return {"title": item["title"], **attributes}
+
+
+def user_body(user: dict[str, Any]) -> dict[str, Any]:
+    """A catalogue user as PutUser's body (the console's sign-in)."""
+    return {
+        "subject": user["sub"],
+        "password": user["password"],
+        "roles": list(user["roles"]),
+        "customerId": user.get("customer_id", ""),
+    }
 
 
 class Edge:
@@ -128,6 +140,9 @@ def load_through(edge: Edge, document: dict[str, Any]) -> Loaded:
             edge.call("POST", "/v1/inventory/receipts", receipt)
             loaded.stock_rows += 1
     for user in document.get("users", []):
+        if user.get("password"):
+            edge.call("POST", "/v1/users", user_body(user))
+            loaded.logins.append(user)
         if user.get("customers"):
             edge.call(
                 "POST",

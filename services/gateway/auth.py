@@ -416,6 +416,13 @@ class ServiceAccount:
             raise AuthSettingsError(f"service account {self.client_id!r}: {error}") from None
 
 
+def check_password(secret: str, stored: str | None) -> bool:
+    """A console user's password against the stored hash; an unknown user is hashed against the dummy,
+    so the answer takes as long as for a known one."""
+    matches = check_secret(secret, stored if stored is not None else _DUMMY_HASH)
+    return stored is not None and matches
+
+
 def authenticate_client(
     accounts: Mapping[str, ServiceAccount], client_id: str, secret: str
 ) -> ServiceAccount:

@@ -16,11 +16,13 @@ from services.gateway.grpc_api import SERVICE_NAME, GatewayApi
 from services.gateway.handlers.alert_desk import AlertDesk
 from services.gateway.handlers.alerts import Watchers
 from services.gateway.handlers.audit import AuditLogReader
+from services.gateway.handlers.console import ConsoleAssets
 from services.gateway.handlers.provider_notifications import ProviderNotifications
 from services.gateway.handlers.reveal import Reveal
 from services.gateway.handlers.tokens import Tokens
 from services.gateway.handlers.tracking_pushes import TrackingPushes
 from services.gateway.handlers.uploads import Uploads
+from services.gateway.handlers.users import ConsoleUsers
 from services.gateway.handlers.webhooks import Webhooks
 from services.gateway.limits import LocalTokenBucket, RateLimiter, RedisTokenBucket, connect_redis
 from services.gateway.peers import AftersalesPeer, LogisticsPeer, OrdersPeer, OrderVisibility
@@ -128,6 +130,15 @@ async def serve(settings: Settings) -> None:
                 settings.provider_keys, orders, AftersalesPeer(gate, channels[AFTERSALES]), gate, wall
             ),
             alert_desk=alert_desk,
+            users=ConsoleUsers(
+                settings.jwt,
+                new_uow,
+                checker,
+                FailureThrottle(redis, settings.credential_throttle, monotonic),
+                gate,
+                wall,
+            ),
+            console=ConsoleAssets(),
         )
         prefix = settings.common.subject_prefix
         await runtime.nc.subscribe(f"{prefix}.alerts.>", cb=to_hub(hub))

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio
 import redis.exceptions
@@ -47,15 +48,23 @@ class SecretChecker:
     async def authenticate(
         self, accounts: Mapping[str, auth.ServiceAccount], client_id: str, secret: str
     ) -> auth.ServiceAccount:
+        account: auth.ServiceAccount = await self._off_loop(
+            auth.authenticate_client, accounts, client_id, secret
+        )
+        return account
+
+    async def matches(self, secret: str, stored_hash: str | None) -> bool:
+        """A console user's password (`auth.check_password`), under the same cap."""
+        matched: bool = await self._off_loop(auth.check_password, secret, stored_hash)
+        return matched
+
+    async def _off_loop(self, check: Callable[..., Any], *args: Any) -> Any:
         # a counter, not a semaphore: a semaphore would queue callers for ever under a flood
         if self._running >= self.max_concurrent:
             raise ChecksBusy()
         self._running += 1
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self._pool, auth.authenticate_client, accounts, client_id, secret
-            )
+            return await asyncio.get_running_loop().run_in_executor(self._pool, check, *args)
         finally:
             self._running -= 1
 

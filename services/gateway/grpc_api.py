@@ -21,11 +21,13 @@ from services.gateway.gate import trailing
 from services.gateway.handlers.alert_desk import AlertDesk
 from services.gateway.handlers.alerts import Watchers
 from services.gateway.handlers.audit import AuditLogReader
+from services.gateway.handlers.console import ConsoleAssets
 from services.gateway.handlers.provider_notifications import ProviderNotifications
 from services.gateway.handlers.reveal import Reveal
 from services.gateway.handlers.tokens import Tokens
 from services.gateway.handlers.tracking_pushes import TrackingPushes
 from services.gateway.handlers.uploads import Uploads
+from services.gateway.handlers.users import ConsoleUsers
 from services.gateway.handlers.webhooks import Webhooks
 from services.gateway.proxy import LocalMethod
 
@@ -44,6 +46,8 @@ class GatewayApi:
         tracking_pushes: TrackingPushes,
         provider_notifications: ProviderNotifications,
         alert_desk: AlertDesk,
+        users: ConsoleUsers,
+        console: ConsoleAssets,
     ) -> None:
         self.tokens = tokens
         self.uploads = uploads
@@ -54,6 +58,8 @@ class GatewayApi:
         self.tracking_pushes = tracking_pushes
         self.provider_notifications = provider_notifications
         self.alert_desk = alert_desk
+        self.users = users
+        self.console = console
 
     def methods(self) -> dict[str, LocalMethod]:
         return {
@@ -76,7 +82,46 @@ class GatewayApi:
             "ListAlerts": LocalMethod(self.list_alerts),
             "AcknowledgeAlert": LocalMethod(self.acknowledge_alert),
             "ResolveAlert": LocalMethod(self.resolve_alert),
+            "SignIn": LocalMethod(self.sign_in),
+            "PutUser": LocalMethod(self.put_user),
+            "GetConsoleAsset": LocalMethod(self.console_asset),
         }
+
+    async def sign_in(
+        self, request: gateway_pb2.SignInRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.SignInResponse:
+        try:
+            session = await self.users.sign_in(request.username, request.password, caller)
+        except TooManyAttempts as blocked:
+            context.set_trailing_metadata(trailing(blocked.retry_after))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, blocked.message)
+            raise
+        return gateway_pb2.SignInResponse(
+            access_token=session.access_token,
+            token_type="Bearer",
+            expires_in=session.expires_in,
+            subject=session.user.subject,
+            roles=sorted(session.user.roles),
+            customer_id=session.user.customer_id,
+        )
+
+    async def put_user(
+        self, request: gateway_pb2.PutUserRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.PutUserResponse:
+        user, created = await self.users.put(
+            request.subject, request.password, request.roles, request.customer_id
+        )
+        return gateway_pb2.PutUserResponse(
+            subject=user.subject, roles=sorted(user.roles), customer_id=user.customer_id, created=created
+        )
+
+    async def console_asset(
+        self, request: gateway_pb2.GetConsoleAssetRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.GetConsoleAssetResponse:
+        asset = self.console.get(request.path)
+        return gateway_pb2.GetConsoleAssetResponse(
+            asset=httpbody_pb2.HttpBody(content_type=asset.content_type, data=asset.data)
+        )
 
     async def issue_token(
         self, request: gateway_pb2.IssueTokenRequest, context: Any, caller: Caller

@@ -24,10 +24,12 @@ def test_every_public_rpc_has_a_policy_and_every_policy_names_a_real_rpc() -> No
     assert methods == set(POLICY)
 
 
-def test_only_token_exchange_and_signed_webhooks_are_public() -> None:
+def test_only_token_exchange_sign_in_signed_webhooks_and_the_consoles_files_are_public() -> None:
     public = {method for method, rule in POLICY.items() if rule.public}
     assert public == {
         "oms.gateway.v1.GatewayService/IssueToken",
+        "oms.gateway.v1.GatewayService/SignIn",
+        "oms.gateway.v1.GatewayService/GetConsoleAsset",
         "oms.gateway.v1.GatewayService/ReceivePaymentWebhook",
         "oms.gateway.v1.GatewayService/ReceiveCarrierWebhook",
         "oms.gateway.v1.GatewayService/ReceiveChannelWebhook",

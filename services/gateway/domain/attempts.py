@@ -27,6 +27,8 @@ class AttemptReason(StrEnum):
     BEARER_TOKEN = "bearer_token"
     API_KEY_SIGNATURE = "api_key_signature"
     CLIENT_SECRET = "client_secret"
+    # a console user's sign-in with an unknown name or a wrong password
+    PASSWORD = "password"
     ROLE_NOT_ALLOWED = "role_not_allowed"
     CUSTOMER_UNNAMED = "customer_unnamed"
     SCOPED_CALLER = "scoped_caller"

@@ -248,6 +248,11 @@ POLICY: dict[str, Rule] = {
     f"{GATEWAY}/ListAlerts": _r(STAFF, STAFF_ONLY),
     f"{GATEWAY}/AcknowledgeAlert": _w(STAFF, STAFF_ONLY),
     f"{GATEWAY}/ResolveAlert": _w(STAFF, STAFF_ONLY),
+    # the console: a password exchanged for a user's token, users kept by admins, and the console's
+    # own files (which hold no data; every figure in them is an API call under the user's token)
+    f"{GATEWAY}/SignIn": _public(Klass.AUTH, mutating=False),
+    f"{GATEWAY}/PutUser": _w(ADMINS, STAFF_ONLY),
+    f"{GATEWAY}/GetConsoleAsset": _public(Klass.READ, mutating=False),
 }
 
 

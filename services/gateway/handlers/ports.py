@@ -13,6 +13,7 @@ from services.gateway.domain.audit import AuditRecord
 from services.gateway.domain.principal import Caller
 from services.gateway.domain.tracking_pushes import PushReply
 from services.gateway.domain.uploads import UploadState
+from services.gateway.domain.users import ConsoleUser
 from services.gateway.domain.webhooks import Forwarded
 from services.gateway.provider_notifications import RefundNotice
 
@@ -138,6 +139,8 @@ class AlertFeed(Protocol):
 class SecretChecks(Protocol):
     async def authenticate(self, accounts: Mapping[str, Any], client_id: str, secret: str) -> Any: ...
 
+    async def matches(self, secret: str, stored_hash: str | None) -> bool: ...
+
 
 class FailureThrottle(Protocol):
     async def blocked_for(self, client_id: str, address: str) -> float: ...
@@ -192,3 +195,26 @@ class AlertNotifier(Protocol):
     async def notify(self, record: AlertRecord, escalated: bool) -> bool:
         """True when every sink delivered it (or had already): only then is the assignee marked told."""
         ...
+
+
+class Users(Protocol):
+    """Console users (services.gateway.store.users)."""
+
+    async def get(self, subject: str) -> ConsoleUser | None: ...
+
+    async def put(self, user: ConsoleUser, now: datetime) -> bool: ...
+
+
+class UserUnitOfWork(Protocol):
+    """One transaction over the console users and the audit log: rolled back unless committed."""
+
+    @property
+    def users(self) -> Users: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...

@@ -77,3 +77,15 @@ alert_events_table = Table(
     Column("alert_id", String(36), nullable=True),
     Column("received_at", TZ, nullable=False),
 )
+
+# console users (domain/users.py): a PBKDF2 hash only, never the password
+users_table = Table(
+    "console_users",
+    metadata,
+    Column("subject", String(128), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("roles", ARRAY(String(32)), nullable=False),
+    Column("customer_id", String(128), nullable=False),
+    Column("created_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+)

@@ -1,0 +1,2 @@
+"use strict";
+OMS.start();
