@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e security contract test test-browser bench bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
+.PHONY: all venv protos run down status lint unit integration e2e security contract test test-browser bench bench-console bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
 
 all: test
 
@@ -63,14 +63,19 @@ $(BROWSER_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,browser]'
 	touch $(BROWSER_STAMP)
 
-test-browser: protos $(BROWSER_STAMP) ## the console in a real Chromium (the system's; installed here when missing, as root with apt)
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+test-browser: protos $(BROWSER_STAMP) ## the console in a real Chromium (the system's; with a Chinese font, installed here when missing, as root with apt)
+	@need=""; command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need="chromium"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || need="$$need fonts-wqy-zenhei"; \
+	if [ -n "$$need" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "test-browser needs Chromium: install your distribution's chromium package" >&2; exit 1; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	  elif echo "$$need" | grep -q chromium; then \
+	    echo "test-browser needs Chromium: install your distribution's chromium package" >&2; exit 1; \
+	  else echo "no Chinese font: the screenshots show boxes for the Chinese labels" >&2; fi; \
+	fi
 	$(PY) -m pytest -q tests/browser
 
-bench: bench-inventory bench-routing bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-credentials bench-logistics bench-aftersales bench-guards
+bench: bench-console bench-inventory bench-routing bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-credentials bench-logistics bench-aftersales bench-guards
 
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
@@ -78,6 +83,9 @@ bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prin
 bench-logistics: protos ## one 1,000-waybill action against the carrier sandbox at 50 ms and 5 % failures, then real-format tracking pushes through Envoy (pushes/s, push → event p99); prints `name: value unit`
 	$(PY) -m bench.logistics
 	$(PY) -m bench.logistics_tracking
+
+bench-console: protos $(BROWSER_STAMP) ## the 360° view of an order with 50+ timeline entries in Chromium, and the API calls behind it; prints `name: value unit`
+	$(PY) -m bench.console
 
 bench-aftersales: protos ## 10,000 random vouchers to the cent, then refund-only tickets opened, auto-approved and refunded end to end at the payment sandbox (50 ms); prints `name: value unit`
 	$(PY) -m bench.aftersales

@@ -16,13 +16,13 @@ async def test_the_console_page_and_its_files_are_served_with_a_strict_policy(pl
         status, headers, page = await call(platform, "GET", path)
         assert status == 200, (path, page)
         assert headers["content-type"].startswith("text/html")
-        assert '<script src="/console/core.js">' in page
+        assert b'<script src="/console/core.js">' in page
         assert "script-src 'self'" in headers["content-security-policy"]
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert headers["x-content-type-options"] == "nosniff"
     status, headers, script = await call(platform, "GET", "/console/core.js")
     assert status == 200 and headers["content-type"].startswith("text/javascript")
-    assert "localStorage" not in script  # the token lives in memory only
+    assert b"localStorage" not in script  # the token lives in memory only
     for missing in ("/console/nope.js", "/console/..%2f..%2fREADME.md", "/console/../gateway/auth.py"):
         status, _, _ = await call(platform, "GET", missing)
         assert status == 404, missing

@@ -226,10 +226,13 @@ const OMS = (() => {
     else if (page === "login") page = home();
     const entry = NAV.find((n) => n.page === page);
     if (entry && !has(...entry.roles)) page = home();
-    main.replaceChildren();
+    // each visit renders into a view of its own: a visit overtaken by the next one (two hash changes
+    // in a row) goes on rendering into a detached view and never doubles the page on screen
+    const view = document.createElement("div");
+    main.replaceChildren(view);
     main.dataset.page = page;
     try {
-      await pages[page](main, rest.map(decodeURIComponent));
+      await pages[page](view, rest.map(decodeURIComponent));
     } catch (error) {
       failed(error);
     }
@@ -283,8 +286,9 @@ const OMS = (() => {
           expiresAt: Date.now() + 1000 * Number(reply.expiresIn || 0),
         };
         password.value = "";
-        location.hash = `#/${home()}`;
-        await route();
+        const target = `#/${home()}`;
+        if (location.hash === target) await route();
+        else location.hash = target; // hashchange routes
       } catch (error) {
         notice(error.status === 401 ? t("wrong_credentials") : `${t("error")}: ${error.message}`, "error");
       }

@@ -22,6 +22,7 @@ I18N.add({
     "cs.opened": "Ticket {id} opened.", "cs.shipments": "Shipments", "cs.waybill": "Waybill",
     "cs.stage": "Stage", "cs.warehouse": "Warehouse", "cs.carrier": "Carrier", "cs.masked": "masked",
     "cs.loaded_in": "complete in {ms} ms",
+    "cs.phone_refused": "Finding orders by the full phone number is for roles that see phones unmasked (a supervisor): with masked phones it would let anyone guess the hidden digits. Ask for the order number, or ask a supervisor.",
   },
   zh: {
     "cs.title": "客服 360°", "cs.query": "订单号、渠道订单号或手机号", "cs.any_channel": "（订单号或手机号）",
@@ -38,6 +39,7 @@ I18N.add({
     "cs.reason_code": "原因", "cs.note": "顾客留言", "cs.opened": "工单 {id} 已创建。", "cs.shipments": "包裹",
     "cs.waybill": "运单号", "cs.stage": "环节", "cs.warehouse": "仓库", "cs.carrier": "承运商", "cs.masked": "已脱敏",
     "cs.loaded_in": "{ms} 毫秒内加载完成",
+    "cs.phone_refused": "按完整手机号查询订单仅限可查看明文手机号的角色（主管）：否则可通过脱敏号码猜出被隐藏的数字。请向顾客索要订单号，或请主管查询。",
   },
 });
 
@@ -93,6 +95,9 @@ OMS.pages.cs = async (main, [orderId]) => {
       return show(text);
     } catch (error) {
       if (error.status === 404 || error.status === 400) return notFound();
+      if (error.status === 403) {
+        return result.replaceChildren(h("p", { class: "empty", test: "cs-refused" }, t("cs.phone_refused")));
+      }
       throw error;
     }
   }
@@ -127,7 +132,7 @@ OMS.pages.cs = async (main, [orderId]) => {
         summary(order, !!reason),
         lines(order),
         shipmentCard(order, tracking),
-        timelineCard(timeline, tracking),
+        timelineCard(timeline),
         ticketsCard(tickets),
         riskCard(risk),
         remarks(order),
@@ -161,7 +166,7 @@ OMS.pages.cs = async (main, [orderId]) => {
 
   function lines(order) {
     const amount = (line, key) => OMS.money((line.amounts || {})[key]);
-    return h("section", { class: "card", test: "cs-lines" }, h("h2", {}, t("cs.lines")), OMS.table(
+    return h("section", { class: "card wide", test: "cs-lines" }, h("h2", {}, t("cs.lines")), OMS.table(
       [
         { label: "cs.sku", cell: (l) => l.sku },
         { label: "cs.title_col", cell: (l) => l.title },
@@ -194,19 +199,16 @@ OMS.pages.cs = async (main, [orderId]) => {
       ], order.shipments || [], "cs-shipments"));
   }
 
-  function timelineCard(timeline, tracking) {
-    const entries = (timeline.entries || []).map((e) => ({
-      at: e.at, cls: "", text: `${e.kind}${e.toStatus ? ` → ${label(e.toStatus, "ORDER_STATUS_")}` : ""} · ${e.source || e.actorId || ""}${e.detail ? ` · ${e.detail}` : ""}`,
-    }));
-    for (const tr of tracking) {
-      for (const ev of tr.events || []) {
-        entries.push({ at: ev.occurredAt, cls: "tracking", text: `${String(ev.node || "").replace("TRACKING_NODE_", "")} · ${ev.description || ""} ${ev.area || ""}` });
-      }
-    }
-    entries.sort((x, y) => String(x.at).localeCompare(String(y.at)));
-    return h("section", { class: "card", test: "cs-timeline" }, h("h2", {}, t("cs.timeline")),
+  // orders' timeline already holds every warehouse step and each tracking node logistics reported
+  function timelineCard(timeline) {
+    const entries = timeline.entries || [];
+    const moved = (e) => e.toStatus && !String(e.toStatus).endsWith("UNSPECIFIED");
+    return h("section", { class: "card wide", test: "cs-timeline" }, h("h2", {}, `${t("cs.timeline")} (${entries.length})`),
       timeline.failed ? h("p", { class: "muted" }, timeline.failed.message) : "",
-      h("ol", { class: "timeline" }, entries.map((e) => h("li", { class: e.cls, test: "cs-timeline-entry" }, h("span", { class: "muted" }, OMS.when(e.at)), " ", e.text))));
+      h("ol", { class: "timeline" }, entries.map((e) => h("li", { class: e.kind === "tracking" ? "tracking" : "", test: "cs-timeline-entry" },
+        h("span", { class: "muted" }, OMS.when(e.at)), " ", h("b", {}, e.kind),
+        moved(e) ? ` → ${label(e.toStatus, "ORDER_STATUS_")}` : "",
+        ` · ${e.source || e.actorId || ""}`, e.detail ? ` · ${e.detail}` : ""))));
   }
 
   function ticketsCard(tickets) {
