@@ -4,7 +4,14 @@ scope is the user's."""
 
 from __future__ import annotations
 
-from omsctl.stack import Platform
+import argparse
+import asyncio
+import io
+
+import pytest
+
+from omsctl import users
+from omsctl.stack import Platform, write_state
 from tests.conftest import random_ref
 from tests.e2e.conftest import bearer
 from tests.e2e.test_edge import call
@@ -79,3 +86,21 @@ async def test_a_password_gives_a_user_token_and_a_wrong_one_is_refused_alike(pl
     )
     assert wrong[0] == unknown[0] == 401
     assert wrong[2]["message"] == unknown[2]["message"] == "wrong user name or password"
+
+
+async def test_omsctl_user_add_makes_a_user_who_signs_in_and_a_bad_one_is_refused(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_state(platform.home, platform.infra, platform)
+    sub = random_ref("ops")
+    args = argparse.Namespace(sub=sub, roles=["ops"], customer="", password_stdin=True)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert await asyncio.to_thread(users.run, args, platform.home) == 0
+    assert f"created console user {sub} (ops)" in capsys.readouterr().out
+    status, _, session = await call(
+        platform, "POST", "/v1/sessions", {"username": sub, "password": "a-long-password"}
+    )
+    assert status == 200 and session["roles"] == ["ops"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert await asyncio.to_thread(users.run, args, platform.home) == 1
+    assert "password: must be" in capsys.readouterr().err
