@@ -1,8 +1,13 @@
 """omsctl — run and inspect the platform.
 
-omsctl up [--fresh] [--empty]
+omsctl up [--fresh] [--empty] [--no-demo]
                       start everything (embedded Postgres/Redis/NATS unless URLs are given), load the
-                      demo catalogue (not with --empty), keep it running; Ctrl-C stops it
+                      demo catalogue (not with --empty) and run `omsctl demo` in the background (not
+                      with --empty or --no-demo), keep it running; Ctrl-C stops it
+omsctl demo [--orders N] [--seconds S] [--seed N]
+                      drive a bounded stream of orders through the running stack and its sandboxes
+                      (channels, payments, routing, waybills, tracking, returns, refunds, risk holds,
+                      a stuck order, a silent channel) so every queue has something: docs/demo.md
 omsctl down           stop what `up` started, even if `up` itself was killed
 omsctl status         what runs and its health (exit 0 when healthy or stopped)
 omsctl restart NAME   restart one process of the running stack (a service, envoy, postgres, …)
@@ -70,7 +75,7 @@ def home() -> Path:
     return Path(os.environ.get("OMS_HOME", stack.ROOT / ".oms")).resolve()
 
 
-def up(fresh: bool, empty: bool = False) -> int:
+def up(fresh: bool, empty: bool = False, with_demo: bool = True) -> int:
     oms_home = home()
     state = stack.read_state(oms_home)
     if state is not None:
@@ -205,6 +210,18 @@ def print_banner(
         "Stop: Ctrl-C here, or `make down` from another terminal.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def demo(orders: int, seconds: float, seed: int | None) -> int:
+    """Drive the demo's orders through the running stack (omsctl/demo.py)."""
+    state = _running_state()
+    if state is None:
+        print("OMS platform is stopped; `make run` starts it", file=sys.stderr)
+        return 1
+    from omsctl import demo as driver
+
+    endpoints: dict[str, str] = state["endpoints"]  # type: ignore[assignment]
+    return driver.run(endpoints, stack.edge_settings(home()), orders, seconds, seed)
 
 
 def down() -> int:
@@ -470,6 +487,21 @@ def main() -> None:
     up_parser = commands.add_parser("up", help="start the whole platform; Ctrl-C stops it")
     up_parser.add_argument("--fresh", action="store_true", help="start from empty databases and streams")
     up_parser.add_argument("--empty", action="store_true", help="do not load the demo catalogue")
+    up_parser.add_argument(
+        "--no-demo", action="store_true", help="do not run `omsctl demo` once the stack is up"
+    )
+    demo_parser = commands.add_parser(
+        "demo",
+        help="drive a bounded stream of orders through the running stack so every queue has something",
+        description="orders on several channels, provider payments (a few clock-skewed: parked), routing, "
+        "waybills, tracking to delivery, returns and refunds, risk holds, a stuck order and a silent "
+        "channel, through the public API and the sandboxes only (docs/demo.md)",
+    )
+    demo_parser.add_argument("--orders", type=int, default=60, help="how many orders (default 60)")
+    demo_parser.add_argument(
+        "--seconds", type=float, default=90.0, help="stop after this long at the latest (default 90)"
+    )
+    demo_parser.add_argument("--seed", type=int, default=None, help="replay the same choices")
     commands.add_parser("down", help="stop what `up` started")
     restart_parser = commands.add_parser("restart", help="restart one process of the running stack")
     restart_parser.add_argument(
@@ -566,7 +598,9 @@ def main() -> None:
 
         sys.exit(show(home(), args.trace_id))
     if args.command == "up":
-        sys.exit(up(args.fresh, args.empty))
+        sys.exit(up(args.fresh, args.empty, with_demo=not args.no_demo))
+    if args.command == "demo":
+        sys.exit(demo(args.orders, args.seconds, args.seed))
     if args.command == "sign":
         sys.exit(sign(args.sender, args.timestamp, args.body))
     if args.command == "events":
