@@ -101,6 +101,7 @@ def up(fresh: bool, empty: bool = False, with_demo: bool = True) -> int:
     infra = stack.Infra(oms_home, ports=ports)
     platform = stack.Platform(infra, oms_home, ports=ports)
     code = 0
+    demo_run: embedded.Process | None = None
     try:
         print("starting infrastructure …", flush=True)
         infra.start()
@@ -114,7 +115,17 @@ def up(fresh: bool, empty: bool = False, with_demo: bool = True) -> int:
             from omsctl import catalogue
 
             loaded = catalogue.load(platform)
-        print_banner(infra, platform, time.monotonic() - started, oms_home, loaded)
+            if with_demo:
+                demo_run = start_demo(oms_home)
+        print_banner(
+            infra,
+            platform,
+            time.monotonic() - started,
+            oms_home,
+            loaded,
+            demo_log=demo_run.log_path if demo_run else None,
+            demo_skipped=not with_demo,
+        )
         supervisor = stack.Supervisor(
             oms_home,
             [*infra.processes(), *platform.processes],
@@ -124,6 +135,9 @@ def up(fresh: bool, empty: bool = False, with_demo: bool = True) -> int:
         while True:
             time.sleep(0.2)
             supervisor.tick()
+            if demo_run is not None and demo_run.popen.poll() is not None:
+                _demo_finished(demo_run)
+                demo_run = None
     except KeyboardInterrupt:
         _say("\nstopping …")
     except Exception as error:
@@ -131,11 +145,38 @@ def up(fresh: bool, empty: bool = False, with_demo: bool = True) -> int:
         code = 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if demo_run is not None:
+        demo_run.stop()
     platform.stop()
     infra.stop()
     stack.state_path(oms_home).unlink(missing_ok=True)
     _say("stopped; nothing left running")
     return code
+
+
+def start_demo(oms_home: Path) -> embedded.Process:
+    """`omsctl demo` in the background, once the catalogue is in: the banner and the supervision wait for
+    nothing, its lines go to logs/demo.log, and it stops with `up` (or when `up` dies)."""
+    return embedded.spawn(
+        "demo",
+        [embedded.python(), "-m", "omsctl", "demo"],
+        oms_home / "logs",
+        env=embedded.python_env(stack.ROOT, {"OMS_HOME": str(oms_home)}),
+        cwd=stack.ROOT,
+    )
+
+
+def _demo_finished(run: embedded.Process) -> None:
+    """Say that the background demo ended, with its closing summary (the last block of its log)."""
+    try:
+        text = run.log_path.read_text(errors="replace")
+    except OSError:
+        text = ""
+    summary = text.rstrip().rsplit("\n\n", 1)[-1] if "\n\n" in text else ""
+    code = run.popen.returncode
+    _say(time.strftime("%H:%M:%S ") + f"the demo ended (exit {code}); its lines are in {run.log_path}")
+    if summary.startswith("demo "):
+        _say(summary)
 
 
 def _say(line: str, stream: TextIO | None = None) -> None:
@@ -145,7 +186,13 @@ def _say(line: str, stream: TextIO | None = None) -> None:
 
 
 def print_banner(
-    infra: stack.Infra, platform: stack.Platform, seconds: float, oms_home: Path, loaded: object = None
+    infra: stack.Infra,
+    platform: stack.Platform,
+    seconds: float,
+    oms_home: Path,
+    loaded: object = None,
+    demo_log: Path | None = None,
+    demo_skipped: bool = False,
 ) -> None:
     edge = platform.endpoints["envoy"]
     body = json.dumps(DEMO_ORDER, ensure_ascii=False)
@@ -178,6 +225,20 @@ def print_banner(
         lines += [f"  note: {note}" for note in loaded.notes]
     else:
         lines += ["", "No demo catalogue (--empty): create warehouses, SKUs and stock first"]
+    demo_lines: list[str] = []
+    if demo_log is not None:
+        demo_lines = [
+            "",
+            "The demo runs in the background (`omsctl demo`: 60 orders on four channels, payments,",
+            "waybills, tracking, refunds, risk holds, a stuck order, a silent channel; at most 90 s);",
+            "`make demo` runs it again, `make run ARGS=--no-demo` skips it. Watch it (docs/demo.md):",
+            f"  tail -f {demo_log}",
+            "  .venv/bin/python -m omsctl events",
+            f'  curl -s -H "authorization: Bearer $OMS_TOKEN" http://{edge}/v1/order-stats',
+            "",
+        ]
+    elif loaded is not None and demo_skipped:
+        demo_lines = ["", "No demo (--no-demo): `make demo` drives a stream of orders through the stack", ""]
     token = tokens.mint(stack.edge_settings(oms_home), "demo-ops", ["ops"], 12 * 3600)
     auth = f"-H 'authorization: Bearer {token}'"
     lines += [
@@ -207,6 +268,7 @@ def print_banner(
         'Shipments, waybills, pick lists and tracking: README.md, "Logistics"; the carrier sandbox\'s',
         "switches: .venv/bin/python -m omsctl carriers set sf latency_ms=50 failure_rate=0.05",
         "Events: .venv/bin/python -m omsctl events  (JetStream oms.orders.> on " + infra.nats_url + ")",
+        *demo_lines,
         "Stop: Ctrl-C here, or `make down` from another terminal.",
     ]
     print("\n".join(lines), flush=True)

@@ -213,13 +213,18 @@ def plan(count: int, dice: random.Random, run: str) -> list[Planned]:
     # Douyin sends its orders early, then falls silent
     first += [Planned(next(number), "DOUYIN") for _ in range(douyin)]
     dice.shuffle(first)
-    later = [own_shop(role) for role in SPECIAL_ROLES]
-    later += [own_shop() for _ in range(own)]
+    # then the risky, skewed, held and stuck ones, so every queue has something early on
+    special = [own_shop(role) for role in SPECIAL_ROLES]
+    special.append(Planned(next(number), "JD", "unmapped"))
+    dice.shuffle(special)
+    later = [own_shop() for _ in range(own)]
     later += [Planned(next(number), "TAOBAO") for _ in range(taobao)]
     later += [Planned(next(number), "JD") for _ in range(jd)]
-    later.append(Planned(next(number), "JD", "unmapped"))
     dice.shuffle(later)
-    orders = first + later
+    # a Taobao order leads them, so Taobao has sent something before Douyin falls silent
+    lead = next((i for i, order in enumerate(later) if order.channel == "TAOBAO"), 0)
+    later.insert(0, later.pop(lead))
+    orders = first + special + later
     for order in orders:
         if not order.phone:
             order.phone = "13" + "".join(str(dice.randrange(10)) for _ in range(9))
@@ -887,6 +892,16 @@ class Demo:
         refunds = self._refunds()
         tickets = Counter(t.ticket_status.removeprefix("TICKET_STATUS_") for t in self.tracked if t.ticket_id)
         health = self._douyin()
+        holders = Counter(
+            "by ops"
+            if t.plan.role == "hold"
+            else "by the risk rules"
+            if t.plan.role.startswith("risk")
+            else "other"
+            for t in self.tracked
+            if t.status == "ORDER_STATUS_ON_HOLD"
+        )
+        held_by = _counts(holders) or "none"
         took = self.elapsed()
         end = "done" if finished else f"stopped at the {self.seconds:.0f} s cap with work still on its way"
         rows = [
@@ -905,10 +920,11 @@ class Demo:
             ),
             (
                 "after-sales",
-                f"{self.tally.tickets} tickets ({_counts(tickets)}), {self.tally.returns} returns",
+                f"{_n(self.tally.tickets, 'ticket')} ({_counts(tickets)}), "
+                f"{_n(self.tally.returns, 'return')} received at the desk",
             ),
             ("refunds", f"{refunds} at the payment sandbox, in finance's ledger"),
-            ("stuck", f"{statuses['EXCEPTION']} in exception, {statuses['ON_HOLD']} on hold"),
+            ("stuck", f"{statuses['EXCEPTION']} in exception, {statuses['ON_HOLD']} on hold ({held_by})"),
             ("silent", health),
         ]
         if self.tally.failures:
