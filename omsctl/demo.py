@@ -276,6 +276,7 @@ class Demo:
         self.tally = Tally()
         self.connection_failures = 0
         self.douyin_last = ""
+        self.quarantined = ""
         self.began = time.monotonic()
 
     # ---- plumbing ---------------------------------------------------------------------------
@@ -454,8 +455,8 @@ class Demo:
             )
             self.douyin_last = "silent"
 
-    def from_jd(self, order: Planned) -> None:
-        number = f"9{self.run[:10]}{order.number:03d}"
+    def jd_payload(self, order: Planned, number: str) -> dict[str, Any]:
+        """An order of `jingdong.pop.order.get` (what the orders service's JD adapter reads)."""
         now = datetime.now(UTC)
         province, city, district, street = order.address
         name = self.dice.choice(NAMES)
@@ -475,7 +476,7 @@ class Demo:
             for sku, title, quantity, price, _ in order.lines
         ]
         goods = sum(quantity * price for _, _, quantity, price, _ in order.lines)
-        payload = {
+        return {
             "orderId": number,
             "venderId": "10088",
             "orderType": "22",
@@ -514,6 +515,10 @@ class Demo:
             },
             "itemInfoList": items,
         }
+
+    def from_jd(self, order: Planned) -> None:
+        number = f"9{self.run[:10]}{order.number:03d}"
+        payload = self.jd_payload(order, number)
         body = {"channel": "CHANNEL_JD", "payloadJson": json.dumps(payload, ensure_ascii=False)}
         status, answer = self.api(self.ops, "POST", "/v1/channel-orders", body)
         if status != 200:
@@ -522,8 +527,25 @@ class Demo:
         tracked = self.track(order, number, answer.get("order", {}))
         what = ", ".join(f"{q} × {sku}" for sku, _, q, _, _ in order.lines)
         note = "  (a listing the catalogue does not have)" if order.role == "unmapped" else ""
+        city = order.address[1]
         self.line("order", f"JD       {number}  {what} to {city}, paid on JD → {tracked.order_id}{note}")
         self.changed(tracked, answer.get("order", {}))
+        if order.role == "unmapped":
+            self.malformed_jd(order)
+
+    def malformed_jd(self, order: Planned) -> None:
+        """A JD payload whose price is not a whole number of fen: refused naming the field, and kept in
+        quarantine for a person (never dropped)."""
+        number = f"9{self.run[:10]}{order.number + 500:03d}"
+        payload = self.jd_payload(order, number)
+        payload["itemInfoList"][0]["jdPrice"] = "19.999"
+        body = {"channel": "CHANNEL_JD", "payloadJson": json.dumps(payload, ensure_ascii=False)}
+        status, answer = self.api(self.ops, "POST", "/v1/channel-orders", body)
+        if status != 400:
+            self.failed(f"the malformed JD order {number} (expected 400)", status, answer)
+            return
+        self.quarantined = number
+        self.line("quarantine", f"JD       {number}  refused and kept: {answer.get('message', '')}")
 
     def from_own_shop(self, order: Planned) -> None:
         number = f"DM{self.run}-{order.number:02d}"
@@ -902,6 +924,11 @@ class Demo:
             if t.status == "ORDER_STATUS_ON_HOLD"
         )
         held_by = _counts(holders) or "none"
+        alerts = Counter(
+            row.get("kind", "")
+            for row in self._ours("/v1/alerts?page.page_size=500", "alerts", ours)
+            if row.get("state") == "ALERT_STATE_OPEN"
+        )
         took = self.elapsed()
         end = "done" if finished else f"stopped at the {self.seconds:.0f} s cap with work still on its way"
         rows = [
@@ -926,6 +953,11 @@ class Demo:
             ("refunds", f"{refunds} at the payment sandbox, in finance's ledger"),
             ("stuck", f"{statuses['EXCEPTION']} in exception, {statuses['ON_HOLD']} on hold ({held_by})"),
             ("silent", health),
+            (
+                "alerts",
+                f"{sum(alerts.values())} open on this run's orders ({_counts(alerts)}) (GET /v1/alerts)",
+            ),
+            ("quarantine", self._quarantine()),
         ]
         if self.tally.failures:
             rows.append(("failures", f"{self.tally.failures} calls failed (the lines marked !)"))
@@ -935,11 +967,25 @@ class Demo:
             self.say(f"  {label.ljust(width)}  {value}")
 
     def _count(self, path: str, key: str, ours: set[str]) -> int:
+        return len(self._ours(path, key, ours))
+
+    def _ours(self, path: str, key: str, ours: set[str]) -> list[dict[str, Any]]:
         status, answer = self.api(self.ops, "GET", path)
         if status != 200:
             self.failed(path, status, answer)
-            return 0
-        return sum(1 for row in answer.get(key, []) if row.get("orderId") in ours)
+            return []
+        return [row for row in answer.get(key, []) if row.get("orderId") in ours]
+
+    def _quarantine(self) -> str:
+        if not self.quarantined:
+            return "nothing sent"
+        status, answer = self.api(self.ops, "GET", "/v1/quarantine?page.page_size=500")
+        if status != 200:
+            self.failed("the quarantine", status, answer)
+            return "?"
+        kept = [p for p in answer.get("payloads", []) if p.get("channelOrderId") == self.quarantined]
+        field_ = kept[0].get("errorField", "") if kept else ""
+        return f"{len(kept)} JD payload kept ({field_}) (GET /v1/quarantine)"
 
     def _refunds(self) -> int:
         tickets = {t.ticket_id for t in self.tracked if t.ticket_id}

@@ -131,6 +131,14 @@ async def test_a_small_demo_run_leaves_something_in_every_queue_and_runs_again(p
     health = {c["channel"]: c for c in await listed(platform, ops, "/v1/channel-health", "channels")}
     assert health["CHANNEL_DOUYIN"]["lastOrderAt"] < health["CHANNEL_TAOBAO"]["lastOrderAt"], health
 
+    # the malformed JD payload is kept for a person, naming the field
+    kept = [
+        q
+        for q in await listed(platform, ops, "/v1/quarantine?page.page_size=500", "payloads")
+        if q["channelOrderId"] == driver.quarantined
+    ]
+    assert [q["errorField"] for q in kept] == ["itemInfoList[0].jdPrice"], kept
+
     # a second run (what `make demo` does after `make run`) works on what the first left behind
     again, _, took = await run_demo(platform, orders=14, seconds=45, seed=18)
     assert took < 50
