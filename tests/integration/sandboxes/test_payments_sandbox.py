@@ -9,8 +9,8 @@ import json
 import os
 import time
 import uuid
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -362,7 +362,6 @@ async def test_a_payment_is_notified_as_transaction_success(sandbox: Sandbox, re
         "SUCCESS",
         plain["success_time"],
     )
-
 
 
 async def test_a_provider_whose_clock_is_off_stamps_the_paid_time_by_its_own_clock(
