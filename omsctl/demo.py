@@ -51,6 +51,8 @@ TOKEN_TTL_SECONDS = 3 * 3600
 # how often the demo looks again (statuses, waybills, tickets)
 TICK_SECONDS = 0.5
 WAYBILL_ROUND_SECONDS = 2.0
+# how often the run's orders are listed again (one call, only those still on their way)
+REFRESH_SECONDS = 1.0
 # a buyer pays a moment after checking out
 PAY_AFTER_SECONDS = 1.0
 # arrivals take this share of the time allowed, leaving the rest for delivery and after-sales
@@ -135,6 +137,7 @@ class Tracked:
     plan: Planned
     channel_order_id: str
     placed_at: float
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
     order_id: str = ""
     total: int = 0
     status: str = ""
@@ -352,15 +355,18 @@ class Demo:
             f"at most {self.seconds:.0f} s in all",
         )
         try:
-            self.top_up()
-            next_arrival, next_round, waiting = 0.0, 0.0, list(planned)
+            if not self.top_up():
+                return 1
+            next_arrival, next_round, next_refresh, waiting = 0.0, 0.0, 0.0, list(planned)
             while self.elapsed() < self.seconds:
                 while waiting and self.elapsed() >= next_arrival:
                     self.place(waiting.pop(0))
                     next_arrival += gap
                     if not waiting or not any(p.channel == "DOUYIN" for p in waiting):
                         self.douyin_silent()
-                self.refresh()
+                if self.elapsed() >= next_refresh:
+                    self.refresh()
+                    next_refresh = self.elapsed() + REFRESH_SECONDS
                 self.pay()
                 self.hold()
                 if self.elapsed() >= next_round:
@@ -377,7 +383,7 @@ class Demo:
             return 1
         return 0
 
-    def top_up(self) -> None:
+    def top_up(self) -> bool:
         """Receive stock for what the demo sells where a run finds it below half the catalogue's figure,
         so run after run has goods to sell (receipts with this run's ids; nothing is written twice)."""
         wanted = {
@@ -386,9 +392,15 @@ class Demo:
         status, answer = self.api(
             self.ops, "POST", "/v1/inventory/availability:query", {"skus": sorted(wanted)}
         )
+        if status == 400 and "unknown" in str(answer.get("message", "")).lower():
+            # `omsctl up --empty`: what the demo sells is not in the catalogue
+            self.line(
+                "demo", f"the demo catalogue is not loaded ({answer.get('message')}); `make run` loads it"
+            )
+            return False
         if status != 200:
             self.failed("stock levels", status, answer)
-            return
+            return True
         for row in answer.get("skus", []):
             on_hand = {w["warehouseId"]: int(w.get("onHand", 0)) for w in row.get("warehouses", [])}
             for warehouse, target in wanted.get(row["sku"], {}).items():
@@ -406,6 +418,7 @@ class Demo:
                     self.line("stock", f"{warehouse} received {target - have} × {row['sku']} (had {have})")
                 else:
                     self.failed(f"receipt {receipt['receiptId']}", status, answer)
+        return True
 
     # ---- orders arrive ---------------------------------------------------------------------------
 
@@ -600,13 +613,13 @@ class Demo:
 
     def refresh(self) -> None:
         """Every order of this run as orders has it now (one list call), and what changed."""
+        # only as far back as the oldest order still on its way: the list shrinks as orders come to rest
+        busy = [tracked.created for tracked in self.tracked if self.busy(tracked)]
+        if not busy:
+            return
+        since = min(busy) - timedelta(seconds=5)
         query = urlencode(
-            {
-                "filter.created_from": (self.started_at - timedelta(seconds=5)).strftime(
-                    "%Y-%m-%dT%H:%M:%SZ"
-                ),
-                "page.page_size": "500",
-            }
+            {"filter.created_from": since.strftime("%Y-%m-%dT%H:%M:%SZ"), "page.page_size": "500"}
         )
         found: dict[tuple[str, str], dict[str, Any]] = {}
         token = ""
