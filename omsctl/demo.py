@@ -611,10 +611,10 @@ class Demo:
 
     # ---- the platform moves them on ------------------------------------------------------------
 
-    def refresh(self) -> None:
+    def refresh(self, everything: bool = False) -> None:
         """Every order of this run as orders has it now (one list call), and what changed."""
         # only as far back as the oldest order still on its way: the list shrinks as orders come to rest
-        busy = [tracked.created for tracked in self.tracked if self.busy(tracked)]
+        busy = [tracked.created for tracked in self.tracked if everything or self.busy(tracked)]
         if not busy:
             return
         since = min(busy) - timedelta(seconds=5)
@@ -918,6 +918,7 @@ class Demo:
     # ---- what it left in each queue, as the public API says ----------------------------------------
 
     def summary(self, finished: bool) -> None:
+        self.refresh(everything=True)
         ours = {t.order_id for t in self.tracked if t.order_id}
         statuses = Counter(t.status.removeprefix("ORDER_STATUS_") or "not arrived" for t in self.tracked)
         parked = self._count(
