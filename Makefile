@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 
-.PHONY: all venv protos run down status lint unit integration e2e security contract test test-browser bench bench-console bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
+.PHONY: all venv protos run demo down status lint unit integration e2e security contract test test-browser bench bench-console bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
 
 all: test
 
@@ -26,6 +26,9 @@ protos: gen/oms.pb
 
 run: protos ## bring the whole platform up; Ctrl-C stops it
 	$(PY) -m omsctl up $(ARGS)
+
+demo: protos ## drive a bounded stream of orders through the running `make run` (ARGS="--orders 30 --seconds 60")
+	$(PY) -m omsctl demo $(ARGS)
 
 down: $(STAMP)
 	$(PY) -m omsctl down

@@ -1,8 +1,13 @@
 """omsctl — run and inspect the platform.
 
-omsctl up [--fresh] [--empty]
+omsctl up [--fresh] [--empty] [--no-demo]
                       start everything (embedded Postgres/Redis/NATS unless URLs are given), load the
-                      demo catalogue (not with --empty), keep it running; Ctrl-C stops it
+                      demo catalogue (not with --empty) and run `omsctl demo` in the background (not
+                      with --empty or --no-demo), keep it running; Ctrl-C stops it
+omsctl demo [--orders N] [--seconds S] [--seed N]
+                      drive a bounded stream of orders through the running stack and its sandboxes
+                      (channels, payments, routing, waybills, tracking, returns, refunds, risk holds,
+                      a stuck order, a silent channel) so every queue has something: docs/demo.md
 omsctl down           stop what `up` started, even if `up` itself was killed
 omsctl status         what runs and its health (exit 0 when healthy or stopped)
 omsctl restart NAME   restart one process of the running stack (a service, envoy, postgres, …)
@@ -70,7 +75,7 @@ def home() -> Path:
     return Path(os.environ.get("OMS_HOME", stack.ROOT / ".oms")).resolve()
 
 
-def up(fresh: bool, empty: bool = False) -> int:
+def up(fresh: bool, empty: bool = False, with_demo: bool = True) -> int:
     oms_home = home()
     state = stack.read_state(oms_home)
     if state is not None:
@@ -96,6 +101,7 @@ def up(fresh: bool, empty: bool = False) -> int:
     infra = stack.Infra(oms_home, ports=ports)
     platform = stack.Platform(infra, oms_home, ports=ports)
     code = 0
+    demo_run: embedded.Process | None = None
     try:
         print("starting infrastructure …", flush=True)
         infra.start()
@@ -109,7 +115,17 @@ def up(fresh: bool, empty: bool = False) -> int:
             from omsctl import catalogue
 
             loaded = catalogue.load(platform)
-        print_banner(infra, platform, time.monotonic() - started, oms_home, loaded)
+            if with_demo:
+                demo_run = start_demo(oms_home)
+        print_banner(
+            infra,
+            platform,
+            time.monotonic() - started,
+            oms_home,
+            loaded,
+            demo_log=demo_run.log_path if demo_run else None,
+            demo_skipped=not with_demo,
+        )
         supervisor = stack.Supervisor(
             oms_home,
             [*infra.processes(), *platform.processes],
@@ -119,6 +135,9 @@ def up(fresh: bool, empty: bool = False) -> int:
         while True:
             time.sleep(0.2)
             supervisor.tick()
+            if demo_run is not None and demo_run.popen.poll() is not None:
+                _demo_finished(demo_run)
+                demo_run = None
     except KeyboardInterrupt:
         _say("\nstopping …")
     except Exception as error:
@@ -126,11 +145,38 @@ def up(fresh: bool, empty: bool = False) -> int:
         code = 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if demo_run is not None:
+        demo_run.stop()
     platform.stop()
     infra.stop()
     stack.state_path(oms_home).unlink(missing_ok=True)
     _say("stopped; nothing left running")
     return code
+
+
+def start_demo(oms_home: Path) -> embedded.Process:
+    """`omsctl demo` in the background, once the catalogue is in: the banner and the supervision wait for
+    nothing, its lines go to logs/demo.log, and it stops with `up` (or when `up` dies)."""
+    return embedded.spawn(
+        "demo",
+        [embedded.python(), "-m", "omsctl", "demo"],
+        oms_home / "logs",
+        env=embedded.python_env(stack.ROOT, {"OMS_HOME": str(oms_home)}),
+        cwd=stack.ROOT,
+    )
+
+
+def _demo_finished(run: embedded.Process) -> None:
+    """Say that the background demo ended, with its closing summary (the last block of its log)."""
+    try:
+        text = run.log_path.read_text(errors="replace")
+    except OSError:
+        text = ""
+    summary = text.rstrip().rsplit("\n\n", 1)[-1] if "\n\n" in text else ""
+    code = run.popen.returncode
+    _say(time.strftime("%H:%M:%S ") + f"the demo ended (exit {code}); its lines are in {run.log_path}")
+    if summary.startswith("demo "):
+        _say(summary)
 
 
 def _say(line: str, stream: TextIO | None = None) -> None:
@@ -140,7 +186,13 @@ def _say(line: str, stream: TextIO | None = None) -> None:
 
 
 def print_banner(
-    infra: stack.Infra, platform: stack.Platform, seconds: float, oms_home: Path, loaded: object = None
+    infra: stack.Infra,
+    platform: stack.Platform,
+    seconds: float,
+    oms_home: Path,
+    loaded: object = None,
+    demo_log: Path | None = None,
+    demo_skipped: bool = False,
 ) -> None:
     edge = platform.endpoints["envoy"]
     body = json.dumps(DEMO_ORDER, ensure_ascii=False)
@@ -182,6 +234,21 @@ def print_banner(
         ]
     else:
         lines += ["", "No demo catalogue (--empty): create warehouses, SKUs and stock first"]
+    demo_lines: list[str] = []
+    if demo_log is not None:
+        demo_lines = [
+            "",
+            "The demo runs in the background (`omsctl demo`: 60 orders on four channels, payments,",
+            "waybills, tracking, refunds, risk holds, a stuck order, a silent channel; at most 90 s);",
+            "`make demo` runs it again, `make run ARGS=--no-demo` skips it. Watch it (docs/demo.md):",
+            f"  in the console: http://{edge}/console (demo-ops / demo-ops-pass; queues, 360°, dashboard)",
+            f"  tail -f {demo_log}",
+            "  .venv/bin/python -m omsctl events",
+            f'  curl -s -H "authorization: Bearer $OMS_TOKEN" http://{edge}/v1/order-stats',
+            "",
+        ]
+    elif loaded is not None and demo_skipped:
+        demo_lines = ["", "No demo (--no-demo): `make demo` drives a stream of orders through the stack", ""]
     token = tokens.mint(stack.edge_settings(oms_home), "demo-ops", ["ops"], 12 * 3600)
     auth = f"-H 'authorization: Bearer {token}'"
     lines += [
@@ -211,9 +278,22 @@ def print_banner(
         'Shipments, waybills, pick lists and tracking: README.md, "Logistics"; the carrier sandbox\'s',
         "switches: .venv/bin/python -m omsctl carriers set sf latency_ms=50 failure_rate=0.05",
         "Events: .venv/bin/python -m omsctl events  (JetStream oms.orders.> on " + infra.nats_url + ")",
+        *demo_lines,
         "Stop: Ctrl-C here, or `make down` from another terminal.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def demo(orders: int, seconds: float, seed: int | None) -> int:
+    """Drive the demo's orders through the running stack (omsctl/demo.py)."""
+    state = _running_state()
+    if state is None:
+        print("OMS platform is stopped; `make run` starts it", file=sys.stderr)
+        return 1
+    from omsctl import demo as driver
+
+    endpoints: dict[str, str] = state["endpoints"]  # type: ignore[assignment]
+    return driver.run(endpoints, stack.edge_settings(home()), orders, seconds, seed)
 
 
 def down() -> int:
@@ -479,6 +559,21 @@ def main() -> None:
     up_parser = commands.add_parser("up", help="start the whole platform; Ctrl-C stops it")
     up_parser.add_argument("--fresh", action="store_true", help="start from empty databases and streams")
     up_parser.add_argument("--empty", action="store_true", help="do not load the demo catalogue")
+    up_parser.add_argument(
+        "--no-demo", action="store_true", help="do not run `omsctl demo` once the stack is up"
+    )
+    demo_parser = commands.add_parser(
+        "demo",
+        help="drive a bounded stream of orders through the running stack so every queue has something",
+        description="orders on several channels, provider payments (a few clock-skewed: parked), routing, "
+        "waybills, tracking to delivery, returns and refunds, risk holds, a stuck order and a silent "
+        "channel, through the public API and the sandboxes only (docs/demo.md)",
+    )
+    demo_parser.add_argument("--orders", type=int, default=60, help="how many orders (default 60)")
+    demo_parser.add_argument(
+        "--seconds", type=float, default=90.0, help="stop after this long at the latest (default 90)"
+    )
+    demo_parser.add_argument("--seed", type=int, default=None, help="replay the same choices")
     commands.add_parser("down", help="stop what `up` started")
     restart_parser = commands.add_parser("restart", help="restart one process of the running stack")
     restart_parser.add_argument(
@@ -578,7 +673,9 @@ def main() -> None:
 
         sys.exit(show(home(), args.trace_id))
     if args.command == "up":
-        sys.exit(up(args.fresh, args.empty))
+        sys.exit(up(args.fresh, args.empty, with_demo=not args.no_demo))
+    if args.command == "demo":
+        sys.exit(demo(args.orders, args.seconds, args.seed))
     if args.command == "sign":
         sys.exit(sign(args.sender, args.timestamp, args.body))
     if args.command == "events":

@@ -86,6 +86,20 @@ class Edge:
         self.port, self.token, self.timeout = int(port), token, timeout
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        status, answer, raw = self._send(method, path, body)
+        if status != 200:
+            raise RuntimeError(f"{method} {path}: HTTP {status} {raw[:300].decode(errors='replace')}")
+        return answer
+
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and the JSON answer (an error's `{"code", "message"}` too), never raising for
+        a status: a 404 while an order is on its way is an answer like any other."""
+        status, answer, _ = self._send(method, path, body)
+        return status, answer
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, dict[str, Any], bytes]:
         delay = 0.2
         for attempt in range(8):
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
@@ -100,12 +114,12 @@ class Edge:
                 raw = reply.read()
             finally:
                 conn.close()
-            if reply.status == 200:
-                return dict(json.loads(raw or b"{}"))
             if reply.status not in RETRIED or attempt == 7:
-                raise RuntimeError(
-                    f"{method} {path}: HTTP {reply.status} {raw[:300].decode(errors='replace')}"
-                )
+                try:
+                    answer = json.loads(raw or b"{}")
+                except ValueError:
+                    answer = {"message": raw[:300].decode(errors="replace")}
+                return reply.status, answer if isinstance(answer, dict) else {"answer": answer}, raw
             time.sleep(float(reply.getheader("retry-after") or delay))
             delay = min(2.0, delay * 2)
         raise AssertionError("unreachable")

@@ -20,7 +20,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from aiohttp import web
@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 JSON = dict[str, Any]
 REFUND_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")
 TRADE_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{6,32}$")
+# a payer's provider whose clock is off by at most a day (`clock_skew_s` of a control payment)
+MAX_CLOCK_SKEW_S = 86400
 
 
 class Dropped(Exception):
@@ -513,8 +515,10 @@ class Sandbox:
     async def pay(self, request: web.Request) -> web.Response:
         """A payer pays: the trade is paid and the provider notifies the merchant, as after a real payment.
 
-        ``{"provider": "wechat_pay"|"alipay", "out_trade_no": "…", "amount": fen, "notify_url": "…"}``
-        (``notify_url`` defaults to ``--wechat-notify-url`` / ``--alipay-notify-url``).
+        ``{"provider": "wechat_pay"|"alipay", "out_trade_no": "…", "amount": fen, "notify_url": "…",
+        "clock_skew_s": seconds}`` (``notify_url`` defaults to ``--wechat-notify-url`` /
+        ``--alipay-notify-url``; ``clock_skew_s``, default 0, is how far the provider's clock is off:
+        the trade's paid time, in its query and its notification, is stamped by that clock).
         """
         body = await self._json_object(request)
         if body is None:
@@ -525,6 +529,7 @@ class Sandbox:
             _fen(body.get("amount")),
         )
         notify_url = body.get("notify_url")
+        skew = body.get("clock_skew_s", 0)
         if provider not in PROVIDERS:
             return _json({"error": f"provider: one of {', '.join(PROVIDERS)}"}, status=400)
         if not isinstance(out_trade_no, str) or not TRADE_NO.match(out_trade_no):
@@ -535,11 +540,15 @@ class Sandbox:
             isinstance(notify_url, str) and notify_url.startswith(("http://", "https://"))
         ):
             return _json({"error": "notify_url: an http(s) URL"}, status=400)
+        if not isinstance(skew, int) or isinstance(skew, bool) or abs(skew) > MAX_CLOCK_SKEW_S:
+            return _json({"error": f"clock_skew_s: whole seconds within ±{MAX_CLOCK_SKEW_S}"}, status=400)
         default = (
             self.settings.wechat_notify_url if provider == "wechat_pay" else self.settings.alipay_notify_url
         )
         try:
-            trade, created = self.store.pay(provider, out_trade_no, amount, notify_url or default, _now())
+            trade, created = self.store.pay(
+                provider, out_trade_no, amount, notify_url or default, _now() + timedelta(seconds=skew)
+            )
         except Refused as refusal:
             return _json({"error": f"amount: {refusal.detail}"}, status=409)
         if created:

@@ -83,6 +83,7 @@ class Trade:
             "out_trade_no": self.out_trade_no,
             "trade_no": self.trade_no,
             "total": self.total,
+            "paid_at": self.paid_at.isoformat(),
             "refunded": self.refunded,
             "refundable": self.refundable,
             "refunds": [refund.refund_no for refund in self.refunds],

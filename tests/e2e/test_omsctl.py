@@ -23,9 +23,9 @@ from omsctl.stack import SANDBOXES, SERVICES, reset
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _start(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+def _start(home: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], list[str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "omsctl", "up"],
+        [sys.executable, "-m", "omsctl", "up", *args],
         cwd=ROOT,
         env={**env, "OMS_HOME": str(home)},
         stdout=subprocess.PIPE,
@@ -94,6 +94,9 @@ def _up_restart_and_down(home: Path, env: dict[str, str]) -> None:
 
     first, banner = _start(home, env)
     assert any("OMS platform is up in" in line for line in banner)
+    # the demo was started behind the banner, not in the supervisor's list of processes
+    assert any(line.startswith("The demo runs in the background") for line in banner)
+    assert (home / "logs" / "demo.log").exists()
     pids = _pids(home)
     # postgres, redis, nats, each service, the carrier sandbox, envoy
     assert len(pids) == 3 + len(SERVICES) + len(SANDBOXES) + 1
@@ -291,7 +294,9 @@ def test_up_restarts_a_killed_service_on_its_port_keeps_ports_prints_env_and_die
     env = {**env_without_urls, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}", "OMS_HTTP_PORT": str(_free_port())}
     parent_mode = parent.stat().st_mode
     try:
-        first, _ = _start(home, env)
+        # supervision alone: the demo's load would only slow this test on a small machine
+        first, banner = _start(home, env, "--no-demo")
+        assert any(line.startswith("No demo (--no-demo)") for line in banner)
         assert first.stdout is not None
         assert _state(home)["endpoints"]["envoy"] == f"127.0.0.1:{env['OMS_HTTP_PORT']}"
         ports = {entry["name"]: entry["port"] for entry in _state(home)["processes"]}
@@ -376,7 +381,7 @@ def test_up_restarts_a_killed_service_on_its_port_keeps_ports_prints_env_and_die
         assert stopped.returncode == 0 and "stopped" in stopped.stdout
 
         # the next `up` reuses every port, and loads the demo catalogue again without doubling stock
-        second, _ = _start(home, env)
+        second, _ = _start(home, env, "--no-demo")
         assert {entry["name"]: entry["port"] for entry in _state(home)["processes"]} == ports
         query = (
             f"{_omsctl(home, env, 'env').stdout}\n"

@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -361,6 +362,32 @@ async def test_a_payment_is_notified_as_transaction_success(sandbox: Sandbox, re
         "SUCCESS",
         plain["success_time"],
     )
+
+
+async def test_a_provider_whose_clock_is_off_stamps_the_paid_time_by_its_own_clock(
+    sandbox: Sandbox, receiver: Receiver
+) -> None:
+    trade_no = ref("WX")
+    trade = await sandbox.pay("wechat_pay", trade_no, 500, clock_skew_s=-1800)
+    paid = datetime.fromisoformat(trade["paid_at"])
+    assert abs((datetime.now(UTC) - paid).total_seconds() - 1800) < 60
+    await eventually(
+        lambda: any(decrypted(sandbox, d.body)[1].get("out_trade_no") == trade_no for d in receiver.wechat)
+    )
+    delivery = next(
+        d for d in receiver.wechat if decrypted(sandbox, d.body)[1].get("out_trade_no") == trade_no
+    )
+    # RFC 3339 to the second, in China time
+    assert datetime.fromisoformat(decrypted(sandbox, delivery.body)[1]["success_time"]) == paid.replace(
+        microsecond=0
+    )
+    # the delivery itself is signed by the real clock, so a receiver still takes it
+    assert abs(int(delivery.headers["Wechatpay-Timestamp"]) - time.time()) < 60
+    async with sandbox.session.post(
+        f"{sandbox.base}/_control/payments",
+        json={"provider": "alipay", "out_trade_no": ref("AL"), "amount": 1, "clock_skew_s": 86401},
+    ) as response:
+        assert response.status == 400 and "clock_skew_s" in (await response.json())["error"]
 
 
 # Alipay, signed as an app would
