@@ -286,6 +286,8 @@ def _free_port() -> int:
     return embedded.free_port()
 
 
+# two `omsctl up` starts, a kill and a restart, then the whole stack killed: about 100 s alone here
+@pytest.mark.timeout(240)
 def test_up_restarts_a_killed_service_on_its_port_keeps_ports_prints_env_and_dies_with_all_its_children(
     env_without_urls: dict[str, str],
 ) -> None:
