@@ -59,7 +59,7 @@ contract: protos
 	$(PY) -m pytest -q tests/contract
 
 test: lint protos
-	$(PY) -m pytest -q tests/unit tests/contract tests/integration tests/e2e tests/security
+	$(PY) -m pytest -q --durations=15 tests/unit tests/contract tests/integration tests/e2e tests/security
 
 BROWSER_STAMP := $(VENV)/.browser-installed
 $(BROWSER_STAMP): $(STAMP)

@@ -157,9 +157,14 @@ def up(fresh: bool, empty: bool = False, with_demo: bool = True) -> int:
 def start_demo(oms_home: Path) -> embedded.Process:
     """`omsctl demo` in the background, once the catalogue is in: the banner and the supervision wait for
     nothing, its lines go to logs/demo.log, and it stops with `up` (or when `up` dies)."""
+    # OMS_DEMO_ORDERS / OMS_DEMO_SECONDS size it (a small machine, a test); the demo's defaults otherwise
+    sized = [
+        *(["--orders", os.environ["OMS_DEMO_ORDERS"]] if os.environ.get("OMS_DEMO_ORDERS") else []),
+        *(["--seconds", os.environ["OMS_DEMO_SECONDS"]] if os.environ.get("OMS_DEMO_SECONDS") else []),
+    ]
     return embedded.spawn(
         "demo",
-        [embedded.python(), "-m", "omsctl", "demo"],
+        [embedded.python(), "-m", "omsctl", "demo", *sized],
         oms_home / "logs",
         env=embedded.python_env(stack.ROOT, {"OMS_HOME": str(oms_home)}),
         cwd=stack.ROOT,

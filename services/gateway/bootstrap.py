@@ -7,6 +7,7 @@ import logging
 import time
 
 from services.gateway import alerts, jobs, mappers
+from services.gateway.bus_state import BusState
 from services.gateway.config import Settings
 from services.gateway.consumers import record, to_hub
 from services.gateway.credentials import FailureThrottle, SecretChecker
@@ -30,9 +31,10 @@ from services.gateway.proxy import Dispatcher
 from services.gateway.routes import public_proto_modules
 from services.gateway.store.uow import GatewayUnitOfWork
 from services.gateway.store.uploads import UploadStore
-from services.kit import grpc_client, identity
+from services.kit import bus, grpc_client, identity
 from services.kit.consumer import EventConsumer
 from services.kit.grpc_server import GrpcServer, wait_for_shutdown_signal
+from services.kit.outbox import OUTBOX_REPORT_SUBJECT
 from services.kit.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ async def serve(settings: Settings) -> None:
             wall,
             deliveries_in_flight=ALERT_DELIVERIES_IN_FLIGHT,
         )
+        bus_state = BusState(runtime.js, settings.common.subject_prefix)
         api = GatewayApi(
             tokens=Tokens(
                 settings.jwt,
@@ -139,9 +142,11 @@ async def serve(settings: Settings) -> None:
                 wall,
             ),
             console=ConsoleAssets(),
+            bus_state=bus_state,
         )
         prefix = settings.common.subject_prefix
         await runtime.nc.subscribe(f"{prefix}.alerts.>", cb=to_hub(hub))
+        await runtime.nc.subscribe(bus.full_subject(prefix, OUTBOX_REPORT_SUBJECT), cb=bus_state.take_report)
         consumer = EventConsumer(
             runtime.js,
             runtime.engine,

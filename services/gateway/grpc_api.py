@@ -15,6 +15,7 @@ from google.api import httpbody_pb2
 
 from oms.gateway.v1 import gateway_pb2
 from services.gateway import mappers
+from services.gateway.bus_state import BusState
 from services.gateway.domain.errors import TooManyAttempts
 from services.gateway.domain.principal import Caller
 from services.gateway.gate import trailing
@@ -48,6 +49,7 @@ class GatewayApi:
         alert_desk: AlertDesk,
         users: ConsoleUsers,
         console: ConsoleAssets,
+        bus_state: BusState,
     ) -> None:
         self.tokens = tokens
         self.uploads = uploads
@@ -60,6 +62,7 @@ class GatewayApi:
         self.alert_desk = alert_desk
         self.users = users
         self.console = console
+        self.bus_state = bus_state
 
     def methods(self) -> dict[str, LocalMethod]:
         return {
@@ -85,6 +88,7 @@ class GatewayApi:
             "SignIn": LocalMethod(self.sign_in),
             "PutUser": LocalMethod(self.put_user),
             "GetConsoleAsset": LocalMethod(self.console_asset),
+            "GetPipeline": LocalMethod(self.pipeline),
         }
 
     async def sign_in(
@@ -114,6 +118,11 @@ class GatewayApi:
         return gateway_pb2.PutUserResponse(
             subject=user.subject, roles=sorted(user.roles), customer_id=user.customer_id, created=created
         )
+
+    async def pipeline(
+        self, request: gateway_pb2.GetPipelineRequest, context: Any, caller: Caller
+    ) -> gateway_pb2.GetPipelineResponse:
+        return mappers.pipeline_response(await self.bus_state.read())
 
     async def console_asset(
         self, request: gateway_pb2.GetConsoleAssetRequest, context: Any, caller: Caller

@@ -15,6 +15,7 @@ from oms.orders.v1 import orders_pb2
 from services.gateway.domain import webhooks
 from services.gateway.domain.alert_records import AlertFilter, AlertRecord, AlertState, Raised
 from services.gateway.domain.audit import AuditRecord
+from services.gateway.domain.pipeline import Pipeline
 from services.gateway.domain.uploads import BeginUpload, Completion, Target, UploadState
 from services.gateway.domain.webhooks import WebhookError, WebhookResult
 from services.kit import inputs
@@ -305,3 +306,27 @@ def alerts_response(records: list[AlertRecord], token: str) -> gateway_pb2.ListA
         alerts=[alert_message(record) for record in records],
         page=common_pb2.PageResponse(next_page_token=token),
     )
+
+
+def pipeline_response(pipeline: Pipeline) -> gateway_pb2.GetPipelineResponse:
+    reply = gateway_pb2.GetPipelineResponse()
+    for outbox in pipeline.outboxes:
+        reply.outboxes.add(
+            service=outbox.service,
+            unpublished=outbox.unpublished,
+            capped=outbox.capped,
+            oldest_age_seconds=outbox.oldest_age_seconds,
+            reported_at=timestamp(outbox.reported_at),
+        )
+    for stream in pipeline.streams:
+        out = reply.streams.add(stream=stream.stream, messages=stream.messages, last_sequence=stream.last_seq)
+        for consumer in stream.consumers:
+            lag = out.consumers.add(
+                consumer=consumer.name,
+                pending=consumer.pending,
+                ack_pending=consumer.ack_pending,
+                redelivered=consumer.redelivered,
+            )
+            if consumer.last_active is not None:
+                lag.last_active.CopyFrom(timestamp(consumer.last_active))
+    return reply

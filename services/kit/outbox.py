@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -198,6 +199,37 @@ async def lag_seconds(engine: AsyncEngine) -> float:
             )
         )
     return float(oldest or 0.0)
+
+
+OUTBOX_REPORT_SUBJECT = "ops.outbox"
+# counted up to this many: past it the report says "at least"
+OUTBOX_DEPTH_CAP = 100_000
+
+
+async def outbox_state(engine: AsyncEngine) -> tuple[int, float]:
+    """(events committed and not yet published, capped at OUTBOX_DEPTH_CAP; age of the oldest, s)."""
+    waiting = select(outbox_table.c.created_at).where(outbox_table.c.published_at.is_(None))
+    capped = waiting.limit(OUTBOX_DEPTH_CAP).subquery()
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(func.count(), func.extract("epoch", func.now() - func.min(capped.c.created_at)))
+            )
+        ).one()
+    return int(row[0]), float(row[1] or 0.0)
+
+
+def outbox_report(service: str, unpublished: int, oldest_age_seconds: float, at: datetime) -> bytes:
+    """What a service says of its outbox on core NATS (`<prefix>.ops.outbox`), for the dashboard."""
+    return json.dumps(
+        {
+            "service": service,
+            "unpublished": unpublished,
+            "capped": unpublished >= OUTBOX_DEPTH_CAP,
+            "oldest_age_seconds": round(oldest_age_seconds, 3),
+            "at": at.isoformat(),
+        }
+    ).encode()
 
 
 async def purge_published(engine: AsyncEngine, older_than_seconds: float, batch: int = 1000) -> int:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from types import TracebackType
 
 from nats.aio.client import Client as NatsClient
@@ -27,9 +28,17 @@ from services.kit.consumer import purge_inbox
 from services.kit.db import make_engine
 from services.kit.db_errors import is_connection_failure
 from services.kit.leader import Leadership
-from services.kit.outbox import OutboxRelay, purge_published
+from services.kit.outbox import (
+    OUTBOX_REPORT_SUBJECT,
+    OutboxRelay,
+    outbox_report,
+    outbox_state,
+    purge_published,
+)
 
 log = logging.getLogger(__name__)
+# how often a service's outbox depth is reported to the dashboard
+OUTBOX_REPORT_SECONDS = 5.0
 
 Background = Callable[[asyncio.Event], Awaitable[None]]
 Work = Callable[[], Awaitable[object]]
@@ -57,6 +66,7 @@ class Runtime:
         )
         self.spawn("outbox-relay", self.relay.run)
         self.every("outbox and inbox purge", self.settings.purge_every_seconds, self.purge, one_replica=True)
+        self.every("outbox report", OUTBOX_REPORT_SECONDS, self.report_outbox, one_replica=True)
         return self
 
     async def ready(self, within: float = 2.0) -> bool:
@@ -69,6 +79,13 @@ class Runtime:
         except Exception:
             return False
         return True
+
+    async def report_outbox(self) -> None:
+        """Tell the dashboard (core NATS, not kept) how many events wait in this service's outbox."""
+        unpublished, oldest = await outbox_state(self.engine)
+        subject = bus.full_subject(self.settings.subject_prefix, OUTBOX_REPORT_SUBJECT)
+        report = outbox_report(self.settings.service_name, unpublished, oldest, datetime.now(UTC))
+        await self.nc.publish(subject, report)
 
     async def purge(self) -> tuple[int, int]:
         """Processed outbox rows and inbox entries past their retention; returns (outbox, inbox)."""

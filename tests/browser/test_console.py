@@ -66,6 +66,8 @@ async def test_a_wrong_password_is_refused_and_ops_lands_on_a_dashboard_that_mov
     shown = status_now.removeprefix("ORDER_STATUS_").lower().replace("_", " ")
     await expect(page.locator("[data-test=status-counts]")).to_contain_text(shown)
     await expect(page.locator("[data-test=card-carriers]")).to_contain_text("CLOSED")
+    await expect(page.locator("[data-test=consumer-lag]")).to_contain_text("_ORDERS")
+    await expect(page.locator("[data-test=outboxes]")).to_contain_text("orders", timeout=15_000)
     await shot(page, "dashboard")
 
     await page.click("[data-test=lang-switch]")

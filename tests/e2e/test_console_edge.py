@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from omsctl.stack import Platform, write_state
 from tests.conftest import random_ref
 from tests.e2e.conftest import bearer
 from tests.e2e.test_edge import call
+from tests.e2e.test_logistics_edge import until
 from tests.e2e.test_walking_skeleton import order_json
 
 
@@ -104,3 +106,31 @@ async def test_omsctl_user_add_makes_a_user_who_signs_in_and_a_bad_one_is_refuse
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert await asyncio.to_thread(users.run, args, platform.home) == 1
     assert "password: must be" in capsys.readouterr().err
+
+
+async def test_the_pipeline_shows_each_stream_and_its_consumers_to_staff_only(platform: Platform) -> None:
+    await call(platform, "POST", "/v1/orders", order_json(random_ref("PIPE")), bearer(platform, "ops"))
+    status, _, pipeline = await call(platform, "GET", "/v1/pipeline", token=bearer(platform, "ops"))
+    assert status == 200, pipeline
+    streams = {stream["stream"]: stream for stream in pipeline["streams"]}
+    prefix = platform.subject_prefix.upper().replace("-", "_")
+    assert f"{prefix}_ORDERS" in streams and all(name.startswith(prefix + "_") for name in streams)
+    orders = streams[f"{prefix}_ORDERS"]
+    assert int(orders["lastSequence"]) >= 1 and orders["consumers"], orders
+    assert all(int(c.get("pending", 0)) >= 0 for c in orders["consumers"])
+    status, _, _ = await call(platform, "GET", "/v1/pipeline", token=bearer(platform, "cs_agent"))
+    assert status == 403
+
+    async def outboxes() -> dict[str, Any]:
+        _, _, read = await call(platform, "GET", "/v1/pipeline", token=bearer(platform, "ops"))
+        return {outbox["service"]: outbox for outbox in read.get("outboxes", [])}
+
+    # each service reports its outbox every 5 s, from its one reporting replica
+    reported = await until(lambda: _all_reported(outboxes), within=30)
+    assert int(reported["orders"].get("unpublished", 0)) >= 0
+    assert float(reported["orders"].get("oldestAgeSeconds", 0)) < 60
+
+
+async def _all_reported(outboxes: Any) -> dict[str, Any] | None:
+    found = await outboxes()
+    return found if {"orders", "logistics", "aftersales", "gateway"} <= found.keys() else None

@@ -75,7 +75,8 @@ def test_make_run_serves_the_printed_curl_keeps_data_across_restarts_and_leaves_
     env_without_urls: dict[str, str],
 ) -> None:
     home = Path(tempfile.mkdtemp(prefix="oms-up-"))  # 0700, like a clone in `mktemp -d`
-    env = {**env_without_urls, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}"}
+    # the demo starts as with `make run`, at its smallest: its full size only slows the test's own checks
+    env = {**env_without_urls, "PYTHONPATH": f"{ROOT / 'gen'}:{ROOT}", "OMS_DEMO_ORDERS": "14"}
     try:
         _up_restart_and_down(home, env)
     finally:  # a failed assertion must not leave a platform running
@@ -424,7 +425,8 @@ def test_the_readme_walk_through_creates_pays_allocates_and_shows_the_events_on_
     steps = _walk_through()
     assert [step.split(".", 1)[0] for step in steps] == ["# 0", "# 1", "# 2", "# 3", "# 4"]
     try:
-        up, banner = _start(home, env)  # as `make run`: with the demo catalogue
+        # as `make run`: with the demo catalogue (the demo itself is the make-run test's and test_demo's)
+        up, banner = _start(home, env, "--no-demo")
         assert any(line.startswith("Demo catalogue") for line in banner)
         # step 3 is what a person re-runs until the order has moved on
         wait_for_allocation = (

@@ -22,7 +22,10 @@ I18N.add({
     "def.alerts": "alerts = open alert records (raised by any service, repeats folded into one with a count), newest first.",
     "def.channels": "per channel: time of the last order received, the shop token's expiry, and errors / calls of orders' own calls to the channel's API in the last hour.",
     "def.carriers": "each carrier's circuit breaker: CLOSED calls pass, OPEN calls are refused after too many failures, HALF_OPEN one probe call is let through.",
-    "def.lag": "not shown: the platform does not expose outbox depth or consumer lag through its API yet (it is part of the metrics work).",
+    "dash.service": "Service", "dash.unpublished": "Outbox: not yet published", "dash.oldest": "Oldest waiting",
+    "dash.reported": "Reported", "dash.stream": "Stream", "dash.consumer": "Consumer", "dash.pending": "Not yet taken",
+    "dash.ack_pending": "Taken, not acknowledged", "dash.redelivered": "Redelivered", "dash.active": "Last delivery",
+    "def.lag": "consumer lag = events in the stream not yet delivered to the consumer, plus those delivered but not yet acknowledged, per durable consumer, as JetStream counts them (GET /v1/pipeline); outbox = events a service committed and has not yet published, and the age of the oldest, as each service reports every 5 s (a report that stops coming is shown by its time).",
   },
   zh: {
     "dash.title": "运营看板", "dash.live": "实时", "dash.reconnecting": "实时推送重连中…",
@@ -42,7 +45,10 @@ I18N.add({
     "def.alerts": "告警 = 未关闭的告警记录（任一服务发出，重复的合并计数），按时间倒序。",
     "def.channels": "每个渠道：最近一笔订单的时间、店铺令牌到期时间，以及订单服务调用该渠道接口近一小时的错误数 / 调用数。",
     "def.carriers": "每个承运商的熔断器：关闭 = 正常调用；打开 = 失败过多后拒绝调用；半开 = 放行一次探测调用。",
-    "def.lag": "暂不显示：平台的 API 尚未提供发件箱积压与消费延迟（属于指标建设的工作）。",
+    "dash.service": "服务", "dash.unpublished": "发件箱：未发布", "dash.oldest": "最早等待", "dash.reported": "上报时间",
+    "dash.stream": "流", "dash.consumer": "消费者", "dash.pending": "未投递", "dash.ack_pending": "已投递未确认",
+    "dash.redelivered": "重投次数", "dash.active": "最近投递",
+    "def.lag": "消费延迟 = 流中尚未投递给该消费者的事件数，加上已投递但尚未确认的事件数，按持久消费者统计，取自 JetStream（GET /v1/pipeline）；发件箱 = 各服务已提交但尚未发布的事件数及最早一条的等待时长，各服务每 5 秒上报一次（上报中断时可从上报时间看出）。",
   },
 });
 
@@ -69,9 +75,10 @@ OMS.pages.dashboard = async (main) => {
     h("div", { class: "row" }, h("h1", {}, t("dash.title")), status),
     h("div", { class: "cards" }, Object.values(cards).map((c) => c.el))
   );
+  cards.alerts.el.classList.add("wide");
+  cards.lag.el.classList.add("wide");
   const feedList = h("ol", { class: "live", test: "feed" });
   cards.feed.body.append(feedList);
-  cards.lag.body.append(defined("def.lag"));
 
   async function fill(target, load) {
     try {
@@ -147,6 +154,37 @@ OMS.pages.dashboard = async (main) => {
             "channel-health"
           ),
           defined("def.channels"),
+        ];
+      }),
+      fill(cards.lag, async () => {
+        const pipeline = await api("GET", "/v1/pipeline");
+        const outboxes = pipeline.outboxes || [];
+        const rows = (pipeline.streams || []).flatMap((s) =>
+          (s.consumers || []).map((c) => ({ stream: s.stream, last: s.lastSequence, ...c })));
+        return [
+          table(
+            [
+              { label: "dash.service", cell: (o) => o.service },
+              { label: "dash.unpublished", cell: (o) => `${o.unpublished || 0}${o.capped ? "+" : ""}` },
+              { label: "dash.oldest", cell: (o) => OMS.duration(o.oldestAgeSeconds) },
+              { label: "dash.reported", cell: (o) => when(o.reportedAt) },
+            ],
+            outboxes,
+            "outboxes"
+          ),
+          table(
+            [
+              { label: "dash.stream", cell: (r) => `${r.stream} #${r.last || 0}` },
+              { label: "dash.consumer", cell: (r) => r.consumer },
+              { label: "dash.pending", cell: (r) => String(r.pending || 0) },
+              { label: "dash.ack_pending", cell: (r) => String(r.ackPending || 0) },
+              { label: "dash.redelivered", cell: (r) => String(r.redelivered || 0) },
+              { label: "dash.active", cell: (r) => when(r.lastActive) },
+            ],
+            rows,
+            "consumer-lag"
+          ),
+          defined("def.lag"),
         ];
       }),
       fill(cards.carriers, async () => {

@@ -253,6 +253,7 @@ POLICY: dict[str, Rule] = {
     f"{GATEWAY}/SignIn": _public(Klass.AUTH, mutating=False),
     f"{GATEWAY}/PutUser": _w(ADMINS, STAFF_ONLY),
     f"{GATEWAY}/GetConsoleAsset": _public(Klass.READ, mutating=False),
+    f"{GATEWAY}/GetPipeline": _r(STAFF, STAFF_ONLY),
 }
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nats.aio.client import Client as NatsClient
@@ -13,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from omsctl.stack import Infra
 from services.kit import bus, tracing
 from services.kit.db import UnitOfWork
-from services.kit.outbox import OutboxRelay, lag_seconds
+from services.kit.outbox import OutboxRelay, lag_seconds, outbox_report, outbox_state
 from services.kit.schema import outbox_table
 from tests.integration.kit.helpers import sample_event, stream_count, stream_messages
 from tests.waiting import eventually
@@ -152,3 +154,19 @@ async def test_relay_wakes_on_commit_without_waiting_for_its_poll(
     await eventually(lambda: relay.published_total == 1)
     stop.set()
     await task
+
+
+async def test_the_outbox_state_counts_what_waits_and_its_age_and_nothing_once_published(
+    orders_engine: AsyncEngine, nc: NatsClient, subject_prefix: str
+) -> None:
+    relay = OutboxRelay(orders_engine, nc.jetstream(), service="orders", subject_prefix=subject_prefix)
+    await _drain(relay)
+    assert await outbox_state(orders_engine) == (0, 0.0)
+    await _commit_events(orders_engine, 4)
+    await asyncio.sleep(0.05)
+    waiting, oldest = await outbox_state(orders_engine)
+    assert waiting == 4 and 0.05 <= oldest < 30
+    report = json.loads(outbox_report("orders", waiting, oldest, datetime.now(UTC)))
+    assert report["service"] == "orders" and report["unpublished"] == 4 and report["capped"] is False
+    await _drain(relay)
+    assert await outbox_state(orders_engine) == (0, 0.0)
