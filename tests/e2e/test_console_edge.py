@@ -133,4 +133,8 @@ async def test_the_pipeline_shows_each_stream_and_its_consumers_to_staff_only(pl
 
 async def _all_reported(outboxes: Any) -> dict[str, Any] | None:
     found = await outboxes()
-    return found if {"orders", "logistics", "aftersales", "gateway"} <= found.keys() else None
+    return (
+        found
+        if {"orders", "logistics", "aftersales", "gateway", "inventory", "routing"} <= found.keys()
+        else None
+    )
