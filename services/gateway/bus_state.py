@@ -11,6 +11,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import nats.errors
+
 from services.gateway.domain.pipeline import ConsumerLag, OutboxState, Pipeline, StreamLag
 from services.kit.bus import stream_name
 from services.kit.errors import Unavailable
@@ -48,12 +50,8 @@ class BusState:
         outboxes = [self.outboxes[name] for name in sorted(self.outboxes)]
         try:
             return Pipeline(outboxes, await asyncio.wait_for(self._read(), self.timeout))
-        except (TimeoutError, OSError) as error:
+        except (TimeoutError, OSError, nats.errors.Error) as error:
             raise Unavailable(f"the event bus did not answer ({type(error).__name__}); retry") from None
-        except Exception as error:  # nats raises its own errors while disconnected
-            if type(error).__module__.startswith("nats"):
-                raise Unavailable("the event bus is unavailable; retry") from None
-            raise
 
     async def _read(self) -> list[StreamLag]:
         streams = [s for s in await self.js.streams_info() if s.config.name.startswith(self.stream_prefix)]

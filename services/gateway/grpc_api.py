@@ -7,8 +7,8 @@ maps the request in (`mappers.py`), calls its use case (`handlers/`) and maps th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import grpc
 from google.api import httpbody_pb2
@@ -33,6 +33,19 @@ from services.gateway.handlers.webhooks import Webhooks
 from services.gateway.proxy import LocalMethod
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+
+
+T = TypeVar("T")
+
+
+async def _unless_blocked(context: Any, attempt: Awaitable[T]) -> T:
+    """A credential check's answer; a blocked id or address is RESOURCE_EXHAUSTED with retry-after."""
+    try:
+        return await attempt
+    except TooManyAttempts as blocked:
+        context.set_trailing_metadata(trailing(blocked.retry_after))
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, blocked.message)
+        raise
 
 
 class GatewayApi:
@@ -94,12 +107,9 @@ class GatewayApi:
     async def sign_in(
         self, request: gateway_pb2.SignInRequest, context: Any, caller: Caller
     ) -> gateway_pb2.SignInResponse:
-        try:
-            session = await self.users.sign_in(request.username, request.password, caller)
-        except TooManyAttempts as blocked:
-            context.set_trailing_metadata(trailing(blocked.retry_after))
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, blocked.message)
-            raise
+        session = await _unless_blocked(
+            context, self.users.sign_in(request.username, request.password, caller)
+        )
         return gateway_pb2.SignInResponse(
             access_token=session.access_token,
             token_type="Bearer",
@@ -135,12 +145,9 @@ class GatewayApi:
     async def issue_token(
         self, request: gateway_pb2.IssueTokenRequest, context: Any, caller: Caller
     ) -> gateway_pb2.IssueTokenResponse:
-        try:
-            issued = await self.tokens.issue(request.client_id, request.client_secret, caller)
-        except TooManyAttempts as blocked:
-            context.set_trailing_metadata(trailing(blocked.retry_after))
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, blocked.message)
-            raise
+        issued = await _unless_blocked(
+            context, self.tokens.issue(request.client_id, request.client_secret, caller)
+        )
         return gateway_pb2.IssueTokenResponse(
             access_token=issued.access_token, token_type="Bearer", expires_in=issued.expires_in
         )

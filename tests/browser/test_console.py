@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from typing import Any
 
 from playwright.async_api import Page, expect
@@ -105,18 +104,16 @@ async def test_the_360_view_finds_an_order_by_phone_with_timeline_and_tracking_m
     supervisor, password = await console_user(platform, "supervisor")
     await sign_in(page, platform, supervisor, password, "dashboard")
     await page.goto(f"{console_url(platform)}#/cs")
-    started = time.monotonic()
+    # how fast the screen completes is bench-console's figure, not a test's
     await page.fill("[data-test=cs-query]", phone)
     await page.click("[data-test=cs-find]")
     await expect(page.locator("[data-test=cs-complete]")).to_be_visible()
-    took = time.monotonic() - started
     await expect(page.locator("[data-test=cs-order] h2")).to_contain_text(order_id)
     await expect(page.locator("[data-test=cs-status]")).to_have_text("delivered")
     await expect(page.locator("[data-test=cs-latest-node]")).to_contain_text("DELIVERED")
     entries = page.locator("[data-test=cs-timeline-entry]")
     assert await entries.count() >= 10  # created, paid, allocated, warehouse steps and the carrier's scans
     await expect(page.locator("ol.timeline li.tracking").first).to_be_visible()
-    assert took < 10, took  # a loose bound for a loaded CI machine; the figure is bench-console's
     await shot(page, "cs360")
 
     # the customer's agent opens it by its number: personal data masked until an audited reveal

@@ -242,6 +242,7 @@ OMS.pages.dashboard = async (main) => {
   }
 
   let stopFeed = null;
+  let again = null; // the one pending reconnect
   function watch() {
     stopFeed = OMS.stream("/v1/alerts:watch", (message) => {
       const alert = message.alert || message.result?.alert || {};
@@ -251,12 +252,11 @@ OMS.pages.dashboard = async (main) => {
       refresh();
     }, () => {
       status.textContent = t("dash.reconnecting");
-      const again = setTimeout(watch, 2000); // the edge ends a stream after 30 s; it is opened again
-      OMS.onLeave(() => clearTimeout(again));
+      again = setTimeout(watch, 2000); // the edge ends a stream after 30 s; it is opened again
     });
   }
   watch();
   const timer = setInterval(refresh, 3000);
-  OMS.onLeave(() => { clearInterval(timer); if (stopFeed) stopFeed(); });
+  OMS.onLeave(() => { clearInterval(timer); clearTimeout(again); if (stopFeed) stopFeed(); });
   await refresh();
 };

@@ -46,6 +46,10 @@ OMS.pages.queues = async (main, [tab]) => {
     return reason.value.trim();
   };
   const done = async () => { OMS.notice(t("q.done")); await open(current); };
+  // a decision: the reason typed above the list goes with the call, then the tab is read again
+  const decide = (label, attrs, call) => act(t(label), async () => { await call(needReason()); await done(); }, attrs);
+  const primary = (test) => ({ class: "primary", test });
+  const danger = (test) => ({ class: "danger", test });
   const link = (orderId) => orderId ? h("a", { href: `#/cs/${encodeURIComponent(orderId)}` }, orderId) : "";
   const json = (value) => h("pre", {}, JSON.stringify(value, null, 2));
   const enc = encodeURIComponent;
@@ -60,8 +64,8 @@ OMS.pages.queues = async (main, [tab]) => {
         { label: "q.reason", cell: (p) => p.reason },
         { label: "q.received", cell: (p) => when(p.receivedAt) },
         { label: "q.accept", cell: (p) => h("div", { class: "row" },
-          act(t("q.accept"), async () => { await api("POST", `/v1/payment-notifications/${enc(p.paymentId)}/review`, { accept: true, note: needReason() }); await done(); }, { class: "primary", test: "payment-accept" }),
-          act(t("q.reject"), async () => { await api("POST", `/v1/payment-notifications/${enc(p.paymentId)}/review`, { accept: false, note: needReason() }); await done(); }, { class: "danger", test: "payment-reject" })) },
+          decide("q.accept", primary("payment-accept"), (why) => api("POST", `/v1/payment-notifications/${enc(p.paymentId)}/review`, { accept: true, note: why })),
+          decide("q.reject", danger("payment-reject"), (why) => api("POST", `/v1/payment-notifications/${enc(p.paymentId)}/review`, { accept: false, note: why }))) },
       ], listed.payments || [], "parked-payments"), defined("def.q.payments")];
     },
     risk: async () => {
@@ -72,8 +76,8 @@ OMS.pages.queues = async (main, [tab]) => {
         { label: "q.reason", cell: (e) => (e.results || []).filter((r) => r.hit).map((r) => r.ruleId).join(", ") },
         { label: "q.received", cell: (e) => when(e.evaluatedAt) },
         { label: "q.approve", cell: (e) => h("div", { class: "row" },
-          act(t("q.approve"), async () => { await api("POST", `/v1/orders/${enc(e.orderId)}/risk-review`, { decision: "RISK_DECISION_APPROVE", note: needReason() }); await done(); }, { class: "primary", test: "risk-approve" }),
-          act(t("q.cancel"), async () => { await api("POST", `/v1/orders/${enc(e.orderId)}/risk-review`, { decision: "RISK_DECISION_CANCEL", note: needReason() }); await done(); }, { class: "danger", test: "risk-cancel" })) },
+          decide("q.approve", primary("risk-approve"), (why) => api("POST", `/v1/orders/${enc(e.orderId)}/risk-review`, { decision: "RISK_DECISION_APPROVE", note: why })),
+          decide("q.cancel", danger("risk-cancel"), (why) => api("POST", `/v1/orders/${enc(e.orderId)}/risk-review`, { decision: "RISK_DECISION_CANCEL", note: why }))) },
       ], listed.evaluations || [], "risk-reviews")];
     },
     tickets: async () => {
@@ -85,8 +89,8 @@ OMS.pages.queues = async (main, [tab]) => {
         { label: "q.reason", cell: (k) => `${k.reason}${k.customerNote ? ` · ${k.customerNote}` : ""}` },
         { label: "q.amount", cell: (k) => money(k.voucher?.cash) },
         { label: "q.approve", cell: (k) => h("div", { class: "row" },
-          act(t("q.approve"), async () => { await api("POST", `/v1/aftersales/tickets/${enc(k.ticketId)}:approve`, { note: needReason() }); await done(); }, { class: "primary", test: "ticket-approve" }),
-          act(t("q.reject"), async () => { await api("POST", `/v1/aftersales/tickets/${enc(k.ticketId)}:reject`, { reason: needReason() }); await done(); }, { class: "danger", test: "ticket-reject" })) },
+          decide("q.approve", primary("ticket-approve"), (why) => api("POST", `/v1/aftersales/tickets/${enc(k.ticketId)}:approve`, { note: why })),
+          decide("q.reject", danger("ticket-reject"), (why) => api("POST", `/v1/aftersales/tickets/${enc(k.ticketId)}:reject`, { reason: why }))) },
       ], listed.tickets || [], "ticket-approvals")];
     },
     held: async () => {
@@ -97,8 +101,8 @@ OMS.pages.queues = async (main, [tab]) => {
         { label: "q.reason", cell: (o) => o.statusReason || "" },
         { label: "q.received", cell: (o) => when(o.updatedAt) },
         { label: "q.release", cell: (o) => h("div", { class: "row" },
-          act(t("q.release"), async () => { await api("POST", `/v1/orders/${enc(o.orderId)}/release`, { reason: needReason() }); await done(); }, { class: "primary", test: "order-release" }),
-          act(t("q.cancel"), async () => { await api("POST", `/v1/orders/${enc(o.orderId)}/cancel`, { reason: needReason() }); await done(); }, { class: "danger", test: "order-cancel" })) },
+          decide("q.release", primary("order-release"), (why) => api("POST", `/v1/orders/${enc(o.orderId)}/release`, { reason: why })),
+          decide("q.cancel", danger("order-cancel"), (why) => api("POST", `/v1/orders/${enc(o.orderId)}/cancel`, { reason: why }))) },
       ], listed.orders || [], "held-orders")];
     },
     dead: async () => {

@@ -8,19 +8,17 @@ which one was wrong.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.gateway import auth
 from services.gateway.domain.attempts import AttemptReason
-from services.gateway.domain.errors import ChecksBusy, TooManyAttempts
 from services.gateway.domain.policy import GATEWAY
 from services.gateway.domain.principal import Caller
 from services.gateway.domain.users import ConsoleUser, NewUser, new_user
+from services.gateway.handlers.credential_checks import CredentialGuard
 from services.gateway.handlers.ports import AuditLog, FailureThrottle, SecretChecks, UserUnitOfWork
-from services.kit.errors import Unauthenticated, Unavailable
 
 # a working day: the console keeps the token in memory only, so a reload signs in again
 SESSION_TTL_SECONDS = 8 * 3600
@@ -47,26 +45,26 @@ class ConsoleUsers:
         self.jwt = jwt
         self.new_uow = new_uow
         self.checker = checker
-        self.throttle = throttle
-        self.attempts = attempts
+        self.guard = CredentialGuard(
+            throttle,
+            attempts,
+            METHOD,
+            AttemptReason.PASSWORD,
+            busy="too many sign-ins at once; retry",
+            refused="wrong user name or password",
+        )
         self.wall = wall
 
     async def sign_in(self, username: str, password: str, caller: Caller) -> Session:
         name = username[:128]
-        wait = await self.throttle.blocked_for(f"user:{name}", caller.source_ip)
-        if wait > 0:
-            raise TooManyAttempts(wait, f"too many failed attempts; retry after {math.ceil(wait)}s")
-        async with self.new_uow() as uow:
-            user = await uow.users.get(name)
-        try:
+
+        async def attempt() -> ConsoleUser | None:
+            async with self.new_uow() as uow:
+                user = await uow.users.get(name)
             matched = await self.checker.matches(password, user.password_hash if user else None)
-        except ChecksBusy:
-            raise Unavailable("too many sign-ins at once; retry") from None
-        if user is None or not matched:
-            await self.throttle.failed(f"user:{name}", caller.source_ip)
-            self.attempts.failed_attempt(caller, METHOD, "UNAUTHENTICATED", AttemptReason.PASSWORD)
-            raise Unauthenticated("wrong user name or password")
-        await self.throttle.succeeded(f"user:{name}")
+            return user if user is not None and matched else None
+
+        user = await self.guard.check(f"user:{name}", caller, attempt)
         ttl = min(SESSION_TTL_SECONDS, self.jwt.max_lifetime_seconds)
         claims = {"customer_id": user.customer_id} if user.customer_id else {}
         token = auth.issue_token(self.jwt, user.subject, user.roles, self.wall(), ttl, kind="user", **claims)
