@@ -120,7 +120,13 @@ def carrier_config(env: Mapping[str, str]) -> CarrierConfig:
     callback = optional(env, "KUAIDI100_CALLBACK_URL", "")
     salt = required(env, "KUAIDI100_PUSH_SALT") if callback else optional(env, "KUAIDI100_PUSH_SALT", "")
     return CarrierConfig(
-        endpoints=Endpoints(url("SF_API_URL"), url("KUAIDI100_API_URL"), url("CAINIAO_API_URL")),
+        endpoints=Endpoints(
+            url("SF_API_URL"),
+            url("KUAIDI100_API_URL"),
+            url("CAINIAO_API_URL"),
+            # Kuaidi100 answers subscriptions and queries on its own host (poll.kuaidi100.com)
+            kuaidi100_poll=optional(env, "KUAIDI100_POLL_URL", "") or url("KUAIDI100_API_URL"),
+        ),
         credentials=Credentials(
             sf_partner_id=required(env, "SF_PARTNER_ID"),
             sf_checkword=required(env, "SF_CHECKWORD"),

@@ -22,12 +22,14 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Base URLs: SF's `/std/service`, Kuaidi100's `/label/order`, `/poll`, `/poll/query.do` and
-    Cainiao's `/router/rest` hang below them."""
+    """Base URLs: SF's `/std/service`, Kuaidi100's `/label/order` (its e-waybill host), Kuaidi100's
+    `/poll` and `/poll/query.do` (its subscription and query host, `kuaidi100_poll`; the e-waybill
+    host when empty) and Cainiao's `/router/rest` hang below them."""
 
     sf: str
     kuaidi100: str
     cainiao: str
+    kuaidi100_poll: str = ""
 
 
 @dataclass(frozen=True)

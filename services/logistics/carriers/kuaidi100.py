@@ -39,6 +39,7 @@ class Kuaidi100Client:
     def __init__(self, session: aiohttp.ClientSession, config: CarrierConfig) -> None:
         self.session = session
         self.base = config.endpoints.kuaidi100.rstrip("/")
+        self.poll_base = (config.endpoints.kuaidi100_poll or config.endpoints.kuaidi100).rstrip("/")
         self.credentials = config.credentials
         self.pushes = config.pushes
         self.timeout = config.limits.timeout_seconds
@@ -114,7 +115,7 @@ class Kuaidi100Client:
         param = json.dumps({"com": company, "num": number, "resultv2": "1"})
         key, customer = self.credentials.kuaidi100_key, self.credentials.kuaidi100_customer
         form = {"customer": customer, "param": param, "sign": kuaidi100_query_sign(param, key, customer)}
-        reply = await post_form(self.session, f"{self.base}/poll/query.do", form, self.timeout)
+        reply = await post_form(self.session, f"{self.poll_base}/poll/query.do", form, self.timeout)
         if reply.status == 429:
             raise RateLimited("Kuaidi100 429 请求过于频繁")
         if reply.status >= 500:
@@ -144,7 +145,7 @@ class Kuaidi100Client:
             },
         }
         form = {"schema": "json", "param": json.dumps(param)}
-        reply = await post_form(self.session, f"{self.base}/poll", form, self.timeout)
+        reply = await post_form(self.session, f"{self.poll_base}/poll", form, self.timeout)
         if reply.status == 429:
             raise RateLimited("Kuaidi100 429 请求过于频繁")
         answer = _json(reply.text, "subscription")

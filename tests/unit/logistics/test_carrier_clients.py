@@ -147,3 +147,34 @@ def test_a_cainiao_module_gives_the_waybill_and_its_routing() -> None:
     printed = {"data": {"routingInfo": {"sortation": {"name": "010A01"}, "consolidation": {"code": "01001"}}}}
     found = cainiao.waybill_of({"object_id": "1", "waybill_code": "77000", "print_data": json.dumps(printed)})
     assert (found.waybill_no, found.sorting_code, found.destination_code) == ("77000", "010A01", "01001")
+
+
+ACCOUNTS_ENV = {
+    "SF_PARTNER_ID": "p",
+    "SF_CHECKWORD": "c",
+    "KUAIDI100_KEY": "k",
+    "KUAIDI100_SECRET": "s",
+    "KUAIDI100_CUSTOMER": "cu",
+    "CAINIAO_APP_KEY": "a",
+    "CAINIAO_APP_SECRET": "b",
+}
+
+
+def test_kuaidi100_subscriptions_and_queries_go_to_its_poll_host_and_labels_to_its_api_host() -> None:
+    from services.logistics.carriers.kuaidi100 import Kuaidi100Client
+    from services.logistics.config import carrier_config
+
+    real = carrier_config(
+        {
+            **ACCOUNTS_ENV,
+            "CARRIER_API_URL": "https://elsewhere.example",
+            "KUAIDI100_API_URL": "https://api.kuaidi100.com/",
+            "KUAIDI100_POLL_URL": "https://poll.kuaidi100.com",
+        }
+    )
+    client = Kuaidi100Client(None, real)  # type: ignore[arg-type]  # no call is made
+    assert (client.base, client.poll_base) == ("https://api.kuaidi100.com", "https://poll.kuaidi100.com")
+    # one sandbox serving both paths needs one setting
+    sandbox = carrier_config({**ACCOUNTS_ENV, "CARRIER_API_URL": "http://127.0.0.1:18010"})
+    client = Kuaidi100Client(None, sandbox)  # type: ignore[arg-type]
+    assert client.base == client.poll_base == "http://127.0.0.1:18010"
