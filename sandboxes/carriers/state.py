@@ -64,6 +64,7 @@ class Waybill:
             "order_id": self.order_id,
             "waybill_no": self.waybill_no,
             "company": self.company,
+            "origin": self.origin,
             "nodes": [reached.step.node.value for reached in self.reached],
             "stalled": self.stalled,
             "cancelled": self.cancelled,

@@ -92,6 +92,7 @@ async def assemble(settings: Settings, engine: AsyncEngine, clock: Clock | None 
         settings.retry,
         lease=timedelta(seconds=settings.lease_seconds),
         capacity=settings.capacity,
+        docks=settings.docks,
     )
     poller = TrackingPoller(new_uow, carriers, settings.poll, settings.anomalies)
     servicer = LogisticsServicer(
@@ -102,6 +103,7 @@ async def assemble(settings: Settings, engine: AsyncEngine, clock: Clock | None 
         poll=settings.poll,
         on_queued=runner.wake.set,
         push_writers=settings.push_writers,
+        docks=settings.docks,
     )
     return Logistics(servicer, runner, poller, carriers, carriers.close)
 

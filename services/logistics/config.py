@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
+from typing import Final
+
+import yaml
 
 from services.kit.config import CommonSettings, InvalidSetting, integer, number, optional, required
 from services.kit.sealing import KeyRing, KeyRingError
@@ -17,12 +21,14 @@ from services.logistics.carriers.config import (
     Limits,
     Pushes,
 )
+from services.logistics.domain import docks
 from services.logistics.domain.anomalies import AnomalyRules
 from services.logistics.domain.carriers import ACCOUNTS
 from services.logistics.domain.tracking import PollPolicy
 from services.logistics.domain.waybills import RetryPolicy
 
 DEFAULT_PORT = 50054
+DEFAULT_DOCKS_PATH: Final = Path(__file__).resolve().parent / "docks.yaml"
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class Settings:
     sweep_every_seconds: float = 600.0
     # tracking pushes written at once; those arriving meanwhile wait and share the next transaction
     push_writers: int = 2
+    # the warehouses' dispatch docks: the sender on the labels
+    docks: docks.Docks = field(default_factory=docks.Docks)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,7 +84,15 @@ class Settings:
             poll_every_seconds=number(env, "TRACKING_POLL_EVERY_SECONDS", 60.0),
             sweep_every_seconds=number(env, "ANOMALY_SWEEP_SECONDS", 600.0),
             push_writers=_at_least(env, "TRACKING_PUSH_WRITERS", 2, 1),
+            docks=load_docks(Path(optional(env, "LOGISTICS_DOCKS_FILE", str(DEFAULT_DOCKS_PATH)))),
         )
+
+
+def load_docks(path: Path) -> docks.Docks:
+    try:
+        return docks.parse(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, docks.InvalidDocks) as error:
+        raise InvalidSetting(f"LOGISTICS_DOCKS_FILE {path}: {error}") from None
 
 
 def _at_least(env: Mapping[str, str], name: str, default: int, least: int) -> int:

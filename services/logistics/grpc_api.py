@@ -15,6 +15,7 @@ from services.kit.errors import NotFound
 from services.logistics import mappers, printing
 from services.logistics.domain.anomalies import AnomalyRules
 from services.logistics.domain.carriers import ACCOUNTS, BreakerState, routing_codes
+from services.logistics.domain.docks import Docks
 from services.logistics.domain.tracking import PollPolicy
 from services.logistics.handlers import picking, shipments, tracking, waybills
 from services.logistics.handlers.ports import Carriers, UnitOfWork
@@ -48,7 +49,9 @@ class LogisticsServicer(logistics_pb2_grpc.LogisticsServiceServicer):
         poll: PollPolicy,
         on_queued: Callable[[], None] = lambda: None,
         push_writers: int = 2,
+        docks: Docks | None = None,
     ) -> None:
+        self.docks = docks or Docks()
         self.uow = uow_factory
         self.views = views
         self.carriers = carriers
@@ -60,7 +63,7 @@ class LogisticsServicer(logistics_pb2_grpc.LogisticsServiceServicer):
     async def CreateShipments(
         self, request: pb.CreateShipmentsRequest, context: Ctx
     ) -> pb.CreateShipmentsResponse:
-        found = await shipments.create_shipments(self.uow(), mappers.create_shipments(request))
+        found = await shipments.create_shipments(self.uow(), mappers.create_shipments(request), self.docks)
         return pb.CreateShipmentsResponse(shipments=[mappers.shipment(s) for s in found])
 
     async def GetShipment(self, request: pb.GetShipmentRequest, context: Ctx) -> pb.GetShipmentResponse:

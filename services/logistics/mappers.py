@@ -124,6 +124,13 @@ def shipment(value: Shipment) -> pb.Shipment:
             city=value.destination.city,
             district=value.destination.district,
         ),
+        origin=common_pb2.Address(
+            country_code=value.origin.country,
+            province=value.origin.province,
+            city=value.origin.city,
+            district=value.origin.district,
+            detail=value.origin.detail,
+        ),
         pick_list_id=value.pick_list_id,
         last_node=node(value.last_node),
         exception=value.exception,

@@ -928,16 +928,21 @@ _STAGES = {
 }
 
 
-def shipments_request(order: Order, plan: ShippingPlan) -> logistics_pb2.CreateShipmentsRequest:
+def shipments_request(
+    order: Order, plan: ShippingPlan, timer: sla.SlaState | None = None
+) -> logistics_pb2.CreateShipmentsRequest:
     """What logistics needs to open the order's shipments: who and where (the full address, opened
-    from its seal by the store), how urgent, and one planned shipment per warehouse the order's stock
-    is committed at, with routing's carrier for it. Raises NoParcelPlanned for a warehouse the plan
-    has no carrier for."""
+    from its seal by the store), how urgent (its priority, and its SLA: the fulfilment deadline the
+    warehouse picks by, and a fresh or cold-chain category that is picked first), and one planned
+    shipment per warehouse the order's stock is committed at, with routing's carrier for it. Raises
+    NoParcelPlanned for a warehouse the plan has no carrier for."""
     address = order.shipping_address
     titles: dict[str, str] = {}
     for line in order.lines:
         titles.setdefault(line.sku, line.title)
-    return logistics_pb2.CreateShipmentsRequest(
+    deadline = timer.deadline if timer is not None and timer.stage is sla.Stage.FULFILMENT else None
+    category = timer.terms.category if timer is not None and timer.terms is not None else ""
+    request = logistics_pb2.CreateShipmentsRequest(
         order_id=order.order_id,
         customer_id=order.buyer_id,
         channel=order.channel.value,
@@ -952,7 +957,6 @@ def shipments_request(order: Order, plan: ShippingPlan) -> logistics_pb2.CreateS
             postal_code=address.postal_code,
         ),
         priority=_LOGISTICS_PRIORITIES[order.priority],
-        # no deadline: orders has no handling SLA of its own yet (logistics ranks by priority)
         shipments=[
             logistics_pb2.PlannedShipment(
                 warehouse_id=parcel.warehouse_id,
@@ -963,7 +967,7 @@ def shipments_request(order: Order, plan: ShippingPlan) -> logistics_pb2.CreateS
                         sku=sku,
                         title=titles.get(sku, sku)[:500],
                         quantity=quantity,
-                        goods_type="cold_chain" if parcel.carrier in CHILLED_CARRIERS else "normal",
+                        goods_type=_goods_type(parcel.carrier, category),
                     )
                     for sku, quantity in parcel.lines
                 ],
@@ -972,6 +976,18 @@ def shipments_request(order: Order, plan: ShippingPlan) -> logistics_pb2.CreateS
         ],
         decision_id=plan.decision_id,
     )
+    if deadline is not None:
+        request.deadline.FromDatetime(deadline.astimezone(UTC))
+    return request
+
+
+def _goods_type(carrier: str, sla_category: str) -> str:
+    """Logistics' goods type, which its pick order puts first when perishable: a chilled carrier's
+    parcel is cold chain; an order whose SLA category is `fresh` or `cold_chain` (its strictest line's)
+    is that."""
+    if carrier in CHILLED_CARRIERS or sla_category == "cold_chain":
+        return "cold_chain"
+    return "fresh" if sla_category == "fresh" else "normal"
 
 
 def plan_warehouses(plan: ShippingPlan) -> tuple[str, ...]:

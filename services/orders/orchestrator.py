@@ -175,7 +175,7 @@ class Orchestrator:
         if step is Step.RELEASE:
             return await self._release(stored)
         if step is Step.SHIP:
-            shipments = await self.peers.create_shipments(order)
+            shipments = await self.peers.create_shipments(order, stored.sla)
             stock = StockState(stored.stock_state)
             return Result(stock, shipments=shipments, stock_touched=False, answered=("logistics",))
         if step is Step.COMMIT:

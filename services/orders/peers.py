@@ -21,6 +21,7 @@ from services.kit.status import DETAILS_KEY, code_of, field_violations
 from services.orders import mappers
 from services.orders.domain.model import Order, Priority
 from services.orders.domain.shipping import NoParcelPlanned, PlannedParcel, Shipment, ShippingPlan
+from services.orders.domain.sla import SlaState
 
 # A peer that says this will say it again: the step ends at once with the reason on the order.
 PERMANENT = frozenset(
@@ -334,16 +335,17 @@ class Peers:
             raise PeerUnavailable("logistics", grpc.StatusCode.UNAVAILABLE, "LOGISTICS_SERVICE_ADDR unset")
         return self.logistics
 
-    async def create_shipments(self, order: Order) -> tuple[Shipment, ...]:
+    async def create_shipments(self, order: Order, timer: SlaState | None = None) -> tuple[Shipment, ...]:
         """Logistics opens the allocated order's shipments, one per warehouse with routing's carrier for
-        it. Idempotent at logistics on (order, warehouse): asking again after a timeout (the first call
-        may have opened them) answers the same shipments."""
+        it, with the order's SLA deadline and category for the pick order. Idempotent at logistics on
+        (order, warehouse): asking again after a timeout (the first call may have opened them) answers
+        the same shipments."""
         stub = self._logistics()
         plan = order.shipping_plan
         if plan is None:
             raise PeerRefused("routing", grpc.StatusCode.FAILED_PRECONDITION, "no plan kept for the order")
         try:
-            request = mappers.shipments_request(order, plan)
+            request = mappers.shipments_request(order, plan, timer)
         except NoParcelPlanned as error:
             raise PeerRefused("routing", grpc.StatusCode.FAILED_PRECONDITION, str(error)) from None
         reply = await _call(stub.CreateShipments(request, **self._options()), "logistics")

@@ -703,9 +703,8 @@ def test_the_gateway_and_logistics_read_the_one_kuaidi100_salt_and_the_sandbox_t
     # Kubernetes expands $(VAR) only from variables defined before it
     assert names.index("SF_PUSH_TOKEN") < names.index("CARRIER_SANDBOX_PUSH_URL")
     config = of_kind(render(overlay), "ConfigMap")["oms-config"]["data"]
-    assert {config[key] for key in ("SF_API_URL", "KUAIDI100_API_URL", "KUAIDI100_POLL_URL", "CAINIAO_API_URL")} == {
-        "http://carrier-sandbox:18010"
-    }
+    urls = ("SF_API_URL", "KUAIDI100_API_URL", "KUAIDI100_POLL_URL", "CAINIAO_API_URL")
+    assert {config[key] for key in urls} == {"http://carrier-sandbox:18010"}
     assert config["KUAIDI100_CALLBACK_URL"] == "http://envoy:8080/v1/webhooks/tracking/kuaidi100"
 
 

@@ -89,7 +89,7 @@ class CainiaoClient:
             "cp_code": cp_code,
             "sender": {
                 "name": first.sender_name,
-                "mobile": "",
+                "mobile": first.sender_phone,
                 "address": _address(first.sender, first.sender.detail),
             },
             "trade_order_info_dtos": [

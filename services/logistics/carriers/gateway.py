@@ -20,6 +20,7 @@ from services.logistics.carriers.http import CarrierDown, RateLimited
 from services.logistics.carriers.kuaidi100 import Kuaidi100Client
 from services.logistics.carriers.sf import SfClient
 from services.logistics.domain.carriers import ACCOUNTS, BreakerState, Protocol
+from services.logistics.domain.model import Place
 from services.logistics.domain.tracking import TrackingAnswer
 from services.logistics.domain.waybills import Failed, Lookup, Outcome, WaybillOrder
 
@@ -74,10 +75,11 @@ class CarrierGateway:
 
     async def _cainiao_create(self, orders: Sequence[WaybillOrder]) -> list[Outcome]:
         outcomes: dict[str, Outcome] = {}
-        by_cp: dict[str, list[WaybillOrder]] = defaultdict(list)
+        # one call names one sender: a batch holds parcels of one product from one dock
+        by_cp: dict[tuple[str, str, str, Place], list[WaybillOrder]] = defaultdict(list)
         for order in orders:
-            by_cp[order.product].append(order)
-        for cp_code, same in by_cp.items():
+            by_cp[(order.product, order.sender_name, order.sender_phone, order.sender)].append(order)
+        for (cp_code, *_), same in by_cp.items():
             for start in range(0, len(same), MAX_BATCH):
                 chunk = same[start : start + MAX_BATCH]
                 try:

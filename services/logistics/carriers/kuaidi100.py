@@ -56,7 +56,7 @@ class Kuaidi100Client:
             },
             "sendMan": {
                 "name": order.sender_name,
-                "mobile": "",
+                "mobile": order.sender_phone,
                 "printAddr": _print_address(order.sender, order.sender.detail),
             },
             "cargo": ", ".join(line.title or line.sku for line in order.lines)[:100],

@@ -51,7 +51,15 @@ def order_message(order: WaybillOrder, monthly_card: str) -> dict[str, Any]:
         "expressTypeId": int(order.product or "1"),
         "cargoDetails": [{"name": line.title or line.sku, "count": line.quantity} for line in order.lines],
         "contactInfoList": [
-            _contact(1, order.sender_name, "", sender.province, sender.city, sender.district, sender.detail),
+            _contact(
+                1,
+                order.sender_name,
+                order.sender_phone,
+                sender.province,
+                sender.city,
+                sender.district,
+                sender.detail,
+            ),
             _contact(
                 2,
                 recipient.name,

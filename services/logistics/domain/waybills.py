@@ -60,6 +60,7 @@ class WaybillOrder:
     destination: Place
     recipient: Recipient
     lines: tuple[Line, ...]
+    sender_phone: str = ""
 
 
 @dataclass(frozen=True)

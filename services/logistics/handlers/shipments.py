@@ -10,6 +10,7 @@ from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.logistics.domain.carriers import product_of
 from services.logistics.domain.commands import CreateShipments
+from services.logistics.domain.docks import Docks
 from services.logistics.domain.model import GOODS_TYPES, IN_WAREHOUSE, Shipment, ShipmentFact
 from services.logistics.handlers.ports import UnitOfWork
 
@@ -58,8 +59,13 @@ def validate(command: CreateShipments) -> None:
         raise InvalidArgument.of(problems)
 
 
-async def create_shipments(uow: UnitOfWork, command: CreateShipments) -> list[Shipment]:
+async def create_shipments(
+    uow: UnitOfWork, command: CreateShipments, known_docks: Docks | None = None
+) -> list[Shipment]:
+    """The order's shipments, one per planned warehouse (idempotent on order and warehouse); each
+    starts at its warehouse's dock unless the plan names the origin."""
     validate(command)
+    known_docks = known_docks or Docks()
     async with uow:
         now = uow.clock.now()
         for planned in command.shipments:
@@ -74,7 +80,7 @@ async def create_shipments(uow: UnitOfWork, command: CreateShipments) -> list[Sh
                 deadline=command.deadline,
                 destination=command.destination,
                 recipient=command.recipient,
-                origin=planned.origin,
+                origin=known_docks.origin(planned.warehouse_id, planned.origin),
                 customer_id=command.customer_id,
                 channel=command.channel,
                 created_at=now,

@@ -20,6 +20,7 @@ from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import new_id
 from services.logistics.domain.carriers import ACCOUNTS, CAINIAO_COMPANIES, product_of
 from services.logistics.domain.commands import CreateWaybills
+from services.logistics.domain.docks import Docks
 from services.logistics.domain.events import AlertRaised, Severity, WaybillFailed
 from services.logistics.domain.model import Shipment, ShipmentStatus
 from services.logistics.domain.waybills import (
@@ -139,22 +140,26 @@ class Work:
     order: WaybillOrder
 
 
-def waybill_order(shipment: Shipment) -> WaybillOrder:
+def waybill_order(shipment: Shipment, known_docks: Docks | None = None) -> WaybillOrder:
     product = product_of(shipment.carrier)
+    sender_name, sender_phone = (known_docks or Docks()).sender(shipment.warehouse_id)
     return WaybillOrder(
         carrier_order_id=shipment.shipment_id,
         order_id=shipment.order_id,
         carrier=product.account,
         product=product.product,
         sender=shipment.origin,
-        sender_name=shipment.warehouse_id,
+        sender_name=sender_name,
+        sender_phone=sender_phone,
         destination=shipment.destination,
         recipient=shipment.recipient,
         lines=shipment.lines,
     )
 
 
-async def claim(uow: UnitOfWork, lease: timedelta, limit: int) -> list[Work]:
+async def claim(
+    uow: UnitOfWork, lease: timedelta, limit: int, known_docks: Docks | None = None
+) -> list[Work]:
     """Take due requests; a request whose shipment was cancelled or got its waybill meanwhile is settled
     here without calling anyone."""
     async with uow:
@@ -185,7 +190,7 @@ async def claim(uow: UnitOfWork, lease: timedelta, limit: int) -> list[Work]:
                     )
                 )
             else:
-                work.append(Work(request, waybill_order(shipment)))
+                work.append(Work(request, waybill_order(shipment, known_docks)))
         await uow.commit()
     return work
 
@@ -300,7 +305,9 @@ class WaybillRunner:
         capacity: int = 400,
         batch_sizes: dict[str, int] | None = None,
         draw: Callable[[], float] | None = None,
+        docks: Docks | None = None,
     ) -> None:
+        self.docks = docks or Docks()
         self.new_uow = new_uow
         self.carriers = carriers
         self.policy = policy
@@ -319,7 +326,7 @@ class WaybillRunner:
         if room <= 0:
             self._full = True
             return 0
-        work = await claim(self.new_uow(), self.lease, room)
+        work = await claim(self.new_uow(), self.lease, room, self.docks)
         self._full = len(work) == room
         by_account: dict[str, list[Work]] = defaultdict(list)
         for item in work:

@@ -9,9 +9,13 @@ moves forward, so a repeated or late report changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+
+from services.orders.domain.anchor import Observation
+from services.orders.domain.lifecycle import OrderStatus
 
 
 class Stage(StrEnum):
@@ -183,3 +187,40 @@ def describe(report: ShipmentReport) -> str:
             refused = " refused by the customer and" if report.refused else ""
             return f"{parcel}{refused} returned to the sender ({waybill.strip() or 'no waybill'})"
     return parcel
+
+
+# ---- logistics as a source of the drift report ---------------------------------------------------
+
+LOGISTICS_SOURCE = "LOGISTICS"
+LOGISTICS_RULE = "logistics-shipments"
+_S = OrderStatus
+# what the order's status may be while its least advanced shipment is at a stage: the order follows
+# its shipments, so anything else is a disagreement worth a look (a cancelled order whose parcel was
+# picked or left, a shipped order whose parcels logistics still has, parcels delivered to an order
+# that never followed). A hold keeps the shipments where they are; an exception can come at any stage.
+_LOGISTICS_MEANS: dict[Stage, frozenset[OrderStatus]] = {
+    Stage.CREATED: frozenset({_S.ALLOCATED, _S.PICKING, _S.ON_HOLD, _S.EXCEPTION}),
+    Stage.PICKED: frozenset({_S.PICKING, _S.ON_HOLD, _S.EXCEPTION}),
+    Stage.PACKED: frozenset({_S.PACKED, _S.ON_HOLD, _S.EXCEPTION}),
+    Stage.SHIPPED: frozenset({_S.SHIPPED, _S.EXCEPTION, _S.PARTIALLY_REFUNDED, _S.REFUNDED}),
+    Stage.DELIVERED: frozenset(
+        {_S.DELIVERED, _S.COMPLETED, _S.EXCEPTION, _S.PARTIALLY_REFUNDED, _S.REFUNDED}
+    ),
+}
+
+
+def logistics_word(shipments: Sequence[Shipment]) -> Observation | None:
+    """Logistics' latest word on the whole order, from its shipments as the order knows them: the
+    least advanced one that is not cancelled (None when none is left)."""
+    active = [shipment for shipment in shipments if shipment.stage is not Stage.CANCELLED]
+    if not active:
+        return None
+    least = min(active, key=lambda shipment: RANK[shipment.stage]).stage
+    parcels = ", ".join(f"{s.warehouse_id or s.shipment_id} {s.stage.value}" for s in active)
+    return Observation(
+        rule=LOGISTICS_RULE,
+        source=LOGISTICS_SOURCE,
+        raw_status=f"{least.value} ({parcels})"[:500],
+        status=None,
+        means=_LOGISTICS_MEANS[least],
+    )

@@ -4,7 +4,7 @@ Each runs in the consumer's inbox transaction (a joined unit of work), so an eve
 from __future__ import annotations
 
 from services.kit.ids import is_id
-from services.orders.domain.shipping import ShipmentReport
+from services.orders.domain.shipping import LOGISTICS_SOURCE, ShipmentReport, logistics_word
 from services.orders.domain.timeline import Actor
 from services.orders.handlers.common import Changes, Policy, save_order
 from services.orders.handlers.ports import UnitOfWork
@@ -21,7 +21,16 @@ async def shipment_reported(uow: UnitOfWork, policy: Policy, report: ShipmentRep
     if not is_id(report.order_id):
         return changes
     stored = await uow.orders.get(report.order_id, lock=True)
-    if stored is None or not stored.order.report_shipment(report, uow.clock.now()):
+    if stored is None:
         return changes
+    now = uow.clock.now()
+    before = logistics_word(stored.order.shipments)
+    if not stored.order.report_shipment(report, now):
+        return changes
+    # logistics' word on the order, for the drift report, when it changed (a tracking node on the way
+    # changes nothing; a pick, a scan-out or a delivery does, even where the order did not follow)
+    after = logistics_word(stored.order.shipments)
+    if after is not None and (before is None or after.raw_status != before.raw_status):
+        await uow.sources.observed(report.order_id, LOGISTICS_SOURCE, after, report.at or now, now)
     await save_order(uow, stored, LOGISTICS, "logistics", changes)
     return changes

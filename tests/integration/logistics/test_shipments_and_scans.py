@@ -143,3 +143,15 @@ async def test_a_malformed_push_is_quarantined_with_its_reason_and_the_carrier_i
     ours = [(q.carrier, q.reason) for q in quarantined if q.quarantine_id == reply.quarantine_id]
     assert ours == [("sf", "Body.WaybillRoute is missing or empty")]
     await eventually(lambda: True)
+
+
+async def test_a_shipment_planned_without_an_origin_ships_from_its_warehouses_dock(service: Service) -> None:
+    request = order_request("o-dock", ("WH-BJ", "SF"))
+    request.shipments[0].ClearField("origin")
+    (shipment,) = (await service.stub.CreateShipments(request)).shipments
+    assert (shipment.origin.city, shipment.origin.district) == ("北京市", "顺义区")
+    batch = await waybilled(service, shipment.shipment_id)
+    assert batch.items[0].waybill_no
+    # the carrier was told the dock's address: its waybill starts in Beijing
+    [made] = [w for w in await service.sandbox.waybills() if w["order_id"] == shipment.shipment_id]
+    assert made["origin"] == "北京"

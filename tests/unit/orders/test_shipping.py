@@ -15,7 +15,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from oms.logistics.v1 import events_pb2 as lev
 from oms.logistics.v1 import logistics_pb2 as lpb
 from services.kit.ids import new_id
-from services.orders import handlers, mappers
+from services.orders import handlers, mappers, sla_rules
+from services.orders.domain import sla
 from services.orders.domain.lifecycle import OrderStatus
 from services.orders.domain.model import Address, AlertRaised, Order, Priority, StatusChanged, accept
 from services.orders.domain.orchestration import Step, StockState, Stored, next_step
@@ -26,7 +27,9 @@ from services.orders.domain.shipping import (
     ShipmentReport,
     ShippingPlan,
     Stage,
+    logistics_word,
 )
+from services.orders.domain.sla import SlaState
 from services.orders.domain.timeline import Actor
 from services.orders.orchestrator import Orchestrator
 from services.orders.peers import PeerRefused, PeerUnavailable, Plan
@@ -129,6 +132,7 @@ class ScriptedPeers:
         self.failures: list[Exception] = []  # raised by the next logistics calls, in turn
         self.opened: dict[tuple[str, str], Shipment] = {}  # logistics' shipments by (order, warehouse)
         self.calls: list[str] = []
+        self.timers: list[SlaState | None] = []  # the SLA state each create_shipments call was given
 
     async def plan(self, order: Order, refused_decision_id: str = "") -> Plan:
         lines = tuple((p.warehouse_id, sku, qty) for p in self.shipping.parcels for sku, qty in p.lines)
@@ -148,8 +152,9 @@ class ScriptedPeers:
         if self.failures:
             raise self.failures.pop(0)
 
-    async def create_shipments(self, order: Order) -> tuple[Shipment, ...]:
+    async def create_shipments(self, order: Order, timer: SlaState | None = None) -> tuple[Shipment, ...]:
         assert order.shipping_plan is not None
+        self.timers.append(timer)
         parcels = order.shipping_plan.for_warehouses(order.warehouses)
         for parcel in parcels:  # idempotent on (order, warehouse), as logistics is
             key = (order.order_id, parcel.warehouse_id)
@@ -194,6 +199,21 @@ async def test_an_allocated_order_gets_one_shipment_per_planned_warehouse_and_ca
     ]
     assert peers.calls == ["create_shipments"]
     assert "shipments_created" in db.kinds(order_id)
+
+
+async def test_the_ship_step_gives_logistics_the_orders_sla_clock() -> None:
+    db, peers = FakeOrders(), ScriptedPeers()
+    with_sla = replace(POLICY, sla=sla_rules.shipped_sla())
+    [result], _ = await handlers.ingest(
+        db.uow(), with_sla, [command(paid_at=NOW - timedelta(minutes=1))], TEST
+    )
+    assert result.order is not None
+    await drive(Orchestrator(db.uow, with_sla, peers))  # type: ignore[arg-type]
+    [timer] = peers.timers
+    assert timer is not None and timer.terms is not None
+    # paid a minute ago, a normal order: 2 h to leave the warehouse (sla_rules.yaml)
+    assert (timer.stage, timer.terms.category) == (sla.Stage.FULFILMENT, "normal")
+    assert timer.deadline == NOW - timedelta(minutes=1) + timedelta(hours=2)
 
 
 async def test_a_timed_out_ship_step_is_paused_then_asks_again_and_gets_the_same_shipments() -> None:
@@ -462,6 +482,54 @@ async def test_a_pick_reported_for_a_cancelled_order_has_its_next_step_cancel_th
     assert db.order(order_id).step == Step.RELEASE.value
 
 
+# ---- logistics as a source of the drift report ------------------------------------------------------
+
+
+def test_logistics_word_on_an_order_is_its_least_advanced_shipment_not_cancelled() -> None:
+    picked = Shipment("s-1", "WH-SH", "SF", stage=Stage.PICKED)
+    created = Shipment("s-2", "WH-GZ", "ZTO")
+    gone = Shipment("s-3", "WH-BJ", "ZTO", stage=Stage.CANCELLED)
+    word = logistics_word((picked, created, gone))
+    assert word is not None
+    assert (word.source, word.raw_status) == ("LOGISTICS", "CREATED (WH-SH PICKED, WH-GZ CREATED)")
+    assert word.means == {S.ALLOCATED, S.PICKING, S.ON_HOLD, S.EXCEPTION}
+    delivered = logistics_word((replace(picked, stage=Stage.DELIVERED), gone))
+    assert delivered is not None and S.DELIVERED in delivered.means and S.SHIPPED not in delivered.means
+    assert logistics_word((gone,)) is None and logistics_word(()) is None
+
+
+async def test_logistics_word_is_kept_as_the_order_follows_and_agrees_with_it() -> None:
+    db = FakeOrders()
+    order_id = await shipping_order(db, ONE_PARCEL)
+    await tell(db, report(Report.PICKED, order_id), report(Report.PACKED, order_id))
+    word = db.state.source_status[(order_id, "LOGISTICS")]
+    assert word.raw_status.startswith("PACKED") and db.order(order_id).order.status in word.means
+    await tell(db, report(Report.WAYBILL, order_id, carrier="sf"), report(Report.SCANNED_OUT, order_id))
+    await tell(db, report(Report.DELIVERED, order_id))
+    word = db.state.source_status[(order_id, "LOGISTICS")]
+    assert word.raw_status.startswith("DELIVERED") and db.order(order_id).order.status in word.means
+
+
+async def test_a_parcel_picked_for_a_cancelled_order_is_logistics_drift() -> None:
+    db = FakeOrders()
+    order_id = await shipping_order(db, ONE_PARCEL)
+    stored = db.order(order_id)
+    stored.order.status, stored.stock_state = S.CANCELLED, StockState.RELEASED.value
+    await reported(db, report(Report.PICKED, order_id))
+    word = db.state.source_status[(order_id, "LOGISTICS")]
+    assert word.raw_status == "PICKED (WH-SH PICKED)"
+    assert S.CANCELLED not in word.means, "the drift report lists it"
+
+
+async def test_a_tracking_node_on_the_way_does_not_rewrite_logistics_word() -> None:
+    db = FakeOrders()
+    order_id = await shipping_order(db, ONE_PARCEL)
+    await tell(db, report(Report.PICKED, order_id))
+    db.state.source_status.clear()
+    await reported(db, report(Report.TRACKING, order_id, node="IN_TRANSIT", detail="到达上海"))
+    assert (order_id, "LOGISTICS") not in db.state.source_status
+
+
 # ---- the mapping to and from logistics -------------------------------------------------------------
 
 
@@ -496,6 +564,20 @@ def test_the_shipments_request_carries_the_full_address_priority_plan_and_one_pa
     assert [(line.sku, line.title, line.quantity, line.goods_type) for line in sh.lines] == [
         ("SKU-1", "Tea", 2, "cold_chain")
     ]
+
+
+def test_the_shipments_request_carries_the_sla_deadline_and_a_fresh_category_as_fresh_goods() -> None:
+    plan = ShippingPlan("decision-8", (PlannedParcel("WH-GZ", "ZTO", "economy", (("SKU-2", 1),)),))
+    order = order_with(S.ALLOCATED, plan)
+    order.warehouses = ("WH-GZ",)
+    deadline = NOW + timedelta(minutes=45)
+    fresh = SlaState(terms=sla.Terms("fresh", {}), stage=sla.Stage.FULFILMENT, warn_at=NOW, deadline=deadline)
+    request = mappers.shipments_request(order, plan, fresh)
+    assert request.deadline.ToDatetime(tzinfo=deadline.tzinfo) == deadline
+    assert [line.goods_type for line in request.shipments[0].lines] == ["fresh"]
+    # the delivery clock's deadline is not the warehouse's: no deadline then
+    shipped = replace(fresh, stage=sla.Stage.DELIVERY)
+    assert not mappers.shipments_request(order, plan, shipped).HasField("deadline")
 
 
 def test_logistics_shipments_and_events_read_as_the_order_keeps_them() -> None:
