@@ -65,6 +65,12 @@ async def test_an_order_goes_from_payment_to_its_customers_door_with_every_step_
     [shipment] = await until(shipments, within=30)
     assert shipment["warehouseId"] == "WH-GZ", shipment
     shipment_id = shipment["shipmentId"]
+    # the warehouse picks by the order's SLA: its fulfilment deadline came with the shipment, and the
+    # sender on the label is the Guangzhou dock
+    status, _, read = await call(platform, "GET", f"/v1/orders/{order_id}", token=ops)
+    assert status == 200 and read["order"]["sla"]["stage"] == "fulfilment", read
+    assert shipment["deadline"] == read["order"]["sla"]["deadline"], (shipment, read["order"]["sla"])
+    assert shipment["origin"]["city"] == "广州市", shipment
 
     status, _, queued = await call(
         platform, "POST", "/v1/logistics/waybill-batches", {"shipmentIds": [shipment_id]}, token=ops
