@@ -503,8 +503,10 @@ class Platform:
         self.endpoints["envoy-admin"] = f"127.0.0.1:{admin}"
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+        """The edge first (no new calls come in), then every service and sandbox at once."""
+        edge = [process for process in self.processes if process.name in ("envoy", "gateway")]
+        embedded.stop_together(edge)
+        embedded.stop_together([process for process in self.processes if process not in edge])
         self.processes.clear()
 
 
