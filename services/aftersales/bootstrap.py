@@ -12,7 +12,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms.aftersales.v1 import aftersales_pb2_grpc
-from services.aftersales import handlers, mappers
+from services.aftersales import consumers, handlers, mappers
 from services.aftersales.config import Settings
 from services.aftersales.grpc_api import AftersalesServicer
 from services.aftersales.handlers.ports import ProviderAnswer, RefundJob
@@ -29,6 +29,7 @@ from services.aftersales.providers.wechat import WechatPayClient
 from services.aftersales.store import AftersalesUnitOfWork
 from services.kit import grpc_client, identity
 from services.kit.clock import Clock, SystemClock
+from services.kit.consumer import EventConsumer
 from services.kit.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,8 @@ async def assemble(settings: Settings, engine: AsyncEngine, clock: Clock | None 
 
 
 async def build(settings: Settings, runtime: Runtime, clock: Clock | None = None) -> Aftersales:
-    """The service as it runs: the refund and restock runners (every replica; each claims its own work)
-    and the SLA sweep (one replica)."""
+    """The service as it runs: the refund and restock runners (every replica; each claims its own work),
+    the SLA sweep (one replica), and the consumer that has exchanges follow their replacement orders."""
     clock = clock or SystemClock()
     aftersales = await assemble(settings, runtime.engine, clock)
     new_uow = unit_of_work(runtime.engine, clock)
@@ -149,4 +150,17 @@ async def build(settings: Settings, runtime: Runtime, clock: Clock | None = None
         lambda: handlers.sweep(new_uow(), settings.policy),
         one_replica=True,
     )
+    name = "aftersales-orders-status"
+    consumer = EventConsumer(
+        runtime.js,
+        runtime.engine,
+        name=name,
+        subject_prefix=settings.common.subject_prefix,
+        subject="orders.status_changed",
+        handler=consumers.on_order_status_changed(settings.policy, clock),
+        streams=settings.common.streams,
+        # every order's changes pass by: one inbox statement per fetched batch, not one per event
+        together=True,
+    )
+    runtime.spawn(name, consumer.run)
     return aftersales

@@ -233,6 +233,12 @@ def _history(ticket: Ticket) -> list[pb.TicketEntry]:
         ),
         (ticket.refund_requested_at, "refund_requested", "aftersales", ticket.refund_no),
         (ticket.refunded_at, "refunded", "provider", ticket.provider_refund_id),
+        (
+            ticket.replacement_delivered_at,
+            "replacement_delivered",
+            "orders",
+            f"replacement order {ticket.replacement_shipment_id}",
+        ),
         (ticket.closed_at, "closed", ticket.closed_by, ticket.close_note),
     ]
     happened = sorted(
@@ -280,6 +286,8 @@ def ticket_message(ticket: Ticket, policy: Policy, now: datetime) -> pb.Ticket:
         overdue=is_overdue(marks, now, policy.sla),
         escalated=ticket.escalated_at is not None,
         history=_history(ticket),
+        replacement_order_id=ticket.replacement_shipment_id,
+        replacement_problem=ticket.replacement_problem,
     )
     message.respond_by.CopyFrom(timestamp(respond_by(marks, policy.sla)))
     message.opened_at.CopyFrom(timestamp(ticket.opened_at))

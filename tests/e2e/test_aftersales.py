@@ -378,3 +378,14 @@ async def test_an_exchange_ships_a_replacement_order_with_nothing_to_pay_to_the_
         platform, "GET", "/v1/aftersales/refunds", token=bearer(platform, "finance")
     )
     assert all(r["ticketId"] != ticket_id for r in refunds["refunds"]), "an exchange pays nothing back"
+
+    # the replacement goes to the door like any order, and the exchange follows it there: closed
+    await ship_to_the_door(platform, placed["orderId"], ops)
+
+    async def closed() -> dict[str, Any] | None:
+        _status, _, read = await call(platform, "GET", f"/v1/aftersales/tickets/{ticket_id}", token=customer)
+        return read["ticket"] if read["ticket"]["status"] == "TICKET_STATUS_CLOSED" else None
+
+    done = await until(closed, within=30)
+    assert done["replacementOrderId"] == placed["orderId"], done
+    assert [e["actor"] for e in done["history"] if e["kind"] == "replacement_delivered"] == ["orders"], done

@@ -146,7 +146,10 @@ class Ticket:
     refund_failure: RefundFailure | None = None
     refund_failure_reason: str = ""
     refunded_at: datetime | None = None
+    # an exchange's replacement: the order orders ships it as, and how that order ended
     replacement_shipment_id: str = ""
+    replacement_delivered_at: datetime | None = None
+    replacement_problem: str = ""
     closed_at: datetime | None = None
     closed_by: str = ""
     close_note: str = ""
@@ -403,6 +406,25 @@ class Ticket:
         self._move(S.REPLACEMENT_SHIPPED, now)
         self.replacement_shipment_id = shipment_id
         self.events.append(ReplacementShipped(**self._ids(now), shipment_id=shipment_id))
+
+    def replacement_delivered(self, order_id: str, at: datetime, now: datetime) -> bool:
+        """The exchange's replacement order reached the customer: the exchange is done and closes.
+        False when this is not the ticket's replacement or it is not waiting for it (a repeat)."""
+        if order_id != self.replacement_shipment_id or self.status is not S.REPLACEMENT_SHIPPED:
+            return False
+        self.replacement_delivered_at = at
+        return self.close("orders", now, f"replacement order {order_id} delivered")
+
+    def replacement_stopped(self, order_id: str, reason: str, now: datetime) -> bool:
+        """The replacement order was cancelled: the customer still has no goods, so the ticket waits
+        for a person with the reason (False: not its replacement, not waiting, or already noted)."""
+        if order_id != self.replacement_shipment_id or self.status is not S.REPLACEMENT_SHIPPED:
+            return False
+        problem = f"replacement order {order_id} cancelled: {reason}"[:NOTE_LENGTH]
+        if problem == self.replacement_problem:
+            return False
+        self.replacement_problem, self.updated_at = problem, now
+        return True
 
     def close(self, by: str, now: datetime, note: str = "", settled_offline: bool = False) -> bool:
         """Close (the customer withdrawing, an agent after a refund or a failure); False if closed."""

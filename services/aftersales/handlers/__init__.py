@@ -6,7 +6,7 @@ by their runners after it."""
 
 from services.aftersales.handlers.common import EVERYONE, Policy, Scope, not_found_order
 from services.aftersales.handlers.refunds import RefundRunner, refund_ledger, report_refund
-from services.aftersales.handlers.returns import RestockRunner, receive_return
+from services.aftersales.handlers.returns import RestockRunner, receive_return, replacement_ended
 from services.aftersales.handlers.rules import activate, dry_run, list_versions, put_draft
 from services.aftersales.handlers.sla import sweep
 from services.aftersales.handlers.tickets import decide, get_ticket, list_tickets, open_new, retry_refund
@@ -28,6 +28,7 @@ __all__ = [
     "put_draft",
     "receive_return",
     "refund_ledger",
+    "replacement_ended",
     "report_refund",
     "retry_refund",
     "sweep",

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from services.aftersales.domain.commands import ReceivedLine
+from services.aftersales.domain.events import AlertRaised
 from services.aftersales.domain.lifecycle import REFUNDS, RETURNS, TicketKind, TicketStatus
 from services.aftersales.domain.tickets import Ticket
 from services.aftersales.handlers.common import Policy, save
@@ -197,3 +198,42 @@ class RestockRunner:
             wait = delay or self.policy.retry_delay(job.attempts + 1)
             await uow.restocks.retry(job.return_id, uow.clock.now() + wait, error[:500])
             await uow.commit()
+
+
+async def replacement_ended(
+    uow: UnitOfWork, policy: Policy, order_id: str, delivered: bool, reason: str, at: datetime
+) -> bool:
+    """Orders says how an order ended (delivered, or cancelled): when it is an exchange's replacement,
+    a delivered one closes the exchange and a cancelled one is noted on the ticket and alerted, for a
+    person to ship the goods another way or refund them. Runs in the consumer's inbox transaction.
+    False when the order is no replacement, or the ticket has moved on."""
+    found = await uow.tickets.by_replacement(order_id)
+    if found is None:
+        return False
+    await uow.tickets.lock_order(found.order_id)
+    ticket = await uow.tickets.get(found.ticket_id, lock=True)
+    if ticket is None:
+        return False
+    now = uow.clock.now()
+    if delivered:
+        changed = ticket.replacement_delivered(order_id, at, now)
+    else:
+        changed = ticket.replacement_stopped(order_id, reason, now)
+    if not changed:
+        return False
+    await save(uow, ticket, policy)
+    if not delivered:
+        uow.emit(
+            AlertRaised(
+                kind="exchange_replacement_cancelled",
+                severity="high",
+                message=(
+                    f"ticket {ticket.ticket_id} (order {ticket.order_id}): {ticket.replacement_problem}; "
+                    "the customer has no replacement: ship it again or refund the exchange"
+                ),
+                order_id=ticket.order_id,
+                customer_id=ticket.customer_id,
+                roles=("supervisor", "cs_lead"),
+            )
+        )
+    return True

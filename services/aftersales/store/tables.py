@@ -72,6 +72,12 @@ tickets_table = Table(
     ),
     Index("tickets_by_request", "request_id", unique=True, postgresql_where=text("request_id <> ''")),
     Index("tickets_by_refund_no", "refund_no", unique=True, postgresql_where=text("refund_no <> ''")),
+    # an exchange's ticket by its replacement order, when orders says how that order ended
+    Index(
+        "tickets_by_replacement",
+        text("(state->>'replacement_shipment_id')"),
+        postgresql_where=text("state->>'replacement_shipment_id' <> ''"),
+    ),
 )
 
 # the buckets a line's claims are kept in: its units and each of its money buckets (minor units)

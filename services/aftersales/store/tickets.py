@@ -138,6 +138,14 @@ class TicketRepository:
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
         return await self._one(select(tickets_table).where(_t.ticket_id == ticket_id), lock)
 
+    async def by_replacement(self, order_id: str, *, lock: bool = False) -> Ticket | None:
+        """The exchange's ticket whose replacement is this order (None: it is no replacement)."""
+        if not order_id:
+            return None
+        replacement = _t.state["replacement_shipment_id"].astext
+        query = select(tickets_table).where(replacement == order_id, replacement != "")
+        return await self._one(query, lock)
+
     async def by_request(self, request_id: str) -> Ticket | None:
         if not request_id:
             return None

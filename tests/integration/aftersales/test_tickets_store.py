@@ -312,3 +312,27 @@ async def test_a_joined_unit_of_work_writes_in_its_owner_s_transaction(new_uow: 
     async with new_uow() as uow:
         assert await uow.tickets.get("t-1") == opened
         assert await uow.conn.scalar(text("SELECT count(*) FROM outbox")) == 1
+
+
+async def test_an_exchange_is_found_by_its_replacement_order_and_by_nothing_else(new_uow: NewUow) -> None:
+    exchange = ticket(order(order_id="o-ex"), ticket_id="t-ex", kind=K.EXCHANGE)  # type: ignore[arg-type]
+    other = refund_only("t-other", "o-other")
+    await add(new_uow, exchange, other)
+    async with new_uow() as uow:
+        assert await uow.tickets.by_replacement("order-EXt-ex") is None, "not placed yet"
+        assert await uow.tickets.by_replacement("") is None
+        read = await uow.tickets.get("t-ex", lock=True)
+        assert read is not None
+        read.replacement_shipment_id = "order-EXt-ex"
+        await uow.tickets.save(read, read.next_deadline())
+        await uow.commit()
+    async with new_uow() as uow:
+        found = await uow.tickets.by_replacement("order-EXt-ex", lock=True)
+        assert found is not None and found.ticket_id == "t-ex"
+        assert await uow.tickets.by_replacement("o-other") is None
+        indexes = (
+            (await uow.conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'tickets'")))
+            .scalars()
+            .all()
+        )
+    assert "tickets_by_replacement" in indexes, "the lookup is by index, not a scan of every ticket"

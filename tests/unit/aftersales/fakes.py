@@ -62,6 +62,16 @@ class FakeTickets:
     async def by_request(self, request_id: str) -> Ticket | None:
         return next((_copy(t) for t, r, *_ in self.state.tickets.values() if r == request_id), None)
 
+    async def by_replacement(self, order_id: str, *, lock: bool = False) -> Ticket | None:
+        return next(
+            (
+                _copy(t)
+                for t, *_ in self.state.tickets.values()
+                if order_id and t.replacement_shipment_id == order_id
+            ),
+            None,
+        )
+
     async def by_refund_no(self, refund_no: str, *, lock: bool = False) -> Ticket | None:
         return next((_copy(t) for t, *_ in self.state.tickets.values() if t.refund_no == refund_no), None)
 

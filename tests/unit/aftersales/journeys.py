@@ -73,6 +73,13 @@ def moves(t: Ticket) -> list[Move]:
         return options
     if status is S.CLOSED:
         return []
+    if status is S.REPLACEMENT_SHIPPED:
+        replacement = t.replacement_shipment_id
+        return [
+            close,
+            lambda t, now, pick: t.replacement_delivered(replacement, now, now),
+            lambda t, now, pick: t.replacement_stopped(replacement, f"cancelled {pick}", now),
+        ]
     return [close]
 
 

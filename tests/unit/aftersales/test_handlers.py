@@ -155,10 +155,10 @@ async def test_the_return_desk_restocks_intact_units_and_the_refund_follows() ->
 async def test_a_return_for_a_code_with_nothing_waiting_is_refused() -> None:
     world = World()
     with pytest.raises(NotFound):
-        await handlers.receive_return(world.uow(), POLICY, "o-1", "WH-SH", [ReceivedLine(0, 1)])
+        await handlers.receive_return(world.uow(), POLICY, "o-1", "WH-SH", [ReceivedLine(0, 2)])
     await world.open(kind=TicketKind.REFUND_ONLY)
     with pytest.raises(FailedPrecondition):
-        await handlers.receive_return(world.uow(), POLICY, "o-1", "WH-SH", [ReceivedLine(0, 1)])
+        await handlers.receive_return(world.uow(), POLICY, "o-1", "WH-SH", [ReceivedLine(0, 2)])
     with pytest.raises(InvalidArgument) as missing:
         await handlers.receive_return(world.uow(), POLICY, "  ", "WH-SH", [ReceivedLine(0, 1)])
     assert missing.value.field == "order_code"
@@ -292,3 +292,49 @@ async def test_an_exchange_received_has_its_replacement_placed_once_and_restocks
     )
     world.clock.advance(timedelta(hours=2))
     assert await runner.run_due() == 0, "placed once"
+
+
+async def replaced(world: World) -> str:
+    """An exchange whose replacement order is on its way; its order id."""
+    ticket = await world.open(kind=TicketKind.EXCHANGE, lines=((0, 2),), reason=Reason.DAMAGED)
+    await handlers.decide(world.uow(), POLICY, ticket.ticket_id, True, "agent-1", "", handlers.EVERYONE)
+    await handlers.receive_return(world.uow(), POLICY, "o-1", "WH-SH", [ReceivedLine(0, 2)])
+    runner = handlers.RestockRunner(world.uow, FakeInventory(), POLICY, orders=world.orders)
+    await runner.run_due()
+    assert world.ticket().status is S.REPLACEMENT_SHIPPED
+    return str(world.ticket().replacement_shipment_id)
+
+
+async def ended(world: World, order_id: str, delivered: bool, reason: str, at: object) -> bool:
+    """As the consumer runs it: inside the inbox transaction, which it then commits."""
+    uow = world.uow()
+    async with uow:
+        changed = await handlers.replacement_ended(uow, POLICY, order_id, delivered, reason, at)  # type: ignore[arg-type]
+        await uow.commit()
+    return changed
+
+
+async def test_an_exchange_closes_when_its_replacement_order_is_delivered_and_only_then() -> None:
+    world = World()
+    replacement = await replaced(world)
+    at = T0 + timedelta(days=2)
+    assert not await ended(world, "o-other", True, "", at)
+    assert world.ticket().status is S.REPLACEMENT_SHIPPED, "another order's delivery changes nothing"
+    assert await ended(world, replacement, True, "delivered", at)
+    closed = world.ticket()
+    assert (closed.status, closed.closed_by, closed.replacement_delivered_at) == (S.CLOSED, "orders", at)
+    assert closed.close_note == f"replacement order {replacement} delivered"
+    assert not await ended(world, replacement, True, "", at), "once"
+
+
+async def test_a_cancelled_replacement_leaves_the_exchange_for_a_person_with_one_alert() -> None:
+    world = World()
+    replacement = await replaced(world)
+    at = T0 + timedelta(days=1)
+    assert await ended(world, replacement, False, "out of stock", at)
+    assert not await ended(world, replacement, False, "out of stock", at)
+    waiting = world.ticket()
+    assert waiting.status is S.REPLACEMENT_SHIPPED
+    assert waiting.replacement_problem == f"replacement order {replacement} cancelled: out of stock"
+    [alert] = [a for a in world.published(AlertRaised) if a.kind == "exchange_replacement_cancelled"]  # type: ignore[attr-defined]
+    assert alert.roles == ("supervisor", "cs_lead") and replacement in alert.message  # type: ignore[attr-defined]

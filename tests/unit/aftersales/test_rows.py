@@ -113,6 +113,13 @@ JOURNEYS: dict[str, Journey] = {
         [3, 8, 0, 0, 2, 0, 0, 0],
     ),
     "exchange received and replaced, closed": (TicketKind.EXCHANGE, Reason.WRONG_ITEM, BOTH, [0, 1, 0, 0]),
+    "exchange whose replacement was delivered": (TicketKind.EXCHANGE, Reason.WRONG_ITEM, BOTH, [0, 1, 0, 1]),
+    "exchange whose replacement was cancelled, closed": (
+        TicketKind.EXCHANGE,
+        Reason.WRONG_ITEM,
+        BOTH,
+        [0, 1, 0, 2, 0],
+    ),
     "rejected then closed": (TicketKind.RETURN_AND_REFUND, Reason.QUALITY_ISSUE, BOTH, [2, 0]),
     "review by the rules (not known if customised), withdrawn": (
         TicketKind.REFUND_ONLY,
