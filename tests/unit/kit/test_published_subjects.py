@@ -25,7 +25,9 @@ def test_an_encoder_publishes_what_its_table_declares_and_nothing_else() -> None
     assert encode("orders.created", None) is None
     with pytest.raises(ValueError, match=r"orders\.paid .* says nothing"):
         encode("orders.paid", orders_pb.OrderPaid())
-    with pytest.raises(ValueError, match=r"oms\.alerts\.v1\.AlertRaised, .* says oms\.orders\.v1\.OrderCreated"):
+    with pytest.raises(
+        ValueError, match=r"oms\.alerts\.v1\.AlertRaised, .* says oms\.orders\.v1\.OrderCreated"
+    ):
         encode("orders.created", alerts_pb.AlertRaised())
 
 
