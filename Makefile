@@ -45,8 +45,8 @@ status: $(STAMP)
 	$(PY) -m omsctl status
 
 lint: protos
-	$(VENV)/bin/ruff check services omsctl sandboxes tests bench
-	$(VENV)/bin/ruff format --check services omsctl sandboxes tests bench
+	$(VENV)/bin/ruff check services omsctl sandboxes tests bench examples
+	$(VENV)/bin/ruff format --check services omsctl sandboxes tests bench examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf breaking protos --against $(BASELINE)
