@@ -33,6 +33,7 @@ class ApiError(Exception):
 
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         self.status = status
+        self.body = body
         self.code = int(body.get("code", 2))
         self.message = str(body.get("message", ""))
         self.details = list(body.get("details", []))
@@ -163,7 +164,7 @@ def main() -> int:
         except ApiError as error:
             print(f"a bad order: {error.status}, fields {error.fields}: {error.message}")
         try:
-            client.get_order("00000000-0000-0000-0000-000000000000")
+            client.get_order("01900000-0000-7000-8000-000000000000")  # a well-formed id (UUIDv7) no order has
         except ApiError as error:
             print(f"an unknown order: {error.status} {error.message}")
     except ApiError as error:

@@ -122,7 +122,7 @@ def _strict(schemas: dict[str, Any]) -> dict[str, Any]:
     def close(node: Any) -> None:
         if isinstance(node, dict):
             if "properties" in node:
-                node["additionalProperties"] = False
+                node.setdefault("additionalProperties", False)
             for value in node.values():
                 close(value)
         elif isinstance(node, list):
