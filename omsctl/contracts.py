@@ -142,7 +142,7 @@ class Protos:
             if text:
                 where[tuple(location.path)] = " ".join(line.strip() for line in text.splitlines())
 
-        def messages(items: Any, scope: str, path: tuple[int, ...], nested: int, enum_at: int) -> None:
+        def messages(items: Any, scope: str, path: tuple[int, ...], nested: int) -> None:
             for index, message in enumerate(items):
                 name, here = f"{scope}.{message.name}", (*path, nested, index)
                 self.messages[name] = message
@@ -150,7 +150,7 @@ class Protos:
                 for number, item in enumerate(message.field):
                     self._comment(f"{name}.{item.name}", where.get((*here, _FIELD, number)))
                 enums(message.enum_type, name, (*here, _NESTED_ENUM))
-                messages(message.nested_type, name, here, _NESTED, _NESTED_ENUM)
+                messages(message.nested_type, name, here, _NESTED)
 
         def enums(items: Any, scope: str, path: tuple[int, ...]) -> None:
             for index, enum in enumerate(items):
@@ -160,7 +160,7 @@ class Protos:
                 for number, value in enumerate(enum.value):
                     self._comment(f"{name}.{value.name}", where.get((*path, index, _VALUE, number)))
 
-        messages(file.message_type, file.package, (), _MESSAGE, _ENUM)
+        messages(file.message_type, file.package, (), _MESSAGE)
         enums(file.enum_type, file.package, (_ENUM,))
         for index, service in enumerate(file.service):
             name = f"{file.package}.{service.name}"
@@ -227,16 +227,16 @@ class Schemas:
         if name in self.protos.comments:
             schema["description"] = self.protos.comments[name]
         choices = [
-            [
-                self.name_of(item)
-                for item in message.field
-                if item.HasField("oneof_index") and item.oneof_index == index
-            ]
+            [item for item in message.field if item.HasField("oneof_index") and item.oneof_index == index]
             for index, _ in enumerate(message.oneof_decl)
         ]
-        real = [names for names in choices if len(names) > 1 or not _is_synthetic(message, names)]
+        # a proto3 `optional` field is a oneof of its own: no choice to describe
+        real = [members for members in choices if not (len(members) == 1 and members[0].proto3_optional)]
         if real:
-            said = "; ".join("at most one of " + ", ".join(names) + " is set" for names in real)
+            said = "; ".join(
+                "at most one of " + ", ".join(self.name_of(item) for item in members) + " is set"
+                for members in real
+            )
             schema["description"] = f"{schema.get('description', '')} ({said})".strip()
         return {**schema, "properties": properties}
 
@@ -261,13 +261,6 @@ class Schemas:
 
 
 _NO_MESSAGE = descriptor_pb2.DescriptorProto()
-
-
-def _is_synthetic(message: descriptor_pb2.DescriptorProto, names: list[str]) -> bool:
-    """A proto3 `optional` field's oneof of one."""
-    return any(
-        item.proto3_optional for item in message.field if item.json_name in names or item.name in names
-    )
 
 
 ASYNCAPI_ABOUT = f"""
@@ -406,9 +399,9 @@ def asyncapi(protos: Protos) -> dict[str, Any]:
     }
     channels[report] = {
         "address": bus.full_subject(PREFIX, report),
-        "description": f"Core NATS, kept in no stream: every {', '.join(REPORTERS)} replica that reports "
-        "(one per service) says how its outbox stands every 5 s; a report that stops coming means the "
-        "service, its database or NATS is down.",
+        "description": f"Core NATS, kept in no stream: each service ({', '.join(REPORTERS)}) says how its "
+        "outbox stands every 5 s, from one replica; a report that stops coming means the service, its "
+        "database or NATS is down.",
         "messages": {"OutboxReport": {"$ref": "#/components/messages/OutboxReport"}},
     }
     operations[report] = {
@@ -428,9 +421,8 @@ def asyncapi(protos: Protos) -> dict[str, Any]:
             "local": {
                 "host": "127.0.0.1:{port}",
                 "protocol": "nats",
-                "description": "`make run`'s NATS JetStream (its banner, or OMS_NATS_URL of `omsctl env`, "
-                "says the port)",
-                "variables": {"port": {"default": "4222"}},
+                "description": "`make run`'s NATS JetStream",
+                "variables": {"port": {"description": "the one `make run`'s banner prints (OMS_NATS_URL)"}},
             }
         },
         "channels": channels,
