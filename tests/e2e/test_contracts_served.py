@@ -59,3 +59,24 @@ def test_the_example_client_creates_and_reads_an_order_and_the_answers_fit_the_d
     with pytest.raises(http_client.ApiError) as unknown:
         client.get_order("01900000-0000-7000-8000-000000000000")
     assert (unknown.value.status, unknown.value.code) == (404, 5)
+
+
+def test_the_example_client_runs_as_its_readme_says(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OMS_HTTP", f"http://{platform.endpoints['envoy']}")
+    monkeypatch.setenv("OMS_TOKEN", bearer(platform, "ops"))
+    assert http_client.main() == 0
+    lines = capsys.readouterr().out.splitlines()
+    starts = (
+        "created ",
+        "the same channel order again: ",
+        "read back: ",
+        "a bad order: 400, fields ['lines[0].quantity']",
+        "an unknown order: 404",
+    )
+    assert len(lines) == len(starts) and all(map(str.startswith, lines, starts)), lines
+    order_id = lines[0].split()[1]
+    assert lines[0].endswith("(created: True, outcome INGEST_OUTCOME_CREATED)")
+    assert lines[1] == f"the same channel order again: {order_id} (created: False)"
+    assert lines[2].endswith("total 18600 CNY")
