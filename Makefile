@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
+# the released contracts `buf breaking` checks the protos against (`make contracts-baseline` on a release)
+BASELINE := protos/baseline/oms.binpb
 
-.PHONY: all venv protos run demo down status lint unit integration e2e security contract test test-browser bench bench-console bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
+.PHONY: all venv protos contracts-docs contracts-baseline run demo down status lint unit integration e2e security contract test test-browser bench bench-console bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
 
 all: test
 
@@ -24,6 +26,12 @@ gen/oms.pb: $(STAMP) $(PROTOS)
 
 protos: gen/oms.pb
 
+contracts-docs: protos ## write docs/contracts/asyncapi.yaml and openapi.json from the protos (docs/contracts.md)
+	$(PY) -m omsctl contracts
+
+contracts-baseline: protos ## on a release: today's protos become the baseline `make lint` checks for breaking changes
+	$(VENV)/bin/buf build protos --exclude-source-info -o $(BASELINE)
+
 run: protos ## bring the whole platform up; Ctrl-C stops it
 	$(PY) -m omsctl up $(ARGS)
 
@@ -37,10 +45,12 @@ status: $(STAMP)
 	$(PY) -m omsctl status
 
 lint: protos
-	$(VENV)/bin/ruff check services omsctl sandboxes tests bench
-	$(VENV)/bin/ruff format --check services omsctl sandboxes tests bench
+	$(VENV)/bin/ruff check services omsctl sandboxes tests bench examples
+	$(VENV)/bin/ruff format --check services omsctl sandboxes tests bench examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf breaking protos --against $(BASELINE)
+	$(PY) -m omsctl contracts --check
 	$(VENV)/bin/lint-imports --no-cache
 
 unit: protos

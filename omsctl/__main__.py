@@ -13,6 +13,9 @@ omsctl status         what runs and its health (exit 0 when healthy or stopped)
 omsctl restart NAME   restart one process of the running stack (a service, envoy, postgres, …)
 omsctl env            `export` lines for the endpoints and a token: eval "$(omsctl env)"
 omsctl protos         generate gen/ from protos/
+omsctl contracts [--check]
+                      write docs/contracts/asyncapi.yaml and openapi.json from the protos and the services'
+                      subjects tables (--check: write nothing, exit 1 when one is stale): docs/contracts.md
 omsctl token --sub S --role R [--role R2] [--customer C] [--channel CH]
                       mint a development bearer token with the local stack's JWT key
 omsctl trace TRACE_ID what each service logged, the order timeline and the audit log recorded for one trace
@@ -590,6 +593,12 @@ def main() -> None:
     env_parser.add_argument("--ttl", type=int, default=12 * 3600, help="token lifetime in seconds")
     commands.add_parser("status", help="show what runs and its health")
     commands.add_parser("protos", help="generate gen/ from protos/")
+    contracts_parser = commands.add_parser(
+        "contracts", help="write docs/contracts/asyncapi.yaml and openapi.json (docs/contracts.md)"
+    )
+    contracts_parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when a document is stale"
+    )
     tokens.add_arguments(commands)
     users.add_arguments(commands)
     sign_parser = commands.add_parser(
@@ -693,6 +702,10 @@ def main() -> None:
         urls: dict[str, str] = state["urls"]  # type: ignore[assignment]
         prefix = str(state.get("subject_prefix") or "oms")
         sys.exit(events.run(urls["NATS_URL"], prefix, args.order, args.seconds))
+    if args.command == "contracts":
+        from omsctl import contracts
+
+        sys.exit(contracts.run(check=args.check))
     if args.command == "restart":
         sys.exit(restart(args.name))
     if args.command == "env":

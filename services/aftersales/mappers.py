@@ -15,6 +15,7 @@ from oms.aftersales.v1 import events_pb2 as events_pb
 from oms.alerts.v1 import events_pb2 as alerts_pb
 from oms.common.v1 import common_pb2
 from oms.orders.v1 import orders_pb2
+from services.aftersales import subjects
 from services.aftersales.domain import events as ev
 from services.aftersales.domain.approval import Decision, DryRun, RuleSetVersion
 from services.aftersales.domain.commands import OpenTicket, ReceivedLine
@@ -25,6 +26,7 @@ from services.aftersales.domain.sla import colour, is_overdue, respond_by
 from services.aftersales.domain.tickets import Ticket
 from services.aftersales.domain.vouchers import RefundLine, Voucher
 from services.aftersales.handlers.common import Policy
+from services.kit import bus
 from services.kit.errors import InvalidArgument
 from services.kit.timestamps import timestamp
 
@@ -382,6 +384,7 @@ def _lines(lines: tuple[RefundLine, ...], order: OrderSnapshot | None = None) ->
     ]
 
 
+@bus.publishes(subjects.PUBLISHED)
 def event_message(event: ev.Event) -> tuple[str, Message]:
     """A domain event → (its subject under the prefix, its proto message)."""
     if isinstance(event, ev.AlertRaised):

@@ -12,6 +12,7 @@ from oms.alerts.v1 import events_pb2 as alerts_pb
 from oms.common.v1 import common_pb2
 from oms.inventory.v1 import events_pb2
 from oms.inventory.v1 import inventory_pb2 as pb
+from services.inventory import subjects
 from services.inventory.domain import events
 from services.inventory.domain.events import Event
 from services.inventory.domain.model import (
@@ -27,7 +28,7 @@ from services.inventory.domain.model import (
     StockAudit,
     StockLevel,
 )
-from services.kit import status
+from services.kit import bus, status
 from services.kit.errors import InvalidArgument
 from services.kit.timestamps import timestamp
 
@@ -183,6 +184,7 @@ def breach(audit: StockAudit) -> pb.InvariantBreach:
 # --- integration events: (subject, message) of each domain event -----------------------------------
 
 
+@bus.publishes(subjects.PUBLISHED)
 def integration_event(event: Event) -> tuple[str, Message]:
     match event:
         case events.SkuUpdated():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar, cast
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -18,6 +21,8 @@ EVENT_TYPE = "Oms-Event-Type"
 CONTENT_TYPE = "Content-Type"
 PROTOBUF = "application/protobuf"
 DUPLICATE_WINDOW_SECONDS = 600.0
+
+Encoder = TypeVar("Encoder", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,33 @@ class StreamLimits:
 def full_subject(prefix: str, subject: str) -> str:
     """`orders.created` under prefix `oms` is `oms.orders.created`."""
     return f"{prefix}.{subject}"
+
+
+def publishes(published: Mapping[str, str]) -> Callable[[Encoder], Encoder]:
+    """Check a service's event encoder (domain event → (subject, message) or None) against its table of
+    published subjects (`services/<svc>/subjects.py`: subject → full proto message name), on every
+    event: a subject the table does not list, or another message on it, fails the use case's
+    transaction instead of reaching integrators undocumented. The AsyncAPI document is written from
+    the same tables (`omsctl contracts`)."""
+
+    def wrap(encode: Encoder) -> Encoder:
+        @functools.wraps(encode)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            encoded = encode(*args, **kwargs)
+            if encoded is not None:
+                subject, message = cast(tuple[str, Any], encoded)
+                expected = published.get(subject)
+                if expected != message.DESCRIPTOR.full_name:
+                    raise ValueError(
+                        f"{subject} is published with {message.DESCRIPTOR.full_name}, but the service's "
+                        f"subjects table says {expected or 'nothing'}: change the table (and run "
+                        "`python -m omsctl contracts`) or the mapper"
+                    )
+            return encoded
+
+        return cast(Encoder, checked)
+
+    return wrap
 
 
 def stream_name(prefix: str, domain: str) -> str:

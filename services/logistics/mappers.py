@@ -12,10 +12,11 @@ from oms.alerts.v1 import events_pb2 as alerts_pb
 from oms.common.v1 import common_pb2
 from oms.logistics.v1 import events_pb2 as events_pb
 from oms.logistics.v1 import logistics_pb2 as pb
-from services.kit import batching
+from services.kit import batching, bus
 from services.kit import status as kit_status
 from services.kit.errors import InvalidArgument
 from services.kit.timestamps import timestamp
+from services.logistics import subjects
 from services.logistics.domain.carriers import BreakerState
 from services.logistics.domain.commands import CreateShipments, CreateWaybills, PlannedShipment, TrackingPush
 from services.logistics.domain.events import AlertRaised, Event, WaybillFailed
@@ -304,6 +305,7 @@ def _fact_message(fact: ShipmentFact) -> tuple[str, Message]:
     raise ValueError(f"no integration event for {fact.kind}")
 
 
+@bus.publishes(subjects.PUBLISHED)
 def event_message(event: Event) -> tuple[str, Message]:
     """A domain event → (its subject under the prefix, its proto message)."""
     if isinstance(event, ShipmentFact):

@@ -18,11 +18,11 @@ from oms.common.v1 import common_pb2
 from oms.logistics.v1 import events_pb2 as logistics_events
 from oms.logistics.v1 import logistics_pb2
 from oms.orders.v1 import events_pb2, orders_pb2
-from services.kit import inputs
+from services.kit import bus, inputs
 from services.kit.errors import InvalidArgument, PermissionDenied
 from services.kit.status import in_field_order
 from services.kit.timestamps import timestamp
-from services.orders import handlers, views
+from services.orders import handlers, subjects, views
 from services.orders.domain import anchor, masking, model, reconciliation, risk, sla
 from services.orders.domain import payments as pay
 from services.orders.domain.lifecycle import OrderStatus
@@ -45,20 +45,6 @@ from services.orders.domain.scope import EVERYTHING, Scope
 from services.orders.domain.shipping import Report, Shipment, ShipmentReport, ShippingPlan, Stage
 from services.orders.handlers import channel_health
 
-SUBJECTS = (
-    "orders.created",
-    "orders.updated",
-    "orders.paid",
-    "orders.allocated",
-    "orders.status_changed",
-    "orders.cancelled",
-    "orders.held",
-    "orders.released",
-    "orders.exception",
-    "orders.sla_breached",
-    "orders.risk_held",
-    "alerts.raised",
-)
 SEVERITIES = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
@@ -66,6 +52,7 @@ def status_value(status: OrderStatus | None) -> str:
     return f"ORDER_STATUS_{status.value}" if status else "ORDER_STATUS_UNSPECIFIED"
 
 
+@bus.publishes(subjects.PUBLISHED)
 def integration_event(event: object, order: Order | None) -> tuple[str, Message] | None:
     """The integration event (subject, message) a domain event publishes, if any: the encoder the
     store's unit of work is built with (bootstrap), so every orders event takes this one path."""

@@ -14,9 +14,10 @@ from oms.alerts.v1 import events_pb2 as alerts_pb
 from oms.common.v1 import common_pb2
 from oms.routing.v1 import events_pb2
 from oms.routing.v1 import routing_pb2 as pb
-from services.kit import status
+from services.kit import bus, status
 from services.kit.errors import InvalidArgument
 from services.kit.timestamps import timestamp as kit_timestamp
+from services.routing import subjects
 from services.routing.domain.commands import PlanCommand
 from services.routing.domain.events import (
     AlertRaised,
@@ -200,6 +201,7 @@ def parked_order(value: ParkedOrder) -> pb.ParkedOrder:
 # ---- domain events → integration events
 
 
+@bus.publishes(subjects.PUBLISHED)
 def event_message(event: Event) -> tuple[str, Message]:
     """The subject and proto message an event is published as."""
     match event:

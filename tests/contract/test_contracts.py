@@ -18,8 +18,12 @@ from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from omsctl import embedded, envoy
+from services.aftersales import subjects as aftersales_subjects
 from services.gateway.routes import EDGE_SERVICES, PUBLIC_SERVICES
-from services.orders import mappers as orders_mappers
+from services.inventory import subjects as inventory_subjects
+from services.logistics import subjects as logistics_subjects
+from services.orders import subjects as orders_subjects
+from services.routing import subjects as routing_subjects
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sysconfig.get_path("scripts"))
@@ -189,9 +193,16 @@ def test_the_events_catalogue_lists_exactly_the_event_messages() -> None:
         domain = message.split(".")[1]
         assert subject.startswith(f"oms.{domain}."), f"{subject} is not on its domain's stream"
         assert f"### `{message}`" in catalogue, f"{message} has no field table"
-    listed = {subject for subject, _ in rows}
-    for subject in orders_mappers.SUBJECTS:
-        assert f"oms.{subject}" in listed, f"oms.{subject} is published but not catalogued"
+    published = {
+        **orders_subjects.PUBLISHED,
+        **inventory_subjects.PUBLISHED,
+        **routing_subjects.PUBLISHED,
+        **logistics_subjects.PUBLISHED,
+        **aftersales_subjects.PUBLISHED,
+    }
+    assert {subject for subject, _ in rows} == {f"oms.{subject}" for subject in published}
+    for subject, message in rows:
+        assert published[subject.removeprefix("oms.")] == message, f"{subject} is catalogued with {message}"
 
 
 def test_envoy_believes_only_the_configured_hops_of_x_forwarded_for() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.gateway.domain.users import new_user
-from services.gateway.handlers.console import ConsoleAssets
+from services.gateway.handlers.console import API_DOCUMENT, ConsoleAssets
 from services.kit.errors import InvalidArgument, NotFound
 
 
@@ -61,3 +61,14 @@ def test_the_shipped_console_has_every_script_its_page_loads() -> None:
     for name in ("i18n.js", "core.js", "dashboard.js", "cs360.js", "queues.js", "customer.js", "start.js"):
         assert f'src="/console/{name}"' in page
         assert assets.get(name).data
+
+
+def test_the_console_serves_the_checked_in_openapi_document_and_refuses_to_start_without_it(
+    tmp_path: Path,
+) -> None:
+    served = ConsoleAssets().get("openapi.json")
+    assert served.content_type == "application/json"
+    assert served.data == API_DOCUMENT.read_bytes()
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    with pytest.raises(RuntimeError, match="omsctl contracts"):
+        ConsoleAssets(tmp_path, documents={"openapi.json": tmp_path / "openapi.json"})
