@@ -91,6 +91,16 @@ DEPENDENCY_SETTINGS = {
     "nats": ("NATS_URL", 4222),
 }
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 # who may call whom: the gateway is called by Envoy, every other service by the gateway and the
 # services that name it as a peer
 CALLERS = {
@@ -815,7 +825,9 @@ def test_every_container_is_probed_for_readiness_and_liveness(overlay: str) -> N
 def test_no_pod_shares_the_nodes_namespaces_files_or_privileges(overlay: str) -> None:
     for pod in pod_templates(render(overlay)):
         assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
-        assert all("hostPath" not in volume for volume in pod.get("volumes", []))
+        for volume in pod.get("volumes", []):
+            # the volume types the `restricted` Pod Security profile admits
+            assert set(volume) - {"name"} <= RESTRICTED_VOLUMES, f"{volume['name']} is not admitted"
         for container in containers(pod):
             assert not container.get("securityContext", {}).get("privileged", False), container["name"]
             assert all("hostPort" not in port for port in container.get("ports", [])), container["name"]
