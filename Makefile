@@ -12,11 +12,14 @@ export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 all: test
 
 # The runtime dependencies at the versions of the image's lock file (deploy/requirements.lock), so the
-# tests run what Kubernetes runs; the embedded servers for `make run` and the tests come on top.
+# tests run what Kubernetes runs; the embedded servers for `make run` and the tests come on top. The
+# constraints are the lock's pins without their hashes: pip checks the hashes of every package or none.
+CONSTRAINTS := $(VENV)/constraints.txt
 $(STAMP): pyproject.toml deploy/requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[dev,embedded]'
+	sed -e '/^ *--hash=/d' -e 's/ *\\$$//' deploy/requirements.lock > $(CONSTRAINTS)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embedded]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -69,7 +72,7 @@ test: lint protos
 
 BROWSER_STAMP := $(VENV)/.browser-installed
 $(BROWSER_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[dev,embedded,browser]'
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embedded,browser]'
 	touch $(BROWSER_STAMP)
 
 test-browser: protos $(BROWSER_STAMP) ## the console in a real Chromium (the system's; with a Chinese font, installed here when missing, as root with apt)
