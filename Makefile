@@ -9,17 +9,26 @@ export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 # the released contracts `buf breaking` checks the protos against (`make contracts-baseline` on a release)
 BASELINE := protos/baseline/oms.binpb
 
-.PHONY: all venv protos contracts-docs contracts-baseline run demo down status lint unit integration e2e security contract test test-browser bench bench-console bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
+.PHONY: all venv lock protos contracts-docs contracts-baseline run demo down status lint unit integration e2e security contract test test-browser bench bench-console bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
 
 all: test
 
-$(STAMP): pyproject.toml
+# The runtime dependencies at the versions of the image's lock file (deploy/requirements.lock), so the
+# tests run what Kubernetes runs; the embedded servers for `make run` and the tests come on top. The
+# constraints are the lock's pins without their hashes: pip checks the hashes of every package or none.
+CONSTRAINTS := $(VENV)/constraints.txt
+$(STAMP): pyproject.toml deploy/requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	sed -e '/^ *--hash=/d' -e 's/ *\\$$//' deploy/requirements.lock > $(CONSTRAINTS)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embedded]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+lock: $(STAMP) ## deploy/requirements.lock from pyproject's runtime dependencies, hashed (ARGS=--upgrade for newer pins)
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 --quiet \
+	  -o deploy/requirements.lock $(ARGS)
 
 gen/oms.pb: $(STAMP) $(PROTOS)
 	$(PY) -m omsctl protos
@@ -73,7 +82,7 @@ test: lint protos
 
 BROWSER_STAMP := $(VENV)/.browser-installed
 $(BROWSER_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,browser]'
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embedded,browser]'
 	touch $(BROWSER_STAMP)
 
 test-browser: protos $(BROWSER_STAMP) ## the console in a real Chromium (the system's; with a Chinese font, installed here when missing, as root with apt)

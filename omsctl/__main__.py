@@ -18,6 +18,9 @@ omsctl contracts [--check]
                       subjects tables (--check: write nothing, exit 1 when one is stale): docs/contracts.md
 omsctl token --sub S --role R [--role R2] [--customer C] [--channel CH]
                       mint a development bearer token with the local stack's JWT key
+omsctl k8s-secrets [--home DIR]
+                      the Secrets of the Kubernetes dev overlay, with development values:
+                      `omsctl k8s-secrets | kubectl apply -f -` (deploy/k8s/README.md)
 omsctl trace TRACE_ID what each service logged, the order timeline and the audit log recorded for one trace
 omsctl payments [show | set PROVIDER SWITCH=VALUE … | reset | refunds | pay PROVIDER TRADE FEN]
                       the payment sandbox's switches (latency, SYSTEM_ERROR, timeouts after a refund
@@ -47,7 +50,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from omsctl import embedded, stack, tokens, users
+from omsctl import embedded, k8s, stack, tokens, users
 
 DEMO_ORDER = {
     "channel": "CHANNEL_OWN_SHOP",
@@ -601,6 +604,7 @@ def main() -> None:
     )
     tokens.add_arguments(commands)
     users.add_arguments(commands)
+    k8s.add_arguments(commands)
     sign_parser = commands.add_parser(
         "sign", help="the x-oms-webhook-signature of a webhook body, with the stack's demo secret"
     )
@@ -680,6 +684,8 @@ def main() -> None:
         sys.exit(carriers(args.action, args.words, args.carrier, args.order))
     if args.command == "user":
         sys.exit(users.run(args, home()))
+    if args.command == "k8s-secrets":
+        sys.exit(k8s.run(args, home()))
     if args.command == "token":
         sys.exit(tokens.run(args, {**stack.edge_settings(home()), **os.environ}))
     if args.command == "trace":

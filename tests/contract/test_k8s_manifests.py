@@ -9,15 +9,21 @@ import copy
 import functools
 import json
 import re
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import yaml
 
 from omsctl import envoy as edge
+from omsctl import k8s
 from omsctl.stack import PAYMENT_CLIENT_KEYS, PAYMENT_SANDBOX_KEYS, SERVICES
 from services.gateway.routes import PUBLIC_SERVICES
+from services.kit.identity import public_key_of
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -76,6 +82,25 @@ REQUIRED_ENV = {
 }
 # stand-ins for outside systems, in the dev overlay only (docs/sandboxes.md)
 SANDBOX_DEPLOYMENTS = {"dev": {"carrier-sandbox", "payment-sandbox", "sms-sandbox"}, "prod": set()}
+# the platform's dependencies, run in the cluster by the dev overlay only (prod's are operated elsewhere),
+# each reached by the services given the setting that names it
+DEPENDENCIES = {"dev": {"postgres", "redis", "nats"}, "prod": set()}
+DEPENDENCY_SETTINGS = {
+    "postgres": ("DATABASE_URL", 5432),
+    "redis": ("REDIS_URL", 6379),
+    "nats": ("NATS_URL", 4222),
+}
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 # who may call whom: the gateway is called by Envoy, every other service by the gateway and the
 # services that name it as a peer
 CALLERS = {
@@ -143,8 +168,12 @@ def generate_config_maps(objects: list[Object], generators: list[Object]) -> Non
             find(objects, "ConfigMap", generator["name"])["data"] = data
 
 
+def workloads(objects: list[Object]) -> dict[str, Object]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] in WORKLOAD_KINDS}
+
+
 def pod_templates(objects: list[Object]) -> list[Object]:
-    return [o["spec"]["template"]["spec"] for o in objects if o["kind"] == "Deployment"]
+    return [o["spec"]["template"]["spec"] for o in workloads(objects).values()]
 
 
 def set_images(objects: list[Object], images: list[Object]) -> None:
@@ -266,8 +295,13 @@ def test_each_overlay_deploys_exactly_the_services_that_exist_today(overlay: str
     objects = render(overlay)
     deployed = {*GRPC_PORTS, "envoy"}
     assert set(of_kind(objects, "Deployment")) == deployed | SANDBOX_DEPLOYMENTS[overlay]
-    assert set(of_kind(objects, "Service")) == deployed | SANDBOX_DEPLOYMENTS[overlay]
-    assert set(of_kind(objects, "PodDisruptionBudget")) == deployed
+    assert set(of_kind(objects, "StatefulSet")) == DEPENDENCIES[overlay]
+    # NATS' nodes also have a headless Service for their routes
+    nats_routes = {"nats-cluster"} if "nats" in DEPENDENCIES[overlay] else set()
+    assert set(of_kind(objects, "Service")) == (
+        deployed | SANDBOX_DEPLOYMENTS[overlay] | DEPENDENCIES[overlay] | nats_routes
+    )
+    assert set(of_kind(objects, "PodDisruptionBudget")) == deployed | DEPENDENCIES[overlay]
     assert set(of_kind(objects, "HorizontalPodAutoscaler")) == set(GRPC_PORTS)
     assert set(of_kind(objects, "Namespace")) == {NAMESPACE}
     for item in objects:
@@ -417,15 +451,17 @@ def test_every_config_map_reference_names_a_key_the_overlay_defines(overlay: str
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_service_selects_its_deployments_pods_on_the_design_port(overlay: str) -> None:
+def test_every_service_selects_one_workloads_pods_on_the_design_port(overlay: str) -> None:
     objects = render(overlay)
-    deployments = of_kind(objects, "Deployment")
-    for name, service in of_kind(objects, "Service").items():
-        deployment = deployments[name]
-        labels = deployment["spec"]["template"]["metadata"]["labels"]
-        assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-        assert service["spec"]["selector"].items() <= labels.items()
-        container_ports = {p["name"]: p["containerPort"] for p in main_container(deployment)["ports"]}
+    for service in of_kind(objects, "Service").values():
+        (workload,) = [
+            w
+            for w in workloads(objects).values()
+            if service["spec"]["selector"].items() <= w["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert workload["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        container_ports = {p["name"]: p["containerPort"] for p in main_container(workload)["ports"]}
         for port in service["spec"]["ports"]:
             assert port["port"] == container_ports[port["targetPort"]]
     for name, port in GRPC_PORTS.items():
@@ -544,7 +580,7 @@ def test_autoscalers_and_disruption_budgets_target_their_deployments(overlay: st
         assert 1 <= autoscaler["spec"]["minReplicas"] <= autoscaler["spec"]["maxReplicas"]
         assert autoscaler["spec"]["minReplicas"] == deployments[name]["spec"]["replicas"]
     for name, budget in of_kind(objects, "PodDisruptionBudget").items():
-        assert budget["spec"]["selector"] == deployments[name]["spec"]["selector"]
+        assert budget["spec"]["selector"] == workloads(objects)[name]["spec"]["selector"]
         assert "minAvailable" not in budget["spec"], "a minAvailable budget blocks drains of one replica"
 
 
@@ -570,7 +606,8 @@ def test_prod_runs_at_least_three_replicas_of_each_service_on_separate_nodes() -
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_rendered_object_is_valid_against_the_kubernetes_schema(overlay: str) -> None:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    import kubernetes_validate
+
     for item in [*render(overlay), *documents(K8S / "base" / "secrets.example.yaml")]:
         try:
             kubernetes_validate.validate(item, OLDEST_SUPPORTED_KUBERNETES, strict=True)
@@ -660,7 +697,7 @@ def test_readiness_asks_for_the_readiness_health_name_and_liveness_for_the_proce
         assert container["livenessProbe"]["grpc"].get("service", "") == "", name
 
 
-@pytest.mark.parametrize(("overlay", "replicas"), [("dev", "1"), ("prod", "3")])
+@pytest.mark.parametrize(("overlay", "replicas"), [("dev", "3"), ("prod", "3")])
 def test_every_service_keeps_its_streams_with_the_overlays_replicas_and_limits(
     overlay: str, replicas: str
 ) -> None:
@@ -770,3 +807,217 @@ def test_in_dev_the_gateway_texts_through_the_sms_sandbox_which_checks_its_own_a
     (rule,) = of_kind(objects, "NetworkPolicy")["sms-sandbox-ingress"]["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
     assert "sms-sandbox" not in of_kind(render("prod"), "Deployment")
+
+
+# ---- the project's own policy (what kube-linter would check), over every workload of every overlay ----
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_is_probed_for_readiness_and_liveness(overlay: str) -> None:
+    for name, workload in workloads(render(overlay)).items():
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            for probe in ("readinessProbe", "livenessProbe"):
+                assert probe in container, f"{name}/{container['name']} has no {probe}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_pod_shares_the_nodes_namespaces_files_or_privileges(overlay: str) -> None:
+    for pod in pod_templates(render(overlay)):
+        assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+        for volume in pod.get("volumes", []):
+            # the volume types the `restricted` Pod Security profile admits
+            assert set(volume) - {"name"} <= RESTRICTED_VOLUMES, f"{volume['name']} is not admitted"
+        for container in containers(pod):
+            assert not container.get("securityContext", {}).get("privileged", False), container["name"]
+            assert all("hostPort" not in port for port in container.get("ports", [])), container["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_image_names_a_fixed_release(overlay: str) -> None:
+    for pod in pod_templates(render(overlay)):
+        for container in containers(pod):
+            image = container["image"]
+            if "@sha256:" in image:
+                continue
+            repository, _, tag = image.rpartition(":")
+            assert repository and "/" not in tag, f"{container['name']}: {image} has no tag"
+            assert tag != "latest" and not tag.endswith("-latest"), f"{container['name']}: {image} moves"
+            if overlay == "prod":
+                assert tag != "dev", f"{container['name']}: prod runs a development build"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_but_the_sandboxes_has_one_disruption_budget(overlay: str) -> None:
+    objects = render(overlay)
+    budgets = list(of_kind(objects, "PodDisruptionBudget").values())
+    for name, workload in workloads(objects).items():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        covering = [b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        expected = 0 if name in SANDBOX_DEPLOYMENTS[overlay] else 1
+        assert len(covering) == expected, f"{name} is covered by {len(covering)} budgets"
+
+
+# ---- the dev overlay's dependencies: Postgres, Redis, NATS in the cluster ----
+
+
+def test_dev_reaches_its_own_postgres_redis_and_a_three_node_jetstream_cluster() -> None:
+    objects = render("dev")
+    config = of_kind(objects, "ConfigMap")["oms-config"]["data"]
+    services = of_kind(objects, "Service")
+    for name, (setting, port) in DEPENDENCY_SETTINGS.items():
+        if setting in config:
+            address = config[setting].split("//", 1)[1].split("/", 1)[0]
+            assert address == f"{name}:{port}", setting
+        assert [p["port"] for p in services[name]["spec"]["ports"]] == [port]
+    nats = of_kind(objects, "StatefulSet")["nats"]
+    assert nats["spec"]["replicas"] == 3 and nats["spec"]["podManagementPolicy"] == "Parallel"
+    assert config["STREAM_REPLICAS"] == str(nats["spec"]["replicas"])
+    routes = services[nats["spec"]["serviceName"]]
+    assert routes["spec"]["clusterIP"] == "None" and routes["spec"]["publishNotReadyAddresses"] is True
+    text = of_kind(objects, "ConfigMap")["nats-config"]["data"]["nats.conf"]
+    store = re.search(r"store_dir:\s*(\S+)", text)
+    assert store, "JetStream without file storage"
+    (data,) = [m for m in main_container(nats)["volumeMounts"] if m["name"] == "data"]
+    assert Path(store[1]).is_relative_to(data["mountPath"]), "the streams are not on the volume"
+    assert [t["metadata"]["name"] for t in nats["spec"]["volumeClaimTemplates"]] == ["data"]
+    assert set(re.findall(r"nats://([\w.-]+):6222", text)) == {
+        f"nats-{i}.{nats['spec']['serviceName']}" for i in range(3)
+    }
+
+
+def test_each_dependency_admits_exactly_the_services_given_its_setting() -> None:
+    objects = render("dev")
+    deployments = of_kind(objects, "Deployment")
+    policies = of_kind(objects, "NetworkPolicy")
+    for name, (setting, port) in DEPENDENCY_SETTINGS.items():
+        clients = {
+            deployment
+            for deployment, workload in deployments.items()
+            if any(
+                e["name"] == setting
+                for c in containers(workload["spec"]["template"]["spec"])
+                for e in c.get("env", [])
+            )
+        }
+        policy = policies[f"{name}-ingress"]["spec"]
+        assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": name}}
+        (clients_rule,) = [r for r in policy["ingress"] if {"protocol": "TCP", "port": port} in r["ports"]]
+        admitted = set().union(*(pods_selected({"spec": peer}, deployments) for peer in clients_rule["from"]))
+        assert admitted == clients, name
+    (routes,) = [r for r in policies["nats-ingress"]["spec"]["ingress"] if r["ports"][0]["port"] == 6222]
+    assert routes["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "nats"}}}]
+
+
+def test_the_dev_postgres_creates_each_services_role_and_database_from_the_credentials_secret() -> None:
+    objects = render("dev")
+    script = of_kind(objects, "ConfigMap")["postgres-init"]["data"]["create-service-databases.sh"]
+    (listed,) = re.findall(r"for service in ([\w ]+); do", script)
+    assert listed.split() == DATABASE_SERVICES
+    postgres = main_container(of_kind(objects, "StatefulSet")["postgres"])
+    assert postgres["envFrom"] == [{"secretRef": {"name": k8s.POSTGRES_SECRET}}]
+    assert '"$(echo "$service" | tr a-z A-Z)_PASSWORD"' in script
+    assert all(k8s.password_setting(name) == f"{name.upper()}_PASSWORD" for name in DATABASE_SERVICES)
+    mounts = {m["name"]: m["mountPath"] for m in postgres["volumeMounts"]}
+    assert mounts["init"] == "/docker-entrypoint-initdb.d"
+    assert Path(env_value(postgres, "PGDATA")).is_relative_to(mounts["data"])
+
+
+# ---- the Secrets: every one the dev overlay reads comes from `omsctl k8s-secrets`, prod's are named ----
+
+
+def secrets_read(objects: list[Object]) -> dict[str, set[str]]:
+    """Each Secret the pods read and the keys they take from it (None: all of them, by envFrom)."""
+    read: dict[str, set[str]] = {}
+    for pod in pod_templates(objects):
+        for container in containers(pod):
+            for env in container.get("env", []):
+                reference = env.get("valueFrom", {}).get("secretKeyRef")
+                if reference and not reference.get("optional"):
+                    read.setdefault(reference["name"], set()).add(reference["key"])
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    read.setdefault(source["secretRef"]["name"], set())
+    return read
+
+
+@functools.cache
+def _dev_secrets() -> tuple[Object, ...]:
+    with tempfile.TemporaryDirectory() as home:
+        return tuple(k8s.dev_secrets(Path(home)))
+
+
+def test_omsctl_k8s_secrets_makes_every_secret_and_key_the_dev_overlay_reads() -> None:
+    made = {s["metadata"]["name"]: s for s in _dev_secrets()}
+    for name, keys in secrets_read(render("dev")).items():
+        assert name in made, f"the dev overlay reads {name}, which `omsctl k8s-secrets` does not make"
+        assert keys <= set(made[name]["stringData"]), (
+            f"{name} lacks {sorted(keys - set(made[name]['stringData']))}"
+        )
+        assert all(made[name]["stringData"].values()), f"{name} has an empty value"
+        assert made[name]["metadata"]["namespace"] == NAMESPACE
+    assert set(made) == set(secrets_read(render("dev"))), "it makes Secrets nothing reads"
+
+
+def test_the_dev_secrets_agree_with_each_other() -> None:
+    made = {s["metadata"]["name"]: s["stringData"] for s in _dev_secrets()}
+    credentials = made[k8s.POSTGRES_SECRET]
+    for name in DATABASE_SERVICES:
+        url = urlparse(made[f"{name}-db"]["DATABASE_URL"])
+        assert (url.username, url.password, url.path) == (
+            name,
+            credentials[f"{name.upper()}_PASSWORD"],
+            f"/{name}",
+        )
+        assert (url.hostname, url.port) == ("postgres", DEPENDENCY_SETTINGS["postgres"][1])
+    signing = {
+        made[f"{spec.name}-identity"]["IDENTITY_SIGNING_KID"]: public_key_of(
+            made[f"{spec.name}-identity"]["IDENTITY_SIGNING_KEY"]
+        )
+        for spec in SERVICES
+    }
+    for name, callers in CALLERS.items():
+        trusted = json.loads(made[f"{name}-identity"]["IDENTITY_TRUSTED_KEYS"])
+        assert {entry["issuer"] for entry in trusted.values()} == ({"gateway"} | callers) - {"envoy"}
+        assert all(signing[kid] == entry["public_key"] for kid, entry in trusted.items()), name
+    # the gateway and logistics check and send the same Kuaidi100 salt; the sandbox pushes with it
+    assert len(made["carrier-push"]["KUAIDI100_PUSH_SALT"]) >= 16
+
+
+def test_the_readme_names_every_secret_prod_reads_and_how_dev_gets_its_own() -> None:
+    readme = (K8S / "README.md").read_text()
+    for name in secrets_read(render("prod")):
+        assert f"`{name}`" in readme, f"deploy/k8s/README.md does not name the Secret {name}"
+    assert "omsctl k8s-secrets" in readme
+
+
+def test_the_dev_secrets_are_valid_kubernetes_objects() -> None:
+    import kubernetes_validate
+
+    for item in _dev_secrets():
+        kubernetes_validate.validate(item, OLDEST_SUPPORTED_KUBERNETES, strict=True)
+
+
+def test_the_renderer_here_and_kustomize_render_the_same_objects() -> None:
+    """kustomize itself, where kubectl is installed (it is not a dependency of the project): the same
+    objects as the renderer of these tests, each valid against the schema."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("no kubectl here: the renderer of this file stands in for kustomize")
+    import kubernetes_validate
+
+    for overlay in OVERLAYS:
+        output = subprocess.run(
+            [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        rendered = [item for item in yaml.safe_load_all(output) if item]
+
+        def names(items: list[Object]) -> set[tuple[str, str]]:
+            # kustomize suffixes generated ConfigMaps with their hash; this renderer does not
+            return {(o["kind"], re.sub(r"^(oms-config)-\w+$", r"\1", o["metadata"]["name"])) for o in items}
+
+        assert names(rendered) == names(render(overlay)), overlay
+        for item in rendered:
+            kubernetes_validate.validate(item, OLDEST_SUPPORTED_KUBERNETES, strict=True)
