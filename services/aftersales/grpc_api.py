@@ -114,6 +114,17 @@ class AftersalesServicer(aftersales_pb2_grpc.AftersalesServiceServicer):
         )
         return pb.RejectTicketResponse(ticket=self._message(ticket))
 
+    async def AddTicketNote(self, request: pb.AddTicketNoteRequest, context: Ctx) -> pb.AddTicketNoteResponse:
+        ticket = await handlers.add_note(
+            self.uow(),
+            self.policy,
+            request.ticket_id,
+            identity.current().subject,
+            request.text,
+            await self._scope(),
+        )
+        return pb.AddTicketNoteResponse(ticket=self._message(ticket))
+
     async def ReceiveReturn(self, request: pb.ReceiveReturnRequest, context: Ctx) -> pb.ReceiveReturnResponse:
         ticket, restocked = await handlers.receive_return(
             self.uow(),

@@ -243,6 +243,7 @@ def _history(ticket: Ticket) -> list[pb.TicketEntry]:
         ),
         (ticket.closed_at, "closed", ticket.closed_by, ticket.close_note),
     ]
+    steps += [(note.at, "note", note.by, note.text) for note in ticket.notes]
     happened = sorted(
         ((at, kind, actor, detail) for at, kind, actor, detail in steps if at is not None),
         key=lambda step: step[0],
@@ -290,6 +291,7 @@ def ticket_message(ticket: Ticket, policy: Policy, now: datetime) -> pb.Ticket:
         history=_history(ticket),
         replacement_order_id=ticket.replacement_shipment_id,
         replacement_problem=ticket.replacement_problem,
+        notes=[pb.TicketNote(at=timestamp(n.at), by=n.by, text=n.text) for n in ticket.notes],
     )
     message.respond_by.CopyFrom(timestamp(respond_by(marks, policy.sla)))
     message.opened_at.CopyFrom(timestamp(ticket.opened_at))

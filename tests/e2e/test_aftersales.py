@@ -389,3 +389,60 @@ async def test_an_exchange_ships_a_replacement_order_with_nothing_to_pay_to_the_
     done = await until(closed, within=30)
     assert done["replacementOrderId"] == placed["orderId"], done
     assert [e["actor"] for e in done["history"] if e["kind"] == "replacement_delivered"] == ["orders"], done
+
+
+async def test_the_customer_and_customer_service_write_on_a_tickets_log_through_the_edge(
+    platform: Platform,
+) -> None:
+    ops = bearer(platform, "ops")
+    [sku] = await stocked(platform, ops, 1)
+    body = own_shop_order_json(random_ref("NOTE"))
+    buyer = random_ref("buyer")
+    body["buyerId"], body["lines"][0]["sku"] = buyer, sku
+    status, _, created = await call(platform, "POST", "/v1/orders", body, token=ops)
+    assert status == 200, created
+    order_id, total = created["order"]["orderId"], int(created["order"]["total"]["amountMinor"])
+    payments(
+        platform,
+        "/_control/payments",
+        {"provider": "wechat_pay", "out_trade_no": order_id.replace("-", ""), "amount": total},
+    )
+
+    async def paid() -> bool:
+        _status, _, read = await call(platform, "GET", f"/v1/orders/{order_id}", token=ops)
+        return bool(read["order"]["status"] in ("ORDER_STATUS_PAID", "ORDER_STATUS_ALLOCATED"))
+
+    await until(paid, within=30)
+    customer = bearer(platform, "customer", sub=buyer, customer_id=buyer)
+    ticket_body = {
+        "orderId": order_id,
+        "kind": "TICKET_KIND_REFUND_ONLY",
+        "reason": "changed_mind",
+        "lines": [{"lineIndex": 0, "quantity": 1}],
+    }
+    status, _, opened = await call(platform, "POST", "/v1/aftersales/tickets", ticket_body, token=customer)
+    assert status == 200, opened
+    ticket_id = opened["ticket"]["ticketId"]
+    notes = f"/v1/aftersales/tickets/{ticket_id}/notes"
+    status, _, noted = await call(platform, "POST", notes, {"text": "还没发货，请尽快退款"}, token=customer)
+    assert status == 200, noted
+    supervisor = bearer(platform, "supervisor", sub="sup-he")
+    status, _, noted = await call(platform, "POST", notes, {"text": "refund on its way"}, token=supervisor)
+    assert status == 200, noted
+    assert [(n["by"], n["text"]) for n in noted["ticket"]["notes"]] == [
+        (buyer, "还没发货，请尽快退款"),
+        ("sup-he", "refund on its way"),
+    ]
+    # the customer reads both, also on the ticket's history
+    status, _, read = await call(platform, "GET", f"/v1/aftersales/tickets/{ticket_id}", token=customer)
+    assert status == 200 and [e["detail"] for e in read["ticket"]["history"] if e["kind"] == "note"] == [
+        "还没发货，请尽快退款",
+        "refund on its way",
+    ]
+    # an empty note names the field; the return desk and another customer cannot write
+    status, _, refused = await call(platform, "POST", notes, {"text": " "}, token=customer)
+    assert status == 400 and "text" in str(refused), refused
+    desk = bearer(platform, "warehouse", sub="returns-desk")
+    assert (await call(platform, "POST", notes, {"text": "hi"}, token=desk))[0] == 403
+    stranger = bearer(platform, "customer", sub="someone-else", customer_id="someone-else")
+    assert (await call(platform, "POST", notes, {"text": "hi"}, token=stranger))[0] == 404

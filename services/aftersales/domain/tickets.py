@@ -102,6 +102,17 @@ def check_ticket_id(ticket_id: str) -> None:
         )
 
 
+# a ticket's conversation: notes by customer service, the customer, finance; kept whole, never edited
+MAX_NOTES = 200
+
+
+@dataclass(frozen=True)
+class Note:
+    at: datetime
+    by: str
+    text: str
+
+
 class _Ids(TypedDict):
     ticket_id: str
     order_id: str
@@ -155,6 +166,8 @@ class Ticket:
     close_note: str = ""
     # closed after a failed refund that a person settled outside the provider: the money went back
     settled_offline: bool = False
+    # the free-form log: what people said on the ticket, oldest first
+    notes: tuple[Note, ...] = ()
     events: list[Event] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -406,6 +419,22 @@ class Ticket:
         self._move(S.REPLACEMENT_SHIPPED, now)
         self.replacement_shipment_id = shipment_id
         self.events.append(ReplacementShipped(**self._ids(now), shipment_id=shipment_id))
+
+    def add_note(self, by: str, text: str, now: datetime) -> Note:
+        """A note on the ticket's log (on a closed ticket too: finance may settle it later). A note
+        answers nothing: only a decision stops the response clock."""
+        text = text.strip()
+        if not text:
+            raise InvalidArgument("text", "is required: what the note says")
+        if len(text) > NOTE_LENGTH:
+            raise InvalidArgument("text", f"must be at most {NOTE_LENGTH} characters, got {len(text)}")
+        if len(self.notes) >= MAX_NOTES:
+            raise FailedPrecondition(
+                f"ticket {self.ticket_id} has {MAX_NOTES} notes, the most it keeps: open a new ticket"
+            )
+        note = Note(now, by, text)
+        self.notes, self.updated_at = (*self.notes, note), now
+        return note
 
     def replacement_delivered(self, order_id: str, at: datetime, now: datetime) -> bool:
         """The exchange's replacement order reached the customer: the exchange is done and closes.

@@ -9,7 +9,14 @@ from services.aftersales.handlers.refunds import RefundRunner, refund_ledger, re
 from services.aftersales.handlers.returns import RestockRunner, receive_return, replacement_ended
 from services.aftersales.handlers.rules import activate, dry_run, list_versions, put_draft
 from services.aftersales.handlers.sla import sweep
-from services.aftersales.handlers.tickets import decide, get_ticket, list_tickets, open_new, retry_refund
+from services.aftersales.handlers.tickets import (
+    add_note,
+    decide,
+    get_ticket,
+    list_tickets,
+    open_new,
+    retry_refund,
+)
 
 __all__ = [
     "EVERYONE",
@@ -18,6 +25,7 @@ __all__ = [
     "RestockRunner",
     "Scope",
     "activate",
+    "add_note",
     "decide",
     "dry_run",
     "get_ticket",

@@ -145,6 +145,22 @@ async def retry_refund(uow: UnitOfWork, policy: Policy, ticket_id: str, by: str,
     return ticket
 
 
+async def add_note(
+    uow: UnitOfWork, policy: Policy, ticket_id: str, by: str, text: str, scope: Scope
+) -> Ticket:
+    """A note on the ticket's log by anyone who may see the ticket (its customer, their agent, a
+    supervisor, finance); it changes nothing else."""
+    async with uow:
+        found = await _visible(uow, ticket_id, scope)
+        await uow.tickets.lock_order(found.order_id)
+        ticket = await uow.tickets.get(found.ticket_id, lock=True)
+        assert ticket is not None
+        ticket.add_note(by, text, uow.clock.now())
+        await save(uow, ticket, policy)
+        await uow.commit()
+    return ticket
+
+
 async def get_ticket(uow: UnitOfWork, ticket_id: str, scope: Scope) -> Ticket:
     async with uow:
         return await _visible(uow, ticket_id, scope)

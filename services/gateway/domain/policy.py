@@ -221,6 +221,8 @@ POLICY: dict[str, Rule] = {
     f"{AFTERSALES}/ListTickets": _r(TICKET_READERS, ROWS),
     f"{AFTERSALES}/ApproveTicket": _w(TICKET_DECIDERS, ROWS),
     f"{AFTERSALES}/RejectTicket": _w(TICKET_DECIDERS, ROWS),
+    # the ticket's log: whoever may read the ticket writes on it (not the return desk's scanner)
+    f"{AFTERSALES}/AddTicketNote": _w(TICKET_READERS - {"warehouse", "service"}, ROWS),
     f"{AFTERSALES}/ReceiveReturn": _w(RETURN_DESK, STAFF_ONLY),
     f"{AFTERSALES}/ReportRefund": _w(REFUND_REPORTERS, ROWS),
     f"{AFTERSALES}/ListRefunds": _r(FINANCE, STAFF_ONLY),

@@ -79,6 +79,7 @@ def moves(t: Ticket) -> list[Move]:
             close,
             lambda t, now, pick: t.replacement_delivered(replacement, now, now),
             lambda t, now, pick: t.replacement_stopped(replacement, f"cancelled {pick}", now),
+            lambda t, now, pick: t.add_note(f"agent-{pick}", f"客户来电 {pick}", now),
         ]
     return [close]
 

@@ -338,3 +338,24 @@ async def test_a_cancelled_replacement_leaves_the_exchange_for_a_person_with_one
     assert waiting.replacement_problem == f"replacement order {replacement} cancelled: out of stock"
     [alert] = [a for a in world.published(AlertRaised) if a.kind == "exchange_replacement_cancelled"]  # type: ignore[attr-defined]
     assert alert.roles == ("supervisor", "cs_lead") and replacement in alert.message  # type: ignore[attr-defined]
+
+
+async def test_a_note_goes_on_the_tickets_log_in_order_and_answers_nothing() -> None:
+    world = World()
+    ticket = await world.open(kind=TicketKind.EXCHANGE, lines=((0, 2),), reason=Reason.DAMAGED)
+    assert ticket.status is S.OPEN
+    await handlers.add_note(world.uow(), POLICY, ticket.ticket_id, "buyer-1", " 尺码偏小 ", handlers.EVERYONE)
+    world.clock.advance(timedelta(minutes=5))
+    noted = await handlers.add_note(
+        world.uow(), POLICY, ticket.ticket_id, "agent-1", "called back", handlers.EVERYONE
+    )
+    assert [(n.by, n.text) for n in noted.notes] == [("buyer-1", "尺码偏小"), ("agent-1", "called back")]
+    assert world.ticket().notes == noted.notes
+    assert (noted.status, noted.answered_at) == (S.OPEN, None), "a note is no answer"
+    for text, problem in (("   ", "text"), ("x" * 501, "text")):
+        with pytest.raises(InvalidArgument) as refused:
+            await handlers.add_note(world.uow(), POLICY, ticket.ticket_id, "agent-1", text, handlers.EVERYONE)
+        assert refused.value.field == problem
+    assert len(world.ticket().notes) == 2, "a refused note writes nothing"
+    with pytest.raises(NotFound):
+        await handlers.add_note(world.uow(), POLICY, "t-404", "agent-1", "hello", handlers.EVERYONE)

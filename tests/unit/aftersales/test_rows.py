@@ -114,6 +114,12 @@ JOURNEYS: dict[str, Journey] = {
     ),
     "exchange received and replaced, closed": (TicketKind.EXCHANGE, Reason.WRONG_ITEM, BOTH, [0, 1, 0, 0]),
     "exchange whose replacement was delivered": (TicketKind.EXCHANGE, Reason.WRONG_ITEM, BOTH, [0, 1, 0, 1]),
+    "exchange with a note on its log, closed": (
+        TicketKind.EXCHANGE,
+        Reason.WRONG_ITEM,
+        BOTH,
+        [0, 1, 0, 3, 0],
+    ),
     "exchange whose replacement was cancelled, closed": (
         TicketKind.EXCHANGE,
         Reason.WRONG_ITEM,
