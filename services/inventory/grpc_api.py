@@ -183,6 +183,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             request.sku,
             request.quantity,
             owner=_owner(),
+            unit_cost=request.unit_cost_minor,
         )
         return pb.RecordReceiptResponse(stock=self._level(row))
 

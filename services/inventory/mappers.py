@@ -166,6 +166,8 @@ def ledger_entry(entry: LedgerEntry) -> pb.LedgerEntry:
         reference=entry.reference,
         reason=entry.reason,
         trace_id=entry.trace_id,
+        unit_cost_minor=entry.unit_cost_minor,
+        value_minor=entry.value_minor,
     )
 
 

@@ -280,6 +280,30 @@ class LedgerEntry:
     reference: str
     reason: str
     trace_id: str
+    # what the movement was worth at cost: on_hand_delta × unit_cost_minor (minor units; a shipment's
+    # commit is negative, its return's restock gives back exactly what it took)
+    unit_cost_minor: int = 0
+    value_minor: int = 0
+
+
+def average_cost(on_hand: int, unit_cost: int, units: int, cost: int) -> int:
+    """A row's moving average unit cost (minor units) after `units` come in at `cost` each: the value on
+    hand over the units on hand, rounded half up. Units leaving (orders shipped, shrinkage) leave the
+    average as it is; a row with nothing on hand takes the new units' cost."""
+    if units <= 0:
+        return unit_cost
+    if on_hand <= 0:
+        return cost
+    total_units = on_hand + units
+    return (on_hand * unit_cost + units * cost + total_units // 2) // total_units
+
+
+MAX_UNIT_COST = 10**12  # minor units: ten billion yuan a unit is no one's goods
+
+
+def check_unit_cost(field: str, cost: int) -> None:
+    if not 0 <= cost <= MAX_UNIT_COST:
+        raise InvalidArgument(field, f"must be between 0 and {MAX_UNIT_COST} minor units, got {cost}")
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from services.inventory.domain.events import StockAdjusted
 from services.inventory.domain.model import (
     Movement,
     StockRow,
+    average_cost,
     check_quantity,
     check_reference,
+    check_unit_cost,
     decide_count,
 )
 from services.inventory.domain.policy import Policy
@@ -32,10 +34,13 @@ async def record_receipt(
     quantity: int,
     *,
     owner: str,
+    unit_cost: int = 0,
 ) -> StockRow:
-    """Goods in, once per receipt id of the caller `owner` (services.kit.idempotency.owner_of)."""
+    """Goods in, once per receipt id of the caller `owner` (services.kit.idempotency.owner_of), at
+    `unit_cost` a unit (minor units; 0: not given, the units count at the row's average)."""
     check_reference("receipt_id", receipt_id)
     check_quantity("quantity", quantity)
+    check_unit_cost("unit_cost_minor", unit_cost)
     [row] = await _change_stock(
         uow,
         policy,
@@ -46,6 +51,7 @@ async def record_receipt(
         Movement.RECEIPT,
         owner=owner,
         reason="received",
+        costs={sku: unit_cost} if unit_cost else None,
     )
     return row
 
@@ -92,7 +98,9 @@ async def restock(
     *,
     owner: str,
 ) -> list[StockRow]:
-    """A received return puts its units back on hand, once per return id of its caller."""
+    """A received return puts its units back on hand, once per return id of its caller, at the cost
+    they went out at (the order's commit): the cost of the sale is reversed exactly, whatever the
+    average is now. A SKU the order never shipped from here comes back at the row's average."""
     check_reference("return_id", return_id)
     check_reference("order_id", order_id)
     if not lines:
@@ -115,6 +123,7 @@ async def restock(
         owner=owner,
         order_id=order_id,
         reason="return received",
+        sale_costs=True,
     )
 
 
@@ -130,19 +139,26 @@ async def _change_stock(
     owner: str,
     order_id: str = "",
     reason: str = "",
+    costs: dict[str, int] | None = None,
+    sale_costs: bool = False,
 ) -> list[StockRow]:
-    """On hand moves by each change, never below what open orders hold; a repeated key answers as before."""
+    """On hand moves by each change, never below what open orders hold; a repeated key answers as before.
+    Units coming in at a known cost (`costs` per SKU, or with `sale_costs` what the order's units went
+    out at) move the row's average; every movement is on the ledger at its unit cost."""
     check_reference("warehouse_id", warehouse_id)
     for sku, _ in changes:
         check_reference("sku", sku)
-    digest = _request_hash([warehouse_id, list(changes), order_id, reason])
+    request: list[object] = [warehouse_id, list(changes), order_id, reason]
+    digest = _request_hash([*request, sorted(costs.items())] if costs else request)
     async with uow:
         first = await uow.idempotency.claim(scope, key, digest, owner)
         if first is not None:
             return [StockRow(**row) for row in json.loads(first)]
         await known(uow, [sku for sku, _ in changes], warehouse_id)
         now = uow.clock.now()
-        rows = []
+        if sale_costs:
+            costs = await uow.ledger.sale_costs(order_id, [sku for sku, _ in changes])
+        rows, unit_costs = [], []
         for sku, delta in changes:
             current, _ = await uow.stock.lock(sku, warehouse_id)
             if current.on_hand + delta < current.reserved:
@@ -150,7 +166,14 @@ async def _change_stock(
                     f"{sku} at {warehouse_id}: on hand would fall to {current.on_hand + delta}, below the "
                     f"{current.reserved} units reserved for open orders"
                 )
-            rows.append(await uow.stock.change_on_hand(sku, warehouse_id, delta))
+            cost = (costs or {}).get(sku)
+            average = None
+            if cost is not None and delta > 0:
+                average = average_cost(
+                    current.on_hand, await uow.stock.unit_cost(sku, warehouse_id), delta, cost
+                )
+            rows.append(await uow.stock.change_on_hand(sku, warehouse_id, delta, unit_cost=average))
+            unit_costs.append(cost)
             uow.emit(StockAdjusted(sku, warehouse_id, kind, delta, rows[-1].on_hand, key, reason))
         await uow.ledger.record(
             kind,
@@ -159,6 +182,7 @@ async def _change_stock(
             order_id=order_id,
             reference=key,
             reason=reason,
+            unit_costs=unit_costs,
         )
         rows = await apply_signals(policy, uow, rows)
         await uow.idempotency.complete(scope, key, json.dumps([asdict(r) for r in rows]).encode(), owner)

@@ -51,8 +51,16 @@ class Stock(Protocol):
 
     async def lock(self, sku: str, warehouse_id: str) -> tuple[StockRow, int]: ...
 
+    async def unit_cost(self, sku: str, warehouse_id: str) -> int: ...
+
     async def change_on_hand(
-        self, sku: str, warehouse_id: str, delta: int, *, count_version: int | None = None
+        self,
+        sku: str,
+        warehouse_id: str,
+        delta: int,
+        *,
+        count_version: int | None = None,
+        unit_cost: int | None = None,
     ) -> StockRow: ...
 
     async def set_levels(
@@ -122,7 +130,10 @@ class Ledger(Protocol):
         order_id: str = "",
         reference: str = "",
         reason: str = "",
+        unit_costs: Sequence[int | None] | None = None,
     ) -> None: ...
+
+    async def sale_costs(self, order_id: str, skus: Sequence[str]) -> dict[str, int]: ...
 
     async def audit(self) -> list[StockAudit]: ...
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import text
 
 from services.inventory.domain.model import Movement, StockAudit
 from services.inventory.store.connection import Connect
-from services.inventory.store.tables import ledger_table
 from services.kit.tracing import current_trace_id
 
 _AUDIT = text(
@@ -34,6 +33,36 @@ _AUDIT = text(
 )
 
 
+# The movements in one statement, each valued at its unit cost: the one given, else the row's moving
+# average as it is now (units leaving do not change it, so a commit is valued at what the units cost).
+# A movement of reserved units only (reserve, release, expire) moves nothing at cost.
+_RECORD = text(
+    """
+    INSERT INTO ledger (at, sku, warehouse_id, kind, on_hand_delta, reserved_delta, order_id, reference,
+                        reason, trace_id, unit_cost_minor, value_minor)
+    SELECT :at, m.sku, m.warehouse_id, :kind, m.on_hand_delta, m.reserved_delta, :order_id, :reference,
+           :reason, :trace_id,
+           CASE WHEN m.on_hand_delta = 0 THEN 0 ELSE COALESCE(m.cost, s.unit_cost_minor, 0) END,
+           m.on_hand_delta * COALESCE(m.cost, s.unit_cost_minor, 0)
+      FROM unnest(CAST(:skus AS text[]), CAST(:warehouses AS text[]), CAST(:on_hand AS bigint[]),
+                  CAST(:reserved AS bigint[]), CAST(:costs AS bigint[]))
+           WITH ORDINALITY AS m(sku, warehouse_id, on_hand_delta, reserved_delta, cost, n)
+      LEFT JOIN stock AS s USING (sku, warehouse_id)
+     ORDER BY m.n
+    """
+)
+
+# what each SKU of an order went out at (its latest commit), for a return to come back at
+_SALE_COSTS = text(
+    """
+    SELECT DISTINCT ON (sku) sku, unit_cost_minor
+      FROM ledger
+     WHERE order_id = :order_id AND kind = 'commit' AND sku = ANY(CAST(:skus AS text[]))
+     ORDER BY sku, entry_id DESC
+    """
+)
+
+
 class LedgerRepository:
     def __init__(self, connect: Connect) -> None:
         self._connect = connect
@@ -47,27 +76,40 @@ class LedgerRepository:
         order_id: str = "",
         reference: str = "",
         reason: str = "",
+        unit_costs: Sequence[int | None] | None = None,
     ) -> None:
-        """Append (sku, warehouse, on_hand_delta, reserved_delta) movements, with the current trace."""
+        """Append (sku, warehouse, on_hand_delta, reserved_delta) movements, with the current trace,
+        each at its unit cost in `unit_costs` (None, or no list: the row's moving average now)."""
+        moved = list(moves)
+        if not moved:
+            return
+        costs = list(unit_costs) if unit_costs is not None else [None] * len(moved)
+        if len(costs) != len(moved):
+            raise ValueError("one unit cost per movement")
         conn = await self._connect()
-        trace_id = current_trace_id()
-        rows = [
+        await conn.execute(
+            _RECORD,
             {
                 "at": now,
-                "sku": sku,
-                "warehouse_id": warehouse_id,
                 "kind": kind.value,
-                "on_hand_delta": on_hand_delta,
-                "reserved_delta": reserved_delta,
                 "order_id": order_id,
                 "reference": reference,
                 "reason": reason,
-                "trace_id": trace_id,
-            }
-            for sku, warehouse_id, on_hand_delta, reserved_delta in moves
-        ]
-        if rows:
-            await conn.execute(ledger_table.insert(), rows)
+                "trace_id": current_trace_id(),
+                "skus": [m[0] for m in moved],
+                "warehouses": [m[1] for m in moved],
+                "on_hand": [m[2] for m in moved],
+                "reserved": [m[3] for m in moved],
+                "costs": costs,
+            },
+        )
+
+    async def sale_costs(self, order_id: str, skus: Sequence[str]) -> dict[str, int]:
+        """The unit cost each SKU of the order was committed (shipped) at; SKUs it never shipped are
+        left out."""
+        conn = await self._connect()
+        rows = await conn.execute(_SALE_COSTS, {"order_id": order_id, "skus": list(skus)})
+        return {row.sku: row.unit_cost_minor for row in rows}
 
     async def audit(self) -> list[StockAudit]:
         """Every row beside its sums from the ledger and its units held by active reservations."""

@@ -384,11 +384,30 @@ class StockRepository:
         ).one()
         return stock_row(row._mapping), row.count_version
 
+    async def unit_cost(self, sku: str, warehouse_id: str) -> int:
+        """The row's moving average unit cost (0 when none was given or the row is new)."""
+        conn = await self._connect()
+        found = await conn.execute(
+            select(stock_table.c.unit_cost_minor).where(
+                stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id
+            )
+        )
+        return int(found.scalar() or 0)
+
     async def change_on_hand(
-        self, sku: str, warehouse_id: str, delta: int, *, count_version: int | None = None
+        self,
+        sku: str,
+        warehouse_id: str,
+        delta: int,
+        *,
+        count_version: int | None = None,
+        unit_cost: int | None = None,
     ) -> StockRow:
+        """On hand moves by `delta`; `unit_cost` is the row's new moving average, when it changes."""
         conn = await self._connect()
         values: dict[str, Any] = {} if count_version is None else {"count_version": count_version}
+        if unit_cost is not None:
+            values["unit_cost_minor"] = unit_cost
         result = await conn.execute(
             update(stock_table)
             .where(stock_table.c.sku == sku, stock_table.c.warehouse_id == warehouse_id)

@@ -57,6 +57,8 @@ stock_table = Table(
     Column("sellable", Boolean, nullable=False, server_default="true"),
     Column("count_version", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # the moving average cost of a unit on hand, in minor units (0: no cost was ever given)
+    Column("unit_cost_minor", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("on_hand >= 0", name="stock_on_hand_not_negative"),
     CheckConstraint("reserved >= 0", name="stock_reserved_not_negative"),
     CheckConstraint("reserved <= on_hand", name="stock_never_oversold"),
@@ -107,6 +109,9 @@ ledger_table = Table(
     Column("reference", String(64), nullable=False, server_default=""),
     Column("reason", Text, nullable=False, server_default=""),
     Column("trace_id", String(32), nullable=False, server_default=""),
+    # the movement at cost: the unit cost it moved at, and on_hand_delta × that (minor units)
+    Column("unit_cost_minor", BigInteger, nullable=False, server_default="0"),
+    Column("value_minor", BigInteger, nullable=False, server_default="0"),
     Index("ledger_by_row", "sku", "warehouse_id", "entry_id"),
     Index("ledger_by_order", "order_id", postgresql_where=text("order_id <> ''")),
 )

@@ -96,6 +96,8 @@ async def list_ledger(
                 reference=row.reference,
                 reason=row.reason,
                 trace_id=row.trace_id,
+                unit_cost_minor=row.unit_cost_minor,
+                value_minor=row.value_minor,
             )
             for row in await (await uow.connection()).execute(query)
         ]

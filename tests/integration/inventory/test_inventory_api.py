@@ -266,3 +266,50 @@ async def test_orders_peers_reserve_in_batches_and_ask_an_older_inventory_order_
     assert peers.batched["inventory"] is not older
     assert peers._reserves.batches == 1  # one call was made of the six, whatever the peer then did
     assert await inventory.scalar("SELECT count(*) FROM reservations WHERE order_id LIKE 'pb-%'") == 5
+
+
+async def test_the_ledger_values_a_sale_at_the_moving_average_and_its_return_at_the_same_cost(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    await stub.PutWarehouse(pb.PutWarehouseRequest(warehouse_id="WH-SH", name="Shanghai"))
+    await stub.PutSku(pb.PutSkuRequest(sku="SKU-C", title="Tea"))
+    for receipt_id, units, cost in (("GC1", 10, 700), ("GC2", 10, 900)):
+        await stub.RecordReceipt(
+            pb.RecordReceiptRequest(
+                receipt_id=receipt_id, warehouse_id="WH-SH", sku="SKU-C", quantity=units, unit_cost_minor=cost
+            )
+        )
+    line = pb.ReservationLine(sku="SKU-C", warehouse_id="WH-SH", quantity=4)
+    assert (await stub.Reserve(pb.ReserveRequest(order_id="o-c", lines=[line]))).reserved
+    await stub.CommitReservation(pb.CommitReservationRequest(order_id="o-c"))
+    await stub.RecordReceipt(
+        pb.RecordReceiptRequest(
+            receipt_id="GC3", warehouse_id="WH-SH", sku="SKU-C", quantity=16, unit_cost_minor=1100
+        )
+    )
+    await stub.Restock(
+        pb.RestockRequest(
+            return_id="RT-t-9",
+            order_id="o-c",
+            warehouse_id="WH-SH",
+            lines=[pb.RestockLine(sku="SKU-C", quantity=1)],
+        )
+    )
+    ledger = await stub.ListLedger(pb.ListLedgerRequest(sku="SKU-C"))
+    valued = [(e.kind, e.on_hand_delta, e.unit_cost_minor, e.value_minor) for e in reversed(ledger.entries)]
+    assert valued == [
+        ("receipt", 10, 700, 7000),
+        ("receipt", 10, 900, 9000),
+        ("reserve", 0, 0, 0),  # reserved units move nothing at cost
+        ("commit", -4, 800, -3200),
+        ("receipt", 16, 1100, 17600),
+        ("restock", 1, 800, 800),  # the cost of the sale reversed, not today's average of 950
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.RecordReceipt(
+            pb.RecordReceiptRequest(
+                receipt_id="GC4", warehouse_id="WH-SH", sku="SKU-C", quantity=1, unit_cost_minor=-5
+            )
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith("unit_cost_minor:")

@@ -44,6 +44,11 @@ class Entry:
     order_id: str
     reference: str
     reason: str
+    unit_cost_minor: int = 0
+
+    @property
+    def value_minor(self) -> int:
+        return self.on_hand_delta * self.unit_cost_minor
 
 
 @dataclass
@@ -55,6 +60,7 @@ class State:
     skus: dict[str, Sku] = field(default_factory=dict)
     replenishment: dict[str, ReplenishmentOrder] = field(default_factory=dict)
     ledger: list[Entry] = field(default_factory=list)
+    unit_costs: dict[tuple[str, str], int] = field(default_factory=dict)
     keys: dict[tuple[str, str], tuple[str, bytes | None]] = field(default_factory=dict)
     published: list[Event] = field(default_factory=list)
     reserve_calls: list[bool] = field(default_factory=list)  # `fast` of each call
@@ -133,11 +139,22 @@ class FakeStock:
         row = self._rows.setdefault((sku, warehouse_id), StockRow(sku, warehouse_id, 0, 0, 0, 0, True))
         return row, self._uow.state.count_versions.get((sku, warehouse_id), 0)
 
+    async def unit_cost(self, sku: str, warehouse_id: str) -> int:
+        return self._uow.state.unit_costs.get((sku, warehouse_id), 0)
+
     async def change_on_hand(
-        self, sku: str, warehouse_id: str, delta: int, *, count_version: int | None = None
+        self,
+        sku: str,
+        warehouse_id: str,
+        delta: int,
+        *,
+        count_version: int | None = None,
+        unit_cost: int | None = None,
     ) -> StockRow:
         if count_version is not None:
             self._uow.state.count_versions[(sku, warehouse_id)] = count_version
+        if unit_cost is not None:
+            self._uow.state.unit_costs[(sku, warehouse_id)] = unit_cost
         return self._add((sku, warehouse_id), on_hand=delta)
 
     async def set_levels(self, sku: str, warehouse_id: str, normal_level: int, safety_level: int) -> StockRow:
@@ -297,11 +314,35 @@ class FakeLedger:
         order_id: str = "",
         reference: str = "",
         reason: str = "",
+        unit_costs: Sequence[int | None] | None = None,
     ) -> None:
+        moved = list(moves)
+        costs = list(unit_costs) if unit_costs is not None else [None] * len(moved)
         self._state.ledger.extend(
-            Entry(kind, sku, warehouse, on_hand, reserved, order_id, reference, reason)
-            for sku, warehouse, on_hand, reserved in moves
+            Entry(
+                kind,
+                sku,
+                warehouse,
+                on_hand,
+                reserved,
+                order_id,
+                reference,
+                reason,
+                0
+                if on_hand == 0
+                else cost
+                if cost is not None
+                else self._state.unit_costs.get((sku, warehouse), 0),
+            )
+            for (sku, warehouse, on_hand, reserved), cost in zip(moved, costs, strict=True)
         )
+
+    async def sale_costs(self, order_id: str, skus: Sequence[str]) -> dict[str, int]:
+        return {
+            e.sku: e.unit_cost_minor
+            for e in self._state.ledger
+            if e.order_id == order_id and e.kind is Movement.COMMIT and e.sku in skus
+        }
 
     async def audit(self) -> list[StockAudit]:
         audits = []

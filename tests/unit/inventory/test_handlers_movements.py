@@ -169,3 +169,52 @@ async def test_the_invariant_check_names_a_row_the_ledger_does_not_explain_and_a
         "inventory:invariant_breached",
     )
     assert "CUP@SH" in alert.message
+
+
+@pytest.mark.parametrize(
+    ("on_hand", "average", "units", "cost", "after"),
+    [
+        (0, 0, 10, 700, 700),  # nothing on hand: the new units' cost
+        (10, 700, 10, 900, 800),
+        (3, 1000, 1, 1001, 1000),  # 4001 / 4 = 1000.25 → 1000
+        (1, 1000, 1, 1001, 1001),  # 2001 / 2 = 1000.5 → rounded half up
+        (10, 700, 0, 900, 700),  # nothing came in
+        (-2, 500, 4, 800, 800),  # a row short of units takes the new cost
+    ],
+)
+def test_the_moving_average_cost_is_the_value_on_hand_over_the_units(
+    on_hand: int, average: int, units: int, cost: int, after: int
+) -> None:
+    from services.inventory.domain.model import average_cost
+
+    assert average_cost(on_hand, average, units, cost) == after
+
+
+async def test_a_return_comes_back_at_the_cost_it_went_out_at_whatever_the_average_is_now() -> None:
+    inventory = FakeInventory()
+    inventory.stock("SH", "TEA", 0)
+    uow = inventory.uow
+    await handlers.record_receipt(uow(), POLICY, "GRN-1", "SH", "TEA", 10, owner=CLERK, unit_cost=700)
+    await handlers.record_receipt(uow(), POLICY, "GRN-2", "SH", "TEA", 10, owner=CLERK, unit_cost=900)
+    assert inventory.state.unit_costs[("TEA", "SH")] == 800
+    await handlers.reserve(uow, POLICY, "o-1", [Line("TEA", "SH", 4)])
+    await handlers.commit_reservation(uow, POLICY, "o-1")
+    [sold] = [e for e in inventory.state.ledger if e.kind is Movement.COMMIT]
+    assert (sold.unit_cost_minor, sold.value_minor) == (800, -3200), "shipped at the average"
+    # dearer goods arrive: the average moves, the sale's cost does not
+    await handlers.record_receipt(uow(), POLICY, "GRN-3", "SH", "TEA", 16, owner=CLERK, unit_cost=1100)
+    assert inventory.state.unit_costs[("TEA", "SH")] == (16 * 800 + 16 * 1100 + 16) // 32
+    await handlers.restock(uow(), POLICY, "RT-t-1", "o-1", "SH", [("TEA", 1)], owner="aftersales")
+    [back] = [e for e in inventory.state.ledger if e.kind is Movement.RESTOCK]
+    assert (back.unit_cost_minor, back.value_minor, back.reference) == (800, 800, "RT-t-1")
+    # the returned unit joins the row at its own cost
+    assert inventory.state.unit_costs[("TEA", "SH")] == (32 * 950 + 800 + 16) // 33
+
+
+async def test_a_receipt_cost_out_of_range_is_refused_naming_the_field(inventory: FakeInventory) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        await handlers.record_receipt(
+            inventory.uow(), POLICY, "GRN-9", "SH", "TEA", 1, owner=CLERK, unit_cost=-1
+        )
+    assert refused.value.field == "unit_cost_minor"
+    assert inventory.row("TEA", "SH") == (10, 0, True)
