@@ -616,6 +616,17 @@ def main() -> None:
     events_parser.add_argument(
         "--seconds", type=float, default=0, help="stop after this long without a new event (0: follow)"
     )
+    dead_parser = commands.add_parser(
+        "dead-letters",
+        help="events a consumer terminated: list (every service, or --service) or replay --service S IDS",
+    )
+    dead_parser.add_argument("action", choices=("list", "replay"))
+    dead_parser.add_argument("ids", nargs="*", type=int, help="the dead letters to replay")
+    dead_parser.add_argument("--service", default="", help="orders, inventory, routing, logistics, …")
+    dead_parser.add_argument("--consumer", default="", help="list only this consumer's")
+    dead_parser.add_argument("--replayed", action="store_true", help="list the replayed ones too")
+    dead_parser.add_argument("--nats-url", default="", help="another platform's NATS (default: make run's)")
+    dead_parser.add_argument("--prefix", default="", help="its subject prefix (default: make run's, oms)")
     trace_parser = commands.add_parser(
         "trace", help="gather one trace id's logs, timeline entries and audit records"
     )
@@ -708,6 +719,22 @@ def main() -> None:
         urls: dict[str, str] = state["urls"]  # type: ignore[assignment]
         prefix = str(state.get("subject_prefix") or "oms")
         sys.exit(events.run(urls["NATS_URL"], prefix, args.order, args.seconds))
+    if args.command == "dead-letters":
+        from omsctl import dead_letters
+
+        nats_url, prefix = args.nats_url, args.prefix
+        if not nats_url:
+            state = _running_state()
+            if state is None:
+                print("OMS platform is stopped; `make run` starts it (or give --nats-url)", file=sys.stderr)
+                sys.exit(1)
+            nats_url = str(state["urls"]["NATS_URL"])  # type: ignore[index]
+            prefix = prefix or str(state.get("subject_prefix") or "oms")
+        sys.exit(
+            dead_letters.run(
+                nats_url, prefix or "oms", args.action, args.service, args.ids, args.consumer, args.replayed
+            )
+        )
     if args.command == "contracts":
         from omsctl import contracts
 

@@ -162,5 +162,5 @@ async def build(settings: Settings, runtime: Runtime, clock: Clock | None = None
         # every order's changes pass by: one inbox statement per fetched batch, not one per event
         together=True,
     )
-    runtime.spawn(name, consumer.run)
+    runtime.consume(consumer)
     return aftersales

@@ -156,7 +156,7 @@ async def serve(settings: Settings) -> None:
             handler=record(alert_desk, wall),
             streams=settings.common.streams,
         )
-        runtime.spawn("alert-deliveries", consumer.run)
+        runtime.consume(consumer)
         runtime.every(
             "audit purge",
             3600,

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import descriptor_pool, message_factory
@@ -32,7 +32,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kit import bus, tracing
-from services.kit.schema import dead_letters_table, inbox_table
+from services.kit.outbox import event_row
+from services.kit.schema import dead_letters_table, inbox_table, outbox_table
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,11 @@ class EventConsumer:
         streams: bus.StreamLimits | None = None,
         fetch_seconds: float = 1.0,
         together: bool = False,
+        service: str = "",
     ) -> None:
         self.js = js
+        # the service it runs in, the source of its dead letters' alerts (the runtime sets it)
+        self.service = service
         self.engine = engine
         self.name = name
         self.prefix = subject_prefix
@@ -267,9 +271,11 @@ class EventConsumer:
         return True
 
     async def _dead_letter(self, msg: Msg, envelope: Envelope, error: str) -> None:
-        """Record first, then terminate: if the record cannot be written the message stays in the stream."""
+        """Record first (with its alert), then terminate: if the record cannot be written the message
+        stays in the stream."""
         try:
             async with self.engine.begin() as conn:
+                await record_alert(conn, self.service, self.name, envelope, error)
                 await conn.execute(
                     insert(dead_letters_table).values(
                         consumer=self.name,
@@ -288,6 +294,44 @@ class EventConsumer:
             return
         log.error("dead-lettered event %s: %s", envelope.event_id, error)
         await msg.term()
+
+
+ALERTS_SUBJECT = "alerts.raised"
+# found by name in the protobuf pool (every service's mappers import oms.alerts.v1), so that the kit
+# itself imports no generated code
+ALERT_TYPE = "oms.alerts.v1.AlertRaised"
+SEVERITY_HIGH = 3
+
+
+async def record_alert(
+    conn: AsyncConnection, service: str, consumer: str, envelope: Envelope, error: str
+) -> None:
+    """One `event_dead_letter` alert in the dead letter's own transaction (through the outbox, so it is
+    published once the record is kept). Not for an alert that could not be handled: its own alert would
+    meet the same fate, over and over."""
+    if envelope.subject == ALERTS_SUBJECT or envelope.subject.endswith(f".{ALERTS_SUBJECT}"):
+        return
+    try:
+        alert_class = message_factory.GetMessageClass(
+            descriptor_pool.Default().FindMessageTypeByName(ALERT_TYPE)
+        )
+    except KeyError:
+        log.error(
+            "no %s in this process: the dead letter of %s is kept without an alert", ALERT_TYPE, consumer
+        )
+        return
+    alert = alert_class(
+        kind="event_dead_letter",
+        severity=SEVERITY_HIGH,
+        source=service or consumer,
+        message=(
+            f"{consumer} terminated event {envelope.event_id or '(no id)'} on {envelope.subject} after "
+            f"{envelope.deliveries} deliveries: {error[:300]}; `omsctl dead-letters replay` once fixed"
+        ),
+        dedupe_key=f"{service}:dead_letter:{consumer}:{envelope.event_id}"[:200],
+        roles=["ops"],
+    )
+    await conn.execute(insert(outbox_table).values(**event_row(ALERTS_SUBJECT, alert, datetime.now(UTC))))
 
 
 async def purge_inbox(engine: AsyncEngine, older_than_seconds: float, batch: int = 1000) -> int:

@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit import bus
 from services.kit.config import CommonSettings
-from services.kit.consumer import purge_inbox
+from services.kit.consumer import EventConsumer, purge_inbox
 from services.kit.db import make_engine
 from services.kit.db_errors import is_connection_failure
+from services.kit.dead_letters import DeadLetterDesk
 from services.kit.leader import Leadership
 from services.kit.outbox import (
     OUTBOX_REPORT_SUBJECT,
@@ -49,6 +50,7 @@ class Runtime:
         self.settings = settings
         self.stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.consumers: dict[str, EventConsumer] = {}
         self._leaderships: list[Leadership] = []
 
     async def __aenter__(self) -> Runtime:
@@ -67,6 +69,14 @@ class Runtime:
         self.spawn("outbox-relay", self.relay.run)
         self.every("outbox and inbox purge", self.settings.purge_every_seconds, self.purge, one_replica=True)
         self.every("outbox report", OUTBOX_REPORT_SECONDS, self.report_outbox, one_replica=True)
+        # the bus's dead letters of this service's consumers, listed and replayed on request
+        await DeadLetterDesk(
+            self.nc,
+            self.engine,
+            self.settings.subject_prefix,
+            self.settings.service_name,
+            lambda: self.consumers,
+        ).start()
         return self
 
     async def ready(self, within: float = 2.0) -> bool:
@@ -94,6 +104,13 @@ class Runtime:
         if published or processed:
             log.info("purged %d published outbox rows and %d inbox entries", published, processed)
         return published, processed
+
+    def consume(self, consumer: EventConsumer) -> None:
+        """Run a JetStream consumer in the background; its dead letters are listed and replayed through
+        this service's dead-letter desk (services/kit/dead_letters.py)."""
+        consumer.service = consumer.service or self.settings.service_name
+        self.consumers[consumer.name] = consumer
+        self.spawn(consumer.name, consumer.run)
 
     def spawn(self, name: str, work: Background) -> None:
         async def guarded() -> None:

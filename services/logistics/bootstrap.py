@@ -132,7 +132,7 @@ async def build(settings: Settings, runtime: Runtime, clock: Clock | None = None
         handler=consumers.on_order_cancelled(settings.keys, clock),
         streams=settings.common.streams,
     )
-    runtime.spawn(name, consumer.run)
+    runtime.consume(consumer)
     # a held or frozen order stops the warehouse; its release lets it go on (one consumer, in order)
     for name, subject, handler in (
         ("logistics-orders-held", "orders.held", consumers.on_order_held(settings.keys, clock)),
@@ -148,7 +148,7 @@ async def build(settings: Settings, runtime: Runtime, clock: Clock | None = None
             handler=handler,
             streams=settings.common.streams,
         )
-        runtime.spawn(name, consumer.run)
+        runtime.consume(consumer)
     runtime.every(
         "tracking poll",
         settings.poll_every_seconds,

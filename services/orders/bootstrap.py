@@ -99,7 +99,7 @@ async def serve(settings: Settings) -> None:
                 ),
                 streams=settings.common.streams,
             )
-            runtime.spawn(name, consumer.run)
+            runtime.consume(consumer)
         if logistics is not None:
             consumer = EventConsumer(
                 runtime.js,
@@ -111,7 +111,7 @@ async def serve(settings: Settings) -> None:
                 streams=settings.common.streams,
                 together=True,  # tracking arrives in bursts: a fetched batch is one transaction
             )
-            runtime.spawn("orders-logistics", consumer.run)
+            runtime.consume(consumer)
         # after-sales' tickets and refunds, whenever an after-sales service publishes them
         consumer = EventConsumer(
             runtime.js,
@@ -123,7 +123,7 @@ async def serve(settings: Settings) -> None:
             streams=settings.common.streams,
             together=True,
         )
-        runtime.spawn("orders-aftersales", consumer.run)
+        runtime.consume(consumer)
         runtime.every(
             "payment retries",
             1.0,

@@ -75,7 +75,7 @@ async def build(settings: Settings, runtime: Runtime, clock: Clock | None = None
             handler=consumers.on_stock_arrived(clock),
             streams=settings.common.streams,
         )
-        runtime.spawn(name, consumer.run)
+        runtime.consume(consumer)
 
     async def drop_cache(_msg: object) -> None:
         cache.invalidate()
