@@ -77,8 +77,18 @@ security: protos ## the OWASP API Top 10 probes through Envoy
 contract: protos
 	$(PY) -m pytest -q tests/contract
 
+# Two pytest runs side by side (each with its own Postgres, NATS, Redis and, for the second, the whole
+# platform): the unit, contract and integration tests, and the end-to-end and security tests through
+# Envoy. Most tests wait on I/O, so two cores do both in about the time of the longer; the first's
+# output follows the second's, and either failing fails `make test`.
+TEST_LOG := $(VENV)/test-integration.log
 test: lint protos
-	$(PY) -m pytest -q --durations=15 tests/unit tests/contract tests/integration tests/e2e tests/security
+	@$(PY) -m pytest -q -p no:cacheprovider --durations=10 tests/unit tests/contract tests/integration \
+	  > $(TEST_LOG) 2>&1 & first=$$!; \
+	$(PY) -m pytest -q --durations=10 tests/e2e tests/security; second=$$?; \
+	wait $$first; first=$$?; \
+	echo "---- tests/unit tests/contract tests/integration ----"; cat $(TEST_LOG); \
+	exit $$(( first != 0 || second != 0 ))
 
 BROWSER_STAMP := $(VENV)/.browser-installed
 $(BROWSER_STAMP): $(STAMP)
