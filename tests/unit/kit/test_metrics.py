@@ -34,14 +34,24 @@ def test_each_call_is_counted_by_code_and_timed_in_cumulative_buckets() -> None:
     figures.observe("OK", 0.2)
     figures.observe("NOT_FOUND", 20.0)
     seen = samples(collector)
-    method = (("grpc_method", "GetOrder"), ("grpc_service", "oms.orders.v1.OrdersService"), ("service", "orders"))
+    method = (
+        ("grpc_method", "GetOrder"),
+        ("grpc_service", "oms.orders.v1.OrdersService"),
+        ("service", "orders"),
+    )
 
     def bucket(le: str) -> float:
         return seen[("oms_grpc_server_handling_seconds_bucket", tuple(sorted((*method, ("le", le)))))]
 
     assert seen[("oms_grpc_server_handled_total", tuple(sorted((*method, ("grpc_code", "OK")))))] == 2
     assert seen[("oms_grpc_server_handled_total", tuple(sorted((*method, ("grpc_code", "NOT_FOUND")))))] == 1
-    assert (bucket("0.001"), bucket("0.005"), bucket("0.25"), bucket("10.0"), bucket("+Inf")) == (0, 1, 2, 2, 3)
+    assert (bucket("0.001"), bucket("0.005"), bucket("0.25"), bucket("10.0"), bucket("+Inf")) == (
+        0,
+        1,
+        2,
+        2,
+        3,
+    )
     assert seen[("oms_grpc_server_handling_seconds_count", method)] == 3
     assert seen[("oms_grpc_server_handling_seconds_sum", method)] == pytest.approx(20.203)
 
