@@ -379,11 +379,12 @@ class Platform:
     def service_env(self, spec: ServiceSpec, ports: dict[str, int]) -> dict[str, str]:
         extra = {
             "PORT": str(ports[spec.name]),
-            "METRICS_PORT": str(ports[metrics_name(spec.name)]),
             "NATS_URL": self.infra.nats_url,
             "REDIS_URL": self.infra.redis_url,
             "OMS_SUBJECT_PREFIX": self.subject_prefix,
         }
+        if metrics_name(spec.name) in ports:
+            extra["METRICS_PORT"] = str(ports[metrics_name(spec.name)])
         if spec.database:
             extra["DATABASE_URL"] = with_database(self.infra.database_url, self.database_name(spec.name))
         for peer in spec.peers:
