@@ -1,5 +1,6 @@
 """Every service's /metrics answers, and an order created through Envoy moves the figures: the
-gateway's and orders' RPC counters, orders' ingest counter and the relay's events by subject."""
+gateway's and orders' RPC counters, orders' ingest counter and the relay's events by subject. Envoy's
+own stats are on its admin port."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 INGEST = {"grpc_service": "oms.orders.v1.OrdersService", "grpc_method": "IngestOrder", "grpc_code": "OK"}
 
 
-async def scrape(address: str) -> Samples:
+async def scrape(address: str, path: str = "/metrics") -> Samples:
     def get() -> str:
-        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as reply:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=5) as reply:
             return str(reply.read().decode())
 
     return {
@@ -61,3 +62,8 @@ async def test_every_service_serves_metrics_and_an_order_through_envoy_moves_the
         return value(now, "oms_events_total", **events) > published_before
 
     await eventually(published, within=15)
+
+
+async def test_envoy_serves_its_stats_for_prometheus_on_its_admin_port(platform: Platform) -> None:
+    stats = await scrape(platform.endpoints["envoy-admin"], "/stats/prometheus")
+    assert any(name == "envoy_http_downstream_rq_total" for name, _ in stats)
