@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/gen:$(CURDIR)
 # the released contracts `buf breaking` checks the protos against (`make contracts-baseline` on a release)
 BASELINE := protos/baseline/oms.binpb
 
-.PHONY: all venv lock protos contracts-docs contracts-baseline run demo down status lint unit integration e2e security contract test test-browser bench bench-console bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials clean
+.PHONY: all venv lock protos contracts-docs contracts-baseline run demo down status lint unit integration e2e security contract test test-browser bench bench-console bench-inventory bench-routing bench-logistics bench-aftersales bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-outage bench-credentials bench-metrics clean
 
 all: test
 
@@ -107,7 +107,7 @@ test-browser: protos $(BROWSER_STAMP) ## the console in a real Chromium (the sys
 	fi
 	$(PY) -m pytest -q tests/browser
 
-bench: bench-console bench-inventory bench-routing bench-orders bench-orders-cpu bench-gateway bench-identity bench-limiter bench-outbox bench-credentials bench-logistics bench-aftersales bench-guards
+bench: bench-console bench-inventory bench-routing bench-orders bench-orders-cpu bench-gateway bench-identity bench-metrics bench-limiter bench-outbox bench-credentials bench-logistics bench-aftersales bench-guards
 
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
@@ -144,6 +144,9 @@ bench-gateway: protos ## GetOrder through Envoy + gateway vs. direct, chunked up
 
 bench-identity: protos ## signing and verifying one identity assertion (µs); prints `name: value unit`
 	$(PY) -m bench.identity
+
+bench-metrics: protos ## what counting and timing one call costs the server interceptor (µs), and unary calls with and without it; prints `name: value unit`
+	$(PY) -m bench.rpc_metrics
 
 bench-limiter: protos ## 200 concurrent rate-limit checks (idle and busy loop) and 200 concurrent writes through Envoy; prints `name: value unit`
 	$(PY) -m bench.limiter

@@ -9,7 +9,7 @@ omsctl demo [--orders N] [--seconds S] [--seed N]
                       (channels, payments, routing, waybills, tracking, returns, refunds, risk holds,
                       a stuck order, a silent channel) so every queue has something: docs/demo.md
 omsctl down           stop what `up` started, even if `up` itself was killed
-omsctl status         what runs and its health (exit 0 when healthy or stopped)
+omsctl status         what runs, its health and each service's key figures (exit 0 when healthy or stopped)
 omsctl restart NAME   restart one process of the running stack (a service, envoy, postgres, …)
 omsctl env            `export` lines for the endpoints and a token: eval "$(omsctl env)"
 omsctl protos         generate gen/ from protos/
@@ -211,11 +211,13 @@ def print_banner(
         ("Web console (sign in below)", f"http://{edge}/console"),
         ("HTTP/JSON, gRPC, gRPC-Web (Envoy)", f"http://{edge}"),
         ("Envoy admin", f"http://{platform.endpoints['envoy-admin']}"),
+        ("Envoy stats (Prometheus)", f"http://{platform.endpoints['envoy-admin']}/stats/prometheus"),
         *(
             (f"{name} (gRPC)", address)
             for name, address in platform.endpoints.items()
             if name in stack.SERVICE_NAMES
         ),
+        *((f"{name} metrics", f"http://{address}/metrics") for name, address in platform.metrics.items()),
         *(
             (sandbox.label, f"http://{platform.endpoints[sandbox.name]}")
             for sandbox in stack.SANDBOXES
@@ -350,6 +352,11 @@ def status() -> int:
         print(f"  {entry['name']:<10} pid {entry['pid']:<8} port {entry['port']:<6} {shown}")
     for name, address in state["endpoints"].items():
         print(f"  endpoint {name:<12} {address}")
+    if state.get("metrics"):
+        from omsctl import figures
+
+        print("figures since each service started (its /metrics; docs/observability.md):")
+        print("\n".join(figures.lines(state["metrics"].items())))
     return 0 if healthy else 1
 
 

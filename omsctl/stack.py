@@ -89,12 +89,24 @@ SANDBOX_NAMES = frozenset(spec.name for spec in SANDBOXES)
 SERVICE_NAMES = frozenset(spec.name for spec in SERVICES)
 ENVOY_PORT = 8080
 ENVOY_ADMIN_PORT = 9901
+# each service's /metrics sits beside its gRPC port by default (50051: 51051), as in services.kit.config
+METRICS_PORT_OFFSET = 1000
+# never handed to a process of ours unless pinned: the standard ports of servers a developer may run
+# beside the platform (PostgreSQL, Redis, NATS, Prometheus)
+STANDARD_PORTS = frozenset({5432, 6379, 4222, 9090})
+
+
+def metrics_name(service: str) -> str:
+    """The port book's name of a service's metrics port (`orders-metrics`)."""
+    return f"{service}-metrics"
+
 
 # Settings that pin a port (`omsctl up` fails if it is taken rather than moving it).
 PORT_SETTINGS = {
     "envoy": "OMS_HTTP_PORT",
     "envoy-admin": "OMS_ADMIN_PORT",
     **{name: f"OMS_{name.upper()}_PORT" for name in (*SERVICE_NAMES, *SANDBOX_NAMES)},
+    **{metrics_name(name): f"OMS_{name.upper()}_METRICS_PORT" for name in SERVICE_NAMES},
     "postgres": "OMS_POSTGRES_PORT",
     "redis": "OMS_REDIS_PORT",
     "nats": "OMS_NATS_PORT",
@@ -206,11 +218,21 @@ class PortBook:
                 raise RuntimeError(f"{setting}={pinned}: something else listens on that port")
             return self._keep(name, int(pinned))
         kept = self.chosen.get(name)
-        if kept:
+        if kept and self._usable(name, kept):
             if embedded.free_port(kept) == kept:
                 return self._keep(name, kept)
             self.notes.append(f"port {kept} kept for {name} is taken by another program; moving {name}")
-        return self._keep(name, embedded.free_port(default if self.prefer_defaults else None))
+        preferred = default if self.prefer_defaults and default and self._usable(name, default) else None
+        port = embedded.free_port(preferred)
+        while not self._usable(name, port):
+            port = embedded.free_port(None)
+        return self._keep(name, port)
+
+    def _usable(self, name: str, port: int) -> bool:
+        """Not a standard server's port, and not one this book gave another process."""
+        return port not in STANDARD_PORTS and all(
+            chosen != port for other, chosen in self.chosen.items() if other != name
+        )
 
     def _keep(self, name: str, port: int) -> int:
         self.chosen[name] = port
@@ -318,6 +340,8 @@ class Platform:
     ports: PortBook | None = None
     processes: list[embedded.Process] = field(default_factory=list)
     endpoints: dict[str, str] = field(default_factory=dict)
+    # each service's metrics endpoint (host:port; GET /metrics)
+    metrics: dict[str, str] = field(default_factory=dict)
 
     def database_name(self, service: str) -> str:
         return self.database_names.get(service, service)
@@ -359,6 +383,8 @@ class Platform:
             "REDIS_URL": self.infra.redis_url,
             "OMS_SUBJECT_PREFIX": self.subject_prefix,
         }
+        if metrics_name(spec.name) in ports:
+            extra["METRICS_PORT"] = str(ports[metrics_name(spec.name)])
         if spec.database:
             extra["DATABASE_URL"] = with_database(self.infra.database_url, self.database_name(spec.name))
         for peer in spec.peers:
@@ -407,6 +433,14 @@ class Platform:
         if self.ports is None:
             self.ports = PortBook(prefer_defaults=self.fixed_ports)
         ports = {spec.name: self.ports.choose(spec.name, spec.default_port) for spec in SERVICES}
+        ports.update(
+            {
+                metrics_name(spec.name): self.ports.choose(
+                    metrics_name(spec.name), spec.default_port + METRICS_PORT_OFFSET
+                )
+                for spec in SERVICES
+            }
+        )
         # chosen before anything starts: the sandbox and logistics are told Envoy's push addresses
         ports["envoy"] = self.ports.choose("envoy", ENVOY_PORT)
         ports["envoy-admin"] = self.ports.choose("envoy-admin", ENVOY_ADMIN_PORT)
@@ -438,6 +472,7 @@ class Platform:
         for spec in SERVICES:
             self.processes.append(launch(spec))
             self.endpoints[spec.name] = f"127.0.0.1:{ports[spec.name]}"
+            self.metrics[spec.name] = f"127.0.0.1:{ports[metrics_name(spec.name)]}"
         sandboxes = []
         for sandbox in SANDBOXES:
             sandboxes.append(
@@ -681,6 +716,7 @@ def write_state(home: Path, infra: Infra, platform: Platform) -> None:
             "NATS_URL": infra.nats_url,
         },
         "endpoints": platform.endpoints,
+        "metrics": platform.metrics,
         "subject_prefix": platform.subject_prefix,
         "databases": {
             spec.name: with_database(infra.database_url, platform.database_name(spec.name))

@@ -192,6 +192,7 @@ async def serve(settings: Settings) -> None:
             grace_seconds=settings.common.grace_seconds,
             readiness=runtime.ready,
             readiness_seconds=settings.common.readiness_check_seconds,
+            service=settings.common.service_name,
         )
         await server.start()
         try:

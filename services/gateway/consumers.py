@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms.alerts.v1 import events_pb2 as alert_events
-from services.gateway import mappers
+from services.gateway import mappers, metrics
 from services.gateway.alerts import AlertHub
 from services.gateway.handlers.alert_desk import AlertDesk
 from services.kit.consumer import Envelope
@@ -41,5 +41,7 @@ def record(
         # the bus's message id stands in for an event id its producer left out
         event.event_id = event.event_id or envelope.event_id or new_id()
         await desk.raised(mappers.raised_of(event, datetime.fromtimestamp(wall(), UTC)))
+        # counted once the inbox has it: a retried delivery is not a second alert
+        envelope.on_commit(lambda: metrics.count_alert(event.kind, int(event.severity)))
 
     return handle

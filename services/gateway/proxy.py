@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
+from opentelemetry.trace import SpanKind, use_span
 
 from services.gateway import json_fields
 from services.gateway.domain.attempts import REFUSED_RESULTS, AttemptReason
@@ -23,7 +24,7 @@ from services.gateway.domain.policy import Reach, rule_for
 from services.gateway.domain.principal import Caller, anonymous
 from services.gateway.gate import Gate, Refused, client_address, trailing
 from services.gateway.peers import OrderVisibility
-from services.kit import inputs
+from services.kit import inputs, tracing
 from services.kit.errors import DomainError, InvalidArgument
 from services.kit.identity import audience_of
 from services.kit.status import DETAILS_KEY, to_status
@@ -211,11 +212,12 @@ class Dispatcher(grpc.GenericRpcHandler):
                 except grpc.aio.AioRpcError as error:
                     await upstream_error(context, caller, error)
                     raise
-                outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
                 try:
-                    return await dispatcher._audited(
-                        method, caller, request, call(request, timeout=deadline(context), metadata=outgoing)
-                    )
+                    # the forwarded call's own span: the owner's work hangs under it
+                    with tracing.tracer().start_as_current_span(method, kind=SpanKind.CLIENT):
+                        outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
+                        answer = call(request, timeout=deadline(context), metadata=outgoing)
+                        return await dispatcher._audited(method, caller, request, answer)
                 except grpc.aio.AioRpcError as error:
                     await upstream_error(context, caller, error)
                     raise
@@ -234,7 +236,10 @@ class Dispatcher(grpc.GenericRpcHandler):
                 except grpc.aio.AioRpcError as error:
                     await upstream_error(context, caller, error)
                     return
-                outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
+                # not made current: a stream closed by the garbage collector ends in another context
+                span = tracing.client_span(method)
+                with use_span(span, end_on_exit=False):
+                    outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
                 try:
                     # the caller's deadline, whole: an export runs as long as its caller waits
                     remaining = context.time_remaining()
@@ -243,6 +248,8 @@ class Dispatcher(grpc.GenericRpcHandler):
                         yield item
                 except grpc.aio.AioRpcError as error:
                     await upstream_error(context, caller, error)
+                finally:
+                    span.end()
 
             return grpc.unary_stream_rpc_method_handler(server_stream)
 

@@ -8,7 +8,7 @@ from typing import Any
 from oms.common.v1 import common_pb2
 from oms.inventory.v1 import inventory_pb2 as pb
 from oms.inventory.v1 import inventory_pb2_grpc
-from services.inventory import handlers, mappers, views
+from services.inventory import handlers, mappers, metrics, views
 from services.inventory.domain.model import GoodsType, StockRow, stock_level
 from services.inventory.domain.policy import Policy
 from services.inventory.store import InventoryUnitOfWork
@@ -77,6 +77,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         lines = mappers.lines_in(request.lines)
         ttl = mappers.ttl_in(request.ttl_seconds)
         outcome = await self.desk.reserve(request.order_id, lines, ttl)
+        metrics.count_reservation(outcome.reserved and outcome.reservation is not None)
         if not outcome.reserved or outcome.reservation is None:
             return pb.ReserveResponse(
                 reserved=False, shortages=[mappers.shortage(s) for s in outcome.shortages]

@@ -56,6 +56,7 @@ async def serve_until_signalled(
         grace_seconds=settings.grace_seconds,
         readiness=readiness,
         readiness_seconds=settings.readiness_check_seconds,
+        service=settings.service_name,
     )
     await server.start()
     await wait_for_shutdown_signal()

@@ -85,6 +85,8 @@ class CommonSettings:
     # again (each costs Postgres a new backend), so the pool is sized for the service's usual load
     db_pool_size: int = 30
     db_pool_overflow: int = 10
+    # `GET /metrics` (Prometheus) on this port, on `host`; 0: not served
+    metrics_port: int = 0
 
     @classmethod
     def from_env(
@@ -105,9 +107,10 @@ class CommonSettings:
         )
         if not 1 <= streams.replicas <= 5:
             raise InvalidSetting("setting STREAM_REPLICAS must be between 1 and 5")
+        port = integer(env, "PORT", default_port)
         settings = cls(
             service_name=service_name,
-            port=integer(env, "PORT", default_port),
+            port=port,
             host=optional(env, "HOST", "127.0.0.1"),
             database_url=required(env, "DATABASE_URL"),
             nats_url=required(env, "NATS_URL"),
@@ -122,7 +125,10 @@ class CommonSettings:
             readiness_check_seconds=number(env, "READINESS_CHECK_SECONDS", 2.0),
             db_pool_size=integer(env, "DB_POOL_SIZE", 30),
             db_pool_overflow=integer(env, "DB_POOL_OVERFLOW", 10),
+            metrics_port=integer(env, "METRICS_PORT", default_metrics_port(port)),
         )
+        if not 0 <= settings.metrics_port < 65536:
+            raise InvalidSetting("setting METRICS_PORT must be a port number, or 0 to serve no metrics")
         if not 1 <= settings.db_pool_size <= 200 or not 0 <= settings.db_pool_overflow <= 200:
             raise InvalidSetting("setting DB_POOL_SIZE must be 1–200 and DB_POOL_OVERFLOW 0–200")
         for name, kept in (
@@ -135,6 +141,17 @@ class CommonSettings:
                     f"STREAM_DUPLICATE_WINDOW_SECONDS ({streams.duplicate_window_seconds:g}s)"
                 )
         return settings
+
+
+# the metrics port sits this far above the gRPC port unless METRICS_PORT says otherwise (50051: 51051)
+METRICS_PORT_OFFSET = 1000
+
+
+def default_metrics_port(grpc_port: int) -> int:
+    """Beside the gRPC port; none for a server on a free port (PORT=0), which has no port to be beside."""
+    if grpc_port <= 0 or grpc_port + METRICS_PORT_OFFSET >= 65536:
+        return 0
+    return grpc_port + METRICS_PORT_OFFSET
 
 
 def settings_or_exit(load: Callable[[], T]) -> T:

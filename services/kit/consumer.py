@@ -8,12 +8,17 @@ lettered. A handler's work outside the database (waking a loop) is registered wi
 
 Transient failures are nak'ed with a growing delay; a message that cannot be decoded, that a handler
 rejects as permanent, or that keeps failing is terminated and recorded in `dead_letters`.
+
+What it does with each message is counted (`oms_consumer_messages_total`), and every
+`INFO_EVERY_SECONDS` it reads JetStream's own counts of its durable consumer (pending, redelivered)
+for the metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,11 +36,15 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.kit import bus, tracing
+from services.kit import bus, metrics, tracing
 from services.kit.outbox import event_row
 from services.kit.schema import dead_letters_table, inbox_table, outbox_table
 
 log = logging.getLogger(__name__)
+# how often a consumer reads its own JetStream counts for the metrics
+INFO_EVERY_SECONDS = 5.0
+# the inbox is counted up to this many rows
+INBOX_COUNT_CAP = 100_000
 
 
 class PermanentError(Exception):
@@ -109,6 +118,11 @@ class EventConsumer:
         self.together = together
         self.processed = 0
         self.duplicates = 0
+        self._info_due = 0.0
+        self._outcomes = {
+            outcome: metrics.CONSUMED.labels(name, outcome)
+            for outcome in ("processed", "duplicate", "retried", "dead_lettered")
+        }
 
     async def subscribe(self) -> Any:
         stream = await bus.ensure_stream(self.js, self.prefix, bus.domain_of(self.subject), self.streams)
@@ -128,6 +142,7 @@ class EventConsumer:
         subscription = await self.subscribe()
         try:
             while not stop.is_set():
+                await self._read_info(subscription)
                 try:
                     messages = await subscription.fetch(self.batch_size, timeout=self.fetch_seconds)
                 except (NatsTimeout, TimeoutError):
@@ -146,6 +161,32 @@ class EventConsumer:
         finally:
             # the durable consumer stays on the server; only this client's interest ends
             await subscription.unsubscribe()
+
+    async def _read_info(self, subscription: Any) -> None:
+        """JetStream's counts of this durable consumer, for the metrics; now and then, never failing."""
+        now = time.monotonic()
+        if now < self._info_due:
+            return
+        self._info_due = now + INFO_EVERY_SECONDS
+        try:
+            info = await subscription.consumer_info()
+        except Exception as error:
+            log.debug("consumer info of %s not read: %r", self.name, error)
+            return
+        metrics.FIGURES.read_consumer(
+            self.name,
+            info.stream_name,
+            info.num_pending or 0,
+            info.num_ack_pending or 0,
+            info.num_redelivered or 0,
+        )
+
+    def _counted(self, outcome: str) -> None:
+        self._outcomes[outcome].inc()
+        if outcome == "processed":
+            self.processed += 1
+        elif outcome == "duplicate":
+            self.duplicates += 1
 
     @staticmethod
     def _envelope(msg: Msg) -> Envelope:
@@ -181,10 +222,7 @@ class EventConsumer:
         for index, (msg, envelope, _) in enumerate(taken):
             envelope._run_committed()
             await msg.ack()
-            if index in handled:
-                self.processed += 1
-            else:
-                self.duplicates += 1
+            self._counted("processed" if index in handled else "duplicate")
         for msg in alone:
             await self.process(msg)
 
@@ -249,12 +287,10 @@ class EventConsumer:
                 delay = self.backoff[min(envelope.deliveries, len(self.backoff)) - 1]
                 log.warning("event %s failed (%r); redelivery in %.1fs", envelope.event_id, error, delay)
                 await msg.nak(delay=delay)
+                self._counted("retried")
             return
         await msg.ack()
-        if first_time:
-            self.processed += 1
-        else:
-            self.duplicates += 1
+        self._counted("processed" if first_time else "duplicate")
 
     async def _handle_once(self, event: Message, envelope: Envelope) -> bool:
         async with self.engine.begin() as conn:
@@ -294,6 +330,14 @@ class EventConsumer:
             return
         log.error("dead-lettered event %s: %s", envelope.event_id, error)
         await msg.term()
+        self._counted("dead_lettered")
+
+
+async def inbox_size(engine: AsyncEngine) -> int:
+    """Processed event ids kept (all consumers of the service), counted up to INBOX_COUNT_CAP."""
+    capped = select(inbox_table.c.event_id).limit(INBOX_COUNT_CAP).subquery()
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(capped)) or 0)
 
 
 ALERTS_SUBJECT = "alerts.raised"

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from services.kit import outbox
+from services.kit import outbox, tracing
 from services.kit.clock import Clock, SystemClock
 
 
@@ -102,6 +102,7 @@ class UnitOfWork:
         return self._engine
 
     async def __aenter__(self) -> UnitOfWork:
+        self._span = tracing.transaction_span()
         self.conn: AsyncConnection = await self._engine.connect()
         await self.conn.begin()
         self._events = []
@@ -116,6 +117,7 @@ class UnitOfWork:
                 await self.conn.rollback()
         finally:
             await self.conn.close()
+            tracing.end_transaction(self._span, self._committed)
 
     async def lock_timeout(self, milliseconds: int) -> None:
         """For the rest of this transaction, a statement waiting longer than this for a lock fails

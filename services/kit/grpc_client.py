@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pool
+from opentelemetry.trace import Span
 
 from services.kit import tracing
 from services.kit.identity import ASSERTION_HEADER, Assertions, audience_of
@@ -49,7 +50,8 @@ class OutgoingInterceptor(
     grpc.aio.StreamUnaryClientInterceptor,
     grpc.aio.UnaryStreamClientInterceptor,
 ):
-    """One interceptor for both concerns: each interceptor costs grpc.aio a task per call."""
+    """One interceptor for both concerns: each interceptor costs grpc.aio a task per call. With `trace`,
+    each call is a client span, ended when the call is done, whose context the callee joins."""
 
     def __init__(self, trace: bool, assertions: Assertions | None) -> None:
         self.trace = trace
@@ -58,34 +60,56 @@ class OutgoingInterceptor(
     async def intercept_unary_unary(
         self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request: Any
     ) -> Any:
-        return await continuation(self._outgoing(client_call_details), request)
+        details, span = self._outgoing(client_call_details)
+        return _ended_with(span, await _started(continuation(details, request), span))
 
     async def intercept_stream_unary(
         self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request_iterator: Any
     ) -> Any:
-        return await continuation(self._outgoing(client_call_details), request_iterator)
+        details, span = self._outgoing(client_call_details)
+        return _ended_with(span, await _started(continuation(details, request_iterator), span))
 
     async def intercept_unary_stream(
         self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request: Any
     ) -> Any:
-        return await continuation(self._outgoing(client_call_details), request)
+        details, span = self._outgoing(client_call_details)
+        return _ended_with(span, await _started(continuation(details, request), span))
 
-    def _outgoing(self, details: Any) -> grpc.aio.ClientCallDetails:
+    def _outgoing(self, details: Any) -> tuple[grpc.aio.ClientCallDetails, Span | None]:
         metadata = list(details.metadata or ())
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        span = None
         if self.trace:
+            span = tracing.client_span(method)
             metadata = [(k, v) for k, v in metadata if k not in ("traceparent", "tracestate")]
-            metadata.extend(tracing.outgoing_metadata())
+            metadata.extend(tracing.metadata_of(span))
         # a call that already carries an assertion (the gateway's, minted for its caller) keeps it
         if self.assertions is not None and all(k != ASSERTION_HEADER for k, _ in metadata):
-            method = details.method.decode() if isinstance(details.method, bytes) else details.method
             metadata.append((ASSERTION_HEADER, self.assertions.assertion(audience_of(method))))
-        return grpc.aio.ClientCallDetails(
+        outgoing = grpc.aio.ClientCallDetails(
             method=details.method,
             timeout=details.timeout,
             metadata=grpc.aio.Metadata(*metadata),
             credentials=details.credentials,
             wait_for_ready=details.wait_for_ready,
         )
+        return outgoing, span
+
+
+async def _started(call: Awaitable[Any], span: Span | None) -> Any:
+    """The call as the continuation makes it; a call that fails to start ends its span at once."""
+    try:
+        return await call
+    except BaseException:
+        if span is not None:
+            span.end()
+        raise
+
+
+def _ended_with(span: Span | None, call: Any) -> Any:
+    if span is not None:
+        call.add_done_callback(lambda _done: span.end())
+    return call
 
 
 def channel(

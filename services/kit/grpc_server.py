@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from services.kit import identity, inputs, reflection, tracing
+from services.kit import identity, inputs, metrics, reflection, tracing
 from services.kit.db_errors import database_error
 from services.kit.errors import DomainError, Unauthenticated
 from services.kit.status import status_of
@@ -33,11 +33,12 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     With a verifier, every call but health and reflection must carry a valid identity assertion; it
     is refused with UNAUTHENTICATED before the handler runs, and handlers read the verified principal
     with `identity.current()`. Without one (the gateway, which authenticates its callers itself) no
-    principal is set.
+    principal is set. Each call is counted and timed in `figures` (services.kit.metrics).
     """
 
-    def __init__(self, verifier: identity.Verifier | None) -> None:
+    def __init__(self, verifier: identity.Verifier | None, figures: metrics.RpcFigures) -> None:
         self.verifier = verifier
+        self.figures = figures
 
     async def intercept_service(
         self,
@@ -52,26 +53,27 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         if method.startswith("/grpc.health.") or method.startswith("/grpc.reflection."):
             return handler
         verifier = self.verifier
+        figures = self.figures.of(method)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method, metadata, verifier),
+                _wrap_unary(handler.unary_unary, method, metadata, verifier, figures),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method, metadata, verifier),
+                _wrap_unary(handler.stream_unary, method, metadata, verifier, figures),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method, metadata, verifier),
+                _wrap_stream(handler.unary_stream, method, metadata, verifier, figures),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(handler.stream_stream, method, metadata, verifier),
+            _wrap_stream(handler.stream_stream, method, metadata, verifier, figures),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -86,8 +88,10 @@ class _CallScope:
         metadata: Any,
         context: grpc.aio.ServicerContext,
         verifier: identity.Verifier | None,
+        figures: metrics.MethodFigures,
     ) -> None:
         self.method = method
+        self.figures = figures
         self.metadata = metadata
         self.context = context
         self.verifier = verifier
@@ -156,9 +160,12 @@ class _CallScope:
             )
             return False
         finally:
+            elapsed = time.perf_counter() - self.started
+            self.figures.observe(self.code.name, elapsed)
             if log.isEnabledFor(logging.INFO):
-                elapsed_ms = round((time.perf_counter() - self.started) * 1000, 2)
-                log.info("rpc %s", self.method, extra={"code": self.code.name, "ms": elapsed_ms})
+                log.info(
+                    "rpc %s", self.method, extra={"code": self.code.name, "ms": round(elapsed * 1000, 2)}
+                )
             if self.bound is not None:
                 # a stream closed by the garbage collector ends in another context
                 with contextlib.suppress(ValueError):
@@ -167,9 +174,15 @@ class _CallScope:
             otel_context.detach(self.token)
 
 
-def _wrap_unary(behaviour: Any, method: str, metadata: Any, verifier: identity.Verifier | None) -> Any:
+def _wrap_unary(
+    behaviour: Any,
+    method: str,
+    metadata: Any,
+    verifier: identity.Verifier | None,
+    figures: metrics.MethodFigures,
+) -> Any:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _CallScope(method, metadata, context, verifier) as scope:
+        async with _CallScope(method, metadata, context, verifier, figures) as scope:
             scope.authenticate()
             scope.refuse_bad_text(request)
             response = await behaviour(request, context)
@@ -179,9 +192,15 @@ def _wrap_unary(behaviour: Any, method: str, metadata: Any, verifier: identity.V
     return wrapper
 
 
-def _wrap_stream(behaviour: Any, method: str, metadata: Any, verifier: identity.Verifier | None) -> Any:
+def _wrap_stream(
+    behaviour: Any,
+    method: str,
+    metadata: Any,
+    verifier: identity.Verifier | None,
+    figures: metrics.MethodFigures,
+) -> Any:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _CallScope(method, metadata, context, verifier) as scope:
+        async with _CallScope(method, metadata, context, verifier, figures) as scope:
             scope.authenticate()
             scope.refuse_bad_text(request)
             first = True
@@ -207,7 +226,8 @@ class GrpcServer:
     database and NATS reachable) fails, checked every `readiness_seconds`.
 
     `verifier` is required on purpose: None (no identity check) is for the gateway alone. It listens
-    on loopback unless told otherwise (`HOST=0.0.0.0` in Kubernetes).
+    on loopback unless told otherwise (`HOST=0.0.0.0` in Kubernetes). Its calls are counted under
+    `service` in the metrics (default: the first of `service_names`).
     """
 
     def __init__(
@@ -222,6 +242,7 @@ class GrpcServer:
         host: str = "127.0.0.1",
         readiness: Readiness | None = None,
         readiness_seconds: float = 2.0,
+        service: str = "",
     ) -> None:
         self.service_names = list(service_names)
         self.grace_seconds = grace_seconds
@@ -231,7 +252,9 @@ class GrpcServer:
         self._watch: asyncio.Task[None] | None = None
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
-            interceptors=[ObservabilityInterceptor(verifier)],
+            interceptors=[
+                ObservabilityInterceptor(verifier, metrics.RPC.figures(service or self.service_names[0]))
+            ],
             options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
         )
         register(self.server)

@@ -4,6 +4,9 @@ Scheduled jobs run on one replica only (`every(..., one_replica=True)`, `leader_
 advisory lock named after the job. The runtime itself runs the relay and the purge of processed
 outbox rows and inbox entries, and answers readiness (database and NATS reachable).
 
+It also serves the service's Prometheus figures on METRICS_PORT (services.kit.metrics): the
+outbox report's figures, the inbox size and the database pool among them.
+
 Shutdown order: the caller stops the gRPC server first (health NOT_SERVING, then `stop(grace)`),
 then leaving the runtime stops background work, drains NATS and closes the pool.
 """
@@ -22,9 +25,9 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.kit import bus
+from services.kit import bus, metrics
 from services.kit.config import CommonSettings
-from services.kit.consumer import EventConsumer, purge_inbox
+from services.kit.consumer import EventConsumer, inbox_size, purge_inbox
 from services.kit.db import make_engine
 from services.kit.db_errors import is_connection_failure
 from services.kit.dead_letters import DeadLetterDesk
@@ -52,11 +55,16 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self.consumers: dict[str, EventConsumer] = {}
         self._leaderships: list[Leadership] = []
+        self.metrics: metrics.MetricsEndpoint | None = None
 
     async def __aenter__(self) -> Runtime:
         self.engine: AsyncEngine = make_engine(
             self.settings.database_url, self.settings.db_pool_size, self.settings.db_pool_overflow
         )
+        metrics.FIGURES.pools[self.settings.service_name] = self.engine.sync_engine.pool
+        if self.settings.metrics_port:
+            self.metrics = metrics.MetricsEndpoint(self.settings.host, self.settings.metrics_port)
+            log.info("metrics on port %d", self.metrics.port)
         self.nc: NatsClient = await bus.connect(self.settings.nats_url, self.settings.service_name)
         self.js: JetStreamContext = self.nc.jetstream()
         self.relay = OutboxRelay(
@@ -91,11 +99,13 @@ class Runtime:
         return True
 
     async def report_outbox(self) -> None:
-        """Tell the dashboard (core NATS, not kept) how many events wait in this service's outbox."""
+        """Tell the dashboard (core NATS, not kept) how many events wait in this service's outbox, and
+        the metrics the same figures with the inbox's size."""
         unpublished, oldest = await outbox_state(self.engine)
+        service = self.settings.service_name
+        metrics.FIGURES.read_outbox(service, unpublished, oldest, await inbox_size(self.engine))
         subject = bus.full_subject(self.settings.subject_prefix, OUTBOX_REPORT_SUBJECT)
-        report = outbox_report(self.settings.service_name, unpublished, oldest, datetime.now(UTC))
-        await self.nc.publish(subject, report)
+        await self.nc.publish(subject, outbox_report(service, unpublished, oldest, datetime.now(UTC)))
 
     async def purge(self) -> tuple[int, int]:
         """Processed outbox rows and inbox entries past their retention; returns (outbox, inbox)."""
@@ -170,4 +180,7 @@ class Runtime:
             await self.nc.drain()
         except Exception:
             log.warning("NATS drain failed", exc_info=True)
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.stop)
+        metrics.FIGURES.pools.pop(self.settings.service_name, None)
         await self.engine.dispose()

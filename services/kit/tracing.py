@@ -1,7 +1,11 @@
-"""W3C trace context through OpenTelemetry: in and out of gRPC metadata and NATS headers."""
+"""W3C trace context through OpenTelemetry: in and out of gRPC metadata and NATS headers, and the spans'
+export over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
+set. Without either nothing leaves the process: spans still get ids, so trace ids go on travelling in
+headers, events and logs (what `omsctl trace` reads), at no cost but their creation."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 
@@ -9,7 +13,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import DefaultGetter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _propagator = TraceContextTextMapPropagator()
@@ -17,15 +21,34 @@ _getter = DefaultGetter()
 _configured = False
 
 
-def setup_tracing(service_name: str) -> None:
-    """Install a real tracer provider so spans get ids; exporters are added by deployment, not code."""
+EXPORT_SETTINGS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def setup_tracing(service_name: str, env: Mapping[str, str] | None = None) -> None:
+    """Install a real tracer provider so spans get ids, exporting them when the OTLP endpoint is set."""
     global _configured
     if _configured:
         return
-    trace.set_tracer_provider(TracerProvider(resource=Resource.create({"service.name": service_name})))
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if exports(os.environ if env is None else env):
+        provider.add_span_processor(_otlp_processor())
+    trace.set_tracer_provider(provider)
     _configured = True
     global _tracer
     _tracer = trace.get_tracer("oms")
+
+
+def exports(env: Mapping[str, str]) -> bool:
+    return any(env.get(name, "").strip() for name in EXPORT_SETTINGS)
+
+
+def _otlp_processor() -> SpanProcessor:
+    """Batched OTLP/HTTP (protobuf) export; the exporter reads its own OTEL_EXPORTER_OTLP_* settings
+    (endpoint, headers, timeout) and the processor its OTEL_BSP_* ones. Imported only when used."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    return BatchSpanProcessor(OTLPSpanExporter())
 
 
 _tracer: trace.Tracer | None = None
@@ -55,14 +78,25 @@ def context_from_headers(headers: Mapping[str, str] | None) -> otel_context.Cont
     return _propagator.extract({k.lower(): v for k, v in (headers or {}).items()}, getter=_getter)
 
 
-def outgoing_headers() -> dict[str, str]:
+def outgoing_headers(context: otel_context.Context | None = None) -> dict[str, str]:
     carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
+    _propagator.inject(carrier, context=context)
     return carrier
 
 
-def outgoing_metadata() -> list[tuple[str, str]]:
-    return list(outgoing_headers().items())
+def outgoing_metadata(context: otel_context.Context | None = None) -> list[tuple[str, str]]:
+    return list(outgoing_headers(context).items())
+
+
+def client_span(method: str) -> trace.Span:
+    """The span of an outgoing call, not made current: the caller ends it when the call is done
+    (a grpc.aio call outlives the interceptor that starts it)."""
+    return tracer().start_span(method, kind=trace.SpanKind.CLIENT)
+
+
+def metadata_of(span: trace.Span) -> list[tuple[str, str]]:
+    """`traceparent` naming `span` as the parent of what the callee does."""
+    return outgoing_metadata(trace.set_span_in_context(span))
 
 
 def current_trace_id() -> str:
@@ -103,3 +137,17 @@ def attached(traceparent: str) -> Iterator[None]:
         yield
     finally:
         otel_context.detach(token)
+
+
+def transaction_span() -> trace.Span:
+    """A unit of work's span, from its first statement to its commit or rollback (under the call's
+    span, not made current: the transaction is entered and left in separate awaits)."""
+    return tracer().start_span("db transaction", kind=trace.SpanKind.CLIENT, attributes=_DB)
+
+
+def end_transaction(span: trace.Span, committed: bool) -> None:
+    span.set_attribute("db.committed", committed)
+    span.end()
+
+
+_DB = {"db.system": "postgresql"}

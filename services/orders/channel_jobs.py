@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 
 from services.kit.runtime import Runtime
-from services.orders import handlers
+from services.orders import handlers, metrics
 from services.orders.channel_apis import ChannelApis
 from services.orders.channel_settings import ChannelSettings
 from services.orders.domain.channel_health import Connection
@@ -52,6 +52,7 @@ async def poll_channels(
     poke: Callable[[handlers.Changes], None],
 ) -> list[health.Polled]:
     polled = await health.poll(new_uow, policy, api, watch, poke)
+    metrics.count_polled(polled)
     for result in polled:
         if result.error:
             log.warning("channel poll %s failed: %s", result.channel, result.error)

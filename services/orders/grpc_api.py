@@ -17,7 +17,7 @@ from oms.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import identity, tracing
 from services.kit.batching import Batcher
 from services.kit.errors import InvalidArgument, PermissionDenied
-from services.orders import handlers, mappers, views
+from services.orders import handlers, mappers, metrics, views
 from services.orders.domain import masking
 from services.orders.domain import payments as pay
 from services.orders.domain.model import IngestOrder as IngestCommand
@@ -99,6 +99,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             result = results[0]
         else:
             result = await self._singles.submit((item, actor, tracing.current_traceparent()))
+        metrics.count_ingested([(result, item)])
         if result.outcome is handlers.Outcome.REJECTED:
             raise InvalidArgument.of(result.violations or [(result.error_field, result.error)])
         return result
@@ -137,6 +138,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             check_channel(scope, item.channel, f"items[{index}].channel")
         results, changes = await handlers.ingest(self.uow(), self.policy, items, actor_of(context))
         self._poke(changes)
+        metrics.count_ingested((result, items[result.index]) for result in results)
         return mappers.batch_reply(results)
 
     # ---- reads --------------------------------------------------------------------------------
@@ -362,6 +364,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             self.uow, self.policy, mappers.notification(request, provider_of(request, context))
         )
         self._poke(changes)
+        metrics.count_payment(record, duplicate)
         return orders_pb2.ReportPaymentResponse(payment=mappers.payment_message(record), duplicate=duplicate)
 
     async def ListPayments(

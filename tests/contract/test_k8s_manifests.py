@@ -330,9 +330,24 @@ def test_every_grpc_deployment_has_native_grpc_probes_on_its_container_port(over
     deployments = of_kind(render(overlay), "Deployment")
     for name, port in GRPC_PORTS.items():
         container = main_container(deployments[name])
-        assert [p["containerPort"] for p in container["ports"]] == [port]
+        assert [p["containerPort"] for p in container["ports"] if p["name"] == "grpc"] == [port]
         for probe in ("readinessProbe", "livenessProbe"):
             assert container[probe]["grpc"]["port"] == port, f"{name} {probe} is not a gRPC probe on {port}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_is_scraped_on_the_metrics_port_it_serves(overlay: str) -> None:
+    deployments = of_kind(render(overlay), "Deployment")
+    for name, port in GRPC_PORTS.items():
+        template = deployments[name]["spec"]["template"]
+        container = main_container(deployments[name])
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        metrics_port = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
+        assert metrics_port == int(env["METRICS_PORT"]) == port + 1000, name
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/port"] == str(metrics_port), name
+        assert annotations["prometheus.io/path"] == "/metrics", name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -21,7 +21,7 @@ from services.inventory.store.ledger import LedgerRepository
 from services.inventory.store.replenishment import ReplenishmentRepository
 from services.inventory.store.reservations import ReservationRepository
 from services.inventory.store.stock import StockRepository
-from services.kit import outbox
+from services.kit import outbox, tracing
 from services.kit.clock import Clock, SystemClock
 
 # a domain event → (subject, integration event); services.inventory.mappers.integration_event
@@ -42,6 +42,7 @@ class InventoryUnitOfWork:
         self.clock: Clock = clock or SystemClock()
 
     async def __aenter__(self) -> InventoryUnitOfWork:
+        self._span = tracing.transaction_span()
         self._conn = None
         self._pending = []
         self._committed = False
@@ -56,14 +57,17 @@ class InventoryUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._conn is None:
-            return
         try:
-            if not self._committed and self._conn.in_transaction():
-                await self._conn.rollback()
+            if self._conn is None:
+                return
+            try:
+                if not self._committed and self._conn.in_transaction():
+                    await self._conn.rollback()
+            finally:
+                await self._conn.close()
+                self._conn = None
         finally:
-            await self._conn.close()
-            self._conn = None
+            tracing.end_transaction(self._span, self._committed)
 
     async def connection(self) -> AsyncConnection:
         if self._conn is None:

@@ -16,7 +16,7 @@ from typing import Any
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.kit import outbox
+from services.kit import outbox, tracing
 from services.kit.clock import Clock, SystemClock
 from services.kit.sealing import KeyRing
 from services.orders.domain.model import Order
@@ -76,6 +76,7 @@ class OrdersUnitOfWork:
         self.channels = ChannelRepository(conn, self.keys)
 
     async def __aenter__(self) -> OrdersUnitOfWork:
+        self._span = tracing.transaction_span()
         conn = await self._engine.connect()
         await conn.begin()
         self._bind(conn)
@@ -89,6 +90,7 @@ class OrdersUnitOfWork:
                 await self.conn.rollback()
         finally:
             await self.conn.close()
+            tracing.end_transaction(self._span, self._committed)
 
     def outbox_rows(self, order: Order | None, events: Sequence[object]) -> list[dict[str, Any]]:
         """The outbox rows of domain events (of `order`, or of none): the one conversion every orders
