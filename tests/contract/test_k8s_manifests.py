@@ -660,7 +660,11 @@ def test_each_service_admits_only_its_callers_in_the_peer_graph_on_its_grpc_port
         (policy,) = [p for p in policies if name in pods_selected(p, deployments)]
         assert pods_selected(policy, deployments) == {name}
         sources, ports = set(), set()
+        scrapers = []
         for rule in policy["spec"]["ingress"]:
+            if any("namespaceSelector" in peer for peer in rule["from"]):
+                scrapers.append(rule)  # Prometheus: checked below, on the metrics port only
+                continue
             for peer in rule["from"]:
                 assert set(peer) == {"podSelector"}, f"{name} admits more than pods of this namespace"
                 (source,) = pods_selected({"spec": peer}, deployments)
@@ -668,6 +672,13 @@ def test_each_service_admits_only_its_callers_in_the_peer_graph_on_its_grpc_port
             ports |= {(port["protocol"], port["port"]) for port in rule["ports"]}
         assert sources == callers, name
         assert ports == {("TCP", GRPC_PORTS[name])}, name
+        # the monitoring namespace reaches the metrics port and nothing else
+        (scrape,) = scrapers
+        assert scrape["from"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+        ], name
+        metrics_port = env_value(main_container(deployments[name]), "METRICS_PORT")
+        assert scrape["ports"] == [{"protocol": "TCP", "port": int(metrics_port)}], name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
