@@ -114,13 +114,62 @@ def render(
     return config
 
 
+STATS_PORT = 9902
+STATS_PATH = "/stats/prometheus"
+
+
+_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+
+def add_stats_listener(config: dict[str, Any], port: int = STATS_PORT) -> None:
+    """A listener for Prometheus that serves `GET /stats/prometheus` from the admin interface and
+    nothing else (404): admin itself stays on loopback, as it is unauthenticated and can stop Envoy."""
+    admin = dict(config["admin"]["address"]["socket_address"])
+    get_stats = {"path": STATS_PATH, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]}
+    routes = [
+        {"match": get_stats, "route": {"cluster": "envoy-admin"}},
+        {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
+    ]
+    manager = {
+        "@type": _HCM,
+        "stat_prefix": "stats",
+        "route_config": {"virtual_hosts": [{"name": "stats", "domains": ["*"], "routes": routes}]},
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}],
+    }
+    config["static_resources"]["listeners"].append(
+        {
+            "name": "stats",
+            "address": {"socket_address": {"address": "0.0.0.0", "port_value": port}},
+            "filter_chains": [
+                {
+                    "filters": [
+                        {"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}
+                    ]
+                }
+            ],
+        }
+    )
+    endpoint = {"endpoint": {"address": {"socket_address": admin}}}
+    config["static_resources"]["clusters"].append(
+        {
+            "name": "envoy-admin",
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "envoy-admin", "endpoints": [{"lb_endpoints": [endpoint]}]},
+        }
+    )
+
+
 def render_for_pod(template: Path, target: Path, env: Mapping[str, str]) -> dict[str, Any]:
     """The deployed config: the template's addresses, the descriptor beside the config, only the
-    CORS origins the settings list (none by default) and the trusted hops in front of Envoy."""
+    CORS origins the settings list (none by default), the trusted hops in front of Envoy, and the
+    Prometheus stats listener (`STATS_PORT`)."""
     config: dict[str, Any] = yaml.safe_load(template.read_text())
     set_descriptor(config, target / "oms.pb")
     set_cors_origins(config, parse_origins(env.get("CORS_ALLOWED_ORIGINS", "")))
     set_trusted_hops(config, parse_trusted_hops(env.get("ENVOY_XFF_TRUSTED_HOPS", "0")))
+    add_stats_listener(config)
     return config
 
 

@@ -226,3 +226,37 @@ def test_envoy_believes_only_the_configured_hops_of_x_forwarded_for() -> None:
     assert added["append_action"] == "OVERWRITE_IF_EXISTS_OR_ADD"
     with pytest.raises(ValueError, match="ENVOY_XFF_TRUSTED_HOPS"):
         envoy.parse_trusted_hops("-1")
+
+
+def test_the_pods_stats_listener_serves_prometheus_stats_and_nothing_else_of_admin(tmp_path: Path) -> None:
+    config = envoy.render_for_pod(envoy.TEMPLATE, ROOT / "gen", {})
+    listen, admin, stats = embedded.free_port(), embedded.free_port(), embedded.free_port()
+    # the pod's config on free ports (and no gateway to reach): what matters is the stats listener
+    config["admin"]["address"]["socket_address"]["port_value"] = admin
+    listeners = {item["name"]: item for item in config["static_resources"]["listeners"]}
+    listeners["public"]["address"]["socket_address"].update(address="127.0.0.1", port_value=listen)
+    assert listeners["stats"]["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 9902}
+    listeners["stats"]["address"]["socket_address"].update(address="127.0.0.1", port_value=stats)
+    clusters = {item["name"]: item for item in config["static_resources"]["clusters"]}
+    admin_endpoint = clusters["envoy-admin"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    admin_endpoint["endpoint"]["address"]["socket_address"]["port_value"] = admin
+    gateway = clusters["gateway"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    gateway["address"]["socket_address"].update(address="127.0.0.1", port_value=embedded.free_port())
+    clusters["gateway"]["type"] = "STATIC"
+    path = envoy.write(config, tmp_path / "envoy.yaml")
+    process = subprocess.Popen(
+        [str(BIN / "envoy"), "-c", str(path), "--use-dynamic-base-id", "--log-level", "error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        embedded.wait_for_port(stats, 30, process)
+        status, _headers, body = answer(f"http://127.0.0.1:{stats}/stats/prometheus")
+        assert status == 200 and b"envoy_server_live" in body
+        assert answer(f"http://127.0.0.1:{stats}/stats")[0] == 404
+        assert answer(f"http://127.0.0.1:{stats}/quitquitquit", "POST", b"")[0] == 404
+        assert answer(f"http://127.0.0.1:{stats}/stats/prometheus", "POST", b"")[0] == 404
+        assert process.poll() is None, "Envoy is still running"
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -356,10 +356,20 @@ def test_envoy_is_probed_on_its_public_listener_because_admin_is_loopback_only(o
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     listener = next(item for item in config["static_resources"]["listeners"] if item["name"] == "public")
     port = listener["address"]["socket_address"]["port_value"]
-    container = main_container(of_kind(render(overlay), "Deployment")["envoy"])
-    assert [p["containerPort"] for p in container["ports"]] == [port]
+    deployment = of_kind(render(overlay), "Deployment")["envoy"]
+    container = main_container(deployment)
+    # the public listener, and the stats listener the pod's config adds for Prometheus
+    assert [p["containerPort"] for p in container["ports"]] == [port, edge.STATS_PORT]
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["tcpSocket"]["port"] == port
+    pod_config = edge.render_for_pod(edge.TEMPLATE, ROOT / "gen", {})
+    stats = next(item for item in pod_config["static_resources"]["listeners"] if item["name"] == "stats")
+    assert stats["address"]["socket_address"]["port_value"] == edge.STATS_PORT
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (
+        str(edge.STATS_PORT),
+        edge.STATS_PATH,
+    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
