@@ -21,7 +21,8 @@ from bench.identity import per_call_us
 from services.kit import metrics
 from services.kit.grpc_server import GrpcServer
 
-BATCHES = int(os.environ.get("BENCH_BATCHES", "30"))
+BATCHES = int(os.environ.get("BENCH_BATCHES", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 CALLS = 200
 
 
@@ -63,13 +64,24 @@ async def main() -> None:
         async def call() -> object:
             return await stub(b"x")
 
-        recorded = await calls_us(call)
         observe = metrics.MethodFigures.observe
-        metrics.MethodFigures.observe = lambda self, code, seconds: None  # type: ignore[method-assign]
+
+        def recording(on: bool) -> None:
+            metrics.MethodFigures.observe = (  # type: ignore[method-assign]
+                observe if on else (lambda self, code, seconds: None)
+            )
+
+        # with and without in turns, best of each: one after the other, the second run was the
+        # faster either way (measured both orders), which is the machine warming, not the figures
+        recorded, unrecorded = float("inf"), float("inf")
         try:
-            unrecorded = await calls_us(call)
+            for _ in range(ROUNDS):
+                recording(True)
+                recorded = min(recorded, await calls_us(call))
+                recording(False)
+                unrecorded = min(unrecorded, await calls_us(call))
         finally:
-            metrics.MethodFigures.observe = observe  # type: ignore[method-assign]
+            recording(True)
     await server.stop()
     print(f"rpc_call_with_metrics: {recorded:.1f} us")
     print(f"rpc_call_without_metrics: {unrecorded:.1f} us")
