@@ -37,6 +37,7 @@ async def serve() -> None:
         service_names=[],
         register=lambda _: None,
         generic_handlers=[Echo()],
+        service="echo",
     )
     await server.start()
     await wait_for_shutdown_signal()

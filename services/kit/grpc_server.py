@@ -251,10 +251,10 @@ class GrpcServer:
         self.ready: bool | None = None
         self._watch: asyncio.Task[None] | None = None
         self.health = health.aio.HealthServicer()
+        # the figures are named after the service (or its first gRPC service; "grpc" for a bare server)
+        named = service or (self.service_names[0] if self.service_names else "grpc")
         self.server = grpc.aio.server(
-            interceptors=[
-                ObservabilityInterceptor(verifier, metrics.RPC.figures(service or self.service_names[0]))
-            ],
+            interceptors=[ObservabilityInterceptor(verifier, metrics.RPC.figures(named))],
             options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
         )
         register(self.server)

@@ -63,8 +63,16 @@ class Runtime:
         )
         metrics.FIGURES.pools[self.settings.service_name] = self.engine.sync_engine.pool
         if self.settings.metrics_port:
-            self.metrics = metrics.MetricsEndpoint(self.settings.host, self.settings.metrics_port)
-            log.info("metrics on port %d", self.metrics.port)
+            try:
+                self.metrics = metrics.MetricsEndpoint(self.settings.host, self.settings.metrics_port)
+                log.info("metrics on port %d", self.metrics.port)
+            except OSError as error:
+                # the service still serves: losing its figures is better than losing its calls
+                log.error(
+                    "no /metrics: port %d is not free (%s); set METRICS_PORT",
+                    self.settings.metrics_port,
+                    error,
+                )
         self.nc: NatsClient = await bus.connect(self.settings.nats_url, self.settings.service_name)
         self.js: JetStreamContext = self.nc.jetstream()
         self.relay = OutboxRelay(

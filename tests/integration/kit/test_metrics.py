@@ -147,3 +147,23 @@ async def test_a_runtime_serves_its_outbox_inbox_pool_consumer_and_event_figures
         assert value(seen, "oms_db_pool_size", service=service) == settings.db_pool_size
         stream = bus.stream_name(subject_prefix, "orders")
         assert ("oms_consumer_pending", frozenset({("consumer", consumer_name), ("stream", stream)})) in seen
+
+
+async def test_a_runtime_whose_metrics_port_is_taken_still_runs_without_figures(
+    orders_db: str, infra: Infra, subject_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = replace(
+            _settings(orders_db, infra, subject_prefix, random_ref("svc")),
+            host="127.0.0.1",
+            metrics_port=port,
+        )
+        async with Runtime(settings) as runtime:
+            assert runtime.metrics is None
+            assert await runtime.ready()
+    assert any(f"port {port} is not free" in record.getMessage() for record in caplog.records)
