@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
-from opentelemetry.trace import SpanKind, use_span
+from opentelemetry.trace import use_span
 
 from services.gateway import json_fields
 from services.gateway.domain.attempts import REFUSED_RESULTS, AttemptReason
@@ -214,7 +214,7 @@ class Dispatcher(grpc.GenericRpcHandler):
                     raise
                 try:
                     # the forwarded call's own span: the owner's work hangs under it
-                    with tracing.tracer().start_as_current_span(method, kind=SpanKind.CLIENT):
+                    with tracing.client_call(method):
                         outgoing = dispatcher.gate.upstream_metadata(caller, metadata, audience)
                         answer = call(request, timeout=deadline(context), metadata=outgoing)
                         return await dispatcher._audited(method, caller, request, answer)

@@ -61,18 +61,24 @@ class OutgoingInterceptor(
         self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request: Any
     ) -> Any:
         details, span = self._outgoing(client_call_details)
+        if span is None:
+            return await continuation(details, request)
         return _ended_with(span, await _started(continuation(details, request), span))
 
     async def intercept_stream_unary(
         self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request_iterator: Any
     ) -> Any:
         details, span = self._outgoing(client_call_details)
+        if span is None:
+            return await continuation(details, request_iterator)
         return _ended_with(span, await _started(continuation(details, request_iterator), span))
 
     async def intercept_unary_stream(
         self, continuation: Callable[..., Awaitable[Any]], client_call_details: Any, request: Any
     ) -> Any:
         details, span = self._outgoing(client_call_details)
+        if span is None:
+            return await continuation(details, request)
         return _ended_with(span, await _started(continuation(details, request), span))
 
     def _outgoing(self, details: Any) -> tuple[grpc.aio.ClientCallDetails, Span | None]:
@@ -80,9 +86,12 @@ class OutgoingInterceptor(
         method = details.method.decode() if isinstance(details.method, bytes) else details.method
         span = None
         if self.trace:
-            span = tracing.client_span(method)
             metadata = [(k, v) for k, v in metadata if k not in ("traceparent", "tracestate")]
-            metadata.extend(tracing.metadata_of(span))
+            if tracing.exporting():
+                span = tracing.client_span(method)
+                metadata.extend(tracing.metadata_of(span))
+            else:  # nobody receives spans: the caller's context travels, as it did before
+                metadata.extend(tracing.outgoing_metadata())
         # a call that already carries an assertion (the gateway's, minted for its caller) keeps it
         if self.assertions is not None and all(k != ASSERTION_HEADER for k, _ in metadata):
             metadata.append((ASSERTION_HEADER, self.assertions.assertion(audience_of(method))))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -19,6 +19,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 _propagator = TraceContextTextMapPropagator()
 _getter = DefaultGetter()
 _configured = False
+# spans leave the process (an OTLP endpoint is set): only then are calls and transactions spans of
+# their own; otherwise they would cost each call tens of µs for nobody (measured: a kit channel's
+# unary calls 25 % slower), and the caller's trace context travels as before
+_exporting = False
+
+
+def exporting() -> bool:
+    return _exporting
 
 
 EXPORT_SETTINGS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -30,8 +38,10 @@ def setup_tracing(service_name: str, env: Mapping[str, str] | None = None) -> No
     if _configured:
         return
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    global _exporting
     if exports(os.environ if env is None else env):
         provider.add_span_processor(_otlp_processor())
+        _exporting = True
     trace.set_tracer_provider(provider)
     _configured = True
     global _tracer
@@ -90,8 +100,18 @@ def outgoing_metadata(context: otel_context.Context | None = None) -> list[tuple
 
 def client_span(method: str) -> trace.Span:
     """The span of an outgoing call, not made current: the caller ends it when the call is done
-    (a grpc.aio call outlives the interceptor that starts it)."""
+    (a grpc.aio call outlives the interceptor that starts it). Not exporting: the current span's
+    context, recording nothing, so the callee still joins the caller's trace."""
+    if not _exporting:
+        return trace.NonRecordingSpan(trace.get_current_span().get_span_context())
     return tracer().start_span(method, kind=trace.SpanKind.CLIENT)
+
+
+def client_call(method: str) -> AbstractContextManager[object]:
+    """The forwarded call's span made current while it runs (when exporting; otherwise nothing)."""
+    if not _exporting:
+        return nullcontext()
+    return tracer().start_as_current_span(method, kind=trace.SpanKind.CLIENT)
 
 
 def metadata_of(span: trace.Span) -> list[tuple[str, str]]:
@@ -142,6 +162,8 @@ def attached(traceparent: str) -> Iterator[None]:
 def transaction_span() -> trace.Span:
     """A unit of work's span, from its first statement to its commit or rollback (under the call's
     span, not made current: the transaction is entered and left in separate awaits)."""
+    if not _exporting:
+        return trace.INVALID_SPAN
     return tracer().start_span("db transaction", kind=trace.SpanKind.CLIENT, attributes=_DB)
 
 
