@@ -81,9 +81,9 @@ async def test_a_thousand_waybills_through_failures_timeouts_and_a_dead_carrier(
     alerts = [
         alerts_pb.AlertRaised.FromString(payload) for _, payload in await service.outbox("alerts.raised")
     ]
-    assert next(a.message for a in alerts if a.kind == "carrier_circuit_open").startswith(
-        "the circuit breaker of JD"
-    )
+    # JD's breaker is alerted (on a busy machine ZTO's dropped calls may open its breaker too)
+    opened_alerts = [a.message for a in alerts if a.kind == "carrier_circuit_open"]
+    assert any(message.startswith("the circuit breaker of JD") for message in opened_alerts), opened_alerts
     assert sum(1 for a in alerts if a.kind == "waybill_dead_letter") == len(dead)
     assert len(await service.outbox("logistics.waybill_created")) == len(created)
 
