@@ -294,16 +294,23 @@ class EventConsumer:
 
     async def _handle_once(self, event: Message, envelope: Envelope) -> bool:
         async with self.engine.begin() as conn:
-            claimed = await conn.execute(
-                insert(inbox_table)
-                .values(consumer=self.name, event_id=envelope.event_id, subject=envelope.subject)
-                .on_conflict_do_nothing()
-                .returning(inbox_table.c.event_id)
-            )
-            if claimed.first() is None:
+            if not await self.handle_in(conn, event, envelope):
                 return False
-            await self.handler(conn, event, envelope)
         envelope._run_committed()
+        return True
+
+    async def handle_in(self, conn: AsyncConnection, event: Message, envelope: Envelope) -> bool:
+        """In the caller's transaction: claim the event in the inbox and run the handler; False when
+        this consumer handled it already (nothing run)."""
+        claimed = await conn.execute(
+            insert(inbox_table)
+            .values(consumer=self.name, event_id=envelope.event_id, subject=envelope.subject)
+            .on_conflict_do_nothing()
+            .returning(inbox_table.c.event_id)
+        )
+        if claimed.first() is None:
+            return False
+        await self.handler(conn, event, envelope)
         return True
 
     async def _dead_letter(self, msg: Msg, envelope: Envelope, error: str) -> None:

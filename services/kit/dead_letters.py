@@ -26,11 +26,10 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.consumer import Envelope, EventConsumer, decode
-from services.kit.schema import dead_letters_table, inbox_table
+from services.kit.schema import dead_letters_table
 
 log = logging.getLogger(__name__)
 
@@ -115,17 +114,10 @@ async def _replay(
         envelope = Envelope(
             event_id=row.event_id, subject=row.subject, event_type=row.event_type, deliveries=row.deliveries
         )
-        claimed = await conn.execute(
-            insert(inbox_table)
-            .values(consumer=row.consumer, event_id=row.event_id, subject=row.subject)
-            .on_conflict_do_nothing()
-            .returning(inbox_table.c.event_id)
-        )
-        if claimed.first() is not None:  # else another delivery handled it meanwhile: only marked
-            try:
-                await consumer.handler(conn, event, envelope)
-            except Exception as error:
-                raise _NotReplayed(f"the handler failed again: {error!r}"[:500]) from None
+        try:  # handled meanwhile by another delivery: only marked
+            await consumer.handle_in(conn, event, envelope)
+        except Exception as error:
+            raise _NotReplayed(f"the handler failed again: {error!r}"[:500]) from None
         await conn.execute(
             update(dead_letters_table).where(_d.id == dead_letter_id).values(replayed_at=datetime.now(UTC))
         )

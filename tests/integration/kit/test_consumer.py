@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 
 import pytest
 from google.protobuf.message import Message
@@ -16,13 +16,6 @@ from services.kit.consumer import Envelope, EventConsumer, PermanentError
 from services.kit.schema import dead_letters_table, inbox_table
 from tests.integration.kit.helpers import sample_event
 from tests.waiting import eventually
-
-
-@pytest.fixture
-async def effects(orders_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    async with orders_engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE effects (id serial PRIMARY KEY, event_id text NOT NULL)"))
-    yield orders_engine
 
 
 async def _record_effect(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:

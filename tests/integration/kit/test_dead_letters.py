@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 from google.protobuf.message import Message
@@ -17,17 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from oms.alerts.v1 import events_pb2 as alerts_pb
 from services.kit.consumer import Envelope, EventConsumer
 from services.kit.dead_letters import DeadLetterDesk, requests_subject
-from tests.integration.kit.test_consumer import _count, _publish
+from tests.integration.kit.test_consumer import _at_least, _count, _publish
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def effects(orders_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    async with orders_engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE effects (id serial PRIMARY KEY, event_id text NOT NULL)"))
-    yield orders_engine
 
 
 async def test_a_dead_letter_is_alerted_listed_and_replayed_once_when_its_handler_works_again(
@@ -55,7 +47,7 @@ async def test_a_dead_letter_is_alerted_listed_and_replayed_once_when_its_handle
     await _publish(nc, subject_prefix, "evt-dl-garbage", payload=b"\xff\xff not protobuf")
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
-    await eventually(lambda: _at_least(effects, "SELECT count(*) FROM dead_letters", 2))
+    await eventually(lambda: _at_least(_count(effects, "SELECT count(*) FROM dead_letters"), 2))
     stop.set()
     await task
 
@@ -109,7 +101,3 @@ async def test_a_dead_letter_is_alerted_listed_and_replayed_once_when_its_handle
         "evt-dl-garbage"
     ]
     assert "unknown action" in str((await ask({"action": "drop"}))["error"])
-
-
-async def _at_least(engine: AsyncEngine, query: str, least: int) -> bool:
-    return await _count(engine, query) >= least
