@@ -56,6 +56,7 @@ __all__ = [
     "JwtSettings",
     "Principal",
     "ServiceAccount",
+    "VerifiedTokens",
     "authenticate_client",
     "check_id",
     "check_roles",
@@ -273,6 +274,38 @@ def _parse_key_list(env: Mapping[str, str], name: str, required: bool) -> dict[s
 
 
 def verify_jwt(token: str, settings: JwtSettings, now: float) -> Principal:
+    claims, principal = _verified(token, settings)
+    check_times(claims, settings.leeway_seconds, settings.max_lifetime_seconds, now)
+    return principal
+
+
+class VerifiedTokens:
+    """Bearer tokens whose signature, kid, algorithm, issuer, audience and claims were verified once,
+    with the principal they name. A frontend sends the same token on every call until it expires; its
+    signature check (about a fifth of the gateway's own work on a call) is done once, and the times are
+    checked against `now` on every call as before. Only tokens that passed are kept, at most
+    `max_tokens` (the oldest forgotten first), so nothing a caller sends can grow it past that."""
+
+    def __init__(self, settings: JwtSettings, max_tokens: int = 10_000) -> None:
+        self._settings = settings
+        self._max_tokens = max_tokens
+        self._known: dict[str, tuple[Mapping[str, Any], Principal]] = {}
+
+    def verify(self, token: str, now: float) -> Principal:
+        settings = self._settings
+        known = self._known.get(token)
+        if known is None:
+            known = _verified(token, settings)
+            if len(self._known) >= self._max_tokens:
+                del self._known[next(iter(self._known))]
+            self._known[token] = known
+        claims, principal = known
+        check_times(claims, settings.leeway_seconds, settings.max_lifetime_seconds, now)
+        return principal
+
+
+def _verified(token: str, settings: JwtSettings) -> tuple[Mapping[str, Any], Principal]:
+    """Everything about a token but its times: those depend on when it is used."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
         raise AuthError("token missing or too long")
     try:
@@ -311,8 +344,7 @@ def verify_jwt(token: str, settings: JwtSettings, now: float) -> Principal:
         )
     except jwt.PyJWTError as error:
         raise AuthError(f"invalid token: {type(error).__name__}: {error}") from None
-    check_times(claims, settings.leeway_seconds, settings.max_lifetime_seconds, now)
-    return principal_of(claims)
+    return claims, principal_of(claims)
 
 
 def issue_token(

@@ -68,6 +68,7 @@ class Gate:
         failed_attempts: FailedAttempts | None = None,
     ) -> None:
         self.jwt = jwt
+        self.tokens = auth.VerifiedTokens(jwt)
         self.api_keys = api_keys
         self.window = signature_window_seconds
         self.redis = redis
@@ -117,7 +118,7 @@ class Gate:
                 scheme, _, token = header.partition(" ")
                 if scheme.lower() != "bearer" or not token:
                     raise auth.AuthError("authorization is not a bearer token")
-                return auth.verify_jwt(token.strip(), self.jwt, self.wall())
+                return self.tokens.verify(token.strip(), self.wall())
             if "x-oms-key-id" in metadata:
                 reason = AttemptReason.API_KEY_SIGNATURE
                 return await auth.verify_signature(

@@ -61,13 +61,15 @@ def _idle_ttl_ms(limit: Limit) -> int:
     return max(1, math.ceil(2 * limit.burst / limit.rate_per_second * 1000))
 
 
-# KEYS[1] bucket; ARGV rate, burst, now, cost, ttl_ms. Returns {allowed (0/1), tokens left as a string}:
-# Lua numbers come back to the client truncated to integers, the string keeps the fraction.
+# KEYS[1] bucket; ARGV rate, burst, now, cost, ttl_ms, want (≥ cost). Returns {tokens granted (0, or
+# from cost up to want, as many whole tokens as there are), tokens left as a string}: Lua numbers come
+# back to the client truncated to integers, the string keeps the fraction.
 _TAKE_LUA = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
+local want = tonumber(ARGV[6])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1])
 local ts = tonumber(state[2])
@@ -79,14 +81,14 @@ if now > ts then
   tokens = math.min(burst, tokens + (now - ts) * rate)
   ts = now
 end
-local allowed = 0
+local granted = 0
 if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
+  granted = math.max(cost, math.min(want, math.floor(tokens)))
+  tokens = tokens - granted
 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', ts))
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {allowed, string.format('%.17g', tokens)}
+return {granted, string.format('%.17g', tokens)}
 """
 
 
@@ -99,15 +101,25 @@ class RedisTokenBucket:
         self._take = redis.register_script(_TAKE_LUA)
 
     async def take(self, key: str, limit: Limit, now: float, cost: int = 1) -> Decision:
+        decision, _ = await self.take_ahead(key, limit, now, cost, cost)
+        return decision
+
+    async def take_ahead(
+        self, key: str, limit: Limit, now: float, cost: int = 1, want: int = 1
+    ) -> tuple[Decision, int]:
+        """`cost` tokens or a refusal, as `take`; when allowed, up to `want - cost` more tokens are taken
+        with them, as many as the bucket holds, for the caller to spend later. Returns the decision and
+        how many tokens were taken in all."""
         _check_cost(limit, cost)
-        allowed, left = await self._take(
+        want = min(max(want, cost), limit.burst)
+        granted, left = await self._take(
             keys=[f"{self._prefix}:{key}"],
-            args=[repr(limit.rate_per_second), limit.burst, repr(now), cost, _idle_ttl_ms(limit)],
+            args=[repr(limit.rate_per_second), limit.burst, repr(now), cost, _idle_ttl_ms(limit), want],
         )
         tokens = float(left)
-        if allowed:
-            return Decision(True, 0.0, math.floor(tokens))
-        return Decision(False, _retry_after(tokens, limit, cost), math.floor(tokens))
+        if granted:
+            return Decision(True, 0.0, math.floor(tokens)), int(granted)
+        return Decision(False, _retry_after(tokens, limit, cost), math.floor(tokens)), 0
 
 
 class LocalTokenBucket:
@@ -154,6 +166,20 @@ class LimiterSettings:
 _UNAVAILABLE = Decision(False, 1.0, 0, unavailable=True)
 _WARN_EVERY_SECONDS = 10.0
 
+# Tokens taken ahead from the shared bucket (see RateLimiter): for at most this long, at most this many
+# and at most a tenth of the burst; a limit that would lease fewer than MIN_AHEAD is not leased at all
+# (the token exchange's 5/s, say: every call asks Redis, exactly as before)
+AHEAD_SECONDS = 0.25
+MAX_AHEAD = 50
+MIN_AHEAD = 2
+MAX_LEASED_KEYS = 10_000
+
+
+def tokens_ahead(limit: Limit) -> int:
+    """How many tokens a replica takes beyond the one it spends when it asks the shared bucket."""
+    ahead = math.floor(min(limit.rate_per_second * AHEAD_SECONDS, limit.burst / 10, MAX_AHEAD))
+    return ahead if ahead >= MIN_AHEAD else 0
+
 
 class RateLimiter:
     """Redis first. A slow answer is not an outage: the call that waited too long is decided by the
@@ -166,6 +192,14 @@ class RateLimiter:
     Reads falling open keeps the platform browsable through a Redis outage; costly writes (ingest,
     uploads) falling closed protects the services behind the gateway, whose capacity the
     cluster-wide limit exists for.
+
+    **Tokens taken ahead.** A call that must ask Redis takes, with its own token, up to
+    `tokens_ahead(limit)` more (a tenth of the burst, at most 50, as many as the bucket holds); the
+    next calls with the same key on this replica spend those without a round trip for the next
+    `AHEAD_SECONDS`, after which what is left is dropped. The shared bucket has already counted every
+    such token, so replicas together never pass more than the limit; a caller can only be refused a
+    little early (by the tokens one replica dropped unspent). One call per key at a time asks ahead; the
+    others that find nothing in hand meanwhile ask for their own token only.
     """
 
     def __init__(
@@ -182,37 +216,78 @@ class RateLimiter:
         self._skip_redis_until = -math.inf
         self._unanswered_since: float | None = None
         self._last_warning = -math.inf
-        self._late: set[asyncio.Task[Decision]] = set()
+        self._late: set[asyncio.Future[tuple[Decision, int]]] = set()
+        # (key, limit) → (tokens in hand, monotonic time they lapse); those with a call asking ahead
+        # right now. The limit is part of the key: a principal whose roles changed (a new token) must
+        # not spend under a tight limit what it took under a generous one
+        self._ahead: dict[tuple[str, Limit], tuple[int, float]] = {}
+        self._asking: set[tuple[str, Limit]] = set()
 
     @property
     def redis_down(self) -> bool:
         return self._monotonic() < self._skip_redis_until
 
     async def check(self, key: str, limit: Limit, now: float, costly: bool) -> Decision:
-        if not self.redis_down:
-            take = asyncio.ensure_future(self._redis.take(key, limit, now))
-            try:
-                # shielded: a call that times out here still finishes in the background, so its
-                # connection goes back to the pool intact (cancelling mid-reply would drop it and make
-                # the next callers reconnect) and its late answer shows that Redis is up
-                decision = await asyncio.wait_for(asyncio.shield(take), self._settings.redis_timeout_seconds)
-            except TimeoutError:
-                self._answer_late(take)
+        if self.redis_down:
+            return self._fallback(key, limit, now, costly)
+        held = (key, limit)
+        in_hand = self._spend_ahead(held)
+        if in_hand is not None:
+            return in_hand
+        ahead = 0 if held in self._asking else tokens_ahead(limit)
+        take = asyncio.ensure_future(self._redis.take_ahead(key, limit, now, 1, 1 + ahead))
+        if ahead:
+            self._asking.add(held)
+        try:
+            # shielded: a call that times out here still finishes in the background, so its
+            # connection goes back to the pool intact (cancelling mid-reply would drop it and make
+            # the next callers reconnect) and its late answer shows that Redis is up
+            decision, taken = await asyncio.wait_for(
+                asyncio.shield(take), self._settings.redis_timeout_seconds
+            )
+        except TimeoutError:
+            self._answer_late(take)
+            return self._slow(key, limit, now, costly)
+        except (redis.exceptions.RedisError, OSError) as error:
+            # OSError covers the builtin ConnectionError (refused, reset)
+            if _slow_not_down(error):
                 return self._slow(key, limit, now, costly)
-            except (redis.exceptions.RedisError, OSError) as error:
-                # OSError covers the builtin ConnectionError (refused, reset)
-                if _slow_not_down(error):
-                    return self._slow(key, limit, now, costly)
-                self._down(error)
-                return self._fallback(key, limit, now, costly)
-            self._answered()
-            return decision
-        return self._fallback(key, limit, now, costly)
+            self._down(error)
+            return self._fallback(key, limit, now, costly)
+        finally:
+            if ahead:
+                self._asking.discard(held)
+        self._answered()
+        if taken > 1:
+            self._keep_ahead(held, taken - 1)
+        elif not decision.allowed:
+            self._ahead.pop(held, None)
+        return decision
 
-    def _answer_late(self, take: asyncio.Task[Decision]) -> None:
+    def _spend_ahead(self, held: tuple[str, Limit]) -> Decision | None:
+        in_hand = self._ahead.get(held)
+        if in_hand is None:
+            return None
+        tokens, lapses = in_hand
+        if lapses <= self._monotonic():
+            del self._ahead[held]
+            return None
+        if tokens > 1:
+            self._ahead[held] = (tokens - 1, lapses)
+        else:
+            del self._ahead[held]
+        return Decision(True, 0.0, tokens - 1)
+
+    def _keep_ahead(self, held: tuple[str, Limit], tokens: int) -> None:
+        before, _ = self._ahead.pop(held, (0, 0.0))
+        if len(self._ahead) >= MAX_LEASED_KEYS:  # dropping tokens in hand only refuses sooner
+            self._ahead.clear()
+        self._ahead[held] = (before + tokens, self._monotonic() + AHEAD_SECONDS)
+
+    def _answer_late(self, take: asyncio.Future[tuple[Decision, int]]) -> None:
         self._late.add(take)
 
-        def done(task: asyncio.Task[Decision]) -> None:
+        def done(task: asyncio.Future[tuple[Decision, int]]) -> None:
             self._late.discard(task)
             if not task.cancelled() and task.exception() is None:
                 self._answered()

@@ -30,6 +30,8 @@ from services.kit.errors import Unauthenticated
 ASSERTION_HEADER = "x-oms-assertion"
 GATEWAY = "gateway"
 ALGORITHM = "EdDSA"
+# how many (principal, audience) pairs `Signer.mint` remembers its last assertion for
+MINTED_KEPT = 10_000
 ACTOR_TYPES = frozenset({"user", "service", "channel"})
 SERVICE_ROLE = "service"
 # the longest lifetime any verifier accepts, whatever the signer was configured with
@@ -191,9 +193,24 @@ class Signer:
         self.wall = wall
         self.headers = {"kid": self.kid}
         self._own: dict[str, tuple[str, float]] = {}
+        # the last assertion minted per (principal, audience) and the second it was minted in: within
+        # that second a new one would be the same bytes (iat and exp count whole seconds, EdDSA
+        # signatures are deterministic), so it is handed out again instead of signed again
+        self._minted: dict[tuple[Principal, str], tuple[int, str]] = {}
 
     def mint(self, principal: Principal, audience: str) -> str:
         now = int(self.wall())
+        key = (principal, audience)
+        minted = self._minted.get(key)
+        if minted is not None and minted[0] == now:
+            return minted[1]
+        token = self._sign(principal, audience, now)
+        if len(self._minted) >= MINTED_KEPT:
+            self._minted.clear()
+        self._minted[key] = (now, token)
+        return token
+
+    def _sign(self, principal: Principal, audience: str, now: int) -> str:
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": principal.subject,

@@ -14,6 +14,7 @@ from services.gateway.config import (
     DEFAULT_REDIS_SOCKET_TIMEOUT_SECONDS,
 )
 from services.gateway.limits import (
+    AHEAD_SECONDS,
     Decision,
     Limit,
     LimiterSettings,
@@ -21,6 +22,7 @@ from services.gateway.limits import (
     RateLimiter,
     RedisTokenBucket,
     connect_redis,
+    tokens_ahead,
 )
 
 NOW = 1_700_000_000.0
@@ -183,7 +185,8 @@ async def test_two_hundred_concurrent_writes_under_the_limit_all_pass_with_the_g
         await client.aclose()
 
     assert all(d.allowed for d in decisions)
-    assert left.remaining == 2000 - 201  # every one was counted in the shared bucket
+    # every one was counted in the shared bucket, with the tokens the first took ahead
+    assert left.remaining == 2000 - 201 - tokens_ahead(limit)
 
 
 async def test_a_paused_redis_makes_costly_writes_unavailable_never_the_callers_limit(
@@ -213,3 +216,82 @@ async def test_a_paused_redis_makes_costly_writes_unavailable_never_the_callers_
     assert any(d.unavailable for d in during)
     assert during[0].allowed  # one slow answer is not an outage
     assert after.allowed and not after.unavailable
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_replica_spends_the_tokens_it_took_ahead_without_asking_redis_until_they_lapse(
+    bucket: RedisTokenBucket, redis: Redis, key_prefix: str
+) -> None:
+    clock = Clock()
+    limiter = RateLimiter(bucket, LocalTokenBucket(), monotonic=clock)
+    limit = Limit(rate_per_second=100, burst=200)  # 20 ahead
+
+    async def shared_tokens() -> float:
+        return float(await redis.hget(f"{key_prefix}:k", "tokens"))
+
+    first = await limiter.check("k", limit, NOW, costly=False)
+    after_first = await shared_tokens()
+    spent_in_hand = [await limiter.check("k", limit, NOW, costly=False) for _ in range(20)]
+    after_in_hand = await shared_tokens()
+    await limiter.check("k", limit, NOW, costly=False)  # nothing left in hand: asks again
+    after_asking_again = await shared_tokens()
+    clock.now = AHEAD_SECONDS + 0.01  # the 20 taken by that call lapse unspent
+    await limiter.check("k", limit, NOW, costly=False)
+
+    assert first.allowed and all(d.allowed for d in spent_in_hand)
+    assert after_first == 200 - 21
+    assert after_in_hand == after_first
+    assert after_asking_again == after_first - 21
+    assert await shared_tokens() == after_asking_again - 21
+
+
+async def test_replicas_taking_tokens_ahead_never_pass_more_than_the_shared_burst(
+    infra: Infra, key_prefix: str
+) -> None:
+    client = connect_redis(
+        infra.redis_url, DEFAULT_REDIS_MAX_CONNECTIONS, DEFAULT_REDIS_SOCKET_TIMEOUT_SECONDS
+    )
+    shared = RedisTokenBucket(client, prefix=key_prefix)
+    replicas = [RateLimiter(shared, LocalTokenBucket(), DEFAULT_LIMITER) for _ in range(3)]
+    limit = Limit(rate_per_second=100, burst=200)
+
+    try:
+        decisions = [await replicas[i % 3].check("k", limit, NOW, costly=True) for i in range(300)]
+        concurrent = await asyncio.gather(
+            *(replicas[i % 3].check("c", limit, NOW, costly=True) for i in range(300))
+        )
+    finally:
+        await client.aclose()
+
+    assert sum(d.allowed for d in decisions) == 200
+    assert not any(d.unavailable for d in concurrent)
+    # concurrent callers on one replica each ask Redis for their own token while one asks ahead, so
+    # what it took ahead may be left unspent: never more than the burst, at most each replica's
+    # tokens ahead fewer
+    assert 200 - 3 * tokens_ahead(limit) <= sum(d.allowed for d in concurrent) <= 200
+    assert all(d.retry_after_seconds > 0 for d in decisions if not d.allowed)
+
+
+async def test_tokens_taken_ahead_under_a_generous_limit_are_not_spent_under_a_tight_one(
+    bucket: RedisTokenBucket, redis: Redis, key_prefix: str
+) -> None:
+    # the same principal and class (one key) with a token of other roles: the call is decided by the
+    # shared bucket under its own limit, not paid from what was taken ahead under the other
+    limiter = RateLimiter(bucket, LocalTokenBucket())
+    generous, tight = Limit(rate_per_second=100, burst=200), Limit(rate_per_second=1, burst=3)
+
+    await limiter.check("k", generous, NOW, costly=False)  # 20 more in hand for `generous`
+    before = float(await redis.hget(f"{key_prefix}:k", "tokens"))
+    await limiter.check("k", tight, NOW, costly=False)
+    after = float(await redis.hget(f"{key_prefix}:k", "tokens"))
+    await limiter.check("k", generous, NOW, costly=False)  # still in hand for `generous`
+
+    assert (before, after) == (179, 178)
+    assert float(await redis.hget(f"{key_prefix}:k", "tokens")) == 178

@@ -23,6 +23,7 @@ from services.gateway.auth import (
     AuthError,
     JwtSettings,
     ServiceAccount,
+    VerifiedTokens,
     authenticate_client,
     check_secret,
     hash_secret,
@@ -502,3 +503,31 @@ def test_omsctl_mints_user_tokens_the_gateway_accepts(capsys: pytest.CaptureFixt
     )
     assert tokens.run(args, {}) == 2
     assert "JWT_KEYS" in capsys.readouterr().err
+
+
+def test_a_verified_token_is_not_verified_again_but_its_times_are_checked_on_every_call() -> None:
+    verified = VerifiedTokens(hs_settings())
+    token = hs_token(claims(exp=NOW + 60))
+    past_expiry = NOW + 60 + hs_settings().leeway_seconds
+
+    first = verified.verify(token, NOW)
+    second = verified.verify(token, past_expiry - 1)
+    with pytest.raises(AuthError, match="expired"):
+        verified.verify(token, past_expiry)
+
+    assert first == second == verify_jwt(token, hs_settings(), NOW)
+    assert list(verified._known) == [token]
+
+
+def test_a_refused_token_is_not_remembered_and_the_remembered_ones_are_bounded() -> None:
+    verified = VerifiedTokens(hs_settings(), max_tokens=2)
+    forged = hs_token(claims(), secret=b"not the key" * 3)
+    with pytest.raises(AuthError):
+        verified.verify(forged, NOW)
+    tokens = [hs_token(claims(sub=f"user-{n}")) for n in range(3)]
+    for token in tokens:
+        verified.verify(token, NOW)
+
+    assert forged not in verified._known
+    assert list(verified._known) == tokens[1:]
+    assert verified.verify(tokens[0], NOW).subject == "user-0"  # verified again, in full

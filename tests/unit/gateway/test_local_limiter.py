@@ -14,6 +14,7 @@ from services.gateway.limits import (
     RedisTokenBucket,
     limit_for,
     parse_limits,
+    tokens_ahead,
 )
 
 NOW = 1_000.0
@@ -27,11 +28,14 @@ class FlakyRedisBucket(RedisTokenBucket):
         self.calls = 0
         self._answers = LocalTokenBucket()
 
-    async def take(self, key: str, limit: Limit, now: float, cost: int = 1) -> Decision:
+    async def take_ahead(
+        self, key: str, limit: Limit, now: float, cost: int = 1, want: int = 1
+    ) -> tuple[Decision, int]:
         self.calls += 1
         if self.down:
             raise ConnectionError("connection refused")
-        return self._answers.take(key, limit, now, cost)
+        decision = self._answers.take(key, limit, now, cost)
+        return decision, cost if decision.allowed else 0
 
 
 def test_the_local_bucket_allows_the_burst_then_refuses() -> None:
@@ -88,9 +92,12 @@ class SlowRedisBucket(RedisTokenBucket):
         self.delay = delay
         self._answers = LocalTokenBucket()
 
-    async def take(self, key: str, limit: Limit, now: float, cost: int = 1) -> Decision:
+    async def take_ahead(
+        self, key: str, limit: Limit, now: float, cost: int = 1, want: int = 1
+    ) -> tuple[Decision, int]:
         await asyncio.sleep(self.delay)
-        return self._answers.take(key, limit, now, cost)
+        decision = self._answers.take(key, limit, now, cost)
+        return decision, cost if decision.allowed else 0
 
 
 async def test_the_limiter_tries_redis_again_once_the_retry_interval_has_passed() -> None:
@@ -239,3 +246,13 @@ def test_the_class_default_applies_without_a_key_or_role_limit() -> None:
 def test_a_method_class_without_a_limit_is_a_configuration_error() -> None:
     with pytest.raises(KeyError, match="write"):
         limit_for(LIMITS, "write", [], "tb-2")
+
+
+def test_tokens_are_taken_ahead_only_where_the_limit_leaves_room_for_them() -> None:
+    # the defaults: the token exchange (5/s:10) asks Redis on every call; a read (50/s:100) takes a
+    # tenth of its burst; a push (500/s:2000) at most 50, a quarter second's worth capped
+    assert tokens_ahead(Limit(rate_per_second=5, burst=10)) == 0
+    assert tokens_ahead(Limit(rate_per_second=50, burst=100)) == 10
+    assert tokens_ahead(Limit(rate_per_second=20, burst=40)) == 4
+    assert tokens_ahead(Limit(rate_per_second=500, burst=2000)) == 50
+    assert tokens_ahead(Limit(rate_per_second=1000, burst=10)) == 0

@@ -223,3 +223,21 @@ def test_two_assertions_in_one_call_are_ambiguous() -> None:
     assert assertion_in(None) == ""
     with pytest.raises(IdentityError, match="more than one"):
         assertion_in([(ASSERTION_HEADER, "t"), (ASSERTION_HEADER, "u")])
+
+
+def test_the_gateway_signs_a_principal_once_a_second_and_the_assertion_is_the_one_it_would_sign() -> None:
+    now = [1_700_000_000.2]
+    signer = Signer(identity.settings("gateway"), wall=lambda: now[0])
+    fresh = Signer(identity.settings("gateway"), wall=lambda: now[0])
+    first = signer.mint(ALICE, "orders")
+    now[0] += 0.7  # the same second
+    again = signer.mint(ALICE, "orders")
+    other_audience = signer.mint(ALICE, "inventory")
+    other_principal = signer.mint(Principal("bob", "user", frozenset({"cs_agent"})), "orders")
+    now[0] += 0.2  # the next second: iat and exp move on
+    later = signer.mint(ALICE, "orders")
+
+    assert again == first == fresh._sign(ALICE, "orders", 1_700_000_000)
+    assert other_audience != first and other_principal != first
+    assert later != first
+    assert jwt.decode(later, options={"verify_signature": False})["iat"] == 1_700_000_001
