@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from sqlalchemy import BigInteger, Text, bindparam, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
@@ -276,44 +277,48 @@ class _Miss(StrEnum):
     UNSPLIT = "unsplit"  # the row taken for split is not (any more)
 
 
-# A one-line reservation of a split row is ONE statement too, and locks no stock row: it locks the first
-# bucket with room for the line, in a rotation that starts at the bucket the order id hashes to
-# (the rest in turn when that one is short), inserts the reservation, takes the units from the bucket
-# and writes the line (naming the bucket), the ledger entry and the outbox event. The bucket's UPDATE
-# repeats the condition and its CHECK refuses used > allotted. When no bucket has room, nothing is
-# written and the row's figures come back (read, not locked) to decide what next.
+# A one-line reservation of a split row is ONE statement too, and locks no stock row: it picks the first
+# bucket with room for the line in a rotation that starts at the bucket the order id hashes to (the rest
+# in turn when that one is short), takes the units from it with a conditional UPDATE, and only if that
+# updated the bucket inserts the reservation, the line (naming the bucket), the ledger entry and the
+# outbox event. It locks one bucket only (a statement that locked buckets one after another while
+# looking for room would deadlock with others doing the same). The UPDATE repeats the condition and the
+# bucket's CHECK refuses used > allotted. An order that already holds a live reservation takes nothing;
+# one racing another reservation of the same order fails on the unique index, writing nothing. When no
+# bucket has room, nothing is written and the row's figures come back (read, not locked).
 _FROM_BUCKET = """
-WITH chosen AS (
+WITH live AS (
+    SELECT 1 FROM reservations WHERE order_id = $2 AND status IN ('ACTIVE', 'COMMITTED') LIMIT 1),
+chosen AS (
     SELECT b.bucket
       FROM stock_buckets AS b JOIN stock AS s ON s.sku = b.sku AND s.warehouse_id = b.warehouse_id
      WHERE b.sku = $5::text AND b.warehouse_id = $6::text AND b.allotted - b.used >= $7::bigint
-       AND s.sellable AND s.buckets > 0
+       AND s.sellable AND s.buckets > 0 AND NOT EXISTS (SELECT 1 FROM live)
      ORDER BY (b.bucket + s.buckets - $14::bigint % NULLIF(s.buckets, 0)) % NULLIF(s.buckets, 0), b.bucket
-     LIMIT 1
-       FOR UPDATE OF b),
-reservation AS (
-    INSERT INTO reservations (reservation_id, order_id, status, expires_at, created_at, updated_at)
-    SELECT $1, $2, 'ACTIVE', $3, $4, $4 FROM chosen
-    ON CONFLICT (order_id) WHERE status IN ('ACTIVE', 'COMMITTED') DO NOTHING
-    RETURNING reservation_id),
+     LIMIT 1),
 taken AS (
     UPDATE stock_buckets AS b SET used = b.used + $7::bigint
-      FROM chosen AS c, reservation AS r
+      FROM chosen AS c
      WHERE b.sku = $5::text AND b.warehouse_id = $6::text AND b.bucket = c.bucket
        AND b.allotted - b.used >= $7::bigint
     RETURNING b.bucket),
+reservation AS (
+    INSERT INTO reservations (reservation_id, order_id, status, expires_at, created_at, updated_at)
+    SELECT $1, $2, 'ACTIVE', $3, $4, $4 FROM taken
+    RETURNING reservation_id),
 lines AS (
     INSERT INTO reservation_lines (reservation_id, sku, warehouse_id, quantity, bucket)
-    SELECT r.reservation_id, $5::text, $6::text, $7::bigint, c.bucket FROM reservation AS r, chosen AS c),
+    SELECT r.reservation_id, $5::text, $6::text, $7::bigint, t.bucket FROM reservation AS r, taken AS t),
 entries AS (
     INSERT INTO ledger (at, sku, warehouse_id, kind, on_hand_delta, reserved_delta, order_id, trace_id)
     SELECT $4, $5::text, $6::text, 'reserve', 0, $7::bigint, $2, $8 FROM reservation),
 event AS (
     INSERT INTO outbox (event_id, subject, event_type, payload, traceparent, occurred_at)
     SELECT $9, $10, $11, $12, $13, $4 FROM reservation)
-SELECT (SELECT count(*) FROM chosen) AS chosen,
+SELECT (SELECT count(*) FROM live) AS held,
+       (SELECT count(*) FROM chosen) AS chosen,
+       (SELECT count(*) FROM taken) AS taken,
        (SELECT count(*) FROM reservation) AS inserted,
-       (SELECT count(*) FROM taken) AS updated,
        s.buckets, s.on_hand, s.reserved, s.safety_level, s.sellable,
        COALESCE((SELECT sum(b.allotted - b.used) FROM stock_buckets AS b
                   WHERE b.sku = $5::text AND b.warehouse_id = $6::text), 0)::bigint AS free
@@ -334,7 +339,10 @@ ON CONFLICT (sku, warehouse_id, bucket) DO UPDATE SET allotted = stock_buckets.a
 RETURNING bucket
 """
 
-# how often a one-line reservation refills a dry bucket and tries again before it goes through the row
+# a one-line reservation of a split row tries its buckets this often (another may take a bucket's last
+# units between its pick and its update), refilling a dry one at most REFILLS times, before it goes
+# through the row
+BUCKET_TRIES = 8
 REFILLS = 2
 
 
@@ -455,32 +463,38 @@ class StockRepository:
         [event] = reservation.events
         conn = await self._connect()
         driver: Any = (await conn.get_raw_connection()).driver_connection
-        for attempt in range(REFILLS + 1):
+        refills = 0
+        for _ in range(BUCKET_TRIES):
             row = self._uow.event_row(event)
-            outcome = await driver.fetchrow(
-                _FROM_BUCKET,
-                reservation.reservation_id,
-                reservation.order_id,
-                reservation.expires_at,
-                reservation.created_at,
-                line.sku,
-                line.warehouse_id,
-                line.quantity,
-                current_trace_id(),
-                row["event_id"],
-                row["subject"],
-                row["event_type"],
-                row["payload"],
-                row["traceparent"],
-                bucket_hash(reservation.order_id),
-            )
-            if outcome["chosen"]:
-                if not outcome["inserted"]:
-                    return _Miss.HELD
-                if outcome["updated"] != 1:  # cannot happen: the bucket is locked
-                    raise RuntimeError("reservation written without its bucket update")
+            try:
+                outcome = await driver.fetchrow(
+                    _FROM_BUCKET,
+                    reservation.reservation_id,
+                    reservation.order_id,
+                    reservation.expires_at,
+                    reservation.created_at,
+                    line.sku,
+                    line.warehouse_id,
+                    line.quantity,
+                    current_trace_id(),
+                    row["event_id"],
+                    row["subject"],
+                    row["event_type"],
+                    row["payload"],
+                    row["traceparent"],
+                    bucket_hash(reservation.order_id),
+                )
+            except asyncpg.UniqueViolationError:
+                return _Miss.HELD  # another reservation of the order came first; this one wrote nothing
+            if outcome["held"]:
+                return _Miss.HELD
+            if outcome["taken"]:
+                if outcome["inserted"] != 1:  # cannot happen: the insert follows the update
+                    raise RuntimeError("bucket taken without its reservation")
                 reservation.events.clear()
                 return None
+            if outcome["chosen"]:
+                continue  # another reservation took the bucket's last units first
             if outcome["buckets"] is None:
                 return _Miss.SHORT  # no stock row: the shortage names it
             if not outcome["buckets"]:
@@ -488,10 +502,11 @@ class StockRepository:
             on_hand, reserved, sellable = outcome["on_hand"], outcome["reserved"], outcome["sellable"]
             if reservable(on_hand, reserved, cap_basis_points, sellable) + outcome["free"] < line.quantity:
                 return _Miss.SHORT
-            if attempt == REFILLS or not await self._refill(
+            if refills == REFILLS or not await self._refill(
                 line, first_bucket(reservation.order_id, outcome["buckets"]), cap_basis_points
             ):
                 break
+            refills += 1
         return _Miss.BUCKETED
 
     async def _refill(self, line: Line, bucket: int, cap_basis_points: int) -> bool:
