@@ -19,7 +19,7 @@ async def set_stock_buckets(
     count = check_buckets(buckets)
     if count and policy.low_stock_scope == LowStockScope.POOL:
         raise FailedPrecondition(
-            "stock buckets need LOW_STOCK_SCOPE=warehouse: in pool scope every reservation goes through the rows"
+            "stock buckets need LOW_STOCK_SCOPE=warehouse: in pool scope reservations go through the rows"
         )
     async with uow:
         await known(uow, [sku], warehouse_id)

@@ -27,7 +27,8 @@ _AUDIT = text(
           FROM stock_buckets GROUP BY sku, warehouse_id)
     SELECT COALESCE(s.sku, b.sku) AS sku, COALESCE(s.warehouse_id, b.warehouse_id) AS warehouse_id,
            COALESCE(s.on_hand, 0) AS on_hand, COALESCE(b.on_hand, 0) AS ledger_on_hand,
-           COALESCE(s.reserved, 0) - COALESCE(x.free, 0) AS reserved, COALESCE(b.reserved, 0) AS ledger_reserved,
+           COALESCE(s.reserved, 0) - COALESCE(x.free, 0) AS reserved,
+           COALESCE(b.reserved, 0) AS ledger_reserved,
            COALESCE(h.units, 0) AS open_units,
            COALESCE(x.used, 0) AS bucket_used, COALESCE(h.bucket_units, 0) AS open_bucket_units
       FROM stock AS s

@@ -138,7 +138,8 @@ _SETTLE_BUCKETS = text(
         SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:warehouses AS text[]), CAST(:buckets AS int[]),
                              CAST(:quantities AS bigint[])) AS w(sku, warehouse_id, bucket, quantity)),
     locked AS (
-        SELECT b.sku, b.warehouse_id, b.bucket, w.quantity, (b.bucket >= s.buckets OR NOT s.sellable) AS to_row
+        SELECT b.sku, b.warehouse_id, b.bucket, w.quantity,
+               (b.bucket >= s.buckets OR NOT s.sellable) AS to_row
           FROM stock_buckets AS b
           JOIN w ON w.sku = b.sku AND w.warehouse_id = b.warehouse_id AND w.bucket = b.bucket
           JOIN stock AS s ON s.sku = b.sku AND s.warehouse_id = b.warehouse_id
@@ -161,8 +162,11 @@ _SPLIT = text(
     allotted AS (
         INSERT INTO stock_buckets (sku, warehouse_id, bucket, allotted, used)
         SELECT :sku, :warehouse_id, n - 1, units, 0 FROM shares
-        ON CONFLICT (sku, warehouse_id, bucket) DO UPDATE SET allotted = stock_buckets.allotted + EXCLUDED.allotted)
-    UPDATE stock SET reserved = reserved + (SELECT COALESCE(sum(units), 0) FROM shares), buckets = :buckets, updated_at = now()
+        ON CONFLICT (sku, warehouse_id, bucket)
+        DO UPDATE SET allotted = stock_buckets.allotted + EXCLUDED.allotted)
+    UPDATE stock
+       SET reserved = reserved + (SELECT COALESCE(sum(units), 0) FROM shares), buckets = :buckets,
+           updated_at = now()
      WHERE sku = :sku AND warehouse_id = :warehouse_id
     """
 )
