@@ -73,6 +73,14 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
         return pb.SetStockPolicyResponse(stock=self._level(row))
 
+    async def SetStockBuckets(
+        self, request: pb.SetStockBucketsRequest, context: Ctx
+    ) -> pb.SetStockBucketsResponse:
+        split = await handlers.set_stock_buckets(
+            self.uow(), self.policy, request.warehouse_id, request.sku, request.buckets
+        )
+        return mappers.stock_buckets(split, stock_level(split.row, self.policy.cap_basis_points))
+
     async def Reserve(self, request: pb.ReserveRequest, context: Ctx) -> pb.ReserveResponse:
         lines = mappers.lines_in(request.lines)
         ttl = mappers.ttl_in(request.ttl_seconds)

@@ -27,6 +27,7 @@ from services.inventory.domain.model import (
     SkuAvailability,
     StockAudit,
     StockLevel,
+    StockSplit,
 )
 from services.kit import bus, status
 from services.kit.errors import InvalidArgument
@@ -171,6 +172,16 @@ def ledger_entry(entry: LedgerEntry) -> pb.LedgerEntry:
     )
 
 
+def stock_buckets(split: StockSplit, level: StockLevel) -> pb.SetStockBucketsResponse:
+    return pb.SetStockBucketsResponse(
+        stock=stock_level(level),
+        buckets=split.buckets,
+        parts=[
+            pb.StockBucket(bucket=part.bucket, allotted=part.allotted, used=part.used) for part in split.parts
+        ],
+    )
+
+
 def breach(audit: StockAudit) -> pb.InvariantBreach:
     return pb.InvariantBreach(
         sku=audit.sku,
@@ -180,6 +191,8 @@ def breach(audit: StockAudit) -> pb.InvariantBreach:
         reserved=audit.reserved,
         ledger_reserved=audit.ledger_reserved,
         open_reservation_units=audit.open_reservation_units,
+        bucket_used_units=audit.bucket_used_units,
+        open_bucket_units=audit.open_bucket_units,
     )
 
 

@@ -162,6 +162,8 @@ POLICY: dict[str, Rule] = {
     f"{INVENTORY}/GetSku": _r(STOCK_READERS | {"channel"}, SHARED),
     f"{INVENTORY}/ListSkus": _r(STOCK_READERS | {"channel"}, SHARED),
     f"{INVENTORY}/SetStockPolicy": _w(STAFF, STAFF_ONLY),
+    # splitting a hot row changes how its stock is locked, not what anyone sees: operations' call
+    f"{INVENTORY}/SetStockBuckets": _w(frozenset({"ops", "admin"}), STAFF_ONLY),
     f"{INVENTORY}/Reserve": _w(STAFF | {"service"}, STAFF_ONLY),
     f"{INVENTORY}/CommitReservation": _w(STAFF | {"service"}, STAFF_ONLY),
     # the batch calls are orders' process manager's (service-to-service, or a client-credentials token)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +18,7 @@ MAX_LINES = 200
 MAX_WEIGHT_G = 1_000_000
 MAX_TITLE = 200
 POOL = ""  # the warehouse id that stands for all of a SKU's warehouses
+MAX_BUCKETS = 64
 _REFERENCE = re.compile(r"^[\w.\-:/#]{1,64}$")
 # later rules (SLA timers, risk) key on categories: keep them to readable names, any script
 _CATEGORY = re.compile(r"^[\w\-/&. ]{0,64}$")
@@ -135,6 +138,8 @@ class Reservation:
     created_at: datetime
     lines: tuple[Line, ...]
     events: list[Event] = field(default_factory=list, compare=False, repr=False)
+    # the stock bucket each line taken from one came from, by (sku, warehouse)
+    buckets: dict[tuple[str, str], int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def place(
@@ -161,6 +166,9 @@ class Placement(StrEnum):
     RESERVED = "reserved"
     HELD = "held"  # the order already holds a live reservation; nothing was written
     SHORT = "short"  # a line did not fit; nothing was written
+    BUCKETED = (
+        "bucketed"  # a line's row is split into buckets, taken one reservation at a time; nothing written
+    )
 
 
 class ShortageReason(StrEnum):
@@ -314,16 +322,19 @@ class StockAudit:
     warehouse_id: str
     on_hand: int
     ledger_on_hand: int
-    reserved: int
+    reserved: int  # held for orders: the row's reserved less its buckets' free units
     ledger_reserved: int
     open_reservation_units: int
+    bucket_used_units: int = 0
+    open_bucket_units: int = 0  # what the open reservations' lines took from buckets
 
     @property
     def breached(self) -> bool:
-        return (self.on_hand, self.reserved) != (
-            self.ledger_on_hand,
-            self.ledger_reserved,
-        ) or self.reserved != self.open_reservation_units
+        return (
+            (self.on_hand, self.reserved) != (self.ledger_on_hand, self.ledger_reserved)
+            or self.reserved != self.open_reservation_units
+            or self.bucket_used_units != self.open_bucket_units
+        )
 
 
 def check_reference(field: str, value: str) -> str:
@@ -361,6 +372,95 @@ def reservable(on_hand: int, reserved: int, cap_basis_points: int, sellable: boo
     if not sellable:
         return 0
     return max(0, on_hand * cap_basis_points // 10_000 - reserved)
+
+
+@dataclass(frozen=True, order=True)
+class BucketUnits:
+    """Units that reservation lines took from one stock bucket."""
+
+    sku: str
+    warehouse_id: str
+    bucket: int
+    quantity: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.sku, self.warehouse_id)
+
+
+@dataclass(frozen=True)
+class StockBucket:
+    bucket: int
+    allotted: int
+    used: int
+
+    @property
+    def free(self) -> int:
+        return self.allotted - self.used
+
+
+@dataclass(frozen=True)
+class StockSplit:
+    """A row and its buckets: `buckets` of them take allotments (0: not split); `parts` are every bucket,
+    including those that only still hold units of open reservations."""
+
+    row: StockRow
+    buckets: int
+    parts: tuple[StockBucket, ...]
+
+
+def bucket_units(reservations: Iterable[Reservation]) -> list[BucketUnits]:
+    """What the reservations' lines took from buckets, one entry per bucket, in lock order."""
+    totals: dict[tuple[str, str, int], int] = {}
+    for reservation in reservations:
+        for line in reservation.lines:
+            bucket = reservation.buckets.get(line.key)
+            if bucket is not None:
+                at = (line.sku, line.warehouse_id, bucket)
+                totals[at] = totals.get(at, 0) + line.quantity
+    return [BucketUnits(*at, quantity) for at, quantity in sorted(totals.items())]
+
+
+def check_buckets(buckets: int) -> int:
+    """How many buckets a row is split into: 0 or 1 is not split (0)."""
+    if not 0 <= buckets <= MAX_BUCKETS:
+        raise InvalidArgument("buckets", f"must be between 0 and {MAX_BUCKETS}, got {buckets}")
+    return 0 if buckets == 1 else buckets
+
+
+def bucket_hash(order_id: str) -> int:
+    """Where an order starts among a split row's buckets (the hash modulo their number): orders spread
+    evenly, and a repeat of an order starts where it did."""
+    return zlib.crc32(order_id.encode())
+
+
+def first_bucket(order_id: str, buckets: int) -> int:
+    return bucket_hash(order_id) % buckets
+
+
+def allotment_room(
+    on_hand: int, reserved: int, safety_level: int, sellable: bool, cap_basis_points: int
+) -> int:
+    """Units a row may allot to its buckets: what one reservation could take from it, never under the
+    safety level (a reservation that would cross it goes through the row, which then stops selling)."""
+    room = reservable(on_hand, reserved, cap_basis_points, sellable)
+    if safety_level > 0:
+        room = min(room, max(0, on_hand - reserved - safety_level))
+    return room
+
+
+def refill_size(room: int, buckets: int, quantity: int) -> int:
+    """A dry bucket's new allotment: its share of the row's room, at least the line's quantity, at most
+    the room; 0 when the room cannot cover the line."""
+    if buckets < 1 or room < quantity:
+        return 0
+    return min(room, max(quantity, -(-room // buckets)))
+
+
+def split_evenly(units: int, buckets: int) -> list[int]:
+    """Units shared among buckets, the first ones taking one more when they do not divide evenly."""
+    share, extra = divmod(units, buckets)
+    return [share + (1 if bucket < extra else 0) for bucket in range(buckets)]
 
 
 def default_safety_level(normal_level: int, safety_percent: int) -> int:

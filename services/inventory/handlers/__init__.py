@@ -1,6 +1,7 @@
 """Inventory use cases, each inside one unit of work (handlers.ports says what they may ask of it)."""
 
 from services.inventory.domain.policy import LowStockScope, Policy
+from services.inventory.handlers.buckets import set_stock_buckets
 from services.inventory.handlers.catalogue import get_sku, put_sku, put_warehouse, set_stock_policy
 from services.inventory.handlers.invariants import check_invariants
 from services.inventory.handlers.movements import adjust_stock, record_receipt, record_stock_count, restock
@@ -33,6 +34,7 @@ __all__ = [
     "release_reservation",
     "reserve",
     "restock",
+    "set_stock_buckets",
     "set_stock_policy",
     "update_replenishment_order",
 ]

@@ -12,6 +12,7 @@ from typing import Protocol, Self
 
 from services.inventory.domain.events import Event
 from services.inventory.domain.model import (
+    BucketUnits,
     Line,
     Movement,
     Placement,
@@ -22,6 +23,7 @@ from services.inventory.domain.model import (
     Sku,
     SkuEntry,
     StockAudit,
+    StockBucket,
     StockRow,
 )
 from services.kit.clock import Clock
@@ -29,23 +31,40 @@ from services.kit.clock import Clock
 
 class Stock(Protocol):
     async def reserve(
-        self, reservation: Reservation, cap_basis_points: int, *, fast: bool = True
+        self, reservation: Reservation, cap_basis_points: int, *, fast: bool = True, bucketed: bool = False
     ) -> tuple[Placement, list[StockRow]]:
-        """All the reservation's lines or none; RESERVED with the rows whose safety stock may have moved."""
+        """All the reservation's lines or none; RESERVED with the rows whose safety stock may have moved.
+        `bucketed`: the one line's row is known to be split into buckets (a hint)."""
         ...
 
     async def reserve_together(
         self, reservations: Sequence[Reservation], cap_basis_points: int, traceparents: Sequence[str]
     ) -> list[Placement | None]:
-        """New reservations in one transaction, in the order given: RESERVED, SHORT, or None (nothing
-        written, left for `reserve`: held by the order already, a safety level crossed)."""
+        """New reservations in one transaction, in the order given: RESERVED, SHORT, BUCKETED or None
+        (nothing written, left for `reserve`: a row split into buckets, held by the order already, a
+        safety level crossed)."""
         ...
 
-    async def settle(self, lines: Sequence[Line], *, deduct: bool) -> list[StockRow]: ...
+    async def settle(
+        self, lines: Sequence[Line], *, deduct: bool, buckets: Sequence[BucketUnits] = ()
+    ) -> list[StockRow]:
+        """`buckets`: which of the lines' units were taken from buckets."""
+        ...
 
     async def move(
-        self, reservation_id: str, moving: Line, to_warehouse: str, cap_basis_points: int
+        self,
+        reservation_id: str,
+        moving: Line,
+        to_warehouse: str,
+        cap_basis_points: int,
+        bucket: int | None = None,
     ) -> list[StockRow] | None: ...
+
+    async def split(self, sku: str, warehouse_id: str, buckets: int, cap_basis_points: int) -> StockRow:
+        """The locked row split into `buckets` (0: no longer), its free units shared among them anew."""
+        ...
+
+    async def buckets(self, sku: str, warehouse_id: str) -> tuple[int, list[StockBucket]]: ...
 
     async def get(self, sku: str, warehouse_id: str) -> StockRow | None: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -18,6 +19,7 @@ from services.inventory.domain.model import (
     ReserveOutcome,
     Shortage,
     StockLevel,
+    bucket_units,
     check_reference,
     reservation_lines,
     shortage,
@@ -36,13 +38,22 @@ log = logging.getLogger(__name__)
 NewUnitOfWork = Callable[[], UnitOfWork]
 MIN_TTL, MAX_TTL = timedelta(seconds=10), timedelta(days=7)
 MAX_REASON = 500
+# how long the desk goes on sending a row's reservations alone after a group found the row split
+BUCKETED_HINT_SECONDS = 60.0
 
 
 async def reserve(
-    new_uow: NewUnitOfWork, policy: Policy, order_id: str, requested: list[Line], ttl: timedelta | None = None
+    new_uow: NewUnitOfWork,
+    policy: Policy,
+    order_id: str,
+    requested: list[Line],
+    ttl: timedelta | None = None,
+    *,
+    bucketed: bool = False,
 ) -> ReserveOutcome:
     """All lines or none; a repeat returns the order's reservation. Room held by reservations past their
-    time is freed first (before the sweeper gets to them), outside any open transaction."""
+    time is freed first (before the sweeper gets to them), outside any open transaction. `bucketed`:
+    the one line's row is known to be split into buckets."""
     check_reference("order_id", order_id)
     lines = reservation_lines(requested)
     if ttl is not None and not MIN_TTL <= ttl <= MAX_TTL:
@@ -54,7 +65,9 @@ async def reserve(
             now = uow.clock.now()
             expires_at = now + (ttl or policy.reservation_ttl)
             reservation = Reservation.place(new_id(), order_id, lines, expires_at, now)
-            placement, rows = await uow.stock.reserve(reservation, policy.cap_basis_points, fast=fast)
+            placement, rows = await uow.stock.reserve(
+                reservation, policy.cap_basis_points, fast=fast, bucketed=bucketed and fast
+            )
             if placement is Placement.RESERVED:
                 await apply_signals(policy, uow, rows)
                 await uow.commit()
@@ -104,7 +117,9 @@ class ReserveDesk:
     What a group cannot place at once (short, held by the order already, a safety level crossed),
     every reservation of a group whose transaction failed, and a group of one are placed by
     `reserve` alone, outside the desk, exactly as if they had come alone (a lone one-line
-    reservation is one statement with no transaction); reservations of several lines always are."""
+    reservation is one statement with no transaction); reservations of several lines always are.
+    So are those of a row split into buckets, once a group has found it split (for
+    `BUCKETED_HINT_SECONDS`): each takes from its own bucket, and a group would lock several."""
 
     def __init__(self, new_uow: NewUnitOfWork, policy: Policy, *, max_batch: int = 100) -> None:
         self.new_uow = new_uow
@@ -113,6 +128,11 @@ class ReserveDesk:
         self._batcher: Batcher[_Placing, ReserveOutcome | None] = Batcher(
             self._together, linger=0, max_batch=max_batch, in_flight=2
         )
+        self._split_seen: dict[tuple[str, str], float] = {}
+
+    def _split(self, key: tuple[str, str]) -> bool:
+        seen = self._split_seen.get(key)
+        return seen is not None and time.monotonic() - seen < BUCKETED_HINT_SECONDS
 
     @property
     def batches(self) -> int:
@@ -125,12 +145,15 @@ class ReserveDesk:
         check_reference("order_id", order_id)
         lines = reservation_lines(requested)
         one_row = len(lines) == 1 and self.policy.low_stock_scope != LowStockScope.POOL
+        if one_row and self._split(lines[0].key):
+            return await reserve(self.new_uow, self.policy, order_id, requested, ttl, bucketed=True)
         if one_row and (ttl is None or MIN_TTL <= ttl <= MAX_TTL):
             placing = _Placing(order_id, lines, ttl, tracing.current_traceparent())
             answered = await self._batcher.submit(placing)
             if answered is not None:
                 return answered
-        return await reserve(self.new_uow, self.policy, order_id, requested, ttl)
+        bucketed = one_row and self._split(lines[0].key)
+        return await reserve(self.new_uow, self.policy, order_id, requested, ttl, bucketed=bucketed)
 
     async def _together(self, items: list[_Placing]) -> list[ReserveOutcome | BaseException | None]:
         """Each item placed, answered short, or (None) left for `reserve` alone."""
@@ -163,6 +186,8 @@ class ReserveDesk:
                 answers[index] = ReserveOutcome(True, reservation, items[index].lines)
             elif placement is Placement.SHORT:
                 short.append(index)
+            elif placement is Placement.BUCKETED:
+                self._split_seen[items[index].lines[0].key] = time.monotonic()
         if short:
             try:
                 for index, answer in zip(short, await self._short([items[i] for i in short]), strict=True):
@@ -243,7 +268,7 @@ async def commit_reservation(
         )
         if committed is not None:
             lines = committed.lines
-            await uow.stock.settle(lines, deduct=True)
+            await uow.stock.settle(lines, deduct=True, buckets=bucket_units([committed]))
             await uow.ledger.record(
                 Movement.COMMIT,
                 now,
@@ -279,7 +304,7 @@ async def release_reservation(
         )
         if released is not None:
             lines = released.lines
-            stock = await uow.stock.settle(lines, deduct=False)
+            stock = await uow.stock.settle(lines, deduct=False, buckets=bucket_units([released]))
             await uow.ledger.record(
                 Movement.RELEASE,
                 now,
@@ -328,7 +353,11 @@ async def move_reservation(
             raise FailedPrecondition(f"order {order_id} already reserves {sku} at {to_warehouse}")
         target = Line(sku, to_warehouse, moving.quantity)
         changed = await uow.stock.move(
-            reservation.reservation_id, moving, to_warehouse, policy.cap_basis_points
+            reservation.reservation_id,
+            moving,
+            to_warehouse,
+            policy.cap_basis_points,
+            reservation.buckets.get(moving.key),
         )
         if changed is not None:
             await uow.ledger.record(
@@ -340,7 +369,8 @@ async def move_reservation(
             await apply_signals(policy, uow, changed)
             await uow.commit()
             moved = tuple(sorted(target if line == moving else line for line in lines))
-            return replace(reservation, lines=moved), moved, None
+            buckets = {key: bucket for key, bucket in reservation.buckets.items() if key != moving.key}
+            return replace(reservation, lines=moved, buckets=buckets), moved, None
     shortages = await _shortages(new_uow(), policy, [target], [target])
     return reservation, lines, shortages[0] if shortages else None
 
@@ -383,6 +413,7 @@ async def expire_reservations(uow: UnitOfWork, policy: Policy, keys: Sequence[tu
         stock = await uow.stock.settle(
             sorted(Line(sku, warehouse, quantity) for (sku, warehouse), quantity in totals.items()),
             deduct=False,
+            buckets=bucket_units(due),
         )
         await apply_signals(policy, uow, stock)
         await uow.commit()

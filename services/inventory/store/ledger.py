@@ -18,17 +18,25 @@ _AUDIT = text(
                sum(on_hand_delta)::bigint AS on_hand, sum(reserved_delta)::bigint AS reserved
           FROM ledger GROUP BY sku, warehouse_id),
     held AS (
-        SELECT line.sku, line.warehouse_id, sum(line.quantity)::bigint AS units
+        SELECT line.sku, line.warehouse_id, sum(line.quantity)::bigint AS units,
+               COALESCE(sum(line.quantity) FILTER (WHERE line.bucket IS NOT NULL), 0)::bigint AS bucket_units
           FROM reservations AS r JOIN reservation_lines AS line USING (reservation_id)
-         WHERE r.status = 'ACTIVE' GROUP BY line.sku, line.warehouse_id)
+         WHERE r.status = 'ACTIVE' GROUP BY line.sku, line.warehouse_id),
+    split AS (
+        SELECT sku, warehouse_id, sum(allotted - used)::bigint AS free, sum(used)::bigint AS used
+          FROM stock_buckets GROUP BY sku, warehouse_id)
     SELECT COALESCE(s.sku, b.sku) AS sku, COALESCE(s.warehouse_id, b.warehouse_id) AS warehouse_id,
            COALESCE(s.on_hand, 0) AS on_hand, COALESCE(b.on_hand, 0) AS ledger_on_hand,
-           COALESCE(s.reserved, 0) AS reserved, COALESCE(b.reserved, 0) AS ledger_reserved,
-           COALESCE(h.units, 0) AS open_units
+           COALESCE(s.reserved, 0) - COALESCE(x.free, 0) AS reserved,
+           COALESCE(b.reserved, 0) AS ledger_reserved,
+           COALESCE(h.units, 0) AS open_units,
+           COALESCE(x.used, 0) AS bucket_used, COALESCE(h.bucket_units, 0) AS open_bucket_units
       FROM stock AS s
  FULL JOIN booked AS b USING (sku, warehouse_id)
  LEFT JOIN held AS h
         ON h.sku = COALESCE(s.sku, b.sku) AND h.warehouse_id = COALESCE(s.warehouse_id, b.warehouse_id)
+ LEFT JOIN split AS x
+        ON x.sku = COALESCE(s.sku, b.sku) AND x.warehouse_id = COALESCE(s.warehouse_id, b.warehouse_id)
     """
 )
 
@@ -112,7 +120,10 @@ class LedgerRepository:
         return {row.sku: row.unit_cost_minor for row in rows}
 
     async def audit(self) -> list[StockAudit]:
-        """Every row beside its sums from the ledger and its units held by active reservations."""
+        """Every row beside its sums from the ledger and its units held by active reservations. A split
+        row's free bucket units are reserved on the row but held by no order (the ledger records the
+        orders' movements, not allotments), so they are left out of its reserved; the units its
+        buckets' lines hold must match its buckets' used units."""
         conn = await self._connect()
         return [
             StockAudit(
@@ -123,6 +134,8 @@ class LedgerRepository:
                 reserved=row.reserved,
                 ledger_reserved=row.ledger_reserved,
                 open_reservation_units=row.open_units,
+                bucket_used_units=row.bucket_used,
+                open_bucket_units=row.open_bucket_units,
             )
             for row in await conn.execute(_AUDIT)
         ]

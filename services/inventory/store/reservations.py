@@ -95,12 +95,14 @@ class ReservationRepository:
             return []
         ids = [row.reservation_id for row in rows]
         lines: dict[str, list[Line]] = defaultdict(list)
+        buckets: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
         query = (
             select(
                 reservation_lines_table.c.reservation_id,
                 reservation_lines_table.c.sku,
                 reservation_lines_table.c.warehouse_id,
                 reservation_lines_table.c.quantity,
+                reservation_lines_table.c.bucket,
             )
             .order_by(reservation_lines_table.c.sku, reservation_lines_table.c.warehouse_id)
             .where(
@@ -111,6 +113,8 @@ class ReservationRepository:
         )
         for line in await conn.execute(query):
             lines[line.reservation_id].append(Line(line.sku, line.warehouse_id, line.quantity))
+            if line.bucket is not None:
+                buckets[line.reservation_id][(line.sku, line.warehouse_id)] = line.bucket
         return [
             Reservation(
                 reservation_id=row.reservation_id,
@@ -119,6 +123,7 @@ class ReservationRepository:
                 expires_at=row.expires_at,
                 created_at=row.created_at,
                 lines=tuple(lines[row.reservation_id]),
+                buckets=buckets[row.reservation_id],
             )
             for row in rows
         ]

@@ -9,8 +9,10 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -59,10 +61,28 @@ stock_table = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # the moving average cost of a unit on hand, in minor units (0: no cost was ever given)
     Column("unit_cost_minor", BigInteger, nullable=False, server_default="0"),
+    # how many buckets take new allotments (revision 0004); 0: the row is not split
+    Column("buckets", SmallInteger, nullable=False, server_default="0"),
     CheckConstraint("on_hand >= 0", name="stock_on_hand_not_negative"),
     CheckConstraint("reserved >= 0", name="stock_reserved_not_negative"),
     CheckConstraint("reserved <= on_hand", name="stock_never_oversold"),
     CheckConstraint("safety_level >= 0 AND normal_level >= 0", name="stock_levels_not_negative"),
+    CheckConstraint("buckets BETWEEN 0 AND 64", name="stock_buckets_range"),
+)
+
+# A hot row's reservable units split into sub-rows, so that concurrent reservations lock different rows.
+# The stock row counts every allotted unit as reserved; a bucket's own reservations take from it.
+stock_buckets_table = Table(
+    "stock_buckets",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("warehouse_id", String(64), primary_key=True),
+    Column("bucket", SmallInteger, primary_key=True),
+    Column("allotted", BigInteger, nullable=False, server_default="0"),
+    Column("used", BigInteger, nullable=False, server_default="0"),
+    ForeignKeyConstraint(["sku", "warehouse_id"], ["stock.sku", "stock.warehouse_id"]),
+    CheckConstraint("bucket BETWEEN 0 AND 63", name="stock_buckets_bucket"),
+    CheckConstraint("used >= 0 AND used <= allotted", name="stock_buckets_never_oversold"),
 )
 
 reservations_table = Table(
@@ -92,6 +112,8 @@ reservation_lines_table = Table(
     Column("sku", String(64), primary_key=True),
     Column("warehouse_id", String(64), primary_key=True),
     Column("quantity", BigInteger, nullable=False),
+    # the stock bucket the units were taken from (revision 0004); NULL: from the stock row itself
+    Column("bucket", SmallInteger, nullable=True),
     CheckConstraint("quantity > 0", name="reservation_lines_positive"),
 )
 

@@ -313,3 +313,31 @@ async def test_the_ledger_values_a_sale_at_the_moving_average_and_its_return_at_
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details().startswith("unit_cost_minor:")
+
+
+async def test_a_hot_sku_split_into_buckets_through_grpc_sells_exactly_its_stock_and_refuses_bad_counts(
+    stub: inventory_pb2_grpc.InventoryServiceStub,
+) -> None:
+    await stub.PutWarehouse(pb.PutWarehouseRequest(warehouse_id="WH-SH"))
+    await stub.PutSku(pb.PutSkuRequest(sku="HOT"))
+    await stub.RecordReceipt(
+        pb.RecordReceiptRequest(receipt_id="G1", warehouse_id="WH-SH", sku="HOT", quantity=60)
+    )
+    split = await stub.SetStockBuckets(pb.SetStockBucketsRequest(warehouse_id="WH-SH", sku="HOT", buckets=8))
+    assert (split.buckets, sum(p.allotted for p in split.parts), split.stock.available) == (8, 57, 57)
+    for count, field in ((65, "buckets"), (-1, "buckets")):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.SetStockBuckets(
+                pb.SetStockBucketsRequest(warehouse_id="WH-SH", sku="HOT", buckets=count)
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.details().startswith(f"{field}:")
+    line = pb.ReservationLine(sku="HOT", warehouse_id="WH-SH", quantity=1)
+    replies = await asyncio.gather(
+        *(stub.Reserve(pb.ReserveRequest(order_id=f"h-{n}", lines=[line])) for n in range(120))
+    )
+    assert sum(reply.reserved for reply in replies) == 57
+    [sku] = (await stub.GetAvailability(pb.GetAvailabilityRequest(skus=["HOT"]))).skus
+    assert (sku.warehouses[0].reserved, sku.pool_available) == (57, 0)
+    checked = await stub.CheckInvariants(pb.CheckInvariantsRequest())
+    assert list(checked.breaches) == []

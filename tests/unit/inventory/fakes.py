@@ -14,6 +14,7 @@ from typing import TypeVar
 from services.inventory.domain.events import Event
 from services.inventory.domain.model import (
     POOL,
+    BucketUnits,
     Line,
     Movement,
     Placement,
@@ -24,6 +25,7 @@ from services.inventory.domain.model import (
     Sku,
     SkuEntry,
     StockAudit,
+    StockBucket,
     StockRow,
 )
 from services.kit.clock import FixedClock
@@ -61,6 +63,7 @@ class State:
     replenishment: dict[str, ReplenishmentOrder] = field(default_factory=dict)
     ledger: list[Entry] = field(default_factory=list)
     unit_costs: dict[tuple[str, str], int] = field(default_factory=dict)
+    buckets: dict[tuple[str, str], int] = field(default_factory=dict)
     keys: dict[tuple[str, str], tuple[str, bytes | None]] = field(default_factory=dict)
     published: list[Event] = field(default_factory=list)
     reserve_calls: list[bool] = field(default_factory=list)  # `fast` of each call
@@ -93,7 +96,7 @@ class FakeStock:
         return self._rows[key]
 
     async def reserve(
-        self, reservation: Reservation, cap_basis_points: int, *, fast: bool = True
+        self, reservation: Reservation, cap_basis_points: int, *, fast: bool = True, bucketed: bool = False
     ) -> tuple[Placement, list[StockRow]]:
         state = self._uow.state
         state.reserve_calls.append(fast)
@@ -112,7 +115,9 @@ class FakeStock:
         reservation.events.clear()
         return Placement.RESERVED, [self._add(line.key, reserved=line.quantity) for line in reservation.lines]
 
-    async def settle(self, lines: Sequence[Line], *, deduct: bool) -> list[StockRow]:
+    async def settle(
+        self, lines: Sequence[Line], *, deduct: bool, buckets: Sequence[BucketUnits] = ()
+    ) -> list[StockRow]:
         return [
             self._add(line.key, on_hand=-line.quantity if deduct else 0, reserved=-line.quantity)
             for line in lines
@@ -120,7 +125,12 @@ class FakeStock:
         ]
 
     async def move(
-        self, reservation_id: str, moving: Line, to_warehouse: str, cap_basis_points: int
+        self,
+        reservation_id: str,
+        moving: Line,
+        to_warehouse: str,
+        cap_basis_points: int,
+        bucket: int | None = None,
     ) -> list[StockRow] | None:
         target = Line(moving.sku, to_warehouse, moving.quantity)
         if not self._fits(target, cap_basis_points):
@@ -134,6 +144,14 @@ class FakeStock:
 
     async def get(self, sku: str, warehouse_id: str) -> StockRow | None:
         return self._rows.get((sku, warehouse_id))
+
+    async def split(self, sku: str, warehouse_id: str, buckets: int, cap_basis_points: int) -> StockRow:
+        """Only the number is kept: the in-memory row has no lock to spread (Postgres's are tested)."""
+        self._uow.state.buckets[(sku, warehouse_id)] = buckets
+        return self._rows[(sku, warehouse_id)]
+
+    async def buckets(self, sku: str, warehouse_id: str) -> tuple[int, list[StockBucket]]:
+        return self._uow.state.buckets.get((sku, warehouse_id), 0), []
 
     async def lock(self, sku: str, warehouse_id: str) -> tuple[StockRow, int]:
         row = self._rows.setdefault((sku, warehouse_id), StockRow(sku, warehouse_id, 0, 0, 0, 0, True))
