@@ -1,8 +1,8 @@
 """Gateway benchmark (`make bench-gateway`): the whole platform as `make run` starts it.
 
 1. An authenticated GetOrder through Envoy + gateway against the same call straight to the orders
-   service, in one run: one client in sequence (latency, the gateway's overhead per call) and 32
-   concurrent clients (throughput, p99).
+   service, in one run: one client in sequence, the two paths in turn (latency, the gateway's overhead
+   per call), and 32 concurrent clients (throughput, p99).
 2. Chunked upload of a 32 MiB payload through Envoy: begin, 1 MiB chunks (4 in flight), status;
    MB/s of the transfer, and separately of the verification (size + SHA-256) on complete.
 """
@@ -56,18 +56,26 @@ def order_request(ref: str) -> orders_pb2.IngestOrderRequest:
 
 
 async def sequential(
-    address: str, order_id: str, metadata: tuple[tuple[str, str], ...], calls: int
-) -> list[float]:
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = orders_pb2_grpc.OrdersServiceStub(channel)
+    paths: dict[str, tuple[str, tuple[tuple[str, str], ...]]], order_id: str, calls: int
+) -> dict[str, list[float]]:
+    """One call at a time, the paths in turn (direct, then through the edge, then direct, …), so that a
+    machine whose speed drifts during the run slows both alike; latencies per path."""
+    channels = {name: grpc.aio.insecure_channel(address) for name, (address, _) in paths.items()}
+    try:
+        stubs = {name: orders_pb2_grpc.OrdersServiceStub(channel) for name, channel in channels.items()}
         request = orders_pb2.GetOrderRequest(order_id=order_id)
-        for _ in range(50):  # warm up connections and caches
-            await stub.GetOrder(request, metadata=metadata, timeout=10)
-        latencies = []
+        for name, stub in stubs.items():
+            for _ in range(50):  # warm up connections and caches
+                await stub.GetOrder(request, metadata=paths[name][1], timeout=10)
+        latencies: dict[str, list[float]] = {name: [] for name in paths}
         for _ in range(calls):
-            started = time.perf_counter()
-            await stub.GetOrder(request, metadata=metadata, timeout=10)
-            latencies.append(time.perf_counter() - started)
+            for name, stub in stubs.items():
+                started = time.perf_counter()
+                await stub.GetOrder(request, metadata=paths[name][1], timeout=10)
+                latencies[name].append(time.perf_counter() - started)
+    finally:
+        for channel in channels.values():
+            await channel.close()
     return latencies
 
 
@@ -169,8 +177,10 @@ def main() -> None:
             return str(reply.order.order_id)
 
         order_id = asyncio.run(seed())
-        direct_seq = asyncio.run(sequential(orders, order_id, direct_md(), 1000))
-        edge_seq = asyncio.run(sequential(envoy, order_id, edge_md, 1000))
+        one_by_one = asyncio.run(
+            sequential({"direct": (orders, direct_md()), "edge": (envoy, edge_md)}, order_id, 2000)
+        )
+        direct_seq, edge_seq = one_by_one["direct"], one_by_one["edge"]
         direct_rate, direct_lat = asyncio.run(concurrent(orders, order_id, direct_md()))
         edge_rate, edge_lat = asyncio.run(concurrent(envoy, order_id, edge_md))
         print(f"edge_get_order_per_s: {edge_rate:.0f} calls/s")
