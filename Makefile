@@ -142,6 +142,10 @@ bench-orders-cpu: protos ## the orders code's own CPU per ingest (a batch of 500
 bench-gateway: protos ## GetOrder through Envoy + gateway vs. direct, chunked upload MB/s; prints `name: value unit`
 	$(PY) -m bench.gateway
 
+.PHONY: bench-edge-authz
+bench-edge-authz: protos ## GetOrder direct, through Envoy + the gateway, and through an Envoy ext_authz filter with a minimal authoriser straight to orders (issue 16, item 3); prints `name: value unit`
+	$(PY) -m bench.edge_authz
+
 bench-identity: protos ## signing and verifying one identity assertion (µs); prints `name: value unit`
 	$(PY) -m bench.identity
 

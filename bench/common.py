@@ -209,10 +209,12 @@ async def open_loop(
     rate: float,
     seconds: float,
     call: Callable[[Any, int, int], Awaitable[object]],
+    failed: dict[str, int] | None = None,
 ) -> tuple[float, list[float]]:
     """Calls sent at a fixed `rate` per second for `seconds` whatever the answers' speed (arrivals do
     not wait for answers, as a shop's buyers do not), over 4 channels. Returns the answered rate and
-    each call's latency, so a p99 says how long a call takes at that load."""
+    each answered call's latency, so a p99 says how long a call takes at that load. A call that fails
+    (past a machine's capacity some time out or are cancelled) is counted in `failed` by its code."""
     channels = [client_channel(address) for _ in range(4)]
     stubs = [stub_class(channel) for channel in channels]
     latencies: list[float] = []
@@ -220,7 +222,13 @@ async def open_loop(
 
     async def one(n: int) -> None:
         started = time.perf_counter()
-        await call(stubs[n % len(stubs)], n, 0)
+        try:
+            await call(stubs[n % len(stubs)], n, 0)
+        except grpc.aio.AioRpcError as error:
+            if failed is not None:
+                failed[error.code().name] = failed.get(error.code().name, 0) + 1
+                return
+            raise
         latencies.append(time.perf_counter() - started)
 
     tasks = []
