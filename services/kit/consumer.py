@@ -363,7 +363,8 @@ async def record_alert(
     if envelope.subject == ALERTS_SUBJECT or envelope.subject.endswith(f".{ALERTS_SUBJECT}"):
         return
     try:
-        alert_class = message_factory.GetMessageClass(
+        # the class is found at run time: its fields are not known to the type checker
+        alert_class: Any = message_factory.GetMessageClass(
             descriptor_pool.Default().FindMessageTypeByName(ALERT_TYPE)
         )
     except KeyError:
