@@ -95,19 +95,22 @@ $(BROWSER_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embedded,browser]'
 	touch $(BROWSER_STAMP)
 
-test-browser: protos $(BROWSER_STAMP) ## the console in a real Chromium (the system's; with a Chinese font, installed here when missing, as root with apt)
+.PHONY: chromium
+chromium: ## the system's Chromium and a Chinese font, installed here when missing (as root with apt)
 	@need=""; command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need="chromium"; \
 	fc-list :lang=zh 2>/dev/null | grep -q . || need="$$need fonts-wqy-zenhei"; \
 	if [ -n "$$need" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
 	  elif echo "$$need" | grep -q chromium; then \
-	    echo "test-browser needs Chromium: install your distribution's chromium package" >&2; exit 1; \
+	    echo "the console's browser needs Chromium: install your distribution's chromium package" >&2; exit 1; \
 	  else echo "no Chinese font: the screenshots show boxes for the Chinese labels" >&2; fi; \
 	fi
+
+test-browser: protos $(BROWSER_STAMP) chromium ## the console in a real Chromium (the system's; with a Chinese font, installed here when missing, as root with apt)
 	$(PY) -m pytest -q tests/browser
 
-bench: bench-console bench-inventory bench-routing bench-orders bench-orders-cpu bench-gateway bench-identity bench-metrics bench-limiter bench-outbox bench-credentials bench-logistics bench-aftersales bench-guards
+bench: bench-console bench-inventory bench-routing bench-orders bench-orders-cpu bench-gateway bench-edge-authz bench-identity bench-metrics bench-limiter bench-outbox bench-credentials bench-logistics bench-aftersales bench-guards
 
 bench-inventory: protos ## hot SKU, mixed load and the raw asyncpg ceiling; prints `name: value unit`
 	$(PY) -m bench.inventory
@@ -116,7 +119,7 @@ bench-logistics: protos ## one 1,000-waybill action against the carrier sandbox 
 	$(PY) -m bench.logistics
 	$(PY) -m bench.logistics_tracking
 
-bench-console: protos $(BROWSER_STAMP) ## the 360° view of an order with 50+ timeline entries in Chromium, and the API calls behind it; prints `name: value unit`
+bench-console: protos $(BROWSER_STAMP) chromium ## the 360° view of an order with 50+ timeline entries in Chromium, and the API calls behind it; prints `name: value unit`
 	$(PY) -m bench.console
 
 bench-aftersales: protos ## 10,000 random vouchers to the cent, then refund-only tickets opened, auto-approved and refunded end to end at the payment sandbox (50 ms); prints `name: value unit`
