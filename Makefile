@@ -16,11 +16,13 @@ all: test
 # The runtime dependencies at the versions of the image's lock file (deploy/requirements.lock), so the
 # tests run what Kubernetes runs; the embedded servers for `make run` and the tests come on top. The
 # constraints are the lock's pins without their hashes: pip checks the hashes of every package or none.
+# The lint and test tools are pinned too (deploy/dev-tools.txt).
 CONSTRAINTS := $(VENV)/constraints.txt
-$(STAMP): pyproject.toml deploy/requirements.lock
+$(STAMP): pyproject.toml deploy/requirements.lock deploy/dev-tools.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	sed -e '/^ *--hash=/d' -e 's/ *\\$$//' deploy/requirements.lock > $(CONSTRAINTS)
+	cat deploy/dev-tools.txt >> $(CONSTRAINTS)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embedded]'
 	touch $(STAMP)
 
