@@ -31,8 +31,8 @@ from pathlib import Path
 
 import grpc
 
-from bench.gateway import order_request
-from oms.orders.v1 import orders_pb2, orders_pb2_grpc
+from bench.gateway import order_request, sequential
+from oms.orders.v1 import orders_pb2_grpc
 from omsctl import embedded, tokens
 from omsctl.embedded import wait_for_port
 from omsctl.stack import SERVICES, Infra, Platform, edge_settings, identity_settings
@@ -135,28 +135,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def _one_at_a_time(
-    paths: dict[str, tuple[str, tuple[tuple[str, str], ...]]], order_id: str
-) -> dict[str, list[float]]:
-    channels = {name: grpc.aio.insecure_channel(address) for name, (address, _) in paths.items()}
-    try:
-        stubs = {name: orders_pb2_grpc.OrdersServiceStub(channel) for name, channel in channels.items()}
-        request = orders_pb2.GetOrderRequest(order_id=order_id)
-        for name, stub in stubs.items():
-            for _ in range(100):
-                await stub.GetOrder(request, metadata=paths[name][1], timeout=10)
-        latencies: dict[str, list[float]] = {name: [] for name in paths}
-        for _ in range(CALLS):
-            for name, stub in stubs.items():
-                started = time.perf_counter()
-                await stub.GetOrder(request, metadata=paths[name][1], timeout=10)
-                latencies[name].append(time.perf_counter() - started)
-        return latencies
-    finally:
-        for channel in channels.values():
-            await channel.close()
-
-
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="oms-bench-edge-"))
     home.chmod(0o755)
@@ -210,16 +188,12 @@ def main() -> None:
                 )
             return str(reply.order.order_id)
 
-        latencies = asyncio.run(
-            _one_at_a_time(
-                {
-                    "direct": (orders, direct_md),
-                    "gateway_proxy": (platform.endpoints["envoy"], edge_md),
-                    "ext_authz": (f"127.0.0.1:{listen}", edge_md),
-                },
-                asyncio.run(seed()),
-            )
-        )
+        paths: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+            "direct": (orders, direct_md),
+            "gateway_proxy": (platform.endpoints["envoy"], edge_md),
+            "ext_authz": (f"127.0.0.1:{listen}", edge_md),
+        }
+        latencies = asyncio.run(sequential(paths, asyncio.run(seed()), CALLS))
         direct = statistics.median(latencies["direct"]) * 1000
         print(f"direct_p50_ms: {direct:.2f} ms")
         for name in ("gateway_proxy", "ext_authz"):
