@@ -151,7 +151,9 @@ async def test_a_lost_push_is_caught_by_the_poll_and_never_duplicated(orders: Or
 
 
 async def test_a_short_lived_token_is_refreshed_before_it_lapses(orders: Orders) -> None:
-    await orders.sandbox.control("taobao", token_lifetime_s=2)
+    # 4 s: the second token must outlive the sleeps and the poll with room to spare on a busy machine
+    # (with 2 s it lapsed before the poll once in a clean-clone run)
+    await orders.sandbox.control("taobao", token_lifetime_s=4)
     await orders.connect("taobao")
     assert await orders.refresh() == ["TAOBAO"]
     uow = orders.uow()
@@ -160,9 +162,9 @@ async def test_a_short_lived_token_is_refreshed_before_it_lapses(orders: Orders)
     assert first is not None and first.token(orders.clock.now()) is TokenState.VALID
     assert await orders.refresh() == []
 
-    await asyncio.sleep(1.1)  # half its life is left: the refresh is due
+    await asyncio.sleep(2.1)  # half its life is left: the refresh is due
     assert await orders.refresh() == ["TAOBAO"]
-    await asyncio.sleep(1.0)  # the first token has lapsed by now
+    await asyncio.sleep(2.0)  # the first token has lapsed by now
     await orders.sandbox.make("taobao", 2, push=0)
     polled = await orders.poll()
 
