@@ -130,9 +130,14 @@ class Vouched:
         return self.signer.mint(self.who, audience)
 
 
-def client_channel(address: str, who: Principal = ANONYMOUS_SERVICE) -> grpc.aio.Channel:
-    """A channel whose calls carry the gateway's assertion of `who` unless they bring their own."""
-    return grpc_client.channel(address, identity=Vouched(who))
+def client_channel(
+    address: str,
+    who: Principal = ANONYMOUS_SERVICE,
+    deadline_seconds: float = grpc_client.DEFAULT_DEADLINE_SECONDS,
+) -> grpc.aio.Channel:
+    """A channel whose calls carry the gateway's assertion of `who` unless they bring their own. Its
+    service config's deadline caps every call's own `timeout`."""
+    return grpc_client.channel(address, deadline_seconds, identity=Vouched(who))
 
 
 def forged(principal: Principal, audience: str, issuer: str = GATEWAY, ttl_seconds: int = 60) -> str:

@@ -259,7 +259,11 @@ async def test_replicas_taking_tokens_ahead_never_pass_more_than_the_shared_burs
         infra.redis_url, DEFAULT_REDIS_MAX_CONNECTIONS, DEFAULT_REDIS_SOCKET_TIMEOUT_SECONDS
     )
     shared = RedisTokenBucket(client, prefix=key_prefix)
-    replicas = [RateLimiter(shared, LocalTokenBucket(), DEFAULT_LIMITER) for _ in range(3)]
+    # Redis given all the time it needs: on a busy machine 300 calls at once wait past the default 1 s
+    # for a pooled connection, and a call that waited too long is rightly decided by its replica's own
+    # bucket (seen in a clean-clone run: 299 passed); this test is about the tokens taken ahead
+    patient = LimiterSettings(redis_timeout_seconds=60.0, redis_down_after_seconds=120.0)
+    replicas = [RateLimiter(shared, LocalTokenBucket(), patient) for _ in range(3)]
     limit = Limit(rate_per_second=100, burst=200)
 
     try:
