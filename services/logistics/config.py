@@ -63,8 +63,8 @@ class Settings:
             keys=keys,
             carriers=carrier_config(env),
             retry=RetryPolicy(
-                max_attempts=_at_least(env, "WAYBILL_MAX_ATTEMPTS", 6, 1),
-                base_seconds=number(env, "WAYBILL_RETRY_BASE_SECONDS", 1.0),
+                max_attempts=_at_least(env, "WAYBILL_MAX_ATTEMPTS", RetryPolicy.max_attempts, 1),
+                base_seconds=number(env, "WAYBILL_RETRY_BASE_SECONDS", RetryPolicy.base_seconds),
                 max_seconds=number(env, "WAYBILL_RETRY_MAX_SECONDS", 300.0),
                 jitter=_fraction(env, "WAYBILL_RETRY_JITTER", 0.5),
             ),

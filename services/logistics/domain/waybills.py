@@ -88,8 +88,12 @@ class Lookup:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 6
-    base_seconds: float = 1.0
+    """Exponential backoff with jitter. The defaults retry a carrier's passing error after about half
+    a second (most succeed then) and still ride out about 31 s of failures before a dead letter
+    (0.5 + 1 + 2 + 4 + 8 + 16 s, jittered), longer than a breaker stays open (30 s)."""
+
+    max_attempts: int = 7
+    base_seconds: float = 0.5
     max_seconds: float = 300.0
     # each delay is drawn from [d·(1−jitter), d·(1+jitter)]
     jitter: float = 0.5
