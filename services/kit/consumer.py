@@ -3,8 +3,10 @@
 A consumer built `together` handles each fetched batch in one transaction (one inbox statement for
 the batch, every handler on the same connection, in the stream's order); if that transaction fails,
 each message of the batch is handled again alone, so only the failing message is retried or dead-
-lettered. A handler's work outside the database (waking a loop) is registered with
-`Envelope.on_commit` and runs once its transaction has committed, in either mode.
+lettered. Given a `batch_handler` too, it hands that one the batch's new events at once, in the
+stream's order (so events about the same thing, an order, can be applied to it with one read and one
+write); `handler` still handles each event alone. A handler's work outside the database (waking a
+loop) is registered with `Envelope.on_commit` and runs once its transaction has committed, in either mode.
 
 Transient failures are nak'ed with a growing delay; a message that cannot be decoded, that a handler
 rejects as permanent, or that keeps failing is terminated and recorded in `dead_letters`.
@@ -57,6 +59,8 @@ class Envelope:
     subject: str
     event_type: str
     deliveries: int
+    # the trace the event was published in (W3C traceparent; empty when it came without one)
+    traceparent: str = ""
     committed: list[Callable[[], None]] = field(default_factory=list, compare=False, repr=False)
 
     def on_commit(self, then: Callable[[], None]) -> None:
@@ -73,6 +77,8 @@ class Envelope:
 
 
 Handler = Callable[[AsyncConnection, Message, Envelope], Awaitable[None]]
+# the new events of a batch taken together, in the stream's order, in its one transaction
+BatchHandler = Callable[[AsyncConnection, Sequence[tuple[Message, Envelope]]], Awaitable[None]]
 
 
 def decode(event_type: str, payload: bytes) -> Message:
@@ -99,6 +105,7 @@ class EventConsumer:
         streams: bus.StreamLimits | None = None,
         fetch_seconds: float = 1.0,
         together: bool = False,
+        batch_handler: BatchHandler | None = None,
         service: str = "",
     ) -> None:
         self.js = js
@@ -116,6 +123,7 @@ class EventConsumer:
         self.streams = streams
         self.fetch_seconds = fetch_seconds
         self.together = together
+        self.batch_handler = batch_handler
         self.processed = 0
         self.duplicates = 0
         self._info_due = 0.0
@@ -196,6 +204,7 @@ class EventConsumer:
             subject=msg.subject,
             event_type=headers.get(bus.EVENT_TYPE, ""),
             deliveries=msg.metadata.num_delivered if msg.metadata else 1,
+            traceparent=next((v for k, v in headers.items() if k.lower() == "traceparent"), ""),
         )
 
     async def process_together(self, messages: Sequence[Msg]) -> None:
@@ -227,8 +236,9 @@ class EventConsumer:
             await self.process(msg)
 
     async def _handle_all(self, taken: Sequence[tuple[Msg, Envelope, Message]]) -> set[int]:
-        """One transaction: the batch's inbox rows in one statement, then each new event's handler;
-        which of them were handled (the others were seen before)."""
+        """One transaction: the batch's inbox rows in one statement, then each new event's handler (or
+        the batch handler once, given all of them); which of them were handled (the others were seen
+        before)."""
         async with self.engine.begin() as conn:
             rows = [
                 {"consumer": self.name, "event_id": e.event_id, "subject": e.subject} for _, e, _ in taken
@@ -238,11 +248,24 @@ class EventConsumer:
             )
             first = {row.event_id for row in claimed}
             handled: set[int] = set()
-            for index, (msg, envelope, event) in enumerate(taken):
-                if envelope.event_id not in first:
-                    continue
-                first.discard(envelope.event_id)  # the same event twice in one fetch: handled once
-                handled.add(index)
+            for index, (_, envelope, _) in enumerate(taken):
+                if envelope.event_id in first:
+                    first.discard(envelope.event_id)  # the same event twice in one fetch: handled once
+                    handled.add(index)
+            if self.batch_handler is not None and len(handled) > 1:
+                new = [taken[index] for index in sorted(handled)]
+                # one span for the batch, in the first event's trace
+                token = otel_context.attach(tracing.context_from_headers(new[0][0].headers or {}))
+                try:
+                    with tracing.tracer().start_as_current_span(
+                        f"consume {len(new)} × {self.subject}", kind=trace.SpanKind.CONSUMER
+                    ):
+                        await self.batch_handler(conn, [(event, envelope) for _, envelope, event in new])
+                finally:
+                    otel_context.detach(token)
+                return handled
+            for index in sorted(handled):
+                msg, envelope, event = taken[index]
                 token = otel_context.attach(tracing.context_from_headers(msg.headers or {}))
                 try:
                     with tracing.tracer().start_as_current_span(

@@ -101,27 +101,31 @@ async def serve(settings: Settings) -> None:
             )
             runtime.consume(consumer)
         if logistics is not None:
+            handle, handle_all = consumers.shipment_handlers(policy, orchestrator.poke)
             consumer = EventConsumer(
                 runtime.js,
                 runtime.engine,
                 name="orders-logistics",
                 subject_prefix=settings.common.subject_prefix,
                 subject=consumers.LOGISTICS_EVENTS,
-                handler=consumers.shipment_handler(policy, orchestrator.poke),
+                handler=handle,
                 streams=settings.common.streams,
                 together=True,  # tracking arrives in bursts: a fetched batch is one transaction
+                batch_handler=handle_all,  # in which each order is read and written once
             )
             runtime.consume(consumer)
         # after-sales' tickets and refunds, whenever an after-sales service publishes them
+        handle, handle_all = consumers.ticket_handlers(policy, orchestrator.poke)
         consumer = EventConsumer(
             runtime.js,
             runtime.engine,
             name="orders-aftersales",
             subject_prefix=settings.common.subject_prefix,
             subject=consumers.AFTERSALES_EVENTS,
-            handler=consumers.ticket_handler(policy, orchestrator.poke),
+            handler=handle,
             streams=settings.common.streams,
             together=True,
+            batch_handler=handle_all,
         )
         runtime.consume(consumer)
         runtime.every(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,7 +12,7 @@ from oms.inventory.v1 import events_pb2 as inventory_events  # noqa: F401 - the 
 from oms.logistics.v1 import events_pb2 as logistics_events  # noqa: F401 - the events decoded here
 from oms.routing.v1 import events_pb2 as routing_events  # noqa: F401 - the events decoded here
 from services.kit.clock import Clock
-from services.kit.consumer import Envelope
+from services.kit.consumer import BatchHandler, Envelope
 from services.orders import handlers, mappers
 from services.orders.store import OrdersUnitOfWork
 
@@ -62,22 +62,43 @@ def handler(
 LOGISTICS_EVENTS = "logistics.>"
 
 
-def shipment_handler(
+def shipment_handlers(
     policy: handlers.Policy, poke: Callable[[handlers.Changes], None], clock: Clock | None = None
-) -> Handler:
-    """Record a logistics event on its order inside the consumer's inbox transaction, then (once it
-    committed) wake the process manager (a cancelled order's shipments are cancelled by its next step)."""
+) -> tuple[Handler, BatchHandler]:
+    """Record logistics events on their orders inside the consumer's inbox transaction, then (once it
+    committed) wake the process manager (a cancelled order's shipments are cancelled by its next step):
+    the handler for one event and the one for a batch taken together (each order read and written once)."""
 
-    async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
-        report = mappers.shipment_report(event)
-        if report is None:
+    async def handle_all(conn: AsyncConnection, events: Sequence[tuple[Message, Envelope]]) -> None:
+        reports = [
+            (report, envelope) for event, envelope in events if (report := mappers.shipment_report(event))
+        ]
+        if not reports:
             return
         uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
-        changes = await handlers.shipment_reported(uow, policy, report)
+        changes = await handlers.shipments_reported(
+            uow, policy, [report for report, _ in reports], _traces(events, [e for _, e in reports])
+        )
         await uow.flush_events()
-        envelope.on_commit(lambda: poke(changes))
+        reports[-1][1].on_commit(lambda: poke(changes))
+
+    return _one_by_one(handle_all), handle_all
+
+
+def _one_by_one(handle_all: BatchHandler) -> Handler:
+    """The batch handler as the handler of one event (in the current trace: the event's own span)."""
+
+    async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
+        await handle_all(conn, [(event, envelope)])
 
     return handle
+
+
+def _traces(events: Sequence[tuple[Message, Envelope]], envelopes: Sequence[Envelope]) -> list[str]:
+    """Each event's own trace when a batch is handled; the current one (the event's span) when alone."""
+    if len(events) == 1:
+        return [""] * len(envelopes)
+    return [envelope.traceparent for envelope in envelopes]
 
 
 # after-sales' events about tickets (opened, approved, rejected, escalated, return_received,
@@ -86,18 +107,23 @@ def shipment_handler(
 AFTERSALES_EVENTS = "aftersales.>"
 
 
-def ticket_handler(
+def ticket_handlers(
     policy: handlers.Policy, poke: Callable[[handlers.Changes], None], clock: Clock | None = None
-) -> Handler:
-    """Record an after-sales event on its order inside the consumer's inbox transaction."""
+) -> tuple[Handler, BatchHandler]:
+    """Record after-sales events on their orders inside the consumer's inbox transaction: the handler
+    for one event and the one for a batch taken together (each order read and written once)."""
 
-    async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
-        report = mappers.ticket_report(event)
-        if report is None:
+    async def handle_all(conn: AsyncConnection, events: Sequence[tuple[Message, Envelope]]) -> None:
+        reports = [
+            (report, envelope) for event, envelope in events if (report := mappers.ticket_report(event))
+        ]
+        if not reports:
             return
         uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
-        changes = await handlers.ticket_reported(uow, policy, report)
+        changes = await handlers.tickets_reported(
+            uow, policy, [report for report, _ in reports], _traces(events, [e for _, e in reports])
+        )
         await uow.flush_events()
-        envelope.on_commit(lambda: poke(changes))
+        reports[-1][1].on_commit(lambda: poke(changes))
 
-    return handle
+    return _one_by_one(handle_all), handle_all

@@ -57,15 +57,12 @@ async def open_new(
     and, approved, start its refund or wait for its return."""
     if len(request_id) > 128:
         raise InvalidArgument("request_id", "at most 128 characters")
-    if request_id:
-        async with uow:
-            existing = await uow.tickets.by_request(request_id)
-        if existing is not None:
-            return _same_request(existing, command, request_id, scope)
     async with uow:
         now = uow.clock.now()
         await uow.tickets.lock_order(command.order.order_id)
-        if request_id:  # the same request, sent twice at once, may have opened it while we waited
+        # asked under the order's lock only (one transaction, not a look first and another after): the
+        # same request, sent twice at once, may have opened it while we waited
+        if request_id:
             first = await uow.tickets.by_request(request_id)
             if first is not None:
                 return _same_request(first, command, request_id, scope)

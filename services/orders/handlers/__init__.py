@@ -19,9 +19,9 @@ from services.orders.handlers.payments import due_payments, handle_payment, repo
 from services.orders.handlers.ports import UnitOfWork
 from services.orders.handlers.reactions import reservation_expired, route_found, stock_arrived
 from services.orders.handlers.reads import get_order, get_order_by_channel
-from services.orders.handlers.refunds import ticket_reported
+from services.orders.handlers.refunds import ticket_reported, tickets_reported
 from services.orders.handlers.risk_cache import RiskRules
-from services.orders.handlers.shipping import shipment_reported
+from services.orders.handlers.shipping import shipment_reported, shipments_reported
 from services.orders.handlers.sla import (
     Reached,
     SlaRun,
@@ -77,7 +77,9 @@ __all__ = [
     "set_order_owners",
     "set_queue_owners",
     "shipment_reported",
+    "shipments_reported",
     "stock_arrived",
     "sweep_stuck",
     "ticket_reported",
+    "tickets_reported",
 ]

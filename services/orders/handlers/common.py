@@ -3,10 +3,12 @@ order the caller may see, and saving a changed order with its next step."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
+from services.kit import tracing
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.ids import is_id
 from services.kit.sealing import KeyRing
@@ -103,3 +105,46 @@ async def save_order(
     await uow.orders.save(stored, entries, now, scheduled=scheduled, linked_trace_id=linked_trace_id)
     if wanted:
         changes.due_steps.add(order.order_id)
+
+
+Report = TypeVar("Report")
+
+
+async def apply_per_order(
+    uow: UnitOfWork,
+    reports: Sequence[Report],
+    traceparents: Sequence[str],
+    order_of: Callable[[Report], str],
+    apply: Callable[[Stored, Report], Awaitable[bool]],
+    write: Callable[[Stored], Awaitable[None]],
+) -> None:
+    """Reports about orders (another service's events), in the order they were published: each order
+    read and locked once (all of them in order-id order, so two such batches never wait in a circle);
+    each run of its reports from one trace applied in turn and, if any changed it, written once in that
+    trace (its timeline entries and events name the trace that caused them). Reports for ids that are
+    not orders, and orders this service does not hold, are passed by. `traceparents[i]` (may be empty:
+    the current trace) is the trace of `reports[i]`."""
+    runs: dict[str, list[list[int]]] = {}
+    for index, report in enumerate(reports):
+        order_id = order_of(report)
+        if not is_id(order_id):
+            continue
+        order_runs = runs.setdefault(order_id, [])
+        if order_runs and traceparents[order_runs[-1][-1]] == traceparents[index]:
+            order_runs[-1].append(index)
+        else:
+            order_runs.append([index])
+    if not runs:
+        return
+    found = await uow.orders.get_many_locked(list(runs))
+    for order_id in sorted(runs):
+        stored = found.get(order_id)
+        if stored is None:
+            continue
+        for run in runs[order_id]:
+            with tracing.attached(traceparents[run[0]]):
+                changed = False
+                for index in run:
+                    changed = await apply(stored, reports[index]) or changed
+                if changed:
+                    await write(stored)

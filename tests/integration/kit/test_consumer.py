@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
 import pytest
 from google.protobuf.message import Message
@@ -27,13 +27,16 @@ async def _count(engine: AsyncEngine, query: str) -> int:
         return int((await conn.execute(text(query))).scalar_one())
 
 
-async def _publish(nc: NatsClient, prefix: str, event_id: str, payload: bytes | None = None) -> None:
+async def _publish(
+    nc: NatsClient, prefix: str, event_id: str, payload: bytes | None = None, traceparent: str = ""
+) -> None:
     js = nc.jetstream()
     await bus.ensure_stream(js, prefix, "orders")
+    traced = {"traceparent": traceparent} if traceparent else {}
     await js.publish(
         f"{prefix}.orders.created",
         sample_event(1).SerializeToString() if payload is None else payload,
-        headers={bus.MSG_ID: event_id, bus.EVENT_TYPE: "oms.orders.v1.OrderCreated"},
+        headers={bus.MSG_ID: event_id, bus.EVENT_TYPE: "oms.orders.v1.OrderCreated", **traced},
     )
 
 
@@ -181,6 +184,49 @@ async def test_a_batch_taken_together_is_one_transaction_and_handles_each_new_ev
     assert list(dead) == ["evt-b-garbage"]
     with pytest.raises(NatsTimeout):  # every message acked or terminated
         await subscription.fetch(1, timeout=1.5)
+
+
+async def test_a_batch_handler_gets_the_batch_s_new_events_at_once_in_order_and_falls_back_to_one_by_one(
+    effects: AsyncEngine, nc: NatsClient, subject_prefix: str
+) -> None:
+    batches: list[list[tuple[str, str]]] = []
+    alone: list[str] = []
+    failing = False
+
+    async def handle_all(conn: AsyncConnection, events: Sequence[tuple[Message, Envelope]]) -> None:
+        batches.append([(envelope.event_id, envelope.traceparent) for _, envelope in events])
+        for event, envelope in events:
+            await _record_effect(conn, event, envelope)
+        if failing:
+            raise ConnectionError("Postgres went away")
+
+    async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
+        alone.append(envelope.event_id)
+        await _record_effect(conn, event, envelope)
+
+    async with effects.begin() as conn:  # seen before: not handed over again
+        await conn.execute(
+            inbox_table.insert().values(consumer="test-consumer", event_id="evt-h-2", subject="x")
+        )
+    traces = [f"00-{n:032x}-{n:016x}-01" for n in range(1, 7)]
+    for number in range(6):
+        await _publish(nc, subject_prefix, f"evt-h-{number}", traceparent=traces[number])
+    consumer = _consumer(nc, effects, subject_prefix, handle, together=True, batch_handler=handle_all)
+    subscription = await consumer.subscribe()
+    await consumer.process_together(await subscription.fetch(6, timeout=5))
+
+    assert batches == [[(f"evt-h-{n}", traces[n]) for n in (0, 1, 3, 4, 5)]]
+    assert alone == []
+    assert await _count(effects, "SELECT count(*) FROM effects WHERE event_id LIKE 'evt-h-%'") == 5
+
+    failing = True  # the batch's transaction fails: each event is handled alone, by the handler
+    for number in range(6, 9):
+        await _publish(nc, subject_prefix, f"evt-h-{number}")
+    await consumer.process_together(await subscription.fetch(3, timeout=5))
+    assert [len(batch) for batch in batches] == [5, 3]
+    assert alone == ["evt-h-6", "evt-h-7", "evt-h-8"]
+    assert await _count(effects, "SELECT count(*) FROM effects WHERE event_id LIKE 'evt-h-%'") == 8
+    assert consumer.processed == 8
 
 
 async def test_after_commit_work_runs_only_once_its_transaction_committed(

@@ -171,14 +171,18 @@ async def test_logistics_events_take_a_split_order_to_shipped_and_delivered_with
     await eventually(delivered_at_logistics, within=30)  # the sandbox pushes each parcel's route
     js = nc.jetstream()
     relay = OutboxRelay(shipping.engine, js, service="logistics", subject_prefix=subject_prefix)
+    # as the service runs it: batches taken together, each order read and written once per batch
+    handle, handle_all = consumers.shipment_handlers(stack.policy, stack.orchestrator.poke, stack.clock)
     orders_consumer = EventConsumer(
         js,
         stack.engine,
         name=random_ref("orders-test"),
         subject_prefix=subject_prefix,
         subject=consumers.LOGISTICS_EVENTS,
-        handler=consumers.shipment_handler(stack.policy, stack.orchestrator.poke, stack.clock),
+        handler=handle,
         fetch_seconds=0.2,
+        together=True,
+        batch_handler=handle_all,
     )
 
     async def delivered() -> bool:

@@ -4,6 +4,7 @@ refund alerted, and the events decoded from their protobuf messages."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import pytest
@@ -70,6 +71,43 @@ async def test_a_refund_in_progress_is_shown_then_a_partial_refund_moves_a_deliv
     kinds = db.kinds(order_id)
     for kind in ("ticket_opened", "ticket_approved", "ticket_refund_requested", "ticket_refunded"):
         assert kinds.count(kind) == 1, (kind, kinds)
+
+
+async def test_a_batch_of_ticket_steps_reads_each_order_once_and_writes_it_once_per_trace() -> None:
+    one_by_one, together = FakeOrders(), FakeOrders()
+    first, second = order_in(one_by_one, S.DELIVERED), order_in(one_by_one, S.SHIPPED)
+    for order_id in (first, second):
+        together.state.orders[order_id] = copy.deepcopy(one_by_one.state.orders[order_id])
+    opening, settling, other = (f"00-{n * 32}-{n * 16}-01" for n in "abc")
+    batch = [
+        (step(TicketStep.OPENED, first, detail="refund_only for damaged: line 0 × 2"), opening),
+        (step(TicketStep.APPROVED, first, detail="approved by rules v1"), opening),
+        (step(TicketStep.OPENED, second, "t-2", customer_id="c-1", overdue=True), other),
+        (step(TicketStep.REFUND_REQUESTED, first, cash_minor=8000), opening),
+        (step(TicketStep.OPENED, new_id(), "t-3"), other),  # an order this service does not hold
+        (step(TicketStep.REFUNDED, first, cash_minor=8000, units=((0, 2),)), settling),
+        (step(TicketStep.REFUNDED, first, cash_minor=8000, units=((0, 2),)), settling),  # a repeat
+    ]
+    await tell(one_by_one, *(report for report, _ in batch))
+    versions = {order_id: together.order(order_id).order.version for order_id in (first, second)}
+    async with together.uow() as uow:
+        await handlers.tickets_reported(
+            uow, POLICY, [report for report, _ in batch], [trace for _, trace in batch]
+        )
+        await uow.commit()
+
+    for order_id in (first, second):
+        alone, batched = one_by_one.order(order_id).order, together.order(order_id).order
+        assert (batched.status, batched.refunds, batched.status_reason) == (
+            alone.status,
+            alone.refunds,
+            alone.status_reason,
+        )
+        assert together.kinds(order_id) == one_by_one.kinds(order_id)
+    # the first order: its three steps of the opening's trace in one write, its refund in another
+    assert together.order(first).order.version - versions[first] == 2
+    assert together.order(second).order.version - versions[second] == 1
+    assert together.order(first).order.status is S.PARTIALLY_REFUNDED
 
 
 async def test_refunding_every_unit_ends_refunded_and_a_repeated_event_counts_once() -> None:
