@@ -166,6 +166,8 @@ class Placement(StrEnum):
     RESERVED = "reserved"
     HELD = "held"  # the order already holds a live reservation; nothing was written
     SHORT = "short"  # a line did not fit; nothing was written
+    # a line did not fit and no hold past its time sits on its row (nothing to free first); nothing written
+    SOLD_OUT = "sold_out"
     BUCKETED = (
         "bucketed"  # a line's row is split into buckets, taken one reservation at a time; nothing written
     )

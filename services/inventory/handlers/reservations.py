@@ -80,8 +80,8 @@ async def reserve(
                     if held.lines != lines:
                         raise FailedPrecondition(f"order {order_id} already holds a different reservation")
                     return ReserveOutcome(True, held, held.lines)
-        if attempt == 2:
-            break
+        if attempt == 2 or placement is Placement.SOLD_OUT:
+            break  # SOLD_OUT: no hold past its time on the row, nothing to free
         # free what has lapsed, outside any open transaction (one pooled connection per request): the
         # order's own hold past its time, or holds past their time on the rows that came up short
         stale = (held or reservation).lines
@@ -90,14 +90,16 @@ async def reserve(
         fast = False
     # a repeat of a reservation that took the last units finds no room for itself: it is answered
     # with the reservation the order holds, as any other repeat is, never as a shortage
-    async with new_uow() as uow:
+    async with new_uow() as uow:  # one read for both: the order's hold, else what each line lacks
         held = await uow.reservations.latest(order_id)
         now = uow.clock.now()
+        if held is None or not held.holds_at(now):
+            lacking = await _lacking(uow, policy, lines)
     if held is not None and held.holds_at(now):
         if held.lines != lines:
             raise FailedPrecondition(f"order {order_id} already holds a different reservation")
         return ReserveOutcome(True, held, held.lines)
-    return ReserveOutcome(False, shortages=await _shortages(new_uow(), policy, lines, requested))
+    return ReserveOutcome(False, shortages=_shortages_of(lacking, lines, requested))
 
 
 @dataclass(frozen=True)
@@ -234,26 +236,41 @@ async def _levels(
     return {row.key: stock_level(row, policy.cap_basis_points, expired) for row, expired in rows}
 
 
+@dataclass(frozen=True)
+class _Lacking:
+    levels: dict[tuple[str, str], StockLevel]
+    unknown_skus: set[str]
+    unknown_warehouses: set[str]
+
+
 async def _shortages(
     uow: UnitOfWork, policy: Policy, lines: Sequence[Line], requested: Sequence[Line]
 ) -> list[Shortage]:
     """What each line lacks; a line naming an unknown SKU or warehouse is refused, by its request index."""
     async with uow:
-        levels = await _levels(uow, policy, lines)
-        missing = [line for line in lines if line.key not in levels]
-        unknown_skus, unknown_warehouses = (
-            await uow.catalogue.unknown(
-                (line.sku for line in missing), (line.warehouse_id for line in missing)
-            )
-            if missing
-            else (set(), set())
-        )
+        lacking = await _lacking(uow, policy, lines)
+    return _shortages_of(lacking, lines, requested)
+
+
+async def _lacking(uow: UnitOfWork, policy: Policy, lines: Sequence[Line]) -> _Lacking:
+    """The lines' stock levels and which of their SKUs and warehouses are unknown (inside `uow`)."""
+    levels = await _levels(uow, policy, lines)
+    missing = [line for line in lines if line.key not in levels]
+    unknown_skus, unknown_warehouses = (
+        await uow.catalogue.unknown((line.sku for line in missing), (line.warehouse_id for line in missing))
+        if missing
+        else (set(), set())
+    )
+    return _Lacking(levels, set(unknown_skus), set(unknown_warehouses))
+
+
+def _shortages_of(lacking: _Lacking, lines: Sequence[Line], requested: Sequence[Line]) -> list[Shortage]:
     for index, line in enumerate(requested):
-        if line.sku in unknown_skus:
+        if line.sku in lacking.unknown_skus:
             raise InvalidArgument(f"lines[{index}].sku", f"unknown SKU {line.sku}")
-        if line.warehouse_id in unknown_warehouses:
+        if line.warehouse_id in lacking.unknown_warehouses:
             raise InvalidArgument(f"lines[{index}].warehouse_id", f"unknown warehouse {line.warehouse_id}")
-    return [found for line in lines if (found := shortage(line, levels.get(line.key))) is not None]
+    return [found for line in lines if (found := shortage(line, lacking.levels.get(line.key))) is not None]
 
 
 async def commit_reservation(

@@ -276,6 +276,7 @@ class _Miss(StrEnum):
 
     HELD = "held"
     SHORT = "short"
+    SOLD_OUT = "sold_out"  # short, and no hold past its time on the row
     CROSSING = "crossing"
     BUCKETED = "bucketed"  # a line's row is split into buckets
     UNSPLIT = "unsplit"  # the row taken for split is not (any more)
@@ -289,7 +290,8 @@ class _Miss(StrEnum):
 # looking for room would deadlock with others doing the same). The UPDATE repeats the condition and the
 # bucket's CHECK refuses used > allotted. An order that already holds a live reservation takes nothing;
 # one racing another reservation of the same order fails on the unique index, writing nothing. When no
-# bucket has room, nothing is written and the row's figures come back (read, not locked).
+# bucket has room, nothing is written and the row's figures come back (read, not locked), with whether
+# any hold past its time sits on the row (a sold-out answer then needs nothing freed first).
 _FROM_BUCKET = """
 WITH live AS (
     SELECT 1 FROM reservations WHERE order_id = $2 AND status IN ('ACTIVE', 'COMMITTED') LIMIT 1),
@@ -325,7 +327,12 @@ SELECT (SELECT count(*) FROM live) AS held,
        (SELECT count(*) FROM reservation) AS inserted,
        s.buckets, s.on_hand, s.reserved, s.safety_level, s.sellable,
        COALESCE((SELECT sum(b.allotted - b.used) FROM stock_buckets AS b
-                  WHERE b.sku = $5::text AND b.warehouse_id = $6::text), 0)::bigint AS free
+                  WHERE b.sku = $5::text AND b.warehouse_id = $6::text), 0)::bigint AS free,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM taken) THEN EXISTS (
+           SELECT 1 FROM reservations AS r JOIN reservation_lines AS l USING (reservation_id)
+            WHERE r.status = 'ACTIVE' AND r.expires_at <= $4
+              AND l.sku = $5::text AND l.warehouse_id = $6::text)
+       END AS expired
   FROM (SELECT 1) AS one LEFT JOIN stock AS s ON s.sku = $5::text AND s.warehouse_id = $6::text
 """
 
@@ -414,7 +421,7 @@ class StockRepository:
         takes from a bucket, refilling a dry one from the row; `bucketed`: the row is known to be split,
         try its buckets at once). The general path below then writes row by row (after the events, so the
         hot rows stay locked briefly) and returns the updated rows for safety stock.
-        SHORT and HELD wrote nothing (after SHORT this unit of work has been rolled back).
+        SHORT, SOLD_OUT and HELD wrote nothing (after SHORT this unit of work has been rolled back).
         """
         if fast:
             one_line = len(reservation.lines) == 1
@@ -429,6 +436,8 @@ class StockRepository:
                 return Placement.RESERVED, []
             if miss is _Miss.SHORT:
                 return Placement.SHORT, []
+            if miss is _Miss.SOLD_OUT:
+                return Placement.SOLD_OUT, []
             if miss is _Miss.HELD:
                 return Placement.HELD, []
         if not await self._insert(reservation):
@@ -505,7 +514,7 @@ class StockRepository:
                 return _Miss.UNSPLIT
             on_hand, reserved, sellable = outcome["on_hand"], outcome["reserved"], outcome["sellable"]
             if reservable(on_hand, reserved, cap_basis_points, sellable) + outcome["free"] < line.quantity:
-                return _Miss.SHORT
+                return _Miss.SOLD_OUT if outcome["expired"] is False else _Miss.SHORT
             if refills == REFILLS or not await self._refill(
                 line, first_bucket(reservation.order_id, outcome["buckets"]), cap_basis_points
             ):

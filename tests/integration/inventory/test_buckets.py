@@ -210,3 +210,28 @@ async def test_a_repeat_changes_nothing_and_bad_input_is_refused_naming_the_fiel
     assert await inventory.scalar("SELECT count(*) FROM stock WHERE sku = 'NEVER-STOCKED'") == 0
     assert await inventory.scalar("SELECT count(*) FROM stock_buckets") == 4
     assert await inventory.scalar("SELECT sum(allotted) FROM stock_buckets") == 38
+
+
+async def test_a_sold_out_split_row_answers_short_until_its_holds_lapse_then_frees_them_for_the_next_buyer(
+    inventory: Inventory,
+) -> None:
+    await inventory.stock("SH", ("HOT", 10))
+    await split(inventory, "HOT", 4)
+    sold = 0
+    for n in range(20):
+        outcome = await handlers.reserve(
+            inventory.uow, inventory.policy, f"early-{n}", [Line("HOT", "SH", 1)], timedelta(minutes=1)
+        )
+        sold += outcome.reserved
+    assert 0 < sold < 20
+    late = await handlers.reserve(inventory.uow, inventory.policy, "late-0", [Line("HOT", "SH", 1)])
+    assert not late.reserved and [s.sku for s in late.shortages] == ["HOT"]
+    inventory.clock.advance(timedelta(minutes=2))  # every early hold lapsed; no sweeper has run
+    late = await handlers.reserve(inventory.uow, inventory.policy, "late-1", [Line("HOT", "SH", 1)])
+    assert late.reserved, "the lapsed holds on the split row were freed for this buyer"
+    async with inventory.engine.connect() as conn:
+        expired = await conn.scalar(
+            text("SELECT count(*) FROM reservations WHERE status = 'EXPIRED' AND order_id LIKE 'early-%'")
+        )
+    assert expired == sold
+    await no_breaches(inventory)
