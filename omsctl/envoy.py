@@ -97,6 +97,8 @@ def render(
     gateway_port: int,
     descriptor: Path,
     env: Mapping[str, str] | None = None,
+    upstreams: Mapping[str, tuple[str, int]] | None = None,
+    authz: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     """The local stack's config; CORS_ALLOWED_ORIGINS replaces the development origins when given."""
     env = os.environ if env is None else env
@@ -111,7 +113,153 @@ def render(
     cluster = next(item for item in config["static_resources"]["clusters"] if item["name"] == "gateway")
     endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     endpoint["address"]["socket_address"].update(address=gateway_host, port_value=gateway_port)
+    if upstreams is not None and authz is not None:
+        add_direct_lane(config, upstreams, authz)
     return config
+
+
+# ---- the direct lane for reads (services/gateway/edge_authz.py) -----------------------------------
+
+EXT_AUTHZ = "envoy.filters.http.ext_authz"
+_EXT_AUTHZ = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
+_EXT_AUTHZ_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"
+_BUFFER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute"
+_HTTP2 = {
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "explicit_http_config": {"http2_protocol_options": {}},
+    }
+}
+# in a pod: the services' Kubernetes names and ports (deploy/k8s/base), the gateway's authoriser port
+POD_UPSTREAMS = {
+    "orders": ("orders", 50051),
+    "inventory": ("inventory", 50052),
+    "routing": ("routing", 50053),
+    "logistics": ("logistics", 50054),
+    "aftersales": ("aftersales", 50055),
+}
+AUTHZ_PORT = 52050
+POD_AUTHZ = ("gateway", AUTHZ_PORT)
+LANE_HEADER = "x-oms-lane"
+
+
+def direct_methods() -> list[str]:
+    """The unary reads Envoy sends straight to their service once the authoriser admitted them."""
+    from google.protobuf import descriptor_pool
+
+    from oms.aftersales.v1 import aftersales_pb2  # noqa: F401 - the services described here
+    from oms.gateway.v1 import gateway_pb2  # noqa: F401
+    from oms.inventory.v1 import inventory_pb2  # noqa: F401
+    from oms.logistics.v1 import logistics_pb2  # noqa: F401
+    from oms.orders.v1 import orders_pb2  # noqa: F401
+    from oms.routing.v1 import routing_pb2  # noqa: F401
+    from services.gateway.domain.policy import POLICY, direct_read
+
+    pool = descriptor_pool.Default()
+    found = []
+    for method in sorted(POLICY):
+        service, _, name = method.partition("/")
+        described = pool.FindMethodByName(f"{service}.{name}")
+        if direct_read(method) and not described.client_streaming and not described.server_streaming:
+            found.append(f"/{method}")
+    return found
+
+
+def _cluster(name: str, host: str, port: int, http2: bool) -> dict[str, Any]:
+    endpoint = {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
+    cluster: dict[str, Any] = {
+        "name": name,
+        "type": "STRICT_DNS",
+        "connect_timeout": "2s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [endpoint]}]},
+    }
+    if http2:
+        cluster["typed_extension_protocol_options"] = _HTTP2
+    return cluster
+
+
+def add_direct_lane(
+    config: dict[str, Any], upstreams: Mapping[str, tuple[str, int]], authz: tuple[str, int]
+) -> None:
+    """Each direct read's gRPC route (native, or JSON the transcoder turned into gRPC) to its own
+    service, asked of the gateway's authoriser first; the authoriser's `x-oms-lane: gateway` sends
+    the call on to the routes below (the gateway's proxy) instead. Every other route leaves ext_authz
+    off."""
+    manager = _manager(config)
+    filters = manager["http_filters"]
+    router = next(index for index, item in enumerate(filters) if item["name"] == "envoy.filters.http.router")
+    filters.insert(
+        router,
+        {
+            "name": EXT_AUTHZ,
+            "typed_config": {
+                "@type": _EXT_AUTHZ,
+                "transport_api_version": "V3",
+                # the authoriser's answer decides the route: direct, or on to the gateway
+                "clear_route_cache": True,
+                "failure_mode_allow": False,
+                "status_on_error": {"code": 503},
+                "with_request_body": {"max_request_bytes": 65536, "allow_partial_message": False},
+                "http_service": {
+                    "server_uri": {
+                        "uri": f"http://{authz[0]}:{authz[1]}",
+                        "cluster": "gateway-authz",
+                        "timeout": "2s",
+                    },
+                    "path_prefix": "/authz",
+                    "authorization_request": {
+                        "allowed_headers": {
+                            "patterns": [
+                                {"exact": "authorization"},
+                                {"exact": "x-request-id"},
+                                {"exact": "x-oms-json-fields"},
+                            ]
+                        }
+                    },
+                    "authorization_response": {
+                        "allowed_upstream_headers": {
+                            "patterns": [{"exact": LANE_HEADER}, {"exact": "x-oms-assertion"}]
+                        }
+                    },
+                },
+            },
+        },
+    )
+    (virtual_host,) = manager["route_config"]["virtual_hosts"]
+    virtual_host["typed_per_filter_config"][EXT_AUTHZ] = {"@type": _EXT_AUTHZ_ROUTE, "disabled": True}
+    routes = []
+    for method in direct_methods():
+        service = method.split(".")[1]
+        routes.append(
+            {
+                "match": {
+                    "path": method,
+                    "headers": [
+                        {"name": "content-type", "string_match": {"prefix": "application/grpc"}},
+                        {
+                            "name": LANE_HEADER,
+                            "string_match": {"exact": "gateway"},
+                            "invert_match": True,
+                            "treat_missing_header_as_empty": True,
+                        },
+                    ],
+                },
+                "route": {
+                    "cluster": service,
+                    "timeout": "30s",
+                    "max_stream_duration": {"grpc_timeout_header_max": "30s"},
+                },
+                "typed_per_filter_config": {
+                    "envoy.filters.http.buffer": {"@type": _BUFFER_ROUTE, "disabled": True},
+                    EXT_AUTHZ: {"@type": _EXT_AUTHZ_ROUTE, "check_settings": {}},
+                },
+            }
+        )
+    virtual_host["routes"] = routes + virtual_host["routes"]
+    clusters = config["static_resources"]["clusters"]
+    for service, (host, port) in upstreams.items():
+        clusters.append(_cluster(service, host, port, http2=True))
+    clusters.append(_cluster("gateway-authz", authz[0], authz[1], http2=False))
 
 
 STATS_PORT = 9902
@@ -169,6 +317,7 @@ def render_for_pod(template: Path, target: Path, env: Mapping[str, str]) -> dict
     set_descriptor(config, target / "oms.pb")
     set_cors_origins(config, parse_origins(env.get("CORS_ALLOWED_ORIGINS", "")))
     set_trusted_hops(config, parse_trusted_hops(env.get("ENVOY_XFF_TRUSTED_HOPS", "0")))
+    add_direct_lane(config, POD_UPSTREAMS, POD_AUTHZ)
     add_stats_listener(config)
     return config
 

@@ -392,6 +392,8 @@ class Platform:
         if spec.pii:
             extra.update(pii_settings(self.home))
         if spec.edge:
+            if "gateway-authz" in ports:  # Envoy's authoriser for the direct reads
+                extra["AUTHZ_PORT"] = str(ports["gateway-authz"])
             extra.update(edge_settings(self.home))
             extra.update(push_settings(self.home))
             extra.update(sms_client_env(ports["sms"]))
@@ -444,6 +446,7 @@ class Platform:
         # chosen before anything starts: the sandbox and logistics are told Envoy's push addresses
         ports["envoy"] = self.ports.choose("envoy", ENVOY_PORT)
         ports["envoy-admin"] = self.ports.choose("envoy-admin", ENVOY_ADMIN_PORT)
+        ports["gateway-authz"] = self.ports.choose("gateway-authz", envoy.AUTHZ_PORT)
         ports.update({spec.name: self.ports.choose(spec.name, spec.default_port) for spec in SANDBOXES})
         migrations = [
             embedded.spawn(
@@ -521,6 +524,10 @@ class Platform:
             gateway_host="127.0.0.1",
             gateway_port=gateway_port,
             descriptor=ROOT / "gen" / "oms.pb",
+            upstreams={
+                spec.name: ("127.0.0.1", ports[spec.name]) for spec in SERVICES if spec.name != "gateway"
+            },
+            authz=("127.0.0.1", ports["gateway-authz"]),
         )
         path = envoy.write(config, self.home / "envoy.yaml")
         process = embedded.spawn(

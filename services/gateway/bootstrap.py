@@ -12,6 +12,7 @@ from services.gateway.config import Settings
 from services.gateway.consumers import record, to_hub
 from services.gateway.credentials import FailureThrottle, SecretChecker
 from services.gateway.domain.attempts import FailedAttempts
+from services.gateway.edge_authz import EdgeAuthoriser
 from services.gateway.gate import Gate
 from services.gateway.grpc_api import SERVICE_NAME, GatewayApi
 from services.gateway.handlers.alert_desk import AlertDesk
@@ -195,10 +196,17 @@ async def serve(settings: Settings) -> None:
             service=settings.common.service_name,
         )
         await server.start()
+        authoriser = (
+            await EdgeAuthoriser(gate).serve(settings.common.host, settings.authz_port)
+            if settings.authz_port
+            else None
+        )
         try:
             await wait_for_shutdown_signal()
         finally:
             hub.close()
+            if authoriser is not None:
+                await authoriser.cleanup()
             await server.stop()
             try:  # first notices in flight get a moment; one not delivered stays owed on its record
                 await asyncio.wait_for(alert_desk.drain(), timeout=5)

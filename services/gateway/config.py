@@ -74,6 +74,9 @@ class Settings:
     credential_throttle: ThrottleSettings
     watch_streams_per_principal: int
     failed_attempt_window_seconds: float
+    # where Envoy's ext_authz asks about direct reads (`edge_authz`); 0: no authoriser, every call
+    # goes through the proxy
+    authz_port: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +101,7 @@ class Settings:
             limiter=_limiter(env),
             upstreams={service: required(env, variable) for service, variable in PUBLIC_SERVICES.items()},
             upstream_deadline_seconds=number(env, "UPSTREAM_DEADLINE_SECONDS", 10.0),
+            authz_port=_port(env, "AUTHZ_PORT", 0),
             stream_deadline_seconds=number(env, "STREAM_DEADLINE_SECONDS", 3600.0),
             jwt=_jwt(env),
             api_keys=_api_keys(env),
@@ -310,3 +314,10 @@ def push_secrets(env: Mapping[str, str]) -> PushSecrets:
     if any(len(salt) < 16 for salt in salts):
         raise InvalidSetting("KUAIDI100_PUSH_SALT(_PREVIOUS) must be at least 16 characters")
     return PushSecrets(tokens, salts)
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    port = integer(env, name, default)
+    if not 0 <= port <= 65535:
+        raise InvalidSetting(f"{name} must be a port number (0 for none), not {port}")
+    return port

@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError, Message
 from services.gateway import auth
 from services.gateway.domain.attempts import AttemptReason, FailedAttempts
 from services.gateway.domain.audit import AuditRecord, attempts_record, call_record
-from services.gateway.domain.policy import Klass, Rule, refusal
+from services.gateway.domain.policy import Klass, Rule, direct_read, refusal, rule_for
 from services.gateway.domain.principal import Caller, anonymous, scope_of
 from services.gateway.limits import RateLimiter, limit_for
 from services.gateway.store.uow import GatewayUnitOfWork
@@ -105,6 +105,29 @@ class Gate:
         # noisy sender cannot use up everyone's bucket
         await self._limit(method, rule, principal, principal.subject or f"ip:{source_ip}")
         return Caller(principal, source_ip, metadata.get("x-request-id", ""))
+
+    async def admit_direct(self, method: str, metadata: Mapping[str, str]) -> str | None:
+        """For Envoy's authoriser (`edge_authz`): the assertion a direct read carries to its service, or
+        None when the call must go through the proxy instead. Only a bearer token that verifies, whose
+        roles may call the method, within its rate limit, goes direct. Nothing is recorded here: given
+        the call, the proxy refuses it and counts the attempt exactly as it always has."""
+        rule = rule_for(method)
+        if rule is None or not direct_read(method):
+            return None
+        scheme, _, token = metadata.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        try:
+            principal = self.tokens.verify(token.strip(), self.wall())
+        except auth.AuthError:
+            return None
+        if refusal(rule, principal) is not None:
+            return None
+        try:
+            await self._limit(method, rule, principal, principal.subject)
+        except Refused:
+            return None
+        return self.signer.mint(asserted(principal), identity.audience_of(method))
 
     async def authenticate(
         self, method: str, metadata: Mapping[str, str], body: bytes, source_ip: str = ""

@@ -101,12 +101,21 @@ RESTRICTED_VOLUMES = {
     "projected",
     "secret",
 }
-# who may call whom: the gateway is called by Envoy, every other service by the gateway and the
-# services that name it as a peer
+# who may call whom: the gateway is called by Envoy, every other service by the gateway, by Envoy when
+# it owns a direct read (omsctl.envoy.add_direct_lane) and by the services that name it as a peer
+DIRECT_OWNERS = {method.split(".")[1] for method in edge.direct_methods()}
 CALLERS = {
-    spec.name: {"envoy"} if spec.edge else {"gateway", *(s.name for s in SERVICES if spec.name in s.peers)}
+    spec.name: {"envoy"}
+    if spec.edge
+    else {
+        "gateway",
+        *({"envoy"} if spec.name in DIRECT_OWNERS else set()),
+        *(s.name for s in SERVICES if spec.name in s.peers),
+    }
     for spec in SERVICES
 }
+# the gateway's ports Envoy reaches: its proxy and its authoriser of direct reads
+EDGE_PORTS = {"gateway": [50050, edge.AUTHZ_PORT]}
 RENDERED_FIELDS = {
     "apiVersion",
     "kind",
@@ -490,7 +499,8 @@ def test_every_service_selects_one_workloads_pods_on_the_design_port(overlay: st
         for port in service["spec"]["ports"]:
             assert port["port"] == container_ports[port["targetPort"]]
     for name, port in GRPC_PORTS.items():
-        assert [p["port"] for p in of_kind(objects, "Service")[name]["spec"]["ports"]] == [port]
+        expected = EDGE_PORTS.get(name, [port])
+        assert [p["port"] for p in of_kind(objects, "Service")[name]["spec"]["ports"]] == expected
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -516,6 +526,24 @@ def test_envoys_gateway_cluster_resolves_to_every_gateway_pod(overlay: str) -> N
     assert cluster["type"] == "STRICT_DNS" and service["spec"]["clusterIP"] == "None", (
         "Envoy balances per request only when DNS returns the pods, i.e. with a headless Service"
     )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_envoys_direct_lane_clusters_resolve_to_each_owning_services_pods(overlay: str) -> None:
+    objects = render(overlay)
+    config = edge.render_for_pod(edge.TEMPLATE, Path("/etc/envoy"), {})
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    wanted = {**{owner: owner for owner in DIRECT_OWNERS}, "gateway-authz": "gateway"}
+    for name, owner in wanted.items():
+        endpoint = clusters[name]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        address = endpoint["address"]["socket_address"]
+        service = of_kind(objects, "Service")[address["address"]]
+        assert service["spec"]["selector"]["app.kubernetes.io/name"] == owner, name
+        assert address["port_value"] in {p["port"] for p in service["spec"]["ports"]}, name
+        # the services' own Services are not headless (their peers reach them the same way)
+        assert clusters[name]["type"] == "STRICT_DNS", name
+    gateway = main_container(of_kind(objects, "Deployment")["gateway"])
+    assert int(env_value(gateway, "AUTHZ_PORT")) == edge.AUTHZ_PORT
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -681,7 +709,7 @@ def test_each_service_admits_only_its_callers_in_the_peer_graph_on_its_grpc_port
                 sources.add(source)
             ports |= {(port["protocol"], port["port"]) for port in rule["ports"]}
         assert sources == callers, name
-        assert ports == {("TCP", GRPC_PORTS[name])}, name
+        assert ports == {("TCP", port) for port in EDGE_PORTS.get(name, [GRPC_PORTS[name]])}, name
         # the monitoring namespace reaches the metrics port and nothing else
         (scrape,) = scrapers
         assert scrape["from"] == [

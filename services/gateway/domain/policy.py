@@ -266,6 +266,22 @@ def rule_for(method: str) -> Rule | None:
     return POLICY.get(method.lstrip("/"))
 
 
+def direct_read(method: str) -> bool:
+    """A read Envoy may send straight to its owning service once the gateway's authoriser has admitted
+    it (`edge_authz`): not public, not mutating (no audit record is owed), of class read and of reach
+    rows, shared or staff (an order-reach method needs the gateway's look at the order first), and not
+    the gateway's own. Whether it is unary is the descriptor's to say (`omsctl.envoy`)."""
+    rule = rule_for(method)
+    return (
+        rule is not None
+        and not rule.public
+        and not rule.mutating
+        and rule.klass is Klass.READ
+        and rule.reach in (Reach.ROWS, Reach.SHARED, Reach.STAFF)
+        and not method.lstrip("/").startswith(f"{GATEWAY}/")
+    )
+
+
 def allowed(rule: Rule, roles: frozenset[str]) -> bool:
     return rule.public or bool(rule.roles & roles)
 
