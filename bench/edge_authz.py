@@ -1,11 +1,14 @@
 """Edge benchmark for issue 16's item 3 (`make bench-edge-authz`): what taking the gateway off the data
 path would save, measured before building it.
 
-Three paths for the same authenticated GetOrder, one call at a time and in turn (so a machine whose
-speed drifts slows all three alike), in one `make run`-shaped platform:
+Four paths for the same authenticated GetOrder, one call at a time and in turn (so a machine whose
+speed drifts slows all of them alike), in one `make run`-shaped platform:
 
 - `direct`: straight to the orders service with a gateway assertion (no edge at all);
-- `gateway_proxy`: through Envoy and the gateway, as every call goes today;
+- `gateway_proxy`: through Envoy and the gateway's proxy (the call sends `x-oms-lane: gateway`, which
+  takes it past the direct lane), as every call went before the lane;
+- `direct_lane`: through Envoy as it runs: its ext_authz asks the gateway's authoriser, then Envoy
+  forwards straight to orders;
 - `ext_authz`: through a second Envoy whose `ext_authz` filter asks a minimal HTTP authorisation server
   (`serve` below: the bearer token verified, once per token, as the gateway does; the assertion minted)
   and then forwards the call straight to orders.
@@ -35,6 +38,7 @@ from bench.gateway import order_request, sequential
 from oms.orders.v1 import orders_pb2_grpc
 from omsctl import embedded, tokens
 from omsctl.embedded import wait_for_port
+from omsctl.envoy import LANE_HEADER
 from omsctl.stack import SERVICES, Infra, Platform, edge_settings, identity_settings
 from services.gateway.config import DEFAULT_LIMITS
 from services.kit.identity import ASSERTION_HEADER, IdentitySettings, Principal, Signer
@@ -190,13 +194,16 @@ def main() -> None:
 
         paths: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
             "direct": (orders, direct_md),
-            "gateway_proxy": (platform.endpoints["envoy"], edge_md),
+            # the platform's Envoy, told to take the gateway's proxy as every call did before the lane
+            "gateway_proxy": (platform.endpoints["envoy"], (*edge_md, (LANE_HEADER, "gateway"))),
+            # the platform's Envoy as it runs: its ext_authz asks the gateway's authoriser
+            "direct_lane": (platform.endpoints["envoy"], edge_md),
             "ext_authz": (f"127.0.0.1:{listen}", edge_md),
         }
         latencies = asyncio.run(sequential(paths, asyncio.run(seed()), CALLS))
         direct = statistics.median(latencies["direct"]) * 1000
         print(f"direct_p50_ms: {direct:.2f} ms")
-        for name in ("gateway_proxy", "ext_authz"):
+        for name in ("gateway_proxy", "direct_lane", "ext_authz"):
             p50 = statistics.median(latencies[name]) * 1000
             print(f"{name}_p50_ms: {p50:.2f} ms")
             print(f"{name}_added_p50_ms: {p50 - direct:.2f} ms")
