@@ -181,9 +181,12 @@ OMS.pages.cs = async (main, [orderId]) => {
   }
 
   function shipmentCard(order, tracking) {
+    // newest first; carriers stamp nodes to the second, so of two in the same second the one logistics
+    // recorded later (its list is oldest first) is the latest
     const latest = tracking
-      .flatMap((tr) => (tr.events || []))
-      .sort((x, y) => String(y.occurredAt).localeCompare(String(x.occurredAt)))[0];
+      .flatMap((tr) => (tr.events || []).map((event, index) => ({ event, index })))
+      .sort((x, y) => String(y.event.occurredAt).localeCompare(String(x.event.occurredAt)) || y.index - x.index)
+      .map((found) => found.event)[0];
     return h("section", { class: "card", test: "cs-tracking" },
       h("h2", {}, t("cs.tracking")),
       latest
