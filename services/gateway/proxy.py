@@ -31,6 +31,20 @@ from services.kit.status import DETAILS_KEY, to_status
 
 log = logging.getLogger(__name__)
 
+
+def parsed_request(request_class: Callable[[], Message], request: bytes) -> Message:
+    """The request as its method's message. Garbage, and text Postgres cannot store (a NUL), is
+    INVALID_ARGUMENT here, before it reaches a service or the audit log."""
+    parsed = request_class()
+    try:
+        parsed.ParseFromString(request)
+    except DecodeError:
+        raise InvalidArgument("request", "is not a valid message of this method") from None
+    if b"\x00" in request:  # no zero byte at all, no NUL in any string: skip the walk
+        inputs.refuse_nul(parsed)
+    return parsed
+
+
 Local = Callable[..., Any]
 
 PASSED_TRAILERS = frozenset({"retry-after", DETAILS_KEY})
@@ -192,13 +206,7 @@ class Dispatcher(grpc.GenericRpcHandler):
             """Garbage (and text Postgres cannot store) is refused here with INVALID_ARGUMENT instead of
             reaching the service or the audit log; a call about an order outside a scoped caller's rows
             is answered NOT_FOUND before it reaches the service that does not know whose order it is."""
-            parsed = request_class()
-            try:
-                parsed.ParseFromString(request)
-            except DecodeError:
-                raise InvalidArgument("request", "is not a valid message of this method") from None
-            if b"\x00" in request:  # no zero byte at all, no NUL in any string: skip the walk
-                inputs.refuse_nul(parsed)
+            parsed = parsed_request(request_class, request)
             if about_an_order and dispatcher.visibility is not None:
                 await dispatcher.visibility.check(caller, str(getattr(parsed, "order_id")))  # noqa: B009
 

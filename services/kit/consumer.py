@@ -19,9 +19,10 @@ for the metrics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,6 +80,17 @@ class Envelope:
 Handler = Callable[[AsyncConnection, Message, Envelope], Awaitable[None]]
 # the new events of a batch taken together, in the stream's order, in its one transaction
 BatchHandler = Callable[[AsyncConnection, Sequence[tuple[Message, Envelope]]], Awaitable[None]]
+
+
+@contextlib.contextmanager
+def _consuming(msg: Msg, name: str) -> Iterator[None]:
+    """A consumer span in the trace the message was published in."""
+    token = otel_context.attach(tracing.context_from_headers(msg.headers or {}))
+    try:
+        with tracing.tracer().start_as_current_span(name, kind=trace.SpanKind.CONSUMER):
+            yield
+    finally:
+        otel_context.detach(token)
 
 
 def decode(event_type: str, payload: bytes) -> Message:
@@ -252,41 +264,21 @@ class EventConsumer:
                 if envelope.event_id in first:
                     first.discard(envelope.event_id)  # the same event twice in one fetch: handled once
                     handled.add(index)
-            if self.batch_handler is not None and len(handled) > 1:
-                new = [taken[index] for index in sorted(handled)]
+            new = [taken[index] for index in sorted(handled)]
+            if self.batch_handler is not None and len(new) > 1:
                 # one span for the batch, in the first event's trace
-                token = otel_context.attach(tracing.context_from_headers(new[0][0].headers or {}))
-                try:
-                    with tracing.tracer().start_as_current_span(
-                        f"consume {len(new)} × {self.subject}", kind=trace.SpanKind.CONSUMER
-                    ):
-                        await self.batch_handler(conn, [(event, envelope) for _, envelope, event in new])
-                finally:
-                    otel_context.detach(token)
+                with _consuming(new[0][0], f"consume {len(new)} × {self.subject}"):
+                    await self.batch_handler(conn, [(event, envelope) for _, envelope, event in new])
                 return handled
-            for index in sorted(handled):
-                msg, envelope, event = taken[index]
-                token = otel_context.attach(tracing.context_from_headers(msg.headers or {}))
-                try:
-                    with tracing.tracer().start_as_current_span(
-                        f"consume {msg.subject}", kind=trace.SpanKind.CONSUMER
-                    ):
-                        await self.handler(conn, event, envelope)
-                finally:
-                    otel_context.detach(token)
+            for msg, envelope, event in new:
+                with _consuming(msg, f"consume {msg.subject}"):
+                    await self.handler(conn, event, envelope)
         return handled
 
     async def process(self, msg: Msg) -> None:
-        headers: Mapping[str, str] = msg.headers or {}
         envelope = self._envelope(msg)
-        token = otel_context.attach(tracing.context_from_headers(headers))
-        try:
-            with tracing.tracer().start_as_current_span(
-                f"consume {msg.subject}", kind=trace.SpanKind.CONSUMER
-            ):
-                await self._process(msg, envelope)
-        finally:
-            otel_context.detach(token)
+        with _consuming(msg, f"consume {msg.subject}"):
+            await self._process(msg, envelope)
 
     async def _process(self, msg: Msg, envelope: Envelope) -> None:
         if not envelope.event_id or not envelope.event_type:

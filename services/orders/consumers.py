@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -68,37 +69,40 @@ def shipment_handlers(
     """Record logistics events on their orders inside the consumer's inbox transaction, then (once it
     committed) wake the process manager (a cancelled order's shipments are cancelled by its next step):
     the handler for one event and the one for a batch taken together (each order read and written once)."""
+    return _report_handlers(mappers.shipment_report, handlers.shipments_reported, policy, poke, clock)
+
+
+Report = TypeVar("Report")
+ReportsUseCase = Callable[
+    [handlers.UnitOfWork, handlers.Policy, list[Report], list[str]], Awaitable[handlers.Changes]
+]
+
+
+def _report_handlers(
+    read: Callable[[Message], Report | None],
+    use_case: ReportsUseCase[Report],
+    policy: handlers.Policy,
+    poke: Callable[[handlers.Changes], None],
+    clock: Clock | None,
+) -> tuple[Handler, BatchHandler]:
+    """Another service's events as reports about orders (`read`; None: not one orders follows), given
+    to `use_case` with each one's trace, in the consumer's transaction; the process manager is woken
+    once it committed. A batch's events keep their own traces; one alone runs in its consumer span."""
 
     async def handle_all(conn: AsyncConnection, events: Sequence[tuple[Message, Envelope]]) -> None:
-        reports = [
-            (report, envelope) for event, envelope in events if (report := mappers.shipment_report(event))
-        ]
+        reports = [(report, envelope) for event, envelope in events if (report := read(event)) is not None]
         if not reports:
             return
         uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
-        changes = await handlers.shipments_reported(
-            uow, policy, [report for report, _ in reports], _traces(events, [e for _, e in reports])
-        )
+        traces = ["" if len(events) == 1 else envelope.traceparent for _, envelope in reports]
+        changes = await use_case(uow, policy, [report for report, _ in reports], traces)
         await uow.flush_events()
         reports[-1][1].on_commit(lambda: poke(changes))
-
-    return _one_by_one(handle_all), handle_all
-
-
-def _one_by_one(handle_all: BatchHandler) -> Handler:
-    """The batch handler as the handler of one event (in the current trace: the event's own span)."""
 
     async def handle(conn: AsyncConnection, event: Message, envelope: Envelope) -> None:
         await handle_all(conn, [(event, envelope)])
 
-    return handle
-
-
-def _traces(events: Sequence[tuple[Message, Envelope]], envelopes: Sequence[Envelope]) -> list[str]:
-    """Each event's own trace when a batch is handled; the current one (the event's span) when alone."""
-    if len(events) == 1:
-        return [""] * len(envelopes)
-    return [envelope.traceparent for envelope in envelopes]
+    return handle, handle_all
 
 
 # after-sales' events about tickets (opened, approved, rejected, escalated, return_received,
@@ -112,18 +116,4 @@ def ticket_handlers(
 ) -> tuple[Handler, BatchHandler]:
     """Record after-sales events on their orders inside the consumer's inbox transaction: the handler
     for one event and the one for a batch taken together (each order read and written once)."""
-
-    async def handle_all(conn: AsyncConnection, events: Sequence[tuple[Message, Envelope]]) -> None:
-        reports = [
-            (report, envelope) for event, envelope in events if (report := mappers.ticket_report(event))
-        ]
-        if not reports:
-            return
-        uow = OrdersUnitOfWork.joined(conn, policy.keys, mappers.integration_event, clock)
-        changes = await handlers.tickets_reported(
-            uow, policy, [report for report, _ in reports], _traces(events, [e for _, e in reports])
-        )
-        await uow.flush_events()
-        reports[-1][1].on_commit(lambda: poke(changes))
-
-    return _one_by_one(handle_all), handle_all
+    return _report_handlers(mappers.ticket_report, handlers.tickets_reported, policy, poke, clock)

@@ -92,10 +92,11 @@ async def reserve(
     # with the reservation the order holds, as any other repeat is, never as a shortage
     async with new_uow() as uow:  # one read for both: the order's hold, else what each line lacks
         held = await uow.reservations.latest(order_id)
-        now = uow.clock.now()
-        if held is None or not held.holds_at(now):
-            lacking = await _lacking(uow, policy, lines)
-    if held is not None and held.holds_at(now):
+        if held is not None and not held.holds_at(uow.clock.now()):
+            held = None
+        lacking = None if held is not None else await _lacking(uow, policy, lines)
+    if lacking is None:
+        assert held is not None
         if held.lines != lines:
             raise FailedPrecondition(f"order {order_id} already holds a different reservation")
         return ReserveOutcome(True, held, held.lines)
