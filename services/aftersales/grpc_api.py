@@ -43,6 +43,8 @@ class AftersalesServicer(aftersales_pb2_grpc.AftersalesServiceServicer):
         self.policy = policy
         self.clock = clock
         self.on_queued = on_queued
+        # openings at the same moment are written in one transaction
+        self.opener = handlers.TicketOpener(uow_factory, orders, policy)
 
     async def _scope(self) -> handlers.Scope:
         principal = identity.current()
@@ -67,9 +69,7 @@ class AftersalesServicer(aftersales_pb2_grpc.AftersalesServiceServicer):
         if scope.hides_customer(order.customer_id):
             raise handlers.not_found_order(order_id)
         command = mappers.open_command(request, new_id(), order, identity.current().subject)
-        ticket = await handlers.open_new(
-            self.uow(), self.orders, self.policy, command, request.request_id.strip(), scope
-        )
+        ticket = await self.opener.open(command, request.request_id.strip(), scope)
         self.on_queued()
         return pb.OpenTicketResponse(ticket=self._message(ticket))
 

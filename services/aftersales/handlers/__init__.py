@@ -10,6 +10,7 @@ from services.aftersales.handlers.returns import RestockRunner, receive_return, 
 from services.aftersales.handlers.rules import activate, dry_run, list_versions, put_draft
 from services.aftersales.handlers.sla import sweep
 from services.aftersales.handlers.tickets import (
+    TicketOpener,
     add_note,
     decide,
     get_ticket,
@@ -24,6 +25,7 @@ __all__ = [
     "RefundRunner",
     "RestockRunner",
     "Scope",
+    "TicketOpener",
     "activate",
     "add_note",
     "decide",

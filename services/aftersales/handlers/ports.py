@@ -63,7 +63,21 @@ class Tickets(Protocol):
     async def lock_order(self, order_id: str) -> None:
         """Serialise this transaction with every other one about the order's tickets."""
 
+    async def lock_orders(self, order_ids: list[str]) -> None:
+        """`lock_order` for several orders, in an order every such caller keeps."""
+
     async def of_order(self, order_id: str) -> list[Ticket]: ...
+
+    async def of_orders_and_requests(
+        self, order_ids: list[str], request_ids: list[str]
+    ) -> tuple[dict[str, list[Ticket]], dict[str, Ticket]]:
+        """Each order's tickets, oldest first, and the ticket each request id opened."""
+
+    async def of_order_and_request(
+        self, order_id: str, request_id: str
+    ) -> tuple[list[Ticket], Ticket | None]:
+        """The order's tickets, oldest first, and the one `request_id` opened (None: none, or no id),
+        read together."""
 
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None: ...
 

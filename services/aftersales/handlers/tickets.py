@@ -7,17 +7,23 @@ never refunding more than was paid."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from services.aftersales.domain.approval import default_rule_set, evaluate
+from services.aftersales.domain.approval import RuleSet, default_rule_set, evaluate
 from services.aftersales.domain.commands import OpenTicket
 from services.aftersales.domain.events import BY_RULES
 from services.aftersales.domain.lifecycle import REFUNDS, RETURNS, TicketStatus
 from services.aftersales.domain.tickets import Ticket, open_ticket
 from services.aftersales.handlers.common import Policy, Scope, emit_recorded, not_found, save
 from services.aftersales.handlers.ports import Orders, TicketFilter, UnitOfWork
+from services.kit import tracing
+from services.kit.batching import Batcher
 from services.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 
+log = logging.getLogger(__name__)
 MAX_PAGE = 200
 S = TicketStatus
 
@@ -55,25 +61,17 @@ async def open_new(
 ) -> Ticket:
     """Open the ticket (a repeated request id answers the first one's), decide it by the active rules
     and, approved, start its refund or wait for its return."""
-    if len(request_id) > 128:
-        raise InvalidArgument("request_id", "at most 128 characters")
+    _check_request_id(request_id)
     async with uow:
-        now = uow.clock.now()
         await uow.tickets.lock_order(command.order.order_id)
         # asked under the order's lock only (one transaction, not a look first and another after): the
         # same request, sent twice at once, may have opened it while we waited
-        if request_id:
-            first = await uow.tickets.by_request(request_id)
-            if first is not None:
-                return _same_request(first, command, request_id, scope)
-        others = await uow.tickets.of_order(command.order.order_id)
-        ticket = open_ticket(command, now, others=others, policy=policy.refunds, retention=policy.retention)
-        active = await uow.rule_sets.active()
-        rules = active.rule_set() if active is not None else default_rule_set()
-        if ticket.decide(evaluate(rules, ticket.facts(), now), now):
-            await after_approval(uow, ticket, others)
+        others, first = await uow.tickets.of_order_and_request(command.order.order_id, request_id)
+        if first is not None:
+            return _same_request(first, command, request_id, scope)
+        rules = await _active_rules(uow)
         try:
-            await uow.tickets.add(ticket, request_id, ticket.next_deadline(policy.sla))
+            ticket = await _open_one(uow, policy, rules, command, request_id, others)
         except AlreadyExists:
             if not request_id:
                 raise
@@ -82,8 +80,103 @@ async def open_new(
             if first is None:
                 raise
             return _same_request(first, command, request_id, scope)
-        emit_recorded(uow, ticket)
         await uow.commit()
+    return ticket
+
+
+# an opening waiting to be written: the command, its request id, the caller's scope and trace
+Opening = tuple[OpenTicket, str, Scope, str]
+
+
+class TicketOpener:
+    """Tickets opened at the same moment are written together: while one transaction writes the
+    openings that came first, those that arrive wait and go in the next one (a group commit, at most
+    `in_flight` transactions at once; an idle service adds no delay). Each is what `open_new` would
+    make of it alone, under its own order's lock and in its caller's trace; should one of a batch fail
+    (a refusal, the same request twice), the transaction is rolled back and each is opened alone, so
+    only that one meets its error."""
+
+    def __init__(
+        self, new_uow: Callable[[], UnitOfWork], orders: Orders, policy: Policy, in_flight: int = 2
+    ) -> None:
+        self.new_uow = new_uow
+        self.orders = orders
+        self.policy = policy
+        self._batcher: Batcher[Opening, Ticket] = Batcher(
+            self._together, linger=0, max_batch=64, in_flight=in_flight
+        )
+
+    async def open(self, command: OpenTicket, request_id: str, scope: Scope) -> Ticket:
+        _check_request_id(request_id)
+        return await self._batcher.submit((command, request_id, scope, tracing.current_traceparent()))
+
+    async def _together(self, items: list[Opening]) -> list[Ticket | BaseException]:
+        order_ids = [command.order.order_id for command, *_ in items]
+        requests = [request_id for _, request_id, _, _ in items if request_id]
+        if len(items) > 1 and len(set(order_ids)) == len(order_ids) and len(set(requests)) == len(requests):
+            try:
+                return list(await open_many(self.new_uow(), self.policy, items))
+            except Exception:
+                log.debug("a batch of %d openings is opened one by one: one of them was refused", len(items))
+        return list(await asyncio.gather(*(self._alone(item) for item in items), return_exceptions=True))
+
+    async def _alone(self, item: Opening) -> Ticket:
+        command, request_id, scope, traceparent = item
+        with tracing.attached(traceparent):
+            return await open_new(self.new_uow(), self.orders, self.policy, command, request_id, scope)
+
+
+async def open_many(uow: UnitOfWork, policy: Policy, items: Sequence[Opening]) -> list[Ticket]:
+    """Open tickets of different orders in one transaction, each as `open_new` would (the orders
+    locked in one order, so two such transactions queue instead of deadlocking); any refusal raises
+    and nothing is written."""
+    async with uow:
+        await uow.tickets.lock_orders([command.order.order_id for command, *_ in items])
+        of_orders, by_request = await uow.tickets.of_orders_and_requests(
+            [command.order.order_id for command, *_ in items],
+            [request_id for _, request_id, _, _ in items if request_id],
+        )
+        rules = await _active_rules(uow)
+        tickets: list[Ticket] = []
+        for command, request_id, scope, traceparent in items:
+            with tracing.attached(traceparent):
+                first = by_request.get(request_id) if request_id else None
+                if first is not None:
+                    tickets.append(_same_request(first, command, request_id, scope))
+                    continue
+                others = of_orders.get(command.order.order_id, [])
+                tickets.append(await _open_one(uow, policy, rules, command, request_id, others))
+        await uow.commit()
+    return tickets
+
+
+def _check_request_id(request_id: str) -> None:
+    if len(request_id) > 128:
+        raise InvalidArgument("request_id", "at most 128 characters")
+
+
+async def _active_rules(uow: UnitOfWork) -> RuleSet:
+    active = await uow.rule_sets.active()
+    return active.rule_set() if active is not None else default_rule_set()
+
+
+async def _open_one(
+    uow: UnitOfWork,
+    policy: Policy,
+    rules: RuleSet,
+    command: OpenTicket,
+    request_id: str,
+    others: list[Ticket],
+) -> Ticket:
+    """The ticket opened and decided, its refund claimed and queued when approved, and written with its
+    events (the order locked and its tickets read by the caller). AlreadyExists: `request_id` opened
+    one meanwhile."""
+    now = uow.clock.now()
+    ticket = open_ticket(command, now, others=others, policy=policy.refunds, retention=policy.retention)
+    if ticket.decide(evaluate(rules, ticket.facts(), now), now):
+        await after_approval(uow, ticket, others)
+    await uow.tickets.add(ticket, request_id, ticket.next_deadline(policy.sla))
+    emit_recorded(uow, ticket)
     return ticket
 
 

@@ -10,11 +10,9 @@ CHECK (`claimed <= paid`) refuses whatever would go past what was paid, whoever 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.aftersales.domain.errors import Refused
@@ -34,6 +32,22 @@ _LOCK = (
     .where(_c.order_id == bindparam("order_id"), _c.line_index.in_(bindparam("lines", expanding=True)))
     .order_by(_c.line_index, _c.bucket)
     .with_for_update()
+)
+# a voucher's rows in one statement, in (line, bucket) order (two claims on an order lock its rows in
+# the same order, so they queue instead of deadlocking): a row not there yet is added with what was
+# paid; one there is added to only where the sum stays within what was paid (the rows returned)
+_CLAIM = text(
+    """
+    INSERT INTO line_claims (order_id, line_index, bucket, paid, claimed)
+    SELECT :order_id, u.line_index, u.bucket, u.paid, u.claimed
+    FROM unnest(CAST(:lines AS integer[]), CAST(:buckets AS varchar[]), CAST(:paid AS bigint[]),
+                CAST(:amounts AS bigint[])) AS u(line_index, bucket, paid, claimed)
+    ORDER BY u.line_index, u.bucket
+    ON CONFLICT (order_id, line_index, bucket) DO UPDATE
+        SET claimed = line_claims.claimed + excluded.claimed
+        WHERE line_claims.claimed + excluded.claimed <= line_claims.paid
+    RETURNING line_index, bucket
+    """
 )
 _ADD = (
     update(line_claims_table)
@@ -87,45 +101,66 @@ class ClaimRepository:
 
         Refused (FAILED_PRECONDITION) naming the voucher's line and bucket, `lines[i].quantity` or
         `lines[i].coupon_minor`, when it would take more than was paid, counting every claim
-        committed before (a concurrent claim waits for this one's row locks, then is refused)."""
-        rows: list[dict[str, Any]] = []
-        for line in voucher.lines:
-            snapshot = order.lines[line.line_index]
-            rows.append(
-                {
-                    "order_id": order.order_id,
-                    "line_index": line.line_index,
-                    "bucket": "units",
-                    "paid": snapshot.quantity,
-                    "claimed": 0,
-                }
-            )
-            for bucket in CLAIM_BUCKETS[1:]:
-                paid = getattr(snapshot.amounts, f"{bucket}_minor")
-                rows.append(
-                    {
-                        "order_id": order.order_id,
-                        "line_index": line.line_index,
-                        "bucket": bucket,
-                        "paid": paid,
-                        "claimed": 0,
-                    }
-                )
-        if not rows:
+        committed before (a concurrent claim waits for this one's row locks, then is refused).
+
+        One statement (`_CLAIM`): it adds the first rows of a line, with what was paid from the order,
+        or adds to the rows there, each only where it stays within what was paid; a refusal reads the
+        rows it could not add to, to say what is left."""
+        moves: dict[tuple[int, str], list[int]] = {}
+        for _, index, bucket, amount in _amounts(voucher):
+            line = order.lines[index]
+            paid = line.quantity if bucket == "units" else getattr(line.amounts, f"{bucket}_minor")
+            moves.setdefault((index, bucket), [paid, 0])[1] += amount
+        if not moves:
             return
-        await self.conn.execute(insert(line_claims_table).values(rows).on_conflict_do_nothing())
-        held = await self._locked(order.order_id, voucher)
+        keys = sorted(moves)
+        arguments = {
+            "order_id": order.order_id,
+            "lines": [index for index, _ in keys],
+            "buckets": [bucket for _, bucket in keys],
+            "paid": [moves[key][0] for key in keys],
+            "amounts": [moves[key][1] for key in keys],
+        }
+        try:
+            added = {(row.line_index, row.bucket) for row in await self.conn.execute(_CLAIM, arguments)}
+        except sqlalchemy.exc.IntegrityError as error:
+            if violated(error) == _CHECK:
+                # a line's first claim asking more than was paid: the transaction is spent, so the
+                # refusal says what was paid (nothing else was claimed of a row that was not there)
+                raise self._refusal(voucher, {key: (moves[key][0], 0) for key in keys}, set()) from None
+            raise
+        if len(added) < len(keys):
+            held = await self._locked(order.order_id, voucher)
+            raise self._refusal(voucher, held, added, order.order_id)
+
+    def _refusal(
+        self,
+        voucher: Voucher,
+        held: dict[tuple[int, str], tuple[int, int]],
+        added: set[tuple[int, str]],
+        order_id: str = "",
+    ) -> Exception:
+        """The first of the voucher's buckets that does not fit in what is left, named (`held`: paid
+        and claimed per row, where `added` rows already count this voucher's amounts)."""
+        order_id = order_id or voucher.order_id
+        own: dict[tuple[int, str], int] = {}
+        for _, index, bucket, amount in _amounts(voucher):
+            own[(index, bucket)] = own.get((index, bucket), 0) + amount
         for position, index, bucket, amount in _amounts(voucher):
-            paid, claimed = held[(index, bucket)]
+            paid, claimed = held.get((index, bucket), (0, 0))
+            if (index, bucket) in added:
+                claimed -= own[(index, bucket)]
             if claimed + amount > paid:
                 left = max(paid - claimed, 0)
                 what = "units" if bucket == "units" else f"of {bucket} (minor units)"
-                raise Refused(
+                return Refused(
                     f"lines[{position}].{_FIELD[bucket]}",
-                    f"line {index} of order {order.order_id}: {amount} {what} asked, {left} of the "
+                    f"line {index} of order {order_id}: {amount} {what} asked, {left} of the "
                     f"{paid} paid are left (the order's other refunds took the rest)",
                 )
-        await self._move(order.order_id, voucher, 1)
+        return FailedPrecondition(
+            f"lines: order {order_id}'s refund would take a line past what was paid (or below nothing)"
+        )
 
     async def release(self, order_id: str, voucher: Voucher) -> None:
         """Give a refund's amounts back to the lines (the provider closed it). Refused naming the line

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import Select, and_, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Select, String, and_, any_, bindparam, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,7 +31,28 @@ from services.kit.errors import AlreadyExists
 _t = tickets_table.c
 # every ticket operation on an order waits for the others on the same order (a 64-bit key)
 _LOCK_ORDER = text("SELECT pg_advisory_xact_lock(hashtextextended('aftersales:order:' || :order_id, 0))")
+# several orders' locks, taken in one order (the database's), so two such transactions never deadlock
+_LOCK_ORDERS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('aftersales:order:' || o, 0)) "
+    "FROM (SELECT DISTINCT o FROM unnest(CAST(:order_ids AS varchar[])) AS u(o) ORDER BY o) AS s"
+)
+_OF_ORDERS_AND_REQUESTS = (
+    select(tickets_table)
+    .where(
+        or_(
+            _t.order_id == any_(bindparam("order_ids", type_=ARRAY(String))),
+            and_(_t.request_id == any_(bindparam("request_ids", type_=ARRAY(String))), _t.request_id != ""),
+        )
+    )
+    .order_by(_t.opened_at, _t.ticket_id)
+)
 _NEWEST_FIRST = (_t.opened_at.desc(), _t.ticket_id.desc())
+
+
+def _by_request(request_id: str) -> Any:
+    """The ticket a request id opened, said so that the partial index on request ids serves it (the
+    index's own condition is in the query: a generic plan cannot tell the id is not empty)."""
+    return and_(_t.request_id == request_id, _t.request_id != "")
 
 
 def decided_at(ticket: Ticket) -> datetime | None:
@@ -130,10 +151,49 @@ class TicketRepository:
         """Serialise this transaction with every other one about the order's tickets (until it ends)."""
         await self.conn.execute(_LOCK_ORDER, {"order_id": order_id})
 
+    async def lock_orders(self, order_ids: list[str]) -> None:
+        """`lock_order` for several orders at once, in one order."""
+        await self.conn.execute(_LOCK_ORDERS, {"order_ids": sorted(set(order_ids))})
+
+    async def of_orders_and_requests(
+        self, order_ids: list[str], request_ids: list[str]
+    ) -> tuple[dict[str, list[Ticket]], dict[str, Ticket]]:
+        """Each order's tickets, oldest first, and the ticket each request id opened, in one query."""
+        rows = await self.conn.execute(
+            _OF_ORDERS_AND_REQUESTS, {"order_ids": order_ids, "request_ids": request_ids}
+        )
+        of_orders: dict[str, list[Ticket]] = {order_id: [] for order_id in order_ids}
+        by_request: dict[str, Ticket] = {}
+        wanted = set(request_ids)
+        for row in rows:
+            ticket = self._ticket(row)
+            if row.order_id in of_orders:
+                of_orders[row.order_id].append(ticket)
+            if row.request_id and row.request_id in wanted:
+                by_request[row.request_id] = ticket
+        return of_orders, by_request
+
     async def of_order(self, order_id: str) -> list[Ticket]:
         """The order's tickets, oldest first."""
         query = select(tickets_table).where(_t.order_id == order_id).order_by(_t.opened_at, _t.ticket_id)
         return await self._many(query)
+
+    async def of_order_and_request(
+        self, order_id: str, request_id: str
+    ) -> tuple[list[Ticket], Ticket | None]:
+        """The order's tickets, oldest first, and the one `request_id` opened (None: none, or no id),
+        in one query."""
+        if not request_id:
+            return await self.of_order(order_id), None
+        query = (
+            select(tickets_table)
+            .where(or_(_t.order_id == order_id, _by_request(request_id)))
+            .order_by(_t.opened_at, _t.ticket_id)
+        )
+        rows = (await self.conn.execute(query)).all()
+        tickets = [(row, self._ticket(row)) for row in rows]
+        first = next((ticket for row, ticket in tickets if row.request_id == request_id), None)
+        return [ticket for row, ticket in tickets if row.order_id == order_id], first
 
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
         return await self._one(select(tickets_table).where(_t.ticket_id == ticket_id), lock)
@@ -149,7 +209,7 @@ class TicketRepository:
     async def by_request(self, request_id: str) -> Ticket | None:
         if not request_id:
             return None
-        return await self._one(select(tickets_table).where(_t.request_id == request_id), False)
+        return await self._one(select(tickets_table).where(_by_request(request_id)), False)
 
     async def by_refund_no(self, refund_no: str, *, lock: bool = False) -> Ticket | None:
         """The ticket of a refund number: its current attempt's, or an earlier attempt's (through the

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.aftersales import handlers, mappers
+from services.aftersales.domain.commands import OpenTicket
 from services.aftersales.domain.lifecycle import TicketKind, TicketStatus
 from services.aftersales.domain.reasons import Reason
 from services.aftersales.handlers.ports import ProviderAnswer, TicketFilter
@@ -159,3 +160,80 @@ async def test_two_tickets_approved_at_the_same_moment_never_refund_more_than_wa
         rows = {row.bucket: (row.paid, row.claimed) for row in claimed}
     assert rows["units"] == (2, 2), rows
     assert all(claimed <= paid for paid, claimed in rows.values()), rows
+
+
+async def opened_together(
+    opener: handlers.TicketOpener, openings: list[tuple[OpenTicket, str]]
+) -> list[object]:
+    """Every opening submitted at the same moment; each one's ticket or error."""
+    return await asyncio.gather(
+        *(opener.open(opening, request_id, handlers.EVERYONE) for opening, request_id in openings),
+        return_exceptions=True,
+    )
+
+
+async def test_tickets_opened_at_the_same_moment_are_written_together_each_as_alone(
+    world: Callable[[], AftersalesUnitOfWork],
+) -> None:
+    snapshots = [order(order_id=f"o-{n}") for n in range(6)]
+    opener = handlers.TicketOpener(world, FakeOrders(*snapshots), POLICY, in_flight=1)
+    openings = [
+        (
+            command(s, [(2, 1)], kind=TicketKind.REFUND_ONLY, reason=Reason.DAMAGED, ticket_id=f"t-{n}"),
+            f"req-{n}",
+        )
+        for n, s in enumerate(snapshots)
+    ]
+    results = await opened_together(opener, openings)
+    assert [getattr(r, "ticket_id", r) for r in results] == [f"t-{n}" for n in range(6)]
+    assert all(getattr(r, "status", None) is S.REFUND_REQUESTED for r in results)
+    # submitted at the same moment: one transaction for the six
+    assert opener._batcher.batches == 1
+    async with world() as uow:
+        claimed = await uow.conn.execute(
+            text("SELECT order_id, claimed FROM line_claims WHERE bucket = 'units' ORDER BY order_id")
+        )
+        assert [(row.order_id, row.claimed) for row in claimed] == [(f"o-{n}", 1) for n in range(6)]
+        queued = await uow.conn.scalar(text("SELECT count(*) FROM refunds WHERE status = 'PENDING'"))
+        assert queued == 6
+        # written by one transaction
+        assert await uow.conn.scalar(text("SELECT count(DISTINCT xmin::text) FROM tickets")) == 1
+    assert await subjects(world) == ["opened", "approved", "refund_requested"] * 6
+    # the same requests again, together: each answers its first ticket and writes nothing
+    again = await opened_together(opener, openings)
+    assert [getattr(r, "ticket_id", r) for r in again] == [f"t-{n}" for n in range(6)]
+    assert len(await subjects(world)) == 18
+
+
+async def test_one_refused_opening_of_a_batch_meets_its_error_and_the_others_open(
+    world: Callable[[], AftersalesUnitOfWork],
+) -> None:
+    snapshots = [order(order_id=f"o-{n}") for n in range(4)]
+    opener = handlers.TicketOpener(world, FakeOrders(*snapshots), POLICY, in_flight=1)
+    # o-2 has a ticket for the reason already: its second is refused by the database's index
+    taken = command(snapshots[2], [(0, 1)], reason=Reason.DAMAGED, ticket_id="t-first")
+    await handlers.open_new(world(), FakeOrders(*snapshots), POLICY, taken, "", handlers.EVERYONE)
+    openings = [
+        (command(s, [(0, 1)], reason=Reason.DAMAGED, ticket_id=f"t-{n}"), "") for n, s in enumerate(snapshots)
+    ]
+    # together, o-0 a second time: the batch (o-0 twice) is opened one by one
+    twice = (command(snapshots[0], [(0, 1)], reason=Reason.DAMAGED, ticket_id="t-0-again"), "")
+    results = await opened_together(opener, [*openings, twice])
+    assert [getattr(r, "ticket_id", None) for r in results] == ["t-0", "t-1", None, "t-3", None]
+    for refused in (results[2], results[4]):
+        assert isinstance(refused, FailedPrecondition) and "one open ticket per reason" in str(refused)
+    # four different orders, o-2 refused: the batch is rolled back and each opened alone
+    more = [
+        (command(s, [(1, 1)], reason=Reason.WRONG_ITEM, ticket_id=f"u-{n}"), "")
+        for n, s in enumerate(snapshots)
+    ]
+    more[2] = (command(snapshots[2], [(0, 1)], reason=Reason.DAMAGED, ticket_id="u-2"), "")
+    results = await opened_together(opener, more)
+    assert [getattr(r, "ticket_id", None) for r in results] == ["u-0", "u-1", None, "u-3"]
+    assert isinstance(results[2], FailedPrecondition)
+    async with world() as uow:
+        each = text("SELECT count(DISTINCT xmin::text) FROM tickets WHERE ticket_id LIKE 'u-%'")
+        assert await uow.conn.scalar(each) == 3
+    listed, _ = await handlers.list_tickets(world(), TicketFilter(), handlers.EVERYONE, 50, "")
+    assert sorted(t.ticket_id for t in listed) == ["t-0", "t-1", "t-3", "t-first", "u-0", "u-1", "u-3"]
+    assert (await subjects(world)).count("opened") == 7

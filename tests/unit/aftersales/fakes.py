@@ -55,6 +55,23 @@ class FakeTickets:
     async def of_order(self, order_id: str) -> list[Ticket]:
         return [_copy(t) for t, *_ in self.state.tickets.values() if t.order_id == order_id]
 
+    async def lock_orders(self, order_ids: list[str]) -> None:
+        return None
+
+    async def of_orders_and_requests(
+        self, order_ids: list[str], request_ids: list[str]
+    ) -> tuple[dict[str, list[Ticket]], dict[str, Ticket]]:
+        found = {request_id: await self.by_request(request_id) for request_id in request_ids}
+        return (
+            {order_id: await self.of_order(order_id) for order_id in order_ids},
+            {request_id: ticket for request_id, ticket in found.items() if ticket is not None},
+        )
+
+    async def of_order_and_request(
+        self, order_id: str, request_id: str
+    ) -> tuple[list[Ticket], Ticket | None]:
+        return await self.of_order(order_id), await self.by_request(request_id) if request_id else None
+
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
         found = self.state.tickets.get(ticket_id)
         return _copy(found[0]) if found else None
