@@ -83,6 +83,9 @@ class Tickets(Protocol):
 
     async def by_request(self, request_id: str) -> Ticket | None: ...
 
+    async def get_many(self, ticket_ids: list[str], *, lock: bool = False) -> dict[str, Ticket]:
+        """The tickets of these ids that exist, by id."""
+
     async def by_replacement(self, order_id: str, *, lock: bool = False) -> Ticket | None: ...
 
     async def by_refund_no(self, refund_no: str, *, lock: bool = False) -> Ticket | None: ...

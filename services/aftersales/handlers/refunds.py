@@ -15,9 +15,13 @@ from services.aftersales.domain.lifecycle import TicketStatus
 from services.aftersales.domain.tickets import Ticket
 from services.aftersales.handlers.common import Policy, Scope, save
 from services.aftersales.handlers.ports import ProviderAnswer, Providers, RefundJob, UnitOfWork
+from services.kit import tracing
+from services.kit.batching import Batcher
 from services.kit.errors import InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
+# a provider's answer waiting to be written: the job, the answer, the trace it was asked in
+Answered = tuple[RefundJob, ProviderAnswer, str]
 S = TicketStatus
 SETTLED = frozenset({"SUCCESS", "CLOSED", "ABNORMAL", "REFUSED"})
 REPORTED = frozenset({"SUCCESS", "CLOSED", "ABNORMAL", "PROCESSING"})
@@ -103,6 +107,10 @@ class RefundRunner:
         self.limit = asyncio.Semaphore(concurrency)
         # set when a refund was queued: the runner looks at once instead of at its next round
         self.wake = asyncio.Event()
+        # answers that come while others are being written are written together (a group commit)
+        self._records: Batcher[Answered, None] = Batcher(
+            self._record_together, linger=0, max_batch=max(1, min(batch, 500)), in_flight=1
+        )
 
     async def run_due(self) -> int:
         """Send or ask after every refund due now, many at once; how many were taken."""
@@ -118,7 +126,7 @@ class RefundRunner:
         async with self.limit:
             answer = await self._ask(job)
         try:
-            await self.record(job, answer)
+            await self._records.submit((job, answer, tracing.current_traceparent()))
         except Exception:
             log.exception("refund %s: the answer %s was not recorded", job.refund_no, answer.status)
 
@@ -146,24 +154,64 @@ class RefundRunner:
             return ProviderAnswer("SENDING", detail=str(failure)[:500], retry=True)
 
     async def record(self, job: RefundJob, answer: ProviderAnswer) -> None:
+        """Write one provider's answer in its own transaction."""
         uow = self.new_uow()
         async with uow:
-            now = uow.clock.now()
-            if answer.retry:
-                delay = self.policy.retry_delay(job.attempts)
-                await uow.refunds.answered(job.refund_no, "SENDING", "", now + delay, answer.detail)
-            elif answer.status == "PROCESSING":
-                await uow.refunds.answered(
-                    job.refund_no, "PROCESSING", answer.provider_refund_id, now + self.policy.query_every, ""
-                )
-            else:
+            ticket = None
+            if _settles(answer):
                 await uow.tickets.lock_order(job.order_id)
                 ticket = await uow.tickets.get(job.ticket_id, lock=True)
-                if ticket is None:
-                    log.error("refund %s has no ticket %s", job.refund_no, job.ticket_id)
-                    return
-                await settle(uow, self.policy, ticket, job.refund_no, answer)
+            await self._write(uow, job, answer, ticket)
             await uow.commit()
+
+    async def _record_together(self, items: list[Answered]) -> list[BaseException | None]:
+        """Answers that came while others were being written, in one transaction: the settling refunds'
+        orders locked in one order and their tickets read at once, each answer written in its job's
+        trace. Should one fail, the transaction is rolled back and each is written alone."""
+        settling = [job for job, answer, _ in items if _settles(answer)]
+        orders = [job.order_id for job in settling]
+        numbers = [job.refund_no for job, _, _ in items]
+        if len(items) > 1 and len(set(orders)) == len(orders) and len(set(numbers)) == len(numbers):
+            try:
+                uow = self.new_uow()
+                async with uow:
+                    await uow.tickets.lock_orders(orders)
+                    tickets = await uow.tickets.get_many([job.ticket_id for job in settling], lock=True)
+                    for job, answer, traceparent in items:
+                        with tracing.attached(traceparent):
+                            await self._write(uow, job, answer, tickets.get(job.ticket_id))
+                    await uow.commit()
+                return [None] * len(items)
+            except Exception:
+                log.debug("%d refund answers are written one by one: one of them failed", len(items))
+        return list(await asyncio.gather(*(self._alone(item) for item in items), return_exceptions=True))
+
+    async def _alone(self, item: Answered) -> None:
+        job, answer, traceparent = item
+        with tracing.attached(traceparent):
+            await self.record(job, answer)
+
+    async def _write(
+        self, uow: UnitOfWork, job: RefundJob, answer: ProviderAnswer, ticket: Ticket | None
+    ) -> None:
+        """The answer on the refund's row (and, settled, on its ticket: locked by the caller)."""
+        now = uow.clock.now()
+        if answer.retry:
+            delay = self.policy.retry_delay(job.attempts)
+            await uow.refunds.answered(job.refund_no, "SENDING", "", now + delay, answer.detail)
+        elif answer.status == "PROCESSING":
+            await uow.refunds.answered(
+                job.refund_no, "PROCESSING", answer.provider_refund_id, now + self.policy.query_every, ""
+            )
+        elif ticket is None:
+            log.error("refund %s has no ticket %s", job.refund_no, job.ticket_id)
+        else:
+            await settle(uow, self.policy, ticket, job.refund_no, answer)
+
+
+def _settles(answer: ProviderAnswer) -> bool:
+    """Whether the answer is the provider's last word (the ticket moves), not a retry or PROCESSING."""
+    return not answer.retry and answer.status != "PROCESSING"
 
 
 MAX_LEDGER_PAGE = 1000

@@ -198,6 +198,15 @@ class TicketRepository:
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
         return await self._one(select(tickets_table).where(_t.ticket_id == ticket_id), lock)
 
+    async def get_many(self, ticket_ids: list[str], *, lock: bool = False) -> dict[str, Ticket]:
+        """The tickets of these ids that exist, by id (locked in id order when `lock`)."""
+        if not ticket_ids:
+            return {}
+        query = select(tickets_table).where(_t.ticket_id == any_(bindparam("ids", type_=ARRAY(String))))
+        query = query.order_by(_t.ticket_id)
+        rows = await self.conn.execute(query.with_for_update() if lock else query, {"ids": ticket_ids})
+        return {ticket.ticket_id: ticket for ticket in (self._ticket(row) for row in rows)}
+
     async def by_replacement(self, order_id: str, *, lock: bool = False) -> Ticket | None:
         """The exchange's ticket whose replacement is this order (None: it is no replacement)."""
         if not order_id:

@@ -237,3 +237,36 @@ async def test_one_refused_opening_of_a_batch_meets_its_error_and_the_others_ope
     listed, _ = await handlers.list_tickets(world(), TicketFilter(), handlers.EVERYONE, 50, "")
     assert sorted(t.ticket_id for t in listed) == ["t-0", "t-1", "t-3", "t-first", "u-0", "u-1", "u-3"]
     assert (await subjects(world)).count("opened") == 7
+
+
+async def test_the_providers_answers_of_one_round_are_written_together_each_on_its_own_refund(
+    world: Callable[[], AftersalesUnitOfWork],
+) -> None:
+    snapshots = [order(order_id=f"o-{n}") for n in range(5)]
+    orders = FakeOrders(*snapshots)
+    for n, s in enumerate(snapshots):
+        opening = command(s, [(2, 1)], kind=TicketKind.REFUND_ONLY, reason=Reason.DAMAGED, ticket_id=f"t-{n}")
+        await handlers.open_new(world(), orders, POLICY, opening, "", handlers.EVERYONE)
+    # refunds are sent in number order: t-0 times out, t-1 is still processing, the rest succeed
+    providers = ScriptedProviders(
+        ProviderAnswer("SENDING", retry=True, detail="timeout"), ProviderAnswer("PROCESSING", "5001")
+    )
+    runner = handlers.RefundRunner(world, providers, POLICY)
+    assert await runner.run_due() == 5
+    assert runner._records.batches == 1
+    async with world() as uow:
+        rows = await uow.conn.execute(
+            text("SELECT ticket_id, status, xmin::text AS tx FROM refunds ORDER BY ticket_id")
+        )
+        written = [(row.ticket_id, row.status, row.tx) for row in rows]
+    assert [(ticket_id, status) for ticket_id, status, _ in written] == [
+        ("t-0", "SENDING"),
+        ("t-1", "PROCESSING"),
+        ("t-2", "SUCCESS"),
+        ("t-3", "SUCCESS"),
+        ("t-4", "SUCCESS"),
+    ]
+    assert len({tx for *_, tx in written}) == 1, "one transaction for the round's answers"
+    statuses = [(await handlers.get_ticket(world(), f"t-{n}", handlers.EVERYONE)).status for n in range(5)]
+    assert statuses == [S.REFUND_REQUESTED, S.REFUND_REQUESTED, S.CLOSED, S.CLOSED, S.CLOSED]
+    assert (await subjects(world)).count("refunded") == 3

@@ -76,6 +76,10 @@ class FakeTickets:
         found = self.state.tickets.get(ticket_id)
         return _copy(found[0]) if found else None
 
+    async def get_many(self, ticket_ids: list[str], *, lock: bool = False) -> dict[str, Ticket]:
+        found = {ticket_id: await self.get(ticket_id, lock=lock) for ticket_id in ticket_ids}
+        return {ticket_id: ticket for ticket_id, ticket in found.items() if ticket is not None}
+
     async def by_request(self, request_id: str) -> Ticket | None:
         return next((_copy(t) for t, r, *_ in self.state.tickets.values() if r == request_id), None)
 
