@@ -33,12 +33,14 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         self.views = views
         self.cache = cache
         self.stock = stock
+        # plans decided at the same moment are recorded in one transaction
+        self.writer = planning.DecisionWriter(uow_factory, cache)
 
     async def PlanFulfilment(
         self, request: pb.PlanFulfilmentRequest, context: Ctx
     ) -> pb.PlanFulfilmentResponse:
         command = mappers.plan_command(request)
-        recorded = await planning.plan_fulfilment(self.uow, self.cache, self.stock, command)
+        recorded = await planning.plan_fulfilment(self.uow, self.cache, self.stock, command, self.writer)
         return pb.PlanFulfilmentResponse(decision=mappers.decision(recorded))
 
     async def PlanFulfilments(
@@ -55,7 +57,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 commands.append(error)
         valid = [command for command in commands if isinstance(command, PlanCommand)]
         planned = iter(
-            await planning.plan_fulfilments(self.uow, self.cache, self.stock, valid, request.traceparents)
+            await planning.plan_fulfilments(
+                self.uow, self.cache, self.stock, valid, request.traceparents, writer=self.writer
+            )
         )
         answers = [command if isinstance(command, Exception) else next(planned) for command in commands]
         return pb.PlanFulfilmentsResponse(

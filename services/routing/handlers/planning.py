@@ -3,11 +3,14 @@ log the decision, park the order or count the load, and announce it."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from services.kit.batching import answer_each
+from services.kit import tracing
+from services.kit.batching import Batcher, answer_each
 from services.kit.errors import InvalidArgument
 from services.kit.ids import new_id
 from services.routing.domain.commands import PlanCommand
@@ -28,6 +31,8 @@ from services.routing.domain.rules import RuleSet
 from services.routing.handlers.ports import StockSource, UnitOfWork
 from services.routing.handlers.rule_cache import RuleSetCache
 
+log = logging.getLogger(__name__)
+
 
 def validate(command: PlanCommand) -> RouteRequest:
     return route_request(
@@ -36,7 +41,11 @@ def validate(command: PlanCommand) -> RouteRequest:
 
 
 async def plan_fulfilment(
-    new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, stock_source: StockSource, command: PlanCommand
+    new_uow: Callable[[], UnitOfWork],
+    cache: RuleSetCache,
+    stock_source: StockSource,
+    command: PlanCommand,
+    writer: DecisionWriter | None = None,
 ) -> RecordedDecision:
     """Idempotent for a planned order (its decision is returned); a parked order is decided again, and
     so is a planned one whose plan the caller names as refused (`refused_decision_id`): the new
@@ -44,7 +53,8 @@ async def plan_fulfilment(
     it first) is a plain repeat, so two concurrent replans write one decision.
 
     The repeat is detected by the unique index on planned decisions when the new one is written,
-    not by a read first: the common case (a new order) pays one transaction, not two.
+    not by a read first: the common case (a new order) pays one transaction, not two. With a `writer`,
+    that transaction is shared with the plans being recorded at the same moment (a group commit).
     """
     request = validate(command)
     rules = await cache.active(new_uow())
@@ -52,6 +62,10 @@ async def plan_fulfilment(
     skus = [line.sku for line in request.lines]
     found = await _availability(stock_source, skus, _warehouses(rules, shadow_rules))
     request, stock = with_catalogue(request, found.catalogue), found.levels
+    if writer is not None:
+        return await writer.record(
+            _Deciding(request, stock, rules, shadow_rules, command.refused_decision_id)
+        )
     return await _decide(new_uow, cache, request, stock, rules, shadow_rules, command.refused_decision_id)
 
 
@@ -62,12 +76,14 @@ async def plan_fulfilments(
     commands: Sequence[PlanCommand],
     traceparents: Mapping[str, str] | None = None,
     concurrency: int = 8,
+    writer: DecisionWriter | None = None,
 ) -> list[RecordedDecision | Exception]:
     """Many orders, each as `plan_fulfilment` would plan it, on one read of live stock for them all.
 
     The orders are decided one after another, each on the stock the ones before it left: two orders of
     one batch never both plan the last unit. Each is recorded in its own transaction, and answered on
-    its own: a refused order (bad address, unknown SKU) is that order's error, never the batch's.
+    its own: a refused order (bad address, unknown SKU) is that order's error, never the batch's. With
+    a `writer`, the decisions are recorded together (a refusal there sends each to its own transaction).
     """
     validated: list[RouteRequest | Exception] = []
     for command in commands:
@@ -88,7 +104,7 @@ async def plan_fulfilments(
         # orders naming it are refused (with the line at fault)
         return await answer_each(
             commands,
-            lambda command: plan_fulfilment(new_uow, cache, stock_source, command),
+            lambda command: plan_fulfilment(new_uow, cache, stock_source, command, writer),
             concurrency,
             traces,
             "routing.plan",
@@ -121,6 +137,8 @@ async def plan_fulfilments(
     async def write(item: _Decided | Exception) -> RecordedDecision:
         if isinstance(item, Exception):
             raise item
+        if writer is not None:
+            return await writer.record(item)
         return await _write(
             new_uow, item.request, item.decision, item.shadow, item.stock, item.load, item.refused_decision_id
         )
@@ -138,6 +156,112 @@ class _Decided:
     stock: dict[tuple[str, str], int]
     load: dict[str, int]
     refused_decision_id: str
+
+
+@dataclass(frozen=True)
+class _Deciding:
+    """A single order to be decided on the stock it was sent, with the load read where it is recorded."""
+
+    request: RouteRequest
+    stock: dict[tuple[str, str], int]
+    rules: RuleSet
+    shadow_rules: RuleSet | None
+    refused_decision_id: str
+
+    def decided(self, load: dict[str, int]) -> _Decided:
+        decision = plan(self.request, self.rules, self.stock, load)
+        shadow = (
+            None if self.shadow_rules is None else plan(self.request, self.shadow_rules, self.stock, load)
+        )
+        return _Decided(self.request, decision, shadow, self.stock, load, self.refused_decision_id)
+
+
+# a decision waiting to be recorded, with the trace it was asked in
+_Recording = tuple["_Decided | _Deciding", str]
+
+
+class _Repeated(Exception):
+    """An order of a group had a plan already: the group is recorded one by one (each answers it)."""
+
+
+class DecisionWriter:
+    """Decisions that come while others are being recorded are recorded together: one transaction for
+    the lot (a group commit, at most `in_flight` at once; an idle service adds no delay). Each is
+    recorded as alone, under its order's lock (taken in order-id order) and in its caller's trace; the
+    day's load is counted once for the group (warehouses in one order). Should one of them fail or find
+    its order planned already, the transaction is rolled back and each is recorded in its own."""
+
+    def __init__(
+        self, new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, in_flight: int = 2, max_batch: int = 64
+    ) -> None:
+        self.new_uow = new_uow
+        self.cache = cache
+        self._batcher: Batcher[_Recording, RecordedDecision] = Batcher(
+            self._together, linger=0, max_batch=max_batch, in_flight=in_flight
+        )
+
+    async def record(self, item: _Decided | _Deciding) -> RecordedDecision:
+        return await self._batcher.submit((item, tracing.current_traceparent()))
+
+    async def _together(self, items: list[_Recording]) -> list[RecordedDecision | BaseException]:
+        orders = [item.request.order_id for item, _ in items]
+        if len(items) > 1 and len(set(orders)) == len(orders):
+            try:
+                return list(await self._in_one(items))
+            except Exception:
+                log.debug("%d decisions are recorded one by one: one of them was refused", len(items))
+        return list(await asyncio.gather(*(self._alone(item) for item in items), return_exceptions=True))
+
+    async def _in_one(self, items: list[_Recording]) -> list[RecordedDecision]:
+        uow = self.new_uow()
+        async with uow:
+            load = await self.cache.load(uow) if any(isinstance(i, _Deciding) for i, _ in items) else {}
+            counted: list[str] = []
+            answers: dict[int, RecordedDecision] = {}
+            for index in sorted(range(len(items)), key=lambda i: items[i][0].request.order_id):
+                item, traceparent = items[index]
+                with tracing.attached(traceparent):
+                    decided = item if isinstance(item, _Decided) else item.decided(dict(load))
+                    recorded = await _record(
+                        uow,
+                        decided.request,
+                        decided.decision,
+                        decided.stock,
+                        decided.load,
+                        decided.shadow,
+                        decided.refused_decision_id,
+                        counted,
+                    )
+                if recorded is None:
+                    raise _Repeated(decided.request.order_id)
+                answers[index] = recorded
+            if counted:
+                await uow.load.count(uow.clock.now().date(), counted)
+            await uow.commit()
+        return [answers[index] for index in range(len(items))]
+
+    async def _alone(self, recording: _Recording) -> RecordedDecision:
+        item, traceparent = recording
+        with tracing.attached(traceparent):
+            if isinstance(item, _Deciding):
+                return await _decide(
+                    self.new_uow,
+                    self.cache,
+                    item.request,
+                    item.stock,
+                    item.rules,
+                    item.shadow_rules,
+                    item.refused_decision_id,
+                )
+            return await _write(
+                self.new_uow,
+                item.request,
+                item.decision,
+                item.shadow,
+                item.stock,
+                item.load,
+                item.refused_decision_id,
+            )
 
 
 def _warehouses(rules: RuleSet, shadow_rules: RuleSet | None) -> list[str]:
@@ -218,9 +342,11 @@ async def _record(
     load: dict[str, int],
     shadow: Decision | None,
     refused_decision_id: str = "",
+    counted: list[str] | None = None,
 ) -> RecordedDecision | None:
     """Write the decision and its consequences; None when the order already has a planned decision
-    (other than the refused one, which the new decision supersedes)."""
+    (other than the refused one, which the new decision supersedes). With `counted`, the warehouses
+    whose load the plan adds to are added there (the caller counts them) instead of counted here."""
     # decisions of one order are written one at a time: a call that read the stock before a racing
     # call planned the order must not park it afterwards (a parked entry beside a plan is never cleared),
     # and of two replans of one refused plan only the first supersedes it
@@ -249,7 +375,11 @@ async def _record(
         uow.emit(parked_alert(parked))
     else:
         await uow.parked.unpark(request.order_id)
-        await uow.load.count(now.date(), [s.warehouse_id for s in decision.shipments])
+        warehouses = [s.warehouse_id for s in decision.shipments]
+        if counted is not None:
+            counted.extend(warehouses)
+        else:
+            await uow.load.count(now.date(), warehouses)
         uow.emit(_planned(recorded))
     return recorded
 

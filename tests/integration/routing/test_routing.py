@@ -690,3 +690,52 @@ async def test_an_unknown_sku_in_a_batch_refuses_only_the_orders_that_name_it(st
     assert good.decision.shipments and other.decision.shipments
     assert unknown.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert [v.field for v in unknown.error.violations] == ["lines[0].sku"]
+
+
+@dataclass
+class OnHand:
+    """Inventory answering at once with the same stock for every call."""
+
+    levels: dict[tuple[str, str], int]
+
+    async def availability(self, skus: object, warehouses: object) -> Stock:
+        return Stock(levels=dict(self.levels), catalogue={})
+
+
+async def test_plans_decided_at_the_same_moment_are_recorded_in_one_transaction_each_as_alone(
+    stack: Stack,
+) -> None:
+    writer = planning.DecisionWriter(stack.routing_uow, stack.cache, in_flight=1)
+    source = OnHand({("TEA", "WH-SH"): 100})
+    await stack.cache.active(stack.routing_uow())  # read once before: the plans need no read of their own
+    await stack.cache.shadow(stack.routing_uow())
+
+    def command(order_id: str) -> PlanCommand:
+        return PlanCommand(order_id, "浙江省", "杭州市", (RouteLine("TEA", 1),))
+
+    planned = await asyncio.gather(
+        *(
+            planning.plan_fulfilment(stack.routing_uow, stack.cache, source, command(f"o-g{n}"), writer)
+            for n in range(6)
+        )
+    )
+    assert [p.decision.order_id for p in planned] == [f"o-g{n}" for n in range(6)]
+    assert all([s.warehouse_id for s in p.decision.shipments] == ["WH-SH"] for p in planned)
+    assert writer._batcher.batches == 1
+    async with stack.routing_engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(DISTINCT xmin::text) FROM decisions")) == 1
+        assert await conn.scalar(text("SELECT sum(orders) FROM warehouse_load")) == 6
+    assert (await stack.subjects()).count("routing.planned") == 6
+    # the same orders again with three new ones: the group finds plans, so each is recorded alone, the
+    # repeats answering their plans and writing nothing
+    again = await asyncio.gather(
+        *(
+            planning.plan_fulfilment(stack.routing_uow, stack.cache, source, command(f"o-g{n}"), writer)
+            for n in range(3, 9)
+        )
+    )
+    assert [p.decision_id for p in again[:3]] == [p.decision_id for p in planned[3:]]
+    async with stack.routing_engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM decisions")) == 9
+        assert await conn.scalar(text("SELECT sum(orders) FROM warehouse_load")) == 9
+    assert (await stack.subjects()).count("routing.planned") == 9
