@@ -164,7 +164,8 @@ class OverdueTickets(Protocol):
 
     async def flag(self, buyer_id: str, ticket_id: str, at: datetime) -> None: ...
 
-    async def clear(self, ticket_id: str) -> None: ...
+    async def clear(self, ticket_ids: Sequence[str]) -> None:
+        """No longer overdue: these tickets were answered (one statement for them all)."""
 
     async def customers_among(self, buyer_ids: Sequence[str]) -> set[str]: ...
 

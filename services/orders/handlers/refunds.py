@@ -28,11 +28,16 @@ async def tickets_reported(
     `reports[i]`, empty for the current one): the overdue read model follows each; each order is read
     once and written once per run of its steps from one trace (`apply_per_order`)."""
     changes = Changes()
+    answered: list[str] = []  # cleared together, before a flag that could follow one of them
     for report in reports:
         if report.overdue and report.customer_id:
+            if report.ticket_id in answered:
+                await uow.overdue.clear(answered)
+                answered = []
             await uow.overdue.flag(report.customer_id, report.ticket_id, uow.clock.now())
         elif report.answered:
-            await uow.overdue.clear(report.ticket_id)
+            answered.append(report.ticket_id)
+    await uow.overdue.clear(answered)
 
     async def apply(stored: Stored, report: TicketReport) -> bool:
         return stored.order.report_ticket(report, uow.clock.now())

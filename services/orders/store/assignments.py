@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.orders.store.tables import customer_assignments_table, overdue_tickets_table
 
 _A = customer_assignments_table.c
+_CLEAR = overdue_tickets_table.delete().where(
+    overdue_tickets_table.c.ticket_id == any_(bindparam("ids", type_=ARRAY(String)))
+)
 
 
 class AssignmentRepository:
@@ -60,9 +63,9 @@ class OverdueTicketRepository:
             .on_conflict_do_nothing()
         )
 
-    async def clear(self, ticket_id: str) -> None:
-        table = overdue_tickets_table
-        await self.conn.execute(table.delete().where(table.c.ticket_id == ticket_id))
+    async def clear(self, ticket_ids: Sequence[str]) -> None:
+        if ticket_ids:
+            await self.conn.execute(_CLEAR, {"ids": list(dict.fromkeys(ticket_ids))})
 
     async def customers_among(self, buyer_ids: Sequence[str]) -> set[str]:
         table = overdue_tickets_table

@@ -10,7 +10,9 @@ from oms.inventory.v1 import events_pb2 as inventory_events
 from oms.orders.v1 import orders_pb2
 from services.kit import bus
 from services.kit.consumer import EventConsumer
-from services.orders import consumers
+from services.kit.ids import new_id
+from services.orders import consumers, handlers
+from services.orders.domain.refunds import TicketReport, TicketStep
 from tests.conftest import random_ref
 from tests.integration.orders.conftest import Stack
 from tests.integration.orders.test_lifecycle import ingest, status
@@ -54,3 +56,29 @@ async def test_a_reservation_expiry_event_cancels_the_unpaid_order_once(
     assert await stack.scalar("SELECT count(*) FROM outbox WHERE subject = 'orders.cancelled'") == 1
     read = await stack.orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order.order_id))
     assert "reservation expired" in read.order.status_reason
+
+
+async def test_ticket_reports_flag_and_clear_overdue_customers_in_their_order_on_postgres(
+    stack: Stack,
+) -> None:
+    """A batch of after-sales reports clears its answered tickets with one statement, yet a ticket
+    answered and then flagged again in the same batch stays flagged."""
+    now = stack.clock.now()
+
+    def flagged(ticket: str, buyer: str) -> TicketReport:
+        return TicketReport(
+            TicketStep.ESCALATED, ticket, new_id(), "flagged", now, customer_id=buyer, overdue=True
+        )
+
+    def answered(ticket: str) -> TicketReport:
+        return TicketReport(TicketStep.APPROVED, ticket, new_id(), "approved", now)
+
+    first = [flagged("t-1", "buyer-1"), flagged("t-2", "buyer-2"), flagged("t-3", "buyer-3")]
+    then = [answered("t-1"), answered("t-2"), flagged("t-1", "buyer-1"), answered("t-9")]
+    for reports in (first, then):
+        async with stack.uow() as uow:
+            await handlers.tickets_reported(uow, stack.policy, reports, [""] * len(reports))
+            await uow.commit()
+    async with stack.uow() as uow:
+        held = await uow.overdue.customers_among(["buyer-1", "buyer-2", "buyer-3"])
+    assert held == {"buyer-1", "buyer-3"}

@@ -470,8 +470,9 @@ class FakeOverdueTickets:
     async def flag(self, buyer_id: str, ticket_id: str, at: datetime) -> None:
         self.state.overdue.setdefault(ticket_id, buyer_id)
 
-    async def clear(self, ticket_id: str) -> None:
-        self.state.overdue.pop(ticket_id, None)
+    async def clear(self, ticket_ids: Sequence[str]) -> None:
+        for ticket_id in ticket_ids:
+            self.state.overdue.pop(ticket_id, None)
 
     async def customers_among(self, buyer_ids: Sequence[str]) -> set[str]:
         return {buyer for buyer in self.state.overdue.values() if buyer in buyer_ids}
