@@ -13,6 +13,9 @@ and one `oms.logistics.tracking_updated` on NATS. Measured:
 - tracking_to_timeline_p99_ms: push sent → its `oms.logistics.tracking_updated` event received on NATS
   (what orders' timeline consumes; the timeline itself is orders' part and not measured here).
 
+- http_echo_per_s: the ceiling, the same clients sending the same pushes to a server that answers at
+  once (bench/http_echo.py), and `tracking_pushes_per_s_vs_http_echo_per_s`.
+
 Prints `name: value unit` lines. BENCH_SECONDS (10), BENCH_CLIENTS (64), BENCH_SHIPMENTS (400).
 """
 
@@ -24,6 +27,8 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
 import time
 import urllib.request
@@ -34,9 +39,10 @@ from urllib.parse import urlencode
 import aiohttp
 import psutil
 
+from bench import ceilings
 from bench.common import percentile
 from oms.logistics.v1 import events_pb2
-from omsctl import tokens
+from omsctl import embedded, tokens
 from omsctl.stack import (
     KUAIDI100_PUSH_PATH,
     SF_PUSH_PATH,
@@ -302,10 +308,42 @@ async def measure(platform: Platform) -> None:
         for phase in phases:
             current[:] = [phase.run]
             await phase.push(platform, session, shipments)
+        current[:] = []
+        echo = await http_echo_rate(session, shipments, CLIENTS, SECONDS)
     await nats.close()
     light, heavy = phases
     heavy.report()
     light.report(f"_{light.clients}_clients")
+    ceilings.ratio(
+        "tracking_pushes_per_s", heavy.run.answered / heavy.elapsed, "http_echo_per_s", echo, "pushes/s"
+    )
+
+
+async def http_echo_rate(
+    session: aiohttp.ClientSession, shipments: list[dict[str, str]], clients: int, seconds: float
+) -> float:
+    """The ceiling: the same clients sending the same pushes, for as long, to a server that answers
+    each at once (bench/http_echo.py, straight, no Envoy)."""
+    port = embedded.free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.http_echo", env={**os.environ, "PORT": str(port)}
+    )
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            await asyncio.sleep(0.1)
+        run = Run()
+        ends = time.monotonic() + WARM_UP_SECONDS + seconds
+        edge = f"http://127.0.0.1:{port}"
+        load = asyncio.create_task(pushers(session, edge, shipments, run, clients, ends, "echo"))
+        await asyncio.sleep(WARM_UP_SECONDS)
+        run.measuring, started = True, time.perf_counter()
+        await load
+        return run.answered / (time.perf_counter() - started)
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), timeout=10)
 
 
 def process_groups(platform: Platform) -> dict[str, list[int]]:
