@@ -16,7 +16,7 @@ from services.kit.schema import outbox_table
 from services.kit.sealing import KeyRing
 from services.orders.domain import risk
 from services.orders.domain.lifecycle import OrderStatus
-from services.orders.domain.model import Channel, HoldCause, Order
+from services.orders.domain.model import Address, Channel, HoldCause, Order
 from services.orders.domain.orchestration import SHIPPABLE, DeadSteps, StockState, Stored
 from services.orders.domain.timeline import Entry
 from services.orders.store import sql
@@ -109,6 +109,8 @@ class OrderRepository:
         self.conn = conn
         self.keys = keys
         self._outbox_rows = outbox_rows
+        # order id → (the address as read, its sealed personal data, its phone hash), for `save`
+        self._seals: dict[str, tuple[Address, str, str]] = {}
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -180,7 +182,7 @@ class OrderRepository:
         if scheduled:
             stored.step_traceparent = tracing.current_traceparent()
         trace_id = tracing.current_trace_id()
-        row = {**order_row(stored, self.keys), "version": order.version + 1}
+        row = {**order_row(stored, self.keys, self._kept_seal(order)), "version": order.version + 1}
         timeline = timeline_rows(order.order_id, entries, at, trace_id, linked_trace_id)
         written = (
             await self.conn.execute(
@@ -411,7 +413,19 @@ class OrderRepository:
         return None if row is None else self._stored(row)
 
     def _stored(self, row: Any) -> Stored:
-        return stored_from_row(row._mapping, self.keys)
+        stored = stored_from_row(row._mapping, self.keys)
+        if row.pii_sealed is not None:
+            self._seals[row.order_id] = (stored.order.shipping_address, row.pii_sealed, row.phone_hash)
+        return stored
+
+    def _kept_seal(self, order: Order) -> tuple[str, str] | None:
+        """The sealed personal data and phone hash read with the order, while its address is the one
+        they seal: a save writes them back instead of sealing again (a new key reaches the row through
+        `reseal`, as it reaches every row)."""
+        kept = self._seals.get(order.order_id)
+        if kept is None or kept[0] != order.shipping_address:
+            return None
+        return kept[1], kept[2]
 
     # ---- key rotation -------------------------------------------------------------------------
 

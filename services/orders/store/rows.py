@@ -55,10 +55,16 @@ def dumps(value: object) -> str:
 # ---- orders ------------------------------------------------------------------------------------
 
 
-def order_row(stored: Stored, keys: KeyRing) -> dict[str, Any]:
-    """Every column of the order's row. Which of them a statement writes is the table's to say."""
+def order_row(stored: Stored, keys: KeyRing, kept_seal: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Every column of the order's row. Which of them a statement writes is the table's to say.
+    `kept_seal`: the sealed personal data and phone hash the row holds for this very address (read
+    with it), written back as they are instead of sealed again."""
     order = stored.order
-    plain, sealed, phone_hash = seal_address(keys, order.order_id, order.shipping_address)
+    if kept_seal is not None:
+        plain = plain_address(order.shipping_address)
+        sealed, phone_hash = kept_seal
+    else:
+        plain, sealed, phone_hash = seal_address(keys, order.order_id, order.shipping_address)
     status_changed = any(isinstance(event, StatusChanged) for event in order.events)
     return {
         "order_id": order.order_id,
@@ -345,10 +351,13 @@ def phone_hash(keys: KeyRing, phone: str) -> str:
     return keys.lookup_hash(normalise_phone(phone))
 
 
+def plain_address(address: Address) -> dict[str, str]:
+    return {name: getattr(address, name) for name in _PLAIN_ADDRESS_FIELDS}
+
+
 def seal_address(keys: KeyRing, order_id: str, address: Address) -> tuple[dict[str, str], str, str]:
-    plain = {name: getattr(address, name) for name in _PLAIN_ADDRESS_FIELDS}
     private = {name: getattr(address, name) for name in PII_FIELDS}
-    return plain, seal_private(keys, order_id, private), phone_hash(keys, address.phone)
+    return plain_address(address), seal_private(keys, order_id, private), phone_hash(keys, address.phone)
 
 
 def seal_private(keys: KeyRing, order_id: str, private: Mapping[str, str]) -> str:

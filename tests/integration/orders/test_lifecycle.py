@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -473,6 +474,44 @@ async def test_personal_data_is_sealed_at_rest_and_shown_only_to_allowed_roles(s
         metadata=as_gateway("warehouse"),
     )
     assert [o.order_id for o in by_phone.orders] == [order.order_id]
+
+
+async def test_a_save_keeps_the_sealed_address_it_read_and_seals_a_changed_one_anew(stack: Stack) -> None:
+    order = await ingest(stack, random_ref("own"))
+
+    async def sealed() -> tuple[object, object]:
+        row = await stack.column(
+            "SELECT ARRAY[pii_sealed, phone_hash] FROM orders WHERE order_id = :o", o=order.order_id
+        )
+        first = row[0]
+        assert isinstance(first, list)
+        return first[0], first[1]
+
+    before = await sealed()
+    async with stack.uow() as uow:
+        stored = await uow.orders.get(order.order_id, lock=True)
+        assert stored is not None
+        stored.order.buyer_note = "leave it at the door"
+        await uow.orders.save(stored, [], stack.clock.now())
+        await uow.commit()
+    # the address did not change: its sealed form is written back as read (sealing anew would draw a
+    # new nonce, so the text would differ)
+    assert await sealed() == before
+    async with stack.uow() as uow:
+        stored = await uow.orders.get(order.order_id, lock=True)
+        assert stored is not None
+        stored.order.shipping_address = dataclasses.replace(
+            stored.order.shipping_address, phone="13800000000"
+        )
+        await uow.orders.save(stored, [], stack.clock.now())
+        await uow.commit()
+    after = await sealed()
+    assert after[0] != before[0] and after[1] != before[1]
+    shown = await stack.orders.GetOrder(
+        orders_pb2.GetOrderRequest(order_id=order.order_id), metadata=as_gateway("warehouse")
+    )
+    assert shown.order.shipping_address.phone == "13800000000"
+    assert shown.order.buyer_note == "leave it at the door"
 
 
 async def test_a_step_that_keeps_failing_is_dead_lettered_alerted_and_replayable(stack: Stack) -> None:
