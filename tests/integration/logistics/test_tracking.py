@@ -16,6 +16,8 @@ from sqlalchemy import text
 from oms.alerts.v1 import events_pb2 as alerts_pb
 from oms.logistics.v1 import events_pb2 as events_pb
 from oms.logistics.v1 import logistics_pb2 as pb
+from services.logistics import bootstrap
+from services.logistics.domain.model import Node, Source, TrackingEvent
 from tests.integration.logistics.conftest import Receiver, Service, order_request
 from tests.waiting import eventually
 
@@ -238,3 +240,27 @@ async def test_a_batch_of_no_pushes_or_too_many_is_refused_naming_the_field(
     assert "pushes" in (refused.value.details() or "")
     async with service.engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM quarantined_pushes"))).scalar() == 0
+
+
+async def test_scans_are_stored_once_in_the_order_given_whatever_their_number(service: Service) -> None:
+    new_uow = bootstrap.unit_of_work(service.engine, service.settings.keys, service.clock)
+    at = service.clock.now().replace(microsecond=0)
+
+    def scan(n: int) -> TrackingEvent:
+        return TrackingEvent(
+            Node.IN_TRANSIT, "30", f"到达 {n}", "上海", at + timedelta(minutes=n), Source.POLL
+        )
+
+    async with new_uow() as uow:  # a scan twice in one call: stored once
+        added = await uow.tracking.add_many([("s-store", scan(n)) for n in (3, 1, 2, 1)])
+        await uow.commit()
+    assert added == {scan(n).key("s-store") for n in (1, 2, 3)}
+    async with new_uow() as uow:  # known ones again with a new one: only the new is stored
+        added = await uow.tracking.add_many([("s-store", scan(n)) for n in (1, 4, 2)])
+        await uow.commit()
+    assert added == {scan(4).key("s-store")}
+    async with service.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT description FROM tracking_events WHERE shipment_id = 's-store' ORDER BY id")
+        )
+        assert [row.description for row in rows] == ["到达 3", "到达 1", "到达 2", "到达 4"]
