@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -329,10 +328,7 @@ async def http_echo_rate(
         sys.executable, "-m", "bench.http_echo", env={**os.environ, "PORT": str(port)}
     )
     try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            await asyncio.sleep(0.1)
+        await asyncio.to_thread(embedded.wait_for_port, port, 10.0)
         run = Run()
         ends = time.monotonic() + WARM_UP_SECONDS + seconds
         edge = f"http://127.0.0.1:{port}"

@@ -73,12 +73,6 @@ class Tickets(Protocol):
     ) -> tuple[dict[str, list[Ticket]], dict[str, Ticket]]:
         """Each order's tickets, oldest first, and the ticket each request id opened."""
 
-    async def of_order_and_request(
-        self, order_id: str, request_id: str
-    ) -> tuple[list[Ticket], Ticket | None]:
-        """The order's tickets, oldest first, and the one `request_id` opened (None: none, or no id),
-        read together."""
-
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None: ...
 
     async def by_request(self, request_id: str) -> Ticket | None: ...

@@ -108,9 +108,14 @@ class RefundRunner:
         # set when a refund was queued: the runner looks at once instead of at its next round
         self.wake = asyncio.Event()
         # answers that come while others are being written are written together (a group commit)
-        self._records: Batcher[Answered, None] = Batcher(
+        self._records: Batcher[Answered, bool] = Batcher(
             self._record_together, linger=0, max_batch=max(1, min(batch, 500)), in_flight=1
         )
+
+    @property
+    def answer_batches(self) -> int:
+        """How many transactions wrote providers' answers together (for the tests and the benchmarks)."""
+        return self._records.batches
 
     async def run_due(self) -> int:
         """Send or ask after every refund due now, many at once; how many were taken."""
@@ -126,7 +131,8 @@ class RefundRunner:
         async with self.limit:
             answer = await self._ask(job)
         try:
-            await self._records.submit((job, answer, tracing.current_traceparent()))
+            if not await self._records.submit((job, answer, tracing.current_traceparent())):
+                await self.record(job, answer)
         except Exception:
             log.exception("refund %s: the answer %s was not recorded", job.refund_no, answer.status)
 
@@ -164,10 +170,11 @@ class RefundRunner:
             await self._write(uow, job, answer, ticket)
             await uow.commit()
 
-    async def _record_together(self, items: list[Answered]) -> list[BaseException | None]:
+    async def _record_together(self, items: list[Answered]) -> list[bool]:
         """Answers that came while others were being written, in one transaction: the settling refunds'
         orders locked in one order and their tickets read at once, each answer written in its job's
-        trace. Should one fail, the transaction is rolled back and each is written alone."""
+        trace. Should one fail, the transaction is rolled back and each is answered False: its caller
+        writes it alone (`record`), outside the batcher."""
         settling = [job for job, answer, _ in items if _settles(answer)]
         orders = [job.order_id for job in settling]
         numbers = [job.refund_no for job, _, _ in items]
@@ -181,15 +188,10 @@ class RefundRunner:
                         with tracing.attached(traceparent):
                             await self._write(uow, job, answer, tickets.get(job.ticket_id))
                     await uow.commit()
-                return [None] * len(items)
-            except Exception:
-                log.debug("%d refund answers are written one by one: one of them failed", len(items))
-        return list(await asyncio.gather(*(self._alone(item) for item in items), return_exceptions=True))
-
-    async def _alone(self, item: Answered) -> None:
-        job, answer, traceparent = item
-        with tracing.attached(traceparent):
-            await self.record(job, answer)
+                return [True] * len(items)
+            except Exception as error:
+                log.info("%d refund answers are written one by one: %r", len(items), error)
+        return [False] * len(items)
 
     async def _write(
         self, uow: UnitOfWork, job: RefundJob, answer: ProviderAnswer, ticket: Ticket | None

@@ -7,7 +7,6 @@ never refunding more than was paid."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -62,11 +61,15 @@ async def open_new(
     """Open the ticket (a repeated request id answers the first one's), decide it by the active rules
     and, approved, start its refund or wait for its return."""
     _check_request_id(request_id)
+    order_id = command.order.order_id
     async with uow:
-        await uow.tickets.lock_order(command.order.order_id)
+        await uow.tickets.lock_order(order_id)
         # asked under the order's lock only (one transaction, not a look first and another after): the
         # same request, sent twice at once, may have opened it while we waited
-        others, first = await uow.tickets.of_order_and_request(command.order.order_id, request_id)
+        of_orders, by_request = await uow.tickets.of_orders_and_requests(
+            [order_id], [request_id] if request_id else []
+        )
+        others, first = of_orders[order_id], by_request.get(request_id)
         if first is not None:
             return _same_request(first, command, request_id, scope)
         rules = await _active_rules(uow)
@@ -102,39 +105,44 @@ class TicketOpener:
         self.new_uow = new_uow
         self.orders = orders
         self.policy = policy
-        self._batcher: Batcher[Opening, Ticket] = Batcher(
+        self._batcher: Batcher[Opening, Ticket | None] = Batcher(
             self._together, linger=0, max_batch=64, in_flight=in_flight
         )
 
+    @property
+    def batches(self) -> int:
+        """How many transactions took openings together (for the tests and the benchmarks)."""
+        return self._batcher.batches
+
     async def open(self, command: OpenTicket, request_id: str, scope: Scope) -> Ticket:
         _check_request_id(request_id)
-        return await self._batcher.submit((command, request_id, scope, tracing.current_traceparent()))
+        opened = await self._batcher.submit((command, request_id, scope, tracing.current_traceparent()))
+        if opened is not None:
+            return opened
+        return await open_new(self.new_uow(), self.orders, self.policy, command, request_id, scope)
 
-    async def _together(self, items: list[Opening]) -> list[Ticket | BaseException]:
+    async def _together(self, items: list[Opening]) -> list[Ticket | None]:
+        """The group's tickets, or None for each (each is then opened alone by its caller, outside
+        the batcher, as the other desks do)."""
         order_ids = [command.order.order_id for command, *_ in items]
         requests = [request_id for _, request_id, _, _ in items if request_id]
         if len(items) > 1 and len(set(order_ids)) == len(order_ids) and len(set(requests)) == len(requests):
             try:
                 return list(await open_many(self.new_uow(), self.policy, items))
-            except Exception:
-                log.debug("a batch of %d openings is opened one by one: one of them was refused", len(items))
-        return list(await asyncio.gather(*(self._alone(item) for item in items), return_exceptions=True))
-
-    async def _alone(self, item: Opening) -> Ticket:
-        command, request_id, scope, traceparent = item
-        with tracing.attached(traceparent):
-            return await open_new(self.new_uow(), self.orders, self.policy, command, request_id, scope)
+            except Exception as error:
+                log.info("%d openings are opened one by one: %r", len(items), error)
+        return [None] * len(items)
 
 
 async def open_many(uow: UnitOfWork, policy: Policy, items: Sequence[Opening]) -> list[Ticket]:
     """Open tickets of different orders in one transaction, each as `open_new` would (the orders
     locked in one order, so two such transactions queue instead of deadlocking); any refusal raises
     and nothing is written."""
+    order_ids = [command.order.order_id for command, *_ in items]
     async with uow:
-        await uow.tickets.lock_orders([command.order.order_id for command, *_ in items])
+        await uow.tickets.lock_orders(order_ids)
         of_orders, by_request = await uow.tickets.of_orders_and_requests(
-            [command.order.order_id for command, *_ in items],
-            [request_id for _, request_id, _, _ in items if request_id],
+            order_ids, [request_id for _, request_id, _, _ in items if request_id]
         )
         rules = await _active_rules(uow)
         tickets: list[Ticket] = []

@@ -127,40 +127,10 @@ class ClaimRepository:
             if violated(error) == _CHECK:
                 # a line's first claim asking more than was paid: the transaction is spent, so the
                 # refusal says what was paid (nothing else was claimed of a row that was not there)
-                raise self._refusal(voucher, {key: (moves[key][0], 0) for key in keys}, set()) from None
+                raise _refusal(voucher, {key: (moves[key][0], 0) for key in keys}, set()) from None
             raise
         if len(added) < len(keys):
-            held = await self._locked(order.order_id, voucher)
-            raise self._refusal(voucher, held, added, order.order_id)
-
-    def _refusal(
-        self,
-        voucher: Voucher,
-        held: dict[tuple[int, str], tuple[int, int]],
-        added: set[tuple[int, str]],
-        order_id: str = "",
-    ) -> Exception:
-        """The first of the voucher's buckets that does not fit in what is left, named (`held`: paid
-        and claimed per row, where `added` rows already count this voucher's amounts)."""
-        order_id = order_id or voucher.order_id
-        own: dict[tuple[int, str], int] = {}
-        for _, index, bucket, amount in _amounts(voucher):
-            own[(index, bucket)] = own.get((index, bucket), 0) + amount
-        for position, index, bucket, amount in _amounts(voucher):
-            paid, claimed = held.get((index, bucket), (0, 0))
-            if (index, bucket) in added:
-                claimed -= own[(index, bucket)]
-            if claimed + amount > paid:
-                left = max(paid - claimed, 0)
-                what = "units" if bucket == "units" else f"of {bucket} (minor units)"
-                return Refused(
-                    f"lines[{position}].{_FIELD[bucket]}",
-                    f"line {index} of order {order_id}: {amount} {what} asked, {left} of the "
-                    f"{paid} paid are left (the order's other refunds took the rest)",
-                )
-        return FailedPrecondition(
-            f"lines: order {order_id}'s refund would take a line past what was paid (or below nothing)"
-        )
+            raise _refusal(voucher, await self._locked(order.order_id, voucher), added)
 
     async def release(self, order_id: str, voucher: Voucher) -> None:
         """Give a refund's amounts back to the lines (the provider closed it). Refused naming the line
@@ -174,3 +144,29 @@ class ClaimRepository:
                     f"line {index} of order {order_id} holds {claimed} claimed, {amount} cannot be released",
                 )
         await self._move(order_id, voucher, -1)
+
+
+def _refusal(
+    voucher: Voucher, held: dict[tuple[int, str], tuple[int, int]], added: set[tuple[int, str]]
+) -> Exception:
+    """The first of the voucher's buckets that does not fit in what is left, named (`held`: paid and
+    claimed per row, where `added` rows already count this voucher's amounts)."""
+    order_id = voucher.order_id
+    own: dict[tuple[int, str], int] = {}
+    for _, index, bucket, amount in _amounts(voucher):
+        own[(index, bucket)] = own.get((index, bucket), 0) + amount
+    for position, index, bucket, amount in _amounts(voucher):
+        paid, claimed = held.get((index, bucket), (0, 0))
+        if (index, bucket) in added:
+            claimed -= own[(index, bucket)]
+        if claimed + amount > paid:
+            left = max(paid - claimed, 0)
+            what = "units" if bucket == "units" else f"of {bucket} (minor units)"
+            return Refused(
+                f"lines[{position}].{_FIELD[bucket]}",
+                f"line {index} of order {order_id}: {amount} {what} asked, {left} of the "
+                f"{paid} paid are left (the order's other refunds took the rest)",
+            )
+    return FailedPrecondition(
+        f"lines: order {order_id}'s refund would take a line past what was paid (or below nothing)"
+    )

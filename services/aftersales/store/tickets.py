@@ -178,23 +178,6 @@ class TicketRepository:
         query = select(tickets_table).where(_t.order_id == order_id).order_by(_t.opened_at, _t.ticket_id)
         return await self._many(query)
 
-    async def of_order_and_request(
-        self, order_id: str, request_id: str
-    ) -> tuple[list[Ticket], Ticket | None]:
-        """The order's tickets, oldest first, and the one `request_id` opened (None: none, or no id),
-        in one query."""
-        if not request_id:
-            return await self.of_order(order_id), None
-        query = (
-            select(tickets_table)
-            .where(or_(_t.order_id == order_id, _by_request(request_id)))
-            .order_by(_t.opened_at, _t.ticket_id)
-        )
-        rows = (await self.conn.execute(query)).all()
-        tickets = [(row, self._ticket(row)) for row in rows]
-        first = next((ticket for row, ticket in tickets if row.request_id == request_id), None)
-        return [ticket for row, ticket in tickets if row.order_id == order_id], first
-
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
         return await self._one(select(tickets_table).where(_t.ticket_id == ticket_id), lock)
 

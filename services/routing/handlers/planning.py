@@ -3,7 +3,6 @@ log the decision, park the order or count the load, and announce it."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -63,9 +62,9 @@ async def plan_fulfilment(
     found = await _availability(stock_source, skus, _warehouses(rules, shadow_rules))
     request, stock = with_catalogue(request, found.catalogue), found.levels
     if writer is not None:
-        return await writer.record(
-            _Deciding(request, stock, rules, shadow_rules, command.refused_decision_id)
-        )
+        deciding = _Deciding(request, stock, rules, shadow_rules, command.refused_decision_id)
+        if (recorded := await writer.record(deciding)) is not None:
+            return recorded
     return await _decide(new_uow, cache, request, stock, rules, shadow_rules, command.refused_decision_id)
 
 
@@ -137,8 +136,8 @@ async def plan_fulfilments(
     async def write(item: _Decided | Exception) -> RecordedDecision:
         if isinstance(item, Exception):
             raise item
-        if writer is not None:
-            return await writer.record(item)
+        if writer is not None and (recorded := await writer.record(item)) is not None:
+            return recorded
         return await _write(
             new_uow, item.request, item.decision, item.shadow, item.stock, item.load, item.refused_decision_id
         )
@@ -189,28 +188,36 @@ class DecisionWriter:
     the lot (a group commit, at most `in_flight` at once; an idle service adds no delay). Each is
     recorded as alone, under its order's lock (taken in order-id order) and in its caller's trace; the
     day's load is counted once for the group (warehouses in one order). Should one of them fail or find
-    its order planned already, the transaction is rolled back and each is recorded in its own."""
+    its order planned already, the transaction is rolled back and each is answered None: its caller
+    records it alone, outside the writer (as the other desks, `kit.batching`), so a group's trouble
+    never holds the writer's transactions."""
 
     def __init__(
         self, new_uow: Callable[[], UnitOfWork], cache: RuleSetCache, in_flight: int = 2, max_batch: int = 64
     ) -> None:
         self.new_uow = new_uow
         self.cache = cache
-        self._batcher: Batcher[_Recording, RecordedDecision] = Batcher(
+        self._batcher: Batcher[_Recording, RecordedDecision | None] = Batcher(
             self._together, linger=0, max_batch=max_batch, in_flight=in_flight
         )
 
-    async def record(self, item: _Decided | _Deciding) -> RecordedDecision:
+    @property
+    def batches(self) -> int:
+        """How many transactions took decisions together (for the tests and the benchmarks)."""
+        return self._batcher.batches
+
+    async def record(self, item: _Decided | _Deciding) -> RecordedDecision | None:
+        """The decision recorded with the others of its group; None: record it alone."""
         return await self._batcher.submit((item, tracing.current_traceparent()))
 
-    async def _together(self, items: list[_Recording]) -> list[RecordedDecision | BaseException]:
+    async def _together(self, items: list[_Recording]) -> list[RecordedDecision | None]:
         orders = [item.request.order_id for item, _ in items]
         if len(items) > 1 and len(set(orders)) == len(orders):
             try:
                 return list(await self._in_one(items))
-            except Exception:
-                log.debug("%d decisions are recorded one by one: one of them was refused", len(items))
-        return list(await asyncio.gather(*(self._alone(item) for item in items), return_exceptions=True))
+            except Exception as error:
+                log.info("%d decisions are recorded one by one: %r", len(items), error)
+        return [None] * len(items)
 
     async def _in_one(self, items: list[_Recording]) -> list[RecordedDecision]:
         uow = self.new_uow()
@@ -239,29 +246,6 @@ class DecisionWriter:
                 await uow.load.count(uow.clock.now().date(), counted)
             await uow.commit()
         return [answers[index] for index in range(len(items))]
-
-    async def _alone(self, recording: _Recording) -> RecordedDecision:
-        item, traceparent = recording
-        with tracing.attached(traceparent):
-            if isinstance(item, _Deciding):
-                return await _decide(
-                    self.new_uow,
-                    self.cache,
-                    item.request,
-                    item.stock,
-                    item.rules,
-                    item.shadow_rules,
-                    item.refused_decision_id,
-                )
-            return await _write(
-                self.new_uow,
-                item.request,
-                item.decision,
-                item.shadow,
-                item.stock,
-                item.load,
-                item.refused_decision_id,
-            )
 
 
 def _warehouses(rules: RuleSet, shadow_rules: RuleSet | None) -> list[str]:

@@ -188,7 +188,7 @@ async def test_tickets_opened_at_the_same_moment_are_written_together_each_as_al
     assert [getattr(r, "ticket_id", r) for r in results] == [f"t-{n}" for n in range(6)]
     assert all(getattr(r, "status", None) is S.REFUND_REQUESTED for r in results)
     # submitted at the same moment: one transaction for the six
-    assert opener._batcher.batches == 1
+    assert opener.batches == 1
     async with world() as uow:
         claimed = await uow.conn.execute(
             text("SELECT order_id, claimed FROM line_claims WHERE bucket = 'units' ORDER BY order_id")
@@ -253,7 +253,7 @@ async def test_the_providers_answers_of_one_round_are_written_together_each_on_i
     )
     runner = handlers.RefundRunner(world, providers, POLICY)
     assert await runner.run_due() == 5
-    assert runner._records.batches == 1
+    assert runner.answer_batches == 1
     async with world() as uow:
         rows = await uow.conn.execute(
             text("SELECT ticket_id, status, xmin::text AS tx FROM refunds ORDER BY ticket_id")

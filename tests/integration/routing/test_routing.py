@@ -721,7 +721,7 @@ async def test_plans_decided_at_the_same_moment_are_recorded_in_one_transaction_
     )
     assert [p.decision.order_id for p in planned] == [f"o-g{n}" for n in range(6)]
     assert all([s.warehouse_id for s in p.decision.shipments] == ["WH-SH"] for p in planned)
-    assert writer._batcher.batches == 1
+    assert writer.batches == 1
     async with stack.routing_engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(DISTINCT xmin::text) FROM decisions")) == 1
         assert await conn.scalar(text("SELECT sum(orders) FROM warehouse_load")) == 6

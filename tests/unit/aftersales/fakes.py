@@ -67,11 +67,6 @@ class FakeTickets:
             {request_id: ticket for request_id, ticket in found.items() if ticket is not None},
         )
 
-    async def of_order_and_request(
-        self, order_id: str, request_id: str
-    ) -> tuple[list[Ticket], Ticket | None]:
-        return await self.of_order(order_id), await self.by_request(request_id) if request_id else None
-
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
         found = self.state.tickets.get(ticket_id)
         return _copy(found[0]) if found else None
