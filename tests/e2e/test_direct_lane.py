@@ -6,6 +6,7 @@ the gateway forwards reaches orders on the gateway's channel, never on Envoy's `
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 
 import grpc
@@ -97,3 +98,17 @@ async def test_a_write_never_asks_the_authoriser(platform: Platform) -> None:
     after = await counters(platform)
     assert after["gateway-authz"] == before["gateway-authz"]
     assert after["gateway"] > before["gateway"]
+
+
+async def test_a_read_larger_than_the_authorisers_body_limit_is_answered_whole_on_the_direct_lane(
+    platform: Platform,
+) -> None:
+    """The authoriser is sent at most 64 KiB of a request; that limit must not cap the answer: a rule
+    set of more than 64 KiB of JSON comes back whole through the lane."""
+    ops = bearer(platform, "ops")
+    before = await counters(platform)
+    status, _, read = await call(platform, "GET", "/v1/routing/rule-sets/0", token=ops)
+    assert status == 200, read
+    assert len(json.dumps(read)) > 64 * 1024 and int(read["ruleSet"]["version"]) >= 1
+    after = await counters(platform)
+    assert after.get("routing", 0) - before.get("routing", 0) == 1, "it went the direct lane"
